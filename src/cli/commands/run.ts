@@ -1,0 +1,96 @@
+/** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
+import type { Logger } from 'pino';
+import { UsageError } from '../../errors.js';
+import { CheckpointWriter, EMPTY_RESUME_STATE, loadCheckpoint } from '../../sync/checkpoint.js';
+import { runJobs } from '../../sync/run.js';
+import type { ObjectStore } from '../../storage/types.js';
+import { openSession, parseJobs, readConfig } from '../setup.js';
+import { createStore, samePlace } from '../stores.js';
+import { reportJson, reportText } from '../summary.js';
+import { EXIT, type Output } from '../exit.js';
+
+export interface RunFlags {
+  readonly jobs: string[];
+  readonly config?: string;
+  readonly concurrency?: number;
+  readonly resume: boolean;
+  readonly dryRun: boolean;
+  readonly limit?: number;
+  readonly checkpoint?: string;
+  readonly json: boolean;
+}
+
+export async function runCommand(flags: RunFlags, log: Logger, out: Output): Promise<number> {
+  parseJobs(flags.jobs);
+  const config = readConfig(flags);
+  const concurrency = flags.concurrency ?? config.sync.concurrency;
+  const checkpointPath = flags.checkpoint ?? config.sync.checkpoint;
+  if (samePlace(config.source, config.destination)) {
+    throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
+  }
+  const stores: ObjectStore[] = [];
+  const session = await openSession(config, flags.jobs, log);
+  try {
+    const source = createStore(config.source, 'source', concurrency);
+    stores.push(source);
+    const destination = createStore(config.destination, 'destination', concurrency);
+    stores.push(destination);
+    await Promise.all([source.check(), destination.check()]);
+
+    const identity = { source: source.description, destination: destination.description };
+    const resume = flags.resume ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
+    const checkpoint = flags.dryRun
+      ? undefined
+      : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode: flags.resume ? 'resume' : 'fresh', ...identity });
+
+    const stop = new AbortController();
+    const abort = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stop.signal.aborted) {
+        log.warn({ signal }, 'second signal: aborting the copies in flight');
+        abort.abort();
+        return;
+      }
+      log.warn({ signal }, 'stopping: no new copies; finishing those in flight (signal again to abort them)');
+      stop.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, database: session.db.description, dryRun: flags.dryRun }, 'run started');
+      for (const note of session.notes) log.info(note);
+      const summary = await runJobs({
+        jobs: session.jobs,
+        db: session.db,
+        schema: session.schema,
+        source,
+        destination,
+        batchSize: config.database.batchSize,
+        concurrency,
+        limit: flags.limit,
+        acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
+        storageClass: config.destination.storageClass,
+        retries: config.sync.retries,
+        resume,
+        checkpoint,
+        dryRun: flags.dryRun,
+        onPlan: (object, from, to) =>
+          out.stdout(flags.json ? JSON.stringify({ job: object.job, id: object.id, source: from, destination: to }) : `${from} -> ${to}`),
+        stop: stop.signal,
+        abort: abort.signal,
+        log,
+      });
+      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: session.notes };
+      out.stdout(flags.json ? reportJson(report) : reportText(report));
+      if (summary.interrupted) return EXIT.interrupted;
+      return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      checkpoint?.close();
+    }
+  } finally {
+    for (const store of stores) store.close();
+    await session.db.close();
+  }
+}

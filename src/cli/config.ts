@@ -1,0 +1,328 @@
+/**
+ * The configuration: a TOML file (--config, else $MASTOSYNC_CONFIG, else ./mastosync.toml) overlaid with
+ * MASTOSYNC_<SECTION>_<KEY> environment variables, so secrets need not sit in the file. Every key is declared
+ * below; an unknown key or a wrong type is a UsageError that names it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { UsageError } from '../errors.js';
+
+type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
+
+const STORE_KEYS = {
+  type: ['s3', 'fs'],
+  endpoint: 'string',
+  region: 'string',
+  bucket: 'string',
+  access_key_id: 'string',
+  secret_access_key: 'string',
+  session_token: 'string',
+  force_path_style: 'boolean',
+  key_prefix: 'string',
+  path: 'string',
+} as const satisfies Record<string, KeyType>;
+
+const SECTIONS = {
+  database: {
+    url: 'string',
+    host: 'string',
+    port: 'integer',
+    user: 'string',
+    password: 'string',
+    database: 'string',
+    ssl: 'boolean',
+    batch_size: 'integer',
+  },
+  'database.ssh': {
+    host: 'string',
+    port: 'integer',
+    user: 'string',
+    private_key: 'string',
+    passphrase: 'string',
+    password: 'string',
+    agent: 'boolean',
+    host_key: 'string',
+    known_hosts: 'string',
+  },
+  source: STORE_KEYS,
+  destination: { ...STORE_KEYS, acl: 'string', storage_class: 'string' },
+  sync: {
+    concurrency: 'integer',
+    checkpoint: 'string',
+    retries: 'integer',
+    copy_mode: ['auto', 'stream', 'server'],
+    max_rps: 'integer',
+  },
+} as const satisfies Record<string, Record<string, KeyType>>;
+
+type SectionName = keyof typeof SECTIONS;
+type RawSection = Record<string, string | number | boolean>;
+type RawConfig = Partial<Record<SectionName, RawSection>>;
+
+export interface S3StoreConfig {
+  readonly type: 's3';
+  readonly bucket: string;
+  readonly region: string;
+  readonly endpoint?: string;
+  readonly forcePathStyle: boolean;
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Mastodon's S3_KEY_PREFIX for this bucket; undefined when unset. */
+  readonly keyPrefix?: string;
+}
+
+export interface FsStoreConfig {
+  readonly type: 'fs';
+  /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
+  readonly path: string;
+}
+
+export type StoreConfig = S3StoreConfig | FsStoreConfig;
+
+export interface SshConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey?: string;
+  readonly passphrase?: string;
+  readonly password?: string;
+  readonly agent?: boolean;
+  readonly hostKey?: string;
+  readonly knownHosts?: string;
+}
+
+export interface DatabaseConfig {
+  readonly connectionString?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly password?: string;
+  readonly database?: string;
+  readonly ssl: boolean;
+  readonly batchSize: number;
+  readonly ssh?: SshConfig;
+}
+
+export interface Config {
+  /** Where the settings came from, for messages: a file path or "the environment". */
+  readonly origin: string;
+  readonly database: DatabaseConfig;
+  readonly source: StoreConfig;
+  readonly destination: StoreConfig & { readonly acl: string; readonly storageClass?: string };
+  readonly sync: {
+    readonly concurrency: number;
+    readonly checkpoint: string;
+    readonly retries: number;
+    readonly copyMode: 'auto' | 'stream' | 'server';
+    readonly maxRps?: number;
+  };
+}
+
+export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
+
+/** Finds the config file: the flag, then $MASTOSYNC_CONFIG, then ./mastosync.toml if it exists. */
+export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const named = flag ?? env.MASTOSYNC_CONFIG;
+  if (named !== undefined && named !== '') {
+    if (!existsSync(named)) throw new UsageError(`config file ${named} does not exist: pass --config FILE with a readable TOML file`);
+    return named;
+  }
+  return existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined;
+}
+
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: RawConfig = file === undefined ? {} : readTomlFile(file);
+  overlayEnvironment(raw, env);
+  const origin = file ?? 'the environment';
+  if (file === undefined && Object.keys(raw).length === 0) {
+    throw new UsageError(
+      `no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or create ./${DEFAULT_CONFIG_FILE} (see config.sample.toml)`,
+    );
+  }
+  return resolve(raw, origin);
+}
+
+function readTomlFile(file: string): RawConfig {
+  let document: Record<string, unknown>;
+  try {
+    document = parseToml(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof TomlError) {
+      throw new UsageError(`${file}:${error.line}:${error.column}: invalid TOML: ${error.message.split('\n')[0]}`);
+    }
+    throw new UsageError(`cannot read config file ${file}: ${(error as Error).message}`);
+  }
+  const raw: RawConfig = {};
+  for (const [sectionName, value] of Object.entries(document)) {
+    if (!isTable(value)) throw new UsageError(`${file}: "${sectionName}" must be a [section]; known sections: ${knownSections()}`);
+    if (sectionName === 'database' && isTable(value.ssh)) {
+      const { ssh, ...database } = value;
+      raw['database.ssh'] = checkSection(file, 'database.ssh', ssh as Record<string, unknown>);
+      raw.database = checkSection(file, 'database', database);
+      continue;
+    }
+    if (!(sectionName in SECTIONS)) throw new UsageError(`${file}: unknown section [${sectionName}]; known sections: ${knownSections()}`);
+    raw[sectionName as SectionName] = checkSection(file, sectionName as SectionName, value);
+  }
+  return raw;
+}
+
+function checkSection(file: string, section: SectionName, values: Record<string, unknown>): RawSection {
+  const declared: Record<string, KeyType> = SECTIONS[section];
+  const checked: RawSection = {};
+  for (const [key, value] of Object.entries(values)) {
+    const type = declared[key];
+    if (type === undefined) {
+      throw new UsageError(`${file}: unknown key "${key}" in [${section}]; known keys: ${Object.keys(declared).join(', ')}`);
+    }
+    checked[key] = checkType(`${file}: [${section}] ${key}`, type, value);
+  }
+  return checked;
+}
+
+function checkType(where: string, type: KeyType, value: unknown): string | number | boolean {
+  if (Array.isArray(type)) {
+    if (typeof value === 'string' && type.includes(value)) return value;
+    throw new UsageError(`${where} must be one of ${type.map((choice) => `"${choice}"`).join(', ')}, not ${JSON.stringify(value)}`);
+  }
+  if (type === 'integer' && typeof value === 'number' && Number.isInteger(value)) return value;
+  if (type === 'integer' && typeof value === 'bigint') return Number(value);
+  if (type === 'string' && typeof value === 'string') return value;
+  if (type === 'boolean' && typeof value === 'boolean') return value;
+  throw new UsageError(`${where} must be ${type === 'integer' ? 'an integer' : `a ${type}`}, not ${JSON.stringify(value)}`);
+}
+
+/** MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins. */
+function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
+  const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('MASTOSYNC_') || name === 'MASTOSYNC_CONFIG' || value === undefined) continue;
+    const rest = name.slice('MASTOSYNC_'.length).toLowerCase();
+    const section = sections.find((candidate) => rest.startsWith(`${candidate.replace('.', '_')}_`));
+    const key = section === undefined ? undefined : rest.slice(section.length + 1);
+    const type = section === undefined || key === undefined ? undefined : (SECTIONS[section] as Record<string, KeyType>)[key];
+    if (section === undefined || key === undefined || type === undefined) {
+      throw new UsageError(`unknown environment variable ${name}: expected MASTOSYNC_<SECTION>_<KEY>, for example MASTOSYNC_SOURCE_SECRET_ACCESS_KEY`);
+    }
+    (raw[section] ??= {})[key] = checkType(`environment variable ${name}`, type, parseEnvValue(type, value));
+  }
+}
+
+function parseEnvValue(type: KeyType, value: string): unknown {
+  if (type === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+  if (type === 'boolean') return value === 'true' ? true : value === 'false' ? false : value;
+  return value;
+}
+
+function resolve(raw: RawConfig, origin: string): Config {
+  const database = raw.database ?? {};
+  const sync = raw.sync ?? {};
+  const batchSize = positive(origin, 'database', 'batch_size', database.batch_size, 10_000);
+  if (database.url === undefined && database.database === undefined) {
+    throw new UsageError(`${origin}: [database] needs url (postgres://user:pass@host:5432/mastodon_production) or database`);
+  }
+  const destination = resolveStore(origin, 'destination', raw.destination);
+  const destinationRaw = raw.destination ?? {};
+  return {
+    origin,
+    database: {
+      connectionString: database.url as string | undefined,
+      host: database.host as string | undefined,
+      port: database.port as number | undefined,
+      user: database.user as string | undefined,
+      password: database.password as string | undefined,
+      database: database.database as string | undefined,
+      ssl: (database.ssl as boolean | undefined) ?? false,
+      batchSize,
+      ssh: resolveSsh(origin, raw['database.ssh']),
+    },
+    source: resolveStore(origin, 'source', raw.source),
+    destination: {
+      ...destination,
+      acl: (destinationRaw.acl as string | undefined) ?? 'public-read',
+      storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
+    },
+    sync: {
+      concurrency: positive(origin, 'sync', 'concurrency', sync.concurrency, 8),
+      checkpoint: (sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl',
+      retries: nonNegative(origin, 'sync', 'retries', sync.retries, 5),
+      copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
+      maxRps: sync.max_rps === undefined ? undefined : positive(origin, 'sync', 'max_rps', sync.max_rps, 1),
+    },
+  };
+}
+
+function resolveStore(origin: string, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
+  if (store === undefined) throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, or type = "fs" with path)`);
+  const type = (store.type as 's3' | 'fs' | undefined) ?? 's3';
+  if (type === 'fs') {
+    if (typeof store.path !== 'string' || store.path === '') throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
+    return { type, path: expandHome(store.path) };
+  }
+  if (typeof store.bucket !== 'string' || store.bucket === '') throw new UsageError(`${origin}: [${section}] needs bucket`);
+  const accessKeyId = store.access_key_id as string | undefined;
+  const secretAccessKey = store.secret_access_key as string | undefined;
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new UsageError(`${origin}: [${section}] needs both access_key_id and secret_access_key (or neither, to use the AWS default credentials)`);
+  }
+  const endpoint = nonEmpty(store.endpoint as string | undefined);
+  return {
+    type,
+    bucket: store.bucket,
+    region: nonEmpty(store.region as string | undefined) ?? 'us-east-1',
+    endpoint,
+    // Like Mastodon: a custom endpoint means path-style unless told otherwise.
+    forcePathStyle: (store.force_path_style as boolean | undefined) ?? endpoint !== undefined,
+    credentials:
+      accessKeyId === undefined || secretAccessKey === undefined
+        ? undefined
+        : { accessKeyId, secretAccessKey, sessionToken: store.session_token as string | undefined },
+    keyPrefix: store.key_prefix as string | undefined,
+  };
+}
+
+function resolveSsh(origin: string, ssh: RawSection | undefined): SshConfig | undefined {
+  if (ssh === undefined) return undefined;
+  if (typeof ssh.host !== 'string' || typeof ssh.user !== 'string') {
+    throw new UsageError(`${origin}: [database.ssh] needs host and user`);
+  }
+  return {
+    host: ssh.host,
+    port: (ssh.port as number | undefined) ?? 22,
+    user: ssh.user,
+    privateKey: ssh.private_key === undefined ? undefined : expandHome(ssh.private_key as string),
+    passphrase: ssh.passphrase as string | undefined,
+    password: ssh.password as string | undefined,
+    agent: ssh.agent as boolean | undefined,
+    hostKey: ssh.host_key as string | undefined,
+    knownHosts: ssh.known_hosts === undefined ? undefined : expandHome(ssh.known_hosts as string),
+  };
+}
+
+function positive(origin: string, section: string, key: string, value: unknown, fallback: number): number {
+  const number = (value as number | undefined) ?? fallback;
+  if (number < 1) throw new UsageError(`${origin}: [${section}] ${key} must be at least 1, not ${number}`);
+  return number;
+}
+
+function nonNegative(origin: string, section: string, key: string, value: unknown, fallback: number): number {
+  const number = (value as number | undefined) ?? fallback;
+  if (number < 0) throw new UsageError(`${origin}: [${section}] ${key} must be 0 or more, not ${number}`);
+  return number;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function knownSections(): string {
+  return Object.keys(SECTIONS).map((name) => `[${name}]`).join(', ');
+}
+
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
+}

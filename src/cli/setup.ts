@@ -1,0 +1,61 @@
+/**
+ * What every command that touches the database needs: the config, a database session and its schema, and
+ * the jobs to run. Each step fails with a UsageError that names what to fix, before anything is written.
+ */
+import type { Logger } from 'pino';
+import { connectDatabase, type Database } from '../db/connection.js';
+import { hasTable, probeSchema, type Schema } from '../db/schema.js';
+import { UsageError } from '../errors.js';
+import { JOB_NAMES, isJobName, type JobName } from '../mastodon/tables.js';
+import { loadConfig, locateConfig, type Config } from './config.js';
+
+export interface CommonFlags {
+  readonly config?: string;
+}
+
+export function readConfig(flags: CommonFlags): Config {
+  return loadConfig(locateConfig(flags.config, process.env), process.env);
+}
+
+/** Parses job names (`all` or table names); unknown names are a usage error. */
+export function parseJobs(names: readonly string[]): { jobs: JobName[]; all: boolean } {
+  if (names.length === 0) throw new UsageError(`name at least one job: ${JOB_NAMES.join(', ')}, or all`);
+  if (names.includes('all')) return { jobs: [...JOB_NAMES], all: true };
+  const jobs: JobName[] = [];
+  for (const name of names) {
+    if (!isJobName(name)) throw new UsageError(`unknown job "${name}": choose from ${JOB_NAMES.join(', ')}, or all`);
+    if (!jobs.includes(name)) jobs.push(name);
+  }
+  return { jobs, all: false };
+}
+
+export interface Session {
+  readonly db: Database;
+  readonly schema: Schema;
+  /** The jobs whose tables this Mastodon version has. */
+  readonly jobs: JobName[];
+  /** Jobs skipped under `all` because their table does not exist, with why. */
+  readonly notes: string[];
+}
+
+export async function openSession(config: Config, jobNames: readonly string[], log: Logger): Promise<Session> {
+  const { jobs, all } = parseJobs(jobNames);
+  const db = await connectDatabase(config.database, log);
+  try {
+    const schema = await probeSchema(db);
+    const notes: string[] = [];
+    const present = jobs.filter((job) => {
+      if (hasTable(schema, job)) return true;
+      if (!all) {
+        throw new UsageError(`table ${job} does not exist in ${db.description}: this Mastodon version has no ${job}; leave the job out`);
+      }
+      notes.push(`${job}: skipped, this Mastodon version has no ${job} table`);
+      return false;
+    });
+    if (present.length === 0) throw new UsageError(`none of the tables exist in ${db.description}: is [database] the Mastodon database?`);
+    return { db, schema, jobs: present, notes };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}

@@ -1,0 +1,56 @@
+/** The end-of-run report: a table for people, or one JSON document with --json. */
+import type { JobSummary } from '../sync/run.js';
+
+export interface Report {
+  readonly jobs: JobSummary[];
+  readonly interrupted: boolean;
+  readonly dryRun: boolean;
+  readonly notes: string[];
+}
+
+export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
+  const total = { rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0 };
+  for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
+  return total;
+}
+
+export function reportJson(report: Report): string {
+  return JSON.stringify({ ...report, total: totals(report.jobs) });
+}
+
+export function reportText(report: Report): string {
+  const columns = report.dryRun
+    ? (['rows', 'objects', 'skipped'] as const)
+    : (['rows', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
+  const header = ['job', ...columns, ...(report.dryRun ? [] : ['bytes', 'time'])];
+  const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [
+    name,
+    ...columns.map((column) => String(job[column])),
+    ...(report.dryRun ? [] : [formatBytes(job.bytes), job.ms === undefined ? '' : formatDuration(job.ms)]),
+  ];
+  const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', totals(report.jobs))];
+  const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
+  const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
+  const status = report.dryRun ? 'dry run: nothing was written' : report.interrupted ? 'interrupted: run again with --resume to continue' : undefined;
+  return [...text, ...report.notes.map((note) => `note: ${note}`), ...(status ? [status] : [])].join('\n');
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const seconds = ms / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}

@@ -1,0 +1,176 @@
+/**
+ * The database session: a small pg pool that is harmless on a production primary. Every session is
+ * read-only and named `mastosync`; queries are short keyset pages run outside any explicit transaction, so no
+ * snapshot outlives one page and a days-long run never holds back vacuum.
+ */
+import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import type { Logger } from 'pino';
+import type { DatabaseConfig } from '../cli/config.js';
+import { UsageError, describeError } from '../errors.js';
+import { openTunnel, type Tunnel } from './tunnel.js';
+
+export interface Database {
+  /** For messages: user@host:port/database (never the password). */
+  readonly description: string;
+  /** A short query; retried once over a fresh connection (and tunnel) when the connection was lost. */
+  query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: readonly unknown[]): Promise<T[]>;
+  /** A dedicated client for streaming one query; release it when the stream ends. */
+  connect(): Promise<pg.PoolClient>;
+  /** Replaces a lost connection (and tunnel) after a drop; waits with backoff until it works. */
+  reconnect(reason: unknown): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SESSION_SETUP = [
+  // Belt and braces: the tool never writes, and a bug must not be able to either.
+  'SET default_transaction_read_only = on',
+  // No statement may run away on a production primary; keyset pages take milliseconds.
+  "SET statement_timeout = '5min'",
+  "SET idle_in_transaction_session_timeout = '60s'",
+].join('; ');
+
+export async function connectDatabase(config: DatabaseConfig, log: Logger): Promise<Database> {
+  const base = clientConfig(config);
+  const target = { host: base.host ?? '127.0.0.1', port: base.port ?? 5432 };
+  const description = `${base.user ?? 'postgres'}@${target.host}:${target.port}/${base.database ?? ''}${config.ssh ? ` via ssh ${config.ssh.user}@${config.ssh.host}:${config.ssh.port}` : ''}`;
+
+  let tunnel: Tunnel | undefined;
+  let pool: pg.Pool | undefined;
+  let closed = false;
+
+  const open = async () => {
+    if (config.ssh) {
+      tunnel = await openTunnel(config.ssh, target);
+      tunnel.onDrop((reason) => log.warn({ err: reason }, 'ssh tunnel dropped; reconnecting on the next query'));
+    }
+    const next = new pg.Pool({
+      ...base,
+      ...(tunnel ? { host: tunnel.localHost, port: tunnel.localPort } : {}),
+      application_name: 'mastosync',
+      max: 3,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+    });
+    // An idle client whose connection dies emits here; without a listener the process would crash.
+    next.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+    pool = next;
+  };
+
+  const shut = async () => {
+    const [oldPool, oldTunnel] = [pool, tunnel];
+    pool = undefined;
+    tunnel = undefined;
+    await oldPool?.end().catch(() => undefined);
+    await oldTunnel?.close().catch(() => undefined);
+  };
+
+  const database: Database = {
+    description,
+    async query(text, values) {
+      const run = async () => {
+        const client = await database.connect();
+        try {
+          const rows = (await client.query(text, values as unknown[])).rows;
+          client.release();
+          return rows;
+        } catch (error) {
+          client.release(isConnectionLost(error) ? (error as Error) : undefined);
+          throw error;
+        }
+      };
+      try {
+        return await run();
+      } catch (error) {
+        if (!isConnectionLost(error) || closed) throw error;
+        await database.reconnect(error);
+        return await run();
+      }
+    },
+    async connect() {
+      const client = (await pool!.connect()) as pg.PoolClient & { mastosyncReady?: boolean };
+      if (!client.mastosyncReady) {
+        try {
+          await client.query(SESSION_SETUP);
+        } catch (error) {
+          client.release(error as Error);
+          throw error;
+        }
+        client.mastosyncReady = true;
+      }
+      return client;
+    },
+    async reconnect(reason) {
+      log.warn({ err: reason }, 'database connection lost; reconnecting');
+      for (let attempt = 0; ; attempt++) {
+        if (closed) throw new Error('database closed');
+        await shut();
+        try {
+          await open();
+          await pool!.query('SELECT 1');
+          log.info({ attempt: attempt + 1 }, 'database connection restored');
+          return;
+        } catch (error) {
+          if (attempt >= 8) throw error;
+          const delay = Math.min(30_000, 500 * 2 ** attempt);
+          log.warn({ err: error, retryInMs: delay }, 'database still unreachable');
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+    },
+    async close() {
+      closed = true;
+      await shut();
+    },
+  };
+  try {
+    await open();
+    await database.query('SELECT 1');
+  } catch (error) {
+    await shut();
+    throw connectionUsageError(error, description);
+  }
+  return database;
+}
+
+function clientConfig(config: DatabaseConfig): pg.ClientConfig {
+  const fromUrl = config.connectionString ? (parseIntoClientConfig(config.connectionString) as pg.ClientConfig) : {};
+  const merged: pg.ClientConfig = {
+    ...fromUrl,
+    ...(config.host !== undefined && { host: config.host }),
+    ...(config.port !== undefined && { port: config.port }),
+    ...(config.user !== undefined && { user: config.user }),
+    ...(config.password !== undefined && { password: config.password }),
+    ...(config.database !== undefined && { database: config.database }),
+  };
+  if (config.ssl && merged.ssl === undefined) merged.ssl = true;
+  if (typeof merged.port === 'string') merged.port = Number(merged.port);
+  return merged;
+}
+
+const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006']);
+
+/** Errors after which the same query may succeed on a new connection. */
+export function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  if (code !== undefined && CONNECTION_LOST_CODES.has(code)) return true;
+  const message = (error as Error | undefined)?.message ?? '';
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable/i.test(message);
+}
+
+function connectionUsageError(error: unknown, description: string): UsageError {
+  if (error instanceof UsageError) return error;
+  const code = (error as { code?: string }).code;
+  const name = (error as { name?: string }).name;
+  if (name === 'HostKeyError' || name === 'TunnelError') return new UsageError((error as Error).message, { cause: error });
+  const hints: Record<string, string> = {
+    ECONNREFUSED: 'nothing listens there: check [database] url (host and port) or the SSH tunnel',
+    ENOTFOUND: 'unknown host: check [database] url',
+    ETIMEDOUT: 'no answer: check [database] url and the network',
+    '28P01': 'wrong password: check [database] url or password',
+    '28000': 'connection refused by pg_hba.conf or role: check [database] user',
+    '3D000': 'no such database: check [database] url or database',
+  };
+  const hint = (code && hints[code]) ?? 'check [database]';
+  return new UsageError(`cannot connect to PostgreSQL ${description} (${describeError(error)}): ${hint}`, { cause: error });
+}

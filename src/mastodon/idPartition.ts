@@ -1,0 +1,23 @@
+/**
+ * Paperclip's `:id_partition` (mastodon-storage.md §1.2), reproduced quirks included.
+ *
+ * Ruby formats the id with "%09d" (below 1e9) or "%012d", then keeps every run of three digits that
+ * `scan(/\d{3}/)` finds. So trailing digits that do not fill a group are dropped (a 17-digit id loses its last
+ * two) and a negative id keeps only the groups after its sign (-99 → "000/000").
+ */
+const PARTITION_LIMIT = 1_000_000_000n;
+
+export function idPartition(id: string | number | bigint): string {
+  const value = BigInt(id);
+  const width = value < PARTITION_LIMIT ? 9 : 12;
+  const formatted = rubyZeroPad(value, width);
+  return (formatted.match(/\d{3}/g) ?? []).join('/');
+}
+
+/** Ruby's `"%0<width>d" % n`: the sign counts towards the width and zeros go between sign and digits. */
+function rubyZeroPad(value: bigint, width: number): string {
+  const negative = value < 0n;
+  const digits = (negative ? -value : value).toString();
+  const sign = negative ? '-' : '';
+  return sign + digits.padStart(width - sign.length, '0');
+}

@@ -1,0 +1,4 @@
+export * from './tables.js';
+export * from './keys.js';
+export { idPartition } from './idPartition.js';
+export { styleFileName, extensionOf, baseNameOf } from './fileNames.js';

@@ -1,0 +1,125 @@
+/**
+ * Copying one owned object: find it at the source (the exact key, else a legacy alternate), stream its bytes
+ * through an integrity check into the destination under the exact key the database names, and retry from a
+ * fresh GET when anything transient goes wrong. Never throws: every outcome is a CopyResult.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OwnedObject } from '../mastodon/keys.js';
+import type { ObjectStore, ReadObject } from '../storage/types.js';
+import { describeError } from '../errors.js';
+import { IntegrityCheck, md5FromEtag } from './integrity.js';
+import { backoffMs, isRetryable, isThrottle } from './retry.js';
+
+export type CopyStatus = 'copied' | 'relocated' | 'missing' | 'failed';
+
+export interface CopyResult {
+  readonly status: CopyStatus;
+  readonly bytes: number;
+  readonly ms: number;
+  /** The source key a relocated object came from. */
+  readonly from?: string;
+  readonly error?: string;
+  readonly attempts: number;
+}
+
+export interface CopyContext {
+  readonly source: ObjectStore;
+  readonly destination: ObjectStore;
+  /** The destination's canned ACL; "" sends none, even for private objects (§1.3 S3_PERMISSION). */
+  readonly acl: string;
+  readonly storageClass?: string;
+  /** Attempts after the first. */
+  readonly retries: number;
+  /** Told about every throttling answer, so the pool can slow down. */
+  readonly onThrottle?: () => void;
+  readonly signal?: AbortSignal;
+}
+
+/** Mastodon's Cache-Control on every object it writes (§6), for sources that carry none (a folder). */
+export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
+
+export async function copyOwnedObject(object: OwnedObject, context: CopyContext): Promise<CopyResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  for (let attempt = 0; ; attempt++) {
+    let found: { object: ReadObject; from: string } | undefined;
+    try {
+      found = await findAtSource(object, context);
+      if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
+      const bytes = await streamToDestination(object, found.object, context);
+      const relocated = found.from !== object.key;
+      return {
+        status: relocated ? 'relocated' : 'copied',
+        bytes,
+        ms: elapsed(),
+        ...(relocated && { from: context.source.locate(found.from) }),
+        attempts: attempt + 1,
+      };
+    } catch (error) {
+      found?.object.body.destroy();
+      if (isThrottle(error)) context.onThrottle?.();
+      if (attempt >= context.retries || !isRetryable(error) || context.signal?.aborted) {
+        return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts: attempt + 1 };
+      }
+      await sleep(backoffMs(attempt, error), undefined, { signal: context.signal }).catch(() => undefined);
+    }
+  }
+}
+
+async function findAtSource(object: OwnedObject, context: CopyContext): Promise<{ object: ReadObject; from: string } | undefined> {
+  for (const key of [object.key, ...object.alternates]) {
+    const found = await context.source.read(key, context.signal);
+    if (found !== undefined) return { object: found, from: key };
+  }
+  return undefined;
+}
+
+async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext): Promise<number> {
+  const md5 = md5FromEtag(source.etag);
+  const check = new IntegrityCheck(source.contentLength, md5);
+  source.body.once('error', (error) => check.destroy(error));
+  source.body.pipe(check);
+  await context.destination.write(object.key, check, {
+    contentType: source.contentType ?? contentTypeFromRow(object),
+    cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
+    contentLength: source.contentLength,
+    acl: aclFor(object, context.acl),
+    storageClass: context.storageClass,
+    contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
+    signal: context.signal,
+  });
+  return check.bytes;
+}
+
+/** The ACL Mastodon would have set on this object (§6). */
+export function aclFor(object: OwnedObject, configured: string): string | undefined {
+  if (configured === '') return undefined;
+  return object.visibility === 'private' ? 'private' : configured;
+}
+
+const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  heic: 'image/heic',
+  mp4: 'video/mp4',
+  webm: 'video/webm',
+  mov: 'video/quicktime',
+  mp3: 'audio/mpeg',
+  ogg: 'audio/ogg',
+  zip: 'application/zip',
+  csv: 'text/csv',
+};
+
+/**
+ * For a source that keeps no Content-Type (a folder): the database's type for `original`, and the style's
+ * format for the others (§6), as Mastodon detected them when it wrote the object.
+ */
+export function contentTypeFromRow(object: OwnedObject): string | undefined {
+  if (object.style === 'original' && object.storedContentType) return object.storedContentType;
+  const extension = object.key.slice(object.key.lastIndexOf('.') + 1).toLowerCase();
+  return TYPES_BY_EXTENSION[extension] ?? (object.style === 'original' ? undefined : 'application/octet-stream');
+}

@@ -1,0 +1,219 @@
+/**
+ * The copy run: rows → keys → copy jobs → results. Each job's table is read page by page; each row's owned
+ * objects go into one bounded pool shared by all jobs (so the pool stays full across table boundaries); each
+ * result goes to the checkpoint and the job's tally. A graceful stop stops reading and lets in-flight copies
+ * finish; the hard stop aborts them.
+ */
+import type { Logger } from 'pino';
+import type { Database } from '../db/connection.js';
+import { readRowPages, readRowsById } from '../db/rows.js';
+import type { Schema } from '../db/schema.js';
+import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
+import type { JobName } from '../mastodon/tables.js';
+import type { ObjectStore } from '../storage/types.js';
+import type { CheckpointWriter, ResumeState } from './checkpoint.js';
+import { copyOwnedObject, type CopyContext, type CopyResult } from './copy.js';
+import { BoundedPool } from './pool.js';
+import { RowTracker } from './watermark.js';
+
+export interface RunOptions {
+  readonly jobs: readonly JobName[];
+  readonly db: Database;
+  readonly schema: Schema;
+  readonly source: ObjectStore;
+  readonly destination: ObjectStore;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  /** Rows at most per job. */
+  readonly limit?: number;
+  readonly acl: string;
+  readonly storageClass?: string;
+  readonly retries: number;
+  readonly resume: ResumeState;
+  /** Absent on a dry run: nothing is written. */
+  readonly checkpoint?: CheckpointWriter;
+  readonly dryRun: boolean;
+  /** Each planned copy of a dry run. */
+  readonly onPlan?: (object: OwnedObject, sourceKey: string, destinationKey: string) => void;
+  /** Each finished object (progress display). */
+  readonly onResult?: (job: JobName, object: OwnedObject, result: CopyResult) => void;
+  /** Stop reading rows; in-flight copies finish. */
+  readonly stop: AbortSignal;
+  /** Abort in-flight copies too. */
+  readonly abort: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface JobSummary {
+  job: JobName;
+  rows: number;
+  objects: number;
+  copied: number;
+  relocated: number;
+  missing: number;
+  failed: number;
+  /** Finished by an earlier run (resume). */
+  skipped: number;
+  bytes: number;
+  ms: number;
+}
+
+export interface RunSummary {
+  readonly jobs: JobSummary[];
+  readonly interrupted: boolean;
+}
+
+const WATERMARK_EVERY_MS = 1000;
+
+export async function runJobs(options: RunOptions): Promise<RunSummary> {
+  const { log } = options;
+  const pool = new BoundedPool(options.concurrency);
+  const throttle = new Throttle(pool, options.concurrency, log);
+  const context: CopyContext = {
+    source: options.source,
+    destination: options.destination,
+    acl: options.acl,
+    storageClass: options.storageClass,
+    retries: options.retries,
+    onThrottle: () => throttle.slowDown(),
+    signal: options.abort,
+  };
+  const summaries: JobSummary[] = [];
+  const finishing: Promise<void>[] = [];
+
+  for (const job of options.jobs) {
+    if (options.stop.aborted) break;
+    const summary: JobSummary = { job, rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
+    summaries.push(summary);
+    const started = performance.now();
+    const tracker = new RowTracker(options.resume.watermark(job));
+    let lastMarkWrite = performance.now();
+    let outstanding = 0;
+    let readingDone = false;
+    let finished!: () => void;
+    finishing.push(new Promise<void>((resolve) => (finished = resolve)));
+    const finishIfDone = () => {
+      if (!readingDone || outstanding > 0) return;
+      summary.ms = Math.round(performance.now() - started);
+      if (tracker.watermark !== undefined) options.checkpoint?.watermark(job, tracker.watermark);
+      finished();
+    };
+
+    const copy = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+      const result = await copyOwnedObject(object, context);
+      if (result.status !== 'failed') throttle.succeeded();
+      const key = options.destination.locate(object.key);
+      options.checkpoint?.record({
+        job,
+        id: object.id,
+        key,
+        status: result.status,
+        bytes: result.bytes,
+        ms: result.ms,
+        ...(result.from !== undefined && { from: result.from }),
+        ...(result.error !== undefined && { error: result.error }),
+        ...(retry && { retry: true as const }),
+      });
+      summary[result.status] += 1;
+      summary.bytes += result.bytes;
+      logResult(log, job, object.id, key, result);
+      options.onResult?.(job, object, result);
+      if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
+        lastMarkWrite = performance.now();
+        options.checkpoint?.watermark(job, tracker.watermark!);
+      }
+      outstanding -= 1;
+      finishIfDone();
+    };
+
+    const submit = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+      if (options.dryRun) {
+        options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
+        if (tracked) tracker.settle(object.id);
+        return;
+      }
+      outstanding += 1;
+      await pool.submit(() => copy(object, retry, tracked));
+    };
+
+    try {
+      // Objects that failed in rows below the watermark: those rows are not read again, so fetch them by id.
+      const failedBelow = options.resume.failedBelowWatermark(job);
+      for (let start = 0; start < failedBelow.length && !options.stop.aborted; start += options.batchSize) {
+        const batch = failedBelow.slice(start, start + options.batchSize);
+        const keys = new Set(batch.map((entry) => entry.key));
+        const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))]);
+        for (const row of rows) {
+          for (const object of ownedObjects(job, row)) {
+            if (keys.has(options.destination.locate(object.key))) await submit(object, true, false);
+          }
+        }
+      }
+
+      const pages = readRowPages(options.db, options.schema, job, {
+        batchSize: options.batchSize,
+        afterId: tracker.watermark,
+        limit: options.limit,
+      });
+      reading: for await (const rows of pages) {
+        for (const row of rows) {
+          if (options.stop.aborted) break reading;
+          const owned = ownedObjects(job, row);
+          const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key)));
+          summary.rows += 1;
+          summary.objects += owned.length;
+          summary.skipped += owned.length - pending.length;
+          tracker.begin(String(row.id), pending.length);
+          for (const object of pending) {
+            await submit(object, options.resume.hasFailed(options.destination.locate(object.key)), true);
+          }
+        }
+      }
+    } finally {
+      readingDone = true;
+      finishIfDone();
+    }
+  }
+
+  await pool.drain();
+  await Promise.all(finishing);
+  return { jobs: summaries, interrupted: options.stop.aborted };
+}
+
+function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult): void {
+  if (result.status === 'failed') log.warn({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
+  else if (result.status === 'missing') log.warn({ job, id, key }, 'missing at the source');
+  else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');
+}
+
+/**
+ * AIMD on throttling (503 SlowDown, 429): halve the copies in flight at most once a second, then add one back
+ * after each run of successes as long as the configured concurrency, so a provider's limit is found and kept.
+ */
+class Throttle {
+  private lastDecrease = 0;
+  private successes = 0;
+
+  constructor(
+    private readonly pool: BoundedPool,
+    private readonly ceiling: number,
+    private readonly log: Logger,
+  ) {}
+
+  slowDown(): void {
+    const now = performance.now();
+    if (now - this.lastDecrease < 1000 || this.pool.concurrency <= 1) return;
+    this.lastDecrease = now;
+    this.successes = 0;
+    this.pool.concurrency = Math.max(1, Math.floor(this.pool.concurrency / 2));
+    this.log.warn({ concurrency: this.pool.concurrency }, 'provider is throttling; fewer copies in flight');
+  }
+
+  succeeded(): void {
+    if (this.pool.concurrency >= this.ceiling) return;
+    if (++this.successes < this.pool.concurrency * 4) return;
+    this.successes = 0;
+    this.pool.concurrency += 1;
+    if (this.pool.concurrency === this.ceiling) this.log.info({ concurrency: this.ceiling }, 'throttling over; back to full concurrency');
+  }
+}
