@@ -17,3 +17,9 @@ export const processOutput: Output = {
   stdout: (line) => process.stdout.write(`${line}\n`),
   stderr: (line) => process.stderr.write(`${line}\n`),
 };
+
+/** Shared by every command module: where to print, and the exit code its handler sets. */
+export interface CommandContext {
+  readonly out: Output;
+  exitCode: number;
+}

@@ -1,5 +1,6 @@
 /** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
 import type { Logger } from 'pino';
+import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, loadCheckpoint } from '../../sync/checkpoint.js';
 import { runJobs } from '../../sync/run.js';
@@ -7,7 +8,9 @@ import type { ObjectStore } from '../../storage/types.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { createStore, samePlace } from '../stores.js';
 import { reportJson, reportText } from '../summary.js';
-import { EXIT, type Output } from '../exit.js';
+import { EXIT, type CommandContext, type Output } from '../exit.js';
+import { createLogger } from '../logger.js';
+import type { CommandModule } from 'yargs';
 
 export interface RunFlags {
   readonly jobs: string[];
@@ -92,5 +95,50 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output): Pro
   } finally {
     for (const store of stores) store.close();
     await session.db.close();
+  }
+}
+
+/** `run <jobs..>` for the CLI (src/cli/main.ts). */
+export function runCommandModule(context: CommandContext): CommandModule<object, any> {
+  return {
+    command: 'run <jobs..>',
+    describe: `copy what the database owns (jobs: ${JOB_NAMES.join(', ')}, or all)`,
+    builder: (command) =>
+      command
+        .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
+        .option('concurrency', { type: 'number', describe: 'copies in flight (default: [sync] concurrency, 8)' })
+        .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
+        .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
+        .option('limit', { type: 'number', describe: 'at most N rows per job' })
+        .option('checkpoint', { type: 'string', describe: 'checkpoint file (default: [sync] checkpoint)' })
+        .check((args) => {
+          wholeNumber('--concurrency', args.concurrency, 1);
+          wholeNumber('--limit', args.limit, 0);
+          return true;
+        }),
+    handler: async (args) => {
+      context.exitCode = await runCommand(
+        {
+          jobs: (args.jobs ?? []).map(String),
+          config: args.config,
+          concurrency: args.concurrency,
+          resume: args.resume,
+          dryRun: args.dryRun || args.dev,
+          limit: args.limit,
+          checkpoint: args.checkpoint,
+          json: args.json,
+        },
+        createLogger(args.logLevel),
+        context.out,
+      );
+    },
+  };
+}
+
+/** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
+export function wholeNumber(flag: string, value: unknown, minimum: number): void {
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
+    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${String(value)}`);
   }
 }
