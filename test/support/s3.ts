@@ -1,0 +1,173 @@
+/**
+ * An S3 server for tests: s3rver on 127.0.0.1, port 0, in a temp folder, plus small helpers over an S3Client.
+ *
+ * Every client made here uses `requestChecksumCalculation/responseChecksumValidation: 'WHEN_REQUIRED'`: with the
+ * SDK defaults a streamed PutObject body is sent aws-chunked and s3rver stores the framing (components.md).
+ */
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type ObjectCannedACL,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import S3rver from 's3rver';
+
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** An S3Client for s3rver (or a proxy in front of it) at `endpoint` (e.g. `http://127.0.0.1:1234`). */
+export function makeS3Client(endpoint: string, extra: { maxAttempts?: number } = {}): S3Client {
+  return new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { ...S3RVER_CREDENTIALS },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...(extra.maxAttempts !== undefined ? { maxAttempts: extra.maxAttempts } : {}),
+  });
+}
+
+export interface PutOptions {
+  contentType?: string;
+  cacheControl?: string;
+  /** Canned ACL to send as `x-amz-acl` (s3rver accepts but does not store it). */
+  acl?: ObjectCannedACL;
+  /** Upload through @aws-sdk/lib-storage as a multipart upload (5 MiB parts) even if small. */
+  multipart?: boolean;
+}
+
+export interface StoredObject {
+  body: Buffer;
+  contentType?: string;
+  cacheControl?: string;
+  contentLength?: number;
+  etag?: string;
+}
+
+/** Object helpers bound to one client (use one on the direct client, another on a proxy's endpoint). */
+export interface S3Helpers {
+  client: S3Client;
+  createBucket(name: string): Promise<void>;
+  put(bucket: string, key: string, body: Buffer, opts?: PutOptions): Promise<void>;
+  /** All keys (ListObjectsV2, no delimiter, paginated), sorted by S3 order. */
+  listKeys(bucket: string, prefix?: string): Promise<string[]>;
+  /** The object, or null when it does not exist (404 / NoSuchKey). */
+  getObject(bucket: string, key: string): Promise<StoredObject | null>;
+}
+
+export interface S3Server extends S3Helpers {
+  endpoint: string;
+  port: number;
+  /** s3rver's storage folder (removed by stop()). */
+  directory: string;
+  stop(): Promise<void>;
+}
+
+async function streamToBuffer(body: unknown): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as Readable) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+function isNotFound(e: unknown): boolean {
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.Code === 'NoSuchKey'
+    || err?.$metadata?.httpStatusCode === 404;
+}
+
+export function s3Helpers(client: S3Client): S3Helpers {
+  return {
+    client,
+    async createBucket(name) {
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+    },
+    async put(bucket, key, body, opts = {}) {
+      const params = {
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ...(opts.contentType !== undefined ? { ContentType: opts.contentType } : {}),
+        ...(opts.cacheControl !== undefined ? { CacheControl: opts.cacheControl } : {}),
+        ...(opts.acl !== undefined ? { ACL: opts.acl } : {}),
+      };
+      if (opts.multipart) {
+        const up = new Upload({ client, params, partSize: 5 * 1024 * 1024, queueSize: 2, leavePartsOnError: false });
+        await up.done();
+      } else {
+        await client.send(new PutObjectCommand(params));
+      }
+    },
+    async listKeys(bucket, prefix) {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const res = await client.send(new ListObjectsV2Command({
+          Bucket: bucket,
+          ...(prefix !== undefined ? { Prefix: prefix } : {}),
+          ...(token !== undefined ? { ContinuationToken: token } : {}),
+        }));
+        for (const o of res.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+        token = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (token);
+      return keys;
+    },
+    async getObject(bucket, key) {
+      try {
+        const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const body = await streamToBuffer(res.Body);
+        return {
+          body,
+          ...(res.ContentType !== undefined ? { contentType: res.ContentType } : {}),
+          ...(res.CacheControl !== undefined ? { cacheControl: res.CacheControl } : {}),
+          ...(res.ContentLength !== undefined ? { contentLength: res.ContentLength } : {}),
+          ...(res.ETag !== undefined ? { etag: res.ETag } : {}),
+        };
+      } catch (e) {
+        if (isNotFound(e)) return null;
+        throw e;
+      }
+    },
+  };
+}
+
+/** Start s3rver on 127.0.0.1:0 in a fresh temp folder. */
+export async function startS3(): Promise<S3Server> {
+  const directory = await fsp.mkdtemp(path.join(os.tmpdir(), 'mastosync-s3-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+  let addr: { port: number };
+  try {
+    addr = (await server.run()) as { port: number };
+  } catch (e) {
+    await fsp.rm(directory, { recursive: true, force: true });
+    throw e;
+  }
+  const port = addr.port;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = makeS3Client(endpoint);
+  let stopped = false;
+  return {
+    ...s3Helpers(client),
+    endpoint,
+    port,
+    directory,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      client.destroy();
+      const http = (server as unknown as { httpServer?: Server }).httpServer;
+      const closed = server.close().catch(() => undefined);
+      http?.closeAllConnections();
+      await closed;
+      await fsp.rm(directory, { recursive: true, force: true });
+    },
+  };
+}
