@@ -1,0 +1,146 @@
+/**
+ * Interrupting a run and resuming it (issue 2's contract): after a SIGKILL mid-run, `--resume` ends with the
+ * destination exact and rewrites nothing the checkpoint recorded as finished; SIGINT stops reading, lets the
+ * copies in flight finish and exits 130.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { runCli, writeConfig } from '../support/cli.js';
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let proxy: HttpProxy;
+const cleanups: Array<() => Promise<void> | void> = [];
+let worlds = 0;
+
+before(async () => {
+  postgres = await startPostgres();
+  s3 = await startS3();
+  // Latency makes a run last long enough to be interrupted part-way.
+  proxy = await startProxy({ upstreamPort: s3.port, latencyMs: 25 });
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await proxy?.stop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+async function setUp(): Promise<{ fixture: Fixture; db: TestDatabase; destination: string; dir: string; checkpoint: string }> {
+  worlds += 1;
+  const fixture = buildFixture('current');
+  const db = await createDatabase('current');
+  cleanups.push(() => db.drop());
+  const source = `resume-source-${worlds}`;
+  const destination = `resume-destination-${worlds}`;
+  await s3.createBucket(source);
+  await s3.createBucket(destination);
+  await loadFixture(fixture, db.client, s3, source);
+  const config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: proxy.endpoint, bucket: source },
+    destination: { endpoint: proxy.endpoint, bucket: destination },
+    concurrency: 2,
+    batchSize: 5,
+  });
+  cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+  return { fixture, db, destination, dir: config.dir, checkpoint: config.checkpoint };
+}
+
+interface Line {
+  key?: string;
+  status?: string;
+}
+
+function checkpointLines(path: string): Line[] {
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line !== '');
+  return lines.flatMap((line, index) => {
+    try {
+      return [JSON.parse(line) as Line];
+    } catch (error) {
+      // Only the very last line may be torn by a kill.
+      assert.equal(index, lines.length - 1, `line ${index + 1} is not JSON: ${line}`);
+      return [];
+    }
+  });
+}
+
+/** Resolves with the child once the checkpoint holds at least `count` object results. */
+function whenFinished(checkpoint: string, count: number, onReady: (child: ChildProcess) => void) {
+  return (child: ChildProcess) => {
+    const timer = setInterval(() => {
+      if (checkpointLines(checkpoint).filter((line) => line.status !== undefined).length >= count) {
+        clearInterval(timer);
+        onReady(child);
+      }
+    }, 10);
+    child.on('exit', () => clearInterval(timer));
+  };
+}
+
+async function assertExact(fixture: Fixture, destination: string): Promise<void> {
+  const keys = (await s3.listKeys(destination)).sort();
+  assert.deepEqual(keys, fixture.present.map((object) => object.key).sort());
+  for (const expected of fixture.present) {
+    const stored = await s3.getObject(destination, expected.key);
+    assert.equal(createHash('sha256').update(stored!.body).digest('hex'), expected.sha256, expected.key);
+    assert.equal(stored!.contentType, expected.contentType, expected.key);
+  }
+}
+
+test('SIGKILL mid-run, then --resume: destination exact, nothing finished is written again', async () => {
+  const world = await setUp();
+  const killed = await runCli(['run', 'all'], {
+    cwd: world.dir,
+    onSpawn: whenFinished(world.checkpoint, 12, (child) => child.kill('SIGKILL')),
+  });
+  assert.equal(killed.signal, 'SIGKILL');
+  const finished = new Set(
+    checkpointLines(world.checkpoint)
+      .filter((line) => line.status === 'copied' || line.status === 'relocated')
+      .map((line) => line.key!),
+  );
+  assert.ok(finished.size >= 8 && finished.size < world.fixture.present.length, `killed part-way (${finished.size} finished)`);
+
+  proxy.reset();
+  const resumed = await runCli(['run', 'all', '--resume'], { cwd: world.dir });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const rewritten = proxy.requests
+    .filter((request) => request.bucket === world.destination && request.method !== 'GET' && request.method !== 'HEAD')
+    .map((request) => request.key!)
+    .filter((key) => finished.has(key));
+  assert.deepEqual(rewritten, [], 'objects finished before the kill must not be uploaded again');
+  await assertExact(world.fixture, world.destination);
+});
+
+test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume completes the copy', async () => {
+  const world = await setUp();
+  const interrupted = await runCli(['run', 'all'], {
+    cwd: world.dir,
+    onSpawn: whenFinished(world.checkpoint, 6, (child) => child.kill('SIGINT')),
+  });
+  assert.equal(interrupted.code, 130, interrupted.stderr);
+  assert.match(interrupted.stdout, /interrupted/);
+  const lines = checkpointLines(world.checkpoint);
+  const done = lines.filter((line) => line.status !== undefined);
+  assert.ok(done.length < world.fixture.expected.length, 'the run stopped before the end');
+  // Nothing half-done: every copied object recorded so far is complete at the destination.
+  for (const line of done.filter((entry) => entry.status === 'copied')) {
+    const expected = world.fixture.expectedByKey.get(line.key!)!;
+    const stored = await s3.getObject(world.destination, line.key!);
+    assert.equal(stored?.body.length, expected.size, line.key);
+  }
+
+  const resumed = await runCli(['run', 'all', '--resume'], { cwd: world.dir });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  await assertExact(world.fixture, world.destination);
+});
