@@ -1,6 +1,7 @@
 /**
  * The command line. Each command lives in src/cli/commands/ as a yargs command module whose handler sets
- * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2.
+ * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, any other error
+ * one line and exit 1.
  */
 import yargs, { type Argv } from 'yargs';
 import { UsageError, describeError } from '../errors.js';
@@ -38,8 +39,9 @@ export async function main(argv: string[], out: Output = processOutput): Promise
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.usage;
     }
-    out.stderr(`mastosync: unexpected error: ${describeError(error)}`);
+    // Not a usage problem: the run may have written part of its work (all of it recorded in the checkpoint).
+    out.stderr(`mastosync: error: ${describeError(error)}`);
     if (process.env.MASTOSYNC_DEBUG) out.stderr(String((error as Error).stack));
-    return EXIT.usage;
+    return EXIT.failures;
   }
 }

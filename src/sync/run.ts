@@ -81,8 +81,19 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const summaries: JobSummary[] = [];
   const finishing: Promise<void>[] = [];
 
-  for (const job of options.jobs) {
-    if (options.stop.aborted) break;
+  try {
+    for (const job of options.jobs) {
+      if (options.stop.aborted) break;
+      await runJob(job);
+    }
+  } finally {
+    // Even when reading fails, the copies already started finish and are recorded before the error surfaces.
+    await pool.drain();
+  }
+  await Promise.all(finishing);
+  return { jobs: summaries, interrupted: options.stop.aborted };
+
+  async function runJob(job: JobName): Promise<void> {
     const summary: JobSummary = { job, rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
     summaries.push(summary);
     const started = performance.now();
@@ -174,10 +185,6 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       finishIfDone();
     }
   }
-
-  await pool.drain();
-  await Promise.all(finishing);
-  return { jobs: summaries, interrupted: options.stop.aborted };
 }
 
 function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult): void {

@@ -5,6 +5,7 @@
  * SDK defaults a streamed PutObject body is sent aws-chunked and s3rver stores the framing (components.md).
  */
 import fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -19,6 +20,43 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import S3rver from 's3rver';
+
+/**
+ * s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens with single DES (`createCipheriv('des', …)`), which
+ * OpenSSL 3 (Node 17+) only has in its legacy provider: every TRUNCATED ListObjectsV2 answer (more than 1000 keys, or
+ * MaxKeys below the count) fails with 500 InternalError "digital envelope routines::unsupported". In the process
+ * that runs s3rver, map 'des' to 2-key triple DES with K1 = K2, which is single DES (same bytes) and is in the
+ * default provider. Only the exact algorithm name 'des' is touched. (A CLI s3rver needs `node
+ * --openssl-legacy-provider` instead.)
+ */
+let desShimDone = false;
+export function installS3rverDesShim(): void {
+  if (desShimDone) return;
+  desShimDone = true;
+  const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  try {
+    crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+    return; // DES available (e.g. --openssl-legacy-provider)
+  } catch { /* install */ }
+  const map = (alg: string, key: unknown): [string, unknown] => {
+    if (typeof alg === 'string' && alg.toLowerCase() === 'des' && (Buffer.isBuffer(key) || key instanceof Uint8Array)) {
+      const k = Buffer.from(key as Uint8Array);
+      return ['des-ede-cbc', Buffer.concat([k, k])];
+    }
+    return [alg, key];
+  };
+  const mutable = crypto as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const origCipher = mutable.createCipheriv!;
+  const origDecipher = mutable.createDecipheriv!;
+  mutable.createCipheriv = function createCipheriv(alg: unknown, key: unknown, ...rest: unknown[]) {
+    const [a, k] = map(alg as string, key);
+    return origCipher.call(this, a, k, ...rest);
+  };
+  mutable.createDecipheriv = function createDecipheriv(alg: unknown, key: unknown, ...rest: unknown[]) {
+    const [a, k] = map(alg as string, key);
+    return origDecipher.call(this, a, k, ...rest);
+  };
+}
 
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
@@ -57,8 +95,8 @@ export interface S3Helpers {
   client: S3Client;
   createBucket(name: string): Promise<void>;
   put(bucket: string, key: string, body: Buffer, opts?: PutOptions): Promise<void>;
-  /** All keys (ListObjectsV2, no delimiter, paginated), sorted by S3 order. */
-  listKeys(bucket: string, prefix?: string): Promise<string[]>;
+  /** All keys (ListObjectsV2, no delimiter, paginated; `pageSize` = MaxKeys per page), in S3 order. */
+  listKeys(bucket: string, prefix?: string, pageSize?: number): Promise<string[]>;
   /** The object, or null when it does not exist (404 / NoSuchKey). */
   getObject(bucket: string, key: string): Promise<StoredObject | null>;
 }
@@ -106,7 +144,7 @@ export function s3Helpers(client: S3Client): S3Helpers {
         await client.send(new PutObjectCommand(params));
       }
     },
-    async listKeys(bucket, prefix) {
+    async listKeys(bucket, prefix, pageSize) {
       const keys: string[] = [];
       let token: string | undefined;
       do {
@@ -114,6 +152,7 @@ export function s3Helpers(client: S3Client): S3Helpers {
           Bucket: bucket,
           ...(prefix !== undefined ? { Prefix: prefix } : {}),
           ...(token !== undefined ? { ContinuationToken: token } : {}),
+          ...(pageSize !== undefined ? { MaxKeys: pageSize } : {}),
         }));
         for (const o of res.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
@@ -141,6 +180,7 @@ export function s3Helpers(client: S3Client): S3Helpers {
 
 /** Start s3rver on 127.0.0.1:0 in a fresh temp folder. */
 export async function startS3(): Promise<S3Server> {
+  installS3rverDesShim();
   const directory = await fsp.mkdtemp(path.join(os.tmpdir(), 'mastosync-s3-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
   let addr: { port: number };
