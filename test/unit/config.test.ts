@@ -1,0 +1,97 @@
+/** The config loader: TOML plus MASTOSYNC_<SECTION>_<KEY> overrides; every mistake names its key. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/cli/config.js';
+import { UsageError } from '../../src/errors.js';
+
+const MINIMAL = `
+[database]
+url = "postgres://mastodon@127.0.0.1:5432/mastodon_production"
+[source]
+bucket = "old"
+[destination]
+bucket = "new"
+`;
+
+function file(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'mastosync-config-')), 'mastosync.toml');
+  writeFileSync(path, text);
+  return path;
+}
+
+test('defaults: s3 stores, public-read ACL, concurrency 8, batch 10000, 5 retries', () => {
+  const config = loadConfig(file(MINIMAL), {});
+  assert.equal(config.source.type, 's3');
+  assert.equal(config.destination.acl, 'public-read');
+  assert.equal(config.sync.concurrency, 8);
+  assert.equal(config.sync.retries, 5);
+  assert.equal(config.sync.checkpoint, 'mastosync-checkpoint.jsonl');
+  assert.equal(config.database.batchSize, 10_000);
+  assert.equal(config.source.type === 's3' && config.source.region, 'us-east-1');
+  assert.equal(config.source.type === 's3' && config.source.keyPrefix, undefined);
+});
+
+test('a custom endpoint implies path-style addressing unless told otherwise', () => {
+  const config = loadConfig(file(MINIMAL.replace('bucket = "old"', 'bucket = "old"\nendpoint = "https://s3.example"')), {});
+  assert.equal(config.source.type === 's3' && config.source.forcePathStyle, true);
+  assert.equal(config.destination.type === 's3' && config.destination.forcePathStyle, false);
+});
+
+test('environment variables override the file, typed per key, for nested sections too', () => {
+  const config = loadConfig(file(MINIMAL), {
+    MASTOSYNC_SOURCE_SECRET_ACCESS_KEY: 'from-env',
+    MASTOSYNC_SOURCE_ACCESS_KEY_ID: 'id',
+    MASTOSYNC_SYNC_CONCURRENCY: '32',
+    MASTOSYNC_DESTINATION_ACL: '',
+    MASTOSYNC_DATABASE_SSH_HOST: 'db.example.org',
+    MASTOSYNC_DATABASE_SSH_USER: 'mastodon',
+    MASTOSYNC_DATABASE_SSH_AGENT: 'true',
+  });
+  assert.equal(config.source.type === 's3' && config.source.credentials?.secretAccessKey, 'from-env');
+  assert.equal(config.sync.concurrency, 32);
+  assert.equal(config.destination.acl, '');
+  assert.deepEqual(
+    { host: config.database.ssh?.host, port: config.database.ssh?.port, agent: config.database.ssh?.agent },
+    { host: 'db.example.org', port: 22, agent: true },
+  );
+});
+
+test('the environment alone is a complete config', () => {
+  const config = loadConfig(undefined, {
+    MASTOSYNC_DATABASE_URL: 'postgres://x@y/z',
+    MASTOSYNC_SOURCE_BUCKET: 'a',
+    MASTOSYNC_DESTINATION_TYPE: 'fs',
+    MASTOSYNC_DESTINATION_PATH: '/srv/system',
+  });
+  assert.equal(config.origin, 'the environment');
+  assert.deepEqual(config.destination.type === 'fs' && config.destination.path, '/srv/system');
+});
+
+const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
+  ['unknown key', MINIMAL.replace('bucket = "new"', 'bucket = "new"\nacces_key_id = "x"'), {}, /unknown key "acces_key_id" in \[destination\]/],
+  ['unknown section', `${MINIMAL}\n[sink]\nx = 1`, {}, /unknown section \[sink\]/],
+  ['wrong type', MINIMAL.replace('[source]', '[source]\nforce_path_style = "yes"'), {}, /\[source\] force_path_style must be a boolean/],
+  ['bad choice', MINIMAL.replace('[source]', '[source]\ntype = "gcs"'), {}, /\[source\] type must be one of "s3", "fs"/],
+  ['integer below 1', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /\[sync\] concurrency must be at least 1/],
+  ['acl on the source', MINIMAL.replace('[source]', '[source]\nacl = "private"'), {}, /unknown key "acl" in \[source\]/],
+  ['half the credentials', MINIMAL.replace('bucket = "old"', 'bucket = "old"\naccess_key_id = "x"'), {}, /needs both access_key_id and secret_access_key/],
+  ['no bucket', MINIMAL.replace('bucket = "new"', ''), {}, /\[destination\] needs bucket/],
+  ['no database', MINIMAL.replace(/url = .*/, ''), {}, /\[database\] needs url/],
+  ['fs without path', MINIMAL.replace('[destination]', '[destination]\ntype = "fs"'), {}, /type = "fs" needs path/],
+  ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
+  ['unknown variable', MINIMAL, { MASTOSYNC_SOURCE_BUKET: 'x' }, /unknown environment variable MASTOSYNC_SOURCE_BUKET/],
+  ['variable of the wrong type', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: 'many' }, /MASTOSYNC_SYNC_CONCURRENCY must be an integer/],
+];
+
+for (const [name, text, env, message] of MISTAKES) {
+  test(`a config mistake is a UsageError naming the key: ${name}`, () => {
+    assert.throws(() => loadConfig(file(text), env), (error: unknown) => error instanceof UsageError && message.test(error.message));
+  });
+}
+
+test('no file and no environment: says how to provide a config', () => {
+  assert.throws(() => loadConfig(undefined, {}), /pass --config FILE, set MASTOSYNC_CONFIG, or create \.\/mastosync\.toml/);
+});
