@@ -8,7 +8,7 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../cli/config.js';
 import { UsageError, describeError } from '../errors.js';
-import { openTunnel, type Tunnel } from './tunnel.js';
+import { HostKeyError, TunnelError, openTunnel, type Tunnel } from './tunnel.js';
 
 export interface Database {
   /** For messages: user@host:port/database (never the password). */
@@ -17,8 +17,13 @@ export interface Database {
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: readonly unknown[]): Promise<T[]>;
   /** A dedicated client for streaming one query; release it when the stream ends. */
   connect(): Promise<pg.PoolClient>;
-  /** Replaces a lost connection (and tunnel) after a drop; waits with backoff until it works. */
+  /**
+   * Replaces a lost connection (and tunnel) after a drop; waits with backoff until it works. Concurrent callers
+   * share one attempt, and a connection that works again (another caller restored it) is kept.
+   */
   reconnect(reason: unknown): Promise<void>;
+  /** The verified SSH host key fingerprint when connected through a tunnel. */
+  readonly hostKeyFingerprint: string | undefined;
   close(): Promise<void>;
 }
 
@@ -30,6 +35,10 @@ const SESSION_SETUP = [
   "SET idle_in_transaction_session_timeout = '60s'",
 ].join('; ');
 
+/** How long a run keeps trying to restore a lost connection (a rebooting server, a flapping link). */
+const RECONNECT_PATIENCE_MS = 5 * 60_000;
+const RECONNECT_MAX_DELAY_MS = 30_000;
+
 export async function connectDatabase(config: DatabaseConfig, log: Logger): Promise<Database> {
   const base = clientConfig(config);
   const target = { host: base.host ?? '127.0.0.1', port: base.port ?? 5432 };
@@ -38,6 +47,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
   let tunnel: Tunnel | undefined;
   let pool: pg.Pool | undefined;
   let closed = false;
+  let reconnecting: Promise<void> | undefined;
 
   const open = async () => {
     if (config.ssh) {
@@ -50,6 +60,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
       application_name: 'mastosync',
       max: 3,
       idleTimeoutMillis: 30_000,
+      // A silently dead path must fail (and be reconnected) rather than hang a run.
+      connectionTimeoutMillis: 20_000,
       keepAlive: true,
     });
     // An idle client whose connection dies emits here; without a listener the process would crash.
@@ -63,6 +75,36 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
     tunnel = undefined;
     await oldPool?.end().catch(() => undefined);
     await oldTunnel?.close().catch(() => undefined);
+  };
+
+  const works = async (): Promise<boolean> => {
+    if (!pool || tunnel?.dropped) return false;
+    return pool.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+  };
+
+  const restore = async (reason: unknown): Promise<void> => {
+    // Two readers can lose the connection at once; the second must not tear down what the first rebuilt.
+    if (await works()) return;
+    log.warn({ err: reason }, 'database connection lost; reconnecting');
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      if (closed) throw new Error('the database session is closed');
+      await shut();
+      try {
+        await open();
+        await pool!.query('SELECT 1');
+        log.info({ attempt: attempt + 1 }, 'database connection restored');
+        return;
+      } catch (error) {
+        if (!worthRetrying(error) || Date.now() - started >= RECONNECT_PATIENCE_MS) throw lostConnectionError(error, description);
+        const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** attempt);
+        log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'database still unreachable');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   };
 
   const database: Database = {
@@ -88,8 +130,14 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
       }
     },
     async connect() {
-      const client = (await pool!.connect()) as pg.PoolClient & { mastosyncReady?: boolean };
+      // While the pool is being replaced there is none to take a client from: wait for the new one.
+      if (reconnecting) await reconnecting;
+      if (closed || !pool) throw new Error('the database session is closed');
+      const client = (await pool.connect()) as pg.PoolClient & { mastosyncReady?: boolean };
       if (!client.mastosyncReady) {
+        // pg also emits a dead socket's error on a checked-out client, where the pool listens no more; unheard it
+        // would crash the process. The failing query reports it and reconnects, so nothing is lost by this.
+        client.on('error', () => undefined);
         try {
           await client.query(SESSION_SETUP);
         } catch (error) {
@@ -100,23 +148,12 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
       }
       return client;
     },
-    async reconnect(reason) {
-      log.warn({ err: reason }, 'database connection lost; reconnecting');
-      for (let attempt = 0; ; attempt++) {
-        if (closed) throw new Error('database closed');
-        await shut();
-        try {
-          await open();
-          await pool!.query('SELECT 1');
-          log.info({ attempt: attempt + 1 }, 'database connection restored');
-          return;
-        } catch (error) {
-          if (attempt >= 8) throw error;
-          const delay = Math.min(30_000, 500 * 2 ** attempt);
-          log.warn({ err: error, retryInMs: delay }, 'database still unreachable');
-          await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-      }
+    reconnect(reason) {
+      reconnecting ??= restore(reason).finally(() => (reconnecting = undefined));
+      return reconnecting;
+    },
+    get hostKeyFingerprint() {
+      return tunnel?.hostKeyFingerprint;
     },
     async close() {
       closed = true;
@@ -125,7 +162,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
   };
   try {
     await open();
-    await database.query('SELECT 1');
+    // The first contact fails fast with what to fix; reconnecting with backoff is for a run under way.
+    (await database.connect()).release();
   } catch (error) {
     await shut();
     throw connectionUsageError(error, description);
@@ -155,7 +193,26 @@ export function isConnectionLost(error: unknown): boolean {
   const code = (error as { code?: string } | undefined)?.code;
   if (code !== undefined && CONNECTION_LOST_CODES.has(code)) return true;
   const message = (error as Error | undefined)?.message ?? '';
-  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable/i.test(message);
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(message);
+}
+
+/**
+ * Whether restoring the connection may succeed later without the admin: a dropped or unreachable tunnel, a
+ * database restarting. A host key that no longer matches (a spoofed server), refused credentials or a bad key
+ * never heal by waiting, and a host key must never be retried: stop at once.
+ */
+function worthRetrying(error: unknown): boolean {
+  if (error instanceof HostKeyError) return false;
+  if (error instanceof TunnelError) return error.retryable;
+  return isConnectionLost(error);
+}
+
+function lostConnectionError(error: unknown, description: string): Error {
+  return new Error(
+    `lost the connection to ${description} and could not restore it: ${describeError(error)}\n` +
+      'Finished objects are in the checkpoint: once the cause is fixed, run again with --resume.',
+    { cause: error },
+  );
 }
 
 function connectionUsageError(error: unknown, description: string): UsageError {

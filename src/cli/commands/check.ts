@@ -1,0 +1,147 @@
+/**
+ * `mastosync check [--config FILE] [--json]`: a preflight that writes nothing. It loads the config, connects to
+ * the database (through the SSH tunnel when configured), proves the session is read-only, lists the Mastodon
+ * tables and storage-schema version columns it finds, and HEADs the source and destination. One line per check,
+ * `ok` or `FAIL` with the reason; every check runs even when an earlier one failed, so one pass shows every
+ * problem. Exit 2 when any failed.
+ */
+import type { Logger } from 'pino';
+import type { CommandModule } from 'yargs';
+import { connectDatabase, type Database } from '../../db/connection.js';
+import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
+import { UsageError, describeError } from '../../errors.js';
+import { JOB_NAMES, TABLES } from '../../mastodon/tables.js';
+import type { ObjectStore } from '../../storage/types.js';
+import type { Config } from '../config.js';
+import { EXIT, type CommandContext, type Output } from '../exit.js';
+import { createLogger } from '../logger.js';
+import { readConfig } from '../setup.js';
+import { createStore, samePlace } from '../stores.js';
+
+export interface CheckFlags {
+  readonly config?: string;
+  readonly json: boolean;
+}
+
+export interface CheckResult {
+  /** `config`, `database`, `session`, `table <name>`, `source`, `destination`. */
+  readonly check: string;
+  readonly ok: boolean;
+  /** What was found, or why it failed and what to fix. */
+  readonly detail: string;
+}
+
+export async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
+  const results: CheckResult[] = [];
+  const report = (result: CheckResult) => {
+    results.push(result);
+    if (!flags.json) out.stdout(formatResult(result));
+  };
+
+  let config: Config | undefined;
+  try {
+    config = readConfig(flags);
+    report({ check: 'config', ok: true, detail: config.origin });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    report({ check: 'config', ok: false, detail: error.message });
+  }
+  if (config) {
+    await checkDatabase(config, log, report);
+    for (const role of ['source', 'destination'] as const) await checkStore(config, role, report);
+    if (samePlace(config.source, config.destination)) {
+      report({ check: 'destination', ok: false, detail: `[source] and [destination] are the same place: point [destination] at the new bucket or folder` });
+    }
+  }
+
+  const ok = results.every((result) => result.ok);
+  if (flags.json) out.stdout(JSON.stringify({ ok, checks: results }));
+  return ok ? EXIT.ok : EXIT.usage;
+}
+
+async function checkDatabase(config: Config, log: Logger, report: (result: CheckResult) => void): Promise<void> {
+  let db: Database | undefined;
+  try {
+    db = await connectDatabase(config.database, log);
+  } catch (error) {
+    report({ check: 'database', ok: false, detail: reason(error) });
+    return;
+  }
+  try {
+    const hostKey = db.hostKeyFingerprint === undefined ? '' : ` (ssh host key ${db.hostKeyFingerprint} verified)`;
+    report({ check: 'database', ok: true, detail: `${db.description}${hostKey}` });
+
+    const [session] = await db.query<{ read_only: string; application_name: string; version: string }>(
+      `SELECT current_setting('default_transaction_read_only') AS read_only,
+              current_setting('application_name') AS application_name,
+              current_setting('server_version') AS version`,
+    );
+    const harmless = session?.read_only === 'on' && session.application_name === 'mastosync';
+    report({
+      check: 'session',
+      ok: harmless,
+      detail: harmless
+        ? `read-only, application_name mastosync, PostgreSQL ${session.version}`
+        : `expected a read-only session named mastosync, got default_transaction_read_only=${session?.read_only}, application_name=${session?.application_name}`,
+    });
+
+    const schema = await probeSchema(db);
+    const present = JOB_NAMES.filter((job) => hasTable(schema, job));
+    if (present.length === 0) {
+      report({ check: 'tables', ok: false, detail: `none of Mastodon's tables (${JOB_NAMES.join(', ')}) is in ${db.description}: is [database] the Mastodon database?` });
+      return;
+    }
+    for (const job of JOB_NAMES) {
+      if (!present.includes(job)) {
+        report({ check: `table ${job}`, ok: true, detail: 'absent (not in this Mastodon version): run all skips it' });
+        continue;
+      }
+      const versions = [...(schema.columns.get(job) ?? [])].filter((column) => column.endsWith('_storage_schema_version')).sort();
+      // Models without `local?` never had a storage schema version (§2), so its absence says nothing about the version.
+      const lacking = missingOptionalColumns(schema, job).filter((column) => TABLES[job].isLocal !== undefined || !column.endsWith('_storage_schema_version'));
+      report({
+        check: `table ${job}`,
+        ok: true,
+        detail: `version columns: ${versions.length > 0 ? versions.join(', ') : 'none'}${lacking.length > 0 ? `; older layout, lacks ${lacking.join(', ')}` : ''}`,
+      });
+    }
+  } catch (error) {
+    report({ check: 'database', ok: false, detail: `connected, but a query failed: ${reason(error)}` });
+  } finally {
+    await db.close();
+  }
+}
+
+async function checkStore(config: Config, role: 'source' | 'destination', report: (result: CheckResult) => void): Promise<void> {
+  let store: ObjectStore | undefined;
+  try {
+    store = createStore(config[role], role, 1);
+    await store.check();
+    report({ check: role, ok: true, detail: `${store.description} ${config[role].type === 's3' ? 'answers HEAD' : role === 'source' ? 'is readable' : 'is writable'}` });
+  } catch (error) {
+    report({ check: role, ok: false, detail: reason(error) });
+  } finally {
+    store?.close();
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof UsageError ? error.message : describeError(error);
+}
+
+/** `ok   <check>: <detail>` or `FAIL <check>: <reason>`; a reason's further lines (pinning help) are indented. */
+export function formatResult(result: CheckResult): string {
+  const [first, ...rest] = result.detail.split('\n');
+  return [`${result.ok ? 'ok  ' : 'FAIL'} ${result.check}: ${first}`, ...rest.map((line) => `     ${line}`)].join('\n');
+}
+
+/** `check` for the CLI (src/cli/main.ts). */
+export function checkCommandModule(context: CommandContext): CommandModule<object, any> {
+  return {
+    command: 'check',
+    describe: 'preflight, writes nothing: database (through SSH if configured), tables, source and destination',
+    handler: async (args) => {
+      context.exitCode = await checkCommand({ config: args.config, json: args.json }, createLogger(args.logLevel), context.out);
+    },
+  };
+}

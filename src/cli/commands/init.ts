@@ -1,0 +1,242 @@
+/**
+ * `mastosync init --from-env FILE [--out mastosync.toml] [--force]`: writes a config from what the admin already
+ * has, Mastodon's `.env.production`: the database from DATABASE_URL or DB_*, the source from S3_* / AWS_* (or
+ * the public/system folder when S3 is off), the destination ACL from S3_PERMISSION, and the rest of the
+ * destination as commented placeholders. The file holds secrets, so it is created readable by its owner only,
+ * and an existing file is replaced only with --force.
+ */
+import { randomBytes } from 'node:crypto';
+import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { UsageError, describeError } from '../../errors.js';
+import { DEFAULT_CONFIG_FILE } from '../config.js';
+import { parseEnvFile } from '../envFile.js';
+import { EXIT, type CommandContext, type Output } from '../exit.js';
+
+export interface InitFlags {
+  readonly fromEnv: string;
+  readonly out: string;
+  readonly force: boolean;
+  readonly json: boolean;
+}
+
+/** What `init` derived, for the admin's summary (no secrets). */
+export interface DerivedConfig {
+  readonly text: string;
+  readonly database: string;
+  readonly source: string;
+  readonly notes: string[];
+}
+
+export async function initCommand(flags: InitFlags, out: Output): Promise<number> {
+  const envPath = resolve(flags.fromEnv);
+  let envText: string;
+  try {
+    envText = await readFile(envPath, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${flags.fromEnv} (${describeError(error)}): pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`);
+  }
+  const env = parseEnvFile(envText);
+  const derived = configFromEnv(env.values, envPath);
+  const notes = [...env.ignoredLines.map((line) => `line ${line} of ${flags.fromEnv} is not KEY=value: ignored`), ...derived.notes];
+  await writePrivateFile(flags.out, derived.text, flags.force);
+
+  if (flags.json) {
+    out.stdout(JSON.stringify({ config: flags.out, database: derived.database, source: derived.source, notes }));
+  } else {
+    out.stdout(`wrote ${flags.out} (readable by its owner only: it holds secrets)`);
+    out.stdout(`  database: ${derived.database}`);
+    out.stdout(`  source:   ${derived.source}`);
+    out.stdout(`  destination: fill in the [destination] placeholders, then: mastosync check --config ${flags.out}`);
+    for (const note of notes) out.stdout(`note: ${note}`);
+  }
+  return EXIT.ok;
+}
+
+/** The config text for the values of a .env.production at `envPath` (pure: no I/O). */
+export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string): DerivedConfig {
+  const get = (name: string): string | undefined => env.get(name);
+  const given = (name: string): string | undefined => {
+    const value = env.get(name);
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const notes: string[] = [];
+  const liveDir = dirname(envPath);
+  const lines: string[] = [
+    `# mastosync configuration, written by \`mastosync init --from-env ${envPath}\`.`,
+    '# It holds secrets copied from that file: keep it readable by its owner only.',
+    '# Any key can also come from the environment as MASTOSYNC_<SECTION>_<KEY> (see config.sample.toml).',
+    '',
+  ];
+
+  // [database]: Rails takes DATABASE_URL over the DB_* parts; the defaults are those of Mastodon's database.yml.
+  lines.push('[database]');
+  let database: string;
+  const url = given('DATABASE_URL');
+  if (url !== undefined) {
+    lines.push(`# DATABASE_URL. Through SSH ([database.ssh] below), this names the database as the SSH server sees it.`);
+    lines.push(`url = ${tomlString(url)}`);
+    database = `DATABASE_URL ${redactUrl(url)}`;
+  } else {
+    const host = given('DB_HOST') ?? 'localhost';
+    const portText = given('DB_PORT') ?? '5432';
+    if (!/^\d+$/.test(portText)) throw new UsageError(`DB_PORT in ${envPath} must be a port number, not "${portText}"`);
+    const user = given('DB_USER') ?? 'mastodon';
+    const name = given('DB_NAME') ?? 'mastodon_production';
+    lines.push(`# DB_HOST, DB_PORT, DB_USER, DB_PASS, DB_NAME (Mastodon's defaults where unset).`);
+    lines.push(`# Through SSH ([database.ssh] below), host and port name the database as the SSH server sees it.`);
+    lines.push(`host = ${tomlString(host)}`);
+    lines.push(`port = ${Number(portText)}`);
+    lines.push(`user = ${tomlString(user)}`);
+    const password = given('DB_PASS');
+    if (password !== undefined) lines.push(`password = ${tomlString(password)}`);
+    lines.push(`database = ${tomlString(name)}`);
+    database = `${user}@${host}:${portText}/${name}`;
+    if (host.startsWith('/')) {
+      notes.push(`DB_HOST ${host} is a Unix socket folder: that works on the Mastodon server itself; through SSH, set host = "127.0.0.1" (PostgreSQL must listen on TCP)`);
+    }
+  }
+  const sslMode = given('DB_SSLMODE');
+  if (sslMode !== undefined && /^(require|verify-ca|verify-full)$/.test(sslMode)) {
+    lines.push(`# DB_SSLMODE=${sslMode}: uncomment to require TLS (the server certificate is verified).`);
+    lines.push('# ssl = true');
+  }
+  lines.push('batch_size = 10000   # rows per keyset page; big pages keep an SSH tunnel fast');
+  lines.push('');
+  lines.push('# To reach the database over SSH, uncomment and fill in:');
+  lines.push('# [database.ssh]');
+  lines.push(`# host = ${tomlString(given('LOCAL_DOMAIN') ?? 'db.example.org')}`);
+  lines.push('# port = 22');
+  lines.push('# user = "mastodon"');
+  lines.push('# private_key = "~/.ssh/id_ed25519"   # passphrase = "..." if it is encrypted; or password = "...", or agent = true');
+  lines.push('# host_key = "SHA256:..."             # `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server');
+  lines.push('');
+
+  // [source]: what Mastodon reads and writes (config/initializers/paperclip.rb).
+  lines.push('[source]');
+  let source: string;
+  const keyPrefix = given('S3_KEY_PREFIX');
+  if (get('S3_ENABLED') === 'true') {
+    const bucket = given('S3_BUCKET');
+    if (bucket === undefined) throw new UsageError(`${envPath} sets S3_ENABLED=true but no S3_BUCKET: add the bucket Mastodon uses`);
+    const endpoint = given('S3_ENDPOINT');
+    const region = given('S3_REGION') ?? 'us-east-1';
+    lines.push('# S3_ENABLED=true: S3_BUCKET, S3_REGION, S3_ENDPOINT, S3_OVERRIDE_PATH_STYLE, AWS_*, S3_KEY_PREFIX.');
+    lines.push('type = "s3"');
+    lines.push(`bucket = ${tomlString(bucket)}`);
+    lines.push(`region = ${tomlString(region)}`);
+    if (endpoint !== undefined) {
+      lines.push(`endpoint = ${tomlString(endpoint)}`);
+      // Inverted in Mastodon: with an endpoint, path style is used unless S3_OVERRIDE_PATH_STYLE is "true".
+      const pathStyle = get('S3_OVERRIDE_PATH_STYLE') !== 'true';
+      lines.push(`force_path_style = ${pathStyle}   # S3_OVERRIDE_PATH_STYLE is ${pathStyle ? 'not "true"' : '"true"'}`);
+    } else {
+      lines.push('force_path_style = false   # AWS: virtual-hosted style, as Mastodon uses without S3_ENDPOINT');
+    }
+    const accessKeyId = given('AWS_ACCESS_KEY_ID');
+    const secretAccessKey = given('AWS_SECRET_ACCESS_KEY');
+    if (accessKeyId !== undefined && secretAccessKey !== undefined) {
+      lines.push(`access_key_id = ${tomlString(accessKeyId)}`);
+      lines.push(`secret_access_key = ${tomlString(secretAccessKey)}`);
+    } else {
+      lines.push('# No AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY pair: the AWS default credential chain is used.');
+      notes.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set: [source] uses the AWS default credential chain');
+    }
+    // An empty S3_KEY_PREFIX behaves as unset (mastodon-storage.md §1.1); any other value is used as written.
+    if (keyPrefix !== undefined) lines.push(`key_prefix = ${tomlString(keyPrefix)}`);
+    source = `s3://${bucket}${keyPrefix !== undefined ? `/${keyPrefix}` : ''}${endpoint !== undefined ? ` at ${endpoint}` : ` (AWS ${region})`}`;
+  } else {
+    for (const other of ['SWIFT_ENABLED', 'AZURE_ENABLED']) {
+      if (get(other) === 'true') {
+        throw new UsageError(`${envPath} sets ${other}=true: mastosync reads S3 or Mastodon's public/system folder, not ${other === 'SWIFT_ENABLED' ? 'OpenStack Swift' : 'Azure'} storage`);
+      }
+    }
+    // Paperclip interpolates :rails_root in the path; Rails runs in the folder that holds .env.production.
+    const root = resolve(liveDir, (given('PAPERCLIP_ROOT_PATH') ?? join(liveDir, 'public', 'system')).replaceAll(':rails_root', liveDir));
+    lines.push(`# S3_ENABLED is not "true": Mastodon keeps media in PAPERCLIP_ROOT_PATH (default <live>/public/system).`);
+    lines.push('type = "fs"');
+    lines.push(`path = ${tomlString(root)}`);
+    source = `folder ${root}`;
+  }
+  lines.push('');
+
+  // [destination]: only the ACL is known; the rest is the admin's choice.
+  const acl = get('S3_PERMISSION') ?? 'public-read';
+  const storageClass = given('S3_STORAGE_CLASS');
+  lines.push('[destination]');
+  lines.push('# Where the media should go: fill in and uncomment (or set MASTOSYNC_DESTINATION_<KEY> variables).');
+  lines.push('# type = "s3"');
+  lines.push('# endpoint = "https://<account>.r2.cloudflarestorage.com"');
+  lines.push('# region = "auto"');
+  lines.push('# bucket = "new-mastodon-media"');
+  lines.push('# access_key_id = "..."');
+  lines.push('# secret_access_key = "..."');
+  lines.push('# force_path_style = true');
+  // Mastodon reads the new bucket with the same S3_KEY_PREFIX unless the admin changes it too.
+  lines.push(`# key_prefix = ${tomlString(keyPrefix ?? '')}`);
+  if (storageClass !== undefined) lines.push(`# storage_class = ${tomlString(storageClass)}   # S3_STORAGE_CLASS; check the new provider offers it`);
+  lines.push('# ...or a folder (a new public/system):');
+  lines.push('# type = "fs"');
+  lines.push('# path = "/home/mastodon/live/public/system"');
+  lines.push(`acl = ${tomlString(acl)}   # S3_PERMISSION${get('S3_PERMISSION') === undefined ? " (unset: Mastodon's default)" : ''}; "" sends no ACL`);
+  lines.push('');
+  return { text: lines.join('\n'), database, source, notes };
+}
+
+/** A TOML basic string. JSON's escapes are valid TOML; DEL, which JSON leaves raw, must be escaped too. */
+export function tomlString(value: string): string {
+  return JSON.stringify(value).replace(/\u007f/g, '\\u007F');
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/**
+ * Creates `path` with mode 0600 and all of `text`, atomically: a temporary file in the same folder is linked
+ * into place (which fails if `path` exists) or, with `force`, renamed over it. A replaced file therefore never
+ * keeps its old, possibly wider, permissions, and no reader ever sees half a file.
+ */
+async function writePrivateFile(path: string, text: string, force: boolean): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    throw new UsageError(`cannot write ${path} (${describeError(error)}): choose another --out`);
+  }
+  try {
+    if (force) await rename(temp, path);
+    else await link(temp, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UsageError(`${path} already exists: pass --force to replace it, or --out FILE to write another file`);
+    }
+    throw new UsageError(`cannot write ${path} (${describeError(error)}): choose another --out`);
+  } finally {
+    // After a link the temporary name is a second name of the file; after a rename it is gone already.
+    await rm(temp, { force: true });
+  }
+}
+
+/** `init` for the CLI (src/cli/main.ts). */
+export function initCommandModule(context: CommandContext): CommandModule<object, any> {
+  return {
+    command: 'init',
+    describe: "write a config from Mastodon's .env.production (destination left to fill in)",
+    builder: (command) =>
+      command
+        .option('from-env', { type: 'string', demandOption: true, describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production" })
+        .option('out', { type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),
+    handler: async (args) => {
+      context.exitCode = await initCommand({ fromEnv: args.fromEnv, out: args.out, force: args.force, json: args.json }, context.out);
+    },
+  };
+}
