@@ -1,0 +1,163 @@
+/**
+ * Shows a run's progress on stderr. On a terminal: a live block, one line per job and a total, redrawn in
+ * place a few times a second, with log lines printed above it. Elsewhere (cron, CI, a log collector): one JSON
+ * line every few seconds, shaped like the log lines, and one at the end.
+ */
+import type { ProgressLine, ProgressSnapshot, ProgressTally } from '../sync/progress.js';
+import { formatBytes, formatDuration } from './summary.js';
+
+export type ProgressMode = 'live' | 'json' | 'off';
+
+export function progressMode(quiet: boolean, stream: { isTTY?: boolean }): ProgressMode {
+  if (quiet) return 'off';
+  return stream.isTTY ? 'live' : 'json';
+}
+
+export interface ProgressStream {
+  write(text: string): unknown;
+  readonly columns?: number;
+}
+
+const LIVE_INTERVAL_MS = 250;
+export const DEFAULT_JSON_INTERVAL_MS = 5000;
+
+/**
+ * Made before the run (so the logger can write through it from the first line) and started once the jobs are
+ * known.
+ */
+export class ProgressDisplay {
+  private timer: NodeJS.Timeout | undefined;
+  private tally: ProgressTally | undefined;
+  /** Lines of the live block now on screen (to erase before anything else is written). */
+  private drawn = 0;
+
+  constructor(
+    private readonly mode: Exclude<ProgressMode, 'off'>,
+    private readonly stream: ProgressStream,
+    private readonly jsonIntervalMs = DEFAULT_JSON_INTERVAL_MS,
+  ) {}
+
+  start(tally: ProgressTally): void {
+    this.tally = tally;
+    const interval = this.mode === 'live' ? LIVE_INTERVAL_MS : this.jsonIntervalMs;
+    this.timer = setInterval(() => this.show(), interval);
+    this.timer.unref();
+  }
+
+  /** For the logger: on a terminal, each log line goes above the live block, which is redrawn on the next tick. */
+  readonly logDestination = {
+    write: (line: string): void => {
+      this.erase();
+      this.stream.write(line);
+    },
+  };
+
+  /** The final state, left on screen (or as the last JSON line); `completed` marks every job done. */
+  stop(completed: boolean): void {
+    if (this.timer === undefined || this.tally === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (completed) this.tally.finish();
+    this.show();
+  }
+
+  private show(): void {
+    if (this.tally === undefined) return;
+    const snapshot = this.tally.snapshot();
+    if (this.mode === 'json') {
+      this.stream.write(`${progressJson(snapshot, Date.now())}\n`);
+      return;
+    }
+    this.erase();
+    const lines = renderLive(snapshot, this.stream.columns || 100);
+    this.stream.write(`${lines.join('\n')}\n`);
+    this.drawn = lines.length;
+  }
+
+  private erase(): void {
+    if (this.drawn === 0) return;
+    // Up to the first line of the block, then clear to the end of the screen.
+    this.stream.write(`\x1b[${this.drawn}A\r\x1b[J`);
+    this.drawn = 0;
+  }
+}
+
+/** One progress line for logs: `{"level":30,"time":…,"msg":"progress",…}` with totals and each job. */
+export function progressJson(snapshot: ProgressSnapshot, now: number): string {
+  const { total } = snapshot;
+  return JSON.stringify({
+    level: 30,
+    time: now,
+    msg: 'progress',
+    elapsed_s: round(snapshot.elapsedMs / 1000),
+    done: total.done,
+    owned: total.owned ?? null,
+    bytes: total.bytes,
+    objects_per_s: round(total.objectsPerSecond),
+    bytes_per_s: Math.round(total.bytesPerSecond),
+    eta_s: total.etaSeconds === undefined ? null : Math.round(total.etaSeconds),
+    jobs: snapshot.jobs.map((job) => ({ job: job.job, done: job.done, owned: job.owned ?? null, bytes: job.bytes, state: job.state })),
+  });
+}
+
+const BAR_WIDTH = 20;
+
+/** The live block: a line per job and a total, each cut to the terminal's width so none wraps. */
+export function renderLive(snapshot: ProgressSnapshot, columns: number): string[] {
+  const all = [...snapshot.jobs, snapshot.total];
+  const nameWidth = Math.max(...all.map((line) => line.job.length));
+  const counts = all.map((line) => `${number(line.done)} / ${line.owned === undefined ? 'counting…' : number(line.owned)}`);
+  const countWidth = Math.max(...counts.map((text) => text.length));
+  const width = Math.max(20, columns - 1);
+  const withBar = width >= nameWidth + BAR_WIDTH + 60;
+  return all.map((line, index) => {
+    const cells = [
+      line.job.padEnd(nameWidth),
+      ...(withBar ? [bar(line)] : []),
+      percent(line).padStart(4),
+      counts[index]!.padStart(countWidth),
+      formatBytes(line.bytes).padStart(8),
+      status(line, snapshot.elapsedMs),
+    ];
+    const text = cells.join('  ').trimEnd();
+    return text.length > width ? text.slice(0, width) : text;
+  });
+}
+
+function status(line: ProgressLine, elapsedMs: number): string {
+  if (line.job === 'total' && line.state === 'done') return `done in ${formatDuration(elapsedMs)}`;
+  if (line.state === 'done') return 'done';
+  if (line.state === 'waiting') return 'waiting';
+  const rate = `${line.objectsPerSecond < 10 ? line.objectsPerSecond.toFixed(1) : Math.round(line.objectsPerSecond)} obj/s  ${formatBytes(line.bytesPerSecond)}/s`;
+  const eta = line.etaSeconds === undefined ? '' : `  ETA ${clock(line.etaSeconds)}`;
+  return `${rate.padStart(22)}${eta}`;
+}
+
+/** A whole-second duration: 45 s, 3 min 05 s, 2 h 07 min. */
+function clock(seconds: number): string {
+  const whole = Math.max(1, Math.round(seconds));
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.floor(whole / 60);
+  if (minutes < 60) return `${minutes} min ${String(whole % 60).padStart(2, '0')} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+}
+
+function bar(line: ProgressLine): string {
+  const fraction = line.state === 'done' ? 1 : line.owned ? Math.min(1, line.done / line.owned) : 0;
+  const filled = Math.round(fraction * BAR_WIDTH);
+  return '█'.repeat(filled) + '░'.repeat(BAR_WIDTH - filled);
+}
+
+function percent(line: ProgressLine): string {
+  if (line.state === 'done') return '100%';
+  if (!line.owned) return line.owned === 0 ? '100%' : '';
+  return `${Math.min(100, Math.floor((line.done / line.owned) * 100))}%`;
+}
+
+function number(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}

@@ -1,0 +1,176 @@
+/**
+ * The filesystem backend end to end, as an admin moving off (or onto) local storage would check it:
+ * - from a folder laid out as Mastodon's public/system to an S3 bucket: exactly the owned objects arrive (no
+ *   orphan lying in the folder is copied), byte for byte, with the Content-Type Mastodon would have sent (the
+ *   database's for `original`, the style's format for the other styles), Mastodon's Cache-Control and ACL;
+ * - from a bucket to a folder: every owned object becomes a file at its key, with Mastodon's modes (0666 or
+ *   0600 under the umask), and no temporary file is left behind;
+ * - a copy whose source body is cut short on every attempt leaves neither a partial file nor a temporary one.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { runCli, writeConfig } from '../support/cli.js';
+
+const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let proxy: HttpProxy;
+let fixture: Fixture;
+let db: TestDatabase;
+const folders: string[] = [];
+
+before(async () => {
+  postgres = await startPostgres();
+  s3 = await startS3();
+  proxy = await startProxy({ upstreamPort: s3.port });
+  fixture = buildFixture('current');
+  db = await createDatabase('current');
+  await s3.createBucket('fs-source');
+  await loadFixture(fixture, db.client, s3, 'fs-source');
+});
+
+after(async () => {
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  await db?.drop();
+  await proxy?.stop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+function tempFolder(name: string): string {
+  const folder = mkdtempSync(join(tmpdir(), `mastosync-${name}-`));
+  folders.push(folder);
+  return folder;
+}
+
+/** Every file below `root`, as keys relative to it. */
+function filesBelow(root: string): string[] {
+  const found: string[] = [];
+  const walk = (folder: string) => {
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else found.push(relative(root, path));
+    }
+  };
+  walk(root);
+  return found.sort();
+}
+
+// What Mastodon sends as Content-Type, derived by hand for a source that keeps none (mastodon-storage.md §6).
+const COLUMN_PREFIX: Record<string, string> = {
+  files: 'file', thumbnails: 'thumbnail', avatars: 'avatar', headers: 'header', images: 'image', icons: 'icon', dumps: 'dump', data: 'data',
+};
+const TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' };
+
+function expectedContentType(expected: ExpectedObject): string | undefined {
+  const row = fixture.rows.find((candidate) => candidate.table === expected.table && String(candidate.values.id) === expected.rowId)!;
+  const databaseType = row.values[`${COLUMN_PREFIX[expected.attachment]}_content_type`] as string | null;
+  if (expected.style === 'original') return databaseType ?? undefined;
+  const name = expected.key.slice(expected.key.lastIndexOf('/') + 1);
+  // A style without a format of its own keeps the original's extension, or none: then it is the original's type.
+  if (!name.includes('.')) return databaseType ?? undefined;
+  return TYPE_OF_EXTENSION[name.slice(name.lastIndexOf('.') + 1)];
+}
+
+describe('filesystem backend', () => {
+  test('public/system folder → bucket: exactly the owned objects, bytes, Content-Type from the database and the style, Cache-Control, ACL', async () => {
+    const system = join(tempFolder('public'), 'public', 'system');
+    for (const object of fixture.sourceObjects) {
+      const path = join(system, object.key);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, object.body);
+    }
+    assert.ok(fixture.orphans.length >= 5, 'the folder holds orphans that must stay behind');
+    await s3.createBucket('from-folder');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { type: 'fs', path: system },
+      destination: { endpoint: proxy.endpoint, bucket: 'from-folder' },
+    });
+    folders.push(config.dir);
+
+    const result = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
+    assert.equal(summary.total.missing, fixture.missing.length);
+    assert.equal(summary.total.relocated, fixture.relocated.length, 'legacy keys in the folder are found as in a bucket');
+
+    assert.deepEqual((await s3.listKeys('from-folder')).sort(), fixture.present.map((object) => object.key).sort(), 'no orphan copied, no owned object left out');
+    const acls = proxy.aclByKey('from-folder');
+    for (const expected of fixture.present) {
+      const stored = (await s3.getObject('from-folder', expected.key))!;
+      assert.equal(sha256(stored.body), expected.sha256, `${expected.key}: bytes`);
+      assert.equal(stored.cacheControl, CACHE_CONTROL, `${expected.key}: Cache-Control`);
+      assert.equal(acls.get(expected.key), expected.acl, `${expected.key}: ACL`);
+      const contentType = expectedContentType(expected);
+      // A NULL content type in the database leaves the type to the server's default.
+      if (contentType !== undefined) assert.equal(stored.contentType, contentType, `${expected.key}: Content-Type`);
+    }
+    // The traps: a static GIF's small .png gets the style's type, an extensionless style the database's.
+    assert.equal((await s3.getObject('from-folder', 'media_attachments/files/000/000/005/small/c0ffee0123456789.png'))!.contentType, 'image/png');
+    assert.equal((await s3.getObject('from-folder', 'media_attachments/files/000/000/013/small/screenshot'))!.contentType, 'image/png');
+    assert.equal((await s3.getObject('from-folder', 'site_uploads/files/000/000/004/original/fa1c0fa1c0fa1c0f.ico'))!.contentType, 'image/x-icon');
+  });
+
+  test('bucket → folder: a file per owned object at its key, Mastodon modes, no temporary file left', async () => {
+    const system = tempFolder('system');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fs-source' },
+      destination: { type: 'fs', path: system },
+    });
+    folders.push(config.dir);
+
+    const result = await runCli(['run', 'all', '--quiet'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+
+    assert.deepEqual(filesBelow(system), fixture.present.map((object) => object.key).sort(), 'exactly the owned files, and no .tmp');
+    const umask = process.umask(0o022);
+    process.umask(umask);
+    for (const expected of fixture.present) {
+      const path = join(system, expected.key);
+      assert.equal(sha256(readFileSync(path)), expected.sha256, `${expected.key}: bytes`);
+      const mode = statSync(path).mode & 0o777;
+      assert.equal(mode, (expected.acl === 'private' ? 0o600 : 0o666) & ~umask, `${expected.key}: mode ${mode.toString(8)}`);
+    }
+    assert.ok(fixture.present.some((object) => object.acl === 'private'), 'the fixture has private objects (backups, suspended media)');
+  });
+
+  test('a source body cut short on every attempt leaves no partial file and no temporary file', async () => {
+    const big = fixture.present.find((object) => object.size === BIG_OBJECT_SIZE)!;
+    const system = tempFolder('cut');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: proxy.endpoint, bucket: 'fs-source' },
+      destination: { type: 'fs', path: system },
+      retries: 1,
+    });
+    folders.push(config.dir);
+    proxy.setFault((request) =>
+      request.operation === 'GetObject' && request.key === big.key ? { kind: 'truncate', afterBytes: 3 * 1024 * 1024 } : undefined,
+    );
+    try {
+      const result = await runCli(['run', 'media_attachments', '--json', '--quiet'], { cwd: config.dir });
+      assert.equal(result.code, 1, `one object failed: ${result.stderr}`);
+      const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
+      assert.equal(summary.total.failed, 1);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    const files = filesBelow(system);
+    assert.ok(!files.includes(big.key), 'no file at the key of the object that never arrived whole');
+    assert.deepEqual(files.filter((file) => file.includes('.tmp')), [], 'no temporary file left');
+    const media = fixture.present.filter((object) => object.table === 'media_attachments' && object.key !== big.key).map((object) => object.key);
+    assert.deepEqual(files, media.sort(), 'every other media object arrived');
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * The progress tally and its two renderings, on a fake clock: what the admin reads (done / owned, rate, ETA,
+ * per job and in total) must follow the current speed, say "counting…" until the totals are known, and never
+ * wrap a terminal line.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProgressTally } from '../../src/sync/progress.js';
+import { ProgressDisplay, progressJson, progressMode, renderLive } from '../../src/cli/progress.js';
+
+function clock(start = 1000) {
+  let now = start;
+  return { read: () => now, advance: (ms: number) => (now += ms) };
+}
+
+test('done, owned, rate and ETA per job and in total; a waiting job has no rate', () => {
+  const time = clock();
+  const tally = new ProgressTally(['media_attachments', 'accounts'], time.read);
+  tally.owned('media_attachments', 100);
+  time.advance(1000);
+  for (let i = 0; i < 10; i++) tally.result('media_attachments', 1000);
+  time.advance(1000);
+  for (let i = 0; i < 10; i++) tally.result('media_attachments', 1000);
+  time.advance(1000);
+  const snapshot = tally.snapshot();
+  const media = snapshot.jobs[0]!;
+  assert.equal(media.done, 20);
+  assert.equal(media.owned, 100);
+  assert.equal(media.bytes, 20_000);
+  assert.equal(media.state, 'running');
+  // Measured from its first finished object (t=2000) to now (t=4000): 20 objects in 2 s.
+  assert.equal(media.objectsPerSecond, 10);
+  assert.equal(media.bytesPerSecond, 10_000);
+  assert.equal(media.etaSeconds, 8);
+  const accounts = snapshot.jobs[1]!;
+  assert.equal(accounts.state, 'waiting');
+  assert.equal(accounts.owned, undefined);
+  assert.equal(snapshot.total.owned, undefined, 'no total until every job is counted');
+  assert.equal(snapshot.total.etaSeconds, undefined);
+
+  tally.owned('accounts', 30);
+  const counted = tally.snapshot();
+  assert.equal(counted.total.owned, 130);
+  assert.equal(counted.total.etaSeconds, 11);
+});
+
+test('the rate follows the last 20 s, not the average since the start', () => {
+  const time = clock();
+  const tally = new ProgressTally(['media_attachments'], time.read);
+  tally.owned('media_attachments', 10_000);
+  // A fast minute (100/s), then a slow half minute (10/s).
+  for (let second = 0; second < 60; second++) {
+    for (let i = 0; i < 100; i++) tally.result('media_attachments', 10);
+    time.advance(1000);
+    tally.snapshot();
+  }
+  for (let second = 0; second < 30; second++) {
+    for (let i = 0; i < 10; i++) tally.result('media_attachments', 10);
+    time.advance(1000);
+    tally.snapshot();
+  }
+  const rate = tally.snapshot().total.objectsPerSecond;
+  assert.ok(rate >= 10 && rate < 15, `rate ${rate} should be close to the recent 10/s`);
+});
+
+test('resumed objects count as done without inflating the rate; finish() marks every job done', () => {
+  const time = clock();
+  const tally = new ProgressTally(['accounts'], time.read);
+  tally.owned('accounts', 50);
+  tally.skipped('accounts', 40);
+  time.advance(1000);
+  tally.result('accounts', 5);
+  time.advance(1000);
+  let line = tally.snapshot().jobs[0]!;
+  assert.equal(line.done, 41);
+  assert.ok(line.objectsPerSecond <= 1, `rate ${line.objectsPerSecond}`);
+  tally.finish();
+  line = tally.snapshot().jobs[0]!;
+  assert.equal(line.state, 'done');
+  assert.equal(line.etaSeconds, 0);
+});
+
+test('live lines: one per job and a total, aligned, cut to the terminal width, "counting…" until known', () => {
+  const time = clock();
+  const tally = new ProgressTally(['media_attachments', 'custom_emojis'], time.read);
+  tally.owned('media_attachments', 2_000_000);
+  time.advance(500);
+  for (let i = 0; i < 1500; i++) tally.result('media_attachments', 300_000);
+  time.advance(2500);
+  const lines = renderLive(tally.snapshot(), 140);
+  assert.equal(lines.length, 3);
+  // 1,500 objects in the 2.5 s since the first one: 600/s, so 1,998,500 left take 55 min 31 s.
+  assert.equal(lines[0], 'media_attachments  ░░░░░░░░░░░░░░░░░░░░    0%  1,500 / 2,000,000  450.0 MB   600 obj/s  180.0 MB/s  ETA 55 min 31 s');
+  assert.match(lines[1]!, /^custom_emojis +░+ +0 \/ counting… +0 B +waiting$/);
+  assert.match(lines[2]!, /^total +.* \/ counting…/);
+  const narrow = renderLive(tally.snapshot(), 50);
+  assert.ok(narrow.every((line) => line.length <= 49), 'no line wraps');
+  assert.ok(!narrow[0]!.includes('█') && !narrow[0]!.includes('░'), 'no bar when the terminal is narrow');
+});
+
+test('JSON line: shaped like a log line, with totals and each job', () => {
+  const time = clock();
+  const tally = new ProgressTally(['backups'], time.read);
+  tally.owned('backups', 4);
+  tally.result('backups', 100);
+  time.advance(2000);
+  const line = JSON.parse(progressJson(tally.snapshot(), 1_700_000_000_000)) as Record<string, unknown>;
+  assert.deepEqual(line, {
+    level: 30,
+    time: 1_700_000_000_000,
+    msg: 'progress',
+    elapsed_s: 2,
+    done: 1,
+    owned: 4,
+    bytes: 100,
+    objects_per_s: 0.5,
+    bytes_per_s: 50,
+    eta_s: 6,
+    jobs: [{ job: 'backups', done: 1, owned: 4, bytes: 100, state: 'running' }],
+  });
+});
+
+test('mode: live on a terminal, JSON lines elsewhere, nothing with --quiet', () => {
+  assert.equal(progressMode(false, { isTTY: true }), 'live');
+  assert.equal(progressMode(false, { isTTY: false }), 'json');
+  assert.equal(progressMode(true, { isTTY: true }), 'off');
+});
+
+test('on a terminal, a log line erases the live block first and the block is redrawn below it', () => {
+  const written: string[] = [];
+  const display = new ProgressDisplay('live', { write: (text: string) => written.push(text), columns: 120 });
+  const tally = new ProgressTally(['accounts']);
+  display.logDestination.write('before start\n');
+  display.start(tally);
+  display.stop(true);
+  display.logDestination.write('{"msg":"after"}\n');
+  assert.equal(written[0], 'before start\n', 'nothing to erase before the block is drawn');
+  assert.match(written[1]!, /^accounts .*done\ntotal .*done in/);
+  assert.equal(written[2], '\x1b[2A\r\x1b[J', 'the two lines of the block are erased');
+  assert.equal(written[3], '{"msg":"after"}\n');
+});
+
+test('the per-object path allocates nothing measurable', () => {
+  const tally = new ProgressTally(['media_attachments']);
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 1_000_000; i++) tally.result('media_attachments', 1);
+  const grown = process.memoryUsage().heapUsed - before;
+  assert.ok(grown < 1_000_000, `a million results grew the heap by ${grown} bytes`);
+});
