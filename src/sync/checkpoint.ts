@@ -28,7 +28,7 @@ export interface ObjectLine {
 
 export interface RunHeader {
   readonly run: string;
-  readonly mode: 'fresh' | 'resume';
+  readonly mode: 'fresh' | 'resume' | 'retry-failed';
   readonly source: string;
   readonly destination: string;
 }
@@ -47,6 +47,8 @@ export interface ResumeState {
   hasFailed(key: string): boolean;
   /** Objects whose last result was `failed`, in rows at or below the job's watermark (rows not read again). */
   failedBelowWatermark(job: string): FailedObject[];
+  /** Every object of the job whose last result was `failed` (--retry-failed). */
+  failed(job: string): FailedObject[];
 }
 
 export const EMPTY_RESUME_STATE: ResumeState = {
@@ -54,6 +56,7 @@ export const EMPTY_RESUME_STATE: ResumeState = {
   isDone: () => false,
   hasFailed: () => false,
   failedBelowWatermark: () => [],
+  failed: () => [],
 };
 
 const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated', 'missing']);
@@ -120,6 +123,7 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
       if (mark === undefined) return [];
       return [...failed.values()].filter((entry) => entry.job === job && BigInt(entry.id) <= mark.id);
     },
+    failed: (job) => [...failed.values()].filter((entry) => entry.job === job),
   };
 }
 

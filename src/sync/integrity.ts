@@ -1,56 +1,159 @@
 /**
- * End-to-end integrity of a streamed copy. The bytes are counted against the source's Content-Length and,
- * when the source ETag is a plain MD5, hashed and compared. The last chunk is held back until both checks
- * pass, so a destination can never complete an object from a body that was cut short or altered in transit:
- * the upload sees an error instead of its final bytes, and a failed multipart upload is aborted.
+ * End-to-end integrity of a streamed copy. The bytes are counted against the source's Content-Length and
+ * hashed against its ETag, and the last chunk is held back until both checks pass, so a destination can never
+ * complete an object from a body that was cut short or altered in transit: the upload sees an error instead of
+ * its final bytes, and a failed multipart upload is aborted.
+ *
+ * What an ETag proves (docs/integrity.md): a plain one (32 hex digits) is the MD5 of the bytes. A multipart one
+ * (`<hex>-N`) is the MD5 of the N parts' MD5s, so it can be recomputed only with the uploader's part size; the
+ * common sizes that give N parts are tried (Mastodon's Ruby SDK uses 5 MiB). When none matches, the bytes are
+ * accepted only once two reads have given the same MD5 (`earlierMd5s`), so one corrupted read cannot pass.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 export class IntegrityError extends Error {
   override readonly name = 'IntegrityError';
+  constructor(
+    message: string,
+    /** The MD5 of the bytes that arrived, for a later read to agree with (unverifiable multipart ETags). */
+    readonly md5?: string,
+  ) {
+    super(message);
+  }
 }
 
-/** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart) — only those can be checked. */
+/** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */
 export function md5FromEtag(etag: string | undefined): string | undefined {
   return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;
 }
 
+/** A multipart ETag: the MD5 of the parts' MD5s and the number of parts. */
+export function multipartEtag(etag: string | undefined): { digest: string; parts: number } | undefined {
+  const match = etag === undefined ? null : /^([0-9a-f]{32})-(\d{1,5})$/i.exec(etag);
+  return match ? { digest: match[1]!.toLowerCase(), parts: Number(match[2]) } : undefined;
+}
+
+const MiB = 1024 * 1024;
+const MB = 1000 * 1000;
+/** Part sizes uploaders use: SDK and tool defaults (5, 8, 15 MiB…), their doublings, and round decimal sizes. */
+const COMMON_PART_SIZES = [
+  ...[5, 6, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512].map((n) => n * MiB),
+  ...[5, 8, 10, 15, 16, 25, 50, 100].map((n) => n * MB),
+];
+const MAX_CANDIDATES = 8;
+
+/** The part sizes that split `length` bytes into exactly `parts` parts, most common first. */
+export function candidatePartSizes(length: number, parts: number): number[] {
+  // SDKs raise the part size above 5 MiB only to stay within 10,000 parts.
+  const automatic = Math.ceil(length / 10_000);
+  const sizes = [...COMMON_PART_SIZES, ...(automatic > 5 * MiB ? [automatic] : [])];
+  return sizes.filter((size) => Math.ceil(length / size) === parts || (parts === 1 && size >= length)).slice(0, MAX_CANDIDATES);
+}
+
+export interface Expected {
+  /** The source's Content-Length. */
+  readonly length?: number;
+  /** The source's ETag. */
+  readonly etag?: string;
+  /** The MD5s earlier reads of the same object gave, when its multipart ETag could not be recomputed. */
+  readonly earlierMd5s?: ReadonlySet<string>;
+}
+
+/** The MD5 of each part of one candidate part size, as the bytes stream by. */
+class PartDigests {
+  private hash: Hash = createHash('md5');
+  private filled = 0;
+  private readonly digests: Buffer[] = [];
+
+  constructor(private readonly partSize: number) {}
+
+  update(chunk: Buffer): void {
+    for (let offset = 0; offset < chunk.length; ) {
+      const take = Math.min(this.partSize - this.filled, chunk.length - offset);
+      this.hash.update(chunk.subarray(offset, offset + take));
+      this.filled += take;
+      offset += take;
+      if (this.filled === this.partSize) this.endPart();
+    }
+  }
+
+  etag(): string {
+    if (this.filled > 0 || this.digests.length === 0) this.endPart();
+    return `${createHash('md5').update(Buffer.concat(this.digests)).digest('hex')}-${this.digests.length}`;
+  }
+
+  private endPart(): void {
+    this.digests.push(this.hash.digest());
+    this.hash = createHash('md5');
+    this.filled = 0;
+  }
+}
+
 export class IntegrityCheck extends Transform {
   private held: Buffer | undefined;
-  private hash: Hash | undefined;
+  /** Only when there is an ETag to check against: hashing costs CPU on every byte. */
+  private readonly hash: Hash | undefined;
+  private readonly parts: PartDigests[];
+  private readonly plainMd5: string | undefined;
+  private readonly multipart: { digest: string; parts: number } | undefined;
   bytes = 0;
+  /** The MD5 of every byte that passed, once the body ended (when there was an ETag to check). */
+  md5: string | undefined;
 
-  constructor(
-    private readonly expectedLength: number | undefined,
-    private readonly expectedMd5: string | undefined,
-  ) {
+  constructor(private readonly expected: Expected) {
     super();
-    this.hash = expectedMd5 === undefined ? undefined : createHash('md5');
+    this.plainMd5 = md5FromEtag(expected.etag);
+    this.multipart = multipartEtag(expected.etag);
+    this.hash = this.plainMd5 !== undefined || this.multipart !== undefined ? createHash('md5') : undefined;
+    this.parts =
+      this.multipart && expected.length !== undefined
+        ? candidatePartSizes(expected.length, this.multipart.parts).map((size) => new PartDigests(size))
+        : [];
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    this.hash?.update(chunk);
-    if (this.expectedLength !== undefined && this.bytes > this.expectedLength) {
-      callback(new IntegrityError(`source sent more than its Content-Length of ${this.expectedLength} bytes`));
+    const { length } = this.expected;
+    if (length !== undefined && this.bytes > length) {
+      callback(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`));
       return;
     }
+    this.hash?.update(chunk);
+    for (const part of this.parts) part.update(chunk);
     const previous = this.held;
     this.held = chunk;
     callback(null, previous);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.expectedLength !== undefined && this.bytes !== this.expectedLength) {
-      callback(new IntegrityError(`source body ended after ${this.bytes} of ${this.expectedLength} bytes`));
+    const { length } = this.expected;
+    if (length !== undefined && this.bytes !== length) {
+      callback(new IntegrityError(`source body ended after ${this.bytes} of ${length} bytes`));
       return;
     }
-    const md5 = this.hash?.digest('hex');
-    if (md5 !== undefined && md5 !== this.expectedMd5) {
-      callback(new IntegrityError(`MD5 of the streamed bytes is ${md5}, the source ETag says ${this.expectedMd5}`));
+    // No ETag to check against (a folder, an encrypted object): the length was checked.
+    const failure = this.hash === undefined ? undefined : this.verify((this.md5 = this.hash.digest('hex')));
+    if (failure !== undefined) {
+      callback(failure);
       return;
     }
     callback(null, this.held);
+  }
+
+  private verify(md5: string): IntegrityError | undefined {
+    const { etag, earlierMd5s } = this.expected;
+    if (this.plainMd5 !== undefined) {
+      return md5 === this.plainMd5 ? undefined : new IntegrityError(`MD5 of the streamed bytes is ${md5}, the source ETag says ${this.plainMd5}`);
+    }
+    if (this.parts.some((part) => part.etag() === `${this.multipart!.digest}-${this.multipart!.parts}`)) return undefined;
+    // Corruption in transit is random: two reads that agree are the stored bytes.
+    if (earlierMd5s?.has(md5)) return undefined;
+    return new IntegrityError(
+      earlierMd5s === undefined || earlierMd5s.size === 0
+        ? `the streamed bytes do not match the source's multipart ETag ${etag} at any common part size; reading again to compare`
+        : `this read (MD5 ${md5}) agrees with no earlier read of the source, and none matches its multipart ETag ${etag}`,
+      md5,
+    );
   }
 }

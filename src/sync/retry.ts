@@ -52,10 +52,15 @@ export function backoffMs(attempt: number, error: unknown, baseMs = 200, capMs =
   return retryAfter === undefined ? jitter : Math.max(jitter, Math.min(retryAfter, 5 * capMs));
 }
 
-function retryAfterMs(error: unknown): number | undefined {
-  const headers = (error as { $response?: { headers?: Record<string, string> } } | undefined)?.$response?.headers;
-  const value = headers?.['retry-after'] ?? headers?.['Retry-After'];
-  if (value === undefined) return undefined;
+/**
+ * The SDK attaches the raw answer to its errors as the non-enumerable `$response` (an HttpResponse whose header
+ * names the Node handler lower-cases); its own retry strategy reads Retry-After there too.
+ */
+export function retryAfterMs(error: unknown): number | undefined {
+  const headers = (error as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response?.headers ?? {};
+  const name = Object.keys(headers).find((header) => header.toLowerCase() === 'retry-after');
+  const value = name === undefined ? undefined : headers[name]?.trim();
+  if (value === undefined || value === '') return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
   const date = Date.parse(value);

@@ -1,0 +1,120 @@
+/**
+ * Bad input stops a command before it writes anything: one clear line on stderr naming what to fix, exit 2, no
+ * object at the destination and no checkpoint. Each case is what an admin really gets wrong.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { buildFixture, loadFixture } from '../support/fixture.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { runCli, writeConfig, type ConfigSettings } from '../support/cli.js';
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let db: TestDatabase;
+let closedPort: number;
+const dirs: string[] = [];
+
+before(async () => {
+  postgres = await startPostgres();
+  s3 = await startS3();
+  db = await createDatabase('current');
+  await s3.createBucket('bad-source');
+  await s3.createBucket('bad-destination');
+  await loadFixture(buildFixture('current'), db.client, s3, 'bad-source');
+  // A port nothing listens on: bound, then closed.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closedPort = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+});
+
+after(async () => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  await db?.drop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+function settings(overrides: Partial<ConfigSettings> = {}): ConfigSettings {
+  return {
+    databaseUrl: db.url,
+    source: { endpoint: s3.endpoint, bucket: 'bad-source' },
+    destination: { endpoint: s3.endpoint, bucket: 'bad-destination' },
+    ...overrides,
+  };
+}
+
+interface Case {
+  readonly name: string;
+  readonly args: string[];
+  readonly config?: () => Partial<ConfigSettings>;
+  /** Replaces the whole config file. */
+  readonly text?: () => string;
+  /** What the one line must say (the thing to fix). */
+  readonly says: RegExp | (() => RegExp);
+}
+
+const CASES: Case[] = [
+  { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
+  { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
+  { name: 'a wrong type', args: ['run', 'all'], config: () => ({ extra: 'retries = "five"' }), says: /\[sync\] retries must be an integer/ },
+  {
+    name: 'a wrong source credential',
+    args: ['run', 'all'],
+    config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),
+    says: /\[source\] bucket "bad-source".* refused the credentials: check access_key_id/,
+  },
+  {
+    name: 'a wrong destination credential',
+    args: ['run', 'all'],
+    config: () => ({ destination: { endpoint: s3.endpoint, bucket: 'bad-destination', accessKeyId: 'AKIAWRONG' } }),
+    says: /\[destination\] bucket "bad-destination".* refused the credentials/,
+  },
+  {
+    name: 'a bucket that does not exist',
+    args: ['run', 'all'],
+    config: () => ({ destination: { endpoint: s3.endpoint, bucket: 'no-such-bucket' } }),
+    says: /\[destination\] bucket "no-such-bucket".* does not exist: check bucket/,
+  },
+  {
+    name: 'an unreachable database (closed port)',
+    args: ['run', 'all'],
+    config: () => ({ databaseUrl: `postgres://postgres@127.0.0.1:${closedPort}/mastodon_production` }),
+    says: () => new RegExp(`cannot connect to PostgreSQL postgres@127\\.0\\.0\\.1:${closedPort}/mastodon_production.*check \\[database\\]`),
+  },
+  { name: 'a table this Mastodon version lacks, named', args: ['run', 'imports'], says: /table imports does not exist.*leave the job out/ },
+  { name: '--concurrency 0', args: ['run', 'all', '--concurrency', '0'], says: /--concurrency must be a whole number of at least 1, not 0/ },
+  { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not NaN/ },
+  { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
+  { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
+  {
+    name: 'verify with a wrong credential',
+    args: ['verify', 'all'],
+    config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),
+    says: /\[source\] bucket "bad-source".* refused the credentials/,
+  },
+];
+
+describe('bad input: one clear line, exit 2, nothing written', () => {
+  for (const badCase of CASES) {
+    test(badCase.name, async () => {
+      const config = writeConfig(settings(badCase.config?.()));
+      dirs.push(config.dir);
+      if (badCase.text) writeFileSync(config.file, badCase.text());
+      const started = Date.now();
+      const result = await runCli(badCase.args, { cwd: config.dir });
+      assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
+      const lines = result.stderr.split('\n').filter((line) => line.trim() !== '');
+      assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${result.stderr}`);
+      assert.match(lines[0]!, /^mastosync: /);
+      assert.match(lines[0]!, typeof badCase.says === 'function' ? badCase.says() : badCase.says);
+      assert.equal(result.stdout, '', 'nothing on stdout');
+      assert.ok(Date.now() - started < 15_000, 'a bad input must fail fast, not after minutes of retrying');
+      assert.deepEqual(await s3.listKeys('bad-destination'), [], 'no object may be written');
+      assert.equal(existsSync(config.checkpoint), false, 'no checkpoint may be written');
+    });
+  }
+});
