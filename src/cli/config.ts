@@ -53,6 +53,7 @@ const SECTIONS = {
     retries: 'integer',
     copy_mode: ['auto', 'stream', 'server'],
     max_rps: 'integer',
+    upload_cutoff: 'integer',
   },
 } as const satisfies Record<string, Record<string, KeyType>>;
 
@@ -115,10 +116,14 @@ export interface Config {
     readonly retries: number;
     readonly copyMode: 'auto' | 'stream' | 'server';
     readonly maxRps?: number;
+    /** Bytes: larger objects are uploaded multipart, others in one streamed PUT. */
+    readonly uploadCutoff: number;
   };
 }
 
 export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
+/** Streamed whole, memory does not follow object size; docs/performance.md has the measurements. */
+export const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
 
 /** Finds the config file: the flag, then $MASTOSYNC_CONFIG, then ./mastosync.toml if it exists. */
 export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -192,11 +197,14 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
   throw new UsageError(`${where} must be ${type === 'integer' ? 'an integer' : `a ${type}`}, not ${JSON.stringify(value)}`);
 }
 
+/** MASTOSYNC_ variables that are not settings: the config file's path, and stack traces for bug reports. */
+const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG']);
+
 /** MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins. */
 function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('MASTOSYNC_') || name === 'MASTOSYNC_CONFIG' || value === undefined) continue;
+    if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
     const rest = name.slice('MASTOSYNC_'.length).toLowerCase();
     const section = sections.find((candidate) => rest.startsWith(`${candidate.replace('.', '_')}_`));
     const key = section === undefined ? undefined : rest.slice(section.length + 1);
@@ -248,6 +256,7 @@ function resolve(raw: RawConfig, origin: string): Config {
       retries: nonNegative(origin, 'sync', 'retries', sync.retries, 5),
       copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
       maxRps: sync.max_rps === undefined ? undefined : positive(origin, 'sync', 'max_rps', sync.max_rps, 1),
+      uploadCutoff: uploadCutoffMib(origin, sync.upload_cutoff) * 1024 * 1024,
     },
   };
 }
@@ -303,6 +312,13 @@ function positive(origin: string, section: string, key: string, value: unknown, 
   const number = (value as number | undefined) ?? fallback;
   if (number < 1) throw new UsageError(`${origin}: [${section}] ${key} must be at least 1, not ${number}`);
   return number;
+}
+
+/** `[sync] upload_cutoff`, in MiB: at most 5 GiB, the most one PUT may carry. */
+function uploadCutoffMib(origin: string, value: unknown): number {
+  const mib = positive(origin, 'sync', 'upload_cutoff', value, DEFAULT_UPLOAD_CUTOFF_MIB);
+  if (mib > 5120) throw new UsageError(`${origin}: [sync] upload_cutoff is in MiB and at most 5120 (5 GiB, the most one PUT may carry), not ${mib}`);
+  return mib;
 }
 
 function nonNegative(origin: string, section: string, key: string, value: unknown, fallback: number): number {

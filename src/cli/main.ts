@@ -5,12 +5,17 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { UsageError, describeError } from '../errors.js';
+import { checkCommandModule } from './commands/check.js';
+import { initCommandModule } from './commands/init.js';
+import { manifestCommandModule } from './commands/manifest.js';
+import { planCommandModule } from './commands/plan.js';
 import { runCommandModule } from './commands/run.js';
+import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
 
 /** Every command; add new ones here. */
-const COMMANDS = [runCommandModule];
+const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule];
 
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   const context: CommandContext = { out, exitCode: EXIT.ok };

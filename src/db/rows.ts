@@ -1,9 +1,18 @@
 /**
- * Row streams: each table is read in id order in keyset pages (`WHERE id > $last ORDER BY id LIMIT n`).
- * A page is one query whose result arrives whole before its rows are used, so no cursor or snapshot lives
- * longer than one page however slowly the copies go, and a page costs one round trip through an SSH tunnel.
- * The next page is fetched while the current one is being copied, so the pool does not wait on the database.
+ * Row streams: each table is read in id order, a window of `batchSize` rows in scope at a time (keyset: the
+ * window is the next batchSize ids after the last one, found without reading the rows). Of each window only the
+ * rows that own a file come back: on a large instance most media rows are remote media whose cached file was
+ * removed, and materialising them only to find nothing costs time, tunnel traffic and memory. They are still
+ * counted (`onRead`, and `limit`), and a window takes bounded time however sparse the files, so the first copy
+ * starts at once.
+ *
+ * A page's rows come through pg-query-stream and arrive whole before they are used, so no cursor or snapshot
+ * lives longer than one page however slowly the copies go. The next page is fetched while
+ * the current one is being copied, so the pool does not wait on the database.
  */
+import type { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import QueryStream from 'pg-query-stream';
 import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
 import { isConnectionLost, type Database } from './connection.js';
 import { hasColumn, selectableColumns, type Schema } from './schema.js';
@@ -13,34 +22,44 @@ export interface PageOptions {
   readonly batchSize: number;
   /** Read rows with id greater than this (a resume watermark). */
   readonly afterId?: string;
-  /** Rows at most, over all pages. */
+  /** Rows in scope at most, over all pages. */
   readonly limit?: number;
   /** Only rows in this scope (--since, --shard, …); their `<attachment>_in_scope` columns say which attachments. */
   readonly scope?: Scope;
+  /** Told each window's count of rows in scope, those that own no file included. */
+  readonly onRead?: (rows: number) => void;
 }
 
 const BEFORE_ANY_ID = '-9223372036854775808';
 
+interface Page {
+  /** Rows of the window that own a file. */
+  readonly rows: Row[];
+  /** Rows in the window: fewer than asked for at the end of the table. */
+  readonly read: number;
+  /** The window's last id. */
+  readonly end?: string;
+}
+
 export async function* readRowPages(db: Database, schema: Schema, job: JobName, options: PageOptions): AsyncGenerator<Row[]> {
-  const { sql, values } = pageQuery(schema, job, options.scope ?? WHOLE_DATABASE);
+  const queries = pageQueries(schema, job, options.scope ?? WHOLE_DATABASE);
   let remaining = options.limit ?? Number.POSITIVE_INFINITY;
-  let next: Promise<Row[]> | undefined;
   const fetch = (after: string) => {
     const size = Math.min(options.batchSize, remaining);
-    const page = withReconnect(db, () => fetchPage(db, sql, [after, size, ...values]));
+    const page = withReconnect(db, () => fetchPage(db, queries, after, size));
     page.catch(() => undefined); // a prefetch the consumer never awaits must not crash the process
     return { page, size };
   };
   if (remaining <= 0) return;
-  let request = fetch(options.afterId ?? BEFORE_ANY_ID);
+  let next = fetch(options.afterId ?? BEFORE_ANY_ID);
   for (;;) {
-    const rows = await request.page;
-    remaining -= rows.length;
-    const finished = rows.length < request.size || remaining <= 0;
-    if (!finished) next = (request = fetch(String(rows[rows.length - 1]!.id))).page;
+    const { rows, read, end } = await next.page;
+    remaining -= read;
+    const finished = read < next.size || remaining <= 0;
+    if (!finished) next = fetch(end!);
+    options.onRead?.(read);
     if (rows.length > 0) yield rows;
     if (finished) return;
-    void next;
   }
 }
 
@@ -51,17 +70,25 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
   return withReconnect(db, () => db.query(sql, [ids, ...scoped.values]));
 }
 
-function pageQuery(schema: Schema, job: JobName, scope: Scope): { sql: string; values: unknown[] } {
-  const scoped = scopeSql(schema, job, scope, 3);
-  const where = [`t."id" > $1::bigint`, ownsAFile(schema, job), ...scoped.conditions].join(' AND ');
-  return { sql: selectClause(schema, job, scoped.windows) + ` WHERE ${where} ORDER BY t."id" LIMIT $2`, values: scoped.values };
+interface PageQueries {
+  /** The window: $1 the id before it, $2 its size, then the scope's values. */
+  readonly windowSql: string;
+  /** Its rows that own a file: $1 the id before it, $2 its last id, then the scope's values. */
+  readonly rowsSql: string;
+  readonly values: unknown[];
 }
 
-/**
- * Rows with no file own nothing (a NULL or empty `<attachment>_file_name`, as keys.ts reads it), so they are
- * left in the database: on a large instance most media rows are remote media whose cached file was removed,
- * and reading them only to find nothing costs time, tunnel traffic and memory.
- */
+function pageQueries(schema: Schema, job: JobName, scope: Scope): PageQueries {
+  const scoped = scopeSql(schema, job, scope, 3);
+  const inScope = [`t."id" > $1::bigint`, ...scoped.conditions].join(' AND ');
+  return {
+    windowSql: `SELECT max(w."id")::text AS "end", count(*)::int AS "read" FROM (SELECT t."id" FROM "${job}" t WHERE ${inScope} ORDER BY t."id" LIMIT $2) w`,
+    rowsSql: selectClause(schema, job, scoped.windows) + ` WHERE ${inScope} AND t."id" <= $2::bigint AND ${ownsAFile(schema, job)} ORDER BY t."id"`,
+    values: scoped.values,
+  };
+}
+
+/** Rows with no file own nothing: a NULL or empty `<attachment>_file_name`, as src/mastodon/keys.ts reads it. */
 function ownsAFile(schema: Schema, job: JobName): string {
   const any = TABLES[job].attachments
     .map((attachment) => `${attachment.name}_file_name`)
@@ -98,20 +125,47 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
   return `SELECT ${columns.join(', ')} FROM "${job}" t ${joins.join(' ')}`;
 }
 
-/**
- * One page, as one plain query: a row-by-row stream of a page that is kept whole anyway costs a promise per row,
- * the garbage of which grew the heap by tens of MB over a million rows (docs/performance.md).
- */
-async function fetchPage(db: Database, sql: string, values: unknown[]): Promise<Row[]> {
+/** One window: its size and last id, then its rows that own a file, each query's result whole. */
+async function fetchPage(db: Database, queries: PageQueries, after: string, size: number): Promise<Page> {
   const client = await db.connect();
   try {
-    const { rows } = await client.query<Row>(sql, values);
+    const window = await client.query<{ end: string | null; read: number }>(queries.windowSql, [after, size, ...queries.values]);
+    const { end, read } = window.rows[0]!;
+    const rows = end === null ? [] : await streamRows(client, queries.rowsSql, [after, end, ...queries.values], read);
     client.release();
-    return rows;
+    return { rows, read, end: end ?? undefined };
   } catch (error) {
     client.release(error as Error);
     throw error;
   }
+}
+
+/**
+ * The rows of one window through pg-query-stream, in one fetch (its batch is larger than the window). Rows are
+ * taken with 'data' events rather than for-await (no promise per row), and the stream fails when the connection
+ * does: pg-cursor can otherwise end a stream early, or never, when its socket dies, and a window cut short
+ * must never pass for a complete one.
+ */
+async function streamRows(client: pg.PoolClient, sql: string, values: unknown[], windowSize: number): Promise<Row[]> {
+  const stream = client.query(new QueryStream(sql, values, { batchSize: windowSize + 1 }));
+  const rows: Row[] = [];
+  let completed = false;
+  (stream as unknown as { cursor: EventEmitter }).cursor.once('end', () => (completed = true));
+  return new Promise<Row[]>((resolve, reject) => {
+    const lost = (error?: Error) => stream.destroy(error ?? new Error('Connection terminated unexpectedly'));
+    const settle = (error?: Error) => {
+      client.off('error', lost);
+      client.off('end', lost);
+      if (error) reject(error);
+      else if (!completed) reject(new Error('Connection terminated unexpectedly: the page was cut short'));
+      else resolve(rows);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    stream.on('data', (row: Row) => rows.push(row));
+    stream.once('error', settle);
+    stream.once('end', () => settle());
+  });
 }
 
 /** Runs a read again after re-establishing a lost connection (or tunnel); other errors pass through. */

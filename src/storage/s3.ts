@@ -1,9 +1,17 @@
-/** The S3 backend: AWS and every S3-compatible provider, through @aws-sdk/client-s3 and lib-storage. */
+/**
+ * The S3 backend: AWS and every S3-compatible provider. Each object's GET and single PUT go as direct requests
+ * (s3Direct.ts: the SDK's signer and HTTP handler without its per-request middleware); bucket checks, multipart
+ * uploads and deletes through @aws-sdk/client-s3 and lib-storage.
+ */
+import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  GetObjectCommand,
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -14,25 +22,40 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { InitializeMiddleware } from '@smithy/types';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import type { S3StoreConfig } from '../cli/config.js';
 import { UsageError, describeError } from '../errors.js';
+import { IntegrityError, md5FromEtag } from '../sync/integrity.js';
+import { backoffMs, isRetryable } from '../sync/retry.js';
 import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import { DirectRequests, type DirectResponse } from './s3Direct.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
   readonly role: string;
   /** Sockets to keep open: enough for every request in flight. */
   readonly maxSockets: number;
-  /** Objects up to this size go as one streamed PUT; larger ones as a multipart upload of parts this big. */
+  /** Objects up to this size go as one streamed PUT (nothing buffered); larger ones as a multipart upload. Default: partSize. */
+  readonly singlePutLimit?: number;
+  /** The part size of a multipart upload: lib-storage buffers parts, about queueSize + 2 of them per upload. */
   readonly partSize: number;
   /** Parts of one multipart upload in flight at once. */
   readonly queueSize: number;
+  /** A connection silent this long fails (and is retried): a stalled provider must not hang a run. */
+  readonly socketTimeoutMs?: number;
 }
+
+/** Requests for housekeeping (checking the bucket, aborting an upload, deleting a bad object) are tried this often. */
+const HOUSEKEEPING_ATTEMPTS = 4;
 
 export class S3Store implements ObjectStore {
   readonly description: string;
   readonly client: S3Client;
+  /** GET and single PUT of every object, without the SDK's per-request overhead (s3Direct.ts). */
+  readonly direct: DirectRequests;
+  /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
+  onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -54,15 +77,21 @@ export class S3Store implements ObjectStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Retries are ours (src/sync/retry): each attempt restarts the whole object from a fresh GET.
       maxAttempts: 1,
+      // "Expect: 100-continue" (the default above 2 MiB) costs a round trip per part, and the SDK's handler sends
+      // such requests on a fresh connection each: a TCP and TLS handshake for every part of every large object.
+      expectContinueHeader: false,
       // Without a logger the SDK warns on the console about every failed streamed PUT; failures reach our log.
       logger: SILENT_SDK_LOGGER,
       requestHandler: new NodeHttpHandler({
         httpAgent: new HttpAgent(agentOptions),
         httpsAgent: new HttpsAgent(agentOptions),
         connectionTimeout: 10_000,
-        requestTimeout: 120_000,
+        // Inactivity, not total time: a large object may take long, a silent connection must not.
+        socketTimeout: options.socketTimeoutMs ?? 60_000,
       }),
     });
+    this.client.middlewareStack.add(verifyPartDigest, { step: 'initialize', name: 'mastosyncVerifyPartDigest' });
+    this.direct = new DirectRequests(this.client, config);
   }
 
   locate(key: string): string {
@@ -72,7 +101,7 @@ export class S3Store implements ObjectStore {
   async check(): Promise<void> {
     const { bucket } = this.config;
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      await this.withRetries(() => this.client.send(new HeadBucketCommand({ Bucket: bucket })));
     } catch (error) {
       const status = httpStatus(error);
       const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
@@ -89,15 +118,14 @@ export class S3Store implements ObjectStore {
 
   async read(key: string, signal?: AbortSignal): Promise<ReadObject | undefined> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: this.locate(key) }), {
-        abortSignal: signal,
-      });
+      const response = await this.direct.get(this.locate(key), signal);
+      const length = response.headers['content-length'];
       return {
-        body: response.Body as Readable,
-        contentLength: response.ContentLength,
-        contentType: response.ContentType,
-        cacheControl: response.CacheControl,
-        etag: unquote(response.ETag),
+        body: response.body,
+        contentLength: length === undefined ? undefined : Number(length),
+        contentType: response.headers['content-type'],
+        cacheControl: response.headers['cache-control'],
+        etag: digestEtag(sdkShape(response)),
       };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -112,7 +140,7 @@ export class S3Store implements ObjectStore {
         contentLength: response.ContentLength,
         contentType: response.ContentType,
         cacheControl: response.CacheControl,
-        etag: unquote(response.ETag),
+        etag: digestEtag(response),
       };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -129,28 +157,93 @@ export class S3Store implements ObjectStore {
       ACL: options.acl ? (options.acl as ObjectCannedACL) : undefined,
       StorageClass: options.storageClass ? (options.storageClass as StorageClass) : undefined,
     };
-    if (options.contentLength !== undefined && options.contentLength <= this.options.partSize) {
-      // One streamed PUT: nothing buffered, and Content-MD5 lets the server refuse bytes that changed on the way.
-      await this.client.send(
-        new PutObjectCommand({ ...params, Body: body, ContentLength: options.contentLength, ContentMD5: options.contentMd5 }),
-        { abortSignal: options.signal },
-      );
+    if (options.contentLength !== undefined && options.contentLength <= (this.options.singlePutLimit ?? this.options.partSize)) {
+      await this.put(params, body, options);
       return;
     }
-    // Multipart: lib-storage aborts the upload (no orphaned parts) when the body fails before its last part.
+    // Multipart. Each part is checked on arrival (verifyPartDigest); a failed upload is aborted here, with retries,
+    // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
     const upload = new Upload({
       client: this.client,
       params: { ...params, Body: body },
       partSize: this.options.partSize,
       queueSize: this.options.queueSize,
-      leavePartsOnError: false,
+      leavePartsOnError: true,
     });
-    const abort = () => void upload.abort();
-    options.signal?.addEventListener('abort', abort, { once: true });
+    // Stopping the body (not upload.abort(), which returns before the parts in flight settle) lets done()
+    // reject only once the upload id is known and no part is still being sent.
+    const stop = () => body.destroy(new Error('copy aborted'));
+    options.signal?.addEventListener('abort', stop, { once: true });
     try {
       await upload.done();
+    } catch (error) {
+      if (upload.uploadId !== undefined) await this.abortUpload(params.Key, upload.uploadId);
+      throw error;
     } finally {
-      options.signal?.removeEventListener('abort', abort);
+      options.signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /**
+   * One streamed PUT: nothing buffered. Content-MD5 (when the source's MD5 is known) lets the server refuse bytes
+   * that changed on the way; the ETag it answers is compared with the MD5 of what was sent, which catches a
+   * server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays.
+   */
+  private async put(params: PutParams, body: Readable, options: WriteOptions): Promise<void> {
+    // With Content-MD5 the digest of what is sent is known already (src/sync/integrity checks the bytes against it
+    // on the way); only a body without one is hashed here.
+    const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64').toString('hex');
+    const hash = claimed === undefined ? createHash('md5') : undefined;
+    // A body that fails must end the request at once: the server would otherwise wait for the missing bytes.
+    const bodyFailed = new AbortController();
+    let sent: Readable = body;
+    if (hash === undefined) {
+      body.once('error', (error) => bodyFailed.abort(error));
+    } else {
+      const hashing = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      pipeline(body, hashing).catch((error: unknown) => bodyFailed.abort(error));
+      sent = hashing;
+    }
+    const signal = options.signal ? AbortSignal.any([options.signal, bodyFailed.signal]) : bodyFailed.signal;
+    let response: DirectResponse;
+    try {
+      response = await this.direct.put(params.Key, sent, putHeaders(params, options), signal);
+    } catch (error) {
+      throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
+    }
+    const stored = digestEtag(sdkShape(response));
+    const md5 = claimed ?? hash!.digest('hex');
+    if (md5FromEtag(stored) === undefined || stored === md5) return;
+    const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
+      () => 'the object was deleted',
+      (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
+    );
+    throw new IntegrityError(`the destination stored bytes with MD5 ${stored}, not the ${md5} sent; ${deleted}`);
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.withRetries(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: key, UploadId: uploadId })));
+    } catch (error) {
+      if ((error as { name?: string }).name === 'NoSuchUpload') return;
+      this.onUploadLeftOpen?.(key, uploadId, error);
+    }
+  }
+
+  /** A short request, tried again with backoff while the answer is transient (throttling, 5xx, a reset). */
+  private async withRetries<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        if (attempt + 1 >= HOUSEKEEPING_ATTEMPTS || !isRetryable(error)) throw error;
+        await sleep(backoffMs(attempt, error));
+      }
     }
   }
 
@@ -160,6 +253,55 @@ export class S3Store implements ObjectStore {
 }
 
 const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+type PutParams = Omit<ConstructorParameters<typeof PutObjectCommand>[0], 'Body'> & { Bucket: string; Key: string };
+
+/**
+ * Each part of a multipart upload carries Content-MD5, so the destination refuses a part altered on the way;
+ * a server that ignores the header is caught by comparing the part's ETag, and the upload is then aborted.
+ */
+const verifyPartDigest: InitializeMiddleware<any, any> = (next, context) => async (args) => {
+  const body: unknown = args.input.Body;
+  if (context.commandName !== 'UploadPartCommand' || !(body instanceof Uint8Array)) return next(args);
+  const digest = createHash('md5').update(body).digest();
+  args.input.ContentMD5 = digest.toString('base64');
+  const result = await next(args);
+  const stored = digestEtag(result.output as { ETag?: string });
+  const md5 = digest.toString('hex');
+  if (md5FromEtag(stored) !== undefined && stored !== md5) {
+    throw new IntegrityError(`the destination stored part ${String(args.input.PartNumber)} with MD5 ${stored}, not the ${md5} sent`);
+  }
+  return result;
+};
+
+/** The headers of a single PUT of `params`. */
+function putHeaders(params: PutParams, options: WriteOptions): Record<string, string> {
+  const headers: Record<string, string> = { 'content-length': String(options.contentLength) };
+  if (params.ContentType !== undefined) headers['content-type'] = params.ContentType;
+  if (params.CacheControl !== undefined) headers['cache-control'] = params.CacheControl;
+  if (params.ACL !== undefined) headers['x-amz-acl'] = params.ACL;
+  if (params.StorageClass !== undefined) headers['x-amz-storage-class'] = params.StorageClass;
+  if (options.contentMd5 !== undefined) headers['content-md5'] = options.contentMd5;
+  return headers;
+}
+
+/** The fields of an SDK response that digestEtag reads, from a direct response's headers. */
+function sdkShape(response: DirectResponse): { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string } {
+  return {
+    ETag: response.headers.etag,
+    ServerSideEncryption: response.headers['x-amz-server-side-encryption'],
+    SSECustomerAlgorithm: response.headers['x-amz-server-side-encryption-customer-algorithm'],
+  };
+}
+
+/**
+ * The ETag when it can be a digest of the bytes: with SSE-KMS or customer keys it is not an MD5 even when it looks
+ * like one, and comparing it would fail every copy.
+ */
+function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string }): string | undefined {
+  if (response.SSECustomerAlgorithm !== undefined || (response.ServerSideEncryption?.startsWith('aws:kms') ?? false)) return undefined;
+  return unquote(response.ETag);
+}
 
 export function httpStatus(error: unknown): number | undefined {
   if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;

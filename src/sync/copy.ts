@@ -1,13 +1,14 @@
 /**
  * Copying one owned object: find it at the source (the exact key, else a legacy alternate), stream its bytes
  * through an integrity check into the destination under the exact key the database names, and retry from a
- * fresh GET when anything transient goes wrong. Never throws: every outcome is a CopyResult.
+ * fresh GET when anything transient goes wrong. With a server-side copy the provider copies the bytes itself
+ * (one CopyObject per candidate key) and nothing is streamed. Never throws: every outcome is a CopyResult.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject } from '../storage/types.js';
 import { describeError } from '../errors.js';
-import { IntegrityCheck, md5FromEtag } from './integrity.js';
+import { IntegrityCheck, IntegrityError, md5FromEtag } from './integrity.js';
 import { backoffMs, isRetryable, isThrottle } from './retry.js';
 
 export type CopyStatus = 'copied' | 'relocated' | 'missing' | 'failed';
@@ -33,7 +34,19 @@ export interface CopyContext {
   /** Told about every throttling answer, so the pool can slow down. */
   readonly onThrottle?: () => void;
   readonly signal?: AbortSignal;
+  /** Set when source and destination are on one provider ([sync] copy_mode): copy there, stream nothing. */
+  readonly serverCopy?: ServerCopy;
 }
+
+/**
+ * Copies `sourceKey` of the source to `key` of the destination on their provider. `stream`: the provider's
+ * answer cannot be trusted for this key (src/storage/s3Copy.ts), so the object is streamed instead.
+ */
+export type ServerCopy = (
+  sourceKey: string,
+  key: string,
+  options: { acl?: string; storageClass?: string; signal?: AbortSignal },
+) => Promise<'copied' | 'missing' | 'stream'>;
 
 /** Mastodon's Cache-Control on every object it writes (§6), for sources that carry none (a folder). */
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
@@ -41,22 +54,31 @@ export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
 export async function copyOwnedObject(object: OwnedObject, context: CopyContext): Promise<CopyResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  // What earlier reads gave, for a multipart ETag that cannot be recomputed (src/sync/integrity.ts).
+  const earlierMd5s = new Set<string>();
+  const finished = (from: string, bytes: number, attempt: number): CopyResult => {
+    const relocated = from !== object.key;
+    return {
+      status: relocated ? 'relocated' : 'copied',
+      bytes,
+      ms: elapsed(),
+      ...(relocated && { from: context.source.locate(from) }),
+      attempts: attempt + 1,
+    };
+  };
   for (let attempt = 0; ; attempt++) {
     let found: { object: ReadObject; from: string } | undefined;
     try {
+      const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
+      if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
+      // No bytes passed through: a server-side copy counts none.
+      if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
       found = await findAtSource(object, context);
       if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
-      const bytes = await streamToDestination(object, found.object, context);
-      const relocated = found.from !== object.key;
-      return {
-        status: relocated ? 'relocated' : 'copied',
-        bytes,
-        ms: elapsed(),
-        ...(relocated && { from: context.source.locate(found.from) }),
-        attempts: attempt + 1,
-      };
+      return finished(found.from, await streamToDestination(object, found.object, context, earlierMd5s), attempt);
     } catch (error) {
       found?.object.body.destroy();
+      if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
       if (isThrottle(error)) context.onThrottle?.();
       if (attempt >= context.retries || !isRetryable(error) || context.signal?.aborted) {
         return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts: attempt + 1 };
@@ -64,6 +86,17 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
       await sleep(backoffMs(attempt, error), undefined, { signal: context.signal }).catch(() => undefined);
     }
   }
+}
+
+/** CopyObject of the first candidate key the source has; `stream` as soon as one cannot be trusted. */
+async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context: CopyContext): Promise<{ from: string } | 'missing' | 'stream'> {
+  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, signal: context.signal };
+  for (const key of [object.key, ...object.alternates]) {
+    const result = await serverCopy(key, object.key, options);
+    if (result === 'copied') return { from: key };
+    if (result === 'stream') return 'stream';
+  }
+  return 'missing';
 }
 
 async function findAtSource(object: OwnedObject, context: CopyContext): Promise<{ object: ReadObject; from: string } | undefined> {
@@ -74,20 +107,35 @@ async function findAtSource(object: OwnedObject, context: CopyContext): Promise<
   return undefined;
 }
 
-async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext): Promise<number> {
+async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {
   const md5 = md5FromEtag(source.etag);
-  const check = new IntegrityCheck(source.contentLength, md5);
-  source.body.once('error', (error) => check.destroy(error));
+  const check = new IntegrityCheck({ length: source.contentLength, etag: source.etag, earlierMd5s });
+  // The first failure of the source body or of the check is the cause; whatever it then does to the upload
+  // (an aborted request, a reset) is not. It also ends the upload at once, so nothing waits for missing bytes.
+  let failure: unknown;
+  const failed = new AbortController();
+  const fail = (error: unknown) => {
+    failure ??= error;
+    check.destroy(error as Error);
+    failed.abort(error);
+  };
+  source.body.on('error', fail);
+  check.on('error', fail);
   source.body.pipe(check);
-  await context.destination.write(object.key, check, {
-    contentType: source.contentType ?? contentTypeFromRow(object),
-    cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
-    contentLength: source.contentLength,
-    acl: aclFor(object, context.acl),
-    storageClass: context.storageClass,
-    contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
-    signal: context.signal,
-  });
+  try {
+    await context.destination.write(object.key, check, {
+      contentType: source.contentType ?? contentTypeFromRow(object),
+      cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
+      contentLength: source.contentLength,
+      acl: aclFor(object, context.acl),
+      storageClass: context.storageClass,
+      contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
+      signal: context.signal ? AbortSignal.any([context.signal, failed.signal]) : failed.signal,
+    });
+  } catch (error) {
+    throw failure ?? error;
+  }
+  if (failure !== undefined) throw failure;
   return check.bytes;
 }
 
@@ -120,6 +168,9 @@ const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
  */
 export function contentTypeFromRow(object: OwnedObject): string | undefined {
   if (object.style === 'original' && object.storedContentType) return object.storedContentType;
-  const extension = object.key.slice(object.key.lastIndexOf('.') + 1).toLowerCase();
+  const fileName = object.key.slice(object.key.lastIndexOf('/') + 1);
+  // A style without a format and an original without an extension give a name without one: same format as the original.
+  if (!fileName.includes('.') && object.storedContentType) return object.storedContentType;
+  const extension = fileName.slice(fileName.lastIndexOf('.') + 1).toLowerCase();
   return TYPES_BY_EXTENSION[extension] ?? (object.style === 'original' ? undefined : 'application/octet-stream');
 }

@@ -8,11 +8,12 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/connection.js';
 import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
-import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
+import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
+import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { CheckpointWriter, ResumeState } from './checkpoint.js';
-import { copyOwnedObject, type CopyContext, type CopyResult } from './copy.js';
+import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
 
@@ -26,10 +27,16 @@ export interface RunOptions {
   readonly concurrency: number;
   /** Rows at most per job. */
   readonly limit?: number;
+  /** Only these rows and objects (--since, --shard, --skip-remote-cache, …); default: everything. */
+  readonly scope?: Scope;
   readonly acl: string;
   readonly storageClass?: string;
+  /** Copy on the provider instead of streaming (src/cli/stores.ts decides from [sync] copy_mode). */
+  readonly serverCopy?: ServerCopy;
   readonly retries: number;
   readonly resume: ResumeState;
+  /** Copy only the objects the checkpoint records as failed (--retry-failed); read no other rows. */
+  readonly retryFailedOnly?: boolean;
   /** Absent on a dry run: nothing is written. */
   readonly checkpoint?: CheckpointWriter;
   readonly dryRun: boolean;
@@ -37,6 +44,8 @@ export interface RunOptions {
   readonly onPlan?: (object: OwnedObject, sourceKey: string, destinationKey: string) => void;
   /** Each finished object (progress display). */
   readonly onResult?: (job: JobName, object: OwnedObject, result: CopyResult) => void;
+  /** Objects of a row that an earlier run finished (resume), so not copied again (progress display). */
+  readonly onSkipped?: (job: JobName, objects: number) => void;
   /** Stop reading rows; in-flight copies finish. */
   readonly stop: AbortSignal;
   /** Abort in-flight copies too. */
@@ -77,8 +86,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     retries: options.retries,
     onThrottle: () => throttle.slowDown(),
     signal: options.abort,
+    serverCopy: options.serverCopy,
   };
   const summaries: JobSummary[] = [];
+  const scope = options.scope ?? WHOLE_DATABASE;
   const finishing: Promise<void>[] = [];
 
   try {
@@ -148,32 +159,41 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     };
 
     try {
-      // Objects that failed in rows below the watermark: those rows are not read again, so fetch them by id.
-      const failedBelow = options.resume.failedBelowWatermark(job);
-      for (let start = 0; start < failedBelow.length && !options.stop.aborted; start += options.batchSize) {
-        const batch = failedBelow.slice(start, start + options.batchSize);
+      // Objects that failed in rows not read again (below the watermark; with --retry-failed, all): fetch those rows by id.
+      const failedBefore = options.retryFailedOnly ? options.resume.failed(job) : options.resume.failedBelowWatermark(job);
+      for (let start = 0; start < failedBefore.length && !options.stop.aborted; start += options.batchSize) {
+        const batch = failedBefore.slice(start, start + options.batchSize);
         const keys = new Set(batch.map((entry) => entry.key));
-        const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))]);
+        const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
+        summary.rows += rows.length;
         for (const row of rows) {
-          for (const object of ownedObjects(job, row)) {
-            if (keys.has(options.destination.locate(object.key))) await submit(object, true, false);
+          for (const object of ownedInScope(job, row, scope)) {
+            if (!keys.delete(options.destination.locate(object.key))) continue;
+            summary.objects += 1;
+            await submit(object, true, false);
           }
         }
+        // A row deleted since, or whose file changed: the database no longer owns what failed.
+        for (const key of keys) log.info({ job, key }, 'failed before, but no longer owned (or out of scope): not retried');
       }
+      if (options.retryFailedOnly) return;
 
       const pages = readRowPages(options.db, options.schema, job, {
         batchSize: options.batchSize,
         afterId: tracker.watermark,
         limit: options.limit,
+        scope,
+        // Rows that own no file are counted but never read (src/db/rows.ts).
+        onRead: (rows) => (summary.rows += rows),
       });
       reading: for await (const rows of pages) {
         for (const row of rows) {
           if (options.stop.aborted) break reading;
-          const owned = ownedObjects(job, row);
+          const owned = ownedInScope(job, row, scope);
           const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key)));
-          summary.rows += 1;
           summary.objects += owned.length;
           summary.skipped += owned.length - pending.length;
+          if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
           tracker.begin(String(row.id), pending.length);
           for (const object of pending) {
             await submit(object, options.resume.hasFailed(options.destination.locate(object.key)), true);
@@ -196,9 +216,10 @@ function logResult(log: Logger, job: JobName, id: string, key: string, result: C
 /**
  * AIMD on throttling (503 SlowDown, 429): halve the copies in flight at most once a second, then add one back
  * after each run of successes as long as the configured concurrency, so a provider's limit is found and kept.
+ * Each change is logged once.
  */
 class Throttle {
-  private lastDecrease = 0;
+  private lastDecrease = Number.NEGATIVE_INFINITY;
   private successes = 0;
 
   constructor(
@@ -221,6 +242,7 @@ class Throttle {
     if (++this.successes < this.pool.concurrency * 4) return;
     this.successes = 0;
     this.pool.concurrency += 1;
-    if (this.pool.concurrency === this.ceiling) this.log.info({ concurrency: this.ceiling }, 'throttling over; back to full concurrency');
+    const back = this.pool.concurrency === this.ceiling;
+    this.log.info({ concurrency: this.pool.concurrency }, back ? 'throttling over; back to full concurrency' : 'provider recovering; one more copy in flight');
   }
 }

@@ -53,6 +53,16 @@ export interface ConfigSettings {
   source: StoreSettings;
   destination: StoreSettings;
   concurrency?: number;
+  /**
+   * [sync] copy_mode. Default "stream": source and destination share the s3rver endpoint and credentials, which
+   * "auto" would copy server-side, and most tests are about streaming.
+   */
+  copyMode?: 'auto' | 'stream' | 'server';
+  /**
+   * [sync] upload_cutoff in MiB. Default 8, not the product's 512: test objects are small, and those above 8 MiB
+   * must go multipart so that path is exercised.
+   */
+  uploadCutoffMib?: number;
   batchSize?: number;
   retries?: number;
   extra?: string;
@@ -87,6 +97,8 @@ export function writeConfig(settings: ConfigSettings): { dir: string; file: stri
     '',
     '[sync]',
     `concurrency = ${settings.concurrency ?? 8}`,
+    `copy_mode = "${settings.copyMode ?? 'stream'}"`,
+    `upload_cutoff = ${settings.uploadCutoffMib ?? 8}`,
     ...(settings.retries !== undefined ? [`retries = ${settings.retries}`] : []),
     settings.extra ?? '',
   ].join('\n');

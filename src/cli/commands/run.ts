@@ -1,12 +1,21 @@
 /** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, loadCheckpoint } from '../../sync/checkpoint.js';
 import { runJobs } from '../../sync/run.js';
+import { planJob } from '../../sync/plan.js';
+import { ProgressTally } from '../../sync/progress.js';
+import { checkpointForShard } from '../../sync/shard.js';
+import type { Scope } from '../../db/scope.js';
+import { S3Store } from '../../storage/s3.js';
 import type { ObjectStore } from '../../storage/types.js';
+import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { createStore, samePlace } from '../stores.js';
+import { PART_SIZE, createStore, samePlace, serverCopier } from '../stores.js';
+import { ProgressDisplay, progressMode } from '../progress.js';
+import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
@@ -17,34 +26,54 @@ export interface RunFlags {
   readonly config?: string;
   readonly concurrency?: number;
   readonly resume: boolean;
+  /** Only the objects the checkpoint records as failed. */
+  readonly retryFailed: boolean;
   readonly dryRun: boolean;
   readonly limit?: number;
   readonly checkpoint?: string;
   readonly json: boolean;
+  readonly scope: Scope;
+  readonly maxRps?: number;
 }
 
-export async function runCommand(flags: RunFlags, log: Logger, out: Output): Promise<number> {
+/** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
+export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
-  const checkpointPath = flags.checkpoint ?? config.sync.checkpoint;
+  // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
+  const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
+  if (flags.retryFailed && !existsSync(checkpointPath)) {
+    throw new UsageError(`--retry-failed reruns what a checkpoint records as failed, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`);
+  }
   if (samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
   const stores: ObjectStore[] = [];
-  const session = await openSession(config, flags.jobs, log);
+  const source = createStore(config.source, 'source', concurrency);
+  stores.push(source);
+  const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
+  stores.push(destination);
+  // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
+  const checked = Promise.all([source.check(), destination.check()]);
+  checked.catch(() => undefined); // awaited below, so a database error is still the one reported first
+  const session = await openSession(config, flags.jobs, log).catch((error: unknown) => {
+    for (const store of stores) store.close();
+    throw error;
+  });
   try {
-    const source = createStore(config.source, 'source', concurrency);
-    stores.push(source);
-    const destination = createStore(config.destination, 'destination', concurrency);
-    stores.push(destination);
-    await Promise.all([source.check(), destination.check()]);
+    await checked;
+    const serverCopy = serverCopier(config.sync.copyMode, source, destination);
+    limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
+    if (destination instanceof S3Store) {
+      destination.onUploadLeftOpen = (key, uploadId, error) =>
+        log.warn({ key, uploadId, err: error }, 'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them');
+    }
 
     const identity = { source: source.description, destination: destination.description };
-    const resume = flags.resume ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
-    const checkpoint = flags.dryRun
-      ? undefined
-      : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode: flags.resume ? 'resume' : 'fresh', ...identity });
+    const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
+    const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
+    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity });
 
     const stop = new AbortController();
     const abort = new AbortController();
@@ -60,8 +89,21 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output): Pro
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, database: session.db.description, dryRun: flags.dryRun }, 'run started');
+      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, database: session.db.description, dryRun: flags.dryRun, scope: describeScope(flags.scope), checkpoint: flags.dryRun ? undefined : checkpointPath, copy: serverCopy ? 'on the provider (CopyObject)' : 'streamed (GET, PUT)' }, 'run started');
       for (const note of session.notes) log.info(note);
+      if (flags.scope.skipRemoteCache !== undefined) log.warn(REMOTE_CACHE_WARNING);
+      const tally = new ProgressTally(session.jobs);
+      progress?.start(tally);
+      // The totals are counted beside the copy, on their own connection: the first copy never waits for them.
+      // (--retry-failed takes only the checkpoint's failures, which a count of the database cannot tell.)
+      if (progress && !flags.retryFailed) {
+        void (async () => {
+          for (const job of session.jobs) {
+            const plan = await planJob(session.db, session.schema, job, flags.scope, { afterId: resume.watermark(job), limit: flags.limit, partSize: PART_SIZE });
+            tally.owned(job, plan.objects);
+          }
+        })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
+      }
       const summary = await runJobs({
         jobs: session.jobs,
         db: session.db,
@@ -71,23 +113,30 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output): Pro
         batchSize: config.database.batchSize,
         concurrency,
         limit: flags.limit,
+        scope: flags.scope,
         acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
         storageClass: config.destination.storageClass,
+        serverCopy,
         retries: config.sync.retries,
         resume,
+        retryFailedOnly: flags.retryFailed,
         checkpoint,
         dryRun: flags.dryRun,
         onPlan: (object, from, to) =>
           out.stdout(flags.json ? JSON.stringify({ job: object.job, id: object.id, source: from, destination: to }) : `${from} -> ${to}`),
+        onResult: progress && ((job, _object, result) => tally.result(job, result.bytes)),
+        onSkipped: progress && ((job, objects) => tally.skipped(job, objects)),
         stop: stop.signal,
         abort: abort.signal,
         log,
       });
+      progress?.stop(!summary.interrupted);
       const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: session.notes };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
       if (summary.interrupted) return EXIT.interrupted;
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
     } finally {
+      progress?.stop(false);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       checkpoint?.close();
@@ -104,33 +153,50 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
     command: 'run <jobs..>',
     describe: `copy what the database owns (jobs: ${JOB_NAMES.join(', ')}, or all)`,
     builder: (command) =>
-      command
-        .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
-        .option('concurrency', { type: 'number', describe: 'copies in flight (default: [sync] concurrency, 8)' })
-        .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
-        .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
-        .option('limit', { type: 'number', describe: 'at most N rows per job' })
-        .option('checkpoint', { type: 'string', describe: 'checkpoint file (default: [sync] checkpoint)' })
-        .check((args) => {
-          wholeNumber('--concurrency', args.concurrency, 1);
-          wholeNumber('--limit', args.limit, 0);
-          return true;
-        }),
+      withScopeOptions(
+        command
+          .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
+          .option('concurrency', { type: 'number', describe: 'copies in flight (default: [sync] concurrency, 8)' })
+          .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
+        .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+        .option('max-rps', { type: 'number', describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
+          .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
+          .option('limit', { type: 'number', describe: 'at most N rows per job' })
+          .option('checkpoint', { type: 'string', describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
+          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere)' })
+          .option('progress-interval', { type: 'number', default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
+          .check((args) => {
+            wholeNumber('--concurrency', args.concurrency, 1);
+            wholeNumber('--limit', args.limit, 0);
+          wholeNumber('--max-rps', args.maxRps, 1);
+          if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+            wholeNumber('--progress-interval', args.progressInterval, 1);
+            return true;
+          }),
+      ),
     handler: async (args) => {
+      const dryRun = Boolean(args.dryRun || args.dev);
+      const mode = progressMode(args.quiet || dryRun, process.stderr);
+      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
       context.exitCode = await runCommand(
         {
           jobs: (args.jobs ?? []).map(String),
           config: args.config,
           concurrency: args.concurrency,
           resume: args.resume,
-          dryRun: args.dryRun || args.dev,
+          retryFailed: args.retryFailed,
+          dryRun,
           limit: args.limit,
           checkpoint: args.checkpoint,
           json: args.json,
+          scope: scopeFromArgs(args as ScopeArgs),
+          maxRps: args.maxRps,
         },
-        createLogger(args.logLevel),
+        // On a terminal, log lines go through the display, which prints them above its live block.
+        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
         context.out,
+        progress,
       );
     },
   };

@@ -1,0 +1,536 @@
+/**
+ * `npm run bench [-- options]`: mastosync against rclone on a Mastodon-shaped data set in s3rver behind a
+ * latency proxy, side by side, with the latency limit N × round trips × latency / C. Prints the figures and
+ * writes them to BENCHMARKS.md. `npm run bench -- --help` lists the options.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { createDatabase, type TestDatabase } from '../test/support/postgres.js';
+import { makeS3Client } from '../test/support/s3.js';
+import { startProxy, type HttpProxy } from '../test/support/httpProxy.js';
+import { insertFilelessRows, insertRows, planMix, uploadObjects, type MixCounts, type PlannedObject } from './dataset.js';
+import { scenarioMarkdown, scenarioText, perObject, type ScenarioResult, type ToolResult } from './report.js';
+import { ensureDebianPackage, measure, rcloneVersion, runMastosync, runRclone, type Measurement } from './tools.js';
+
+/** Choices for the part-size study: single-PUT limit, part size (MiB), parts in flight. */
+const DEFAULT_PARTS = '8:8:2,8:8:1,8:5:1,8:16:2,64:8:2,512:8:2';
+
+// The pinned SDK's advice to move to Node 22 is noise here (as in bin/mastosync.js).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const SCENARIOS = ['requests', 'stream', 'bound', 'server', 'videos', 'parts', 'rows'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+type Tool = 'mastosync' | 'rclone';
+
+const HELP = `npm run bench -- [options]
+  --latency MS          added by the proxy to every request (default 30)
+  --concurrency LIST    copies in flight for the stream scenario, e.g. 16,64 (default 16,64)
+  --accounts N --emojis N --cards N --images N
+                        rows of the mix (defaults 150, 100, 150, 120: about 900 objects)
+  --bound-latency MS    the bound scenario: a third of the mix at each concurrency with this latency, so the
+                        latency, not s3rver, bounds the copy (default 250)
+  --videos N --video-min-mb N --video-max-mb N --video-images N
+                        the videos scenario: N videos from min to max MB plus some images (3, 20, 200, 40)
+  --parts LIST          the parts scenario: single-PUT limit:part size:parts in flight, in MiB, comma-separated
+                        (default ${DEFAULT_PARTS})
+  --rows N --base-rows N
+                        the rows scenario: a table of N fileless rows against one of base-rows (1000000, 10000)
+  --scenarios LIST      any of ${SCENARIOS.join(',')} (default all)
+  --tools LIST          mastosync,rclone (default both)
+  --rclone-flags "..."  extra rclone flags, e.g. "--s3-no-head"
+  --repeat N            run each tool N times (alternating) and keep its median run (default 1)
+  --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
+  --help`;
+
+const { values: flags } = parseArgs({
+  options: {
+    latency: { type: 'string', default: '30' },
+    concurrency: { type: 'string', default: '16,64' },
+    accounts: { type: 'string', default: '150' },
+    emojis: { type: 'string', default: '100' },
+    cards: { type: 'string', default: '150' },
+    images: { type: 'string', default: '120' },
+    'bound-latency': { type: 'string', default: '250' },
+    videos: { type: 'string', default: '3' },
+    'video-min-mb': { type: 'string', default: '20' },
+    'video-max-mb': { type: 'string', default: '200' },
+    'video-images': { type: 'string', default: '40' },
+    parts: { type: 'string', default: DEFAULT_PARTS },
+    rows: { type: 'string', default: '1000000' },
+    'base-rows': { type: 'string', default: '10000' },
+    scenarios: { type: 'string', default: SCENARIOS.join(',') },
+    tools: { type: 'string', default: 'mastosync,rclone' },
+    'rclone-flags': { type: 'string', default: '' },
+    repeat: { type: 'string', default: '1' },
+    out: { type: 'string', default: 'BENCHMARKS.md' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (flags.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+const number = (name: keyof typeof flags) => {
+  const value = Number(flags[name]);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number, not ${String(flags[name])}`);
+  return value;
+};
+const list = <T extends string>(name: keyof typeof flags, allowed: readonly T[]) =>
+  String(flags[name]).split(',').filter(Boolean).map((item) => {
+    if (!allowed.includes(item as T)) throw new Error(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
+    return item as T;
+  });
+
+const latencyMs = number('latency');
+const concurrencies = String(flags.concurrency).split(',').map(Number);
+const scenarios = list('scenarios', SCENARIOS);
+const tools = list('tools', ['mastosync', 'rclone'] as const);
+const rcloneFlags = String(flags['rclone-flags']).split(' ').filter(Boolean);
+const repeat = Math.max(1, Math.round(number('repeat')));
+const TIMEOUT_MS = 15 * 60_000;
+
+interface DataSet {
+  readonly db: TestDatabase;
+  readonly bucket: string;
+  readonly jobs: readonly string[];
+  readonly objects: readonly PlannedObject[];
+  readonly bytes: number;
+}
+
+/** One S3 provider: s3rver in its own process, behind its own latency proxy. */
+interface Provider {
+  readonly name: string;
+  readonly directory: string;
+  readonly child: ChildProcess;
+  /** Straight to s3rver: loading and checking, never measured. */
+  readonly direct: S3Client;
+  readonly proxy: HttpProxy;
+}
+
+interface World {
+  readonly work: string;
+  /** Holds every source bucket; also the destination of server-side copies. */
+  readonly source: Provider;
+  /** Where streamed copies go: another provider, as in a migration. */
+  readonly destination: Provider;
+  destinations: number;
+}
+
+async function startProvider(work: string, name: string): Promise<Provider> {
+  const directory = join(work, name);
+  mkdirSync(directory);
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, 's3server.ts'), directory], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((done, fail) => {
+    createInterface({ input: child.stdout! }).once('line', done);
+    child.once('exit', (code) => fail(new Error(`s3rver exited with ${code}`)));
+  });
+  const { port } = JSON.parse(line) as { port: number };
+  return { name, directory, child, direct: makeS3Client(`http://127.0.0.1:${port}`), proxy: await startProxy({ upstreamPort: port, latencyMs }) };
+}
+
+async function stopProvider(provider: Provider): Promise<void> {
+  await provider.proxy.stop();
+  provider.direct.destroy();
+  provider.child.kill('SIGTERM');
+}
+
+async function makeDataSet(world: World, bucket: string, jobs: string[], build: (db: TestDatabase) => Promise<PlannedObject[]>): Promise<DataSet> {
+  const db = await createDatabase('current');
+  await world.source.direct.send(new CreateBucketCommand({ Bucket: bucket }));
+  const objects = await build(db);
+  await uploadObjects(world.source.direct, bucket, objects);
+  return { db, bucket, jobs, objects, bytes: objects.reduce((sum, object) => sum + object.size, 0) };
+}
+
+async function listSizes(client: S3Client, bucket: string): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) sizes.set(object.Key!, object.Size ?? -1);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return sizes;
+}
+
+interface RunSpec {
+  readonly tool: Tool;
+  readonly data: DataSet;
+  readonly concurrency: number;
+  readonly mode: 'stream' | 'server';
+  /** The proxies' latency for this run (the zero-latency floor uses 0). */
+  readonly latencyMs: number;
+  /** Copy nothing: measures what the tool spends besides objects (start, connect, check). */
+  readonly nothing?: boolean;
+}
+
+/** Runs one tool on one data set into a fresh destination bucket, then checks the destination is exact. */
+async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
+  const { tool, data, concurrency, mode } = spec;
+  const to = mode === 'server' ? world.source : world.destination;
+  const destination = `bench-destination-${++world.destinations}`;
+  await to.direct.send(new CreateBucketCommand({ Bucket: destination }));
+  const dir = join(world.work, destination);
+  mkdirSync(dir);
+  const source = { endpoint: world.source.proxy.endpoint, bucket: data.bucket };
+  const target = { endpoint: to.proxy.endpoint, bucket: destination };
+  for (const provider of [world.source, world.destination]) {
+    provider.proxy.reset();
+    provider.proxy.setLatency(spec.latencyMs);
+  }
+  const connectionsBefore = world.source.proxy.connections + world.destination.proxy.connections;
+  let measured: Measurement;
+  if (tool === 'mastosync') {
+    measured = await runMastosync({ databaseUrl: data.db.url, source, destination: target, concurrency, copyMode: mode, jobs: data.jobs, extraArgs: spec.nothing ? ['--limit', '0'] : [], dir, timeoutMs: TIMEOUT_MS });
+  } else {
+    const keys = spec.nothing ? [] : data.objects.map((object) => object.key);
+    measured = await runRclone({ source, destination: target, concurrency, serverSide: mode === 'server', keys, extraFlags: rcloneFlags, dir, timeoutMs: TIMEOUT_MS });
+  }
+  const requests: Record<string, number> = {};
+  let firstWrite = Number.POSITIVE_INFINITY;
+  for (const request of [...world.source.proxy.requests, ...(to === world.source ? [] : world.destination.proxy.requests)]) {
+    requests[request.operation] = (requests[request.operation] ?? 0) + 1;
+    const writes = request.operation === 'PutObject' || request.operation === 'CopyObject' || request.operation === 'CompleteMultipartUpload';
+    if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
+  }
+  const problem = await checkDestination(to, destination, spec.nothing ? [] : data.objects, measured);
+  rmSync(join(to.directory, destination), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+  for (const provider of [world.source, world.destination]) provider.proxy.setLatency(latencyMs);
+  const label = [tool, ...(mode === 'server' ? ['server-side'] : []), ...(spec.latencyMs === 0 && latencyMs !== 0 ? ['proxies at 0 ms'] : [])];
+  return {
+    tool: label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : tool,
+    ok: problem === undefined,
+    problem,
+    wallMs: measured.wallMs,
+    objects: data.objects.length,
+    bytes: data.bytes,
+    cpuMs: measured.cpuMs,
+    peakRssBytes: measured.peakRssBytes,
+    requests,
+    connections: world.source.proxy.connections + world.destination.proxy.connections - connectionsBefore,
+    firstObjectMs: Number.isFinite(firstWrite) ? firstWrite - measured.startedAt : undefined,
+  };
+}
+
+/** `repeat` runs (tools alternating), keeping each tool's median run by wall time. */
+async function runMedian(world: World, specs: readonly RunSpec[]): Promise<ToolResult[]> {
+  const runs = specs.map(() => [] as ToolResult[]);
+  for (let round = 0; round < repeat; round++) {
+    const order = round % 2 === 0 ? specs.map((_, index) => index) : specs.map((_, index) => specs.length - 1 - index);
+    for (const index of order) runs[index]!.push(await runTool(world, specs[index]!));
+  }
+  return runs.map((results) => {
+    const failed = results.find((result) => !result.ok);
+    if (failed) return failed;
+    return [...results].sort((a, b) => a.wallMs - b.wallMs)[Math.floor((results.length - 1) / 2)]!;
+  });
+}
+
+async function checkDestination(provider: Provider, bucket: string, expected: readonly PlannedObject[], measured: Measurement): Promise<string | undefined> {
+  if (measured.exitCode !== 0) return `exit code ${measured.exitCode}: ${measured.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+  const actual = await listSizes(provider.direct, bucket);
+  const wrong = expected.filter((object) => actual.get(object.key) !== object.size);
+  if (wrong.length > 0 || actual.size !== expected.length) {
+    return `destination not exact: ${wrong.length} of ${expected.length} objects missing or of the wrong size, ${actual.size} objects present`;
+  }
+  return undefined;
+}
+
+function describeSet(data: DataSet): string {
+  const sizes = data.objects.map((object) => object.size).sort((a, b) => a - b);
+  const median = sizes[Math.floor(sizes.length / 2)] ?? 0;
+  return `${data.objects.length} objects, ${(data.bytes / 1e6).toFixed(1)} MB (median ${(median / 1000).toFixed(0)} KB, largest ${((sizes.at(-1) ?? 0) / 1e6).toFixed(1)} MB)`;
+}
+
+async function main(): Promise<void> {
+  ensureDebianPackage('rclone', 'rclone');
+  ensureDebianPackage('/usr/bin/time', 'time');
+
+  const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-'));
+  const providers: Provider[] = [];
+  const databases: TestDatabase[] = [];
+  const results: ScenarioResult[] = [];
+  const notes: string[] = [];
+  const started = new Date();
+  const loadBefore = os.loadavg();
+  let requestCost: RequestCost | undefined;
+  try {
+    if (scenarios.includes('requests')) requestCost = await measureRequestCost();
+    providers.push(await startProvider(work, 'source'), await startProvider(work, 'destination'));
+    const world: World = { work, source: providers[0]!, destination: providers[1]!, destinations: 0 };
+    const mix: MixCounts = {
+      accounts: number('accounts'),
+      emojis: number('emojis'),
+      cards: number('cards'),
+      images: number('images'),
+      videos: 0,
+      videoMinMb: number('video-min-mb'),
+      videoMaxMb: number('video-max-mb'),
+    };
+    const mixJobs = ['media_attachments', 'accounts', 'custom_emojis', 'preview_cards'];
+
+    if (scenarios.includes('stream') || scenarios.includes('server')) {
+      console.error('bench: building the Mastodon-shaped mix');
+      const data = await makeDataSet(world, 'bench-mix', mixJobs, async (db) => {
+        databases.push(db);
+        const plan = planMix(mix);
+        await insertRows(db.client, plan.rows);
+        return [...plan.objects];
+      });
+      notes.push(`mix: ${describeSet(data)}`);
+      if (scenarios.includes('stream')) {
+        for (const concurrency of concurrencies) {
+          const floor = tools.includes('mastosync') ? [{ tool: 'mastosync' as const, data, concurrency, mode: 'stream' as const, latencyMs: 0 }] : [];
+          results.push(await runScenario(world, `stream, ${concurrency} in flight`, `Mastodon-shaped mix, ${describeSet(data)}; GET from one provider, PUT to another. The run with the proxies at 0 ms shows what s3rver and the proxies allow on this machine.`, data, concurrency, 'stream', floor));
+        }
+      }
+      if (scenarios.includes('server')) {
+        const concurrency = concurrencies[0]!;
+        results.push(await runScenario(world, `server-side copy, ${concurrency} in flight`, `The same mix between two buckets of one provider with the same credentials: CopyObject, no bytes through the copier.`, data, concurrency, 'server'));
+      }
+    }
+
+    if (scenarios.includes('bound')) {
+      console.error('bench: building the latency-bound set');
+      const bound = await makeDataSet(world, 'bench-bound', mixJobs, async (db) => {
+        databases.push(db);
+        const plan = planMix({ ...mix, accounts: Math.round(mix.accounts / 3), emojis: Math.round(mix.emojis / 3), cards: Math.round(mix.cards / 3), images: Math.round(mix.images / 3) }, 3);
+        await insertRows(db.client, plan.rows);
+        return [...plan.objects];
+      });
+      notes.push(`bound: ${describeSet(bound)}`);
+      const latency = number('bound-latency');
+      for (const concurrency of concurrencies) {
+        results.push(await runScenario(world, `latency-bound, ${concurrency} in flight`, `A third of the mix, ${describeSet(bound)}, with ${latency} ms per request: slow enough that s3rver is not the limit even at ${concurrencies.at(-1)} in flight, so the latency limit is reachable.`, bound, concurrency, 'stream', [], latency));
+      }
+    }
+    if (scenarios.includes('videos') || scenarios.includes('parts')) {
+      console.error('bench: building the video set');
+      const data = await makeDataSet(world, 'bench-videos', ['media_attachments'], async (db) => {
+        databases.push(db);
+        const plan = planMix({ ...mix, accounts: 0, emojis: 0, cards: 0, images: number('video-images'), videos: number('videos') }, 2);
+        await insertRows(db.client, plan.rows);
+        return [...plan.objects];
+      });
+      notes.push(`videos: ${describeSet(data)}`);
+      if (scenarios.includes('videos')) {
+        results.push(await runScenario(world, 'videos, 16 in flight', `Images with ${number('videos')} videos of ${number('video-min-mb')}–${number('video-max-mb')} MB, ${describeSet(data)}; peak RSS must not follow object size.`, data, 16, 'stream'));
+      }
+      if (scenarios.includes('parts')) results.push(await runParts(world, data));
+    }
+
+    if (scenarios.includes('rows') && tools.includes('mastosync')) {
+      for (const count of [number('base-rows'), number('rows')]) {
+        console.error(`bench: a table of ${count} rows`);
+        const data = await makeDataSet(world, `bench-rows-${count}`, ['preview_cards'], async (db) => {
+          databases.push(db);
+          return insertFilelessRows(db.client, count);
+        });
+        const [result] = await runMedian(world, [{ tool: 'mastosync', data, concurrency: 16, mode: 'stream', latencyMs }]);
+        results.push({
+          name: `rows: ${count} preview_cards rows`,
+          description: `${count} rows, ${data.objects.length} of them owning a 20 KB image (the first row among them), 16 in flight.`,
+          concurrency: 16,
+          latencyMs,
+          limitMs: (data.objects.length * 2 * latencyMs) / 16,
+          results: [result!],
+        });
+        console.log(`${scenarioText(results.at(-1)!)}\n  first object copied ${result!.firstObjectMs?.toFixed(0)} ms after start\n`);
+      }
+    }
+  } finally {
+    for (const provider of providers) await stopProvider(provider);
+    for (const db of databases) await db.drop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  const verdicts = judge(results);
+  console.log(verdicts.join('\n'));
+  if (flags.out !== '-') {
+    const load = `${loadBefore.map((value) => value.toFixed(2)).join(' ')} at the start, ${os.loadavg().map((value) => value.toFixed(2)).join(' ')} at the end`;
+    writeFileSync(String(flags.out), markdown(results, notes, verdicts, started, load, requestCost));
+    console.error(`bench: wrote ${flags.out}`);
+  }
+}
+
+interface RequestCost {
+  readonly objects: number;
+  /** CPU ms per object (GET + PUT), median of three runs each. */
+  readonly sdk: number;
+  readonly direct: number;
+}
+
+/**
+ * The request-cost study: the same S3Store copying 40 KB objects from and to a trivial server (bench/fakeS3.ts),
+ * through the SDK's commands and through its direct requests (bench/requestCost.ts), three runs each, alternating.
+ */
+async function measureRequestCost(): Promise<RequestCost> {
+  console.error('bench: request cost');
+  const objects = 3000;
+  const tsx = import.meta.resolve('tsx');
+  const server = spawn(process.execPath, ['--import', tsx, resolve(import.meta.dirname, 'fakeS3.ts'), '40000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((done) => createInterface({ input: server.stdout! }).once('line', done));
+    const { port } = JSON.parse(line) as { port: number };
+    const runs: Record<'sdk' | 'direct', number[]> = { sdk: [], direct: [] };
+    for (let round = 0; round < 3; round++) {
+      for (const mode of round % 2 === 0 ? (['sdk', 'direct'] as const) : (['direct', 'sdk'] as const)) {
+        const child = spawn(process.execPath, ['--import', tsx, resolve(import.meta.dirname, 'requestCost.ts'), mode, String(port), String(objects)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const output = await new Promise<string>((done) => createInterface({ input: child.stdout! }).once('line', done));
+        runs[mode].push((JSON.parse(output) as { cpuMsPerObject: number }).cpuMsPerObject);
+      }
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[1]!;
+    const cost = { objects, sdk: median(runs.sdk), direct: median(runs.direct) };
+    console.log(`request cost (CPU ms per object, GET + PUT of 40 KB): SDK commands ${cost.sdk.toFixed(2)}, direct requests ${cost.direct.toFixed(2)}\n`);
+    return cost;
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
+/**
+ * The part-size study: the video set copied by mastosync's copy path (bench/partsChild.ts) under each choice of
+ * single-PUT limit, part size and parts in flight, 16 objects in flight.
+ */
+async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
+  console.error('bench: part sizes');
+  const MiB = 1024 * 1024;
+  const choices = String(flags.parts).split(',').map((choice) => choice.split(':').map(Number) as [number, number, number]);
+  const results: ToolResult[] = [];
+  for (const [limit, part, queue] of choices) {
+    const destination = `bench-destination-${++world.destinations}`;
+    await world.destination.direct.send(new CreateBucketCommand({ Bucket: destination }));
+    const spec = {
+      source: { endpoint: world.source.proxy.endpoint, bucket: data.bucket },
+      destination: { endpoint: world.destination.proxy.endpoint, bucket: destination },
+      keys: data.objects.map((object) => object.key),
+      singlePutLimit: limit * MiB,
+      partSize: part * MiB,
+      queueSize: queue,
+      concurrency: 16,
+    };
+    world.source.proxy.reset();
+    world.destination.proxy.reset();
+    const measured = await measure(process.execPath, ['--import', import.meta.resolve('tsx'), resolve(import.meta.dirname, 'partsChild.ts'), JSON.stringify(spec)], { env: process.env, cwd: world.work, timeoutMs: TIMEOUT_MS });
+    const requests: Record<string, number> = {};
+    for (const request of [...world.source.proxy.requests, ...world.destination.proxy.requests]) requests[request.operation] = (requests[request.operation] ?? 0) + 1;
+    const problem = await checkDestination(world.destination, destination, data.objects, measured);
+    rmSync(join(world.destination.directory, destination), { recursive: true, force: true });
+    results.push({
+      tool: `single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`,
+      ok: problem === undefined,
+      problem,
+      wallMs: measured.wallMs,
+      objects: data.objects.length,
+      bytes: data.bytes,
+      cpuMs: measured.cpuMs,
+      peakRssBytes: measured.peakRssBytes,
+      requests,
+    });
+  }
+  const scenario = {
+    name: 'parts: single-PUT limit, part size and parts in flight',
+    description: `The video set (${describeSet(data)}) copied by mastosync's copy path in a process of its own (bench/partsChild.ts, no database or CLI), 16 in flight, under each choice.`,
+    concurrency: 16,
+    latencyMs,
+    limitMs: (data.objects.length * 2 * latencyMs) / 16,
+    results,
+  };
+  console.log(`${scenarioText(scenario)}\n`);
+  return scenario;
+}
+
+/** Each tool's CPU when it copies nothing (median of three), per mode: what is not per object. */
+const fixedCpu = new Map<string, number>();
+
+async function runScenario(world: World, name: string, description: string, data: DataSet, concurrency: number, mode: 'stream' | 'server', extra: readonly RunSpec[] = [], latency = latencyMs): Promise<ScenarioResult> {
+  console.error(`bench: ${name}`);
+  for (const tool of tools) {
+    if (fixedCpu.has(`${tool} ${mode}`)) continue;
+    const runs: number[] = [];
+    for (let round = 0; round < 3; round++) runs.push((await runTool(world, { tool, data, concurrency, mode, latencyMs: latency, nothing: true })).cpuMs);
+    fixedCpu.set(`${tool} ${mode}`, runs.sort((a, b) => a - b)[1]!);
+  }
+  const measured = await runMedian(world, [...tools.map((tool) => ({ tool, data, concurrency, mode, latencyMs: latency })), ...extra]);
+  const results = measured.map((result) => ({ ...result, fixedCpuMs: fixedCpu.get(`${result.tool.split(' ')[0]} ${mode}`) }));
+  const roundTrips = mode === 'server' ? 1 : 2;
+  const scenario = { name, description, concurrency, latencyMs: latency, limitMs: (data.objects.length * roundTrips * latency) / concurrency, results };
+  console.log(`${scenarioText(scenario)}\n`);
+  return scenario;
+}
+
+/** The issue's targets, each as a line that says whether it held. */
+function judge(results: readonly ScenarioResult[]): string[] {
+  const lines: string[] = [];
+  const verdict = (holds: boolean, text: string) => lines.push(`${holds ? 'PASS' : 'FAIL'}  ${text}`);
+  for (const scenario of results) {
+    const ours = scenario.results.find((result) => result.tool.startsWith('mastosync'));
+    const rclone = scenario.results.find((result) => result.tool.startsWith('rclone'));
+    if (!ours) continue;
+    if (!ours.ok) verdict(false, `${scenario.name}: mastosync did not finish exactly (${ours.problem})`);
+    if (scenario.name.startsWith('stream') || scenario.name.startsWith('latency-bound') || scenario.name.startsWith('server')) {
+      if (rclone?.ok) verdict(ours.wallMs <= rclone.wallMs, `${scenario.name}: wall time ${(ours.wallMs / rclone.wallMs).toFixed(2)}× rclone's (target ≤ 1)`);
+      verdict(ours.wallMs <= 1.25 * scenario.limitMs, `${scenario.name}: wall time ${(ours.wallMs / scenario.limitMs).toFixed(2)}× the latency limit (target ≤ 1.25)`);
+    }
+    if (rclone?.ok && !scenario.name.startsWith('rows')) {
+      const [a, b] = [perObject(ours), perObject(rclone)];
+      const ratio = a.cpuMsPerObject / b.cpuMsPerObject;
+      const beyond = a.marginalCpuMsPerObject !== undefined && b.marginalCpuMsPerObject !== undefined ? `; beyond each tool's start-up cost ${(a.marginalCpuMsPerObject / b.marginalCpuMsPerObject).toFixed(2)}×` : '';
+      verdict(ratio <= 1.5, `${scenario.name}: CPU per object ${ratio.toFixed(2)}× rclone's (target ≤ 1.5)${beyond}`);
+    }
+    if (scenario.name.startsWith('videos')) verdict(ours.peakRssBytes < 150e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB (target < 150)`);
+  }
+  const rowRuns = results.filter((scenario) => scenario.name.startsWith('rows')).map((scenario) => scenario.results[0]!);
+  if (rowRuns.length === 2) {
+    const [base, large] = rowRuns as [ToolResult, ToolResult];
+    verdict(Math.abs(large.peakRssBytes - base.peakRssBytes) <= 20e6, `rows: peak RSS ${(large.peakRssBytes / 1e6).toFixed(0)} MB on the large table against ${(base.peakRssBytes / 1e6).toFixed(0)} MB on the small one (target: within 20 MB)`);
+    verdict((large.firstObjectMs ?? Infinity) <= 1000, `rows: first object copied ${large.firstObjectMs?.toFixed(0)} ms after start on the large table (target ≤ 1000)`);
+  }
+  return lines;
+}
+
+function markdown(results: readonly ScenarioResult[], notes: readonly string[], verdicts: readonly string[], started: Date, load: string, requestCost: RequestCost | undefined): string {
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  return [
+    '# Benchmarks',
+    '',
+    `Written by \`${command}\` on ${started.toISOString()}; rerun it to reproduce. How to read the figures, and the`,
+    'choices made from them: [docs/performance.md](docs/performance.md).',
+    '',
+    '## Setup',
+    '',
+    `- Machine: ${os.cpus().length} CPUs (\`nproc\` ${os.availableParallelism()}, ${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}; load average ${load} (other work on the machine shows here)`,
+    `- Node ${process.version}; ${rcloneVersion()}; two providers, each s3rver 3.7.1 in its own process behind its own latency proxy (test/support/httpProxy.ts, in the bench process) adding ${latencyMs} ms to every request: the source buckets on one, streamed copies going to the other; server-side copies stay on the first`,
+    '- mastosync: `bin/mastosync.js run <jobs> --json` with `[sync] concurrency = C`; rclone: `rclone copy SRC:bucket DST:bucket --files-from-raw keys.txt --transfers C --checkers C --fast-list --no-traverse --metadata --retries 1` with the ACL set and the same key list' + (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : ''),
+    `- Each tool runs ${repeat > 1 ? `${repeat} times, alternating with the other, and its median run by wall time is shown; each run ` : ''}under \`/usr/bin/time -v\` (CPU = user + system, peak RSS = maximum resident set size); wall time is from spawn to exit. After each run the destination is listed and must hold exactly the expected keys at the expected sizes.`,
+    '- Latency limit: N objects × round trips per object (2 for GET + PUT, 1 for CopyObject) × latency / C in flight.',
+    '- CPU ms/object is all the CPU of the run over N; "beyond start" first takes off what the same tool spends copying nothing (median of three runs: mastosync `--limit 0`, rclone an empty key list), i.e. starting, connecting and checking.',
+    ...notes.map((note) => `- Data set ${note}`),
+    '',
+    '## Results',
+    '',
+    ...(requestCost === undefined
+      ? []
+      : [
+          '### request cost',
+          '',
+          `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts, the SDK's own signer and HTTP handler without its middleware stack) ${requestCost.direct.toFixed(2)} ms.`,
+          '',
+        ]),
+    ...results.flatMap((scenario) => [scenarioMarkdown(scenario), '', ...(scenario.name.startsWith('rows') ? [`First object copied ${scenario.results[0]!.firstObjectMs?.toFixed(0)} ms after start.`, ''] : [])]),
+    '## Targets (issue 5)',
+    '',
+    ...verdicts.map((line) => `- ${line}`),
+    '',
+  ].join('\n');
+}
+
+await main();

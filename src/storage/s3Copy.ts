@@ -1,0 +1,139 @@
+/**
+ * Server-side copy ([sync] copy_mode): CopyObject from a bucket to another on the same provider, so no object
+ * bytes pass through mastosync, one request per object. MetadataDirective COPY keeps the source's Content-Type
+ * and Cache-Control; a copy does not carry the ACL or the storage class, so both are sent. Objects above
+ * CopyObject's 5 GiB limit are copied in parts (UploadPartCopy).
+ *
+ * Servers have been seen to decode a percent-encoded x-amz-copy-source wrongly (s3rver leaves %2B, a '+', as is),
+ * answering NoSuchKey for an object that exists. So a NoSuchKey for a key that travels encoded is not trusted:
+ * the caller streams that object instead, and only a GET may then call it missing.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  UploadPartCopyCommand,
+  type ObjectCannedACL,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import type { S3StoreConfig } from '../cli/config.js';
+import { encodeKey, needsEncoding } from './s3Direct.js';
+import type { S3Store } from './s3.js';
+
+/** `stream`: the server could not be trusted with this key; copy it through the process. */
+export type ServerCopyResult = 'copied' | 'missing' | 'stream';
+
+export interface ServerCopyOptions {
+  readonly acl?: string;
+  readonly storageClass?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** The largest object one CopyObject copies (AWS; most providers share the limit). */
+export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
+const COPY_PART_SIZE = 512 * 1024 ** 2;
+const MAX_PARTS = 10_000;
+/** Parts copied at once: each is a long server-side operation, not bandwidth of ours. */
+const PARTS_IN_FLIGHT = 4;
+
+/** Whether CopyObject sent to `destination` can read `source`: one provider (endpoint and region) and one account. */
+export function sameProvider(source: S3StoreConfig, destination: S3StoreConfig): boolean {
+  const a = source.credentials;
+  const b = destination.credentials;
+  const sameCredentials = a === undefined || b === undefined ? a === b : a.accessKeyId === b.accessKeyId && a.secretAccessKey === b.secretAccessKey && a.sessionToken === b.sessionToken;
+  return (source.endpoint ?? '') === (destination.endpoint ?? '') && source.region === destination.region && sameCredentials;
+}
+
+/** Copies `sourceKey` of `source` to `key` of `destination` on the provider. */
+export async function copyOnProvider(source: S3Store, sourceKey: string, destination: S3Store, key: string, options: ServerCopyOptions): Promise<ServerCopyResult> {
+  const from = source.locate(sourceKey);
+  const headers: Record<string, string> = { 'x-amz-metadata-directive': 'COPY' };
+  if (options.acl) headers['x-amz-acl'] = options.acl;
+  if (options.storageClass) headers['x-amz-storage-class'] = options.storageClass;
+  try {
+    await destination.direct.copy(source.config.bucket, from, destination.locate(key), headers, options.signal);
+    return 'copied';
+  } catch (error) {
+    if (isNoSuchKey(error)) return needsEncoding(from) ? 'stream' : 'missing';
+    if (!isTooLarge(error)) throw error;
+    const head = await source.client.send(new HeadObjectCommand({ Bucket: source.config.bucket, Key: from }), { abortSignal: options.signal });
+    if ((head.ContentLength ?? 0) <= MAX_COPY_OBJECT) throw error;
+    await copyInParts(source, from, destination, destination.locate(key), head, options);
+    return 'copied';
+  }
+}
+
+/** The byte ranges (inclusive) of a copy in parts: 512 MiB each, more if 10,000 parts would not hold it. */
+export function copyRanges(size: number): Array<{ first: number; last: number }> {
+  const partSize = Math.max(COPY_PART_SIZE, Math.ceil(size / MAX_PARTS));
+  const ranges: Array<{ first: number; last: number }> = [];
+  for (let first = 0; first < size; first += partSize) ranges.push({ first, last: Math.min(size, first + partSize) - 1 });
+  return ranges;
+}
+
+async function copyInParts(
+  source: S3Store,
+  from: string,
+  destination: S3Store,
+  key: string,
+  head: { ContentLength?: number; ContentType?: string; CacheControl?: string },
+  options: ServerCopyOptions,
+): Promise<void> {
+  const { client } = destination;
+  const Bucket = destination.config.bucket;
+  const abortSignal = options.signal;
+  const { UploadId } = await client.send(
+    new CreateMultipartUploadCommand({
+      Bucket,
+      Key: key,
+      ContentType: head.ContentType,
+      CacheControl: head.CacheControl,
+      ACL: options.acl ? (options.acl as ObjectCannedACL) : undefined,
+      StorageClass: options.storageClass ? (options.storageClass as StorageClass) : undefined,
+    }),
+    { abortSignal },
+  );
+  try {
+    const ranges = copyRanges(head.ContentLength!);
+    const etags: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      for (let index = next++; index < ranges.length; index = next++) {
+        const { first, last } = ranges[index]!;
+        const part = await client.send(
+          new UploadPartCopyCommand({
+            Bucket,
+            Key: key,
+            UploadId,
+            PartNumber: index + 1,
+            CopySource: `${source.config.bucket}/${encodeKey(from)}`,
+            CopySourceRange: `bytes=${first}-${last}`,
+          }),
+          { abortSignal },
+        );
+        etags[index] = part.CopyPartResult!.ETag!;
+      }
+    };
+    await Promise.all(Array.from({ length: PARTS_IN_FLIGHT }, worker));
+    await client.send(
+      new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) } }),
+      { abortSignal },
+    );
+  } catch (error) {
+    // Parts of an unfinished upload cost storage until aborted.
+    await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => undefined);
+    throw error;
+  }
+}
+
+function isNoSuchKey(error: unknown): boolean {
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'NoSuchKey' || (name !== 'NoSuchBucket' && $metadata?.httpStatusCode === 404);
+}
+
+/** AWS answers a copy source above 5 GiB with InvalidRequest; others with EntityTooLarge. */
+function isTooLarge(error: unknown): boolean {
+  const { name, message } = error as { name?: string; message?: string };
+  return name === 'EntityTooLarge' || (name === 'InvalidRequest' && /larger than the maximum/i.test(message ?? ''));
+}

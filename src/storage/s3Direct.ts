@@ -1,0 +1,178 @@
+/**
+ * The requests a copy sends for every object (GET, PUT, CopyObject) without the SDK's per-request middleware
+ * stack, which costs about 0.7 ms of CPU per request, several times the HTTP work itself (docs/performance.md).
+ * Only the assembly is ours: the URL comes from the client's own endpoint rules, the signature from its own
+ * SigV4 signer, and the request goes through its own HTTP handler (same agents, timeouts and abort). Bucket
+ * checks, multipart uploads and deletes still go through the SDK.
+ *
+ * An answer other than 2xx becomes an S3ServiceException shaped like the SDK's own (name = the S3 error code,
+ * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import type { S3StoreConfig } from '../cli/config.js';
+
+export interface DirectResponse {
+  readonly statusCode: number;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly body: Readable;
+}
+
+interface Signer {
+  sign(request: RequestShape, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<RequestShape>;
+}
+
+interface RequestShape {
+  protocol: string;
+  hostname: string;
+  port?: number;
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body?: Readable;
+}
+
+interface HttpHandler {
+  handle(request: RequestShape, options: { abortSignal?: AbortSignal }): Promise<{ response: DirectResponse }>;
+}
+
+/** The parts of the SDK's resolved client config used here (all public). */
+interface ResolvedConfig {
+  endpointProvider(params: Record<string, unknown>): { url: URL; properties?: { authSchemes?: Array<{ signingRegion?: string; signingName?: string }> } };
+  signer(authScheme?: unknown): Promise<Signer>;
+  requestHandler: HttpHandler;
+  systemClockOffset?: number;
+}
+
+interface Target {
+  readonly url: URL;
+  readonly signer: Signer;
+  readonly signingRegion?: string;
+  readonly signingService: string;
+}
+
+export class DirectRequests {
+  private target: Promise<Target> | undefined;
+  /** Awaited before each request (a request-rate limit). */
+  gate?: () => Promise<void>;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly config: Pick<S3StoreConfig, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>,
+  ) {}
+
+  /** GET of a whole object; the body streams. */
+  get(key: string, signal?: AbortSignal): Promise<DirectResponse> {
+    return this.send('GET', key, {}, undefined, signal);
+  }
+
+  /** A single PUT streaming `body`; `headers` must carry content-length. Resolves once the server answered. */
+  async put(key: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
+    const response = await this.send('PUT', key, headers, body, signal);
+    response.body.resume();
+    return response;
+  }
+
+  /**
+   * CopyObject from `sourceBucket`/`sourceKey` (on the same provider) to `key` of this bucket. S3 may answer 200
+   * and still have failed (an <Error> body), so the body is read.
+   */
+  async copy(sourceBucket: string, sourceKey: string, key: string, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
+    const response = await this.send('PUT', key, { ...headers, 'x-amz-copy-source': `${sourceBucket}/${encodeKey(sourceKey)}` }, undefined, signal);
+    const text = await readText(response.body);
+    if (text.includes('<Error>')) throw serviceError(500, response.headers, text);
+    return response;
+  }
+
+  private async send(method: string, key: string, headers: Record<string, string>, body: Readable | undefined, signal?: AbortSignal): Promise<DirectResponse> {
+    const target = await (this.target ??= this.resolveTarget());
+    await this.gate?.();
+    const { url } = target;
+    const config = this.client.config as unknown as ResolvedConfig;
+    const request: RequestShape = {
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port === '' ? undefined : Number(url.port),
+      method,
+      path: objectPath(url, key),
+      query: {},
+      // S3 takes an unsigned payload, so a streamed body needs no hashing before it is sent.
+      headers: { ...headers, host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      body,
+    };
+    const signed = await target.signer.sign(request, {
+      signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
+      signingRegion: target.signingRegion,
+      signingService: target.signingService,
+    });
+    const { response } = await config.requestHandler.handle(signed, { abortSignal: signal });
+    if (response.statusCode >= 200 && response.statusCode < 300) return response;
+    const text = await readText(response.body).catch(() => '');
+    const error = serviceError(response.statusCode, response.headers, text);
+    if (error.name === 'RequestTimeTooSkewed') this.correctClock(response.headers.date);
+    throw error;
+  }
+
+  /** The bucket's URL and signing parameters, as the SDK's endpoint rules give them for this config. */
+  private async resolveTarget(): Promise<Target> {
+    const config = this.client.config as unknown as ResolvedConfig;
+    const endpoint = config.endpointProvider({
+      Bucket: this.config.bucket,
+      Region: this.config.region,
+      Endpoint: this.config.endpoint,
+      ForcePathStyle: this.config.forcePathStyle,
+      UseFIPS: false,
+      UseDualStack: false,
+      Accelerate: false,
+    });
+    const scheme = endpoint.properties?.authSchemes?.[0];
+    return { url: endpoint.url, signer: await config.signer(scheme), signingRegion: scheme?.signingRegion, signingService: scheme?.signingName ?? 's3' };
+  }
+
+  /** As the SDK does: sign later requests with the server's clock. */
+  private correctClock(date: string | undefined): void {
+    const server = date === undefined ? Number.NaN : Date.parse(date);
+    if (!Number.isNaN(server)) (this.client.config as unknown as ResolvedConfig).systemClockOffset = server - Date.now();
+  }
+}
+
+/** The request path of `key` in the bucket at `url` (path style: `/bucket/key`, virtual host: `/key`). */
+export function objectPath(url: URL, key: string): string {
+  return `${url.pathname.replace(/\/$/, '')}/${encodeKey(key)}`;
+}
+
+/** Each segment percent-encoded as S3 (and the SDK) expects, slashes kept: RFC 3986 unreserved characters stay. */
+export function encodeKey(key: string): string {
+  // Most keys need nothing beyond encodeURIComponent: skip the second pass for them (it runs twice per object).
+  const encoded = encodeURIComponent(key).replaceAll('%2F', '/');
+  return /[!'()*]/.test(encoded) ? encoded.replace(/[!'()*]/g, (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`) : encoded;
+}
+
+/** Whether a key travels percent-encoded (as in x-amz-copy-source), where servers have been seen to decode it wrongly. */
+export function needsEncoding(key: string): boolean {
+  return encodeKey(key) !== key;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+async function readText(body: Readable): Promise<string> {
+  let text = '';
+  for await (const chunk of body) if (text.length < MAX_ERROR_BODY) text += String(chunk);
+  return text;
+}
+
+function serviceError(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, text: string): S3ServiceException {
+  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
+  const code = field('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
+  const requestId = headers['x-amz-request-id'];
+  const error = new S3ServiceException({
+    name: code,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status, requestId: typeof requestId === 'string' ? requestId : undefined },
+    message: field('Message') ?? `HTTP ${status}`,
+  });
+  return Object.assign(error, { Code: code, $response: { statusCode: status, headers } });
+}
