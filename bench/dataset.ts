@@ -10,6 +10,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type pg from 'pg';
 import { ownedObjects, type OwnedObject } from '../src/mastodon/keys.js';
 import type { JobName, Row } from '../src/mastodon/tables.js';
+import { seededRandom } from '../test/support/random.js';
 
 export const CACHE_CONTROL = 'public, max-age=315576000, immutable';
 
@@ -46,20 +47,8 @@ const TIMESTAMP = '2024-05-01 12:00:00';
 /** Snowflake-sized ids (18 digits, six-group partitions), as media and accounts have since v3.2/v3.4. */
 const SNOWFLAKE_BASE = 110_000_000_000_000_000n;
 
-/** Mulberry32: the same sizes on every run for the same counts. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function planMix(counts: MixCounts, seed = 1): DataSet {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const uniform = (low: number, high: number) => Math.round(low + next() * (high - low));
   const logUniform = (low: number, high: number) => Math.round(Math.exp(Math.log(low) + next() * (Math.log(high) - Math.log(low))));
   const hex = () => Array.from({ length: 16 }, () => Math.floor(next() * 16).toString(16)).join('');

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ownedObjects } from '../src/mastodon/keys.js';
 import type { JobName } from '../src/mastodon/tables.js';
+import { seededRandom } from '../test/support/random.js';
 
 export interface DemoRow {
   readonly table: JobName;
@@ -31,25 +32,13 @@ export interface DemoInstance {
   readonly orphans: DemoObject[];
 }
 
-/** mulberry32: small, fast and the same on every machine. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const DOMAINS = ['mastodon.social', 'fosstodon.org', 'hachyderm.io', 'chaos.social', 'mstdn.jp', 'infosec.exchange'];
 const TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', mp4: 'video/mp4', zip: 'application/zip' };
 
 /** `scale` multiplies the number of rows (1: about 670 rows owning about 1,300 objects and 110 MB). */
 export function generateInstance(scale = 1, seed = 42): DemoInstance {
   const scaled = (rows: number) => Math.max(1, Math.round(rows * scale));
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const between = (low: number, high: number) => Math.floor(low + next() * (high - low));
   const hex = () => Array.from({ length: 16 }, () => Math.floor(next() * 16).toString(16)).join('');

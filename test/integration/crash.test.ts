@@ -17,6 +17,7 @@ import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { runCli, writeConfig } from '../support/cli.js';
 import { buildFixture } from '../support/fixture.js';
 import { assertCheckpointTrue, assertDestinationExact, assertObjectExact, buildIntegrityWorld, readCheckpoint, type IntegrityWorld } from '../support/exact.js';
+import { seededRandom } from '../support/random.js';
 
 let postgres: PostgresServer;
 let s3: S3Server;
@@ -30,17 +31,6 @@ const LATENCY_MS = 10;
 const SEED = Number(process.env.MASTOSYNC_TEST_SEED ?? 20240601);
 /** The object lines a whole run writes (every owned key, missing ones included, and the large objects). */
 const OBJECT_LINES = buildFixture('current').expected.length + 2;
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 before(async () => {
   postgres = await startPostgres();
@@ -97,7 +87,7 @@ function finishedKeys(checkpoint: string): Set<string> {
 }
 
 describe('SIGKILL at random moments, then --resume', () => {
-  const random = seeded(SEED);
+  const random = seededRandom(SEED);
   const trials = Array.from({ length: 5 }, (_, index) => ({
     index,
     // Most trials stream the bytes; the second copies on the provider (CopyObject).

@@ -14,6 +14,7 @@ import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type Fault, type HttpProxy, type RecordedRequest } from '../support/httpProxy.js';
 import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, uploadsKept, type IntegrityWorld } from '../support/exact.js';
+import { seededRandom } from '../support/random.js';
 
 let postgres: PostgresServer;
 let s3: S3Server;
@@ -22,18 +23,6 @@ let sourceProxy: HttpProxy;
 let destinationProxy: HttpProxy;
 let world: IntegrityWorld;
 let dir: string | undefined;
-
-/** mulberry32: the same fault plan for the same order of requests. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FAULT_RATE = 0.3;
 /**
@@ -47,7 +36,7 @@ const FAULTS_PER_KEY = 3;
  * Body faults land at a random byte of the object (or of the request body).
  */
 function faultPlan(keyOf: (request: Readonly<RecordedRequest>) => string | undefined) {
-  const random = seeded(4);
+  const random = seededRandom(4);
   const perKey = new Map<string, number>();
   const turns = new Map<string, number>();
   /** `forced`, when given, is injected now (it counts against the object's faults). */
@@ -81,7 +70,7 @@ before(async () => {
   await s3.createBucket('faults-destination');
   world = await buildIntegrityWorld(db, s3, 'faults-source');
 
-  const random = seeded(7);
+  const random = seededRandom(7);
   const at = (size: number) => Math.floor(random() * size);
   const destinationKeyOf = new Map(world.wanted.map((object) => [object.sourceKey, object.key]));
   const plan = faultPlan((request) => (request.bucket === 'faults-source' ? destinationKeyOf.get(request.key ?? '') : request.key));
