@@ -47,7 +47,10 @@ export function selectableColumns(schema: Schema, job: JobName): string[] {
 /** Version notes for `check` and the summary: which optional columns this database lacks. */
 export function missingOptionalColumns(schema: Schema, job: JobName): string[] {
   if (!hasTable(schema, job)) return [];
+  // Only models that define local? ever had a storage schema version column (§1.2); the others never lack one.
+  const versioned = TABLES[job].isLocal !== undefined;
   return TABLES[job].attachments
     .flatMap(attachmentColumns)
+    .filter((column) => versioned || !column.endsWith('_storage_schema_version'))
     .filter((column) => !hasColumn(schema, job, column));
 }

@@ -10,7 +10,7 @@ import type { CommandModule } from 'yargs';
 import { connectDatabase, type Database } from '../../db/connection.js';
 import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
 import { UsageError, describeError } from '../../errors.js';
-import { JOB_NAMES, TABLES } from '../../mastodon/tables.js';
+import { JOB_NAMES } from '../../mastodon/tables.js';
 import type { ObjectStore } from '../../storage/types.js';
 import type { Config } from '../config.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
@@ -98,7 +98,7 @@ async function checkDatabase(config: Config, log: Logger, report: (result: Check
       }
       const versions = [...(schema.columns.get(job) ?? [])].filter((column) => column.endsWith('_storage_schema_version')).sort();
       // Models without `local?` never had a storage schema version (§2), so its absence says nothing about the version.
-      const lacking = missingOptionalColumns(schema, job).filter((column) => TABLES[job].isLocal !== undefined || !column.endsWith('_storage_schema_version'));
+      const lacking = missingOptionalColumns(schema, job);
       report({
         check: `table ${job}`,
         ok: true,
