@@ -26,7 +26,9 @@ export interface CountOptions {
   readonly afterId?: string;
   /** Count only the first `limit` rows (in id order), as `run --limit` reads. */
   readonly limit?: number;
-  /** Uploads above this size go in parts of this size. */
+  /** Uploads above this size go multipart ([sync] upload_cutoff)… */
+  readonly multipartAbove: number;
+  /** …in parts of this size. */
   readonly partSize: number;
 }
 
@@ -81,6 +83,7 @@ async function countChunk(
   const keys: Array<[string, string, (reduced: unknown) => unknown]> = [];
   const sums: string[] = [];
   const part = parameter(options.partSize, 'numeric');
+  const cutoff = parameter(options.multipartAbove, 'numeric');
   for (const attachment of TABLES[job].attachments) {
     const name = attachment.name;
     // Older versions lack some attachments' columns (thumbnails before v3.2): they own nothing there.
@@ -97,7 +100,7 @@ async function countChunk(
     const size = `t."${name}_file_size"`;
     if (hasColumn(schema, job, `${name}_file_size`)) {
       sums.push(`COALESCE(sum(${size}) FILTER (WHERE ${hasFile}), 0) AS "${name}_bytes"`);
-      sums.push(`COALESCE(sum(ceil(${size}::numeric / ${part}) + 1) FILTER (WHERE ${hasFile} AND ${size} > ${part}), 0) AS "${name}_extra"`);
+      sums.push(`COALESCE(sum(ceil(${size}::numeric / ${part}) + 1) FILTER (WHERE ${hasFile} AND ${size} > ${cutoff}), 0) AS "${name}_extra"`);
     }
   }
   for (const column of TABLES[job].extraColumns) {

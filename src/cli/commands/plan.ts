@@ -33,7 +33,7 @@ export async function planCommand(flags: PlanFlags, log: Logger, out: Output): P
     // The text report carries the warning itself; JSON output leaves it to the log.
     if (flags.json && flags.scope.skipRemoteCache !== undefined) log.warn(REMOTE_CACHE_WARNING);
     const plans: JobPlan[] = [];
-    for (const job of session.jobs) plans.push(await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE }));
+    for (const job of session.jobs) plans.push(await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff }));
     out.stdout(flags.json ? planJson(plans) : planText(plans, { database: session.db.description, scope: flags.scope, rate: flags.rate, notes: session.notes }));
     return EXIT.ok;
   } finally {
@@ -75,7 +75,7 @@ export function planText(plans: readonly JobPlan[], context: { database: string;
     ...table.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ')),
     '',
     `Bytes are the *_file_size columns, so originals only: Mastodon records no size for the ${count(total.styleObjects)} style objects (small, static, @1x, …), usually far smaller.`,
-    `Requests: about ${count(total.requests)} to copy (a GET and a PUT per object${total.requests > 2 * total.objects ? ', and the parts of originals above 8 MiB' : ''}); a server-side copy needs about half.`,
+    `Requests: about ${count(total.requests)} to copy (a GET and a PUT per object${total.requests > 2 * total.objects ? ', and the parts of originals above [sync] upload_cutoff' : ''}); a server-side copy needs about half.`,
     context.rate === undefined
       ? 'Time: pass --rate N (objects per second, as the progress display of a short run shows) for an estimate.'
       : `Time: about ${formatDuration(Math.round((total.objects / context.rate) * 1000))} at ${context.rate} objects/s.`,

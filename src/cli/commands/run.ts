@@ -99,7 +99,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
       if (progress && !flags.retryFailed) {
         void (async () => {
           for (const job of session.jobs) {
-            const plan = await planJob(session.db, session.schema, job, flags.scope, { afterId: resume.watermark(job), limit: flags.limit, partSize: PART_SIZE });
+            const plan = await planJob(session.db, session.schema, job, flags.scope, { afterId: resume.watermark(job), limit: flags.limit, partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff });
             tally.owned(job, plan.objects);
           }
         })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
