@@ -56,6 +56,10 @@ export class S3Store implements ObjectStore {
   readonly direct: DirectRequests;
   /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
   onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
+  /** Told, once, that the provider stored a body its Content-MD5 did not match: it ignores the header. */
+  onContentMd5Ignored?: (key: string) => void;
+  /** Set once a PUT has shown that this provider keeps bodies whatever their Content-MD5 says. */
+  private contentMd5Ignored = false;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -157,7 +161,7 @@ export class S3Store implements ObjectStore {
       ACL: options.acl ? (options.acl as ObjectCannedACL) : undefined,
       StorageClass: options.storageClass ? (options.storageClass as StorageClass) : undefined,
     };
-    if (options.contentLength !== undefined && options.contentLength <= (this.options.singlePutLimit ?? this.options.partSize)) {
+    if (this.goesAsOnePut(options.contentLength)) {
       await this.put(params, body, options);
       return;
     }
@@ -185,13 +189,25 @@ export class S3Store implements ObjectStore {
   }
 
   /**
+   * A single PUT sends Content-MD5 and compares the ETag answered with it (put()), so the provider proves the
+   * bytes. A multipart upload's parts are checked against their own bytes only: such objects the copier hashes.
+   */
+  checksContentMd5(contentLength: number | undefined): boolean {
+    return !this.contentMd5Ignored && this.goesAsOnePut(contentLength);
+  }
+
+  private goesAsOnePut(contentLength: number | undefined): contentLength is number {
+    return contentLength !== undefined && contentLength <= (this.options.singlePutLimit ?? this.options.partSize);
+  }
+
+  /**
    * One streamed PUT: nothing buffered. Content-MD5 (when the source's MD5 is known) lets the server refuse bytes
    * that changed on the way; the ETag it answers is compared with the MD5 of what was sent, which catches a
    * server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays.
    */
   private async put(params: PutParams, body: Readable, options: WriteOptions): Promise<void> {
-    // With Content-MD5 the digest of what is sent is known already (src/sync/integrity checks the bytes against it
-    // on the way); only a body without one is hashed here.
+    // With Content-MD5 the digest the bytes must have is known already: the ETag answered is compared with it
+    // (src/sync/integrity may check the bytes on the way too). Only a body without one is hashed here.
     const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64').toString('hex');
     const hash = claimed === undefined ? createHash('md5') : undefined;
     // A body that fails must end the request at once: the server would otherwise wait for the missing bytes.
@@ -219,6 +235,11 @@ export class S3Store implements ObjectStore {
     const stored = digestEtag(sdkShape(response));
     const md5 = claimed ?? hash!.digest('hex');
     if (md5FromEtag(stored) === undefined || stored === md5) return;
+    if (claimed !== undefined && !this.contentMd5Ignored) {
+      // A provider that checks Content-MD5 refuses such a body (BadDigest) rather than store it.
+      this.contentMd5Ignored = true;
+      this.onContentMd5Ignored?.(params.Key);
+    }
     const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
       () => 'the object was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,

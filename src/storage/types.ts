@@ -42,5 +42,10 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Writes all of `body` to `key`; the object appears only once every byte has arrived. */
   write(key: string, body: Readable, options: WriteOptions): Promise<void>;
+  /**
+   * Whether a write of `contentLength` bytes given `contentMd5` fails unless the stored bytes have that MD5: the
+   * store itself then proves the bytes end to end, and the copier need not hash them too.
+   */
+  checksContentMd5(contentLength: number | undefined): boolean;
   close(): void;
 }
