@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -105,7 +105,9 @@ export class S3Store implements ObjectStore {
   async check(): Promise<void> {
     const { bucket } = this.config;
     try {
-      await this.withRetries(() => this.client.send(new HeadBucketCommand({ Bucket: bucket })));
+      // Needs the same permission as HeadBucket (s3:ListBucket), and costs some servers far less: s3rver's
+      // HeadBucket lists the whole bucket.
+      await this.withRetries(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 })));
     } catch (error) {
       const status = httpStatus(error);
       const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
