@@ -8,7 +8,8 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../cli/config.js';
 import { UsageError, describeError } from '../errors.js';
-import { HostKeyError, TunnelError, openTunnel, type Tunnel } from './tunnel.js';
+// Types only: ssh2 (tunnel.ts) is loaded when a tunnel is configured, not at every start.
+import type { Tunnel, TunnelError } from './tunnel.js';
 
 export interface Database {
   /** For messages: user@host:port/database (never the password). */
@@ -51,6 +52,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
 
   const open = async () => {
     if (config.ssh) {
+      const { openTunnel } = await import('./tunnel.js');
       tunnel = await openTunnel(config.ssh, target);
       tunnel.onDrop((reason) => log.warn({ err: reason }, 'ssh tunnel dropped; reconnecting on the next query'));
     }
@@ -202,8 +204,9 @@ export function isConnectionLost(error: unknown): boolean {
  * never heal by waiting, and a host key must never be retried: stop at once.
  */
 function worthRetrying(error: unknown): boolean {
-  if (error instanceof HostKeyError) return false;
-  if (error instanceof TunnelError) return error.retryable;
+  const name = (error as { name?: string } | undefined)?.name;
+  if (name === 'HostKeyError') return false;
+  if (name === 'TunnelError') return (error as TunnelError).retryable;
   return isConnectionLost(error);
 }
 
