@@ -69,18 +69,16 @@ function mastosync(args: string[], cwd: string): Promise<number> {
 
 /** dist/ is built by `npm ci`; rebuild it when a source file is newer (a developer's checkout). */
 async function ensureBuilt(): Promise<void> {
-  const main = join(ROOT, 'dist', 'cli', 'main.js');
+  const main = join(ROOT, 'dist', 'bundle', 'main.js');
   const newest = (folder: string): number =>
     Math.max(...readdirSync(folder, { withFileTypes: true }).map((entry) => {
       const path = join(folder, entry.name);
       return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs;
     }));
   if (existsSync(main) && statSync(main).mtimeMs >= newest(join(ROOT, 'src'))) return;
-  console.log(dim('   building the CLI (tsc)…'));
+  console.log(dim('   building the CLI (npm run build)…'));
   const code = await new Promise<number>((resolvePromise) =>
-    spawn(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' }).on('close', (status) =>
-      resolvePromise(status ?? 1),
-    ),
+    spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).on('close', (status) => resolvePromise(status ?? 1)),
   );
   if (code !== 0) throw new Error('the build failed');
 }
