@@ -56,10 +56,10 @@ export class S3Store implements ObjectStore {
   readonly direct: DirectRequests;
   /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
   onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
-  /** Told, once, that the provider stored a body its Content-MD5 did not match: it ignores the header. */
-  onContentMd5Ignored?: (key: string) => void;
-  /** Set once a PUT has shown that this provider keeps bodies whatever their Content-MD5 says. */
-  private contentMd5Ignored = false;
+  /** Told, once, why this provider's answers cannot prove the bytes (so the copier hashes them from then on). */
+  onContentMd5Unproven?: (key: string, why: string) => void;
+  /** Set once a PUT has shown that Content-MD5 and the answered ETag do not prove the bytes at this provider. */
+  private contentMd5Unproven = false;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -195,7 +195,7 @@ export class S3Store implements ObjectStore {
    * bytes. A multipart upload's parts are checked against their own bytes only: such objects the copier hashes.
    */
   checksContentMd5(contentLength: number | undefined): boolean {
-    return !this.contentMd5Ignored && this.goesAsOnePut(contentLength);
+    return !this.contentMd5Unproven && this.goesAsOnePut(contentLength);
   }
 
   private goesAsOnePut(contentLength: number | undefined): contentLength is number {
@@ -235,18 +235,22 @@ export class S3Store implements ObjectStore {
       throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
     }
     const stored = digestEtag(sdkShape(response));
+    if (claimed !== undefined && response.headers.etag === undefined) this.contentMd5Unprovable(params.Key, 'answered a PUT without an ETag');
     const md5 = claimed ?? hash!.digest('hex');
     if (md5FromEtag(stored) === undefined || stored === md5) return;
-    if (claimed !== undefined && !this.contentMd5Ignored) {
-      // A provider that checks Content-MD5 refuses such a body (BadDigest) rather than store it.
-      this.contentMd5Ignored = true;
-      this.onContentMd5Ignored?.(params.Key);
-    }
+    // A provider that checks Content-MD5 refuses such a body (BadDigest) rather than store it.
+    if (claimed !== undefined) this.contentMd5Unprovable(params.Key, 'kept a body that did not match its Content-MD5, so it ignores the header (that object is deleted and copied again)');
     const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
       () => 'the object was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
     );
     throw new IntegrityError(`the destination stored bytes with MD5 ${stored}, not the ${md5} sent; ${deleted}`);
+  }
+
+  private contentMd5Unprovable(key: string, why: string): void {
+    if (this.contentMd5Unproven) return;
+    this.contentMd5Unproven = true;
+    this.onContentMd5Unproven?.(key, why);
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {

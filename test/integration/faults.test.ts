@@ -350,3 +350,47 @@ describe('throttling and --max-rps', () => {
     }
   });
 });
+
+describe('a destination that answers PUTs without an ETag', () => {
+  test('the run says once that the bytes are not proven there and hashes them itself: an altered read never lands', async () => {
+    const destinationKeyOf = new Map(world.wanted.map((object) => [object.sourceKey, object.key]));
+    // Without an ETag nothing shows whether the provider checked Content-MD5. One copy at a time, so the first PUT's
+    // answer is in before the read that gets a flipped byte: a small object read after it.
+    let destination: HttpProxy | undefined;
+    let flipped: RecordedRequest | undefined;
+    const source = await startProxy({
+      upstreamPort: s3.port,
+      fault: (request) => {
+        const size = world.sourceSizes.get(request.key ?? '');
+        const answered = destination?.requests.some((put) => put.operation === 'PutObject' && put.status === 200) ?? false;
+        if (request.operation !== 'GetObject' || flipped || !answered || size === undefined || size > 1024 * 1024) return undefined;
+        flipped = request;
+        return { kind: 'flip', atByte: Math.floor(size / 2) };
+      },
+    });
+    destination = await startProxy({ upstreamPort: s3.port, dropResponseHeaders: (request) => (request.operation === 'PutObject' ? ['etag'] : []) });
+    await s3.createBucket('no-etag-destination');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: source.endpoint, bucket: 'faults-source' },
+      destination: { endpoint: destination.endpoint, bucket: 'no-etag-destination' },
+    });
+    try {
+      const result = await runCli(['run', 'all', '--concurrency', '1', '--json'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stderr);
+      await assertDestinationExact(s3, 'no-etag-destination', world);
+      assert.ok(flipped, 'a read must have been altered');
+      const key = destinationKeyOf.get(flipped.key!)!;
+      const nextRead = source.requests.find((request) => request.key === flipped!.key && request.seq > flipped!.seq);
+      assert.ok(nextRead, `${key} was not read again after the altered read`);
+      const landed = destination.requests.filter((request) => request.key === key && request.operation === 'PutObject' && request.status === 200 && request.startedAt >= flipped!.startedAt && request.startedAt < nextRead.startedAt);
+      assert.deepEqual(landed.map((request) => request.seq), [], `the altered read of ${key} was stored`);
+      const warnings = result.stderr.split('\n').filter((line) => line.includes('answered a PUT without an ETag'));
+      assert.equal(warnings.length, 1, 'the run says once that the destination answers PUTs without an ETag');
+    } finally {
+      rmSync(config.dir, { recursive: true, force: true });
+      await source.stop();
+      await destination.stop();
+    }
+  });
+});

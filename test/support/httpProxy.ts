@@ -71,6 +71,8 @@ export interface ProxyOptions {
   /** Added before forwarding (or faulting) each request. */
   latencyMs?: number;
   fault?: FaultFn;
+  /** Upstream response headers (lower case) to leave out of the answer to `request`: a provider that sends fewer. */
+  dropResponseHeaders?: (request: Readonly<RecordedRequest>) => readonly string[];
 }
 
 export interface UploadHeaders {
@@ -317,8 +319,9 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     upstream.on('response', (ures) => {
       if (cutRequest || res.destroyed) { ures.resume(); return; }
       const resHeaders: http.OutgoingHttpHeaders = {};
+      const dropped = options.dropResponseHeaders?.(rec) ?? [];
       for (const [k, v] of Object.entries(ures.headers)) {
-        if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'transfer-encoding') resHeaders[k] = v;
+        if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'transfer-encoding' && !dropped.includes(k)) resHeaders[k] = v;
       }
       rec.status = ures.statusCode ?? 502;
       res.writeHead(rec.status, ures.statusMessage, resHeaders);
