@@ -16,6 +16,7 @@ import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-s
 import { createDatabase, type TestDatabase } from '../test/support/postgres.js';
 import { makeS3Client } from '../test/support/s3.js';
 import { startProxy, type HttpProxy } from '../test/support/httpProxy.js';
+import { describeTimeline } from './timeline.js';
 import { insertFilelessRows, insertRows, planMix, uploadObjects, type MixCounts, type PlannedObject } from './dataset.js';
 import { scenarioMarkdown, scenarioText, perObject, type ScenarioResult, type ToolResult } from './report.js';
 import { ensureDebianPackage, measure, rcloneVersion, runMastosync, runRclone, type Measurement } from './tools.js';
@@ -49,6 +50,7 @@ const HELP = `npm run bench -- [options]
   --tools LIST          mastosync,rclone (default both)
   --rclone-flags "..."  extra rclone flags, e.g. "--s3-no-head"
   --repeat N            run each tool N times (alternating) and keep its median run (default 1)
+  --trace               after each streamed run, where its time went (bench/timeline.ts)
   --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
   --help`;
 
@@ -73,6 +75,7 @@ const { values: flags } = parseArgs({
     tools: { type: 'string', default: 'mastosync,rclone' },
     'rclone-flags': { type: 'string', default: '' },
     repeat: { type: 'string', default: '1' },
+    trace: { type: 'boolean', default: false },
     out: { type: 'string', default: 'BENCHMARKS.md' },
     help: { type: 'boolean', default: false },
   },
@@ -204,6 +207,9 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     requests[request.operation] = (requests[request.operation] ?? 0) + 1;
     const writes = request.operation === 'PutObject' || request.operation === 'CopyObject' || request.operation === 'CompleteMultipartUpload';
     if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
+  }
+  if (flags.trace && !spec.nothing && mode === 'stream') {
+    console.error(`bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt)}`);
   }
   const problem = await checkDestination(to, destination, spec.nothing ? [] : data.objects, measured);
   rmSync(join(to.directory, destination), { recursive: true, force: true });
