@@ -58,7 +58,7 @@ export class FsStore implements ObjectStore {
   }
 
   /** A file system keeps whatever it is given: the copier hashes the bytes itself. */
-  checksContentMd5(): boolean {
+  provesWrites(): boolean {
     return false;
   }
 

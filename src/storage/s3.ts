@@ -56,10 +56,10 @@ export class S3Store implements ObjectStore {
   readonly direct: DirectRequests;
   /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
   onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
-  /** Told, once, why this provider's answers cannot prove the bytes (so the copier hashes them from then on). */
-  onContentMd5Unproven?: (key: string, why: string) => void;
-  /** Set once a PUT has shown that Content-MD5 and the answered ETag do not prove the bytes at this provider. */
-  private contentMd5Unproven = false;
+  /** Told, once, why this provider's answers do not prove the bytes (so the copier hashes them from then on). */
+  onAnswersUnproven?: (key: string, why: string) => void;
+  /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
+  private answersProve = true;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -76,7 +76,8 @@ export class S3Store implements ObjectStore {
       forcePathStyle: config.forcePathStyle,
       credentials: config.credentials,
       // The SDK's default checksum mode frames streamed bodies as aws-chunked, which some servers store
-      // verbatim (corrupting the object) and R2/B2 reject. Integrity is checked by src/sync/integrity instead.
+      // verbatim (corrupting the object) and R2/B2 reject. Integrity is checked by Content-MD5 and the answered
+      // ETag (put()) and, where those prove nothing, by src/sync/integrity.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Retries are ours (src/sync/retry): each attempt restarts the whole object from a fresh GET.
@@ -191,11 +192,11 @@ export class S3Store implements ObjectStore {
   }
 
   /**
-   * A single PUT sends Content-MD5 and compares the ETag answered with it (put()), so the provider proves the
-   * bytes. A multipart upload's parts are checked against their own bytes only: such objects the copier hashes.
+   * A single PUT sends Content-MD5, which providers check, and its answer's ETag (the MD5 of what was stored) must
+   * equal it (put()). A multipart upload's parts are checked against their own bytes only: those the copier hashes.
    */
-  checksContentMd5(contentLength: number | undefined): boolean {
-    return !this.contentMd5Unproven && this.goesAsOnePut(contentLength);
+  provesWrites(contentLength: number | undefined): boolean {
+    return this.answersProve && this.goesAsOnePut(contentLength);
   }
 
   private goesAsOnePut(contentLength: number | undefined): contentLength is number {
@@ -205,7 +206,8 @@ export class S3Store implements ObjectStore {
   /**
    * One streamed PUT: nothing buffered. Content-MD5 (when the source's MD5 is known) lets the server refuse bytes
    * that changed on the way; the ETag it answers is compared with the MD5 of what was sent, which catches a
-   * server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays.
+   * server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays. An answer
+   * without an MD5 ETag shows nothing: it fails a write whose body was not hashed on the way (proofRequired).
    */
   private async put(params: PutParams, body: Readable, options: WriteOptions): Promise<void> {
     // With Content-MD5 the digest the bytes must have is known already: the ETag answered is compared with it
@@ -235,11 +237,17 @@ export class S3Store implements ObjectStore {
       throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
     }
     const stored = digestEtag(sdkShape(response));
-    if (claimed !== undefined && response.headers.etag === undefined) this.contentMd5Unprovable(params.Key, 'answered a PUT without an ETag');
     const md5 = claimed ?? hash!.digest('hex');
-    if (md5FromEtag(stored) === undefined || stored === md5) return;
+    if (stored === md5) return;
+    if (md5FromEtag(stored) === undefined) {
+      // No ETag, an encrypted object's or an opaque one: nothing shows what was stored.
+      const etag = response.headers.etag;
+      if (claimed !== undefined) this.stopRelyingOnAnswers(params.Key, etag === undefined ? 'answered a PUT with no ETag' : `answered a PUT with the ETag ${etag}, not an MD5 of the bytes`);
+      if (options.proofRequired) throw new IntegrityError("the destination's answer does not show the MD5 of what it stored, and the bytes were not hashed on the way: copying again, hashed");
+      return;
+    }
     // A provider that checks Content-MD5 refuses such a body (BadDigest) rather than store it.
-    if (claimed !== undefined) this.contentMd5Unprovable(params.Key, 'kept a body that did not match its Content-MD5, so it ignores the header (that object is deleted and copied again)');
+    if (claimed !== undefined) this.stopRelyingOnAnswers(params.Key, 'stored an object whose ETag differs from the Content-MD5 sent (it ignores that header, or its ETags are not MD5s; that object is deleted and copied again)');
     const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
       () => 'the object was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
@@ -247,10 +255,10 @@ export class S3Store implements ObjectStore {
     throw new IntegrityError(`the destination stored bytes with MD5 ${stored}, not the ${md5} sent; ${deleted}`);
   }
 
-  private contentMd5Unprovable(key: string, why: string): void {
-    if (this.contentMd5Unproven) return;
-    this.contentMd5Unproven = true;
-    this.onContentMd5Unproven?.(key, why);
+  private stopRelyingOnAnswers(key: string, why: string): void {
+    if (!this.answersProve) return;
+    this.answersProve = false;
+    this.onAnswersUnproven?.(key, why);
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {

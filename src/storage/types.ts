@@ -27,6 +27,11 @@ export interface WriteOptions {
   readonly storageClass?: string;
   /** Base64 MD5 of the body, sent as Content-MD5 on a single PUT so the server itself refuses wrong bytes. */
   readonly contentMd5?: string;
+  /**
+   * The body was not hashed on the way (provesWrites): the store's answer must show that the stored bytes have
+   * `contentMd5`, or the write fails with a retryable IntegrityError.
+   */
+  readonly proofRequired?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -43,9 +48,10 @@ export interface ObjectStore {
   /** Writes all of `body` to `key`; the object appears only once every byte has arrived. */
   write(key: string, body: Readable, options: WriteOptions): Promise<void>;
   /**
-   * Whether a write of `contentLength` bytes given `contentMd5` fails unless the stored bytes have that MD5: the
-   * store itself then proves the bytes end to end, and the copier need not hash them too.
+   * Whether a write of `contentLength` bytes with `contentMd5` and `proofRequired` either stores exactly those
+   * bytes or fails: the store then proves the copy end to end, and the copier need not hash the bytes itself.
+   * May turn false during a run, once a provider's answers show they prove nothing.
    */
-  checksContentMd5(contentLength: number | undefined): boolean;
+  provesWrites(contentLength: number | undefined): boolean;
   close(): void;
 }

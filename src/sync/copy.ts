@@ -109,10 +109,10 @@ async function findAtSource(object: OwnedObject, context: CopyContext): Promise<
 
 async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {
   const md5 = md5FromEtag(source.etag);
-  // A destination that checks Content-MD5 proves the bytes itself; hashing them here too would only cost CPU.
-  // The length is checked, and the last chunk held back, either way.
-  const checkedByDestination = md5 !== undefined && context.destination.checksContentMd5(source.contentLength);
-  const check = new IntegrityCheck({ length: source.contentLength, etag: checkedByDestination ? undefined : source.etag, earlierMd5s });
+  // A destination that proves what it stored against the source's MD5 needs no hashing here, which would only cost
+  // CPU (most of it on large objects). The length is checked, and the last chunk held back, either way.
+  const provedByDestination = md5 !== undefined && context.destination.provesWrites(source.contentLength);
+  const check = new IntegrityCheck({ length: source.contentLength, etag: provedByDestination ? undefined : source.etag, earlierMd5s });
   // The first failure of the source body or of the check is the cause; whatever it then does to the upload
   // (an aborted request, a reset) is not. It also ends the upload at once, so nothing waits for missing bytes.
   let failure: unknown;
@@ -133,6 +133,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
       acl: aclFor(object, context.acl),
       storageClass: context.storageClass,
       contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
+      proofRequired: provedByDestination,
       signal: context.signal ? AbortSignal.any([context.signal, failed.signal]) : failed.signal,
     });
   } catch (error) {
