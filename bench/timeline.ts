@@ -16,9 +16,10 @@ const spread = (values: readonly number[]) => `median ${percentile(values, 0.5).
 /** One line about a streamed run: `reads` at the source proxy, `writes` at the destination's, keys shared. */
 export function describeTimeline(reads: readonly RecordedRequest[], writes: readonly RecordedRequest[], startedAt: number): string {
   const gets = reads.filter((request) => request.operation === 'GetObject' && request.status === 200 && request.finishedAt !== undefined);
-  const puts = new Map(writes.filter((request) => request.operation === 'PutObject' && request.status === 200 && request.finishedAt !== undefined).map((request) => [request.key, request]));
+  const puts = writes.filter((request) => request.operation === 'PutObject' && request.status === 200 && request.finishedAt !== undefined);
+  // Each successful read with the first successful write of its key after it (a retried copy has several of each).
   const pairs = gets.flatMap((get) => {
-    const put = puts.get(get.key);
+    const put = puts.find((candidate) => candidate.key === get.key && candidate.startedAt >= get.startedAt);
     return put ? [{ get, put }] : [];
   });
   if (pairs.length === 0) return 'no streamed objects';

@@ -1,4 +1,7 @@
-/** pino, JSON to stderr. Synchronous so the last lines are not lost when the process exits. */
+/**
+ * pino, JSON to stderr. Synchronous so the last lines are not lost when the process exits. No transports: they
+ * start worker files by path, which the bundle (dist/bundle) does not carry.
+ */
 import pino, { type Logger } from 'pino';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -108,7 +108,9 @@ export class S3Store implements ObjectStore {
     try {
       // Needs the same permission as HeadBucket (s3:ListBucket), and costs some servers far less: s3rver's
       // HeadBucket lists the whole bucket.
-      await this.withRetries(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 })));
+      // Under the key prefix, so a policy that allows listing only there passes too.
+      const prefix = this.config.keyPrefix ? applyKeyPrefix(this.config.keyPrefix, '') : undefined;
+      await this.withRetries(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
     } catch (error) {
       const status = httpStatus(error);
       const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
