@@ -17,7 +17,8 @@ import { LOG_LEVELS } from './logger.js';
 /** Every command; add new ones here. */
 const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule];
 
-export async function main(argv: string[], out: Output = processOutput): Promise<number> {
+/** `version` is what --version prints: bin/mastosync.js reads it from package.json (yargs cannot find it from a bundle). */
+export async function main(argv: string[], out: Output = processOutput, version?: string): Promise<number> {
   const context: CommandContext = { out, exitCode: EXIT.ok };
   let parser: Argv = yargs(argv)
     .scriptName('mastosync')
@@ -30,7 +31,7 @@ export async function main(argv: string[], out: Output = processOutput): Promise
     .demandCommand(1, 'name a command (mastosync --help lists them)')
     .strict()
     .help()
-    .version()
+    .version(version ?? 'unknown')
     .exitProcess(false)
     .fail((message, error) => {
       throw error ?? new UsageError(message);
