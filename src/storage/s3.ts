@@ -13,7 +13,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -106,11 +106,12 @@ export class S3Store implements ObjectStore {
   async check(): Promise<void> {
     const { bucket } = this.config;
     try {
-      // Needs the same permission as HeadBucket (s3:ListBucket), and costs some servers far less: s3rver's
-      // HeadBucket lists the whole bucket.
-      // Under the key prefix, so a policy that allows listing only there passes too.
+      // A one-key listing needs the same permission as HeadBucket (s3:ListBucket) and costs some servers far less
+      // (s3rver's HeadBucket lists the whole bucket). Version 1, because s3rver encrypts a version-2 page token
+      // with DES, which Node 20's OpenSSL lacks: it answers 500 for any bucket of two keys or more. Under the key
+      // prefix, so a policy that allows listing only there passes too.
       const prefix = this.config.keyPrefix ? applyKeyPrefix(this.config.keyPrefix, '') : undefined;
-      await this.withRetries(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
+      await this.withRetries(() => this.client.send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
     } catch (error) {
       const status = httpStatus(error);
       const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
@@ -120,6 +121,9 @@ export class S3Store implements ObjectStore {
       }
       if (status === 301 || status === 400) {
         throw new UsageError(`${where} answered ${status}: check region (now "${this.config.region}") and endpoint`, { cause: error });
+      }
+      if (status !== undefined && status >= 500) {
+        throw new UsageError(`${where} answered ${status} (${describeError(error)}): the provider failed; check endpoint, or try again later`, { cause: error });
       }
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check endpoint and network`, { cause: error });
     }

@@ -1,13 +1,18 @@
 /**
  * The launcher itself (bin/mastosync.js and the bundle it loads), as an admin meets it: run from any folder,
- * including Mastodon's own `live/`, which has a package.json of its own.
+ * including Mastodon's own `live/`, which has a package.json of its own; and against s3rver as it comes.
  */
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { runCli } from '../support/cli.js';
+import { createInterface } from 'node:readline';
+import { runCli, writeConfig } from '../support/cli.js';
+import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { makeS3Client, s3Helpers, type S3Server } from '../support/s3.js';
 
 const ownVersion = (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -28,3 +33,83 @@ test('--help lists every command', async () => {
   assert.equal(result.code, 0, result.stderr);
   for (const command of ['run', 'init', 'check', 'plan', 'manifest', 'verify']) assert.match(result.stdout, new RegExp(`mastosync ${command}\\b`), command);
 });
+
+describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen copies in flight', () => {
+  let postgres: PostgresServer;
+  let db: TestDatabase;
+  let server: ChildProcess;
+  let s3: S3Server;
+  let world: IntegrityWorld;
+  let directory: string;
+
+  before(async () => {
+    postgres = await startPostgres();
+    db = await createDatabase('current');
+    directory = mkdtempSync(join(tmpdir(), 'mastosync-plain-s3rver-'));
+    // Not test/support/s3.ts, which patches DES in for the tests' own listings: the server as an admin would run it.
+    const script = "const S3rver = require('s3rver'); new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: process.argv[1] }).run().then(({ port }) => console.log(JSON.stringify({ port })));";
+    server = spawn(process.execPath, ['-e', script, directory], { cwd: resolve(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    const { port } = JSON.parse(await new Promise<string>((done) => createInterface({ input: server.stdout! }).once('line', done))) as { port: number };
+    const endpoint = `http://127.0.0.1:${port}`;
+    const client = makeS3Client(endpoint);
+    s3 = { ...s3Helpers(client), endpoint, port, directory, stop: async () => client.destroy() };
+    await s3.createBucket('plain-source');
+    await s3.createBucket('plain-destination');
+    world = await buildIntegrityWorld(db, s3, 'plain-source');
+  });
+
+  after(async () => {
+    await s3?.stop();
+    server?.kill();
+    await db?.drop();
+    await postgres?.stop();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  test('check passes, and run copies exactly, writing nothing but JSON lines to stderr', async () => {
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'plain-source' },
+      destination: { endpoint: s3.endpoint, bucket: 'plain-destination' },
+      concurrency: 16,
+    });
+    try {
+      const check = await runCli(['check'], { cwd: config.dir });
+      assert.equal(check.code, 0, check.stderr);
+      const run = await runCli(['run', 'all', '--json'], { cwd: config.dir });
+      assert.equal(run.code, 0, run.stderr);
+      // Cron mails stderr and log shippers parse it: a Node warning (too many abort listeners, say) is noise there.
+      const notJson = run.stderr.split('\n').filter((line) => line.trim() !== '' && !isJson(line));
+      assert.deepEqual(notJson, []);
+      await assertDestinationExact(s3, 'plain-destination', world);
+    } finally {
+      rmSync(config.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--resume with a checkpoint path that names nothing says so, then starts from the beginning', async () => {
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'plain-source' },
+      destination: { endpoint: s3.endpoint, bucket: 'plain-destination' },
+    });
+    try {
+      const result = await runCli(['run', 'all', '--resume', '--checkpoint', 'mastosync-chekpoint.jsonl', '--json'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stderr);
+      const warnings = result.stderr.split('\n').filter((line) => line.includes('no checkpoint to resume from there'));
+      assert.equal(warnings.length, 1, result.stderr);
+      assert.match(warnings[0]!, /mastosync-chekpoint\.jsonl/);
+    } finally {
+      rmSync(config.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -85,7 +85,7 @@ before(async () => {
   sourceProxy = await startProxy({
     upstreamPort: s3.port,
     fault: (request) => {
-      if (request.operation === 'ListObjectsV2' && request.seq === 1) return slowDown();
+      if (request.operation === 'ListObjects' && request.seq === 1) return slowDown();
       if (request.operation !== 'GetObject') return undefined;
       const size = world.sourceSizes.get(request.key ?? '');
       if (size === undefined) return undefined; // a legacy alternate that is not there
@@ -101,7 +101,7 @@ before(async () => {
   destinationProxy = await startProxy({
     upstreamPort: s3.port,
     fault: (request) => {
-      if (request.operation === 'ListObjectsV2' && request.seq === 1) return internalError();
+      if (request.operation === 'ListObjects' && request.seq === 1) return internalError();
       const attempt = reads.get(request.key ?? '');
       if (request.key === fivePart.key) {
         if (request.operation !== 'UploadPart' || attempt !== 2 || flippedPart.has(attempt)) return undefined;

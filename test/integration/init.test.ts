@@ -240,7 +240,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
     assert.ok(lines.includes('ok   table imports: absent (not in this Mastodon version): run all skips it'), result.stdout);
     assert.match(result.stdout, /^ok {3}session: read-only, application_name mastosync, PostgreSQL \d+/m);
     assert.match(result.stdout, new RegExp(`^ok {3}database: .*@${new URL(db.url).hostname.replace(/\./g, '\\.')}:\\d+/${db.name}$`, 'm'));
-    assert.match(result.stdout, /^ok {3}source: s3:\/\/init-source at http:\/\/127\.0\.0\.1:\d+ answers HEAD$/m);
+    assert.match(result.stdout, /^ok {3}source: s3:\/\/init-source at http:\/\/127\.0\.0\.1:\d+ answers a listing$/m);
     assert.deepEqual(await s3.listKeys('init-destination'), []);
     assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
   });

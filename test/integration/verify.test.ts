@@ -61,9 +61,9 @@ async function verify(args: string[]) {
   proxy.reset();
   const result = await runCli(['verify', 'all', ...args], { cwd: config.dir });
   // The bucket checks (a one-key listing of each bucket), then one HEAD per object: nothing read whole, nothing written.
-  const others = proxy.requests.filter((request) => request.method !== 'HEAD' && request.operation !== 'ListObjectsV2').map((request) => `${request.method} ${request.url}`);
+  const others = proxy.requests.filter((request) => request.method !== 'HEAD' && request.operation !== 'ListObjects').map((request) => `${request.method} ${request.url}`);
   assert.deepEqual(others, [], 'verify must send the bucket checks and HEAD requests only');
-  const checks = proxy.requests.filter((request) => request.operation === 'ListObjectsV2');
+  const checks = proxy.requests.filter((request) => request.operation === 'ListObjects');
   assert.ok(checks.length >= 1 && checks.every((request) => request.query['max-keys'] === '1'), 'the bucket checks list one key, no more');
   assert.equal(existsSync(config.checkpoint), false, 'verify must not write a checkpoint');
   return result;

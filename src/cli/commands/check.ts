@@ -1,7 +1,7 @@
 /**
  * `mastosync check [--config FILE] [--json]`: a preflight that writes nothing. It loads the config, connects to
  * the database (through the SSH tunnel when configured), proves the session is read-only, lists the Mastodon
- * tables and storage-schema version columns it finds, and HEADs the source and destination. One line per check,
+ * tables and storage-schema version columns it finds, and lists one key of the source and destination. One line per check,
  * `ok` or `FAIL` with the reason; every check runs even when an earlier one failed, so one pass shows every
  * problem. Exit 2 when any failed.
  */
@@ -117,7 +117,7 @@ async function checkStore(config: Config, role: 'source' | 'destination', report
   try {
     store = createStore(config[role], role, 1);
     await store.check();
-    report({ check: role, ok: true, detail: `${store.description} ${config[role].type === 's3' ? 'answers HEAD' : role === 'source' ? 'is readable' : 'is writable'}` });
+    report({ check: role, ok: true, detail: `${store.description} ${config[role].type === 's3' ? 'answers a listing' : role === 'source' ? 'is readable' : 'is writable'}` });
   } catch (error) {
     report({ check: role, ok: false, detail: reason(error) });
   } finally {

@@ -1,4 +1,5 @@
 /** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { JOB_NAMES } from '../../mastodon/tables.js';
@@ -72,12 +73,18 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     }
 
     const identity = { source: source.description, destination: destination.description };
+    // Cron runs --resume from the first night on, so a missing checkpoint is no error; but a mistyped path must not
+    // pass unnoticed as a fresh start.
+    if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: checkpointPath }, 'no checkpoint to resume from there: starting from the beginning');
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity });
 
     const stop = new AbortController();
     const abort = new AbortController();
+    // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
+    // here, and its warning would be a non-JSON line on stderr.
+    setMaxListeners(0, stop.signal, abort.signal);
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
         log.warn({ signal }, 'second signal: aborting the copies in flight');
