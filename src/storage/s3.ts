@@ -242,10 +242,10 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
     }
-    const stored = digestEtag(sdkShape(response));
+    const stored = md5FromEtag(digestEtag(sdkShape(response)));
     const md5 = claimed ?? hash!.digest('hex');
     if (stored === md5) return;
-    if (md5FromEtag(stored) === undefined) {
+    if (stored === undefined) {
       // No ETag, an encrypted object's or an opaque one: nothing shows what was stored.
       const etag = response.headers.etag;
       if (claimed !== undefined) this.stopRelyingOnAnswers(params.Key, etag === undefined ? 'answered a PUT with no ETag' : `answered a PUT with the ETag ${etag}, not an MD5 of the bytes`);
