@@ -7,12 +7,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { buildFixture, loadFixture, withPrefix, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
+import { assertMissingAndRelocatedRecorded } from '../support/exact.js';
 import type { SchemaName } from '../support/schema.js';
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
@@ -122,13 +123,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       assert.equal(summary.total.failed, 0);
       assert.equal(summary.total.bytes, world.fixture.presentBytes);
 
-      const lines = readJsonLines<{ key?: string; status?: string; from?: string }>(readFileSync(config.checkpoint, 'utf8'));
-      const status = new Map(lines.filter((line) => line.key).map((line) => [line.key!, line]));
-      for (const expected of world.fixture.missing) assert.equal(status.get(expected.key)?.status, 'missing', expected.key);
-      for (const expected of world.fixture.relocated) {
-        assert.equal(status.get(expected.key)?.status, 'relocated', expected.key);
-        assert.equal(status.get(expected.key)?.from, expected.sourceKey, `${expected.key}: relocated from`);
-      }
+      assertMissingAndRelocatedRecorded(config.checkpoint, world.fixture);
     });
 
     test('--resume after a finished run copies nothing again', async () => {

@@ -8,12 +8,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
-import { readJsonLines, runCli, writeConfig, type ConfigSettings } from '../support/cli.js';
+import { runCli, writeConfig, type ConfigSettings } from '../support/cli.js';
+import { assertMissingAndRelocatedRecorded } from '../support/exact.js';
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 /**
@@ -105,13 +106,7 @@ for (const copyMode of ['server', 'auto'] as const) {
       assert.equal(summary.total.missing, world.fixture.missing.length);
       assert.equal(summary.total.relocated, world.fixture.relocated.length);
       assert.equal(summary.total.failed, 0);
-      const lines = readJsonLines<{ key?: string; status?: string; from?: string }>(readFileSync(config.checkpoint, 'utf8'));
-      const status = new Map(lines.filter((line) => line.key).map((line) => [line.key!, line]));
-      for (const expected of world.fixture.missing) assert.equal(status.get(expected.key)?.status, 'missing', expected.key);
-      for (const expected of world.fixture.relocated) {
-        assert.equal(status.get(expected.key)?.status, 'relocated', expected.key);
-        assert.equal(status.get(expected.key)?.from, expected.sourceKey, `${expected.key}: relocated from`);
-      }
+      assertMissingAndRelocatedRecorded(config.checkpoint, world.fixture);
     });
   });
 }

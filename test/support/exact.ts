@@ -1,5 +1,5 @@
 /**
- * What the integrity tests (faults, crash, verify) share: a fixture world whose source also holds objects uploaded
+ * What the integrity tests (faults, crash, verify) and the run tests share: a fixture world whose source also holds objects uploaded
  * multipart (so their ETags are `<md5>-N`, not MD5s), the byte-for-byte comparison of a destination with it, the
  * multipart uploads s3rver still keeps, and a checkpoint read the way an admin would read it.
  */
@@ -11,6 +11,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, fixtureBytes, loadFixture, type Fixture } from './fixture.js';
 import type { TestDatabase } from './postgres.js';
 import type { S3Server } from './s3.js';
+import { readJsonLines } from './cli.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
@@ -203,5 +204,16 @@ export async function assertCheckpointTrue(s3: S3Server, bucket: string, world: 
     // A copy made on the provider (CopyObject) passes no bytes through, and records none.
     if (line.bytes !== 0) assert.equal(line.bytes, wanted.size, `${line.key}: bytes recorded`);
     await assertObjectExact(s3, bucket, wanted);
+  }
+}
+
+/** The checkpoint records each missing object as missing, and each relocated one as relocated from its legacy key. */
+export function assertMissingAndRelocatedRecorded(checkpoint: string, fixture: Fixture): void {
+  const lines = readJsonLines<{ key?: string; status?: string; from?: string }>(readFileSync(checkpoint, 'utf8'));
+  const status = new Map(lines.filter((line) => line.key).map((line) => [line.key!, line]));
+  for (const expected of fixture.missing) assert.equal(status.get(expected.key)?.status, 'missing', expected.key);
+  for (const expected of fixture.relocated) {
+    assert.equal(status.get(expected.key)?.status, 'relocated', expected.key);
+    assert.equal(status.get(expected.key)?.from, expected.sourceKey, `${expected.key}: relocated from`);
   }
 }
