@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { createDatabase, type TestDatabase } from '../test/support/postgres.js';
 import { makeS3Client } from '../test/support/s3.js';
-import { startProxy, type HttpProxy } from '../test/support/httpProxy.js';
+import { startProxy, type HttpProxy, type RecordedRequest } from '../test/support/httpProxy.js';
 import { describeTimeline } from './timeline.js';
 import { insertFilelessRows, insertRows, planMix, uploadObjects, type MixCounts, type PlannedObject } from './dataset.js';
 import { scenarioMarkdown, scenarioText, perObject, type ScenarioResult, type ToolResult } from './report.js';
@@ -179,6 +179,23 @@ interface RunSpec {
   readonly nothing?: boolean;
 }
 
+/** A measured run as the report shows it; `requests` are what the proxies saw, counted per S3 operation. */
+function toolResult(tool: string, data: DataSet, measured: Measurement, problem: string | undefined, requests: readonly RecordedRequest[]): ToolResult {
+  const perOperation: Record<string, number> = {};
+  for (const request of requests) perOperation[request.operation] = (perOperation[request.operation] ?? 0) + 1;
+  return {
+    tool,
+    ok: problem === undefined,
+    problem,
+    wallMs: measured.wallMs,
+    objects: data.objects.length,
+    bytes: data.bytes,
+    cpuMs: measured.cpuMs,
+    peakRssBytes: measured.peakRssBytes,
+    requests: perOperation,
+  };
+}
+
 /** Runs one tool on one data set into a fresh destination bucket, then checks the destination is exact. */
 async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
   const { tool, data, concurrency, mode } = spec;
@@ -201,10 +218,9 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     const keys = spec.nothing ? [] : data.objects.map((object) => object.key);
     measured = await runRclone({ source, destination: target, concurrency, serverSide: mode === 'server', keys, extraFlags: rcloneFlags, dir, timeoutMs: TIMEOUT_MS });
   }
-  const requests: Record<string, number> = {};
+  const seen = [...world.source.proxy.requests, ...(to === world.source ? [] : world.destination.proxy.requests)];
   let firstWrite = Number.POSITIVE_INFINITY;
-  for (const request of [...world.source.proxy.requests, ...(to === world.source ? [] : world.destination.proxy.requests)]) {
-    requests[request.operation] = (requests[request.operation] ?? 0) + 1;
+  for (const request of seen) {
     const writes = request.operation === 'PutObject' || request.operation === 'CopyObject' || request.operation === 'CompleteMultipartUpload';
     if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
   }
@@ -217,15 +233,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
   for (const provider of [world.source, world.destination]) provider.proxy.setLatency(latencyMs);
   const label = [tool, ...(mode === 'server' ? ['server-side'] : []), ...(spec.latencyMs === 0 && latencyMs !== 0 ? ['proxies at 0 ms'] : [])];
   return {
-    tool: label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : tool,
-    ok: problem === undefined,
-    problem,
-    wallMs: measured.wallMs,
-    objects: data.objects.length,
-    bytes: data.bytes,
-    cpuMs: measured.cpuMs,
-    peakRssBytes: measured.peakRssBytes,
-    requests,
+    ...toolResult(label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : tool, data, measured, problem, seen),
     connections: world.source.proxy.connections + world.destination.proxy.connections - connectionsBefore,
     firstObjectMs: Number.isFinite(firstWrite) ? firstWrite - measured.startedAt : undefined,
   };
@@ -450,21 +458,9 @@ async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
     world.source.proxy.reset();
     world.destination.proxy.reset();
     const measured = await measure(process.execPath, ['--import', import.meta.resolve('tsx'), resolve(import.meta.dirname, 'partsChild.ts'), JSON.stringify(spec)], { env: process.env, cwd: world.work, timeoutMs: TIMEOUT_MS });
-    const requests: Record<string, number> = {};
-    for (const request of [...world.source.proxy.requests, ...world.destination.proxy.requests]) requests[request.operation] = (requests[request.operation] ?? 0) + 1;
     const problem = await checkDestination(world.destination, destination, data.objects, measured);
     rmSync(join(world.destination.directory, destination), { recursive: true, force: true });
-    results.push({
-      tool: `single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`,
-      ok: problem === undefined,
-      problem,
-      wallMs: measured.wallMs,
-      objects: data.objects.length,
-      bytes: data.bytes,
-      cpuMs: measured.cpuMs,
-      peakRssBytes: measured.peakRssBytes,
-      requests,
-    });
+    results.push(toolResult(`single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`, data, measured, problem, [...world.source.proxy.requests, ...world.destination.proxy.requests]));
   }
   const scenario = {
     name: 'parts: single-PUT limit, part size and parts in flight',
