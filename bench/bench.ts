@@ -21,6 +21,13 @@ import { insertFilelessRows, insertRows, planMix, uploadObjects, type MixCounts,
 import { scenarioMarkdown, scenarioText, perObject, type ScenarioResult, type ToolResult } from './report.js';
 import { ensureDebianPackage, measure, rcloneVersion, runMastosync, runRclone, type Measurement } from './tools.js';
 
+/**
+ * s3rver stands in for two remote providers, so its disk writes should not slow the copiers down: on this
+ * machine's ext4 disk (mounted with discard) its PUTs took up to three times the CPU after the bench deleted a
+ * bucket, and how much changed from run to run. Memory-backed /dev/shm keeps that out of the figures.
+ */
+const DEFAULT_DATA_DIR = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+
 /** Choices for the part-size study: single-PUT limit, part size (MiB), parts in flight. */
 const DEFAULT_PARTS = '8:8:2,8:8:1,8:5:1,8:16:2,64:8:2,512:8:2';
 
@@ -51,6 +58,8 @@ const HELP = `npm run bench -- [options]
   --rclone-flags "..."  extra rclone flags, e.g. "--s3-no-head"
   --repeat N            run each tool N times (alternating) and keep its median run (default 1)
   --trace               after each streamed run, where its time went (bench/timeline.ts)
+  --data-dir DIR        where s3rver keeps its buckets (default ${DEFAULT_DATA_DIR}); the tools' own files (config,
+                        checkpoint, key list) stay in the system's temporary folder
   --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
   --help`;
 
@@ -76,6 +85,7 @@ const { values: flags } = parseArgs({
     'rclone-flags': { type: 'string', default: '' },
     repeat: { type: 'string', default: '1' },
     trace: { type: 'boolean', default: false },
+    'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
     out: { type: 'string', default: 'BENCHMARKS.md' },
     help: { type: 'boolean', default: false },
   },
@@ -123,6 +133,7 @@ interface Provider {
 }
 
 interface World {
+  /** The tools' own files: configs, checkpoints, key lists. */
   readonly work: string;
   /** Holds every source bucket; also the destination of server-side copies. */
   readonly source: Provider;
@@ -131,8 +142,8 @@ interface World {
   destinations: number;
 }
 
-async function startProvider(work: string, name: string): Promise<Provider> {
-  const directory = join(work, name);
+async function startProvider(data: string, name: string): Promise<Provider> {
+  const directory = join(data, name);
   mkdirSync(directory);
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, 's3server.ts'), directory], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((done, fail) => {
@@ -211,6 +222,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     provider.proxy.setLatency(spec.latencyMs);
   }
   const connectionsBefore = world.source.proxy.connections + world.destination.proxy.connections;
+  const othersBefore = othersCpu(world);
   let measured: Measurement;
   if (tool === 'mastosync') {
     measured = await runMastosync({ databaseUrl: data.db.url, source, destination: target, concurrency, copyMode: mode, jobs: data.jobs, extraArgs: spec.nothing ? ['--limit', '0'] : [], dir, timeoutMs: TIMEOUT_MS });
@@ -225,7 +237,9 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
   }
   if (flags.trace && !spec.nothing && mode === 'stream') {
-    console.error(`bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt)}`);
+    const others = othersCpu(world);
+    const spent = (name: keyof typeof others) => `${((others[name] - othersBefore[name]) / 1000).toFixed(2)} s`;
+    console.error(`bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt, measured.startedAt + measured.wallMs)}; CPU: the tool ${(measured.cpuMs / 1000).toFixed(2)} s, source s3rver ${spent('source')}, destination s3rver ${spent('destination')}, proxies and bench ${spent('bench')}`);
   }
   const problem = await checkDestination(to, destination, spec.nothing ? [] : data.objects, measured);
   rmSync(join(to.directory, destination), { recursive: true, force: true });
@@ -237,6 +251,17 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     connections: world.source.proxy.connections + world.destination.proxy.connections - connectionsBefore,
     firstObjectMs: Number.isFinite(firstWrite) ? firstWrite - measured.startedAt : undefined,
   };
+}
+
+/** CPU milliseconds used so far by each s3rver process (from /proc) and by this process, which runs the proxies. */
+function othersCpu(world: World): { source: number; destination: number; bench: number } {
+  const ticks = (provider: Provider) => {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th; 100 ticks a second.
+    const fields = readFileSync(`/proc/${provider.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  };
+  const own = process.cpuUsage();
+  return { source: ticks(world.source), destination: ticks(world.destination), bench: (own.user + own.system) / 1000 };
 }
 
 /** `repeat` runs (tools alternating), keeping each tool's median run by wall time. */
@@ -274,6 +299,7 @@ async function main(): Promise<void> {
   ensureDebianPackage('/usr/bin/time', 'time');
 
   const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-'));
+  const data = mkdtempSync(join(String(flags['data-dir']), 'mastosync-bench-s3rver-'));
   const providers: Provider[] = [];
   const databases: TestDatabase[] = [];
   const results: ScenarioResult[] = [];
@@ -283,7 +309,7 @@ async function main(): Promise<void> {
   let requestCost: RequestCost | undefined;
   try {
     if (scenarios.includes('requests')) requestCost = await measureRequestCost();
-    providers.push(await startProvider(work, 'source'), await startProvider(work, 'destination'));
+    providers.push(await startProvider(data, 'source'), await startProvider(data, 'destination'));
     const world: World = { work, source: providers[0]!, destination: providers[1]!, destinations: 0 };
     const mix: MixCounts = {
       accounts: number('accounts'),
@@ -383,7 +409,7 @@ async function main(): Promise<void> {
   } finally {
     for (const provider of providers) await stopProvider(provider);
     for (const db of databases) await db.drop().catch(() => undefined);
-    rmSync(work, { recursive: true, force: true });
+    for (const folder of [work, data]) rmSync(folder, { recursive: true, force: true });
   }
 
   const verdicts = judge(results);
@@ -538,7 +564,7 @@ function markdown(results: readonly ScenarioResult[], notes: readonly string[], 
     '## Setup',
     '',
     `- Machine: ${os.cpus().length} CPUs (\`nproc\` ${os.availableParallelism()}, ${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}; load average ${load} (other work on the machine shows here)`,
-    `- Node ${process.version}; ${rcloneVersion()}; two providers, each s3rver 3.7.1 in its own process behind its own latency proxy (test/support/httpProxy.ts, in the bench process) adding ${latencyMs} ms to every request: the source buckets on one, streamed copies going to the other; server-side copies stay on the first`,
+    `- Node ${process.version}; ${rcloneVersion()}; two providers, each s3rver 3.7.1 in its own process behind its own latency proxy (test/support/httpProxy.ts, in the bench process) adding ${latencyMs} ms to every request: the source buckets on one, streamed copies going to the other; server-side copies stay on the first. s3rver keeps its buckets in ${flags['data-dir']}${flags['data-dir'] === '/dev/shm' ? ' (memory-backed, so the disk does not slow the servers: see docs/performance.md)' : ''}; each tool's config, checkpoint or key list is in ${os.tmpdir()}`,
     '- mastosync: `bin/mastosync.js run <jobs> --json` with `[sync] concurrency = C`; rclone: `rclone copy SRC:bucket DST:bucket --files-from-raw keys.txt --transfers C --checkers C --fast-list --no-traverse --metadata --retries 1` with the ACL set and the same key list' + (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : ''),
     `- Each tool runs ${repeat > 1 ? `${repeat} times, alternating with the other, and its median run by wall time is shown; each run ` : ''}under \`/usr/bin/time -v\` (CPU = user + system, peak RSS = maximum resident set size); wall time is from spawn to exit. After each run the destination is listed and must hold exactly the expected keys at the expected sizes.`,
     '- Latency limit: N objects × round trips per object (2 for GET + PUT, 1 for CopyObject) × latency / C in flight.',

@@ -11,10 +11,11 @@ function percentile(values: readonly number[], fraction: number): number {
   return sorted[Math.floor(fraction * (sorted.length - 1))] ?? Number.NaN;
 }
 
-const spread = (values: readonly number[]) => `median ${percentile(values, 0.5).toFixed(0)} ms, 90th ${percentile(values, 0.9).toFixed(0)} ms`;
+const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+const spread = (values: readonly number[]) => `median ${percentile(values, 0.5).toFixed(0)} ms, 90th ${percentile(values, 0.9).toFixed(0)} ms, mean ${mean(values).toFixed(1)} ms`;
 
 /** One line about a streamed run: `reads` at the source proxy, `writes` at the destination's, keys shared. */
-export function describeTimeline(reads: readonly RecordedRequest[], writes: readonly RecordedRequest[], startedAt: number): string {
+export function describeTimeline(reads: readonly RecordedRequest[], writes: readonly RecordedRequest[], startedAt: number, endedAt: number): string {
   const gets = reads.filter((request) => request.operation === 'GetObject' && request.status === 200 && request.finishedAt !== undefined);
   const puts = writes.filter((request) => request.operation === 'PutObject' && request.status === 200 && request.finishedAt !== undefined);
   // Each successful read with the first successful write of its key after it (a retried copy has several of each).
@@ -39,5 +40,6 @@ export function describeTimeline(reads: readonly RecordedRequest[], writes: read
       return next === undefined ? [] : [next - put.finishedAt!];
     }))}`,
     `slots busy ${busy.toFixed(1)} on average`,
+    `last PUT answered ${(endedAt - last).toFixed(0)} ms before exit`,
   ].join('; ');
 }
