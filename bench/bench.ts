@@ -354,7 +354,8 @@ async function main(): Promise<void> {
       }
       if (scenarios.includes('server')) {
         const concurrency = concurrencies[0]!;
-        results.push(await runScenario(world, `server-side copy, ${concurrency} in flight`, `The same mix between two buckets of one provider with the same credentials: CopyObject, no bytes through the copier.`, data, concurrency, 'server'));
+        const floor = tools.includes('mastosync') ? [{ tool: 'mastosync' as const, data, concurrency, mode: 'server' as const, latencyMs: 0 }] : [];
+        results.push(await runScenario(world, `server-side copy, ${concurrency} in flight`, `The same mix between two buckets of one provider with the same credentials: CopyObject, no bytes through the copier. The run with the proxy at 0 ms shows what s3rver allows on this machine.`, data, concurrency, 'server', floor));
       }
     }
 
