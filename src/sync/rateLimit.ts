@@ -9,25 +9,42 @@ import { S3Store } from '../storage/s3.js';
 import type { ObjectStore } from '../storage/types.js';
 
 /**
- * A bucket of one token: requests are spaced 1/perSecond apart, so any one-second window holds at most
- * perSecond + 1 of them (a burst allowance would break the promise a provider's limit needs).
+ * A bucket of one token: requests are let go at least 1/perSecond apart, so any one-second window holds at most
+ * perSecond + 1 of them (a burst allowance would break the promise a provider's limit needs). Each wait is
+ * measured from when the previous request really went: a timer that fires late (a busy event loop) delays the
+ * requests behind it instead of letting them catch up in a burst.
  */
 export class TokenBucket {
-  /** Tokens available now; negative while requests wait (each is owed its turn). */
-  private tokens = 1;
-  private refilledAt = performance.now();
+  private readonly intervalMs: number;
+  private lastRelease = Number.NEGATIVE_INFINITY;
+  /** Waiting requests, served in arrival order. */
+  private readonly waiting: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly perSecond: number) {}
+  constructor(readonly perSecond: number) {
+    this.intervalMs = 1000 / perSecond;
+  }
 
   /** Resolves when the caller may send one request. */
-  async take(): Promise<void> {
-    const now = performance.now();
-    this.tokens = Math.min(1, this.tokens + ((now - this.refilledAt) * this.perSecond) / 1000);
-    this.refilledAt = now;
-    this.tokens -= 1;
-    if (this.tokens >= 0) return;
-    const waitMs = (-this.tokens * 1000) / this.perSecond;
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  take(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      if (this.timer === undefined) this.releaseNext();
+    });
+  }
+
+  private releaseNext(): void {
+    this.timer = undefined;
+    if (this.waiting.length === 0) return;
+    const waitMs = this.lastRelease + this.intervalMs - performance.now();
+    if (waitMs > 0) {
+      // Rounded up: a timer may not fire before its whole wait has passed.
+      this.timer = setTimeout(() => this.releaseNext(), Math.ceil(waitMs));
+      return;
+    }
+    this.lastRelease = performance.now();
+    this.waiting.shift()!();
+    this.releaseNext();
   }
 }
 

@@ -1,0 +1,52 @@
+/**
+ * `--max-rps`: the token bucket lets requests go at least 1/perSecond apart, in arrival order, even when the event
+ * loop is busy at the moment they are due (timers then fire late, all at once).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TokenBucket } from '../../src/sync/rateLimit.js';
+
+/** Blocks the event loop, as a burst of work in a real run does. */
+function busyFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/** Each release is seen a few microseconds after it happens (a promise callback), so gaps are read with this slack. */
+const SLACK_MS = 0.5;
+
+/** Takes `count` tokens at once and records when each was let go, in the order they were asked for. */
+async function releases(bucket: TokenBucket, count: number, whileWaiting?: () => void): Promise<Array<{ index: number; at: number }>> {
+  const order: Array<{ index: number; at: number }> = [];
+  const taken = Array.from({ length: count }, (_, index) => bucket.take().then(() => order.push({ index, at: performance.now() })));
+  whileWaiting?.();
+  await Promise.all(taken);
+  return order;
+}
+
+test('requests wait their turn, in the order they asked, at least 1/perSecond apart', async () => {
+  const order = await releases(new TokenBucket(100), 12);
+  assert.deepEqual(order.map((release) => release.index), [...Array(12).keys()]);
+  for (let index = 1; index < order.length; index++) {
+    const gap = order[index]!.at - order[index - 1]!.at;
+    assert.ok(gap >= 10 - SLACK_MS, `release ${index} came ${gap.toFixed(2)} ms after the one before (100 per second: 10 ms apart)`);
+  }
+});
+
+test('after a busy event loop, the late requests still go one interval apart, not in a burst', async () => {
+  // Due at 0, 20, 40, … ms; the loop is blocked from 5 to 105 ms (once the first has gone), so five are late at once.
+  const order = await releases(new TokenBucket(50), 10, () => setTimeout(() => busyFor(100), 5));
+  for (let index = 1; index < order.length; index++) {
+    const gap = order[index]!.at - order[index - 1]!.at;
+    assert.ok(gap >= 20 - SLACK_MS, `release ${index} came ${gap.toFixed(2)} ms after the one before (50 per second: 20 ms apart)`);
+  }
+});
+
+test('a request after a quiet spell goes at once', async () => {
+  const bucket = new TokenBucket(10);
+  await bucket.take();
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  const asked = performance.now();
+  await bucket.take();
+  assert.ok(performance.now() - asked < 50, 'the interval had passed: no wait');
+});
