@@ -4,7 +4,7 @@
  * writes them to BENCHMARKS.md. `npm run bench -- --help` lists the options.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 
 /** The line in BENCHMARKS.md after which figures measured by other commands are kept on a rerun. */
 const OTHER_FIGURES = '<!-- other figures: not written by npm run bench -->';
@@ -26,7 +26,14 @@ import { ensureDebianPackage, measure, rcloneVersion, runMastosync, runRclone, t
  * machine's ext4 disk (mounted with discard) its PUTs took up to three times the CPU after the bench deleted a
  * bucket, and how much changed from run to run. Memory-backed /dev/shm keeps that out of the figures.
  */
-const DEFAULT_DATA_DIR = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+const DEFAULT_DATA_DIR = roomIn('/dev/shm') >= 2e9 ? '/dev/shm' : os.tmpdir();
+
+/** Bytes free for us at `folder`; 0 when it does not exist. The default data sets take about 1 GB at once. */
+function roomIn(folder: string): number {
+  if (!existsSync(folder)) return 0;
+  const { bavail, bsize } = statfsSync(folder);
+  return bavail * bsize;
+}
 
 /** Choices for the part-size study: single-PUT limit, part size (MiB), parts in flight. */
 const DEFAULT_PARTS = '8:8:2,8:8:1,8:5:1,8:16:2,64:8:2,512:8:2';
@@ -222,7 +229,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     provider.proxy.setLatency(spec.latencyMs);
   }
   const connectionsBefore = world.source.proxy.connections + world.destination.proxy.connections;
-  const othersBefore = othersCpu(world);
+  const othersBefore = flags.trace ? othersCpu(world) : undefined;
   let measured: Measurement;
   if (tool === 'mastosync') {
     measured = await runMastosync({ databaseUrl: data.db.url, source, destination: target, concurrency, copyMode: mode, jobs: data.jobs, extraArgs: spec.nothing ? ['--limit', '0'] : [], dir, timeoutMs: TIMEOUT_MS });
@@ -236,7 +243,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
     const writes = request.operation === 'PutObject' || request.operation === 'CopyObject' || request.operation === 'CompleteMultipartUpload';
     if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
   }
-  if (flags.trace && !spec.nothing && mode === 'stream') {
+  if (othersBefore !== undefined && !spec.nothing && mode === 'stream') {
     const others = othersCpu(world);
     const spent = (name: keyof typeof others) => `${((others[name] - othersBefore[name]) / 1000).toFixed(2)} s`;
     console.error(`bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt, measured.startedAt + measured.wallMs)}; CPU: the tool ${(measured.cpuMs / 1000).toFixed(2)} s, source s3rver ${spent('source')}, destination s3rver ${spent('destination')}, proxies and bench ${spent('bench')}`);
@@ -257,7 +264,8 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
 function othersCpu(world: World): { source: number; destination: number; bench: number } {
   const ticks = (provider: Provider) => {
     // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th; 100 ticks a second.
-    const fields = readFileSync(`/proc/${provider.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const stat = readFileSync(`/proc/${provider.child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   };
   const own = process.cpuUsage();
@@ -298,9 +306,21 @@ async function main(): Promise<void> {
   ensureDebianPackage('rclone', 'rclone');
   ensureDebianPackage('/usr/bin/time', 'time');
 
-  const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-'));
   const data = mkdtempSync(join(String(flags['data-dir']), 'mastosync-bench-s3rver-'));
+  const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-'));
   const providers: Provider[] = [];
+  const removeFolders = () => {
+    for (const folder of [work, data]) rmSync(folder, { recursive: true, force: true });
+  };
+  // Ctrl-C skips the finally below: the servers must not outlive the bench, nor the data sets stay in memory-backed
+  // /dev/shm until a reboot. (Scratch databases are left; test/support/postgres.ts names them mastosync_test_*.)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const provider of providers) provider.child.kill('SIGTERM');
+      removeFolders();
+      process.exit(130);
+    });
+  }
   const databases: TestDatabase[] = [];
   const results: ScenarioResult[] = [];
   const notes: string[] = [];
@@ -410,7 +430,7 @@ async function main(): Promise<void> {
   } finally {
     for (const provider of providers) await stopProvider(provider);
     for (const db of databases) await db.drop().catch(() => undefined);
-    for (const folder of [work, data]) rmSync(folder, { recursive: true, force: true });
+    removeFolders();
   }
 
   const verdicts = judge(results);

@@ -12,7 +12,8 @@ import type { ObjectStore } from '../storage/types.js';
  * A bucket of one token: requests are let go at least 1/perSecond apart, so any one-second window holds at most
  * perSecond + 1 of them (a burst allowance would break the promise a provider's limit needs). Each wait is
  * measured from when the previous request really went: a timer that fires late (a busy event loop) delays the
- * requests behind it instead of letting them catch up in a burst.
+ * requests behind it instead of letting them catch up in a burst. The price: time lost to a late timer is not made
+ * up, so with a busy event loop a run sends somewhat fewer than perSecond requests a second, never more.
  */
 export class TokenBucket {
   private readonly intervalMs: number;
