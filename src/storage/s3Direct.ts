@@ -56,8 +56,8 @@ interface Target {
 
 export class DirectRequests {
   private target: Promise<Target> | undefined;
-  /** Awaited before each request (a request-rate limit). */
-  gate?: () => Promise<void>;
+  /** Awaited before each request (a request-rate limit); rejects if `signal` aborts first. */
+  gate?: (signal?: AbortSignal) => Promise<void>;
 
   constructor(
     private readonly client: S3Client,
@@ -89,7 +89,7 @@ export class DirectRequests {
 
   private async send(method: string, key: string, headers: Record<string, string>, body: Readable | undefined, signal?: AbortSignal): Promise<DirectResponse> {
     const target = await (this.target ??= this.resolveTarget());
-    await this.gate?.();
+    await this.gate?.(signal);
     const { url } = target;
     const config = this.client.config as unknown as ResolvedConfig;
     const request: RequestShape = {

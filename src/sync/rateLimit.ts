@@ -19,17 +19,32 @@ export class TokenBucket {
   private readonly intervalMs: number;
   private lastRelease = Number.NEGATIVE_INFINITY;
   /** Waiting requests, served in arrival order. */
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(readonly perSecond: number) {
     this.intervalMs = 1000 / perSecond;
   }
 
-  /** Resolves when the caller may send one request. */
-  take(): Promise<void> {
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
+  /** Resolves when the caller may send one request; rejects with the signal's reason if it aborts first. */
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { go: resolve };
+      if (signal) {
+        // A hard stop must not wait for the turns of every aborted copy.
+        const onAbort = () => {
+          const index = this.waiting.indexOf(waiter);
+          if (index >= 0) this.waiting.splice(index, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.go = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      }
+      this.waiting.push(waiter);
       if (this.timer === undefined) this.releaseNext();
     });
   }
@@ -44,9 +59,13 @@ export class TokenBucket {
       return;
     }
     this.lastRelease = performance.now();
-    this.waiting.shift()!();
+    this.waiting.shift()!.go();
     this.releaseNext();
   }
+}
+
+interface Waiter {
+  go: () => void;
 }
 
 /** Makes every request `client` sends wait for a token of `bucket` first. */
@@ -66,6 +85,6 @@ export function limitStoreRates(stores: readonly ObjectStore[], perSecond: numbe
     if (!(store instanceof S3Store)) continue;
     limitRequestRate(store.client, bucket);
     // GET and single PUT bypass the SDK's middleware (src/storage/s3Direct.ts).
-    store.direct.gate = () => bucket.take();
+    store.direct.gate = (signal) => bucket.take(signal);
   }
 }

@@ -122,7 +122,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     };
 
     const copy = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+      // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
+      if (options.stop.aborted) return leave();
       const result = await copyOwnedObject(object, context);
+      // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
+      if (result.status === 'failed' && options.abort.aborted) {
+        log.debug({ job, id: object.id, key: object.key, error: result.error }, 'copy aborted by the stop');
+        return leave();
+      }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
       options.checkpoint?.record({
@@ -144,11 +151,16 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         lastMarkWrite = performance.now();
         options.checkpoint?.watermark(job, tracker.watermark!);
       }
+      leave();
+    };
+    const leave = () => {
       outstanding -= 1;
       finishIfDone();
     };
 
     const submit = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+      // A graceful stop starts no new copy, not even the rest of a row's styles.
+      if (options.stop.aborted) return;
       if (options.dryRun) {
         options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
         if (tracked) tracker.settle(object.id);

@@ -173,6 +173,57 @@ describe('SIGINT', () => {
   });
 });
 
+describe('stopping a rate-limited run (--max-rps)', () => {
+  // At 4 requests a second with 2 copies in flight, copies wait in the queue and at the rate limit when the
+  // signal comes: a stop must not start them, and a hard stop must not wait for their turns.
+  const limited = ['run', 'all', '--max-rps', '4', '--concurrency', '2'];
+
+  test('SIGINT starts no queued copy: only the copies in flight are finished', async () => {
+    const config = await newDestination('crash-destination-queued');
+    let recordedAtSignal = -1;
+    const stopped = await runCli(limited, {
+      cwd: config.dir,
+      onSpawn: (child) => {
+        void (async () => {
+          while (child.exitCode === null && objectLines(config.checkpoint) < 3) await sleep(5);
+          recordedAtSignal = objectLines(config.checkpoint);
+          child.kill('SIGINT');
+        })();
+      },
+    });
+    assert.equal(stopped.code, 130, stopped.stderr);
+    const finishedAfter = objectLines(config.checkpoint) - recordedAtSignal;
+    assert.ok(finishedAfter <= 2, `${finishedAfter} objects were finished after the signal; only the 2 in flight may be`);
+    const resumed = await runCli(['run', 'all', '--resume'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    await assertDestinationExact(s3, 'crash-destination-queued', world);
+  });
+
+  test('a second SIGINT aborts the copies in flight without calling them failed; --resume copies them', async () => {
+    const config = await newDestination('crash-destination-aborted');
+    const stopped = await runCli(limited, {
+      cwd: config.dir,
+      onSpawn: (child) => {
+        void (async () => {
+          while (child.exitCode === null && objectLines(config.checkpoint) < 3) await sleep(5);
+          child.kill('SIGINT');
+          await sleep(50);
+          child.kill('SIGINT');
+        })();
+      },
+    });
+    assert.equal(stopped.code, 130, stopped.stderr);
+    assert.match(stopped.stderr, /second signal: aborting the copies in flight/);
+    assert.doesNotMatch(stopped.stderr, /copy failed/, 'an aborted copy is not a failed one');
+    const checkpoint = readCheckpoint(config.checkpoint);
+    assert.deepEqual(checkpoint.objects.filter((line) => line.status === 'failed').map((line) => line.key), []);
+    await assertCheckpointTrue(s3, 'crash-destination-aborted', world, checkpoint);
+    const resumed = await runCli(['run', 'all', '--resume'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    await assertDestinationExact(s3, 'crash-destination-aborted', world);
+  });
+});
+
 describe('--retry-failed', () => {
   test('reruns exactly the objects the checkpoint records as failed, not their rows, not anything else', async () => {
     const bucket = 'crash-destination-retry';

@@ -57,3 +57,22 @@ test('a request after a quiet spell goes at once', TIMEOUT, async () => {
   await bucket.take();
   assert.ok(performance.now() - asked < 50, 'the interval had passed: no wait');
 });
+
+test('a request whose signal aborts leaves the queue at once; those behind it keep their order', TIMEOUT, async () => {
+  const bucket = new TokenBucket(20);
+  await bucket.take();
+  const stop = new AbortController();
+  const order: string[] = [];
+  const first = bucket.take().then(() => order.push('first'));
+  const aborted = bucket.take(stop.signal).then(
+    () => order.push('aborted one went'),
+    (error: unknown) => order.push(`aborted: ${(error as Error).name}`),
+  );
+  const last = bucket.take().then(() => order.push('last'));
+  stop.abort();
+  await aborted;
+  assert.deepEqual(order, ['aborted: AbortError'], 'rejected before any turn came');
+  await Promise.all([first, last]);
+  assert.deepEqual(order, ['aborted: AbortError', 'first', 'last']);
+  await assert.rejects(bucket.take(AbortSignal.abort()), { name: 'AbortError' }, 'an aborted signal never queues');
+});
