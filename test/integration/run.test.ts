@@ -111,6 +111,16 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       assert.equal(existsSync(config.checkpoint), false, 'a dry run must not write a checkpoint');
     });
 
+    if (schema === 'current') {
+      test('--dry-run | head: when the reader goes away, the list stops quietly (exit 0, no EPIPE trace)', async () => {
+        // The reading end is closed before the first line, so every write meets EPIPE.
+        const result = await runCli(['run', 'all', '--dry-run'], { cwd: config.dir, onSpawn: (child) => child.stdout!.destroy() });
+        assert.equal(result.code, 0, result.stderr);
+        assert.doesNotMatch(result.stderr, /EPIPE|Unhandled|error/i);
+        assert.equal(existsSync(config.checkpoint), false, 'a dry run must not write a checkpoint');
+      });
+    }
+
     test('copies exactly the owned keys, byte-exact, with Content-Type, Cache-Control and ACL', async () => {
       const result = await runCli(['run', 'all', '--json'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);

@@ -43,7 +43,7 @@ export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Ou
     let unlisted = 0;
     for (const job of session.jobs) {
       for await (const rows of readRowPages(session.db, session.schema, job, { batchSize: config.database.batchSize, scope: flags.scope })) {
-        if (sink.readerGone) break;
+        if (sink.readerGone()) break;
         const lines: string[] = [];
         for (const row of rows) {
           for (const object of ownedInScope(job, row, flags.scope)) {
@@ -70,26 +70,20 @@ export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Ou
 
 interface LineSink {
   /** The reading end of stdout went away (`mastosync manifest all | head`): stop rather than crash. */
-  readonly readerGone: boolean;
+  readerGone(): boolean;
   write(lines: readonly string[]): void;
   close(): void;
 }
 
 function openSink(output: string | undefined, out: Output): LineSink {
   if (output === undefined) {
-    const sink = {
-      readerGone: false,
-      write: (lines: readonly string[]) => {
-        if (lines.length > 0 && !sink.readerGone) out.stdout(lines.join('\n'));
+    return {
+      readerGone: () => out.readerGone?.() ?? false,
+      write: (lines) => {
+        if (lines.length > 0) out.stdout(lines.join('\n'));
       },
-      close: () => process.stdout.off('error', onError),
+      close: () => undefined,
     };
-    const onError = (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') throw error;
-      sink.readerGone = true;
-    };
-    process.stdout.on('error', onError);
-    return sink;
   }
   let fd: number;
   try {
@@ -98,7 +92,7 @@ function openSink(output: string | undefined, out: Output): LineSink {
     throw new UsageError(`cannot write ${output} (${(error as Error).message}): pass --output with a writable path`);
   }
   return {
-    readerGone: false,
+    readerGone: () => false,
     write: (lines) => {
       if (lines.length > 0) writeSync(fd, `${lines.join('\n')}\n`);
     },

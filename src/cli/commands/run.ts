@@ -130,8 +130,11 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         retryFailedOnly: flags.retryFailed,
         checkpoint,
         dryRun: flags.dryRun,
-        onPlan: (object, from, to) =>
-          out.stdout(flags.json ? JSON.stringify({ job: object.job, id: object.id, source: from, destination: to }) : `${from} -> ${to}`),
+        onPlan: (object, from, to) => {
+          out.stdout(flags.json ? JSON.stringify({ job: object.job, id: object.id, source: from, destination: to }) : `${from} -> ${to}`);
+          // Nobody reads the list any more (`| head`): stop reading rows, as on Ctrl-C.
+          if (out.readerGone?.()) stop.abort();
+        },
         onResult: progress && ((job, _object, result) => tally.result(job, result.bytes)),
         onSkipped: progress && ((job, objects) => tally.skipped(job, objects)),
         stop: stop.signal,
@@ -141,7 +144,8 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
       progress?.stop(!summary.interrupted);
       const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: session.notes };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
-      if (summary.interrupted) return EXIT.interrupted;
+      // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
+      if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
     } finally {
       progress?.stop(false);
