@@ -13,6 +13,7 @@ import { runCommandModule } from './commands/run.js';
 import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
+import { JOB_NAMES } from '../mastodon/tables.js';
 
 /** Every command; add new ones here. */
 const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule];
@@ -23,8 +24,8 @@ export async function main(argv: string[], out: Output = processOutput, version?
   let parser: Argv = yargs(argv)
     .scriptName('mastosync')
     .usage("$0 <command> [options]\n\nCopies a Mastodon server's media between object stores, exactly as its database owns it.")
-    .option('config', { type: 'string', describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
-    .option('log-level', { type: 'string', choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
+    .option('config', { type: 'string', requiresArg: true, describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
+    .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
   for (const command of COMMANDS) parser = parser.command(command(context));
   parser = parser
@@ -34,7 +35,9 @@ export async function main(argv: string[], out: Output = processOutput, version?
     .version(version ?? 'unknown')
     .exitProcess(false)
     .fail((message, error) => {
-      throw error ?? new UsageError(message);
+      // yargs' own parse errors (YError: a flag given without its value…) are usage errors too: exit 2.
+      if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message));
+      throw error;
     });
 
   try {
@@ -50,4 +53,12 @@ export async function main(argv: string[], out: Output = processOutput, version?
     if (process.env.MASTOSYNC_DEBUG) out.stderr(String((error as Error).stack));
     return EXIT.failures;
   }
+}
+
+/** yargs' wording for two common slips, said as what to fix. */
+function plainer(message: string): string {
+  const flag = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
+  if (flag !== undefined) return `--${flag} needs a value`;
+  if (message.startsWith('Not enough non-option arguments')) return `name the jobs (${JOB_NAMES.join(', ')}), or all`;
+  return message;
 }

@@ -19,12 +19,12 @@ export interface ScopeArgs {
 
 export function withScopeOptions<T>(command: Argv<T>): Argv<T & ScopeArgs> {
   return command
-    .option('since', { type: 'string', describe: "only attachments whose own *_updated_at is at or after this UTC time (2024-05-01T12:00:00Z; no zone = UTC)" })
-    .option('until', { type: 'string', describe: 'only attachments whose *_updated_at is before this UTC time' })
-    .option('min-id', { type: 'string', describe: 'only rows with id >= this' })
-    .option('max-id', { type: 'string', describe: 'only rows with id <= this' })
-    .option('shard', { type: 'string', describe: 'I/N: only rows with id ≡ I mod N (I from 0), for N processes at once' })
-    .option('shards', { type: 'number', describe: "N shards, this process's index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)" })
+    .option('since', { type: 'string', requiresArg: true, describe: "only attachments whose own *_updated_at is at or after this UTC time (2024-05-01T12:00:00Z; no zone = UTC)" })
+    .option('until', { type: 'string', requiresArg: true, describe: 'only attachments whose *_updated_at is before this UTC time' })
+    .option('min-id', { type: 'string', requiresArg: true, describe: 'only rows with id >= this' })
+    .option('max-id', { type: 'string', requiresArg: true, describe: 'only rows with id <= this' })
+    .option('shard', { type: 'string', requiresArg: true, describe: 'I/N: only rows with id ≡ I mod N (I from 0), for N processes at once' })
+    .option('shards', { type: 'number', requiresArg: true, describe: "N shards, this process's index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)" })
     .option('skip-remote-cache', {
       type: 'string',
       describe: 'leave out remote media under cache/ (avatars, headers and emoji stay; =all leaves them out too)',

@@ -87,7 +87,12 @@ const CASES: Case[] = [
   },
   { name: 'a table this Mastodon version lacks, named', args: ['run', 'imports'], says: /table imports does not exist.*leave the job out/ },
   { name: '--concurrency 0', args: ['run', 'all', '--concurrency', '0'], says: /--concurrency must be a whole number of at least 1, not 0/ },
-  { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not NaN/ },
+  { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not a word/ },
+  // Without its value, a flag used to be dropped silently: --max-rps with no number ran with no limit at all.
+  { name: '--max-rps with no value', args: ['run', 'all', '--max-rps'], says: /--max-rps needs a value/ },
+  { name: '--limit with no value (an empty $N in a cron line)', args: ['run', 'all', '--limit'], says: /--limit needs a value/ },
+  { name: 'verify --sample with no value', args: ['verify', 'all', '--sample'], says: /--sample needs a value/ },
+  { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {

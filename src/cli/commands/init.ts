@@ -232,8 +232,8 @@ export function initCommandModule(context: CommandContext): CommandModule<object
     describe: "write a config from Mastodon's .env.production (destination left to fill in)",
     builder: (command) =>
       command
-        .option('from-env', { type: 'string', demandOption: true, describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production" })
-        .option('out', { type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
+        .option('from-env', { type: 'string', requiresArg: true, demandOption: true, describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production" })
+        .option('out', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),
     handler: async (args) => {
       context.exitCode = await initCommand({ fromEnv: args.fromEnv, out: args.out, force: args.force, json: args.json }, context.out);

@@ -135,7 +135,7 @@ export function manifestCommandModule(context: CommandContext): CommandModule<ob
         command
           .positional('jobs', { type: 'string', array: true, describe: `tables to list (${JOB_NAMES.join(', ')}), or all` })
           .option('format', { choices: MANIFEST_FORMATS, default: 'keys' as ManifestFormat, describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key' })
-          .option('output', { type: 'string', alias: 'o', describe: 'write to this file instead of stdout' }),
+          .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
       ),
     handler: async (args) => {
       context.exitCode = await manifestCommand(

@@ -103,7 +103,7 @@ export function planCommandModule(context: CommandContext): CommandModule<object
       withScopeOptions(
         command
           .positional('jobs', { type: 'string', array: true, describe: `tables to count (${JOB_NAMES.join(', ')}), or all` })
-          .option('rate', { type: 'number', describe: 'objects per second, for a time estimate' })
+          .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
           .check((args) => {
             if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
               throw new UsageError(`--rate must be a number of objects per second above 0, not ${String(args.rate)}`);

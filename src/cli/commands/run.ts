@@ -168,16 +168,16 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
       withScopeOptions(
         command
           .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
-          .option('concurrency', { type: 'number', describe: 'copies in flight (default: [sync] concurrency, 8)' })
+          .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
           .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
         .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
-        .option('max-rps', { type: 'number', describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
+        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
           .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
-          .option('limit', { type: 'number', describe: 'at most N rows per job' })
-          .option('checkpoint', { type: 'string', describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
+          .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
+          .option('checkpoint', { type: 'string', requiresArg: true, describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
           .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere)' })
-          .option('progress-interval', { type: 'number', default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
+          .option('progress-interval', { type: 'number', requiresArg: true, default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
           .check((args) => {
             wholeNumber('--concurrency', args.concurrency, 1);
             wholeNumber('--limit', args.limit, 0);
@@ -217,6 +217,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
 export function wholeNumber(flag: string, value: unknown, minimum: number): void {
   if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
-    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${String(value)}`);
+    // yargs has already turned a word into NaN, so the word itself cannot be quoted.
+    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${Number.isNaN(value) ? 'a word' : String(value)}`);
   }
 }

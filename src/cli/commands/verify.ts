@@ -118,9 +118,9 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
     builder: (command) =>
       withScopeOptions(command)
         .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
-        .option('sample', { type: 'number', default: 100, describe: 'check only this percentage of the objects, chosen at random' })
-        .option('concurrency', { type: 'number', describe: 'objects checked at once (default: [sync] concurrency, 8)' })
-        .option('max-rps', { type: 'number', describe: 'requests per second at most (default: [sync] max_rps, none)' })
+        .option('sample', { type: 'number', requiresArg: true, default: 100, describe: 'check only this percentage of the objects, chosen at random' })
+        .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
+        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .check((args) => {
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${String(args.sample)}`);
