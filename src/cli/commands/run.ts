@@ -55,6 +55,8 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   stores.push(source);
   const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
   stores.push(destination);
+  // Every request of the run counts against --max-rps, the bucket checks too.
+  limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
   // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
   const checked = Promise.all([source.check(), destination.check()]);
   checked.catch(() => undefined); // awaited below, so a database error is still the one reported first
@@ -65,7 +67,6 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   try {
     await checked;
     const serverCopy = serverCopier(config.sync.copyMode, source, destination);
-    limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
     if (destination instanceof S3Store) {
       destination.onUploadLeftOpen = (key, uploadId, error) =>
         log.warn({ key, uploadId, err: error }, 'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them');

@@ -39,8 +39,9 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     stores.push(source);
     const destination = createStore(config.destination, 'destination', concurrency);
     stores.push(destination);
-    await Promise.all([source.check(), destination.check()]);
+    // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
+    await Promise.all([source.check(), destination.check()]);
 
     const stop = new AbortController();
     const onSignal = () => stop.abort();
