@@ -170,7 +170,8 @@ async function main(): Promise<number> {
   step('Plan: what the database owns', 'counted in PostgreSQL; no object store contacted');
   if ((await mastosync(['plan', 'all', '--log-level', 'error'], folder)) !== 0) return 1;
 
-  step('Copy', 'streamed from mastodon-old to mastodon-new, exact keys, Content-Type, Cache-Control and ACL kept');
+  // Both buckets are on one s3rver with one set of credentials, so [sync] copy_mode = "auto" copies on the provider.
+  step('Copy', 'mastodon-old to mastodon-new on the provider (CopyObject: no bytes pass through mastosync, so its summary counts 0 B), exact keys, Content-Type, Cache-Control and ACL kept');
   const copied = await mastosync(['run', 'all', '--log-level', 'error'], folder);
   if (copied !== 0) {
     console.log(red(`   run exited ${copied}`));
