@@ -563,7 +563,11 @@ function judge(results: readonly ScenarioResult[]): string[] {
       const beyond = a.marginalCpuMsPerObject !== undefined && b.marginalCpuMsPerObject !== undefined ? `; beyond each tool's start-up cost ${(a.marginalCpuMsPerObject / b.marginalCpuMsPerObject).toFixed(2)}×` : '';
       verdict(ratio <= 1.5, `${scenario.name}: CPU per object ${ratio.toFixed(2)}× rclone's (target ≤ 1.5)${beyond}`);
     }
-    if (scenario.name.startsWith('videos')) verdict(ours.peakRssBytes < 150e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB (target < 150)`);
+    if (scenario.name.startsWith('acceptance')) verdict(ours.peakRssBytes < 200e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB (acceptance < 200)`);
+    if (scenario.name.startsWith('videos')) {
+      // The issue's check streams a 200 MB object and allows 200 MB; its target for this set is 150.
+      verdict(ours.peakRssBytes < 150e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB with a 200 MB video (target < 150, acceptance < 200)`);
+    }
   }
   const rowRuns = results.filter((scenario) => scenario.name.startsWith('rows')).map((scenario) => scenario.results[0]!);
   if (rowRuns.length === 2) {

@@ -43,6 +43,10 @@ export async function openSession(config: Config, jobNames: readonly string[], l
   const db = await connectDatabase(config.database, log);
   try {
     const schema = await probeSchema(db);
+    // Every Mastodon version has these two: without both, the database is not Mastodon's, whatever job was named.
+    if (!hasTable(schema, 'accounts') && !hasTable(schema, 'media_attachments')) {
+      throw new UsageError(`${db.description} has no accounts or media_attachments table: is [database] the Mastodon database?`);
+    }
     const notes: string[] = [];
     const present = jobs.filter((job) => {
       if (hasTable(schema, job)) return true;
@@ -52,7 +56,6 @@ export async function openSession(config: Config, jobNames: readonly string[], l
       notes.push(`${job}: skipped, this Mastodon version has no ${job} table`);
       return false;
     });
-    if (present.length === 0) throw new UsageError(`none of the tables exist in ${db.description}: is [database] the Mastodon database?`);
     return { db, schema, jobs: present, notes };
   } catch (error) {
     await db.close();

@@ -86,6 +86,13 @@ const CASES: Case[] = [
     says: () => new RegExp(`cannot connect to PostgreSQL postgres@127\\.0\\.0\\.1:${closedPort}/mastodon_production.*check \\[database\\]`),
   },
   { name: 'a table this Mastodon version lacks, named', args: ['run', 'imports'], says: /table imports does not exist.*leave the job out/ },
+  {
+    // The server's maintenance database: reachable, but not Mastodon's. Naming a job must not blame the version.
+    name: 'a database that is not Mastodon\'s, with a job named',
+    args: ['run', 'accounts'],
+    config: () => ({ databaseUrl: postgres.url('postgres') }),
+    says: /has no accounts or media_attachments table: is \[database\] the Mastodon database\?/,
+  },
   { name: '--concurrency 0', args: ['run', 'all', '--concurrency', '0'], says: /--concurrency must be a whole number of at least 1, not 0/ },
   { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not a word/ },
   // Without its value, a flag used to be dropped silently: --max-rps with no number ran with no limit at all.
