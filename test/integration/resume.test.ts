@@ -143,4 +143,13 @@ test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume c
   const resumed = await runCli(['run', 'all', '--resume'], { cwd: world.dir });
   assert.equal(resumed.code, 0, resumed.stderr);
   await assertExact(world.fixture, world.destination);
+
+  // Resuming a finished copy reads no row again; the report says why its columns are empty.
+  const again = await runCli(['run', 'all', '--resume', '--json'], { cwd: world.dir });
+  assert.equal(again.code, 0, again.stderr);
+  const report = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { total: { copied: number }; notes: string[]; jobs: Array<{ job: string; rows: number }> };
+  assert.equal(report.total.copied, 0);
+  for (const job of report.jobs.filter((entry) => world.fixture.rows.some((row) => row.table === entry.job))) {
+    assert.ok(report.notes.some((note) => note.startsWith(`${job.job}: rows up to id `) && note.includes('finished by an earlier run')), `a note for ${job.job}: ${report.notes.join(' | ')}`);
+  }
 });

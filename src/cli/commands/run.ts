@@ -143,7 +143,12 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         log,
       });
       progress?.stop(!summary.interrupted);
-      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: session.notes };
+      // Rows below a job's watermark are not read again, so they appear in no column: say so, or a resumed run looks empty.
+      const resumed = session.jobs.flatMap((job) => {
+        const mark = resume.watermark(job);
+        return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint), not read again`];
+      });
+      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed] };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
       if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
