@@ -27,7 +27,9 @@ export async function main(argv: string[], out: Output = processOutput, version?
     .option('config', { type: 'string', requiresArg: true, describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
     .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
-  for (const command of COMMANDS) parser = parser.command(command(context));
+  const modules = COMMANDS.map((command) => command(context));
+  for (const module of modules) parser = parser.command(module);
+  const commandNames = modules.map((module) => String(module.command).split(' ')[0]!);
   parser = parser
     .demandCommand(1, 'name a command (mastosync --help lists them)')
     .strict()
@@ -36,7 +38,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
     .exitProcess(false)
     .fail((message, error) => {
       // yargs' own parse errors (YError: a flag given without its value…) are usage errors too: exit 2.
-      if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message));
+      if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message, argv, commandNames));
       throw error;
     });
 
@@ -55,8 +57,13 @@ export async function main(argv: string[], out: Output = processOutput, version?
   }
 }
 
-/** yargs' wording for two common slips, said as what to fix. */
-function plainer(message: string): string {
+/** yargs' wording for common slips, said as what to fix. */
+function plainer(message: string, argv: readonly string[], commandNames: readonly string[]): string {
+  // With no command named at all, yargs lists the mistyped command first among its unknown arguments.
+  const unknown = /^Unknown arguments?: ([^,]+)/.exec(message)?.[1];
+  if (unknown !== undefined && !argv.some((argument) => commandNames.includes(argument))) {
+    return `unknown command "${unknown}": choose from ${commandNames.join(', ')}`;
+  }
   const flag = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
   if (flag !== undefined) return `--${flag} needs a value`;
   if (message.startsWith('Not enough non-option arguments')) return `name the jobs (${JOB_NAMES.join(', ')}), or all`;

@@ -100,6 +100,7 @@ const CASES: Case[] = [
   { name: '--limit with no value (an empty $N in a cron line)', args: ['run', 'all', '--limit'], says: /--limit needs a value/ },
   { name: 'verify --sample with no value', args: ['verify', 'all', '--sample'], says: /--sample needs a value/ },
   { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
+  { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {
