@@ -68,22 +68,28 @@ interface Waiter {
   go: () => void;
 }
 
-/** Makes every request `client` sends wait for a token of `bucket` first. */
-export function limitRequestRate(client: S3Client, bucket: TokenBucket): void {
-  const middleware: BuildMiddleware<any, any> = (next) => async (args) => {
-    await bucket.take();
+/**
+ * Makes every request `client` sends wait for a token of `bucket` first. Once `abort` aborts, waiting requests
+ * give up, except the aborts of multipart uploads, which clean up after the stop.
+ */
+export function limitRequestRate(client: S3Client, bucket: TokenBucket, abort?: AbortSignal): void {
+  const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
+    await bucket.take(context.commandName === 'AbortMultipartUploadCommand' ? undefined : abort);
     return next(args);
   };
   client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
 
-/** `[sync] max_rps` / --max-rps over every S3 store of a command: one bucket, so the cap is for the whole run. */
-export function limitStoreRates(stores: readonly ObjectStore[], perSecond: number | undefined): void {
+/**
+ * `[sync] max_rps` / --max-rps over every S3 store of a command: one bucket, so the cap is for the whole run.
+ * `abort` (the hard stop) ends the waits of requests that carry no abort signal of their own.
+ */
+export function limitStoreRates(stores: readonly ObjectStore[], perSecond: number | undefined, abort?: AbortSignal): void {
   if (perSecond === undefined) return;
   const bucket = new TokenBucket(perSecond);
   for (const store of stores) {
     if (!(store instanceof S3Store)) continue;
-    limitRequestRate(store.client, bucket);
+    limitRequestRate(store.client, bucket, abort);
     // GET and single PUT bypass the SDK's middleware (src/storage/s3Direct.ts).
     store.direct.gate = (signal) => bucket.take(signal);
   }

@@ -122,13 +122,26 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     };
 
     const copy = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+      try {
+        await copyAndRecord(object, retry, tracked);
+      } catch (error) {
+        // Only the bookkeeping can throw (a checkpoint write on a full disk): say so, and never leave the job waiting.
+        log.error({ job, id: object.id, key: object.key, err: error }, 'could not record a copy');
+        throw error;
+      } finally {
+        outstanding -= 1;
+        finishIfDone();
+      }
+    };
+
+    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
-      if (options.stop.aborted) return leave();
+      if (options.stop.aborted) return;
       const result = await copyOwnedObject(object, context);
       // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
       if (result.status === 'failed' && options.abort.aborted) {
         log.debug({ job, id: object.id, key: object.key, error: result.error }, 'copy aborted by the stop');
-        return leave();
+        return;
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
@@ -151,11 +164,6 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         lastMarkWrite = performance.now();
         options.checkpoint?.watermark(job, tracker.watermark!);
       }
-      leave();
-    };
-    const leave = () => {
-      outstanding -= 1;
-      finishIfDone();
     };
 
     const submit = async (object: OwnedObject, retry: boolean, tracked: boolean) => {

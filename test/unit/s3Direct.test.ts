@@ -8,8 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
+import { TokenBucket, limitRequestRate } from '../../src/sync/rateLimit.js';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
 import type { S3StoreConfig } from '../../src/cli/config.js';
 
@@ -148,4 +149,32 @@ test('a copy in parts covers every byte once, in at most 10,000 parts', () => {
     for (let index = 1; index < ranges.length; index++) assert.equal(ranges[index]!.first, ranges[index - 1]!.last + 1);
     for (const range of ranges.slice(0, -1)) assert.ok(range.last - range.first + 1 >= 5 * 1024 ** 2, 'parts of 5 MiB at least');
   }
+});
+
+test('--max-rps: a direct request hands its own abort signal to the rate gate', async () => {
+  const config = STORES[0]!.config;
+  const { client } = recordingClient(config);
+  const direct = new DirectRequests(client, config);
+  let given: AbortSignal | undefined;
+  direct.gate = async (signal) => {
+    given = signal;
+  };
+  const copy = new AbortController();
+  await direct.get('a/b.png', copy.signal);
+  assert.equal(given, copy.signal);
+});
+
+test('--max-rps: the hard stop ends the SDK requests\' wait for a turn, but not a multipart upload\'s abort', async () => {
+  const config = STORES[0]!.config;
+  const { client, sent } = recordingClient(config);
+  const bucket = new TokenBucket(2);
+  const hardStop = new AbortController();
+  limitRequestRate(client, bucket, hardStop.signal);
+  await bucket.take(); // the next turn is 500 ms away
+  const waiting = client.send(new HeadObjectCommand({ Bucket: 'media', Key: 'a/b.png' }));
+  const cleanup = client.send(new AbortMultipartUploadCommand({ Bucket: 'media', Key: 'a/big.mp4', UploadId: 'upload-1' }));
+  hardStop.abort();
+  await assert.rejects(waiting, { name: 'AbortError' });
+  await cleanup;
+  assert.deepEqual(sent.map((request) => `${request.method} ${request.query.uploadId ?? ''}`), ['DELETE upload-1'], 'only the cleanup was sent');
 });

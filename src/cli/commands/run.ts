@@ -55,8 +55,13 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   stores.push(source);
   const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
   stores.push(destination);
-  // Every request of the run counts against --max-rps, the bucket checks too.
-  limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
+  const stop = new AbortController();
+  const abort = new AbortController();
+  // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
+  // here, and its warning would be a non-JSON line on stderr.
+  setMaxListeners(0, stop.signal, abort.signal);
+  // Every request of the run counts against --max-rps, the bucket checks too; the hard stop ends the waits.
+  limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps, abort.signal);
   // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
   const checked = Promise.all([source.check(), destination.check()]);
   checked.catch(() => undefined); // awaited below, so a database error is still the one reported first
@@ -81,11 +86,6 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity });
 
-    const stop = new AbortController();
-    const abort = new AbortController();
-    // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
-    // here, and its warning would be a non-JSON line on stderr.
-    setMaxListeners(0, stop.signal, abort.signal);
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
         log.warn({ signal }, 'second signal: aborting the copies in flight');
