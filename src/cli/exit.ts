@@ -16,18 +16,26 @@ export interface Output {
 }
 
 let stdoutReaderGone = false;
-let watchingStdout = false;
+let guarding = false;
+
+/**
+ * Takes EPIPE on stdout or stderr (`mastosync … | head`, `2>&1 | head`) as "the reader is gone" rather than an
+ * unhandled 'error' event, which would be a stack trace and exit code 1. Called once, before anything is printed.
+ */
+export function guardPipes(): void {
+  if (guarding) return;
+  guarding = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stdoutReaderGone = true;
+  });
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
 
 export const processOutput: Output = {
   stdout: (line) => {
-    if (!watchingStdout) {
-      watchingStdout = true;
-      // Without a listener, EPIPE would be an unhandled 'error' event: a stack trace and exit code 1.
-      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EPIPE') throw error;
-        stdoutReaderGone = true;
-      });
-    }
     if (!stdoutReaderGone) process.stdout.write(`${line}\n`);
   },
   stderr: (line) => process.stderr.write(`${line}\n`),

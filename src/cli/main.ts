@@ -11,7 +11,7 @@ import { manifestCommandModule } from './commands/manifest.js';
 import { planCommandModule } from './commands/plan.js';
 import { runCommandModule } from './commands/run.js';
 import { verifyCommandModule } from './commands/verify.js';
-import { EXIT, processOutput, type CommandContext, type Output } from './exit.js';
+import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
 
@@ -20,7 +20,14 @@ const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planC
 
 /** `version` is what --version prints: bin/mastosync.js reads it from package.json (yargs cannot find it from a bundle). */
 export async function main(argv: string[], out: Output = processOutput, version?: string): Promise<number> {
+  if (out === processOutput) guardPipes();
   const context: CommandContext = { out, exitCode: EXIT.ok };
+  // yargs reads `--limit=` or `--limit ""` as 0: an empty $N in a cron line would quietly change the run.
+  const emptied = emptyValue(argv);
+  if (emptied !== undefined) {
+    out.stderr(`mastosync: ${emptied} needs a value`);
+    return EXIT.usage;
+  }
   let parser: Argv = yargs(argv)
     .scriptName('mastosync')
     .usage("$0 <command> [options]\n\nCopies a Mastodon server's media between object stores, exactly as its database owns it.")
@@ -65,7 +72,16 @@ function plainer(message: string, argv: readonly string[], commandNames: readonl
     return `unknown command "${unknown}": choose from ${commandNames.join(', ')}`;
   }
   const flag = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
-  if (flag !== undefined) return `--${flag} needs a value`;
+  if (flag !== undefined) return `${flag.length === 1 ? '-' : '--'}${flag} needs a value`;
   if (message.startsWith('Not enough non-option arguments')) return `name the jobs (${JOB_NAMES.join(', ')}), or all`;
   return message;
+}
+
+/** The first option given an empty value (`--name=`, or `--name ""`), as typed. */
+function emptyValue(argv: readonly string[]): string | undefined {
+  for (const [index, argument] of argv.entries()) {
+    if (/^--?[^=\s]+=$/.test(argument)) return argument.slice(0, -1);
+    if (argument === '' && index > 0 && argv[index - 1]!.startsWith('-')) return argv[index - 1]!;
+  }
+  return undefined;
 }

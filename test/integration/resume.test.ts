@@ -150,6 +150,6 @@ test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume c
   const report = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { total: { copied: number }; notes: string[]; jobs: Array<{ job: string; rows: number }> };
   assert.equal(report.total.copied, 0);
   for (const job of report.jobs.filter((entry) => world.fixture.rows.some((row) => row.table === entry.job))) {
-    assert.ok(report.notes.some((note) => note.startsWith(`${job.job}: rows up to id `) && note.includes('finished by an earlier run')), `a note for ${job.job}: ${report.notes.join(' | ')}`);
+    assert.ok(report.notes.some((note) => note.startsWith(`${job.job}: rows up to id `) && note.includes('were finished by an earlier run')), `a note for ${job.job}: ${report.notes.join(' | ')}`);
   }
 });

@@ -2,6 +2,7 @@
  * `--max-rps`: the token bucket lets requests go at least 1/perSecond apart, in arrival order, even when the event
  * loop is busy at the moment they are due (timers then fire late, all at once).
  */
+import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenBucket } from '../../src/sync/rateLimit.js';
@@ -75,4 +76,8 @@ test('a request whose signal aborts leaves the queue at once; those behind it ke
   await Promise.all([first, last]);
   assert.deepEqual(order, ['aborted: AbortError', 'first', 'last']);
   await assert.rejects(bucket.take(AbortSignal.abort()), { name: 'AbortError' }, 'an aborted signal never queues');
+  assert.equal(getEventListeners(stop.signal, 'abort').length, 0, 'the aborted wait leaves no listener behind');
+  const served = new AbortController();
+  await bucket.take(served.signal);
+  assert.equal(getEventListeners(served.signal, 'abort').length, 0, 'a served wait leaves no listener behind');
 });

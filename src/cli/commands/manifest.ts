@@ -41,9 +41,9 @@ export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Ou
     sink = openSink(flags.output, out);
     let written = 0;
     let unlisted = 0;
-    for (const job of session.jobs) {
+    listing: for (const job of session.jobs) {
       for await (const rows of readRowPages(session.db, session.schema, job, { batchSize: config.database.batchSize, scope: flags.scope })) {
-        if (sink.readerGone()) break;
+        if (sink.readerGone()) break listing;
         const lines: string[] = [];
         for (const row of rows) {
           for (const object of ownedInScope(job, row, flags.scope)) {

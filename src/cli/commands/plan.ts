@@ -106,7 +106,7 @@ export function planCommandModule(context: CommandContext): CommandModule<object
           .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
           .check((args) => {
             if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
-              throw new UsageError(`--rate must be a number of objects per second above 0, not ${String(args.rate)}`);
+              throw new UsageError(`--rate must be a number of objects per second above 0, not ${Number.isNaN(args.rate) ? 'a word' : String(args.rate)}`);
             }
             return true;
           }),

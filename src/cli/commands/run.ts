@@ -134,7 +134,10 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         onPlan: (object, from, to) => {
           out.stdout(flags.json ? JSON.stringify({ job: object.job, id: object.id, source: from, destination: to }) : `${from} -> ${to}`);
           // Nobody reads the list any more (`| head`): stop reading rows, as on Ctrl-C.
-          if (out.readerGone?.()) stop.abort();
+          if (!stop.signal.aborted && out.readerGone?.()) {
+            log.debug('stdout was closed: the dry run stops listing');
+            stop.abort();
+          }
         },
         onResult: progress && ((job, _object, result) => tally.result(job, result.bytes)),
         onSkipped: progress && ((job, objects) => tally.skipped(job, objects)),
@@ -146,7 +149,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
       // Rows below a job's watermark are not read again, so they appear in no column: say so, or a resumed run looks empty.
       const resumed = session.jobs.flatMap((job) => {
         const mark = resume.watermark(job);
-        return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint), not read again`];
+        return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
       const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed] };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
