@@ -67,7 +67,7 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
   // Pass 1: headers, watermarks and failures (few lines); everything else is skipped unparsed.
   let header: RunHeader | undefined;
   let runStart = 0;
-  const watermarks = new Map<string, { id: bigint; offset: number }>();
+  const watermarks = new Map<string, { id: bigint }>();
   const failed = new Map<string, FailedObject>();
   await forEachLine(path, 0, (line, offset) => {
     if (line.startsWith('{"run"')) {
@@ -84,7 +84,7 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
       if (parsed === undefined) return;
       const id = BigInt(parsed.watermark);
       const previous = watermarks.get(parsed.job);
-      if (previous === undefined || id >= previous.id) watermarks.set(parsed.job, { id, offset });
+      if (previous === undefined || id >= previous.id) watermarks.set(parsed.job, { id });
     } else if (line.includes('"status":"failed"') || line.includes('"retry":true')) {
       const parsed = parseLine<ObjectLine>(line);
       if (parsed === undefined) return;
@@ -100,16 +100,16 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
     );
   }
 
-  // Pass 2: objects finished above each job's last watermark (bounded by what was in flight around it).
+  // Pass 2: objects finished in rows above each job's last watermark. Their lines may come before the watermark's
+  // own line (rows after an unfinished one finish first), so the row id decides, not the line's place.
   const done = new Set<string>();
-  const tailStart = Math.min(...[...watermarks.values()].map((mark) => mark.offset), Number.MAX_SAFE_INTEGER);
-  await forEachLine(path, runStart, (line, offset) => {
+  await forEachLine(path, runStart, (line) => {
     if (!line.startsWith('{"job"') || line.includes('"watermark"')) return;
-    if (offset < tailStart && watermarksCover(line, watermarks)) return;
+    const mark = watermarks.get(jobOf(line));
+    const id = idOf(line);
+    if (mark !== undefined && id !== undefined && BigInt(id) <= mark.id) return;
     const parsed = parseLine<ObjectLine>(line);
     if (parsed === undefined) return;
-    const mark = watermarks.get(parsed.job);
-    if (mark !== undefined && offset < mark.offset) return;
     if (FINISHED.has(parsed.status)) done.add(parsed.key);
     else done.delete(parsed.key);
   });
@@ -127,10 +127,17 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
   };
 }
 
-/** Cheap test, before parsing, that a line's job has a watermark (its line then matters only past it). */
-function watermarksCover(line: string, watermarks: Map<string, unknown>): boolean {
-  const end = line.indexOf('"', 8);
-  return watermarks.has(line.slice(8, end));
+/** An object line's job and row id, read without parsing it (lines start `{"job":"…","id":"…"`). */
+function jobOf(line: string): string {
+  return line.slice(8, line.indexOf('"', 8));
+}
+
+function idOf(line: string): string | undefined {
+  const start = line.indexOf('","id":"');
+  if (start < 0) return undefined;
+  const end = line.indexOf('"', start + 8);
+  const id = line.slice(start + 8, end);
+  return /^-?\d+$/.test(id) ? id : undefined;
 }
 
 function parseLine<T>(line: string): T | undefined {

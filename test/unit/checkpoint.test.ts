@@ -68,6 +68,15 @@ describe('loadCheckpoint', () => {
     assert.deepEqual(state.failed('media_attachments'), []);
   });
 
+  test('objects of rows above the watermark count as done even when their lines come before it', async () => {
+    // Row 2 holds a long upload: rows 3 and 4 finish first, and the watermark can only say 1 until row 2 is done.
+    // A hard stop then leaves row 2 unfinished; resuming must not copy rows 3 and 4 again.
+    writeRun('fresh', [line('1', 'a/1', 'copied'), line('3', 'a/3', 'copied'), line('4', 'a/4', 'relocated'), { watermark: '1' }, line('5', 'a/5', 'copied'), { watermark: '1' }]);
+    const state = await loadCheckpoint(path, IDENTITY);
+    assert.equal(state.watermark('accounts'), '1');
+    assert.deepEqual(['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key)), [false, false, true, true, true], 'a/1 is below the watermark: never read again, so not asked');
+  });
+
   test('a later success (a retry line) clears a failure; a later failure keeps it', async () => {
     writeRun('fresh', [line('2', 'a/2', 'failed'), line('4', 'a/4', 'failed'), { watermark: '4' }]);
     writeRun('retry-failed', [line('2', 'a/2', 'copied', { retry: true }), line('4', 'a/4', 'failed', { retry: true, error: 'again' })]);
