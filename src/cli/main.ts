@@ -25,7 +25,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
   // yargs reads `--limit=` or `--limit ""` as 0: an empty $N in a cron line would quietly change the run.
   const emptied = emptyValue(argv);
   if (emptied !== undefined) {
-    out.stderr(`mastosync: ${emptied} needs a value`);
+    out.stderr(`mastosync: ${emptied} is given an empty value: give it one, or leave it out`);
     return EXIT.usage;
   }
   let parser: Argv = yargs(argv)

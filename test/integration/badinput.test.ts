@@ -100,8 +100,9 @@ const CASES: Case[] = [
   { name: '--limit with no value (an empty $N in a cron line)', args: ['run', 'all', '--limit'], says: /--limit needs a value/ },
   { name: 'verify --sample with no value', args: ['verify', 'all', '--sample'], says: /--sample needs a value/ },
   // yargs reads an empty value as 0 (--limit 0: no rows) or as no value at all (--config: the default file).
-  { name: '--limit= with an empty value', args: ['run', 'all', '--limit='], says: /--limit needs a value/ },
-  { name: '--config "" (an empty variable)', args: ['run', 'all', '--config', ''], says: /--config needs a value/ },
+  { name: '--limit= with an empty value', args: ['run', 'all', '--limit='], says: /--limit is given an empty value: give it one, or leave it out/ },
+  { name: '--config "" (an empty variable)', args: ['run', 'all', '--config', ''], says: /--config is given an empty value/ },
+  { name: 'manifest --format with no value', args: ['manifest', 'all', '--format'], says: /--format needs a value/ },
   { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
   { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },

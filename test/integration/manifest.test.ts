@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -56,6 +56,8 @@ describe('manifest', () => {
     const lines = await manifest('--format', 'keys');
     assert.deepEqual(lines.sort(), owned().map((key) => `${PREFIX}/${key}`).sort());
     assert.ok(lines.includes(`${PREFIX}/media_attachments/files/000/000/012/original/My Photo + café 100% #1.jpg`), 'odd names kept as they are');
+    assert.deepEqual((await manifest('--format', 'keys', '-o', '-')).sort(), [...lines].sort(), '-o - is stdout, not a file named "-"');
+    assert.equal(existsSync(join(config.dir, '-')), false);
   });
 
   test('--format rclone: paths relative to the source root, written to --output', async () => {

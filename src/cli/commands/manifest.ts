@@ -76,7 +76,8 @@ interface LineSink {
 }
 
 function openSink(output: string | undefined, out: Output): LineSink {
-  if (output === undefined) {
+  // `-o -` is stdout, as for most tools that take an output file.
+  if (output === undefined || output === '-') {
     return {
       readerGone: () => out.readerGone?.() ?? false,
       write: (lines) => {
@@ -134,7 +135,7 @@ export function manifestCommandModule(context: CommandContext): CommandModule<ob
       withScopeOptions(
         command
           .positional('jobs', { type: 'string', array: true, describe: `tables to list (${JOB_NAMES.join(', ')}), or all` })
-          .option('format', { choices: MANIFEST_FORMATS, default: 'keys' as ManifestFormat, describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key' })
+          .option('format', { requiresArg: true, choices: MANIFEST_FORMATS, default: 'keys' as ManifestFormat, describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key' })
           .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
       ),
     handler: async (args) => {
