@@ -15,6 +15,7 @@ import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, t
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE } from '../stores.js';
 import { formatBytes, formatDuration } from '../summary.js';
+import { asGiven } from './run.js';
 
 export interface PlanFlags {
   readonly jobs: string[];
@@ -106,7 +107,7 @@ export function planCommandModule(context: CommandContext): CommandModule<object
           .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
           .check((args) => {
             if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
-              throw new UsageError(`--rate must be a number of objects per second above 0, not ${Number.isNaN(args.rate) ? 'a word' : String(args.rate)}`);
+              throw new UsageError(`--rate must be a number of objects per second above 0, not ${asGiven(args.rate)}`);
             }
             return true;
           }),

@@ -226,7 +226,11 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
 export function wholeNumber(flag: string, value: unknown, minimum: number): void {
   if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
-    // yargs has already turned a word into NaN, so the word itself cannot be quoted.
-    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${Number.isNaN(value) ? 'a word' : String(value)}`);
+    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value)}`);
   }
+}
+
+/** A number flag's value for a message: yargs has already turned a word into NaN, so the word cannot be quoted. */
+export function asGiven(value: unknown): string {
+  return Number.isNaN(value) ? 'a word' : String(value);
 }

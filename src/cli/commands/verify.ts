@@ -16,7 +16,7 @@ import { createLogger } from '../logger.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { createStore } from '../stores.js';
-import { wholeNumber } from './run.js';
+import { asGiven, wholeNumber } from './run.js';
 
 export interface VerifyFlags {
   readonly jobs: string[];
@@ -124,7 +124,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .check((args) => {
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
-            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${Number.isNaN(args.sample) ? 'a word' : String(args.sample)}`);
+            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
           }
           wholeNumber('--concurrency', args.concurrency, 1);
           wholeNumber('--max-rps', args.maxRps, 1);
