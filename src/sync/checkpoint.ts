@@ -106,8 +106,10 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
   await forEachLine(path, runStart, (line) => {
     if (!line.startsWith('{"job"') || line.includes('"watermark"')) return;
     const mark = watermarks.get(jobOf(line));
-    const id = idOf(line);
-    if (mark !== undefined && id !== undefined && BigInt(id) <= mark.id) return;
+    if (mark !== undefined) {
+      const id = idOf(line);
+      if (id !== undefined && BigInt(id) <= mark.id) return;
+    }
     const parsed = parseLine<ObjectLine>(line);
     if (parsed === undefined) return;
     if (FINISHED.has(parsed.status)) done.add(parsed.key);
