@@ -306,11 +306,11 @@ async function main(): Promise<void> {
   ensureDebianPackage('rclone', 'rclone');
   ensureDebianPackage('/usr/bin/time', 'time');
 
-  const data = mkdtempSync(join(String(flags['data-dir']), 'mastosync-bench-s3rver-'));
+  const serverData = mkdtempSync(join(String(flags['data-dir']), 'mastosync-bench-s3rver-'));
   const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-'));
   const providers: Provider[] = [];
   const removeFolders = () => {
-    for (const folder of [work, data]) rmSync(folder, { recursive: true, force: true });
+    for (const folder of [work, serverData]) rmSync(folder, { recursive: true, force: true });
   };
   // Ctrl-C skips the finally below: the servers must not outlive the bench, nor the data sets stay in memory-backed
   // /dev/shm until a reboot. (Scratch databases are left; test/support/postgres.ts names them mastosync_test_*.)
@@ -329,7 +329,7 @@ async function main(): Promise<void> {
   let requestCost: RequestCost | undefined;
   try {
     if (scenarios.includes('requests')) requestCost = await measureRequestCost();
-    providers.push(await startProvider(data, 'source'), await startProvider(data, 'destination'));
+    providers.push(await startProvider(serverData, 'source'), await startProvider(serverData, 'destination'));
     const world: World = { work, source: providers[0]!, destination: providers[1]!, destinations: 0 };
     const mix: MixCounts = {
       accounts: number('accounts'),
