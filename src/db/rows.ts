@@ -99,7 +99,7 @@ function ownsAFile(schema: Schema, job: JobName): string {
 
 /**
  * Columns come only from the tool's own list (filtered by what the schema has); values are parameters.
- * Media rows also carry whether their account is suspended and their status discarded (for the ACL, §6).
+ * Media rows also carry whether their account is suspended and their status discarded (for the ACL, docs/storage-layout.md §6).
  */
 function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows'] = []): string {
   const columns = [

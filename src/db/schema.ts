@@ -1,7 +1,7 @@
 /**
  * What this Mastodon version's database has: probed once per run from information_schema, because older
  * versions lack tables (preview_card_providers before v3.5, imports from v4.4) and columns (storage schema
- * versions before v3.1.4, thumbnails before v3.2, thumbnail versions before v4.6) (mastodon-storage.md §5).
+ * versions before v3.1.4, thumbnails before v3.2, thumbnail versions before v4.6) (docs/storage-layout.md §5).
  */
 import { JOB_NAMES, TABLES, attachmentColumns, type JobName } from '../mastodon/tables.js';
 import type { Database } from './connection.js';

@@ -1,5 +1,5 @@
 /**
- * File names of styles (mastodon-storage.md §1.2 `:filename`): `original` keeps the stored name; any other
+ * File names of styles (docs/storage-layout.md §1.2 `:filename`): `original` keeps the stored name; any other
  * style is `basename.ext`, where ext is the style's format or else the original's extension, and a blank part
  * (empty or only white space: Mastodon's `delete_if(&:blank?)`) is left out together with its dot. The helpers follow Ruby's File.extname / File.basename(name, ".*"),
  * which Paperclip uses, for names with several dots, a leading dot or a trailing dot.

@@ -1,5 +1,5 @@
 /**
- * Paperclip's `:id_partition` (mastodon-storage.md §1.2), reproduced quirks included.
+ * Paperclip's `:id_partition` (docs/storage-layout.md §1.2), reproduced quirks included.
  *
  * Ruby formats the id with "%09d" (below 1e9) or "%012d", then keeps every run of three digits that
  * `scan(/\d{3}/)` finds. So trailing digits that do not fill a group are dropped (a 17-digit id loses its last

@@ -1,5 +1,5 @@
 /**
- * The object keys a row owns (mastodon-storage.md §0): for each attachment with a file name, `original` plus
+ * The object keys a row owns (docs/storage-layout.md §0): for each attachment with a file name, `original` plus
  * its styles, under `cache/` when the row's schema version is ≥ 1 and the model says it is not local.
  * Keys here are Mastodon's relative keys, without S3_KEY_PREFIX; see applyKeyPrefix for that.
  */

@@ -1,6 +1,6 @@
 /**
  * Every Mastodon table that owns files, with its attachments, styles and `local?` rule
- * (mastodon-storage.md §2). This module is data and pure functions only: no I/O.
+ * (docs/storage-layout.md §2). This module is data and pure functions only: no I/O.
  */
 
 /** A row as read from PostgreSQL: column name → value. Ids are strings (bigint exceeds 2^53). */

@@ -1,6 +1,6 @@
 /**
  * The filesystem backend: Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). Keys are paths below it;
- * S3 key prefixes do not apply (mastodon-storage.md §1.1). Writes go to a temporary file in the target folder
+ * S3 key prefixes do not apply (docs/storage-layout.md §1.1). Writes go to a temporary file in the target folder
  * and are renamed into place, so a reader never sees half an object.
  */
 import { constants, createReadStream, createWriteStream } from 'node:fs';

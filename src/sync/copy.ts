@@ -26,7 +26,7 @@ export interface CopyResult {
 export interface CopyContext {
   readonly source: ObjectStore;
   readonly destination: ObjectStore;
-  /** The destination's canned ACL; "" sends none, even for private objects (§1.3 S3_PERMISSION). */
+  /** The destination's canned ACL; "" sends none, even for private objects (docs/storage-layout.md §1.3, S3_PERMISSION). */
   readonly acl: string;
   readonly storageClass?: string;
   /** Attempts after the first. */
@@ -48,7 +48,7 @@ export type ServerCopy = (
   options: { acl?: string; storageClass?: string; signal?: AbortSignal },
 ) => Promise<'copied' | 'missing' | 'stream'>;
 
-/** Mastodon's Cache-Control on every object it writes (§6), for sources that carry none (a folder). */
+/** Mastodon's Cache-Control on every object it writes (docs/storage-layout.md §6), for sources that carry none (a folder). */
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
 
 export async function copyOwnedObject(object: OwnedObject, context: CopyContext): Promise<CopyResult> {
@@ -143,7 +143,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   return check.bytes;
 }
 
-/** The ACL Mastodon would have set on this object (§6). */
+/** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */
 export function aclFor(object: OwnedObject, configured: string): string | undefined {
   if (configured === '') return undefined;
   return object.visibility === 'private' ? 'private' : configured;
@@ -168,7 +168,7 @@ const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
 
 /**
  * For a source that keeps no Content-Type (a folder): the database's type for `original`, and the style's
- * format for the others (§6), as Mastodon detected them when it wrote the object.
+ * format for the others (docs/storage-layout.md §6), as Mastodon detected them when it wrote the object.
  */
 export function contentTypeFromRow(object: OwnedObject): string | undefined {
   if (object.style === 'original' && object.storedContentType) return object.storedContentType;

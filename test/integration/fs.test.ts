@@ -66,7 +66,7 @@ function filesBelow(root: string): string[] {
   return found.sort();
 }
 
-// What Mastodon sends as Content-Type, derived by hand for a source that keeps none (mastodon-storage.md §6).
+// What Mastodon sends as Content-Type, derived by hand for a source that keeps none (docs/storage-layout.md §6).
 const COLUMN_PREFIX: Record<string, string> = {
   files: 'file', thumbnails: 'thumbnail', avatars: 'avatar', headers: 'header', images: 'image', icons: 'icon', dumps: 'dump', data: 'data',
 };

@@ -35,7 +35,7 @@ function derive(envText: string): Record<string, unknown> {
   return JSON.parse(JSON.stringify(toml)) as Record<string, unknown>; // plain objects, for deepEqual
 }
 
-describe('init: .env.production → config (mastodon-storage.md §1.3)', () => {
+describe('init: .env.production → config (docs/storage-layout.md §1.3)', () => {
   test('S3 with an endpoint, a key prefix and S3_PERMISSION; DB_* parts; quoting as mastodon:setup and admins write it', () => {
     const config = derive(`# Generated with mastodon:setup on 2024-05-01 10:00:00 UTC
 LOCAL_DOMAIN=social.example.org

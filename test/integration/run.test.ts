@@ -163,7 +163,7 @@ describe('key prefixes and ACL settings', () => {
     await assertDestinationExact(world);
   });
 
-  test('acl = "" sends no ACL at all, not even for backups and suspended accounts (§1.3 S3_PERMISSION)', async () => {
+  test('acl = "" sends no ACL at all, not even for backups and suspended accounts (docs/storage-layout.md §1.3, S3_PERMISSION)', async () => {
     const world = await makeWorld('current');
     const config = configFor(world, { acl: '' });
     const result = await runCli(['run', 'all'], { cwd: config.dir });

@@ -1,5 +1,5 @@
 /**
- * A Mastodon-shaped fixture for integration tests, written BY HAND from mastodon-storage.md (§2, §2.1, §2.2, §2.4,
+ * A Mastodon-shaped fixture for integration tests, written BY HAND from docs/storage-layout.md (§2, §2.1, §2.2, §2.4,
  * §5, §6, §7). Every key below is a literal string; nothing is computed with src/mastodon.
  *
  * A fixture is: rows per table; for each row the literal keys it owns; the objects that exist in the SOURCE bucket

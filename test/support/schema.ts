@@ -1,5 +1,5 @@
 /**
- * Mastodon-shaped DDL for tests, written from the column lists of mastodon-storage.md §5 (and the version notes of
+ * Mastodon-shaped DDL for tests, written from the column lists of docs/storage-layout.md §5 (and the version notes of
  * §1.2, §2 and §5). Only the tables and columns the copy tool reads, plus a few neighbours, are present.
  *
  * - 'current': upstream main (v4.6+): every `*_storage_schema_version` incl. `thumbnail_storage_schema_version`,

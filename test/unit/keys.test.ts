@@ -1,6 +1,6 @@
 /**
- * Key derivation against /work/shared/mastodon-storage.md. Every case names the spec section it checks.
- * Expected keys are written out literally from the spec, never computed with the module under test.
+ * Key derivation against docs/storage-layout.md. Every case names the section of that document it checks.
+ * Expected keys are written out literally from the document, never computed with the module under test.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -97,7 +97,7 @@ async function checkDatabase(config: Config, log: Logger, report: (result: Check
         continue;
       }
       const versions = [...(schema.columns.get(job) ?? [])].filter((column) => column.endsWith('_storage_schema_version')).sort();
-      // Models without `local?` never had a storage schema version (§2), so its absence says nothing about the version.
+      // Models without `local?` never had a storage schema version (docs/storage-layout.md §1.2, §2), so its absence says nothing about the version.
       const lacking = missingOptionalColumns(schema, job);
       report({
         check: `table ${job}`,

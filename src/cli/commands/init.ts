@@ -143,7 +143,7 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
       lines.push('# No AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY pair: the AWS default credential chain is used.');
       notes.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set: [source] uses the AWS default credential chain');
     }
-    // An empty S3_KEY_PREFIX behaves as unset (mastodon-storage.md §1.1); any other value is used as written.
+    // An empty S3_KEY_PREFIX behaves as unset (docs/storage-layout.md §1.1); any other value is used as written.
     if (keyPrefix !== undefined) lines.push(`key_prefix = ${tomlString(keyPrefix)}`);
     source = `s3://${bucket}${keyPrefix !== undefined ? `/${keyPrefix}` : ''}${endpoint !== undefined ? ` at ${endpoint}` : ` (AWS ${region})`}`;
   } else {
