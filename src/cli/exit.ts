@@ -5,6 +5,8 @@ export const EXIT = {
   failures: 1,
   /** Usage, config or connection error: nothing was written. */
   usage: 2,
+  /** Another run holds the checkpoint (sysexits' EX_TEMPFAIL: try again later); nothing was written. */
+  busy: 75,
   interrupted: 130,
 } as const;
 

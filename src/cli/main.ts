@@ -14,6 +14,7 @@ import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
+import { CheckpointBusyError } from '../sync/lock.js';
 
 /** Every command; add new ones here. */
 const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule];
@@ -56,6 +57,10 @@ export async function main(argv: string[], out: Output = processOutput, version?
     if (error instanceof UsageError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.usage;
+    }
+    if (error instanceof CheckpointBusyError) {
+      out.stderr(`mastosync: ${error.message}`);
+      return EXIT.busy;
     }
     // Not a usage problem: the run may have written part of its work (all of it recorded in the checkpoint).
     out.stderr(`mastosync: error: ${describeError(error)}`);

@@ -1,0 +1,110 @@
+/**
+ * One run per checkpoint, and only checkpoints as checkpoints: a cron run that starts while the previous one still
+ * copies leaves at once (exit 75, naming the holder) without writing anything; a run killed with SIGKILL does not
+ * block the next one; a file that is not a checkpoint (the config, say) is refused untouched.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { buildFixture, loadFixture } from '../support/fixture.js';
+import { createDatabase, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { runCli, writeConfig } from '../support/cli.js';
+
+let s3: S3Server;
+let proxy: HttpProxy;
+let db: TestDatabase;
+let config: ReturnType<typeof writeConfig>;
+
+before(async () => {
+  s3 = await startS3();
+  // Slow enough that a run is still copying when the next one starts.
+  proxy = await startProxy({ upstreamPort: s3.port, latencyMs: 20 });
+  db = await createDatabase('current');
+  await s3.createBucket('overlap-source');
+  await s3.createBucket('overlap-destination');
+  await loadFixture(buildFixture('current'), db.client, s3, 'overlap-source');
+  config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: proxy.endpoint, bucket: 'overlap-source' },
+    destination: { endpoint: proxy.endpoint, bucket: 'overlap-destination' },
+    concurrency: 1,
+  });
+});
+
+after(async () => {
+  rmSync(config?.dir ?? '/nonexistent', { recursive: true, force: true });
+  await db?.drop();
+  await proxy?.stop();
+  await s3?.stop();
+});
+
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
+const headers = (path: string) => lines(path).filter((line) => line.startsWith('{"run"'));
+
+/** Calls `then` with the child once the checkpoint holds `count` object lines. */
+function once(count: number, then: (child: ChildProcess) => void) {
+  return (child: ChildProcess) => {
+    const timer = setInterval(() => {
+      if (lines(config.checkpoint).filter((line) => line.includes('"status"')).length >= count) {
+        clearInterval(timer);
+        then(child);
+      }
+    }, 20);
+    child.once('close', () => clearInterval(timer));
+  };
+}
+
+test('a second run on a checkpoint in use exits 75 at once, names the holder and writes nothing; then runs go on', async () => {
+  let second: Promise<Awaited<ReturnType<typeof runCli>>> | undefined;
+  let holder = 0;
+  const first = runCli(['run', 'all', '--resume', '--quiet'], {
+    cwd: config.dir,
+    onSpawn: once(3, (child) => {
+      holder = child.pid!;
+      second = runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir });
+    }),
+  });
+  const firstResult = await first;
+  assert.equal(firstResult.code, 0, firstResult.stderr);
+  const secondResult = await second!;
+  assert.equal(secondResult.code, 75, secondResult.stderr);
+  assert.match(secondResult.stderr, new RegExp(`^mastosync: checkpoint \\S+ is in use by another run \\(pid ${holder} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)`));
+  assert.equal(secondResult.stderr.trim().split('\n').length, 1, 'one line');
+  assert.equal(secondResult.stdout, '');
+  assert.equal(headers(config.checkpoint).length, 1, 'the second run wrote not even its header');
+  const copied = lines(config.checkpoint).filter((line) => line.includes('"status":"copied"') || line.includes('"status":"relocated"'));
+  assert.equal(new Set(copied.map((line) => (JSON.parse(line) as { key: string }).key)).size, copied.length, 'no object copied twice');
+  assert.equal(existsSync(`${config.checkpoint}.lock`), false, 'the lock goes with its run');
+
+  const third = await runCli(['run', 'all', '--resume', '--quiet', '--json'], { cwd: config.dir });
+  assert.equal(third.code, 0, third.stderr);
+});
+
+test('a run killed with SIGKILL leaves its lock behind, and the next run takes it over', async () => {
+  const killed = await runCli(['run', 'all', '--quiet'], { cwd: config.dir, onSpawn: once(lines(config.checkpoint).length + 2, (child) => child.kill('SIGKILL')) });
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.ok(existsSync(`${config.checkpoint}.lock`), 'a killed run cannot remove its lock');
+  const next = await runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir });
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal(existsSync(`${config.checkpoint}.lock`), false);
+});
+
+test('a file that is not a checkpoint is refused untouched (exit 2), for fresh and resumed runs', async () => {
+  const before = readFileSync(config.file, 'utf8');
+  for (const flags of [[], ['--resume']]) {
+    const result = await runCli(['run', 'all', '--checkpoint', 'mastosync.toml', ...flags], { cwd: config.dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^mastosync: mastosync\.toml exists and is not a mastosync checkpoint .*: pass --checkpoint with a new file or an existing checkpoint/);
+    assert.equal(readFileSync(config.file, 'utf8'), before, 'the config is untouched');
+  }
+  const notes = join(config.dir, 'notes.txt');
+  writeFileSync(notes, 'not json\n');
+  const result = await runCli(['run', 'all', '--resume', '--checkpoint', notes], { cwd: config.dir });
+  assert.equal(result.code, 2);
+  assert.equal(readFileSync(notes, 'utf8'), 'not json\n');
+});
