@@ -54,6 +54,7 @@ const SECTIONS = {
     copy_mode: ['auto', 'stream', 'server'],
     max_rps: 'integer',
     upload_cutoff: 'integer',
+    change_margin: 'integer',
   },
 } as const satisfies Record<string, Record<string, KeyType>>;
 
@@ -118,12 +119,20 @@ export interface Config {
     readonly maxRps?: number;
     /** Bytes: larger objects are uploaded multipart, others in one streamed PUT. */
     readonly uploadCutoff: number;
+    /** Milliseconds before a run's start from which its successor looks again for changed rows (docs/operations.md). */
+    readonly changeMarginMs: number;
   };
 }
 
 export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 /** Streamed whole, memory does not follow object size; docs/performance.md has the measurements. */
 export const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
+/**
+ * Minutes. Paperclip stamps `*_updated_at` with the app server's clock when a file is assigned, then processes and
+ * uploads it, and the row commits only after that: a large video's row can become visible many minutes after its
+ * timestamp, and app and database clocks may differ. A wide margin costs only database reads.
+ */
+export const DEFAULT_CHANGE_MARGIN_MINUTES = 60;
 
 /** Finds the config file: the flag, then $MASTOSYNC_CONFIG, then ./mastosync.toml if it exists. */
 export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -257,6 +266,7 @@ function resolve(raw: RawConfig, origin: string): Config {
       copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
       maxRps: sync.max_rps === undefined ? undefined : positive(origin, 'sync', 'max_rps', sync.max_rps, 1),
       uploadCutoff: uploadCutoffMib(origin, sync.upload_cutoff) * 1024 * 1024,
+      changeMarginMs: nonNegative(origin, 'sync', 'change_margin', sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
     },
   };
 }

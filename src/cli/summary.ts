@@ -9,7 +9,7 @@ export interface Report {
 }
 
 export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
-  const total = { rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0 };
+  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0 };
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }
@@ -21,7 +21,7 @@ export function reportJson(report: Report): string {
 export function reportText(report: Report): string {
   const columns = report.dryRun
     ? (['rows', 'objects', 'skipped'] as const)
-    : (['rows', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
+    : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
   const header = ['job', ...columns, ...(report.dryRun ? [] : ['bytes', 'time'])];
   const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [
     name,

@@ -14,6 +14,7 @@ import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
+import { ISO_UTC_FORMAT } from './clock.js';
 import { isConnectionLost, type Database } from './connection.js';
 import { hasColumn, selectableColumns, type Schema } from './schema.js';
 import { WHOLE_DATABASE, scopeSql, type Scope, type ScopeSql } from './scope.js';
@@ -28,6 +29,12 @@ export interface PageOptions {
   readonly scope?: Scope;
   /** Told each window's count of rows in scope, those that own no file included. */
   readonly onRead?: (rows: number) => void;
+  /**
+   * Only rows with an attachment whose `*_updated_at` is at or after this time (ISO UTC, the database's clock):
+   * the changed-rows pass of a resumed run. Windows still count every row in scope, so each query stays short
+   * however few rows changed; `<attachment>_changed` says which attachments did.
+   */
+  readonly changedSince?: string;
 }
 
 const BEFORE_ANY_ID = '-9223372036854775808';
@@ -42,7 +49,7 @@ interface Page {
 }
 
 export async function* readRowPages(db: Database, schema: Schema, job: JobName, options: PageOptions): AsyncGenerator<Row[]> {
-  const queries = pageQueries(schema, job, options.scope ?? WHOLE_DATABASE);
+  const queries = pageQueries(schema, job, options.scope ?? WHOLE_DATABASE, options.changedSince);
   let remaining = options.limit ?? Number.POSITIVE_INFINITY;
   const fetch = (after: string) => {
     const size = Math.min(options.batchSize, remaining);
@@ -73,18 +80,32 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
 interface PageQueries {
   /** The window: $1 the id before it, $2 its size, then the scope's values. */
   readonly windowSql: string;
-  /** Its rows that own a file: $1 the id before it, $2 its last id, then the scope's values. */
+  /** Its rows that own a file: $1 the id before it, $2 its last id, then the scope's values and the change time. */
   readonly rowsSql: string;
   readonly values: unknown[];
+  readonly rowValues: unknown[];
 }
 
-function pageQueries(schema: Schema, job: JobName, scope: Scope): PageQueries {
+function pageQueries(schema: Schema, job: JobName, scope: Scope, changedSince?: string): PageQueries {
   const scoped = scopeSql(schema, job, scope, 3);
   const inScope = [`t."id" > $1::bigint`, ...scoped.conditions].join(' AND ');
+  const windows = [...scoped.windows];
+  const rowValues = [...scoped.values];
+  let rowConditions = `t."id" <= $2::bigint AND ${ownsAFile(schema, job)}`;
+  if (changedSince !== undefined) {
+    rowValues.push(changedSince.replace('T', ' ').replace('Z', ''));
+    const since = `$${rowValues.length + 2}::timestamp`;
+    const changed = TABLES[job].attachments
+      .filter((attachment) => hasColumn(schema, job, `${attachment.name}_updated_at`))
+      .map((attachment) => ({ column: `${attachment.name}_changed`, sql: `COALESCE(t."${attachment.name}_updated_at" >= ${since}, false)` }));
+    windows.push(...changed);
+    rowConditions += ` AND (${changed.map((window) => window.sql).join(' OR ') || 'false'})`;
+  }
   return {
     windowSql: `SELECT max(w."id")::text AS "end", count(*)::int AS "read" FROM (SELECT t."id" FROM "${job}" t WHERE ${inScope} ORDER BY t."id" LIMIT $2) w`,
-    rowsSql: selectClause(schema, job, scoped.windows) + ` WHERE ${inScope} AND t."id" <= $2::bigint AND ${ownsAFile(schema, job)} ORDER BY t."id"`,
+    rowsSql: selectClause(schema, job, windows) + ` WHERE ${inScope} AND ${rowConditions} ORDER BY t."id"`,
     values: scoped.values,
+    rowValues,
   };
 }
 
@@ -104,6 +125,10 @@ function ownsAFile(schema: Schema, job: JobName): string {
 function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows'] = []): string {
   const columns = [
     ...selectableColumns(schema, job).map((column) => `t."${column}"`),
+    // In the database's own UTC text, for the checkpoint (pg would turn the timestamp into a Date in this machine's zone).
+    ...TABLES[job].attachments
+      .filter((attachment) => hasColumn(schema, job, `${attachment.name}_updated_at`))
+      .map((attachment) => `to_char(t."${attachment.name}_updated_at", ${ISO_UTC_FORMAT}) AS "${attachment.name}_updated_iso"`),
     ...windows.map((window) => `${window.sql} AS "${window.column}"`),
   ];
   const joins: string[] = [];
@@ -131,7 +156,7 @@ async function fetchPage(db: Database, queries: PageQueries, after: string, size
   try {
     const window = await client.query<{ end: string | null; read: number }>(queries.windowSql, [after, size, ...queries.values]);
     const { end, read } = window.rows[0]!;
-    const rows = end === null ? [] : await streamRows(client, queries.rowsSql, [after, end, ...queries.values], read);
+    const rows = end === null ? [] : await streamRows(client, queries.rowsSql, [after, end, ...queries.rowValues], read);
     client.release();
     return { rows, read, end: end ?? undefined };
   } catch (error) {

@@ -1,15 +1,18 @@
 /**
  * The resumable JSONL checkpoint. Each run appends a header line, then one line per finished object
- * (`job, id, key, status, bytes, ms`, plus `from` or `error`), and now and then a watermark line per job: the
- * id up to which every row is finished. Each line is written with one write() as soon as its object is done,
- * so a SIGKILL leaves only true lines (at worst a torn last one, which loading skips).
+ * (`job, id, key, status, bytes, ms`, plus `from` or `error`), now and then a watermark line per job (the id up to
+ * which every row is finished), and a `synced` line per job once every change below the watermark up to the run's
+ * start has been copied. Each line is written with one write() as soon as its object is done, so a SIGKILL leaves
+ * only true lines (at worst a torn last one, which loading skips).
  *
- * Resuming reads only what it needs: the watermark of each job (rows up to it are not read again), the objects
- * finished above it, and the objects that failed anywhere (to retry). Lines of finished objects below the
- * watermark are skipped without parsing, so resuming a million-row job is quick and its memory does not grow
- * with what is done.
+ * Resuming reads only what it needs: the watermark and sync time of each job (rows up to the watermark are read
+ * again only when they changed since: src/sync/run.ts), the objects finished above the watermark or recently
+ * (so neither is copied again), and the objects outstanding anywhere (failed or missing: to try again). Lines of
+ * objects finished long ago below the watermark are skipped without parsing, so resuming a million-row job is
+ * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
-import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { CopyStatus } from './copy.js';
 
@@ -22,8 +25,13 @@ export interface ObjectLine {
   readonly ms: number;
   readonly from?: string;
   readonly error?: string;
-  /** Set on the new result of an object that had failed before, so resuming sees it without a full parse. */
+  /** Set on the new result of an object that was outstanding before, so resuming sees it without a full parse. */
   readonly retry?: true;
+  /**
+   * The attachment's `*_updated_at` (database clock, ISO UTC), on lines of attachments that changed recently
+   * enough for the next run's changed-rows pass to find them again: that pass then knows they are copied already.
+   */
+  readonly updated?: string;
 }
 
 export interface RunHeader {
@@ -31,102 +39,216 @@ export interface RunHeader {
   readonly mode: 'fresh' | 'resume' | 'retry-failed';
   readonly source: string;
   readonly destination: string;
+  /** The database's clock when the run started (ISO UTC); absent in checkpoints of older versions. */
+  readonly started?: string;
 }
 
-export interface FailedObject {
+/** An object whose last result was failed or missing: the next --resume tries it again. */
+export interface OutstandingObject {
   readonly job: string;
   readonly id: string;
   readonly key: string;
+  readonly status: 'failed' | 'missing';
 }
 
 export interface ResumeState {
   watermark(job: string): string | undefined;
-  /** The object finished (copied, relocated or missing) above its job's watermark. */
+  /**
+   * The database time from which rows at or below the watermark must be read again because they may have changed
+   * since they were copied (the sync time less the change margin); undefined when nothing is below the watermark.
+   */
+  changesFrom(job: string): string | undefined;
+  /** The object is finished (copied or relocated) above its job's watermark, or recently (see ObjectLine.updated). */
   isDone(key: string): boolean;
-  /** The object's last result was `failed`. */
-  hasFailed(key: string): boolean;
-  /** Objects whose last result was `failed`, in rows at or below the job's watermark (rows not read again). */
-  failedBelowWatermark(job: string): FailedObject[];
-  /** Every object of the job whose last result was `failed` (--retry-failed). */
-  failed(job: string): FailedObject[];
+  /** The object's last result was failed or missing. */
+  wasOutstanding(key: string): boolean;
+  /** Outstanding objects in rows at or below the job's watermark (rows not read again otherwise). */
+  outstandingBelowWatermark(job: string): OutstandingObject[];
+  /** Every outstanding object of the job (--retry-failed). */
+  outstanding(job: string): OutstandingObject[];
 }
 
 export const EMPTY_RESUME_STATE: ResumeState = {
   watermark: () => undefined,
+  changesFrom: () => undefined,
   isDone: () => false,
-  hasFailed: () => false,
-  failedBelowWatermark: () => [],
-  failed: () => [],
+  wasOutstanding: () => false,
+  outstandingBelowWatermark: () => [],
+  outstanding: () => [],
 };
 
-const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated', 'missing']);
+export interface LoadOptions {
+  /** How far before a sync time a change may carry a timestamp yet commit after it (docs/operations.md). */
+  readonly changeMarginMs: number;
+}
 
-export async function loadCheckpoint(path: string, identity: { source: string; destination: string }): Promise<ResumeState> {
+const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated']);
+
+/** Everything resuming needs, with the lines that say it (kept for compaction). */
+interface LoadedCheckpoint {
+  readonly header?: RunHeader;
+  /** The last fresh run's header line. */
+  readonly freshHeaderLine?: string;
+  readonly watermarks: ReadonlyMap<string, bigint>;
+  readonly synced: ReadonlyMap<string, string>;
+  readonly outstanding: ReadonlyMap<string, OutstandingObject & { readonly line: string }>;
+  readonly done: ReadonlyMap<string, string>;
+  changesFrom(job: string): string | undefined;
+}
+
+export async function loadCheckpoint(path: string, identity: { source: string; destination: string }, options: LoadOptions): Promise<ResumeState> {
   if (!existsSync(path)) return EMPTY_RESUME_STATE;
-
-  // Pass 1: headers, watermarks and failures (few lines); everything else is skipped unparsed.
-  let header: RunHeader | undefined;
-  let runStart = 0;
-  const watermarks = new Map<string, { id: bigint }>();
-  const failed = new Map<string, FailedObject>();
-  await forEachLine(path, 0, (line, offset) => {
-    if (line.startsWith('{"run"')) {
-      const parsed = parseLine<RunHeader>(line);
-      if (parsed === undefined) return;
-      header = parsed;
-      if (parsed.mode === 'fresh') {
-        runStart = offset;
-        watermarks.clear();
-        failed.clear();
-      }
-    } else if (line.includes('"watermark"')) {
-      const parsed = parseLine<{ job: string; watermark: string }>(line);
-      if (parsed === undefined) return;
-      const id = BigInt(parsed.watermark);
-      const previous = watermarks.get(parsed.job);
-      if (previous === undefined || id >= previous.id) watermarks.set(parsed.job, { id });
-    } else if (line.includes('"status":"failed"') || line.includes('"retry":true')) {
-      const parsed = parseLine<ObjectLine>(line);
-      if (parsed === undefined) return;
-      if (parsed.status === 'failed') failed.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key });
-      else failed.delete(parsed.key);
-    }
-  });
-
+  const loaded = await readCheckpoint(path, options);
+  const { header, watermarks, outstanding, done } = loaded;
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
         'pass another --checkpoint, or run without --resume to start over',
     );
   }
+  const outstandingOf = (job: string) => [...outstanding.values()].filter((entry) => entry.job === job).map(({ line: _line, ...entry }) => entry);
+  return {
+    watermark: (job) => watermarks.get(job)?.toString(),
+    changesFrom: (job) => loaded.changesFrom(job),
+    isDone: (key) => done.has(key),
+    wasOutstanding: (key) => outstanding.has(key),
+    outstandingBelowWatermark: (job) => {
+      const mark = watermarks.get(job);
+      return mark === undefined ? [] : outstandingOf(job).filter((entry) => BigInt(entry.id) <= mark);
+    },
+    outstanding: outstandingOf,
+  };
+}
 
-  // Pass 2: objects finished in rows above each job's last watermark. Their lines may come before the watermark's
-  // own line (rows after an unfinished one finish first), so the row id decides, not the line's place.
-  const done = new Set<string>();
+async function readCheckpoint(path: string, options: LoadOptions): Promise<LoadedCheckpoint> {
+  // Pass 1: headers, watermarks, sync times and outstanding objects (few lines); everything else is skipped unparsed.
+  let header: RunHeader | undefined;
+  let freshHeader: RunHeader | undefined;
+  let freshHeaderLine: string | undefined;
+  let runStart = 0;
+  const watermarks = new Map<string, bigint>();
+  const synced = new Map<string, string>();
+  const outstanding = new Map<string, OutstandingObject & { line: string }>();
+  await forEachLine(path, 0, (line, offset) => {
+    if (line.startsWith('{"run"')) {
+      const parsed = parseLine<RunHeader>(line);
+      if (parsed === undefined) return;
+      header = parsed;
+      if (parsed.mode === 'fresh') {
+        [freshHeader, freshHeaderLine, runStart] = [parsed, line, offset];
+        watermarks.clear();
+        synced.clear();
+        outstanding.clear();
+      }
+    } else if (line.includes('","watermark":"')) {
+      const parsed = parseLine<{ job: string; watermark: string }>(line);
+      if (parsed === undefined) return;
+      const id = BigInt(parsed.watermark);
+      const previous = watermarks.get(parsed.job);
+      if (previous === undefined || id >= previous) watermarks.set(parsed.job, id);
+    } else if (line.includes('","synced":"')) {
+      const parsed = parseLine<{ job: string; synced: string }>(line);
+      if (parsed !== undefined && parsed.synced > (synced.get(parsed.job) ?? '')) synced.set(parsed.job, parsed.synced);
+    } else if (line.includes('"status":"failed"') || line.includes('"status":"missing"') || line.includes('"retry":true')) {
+      const parsed = parseLine<ObjectLine>(line);
+      if (parsed === undefined) return;
+      if (parsed.status === 'failed' || parsed.status === 'missing') outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
+      else outstanding.delete(parsed.key);
+    }
+  });
+
+  // Until a job says it synced, every row below its watermark was read at or after the fresh run's start.
+  const freshStart = freshHeader?.started ?? freshHeader?.run;
+  const changesFrom = (job: string): string | undefined => {
+    const since = synced.get(job) ?? freshStart;
+    if (since === undefined || !watermarks.has(job)) return undefined;
+    return new Date(Date.parse(since) - options.changeMarginMs).toISOString();
+  };
+
+  // Pass 2: objects finished in rows above each job's last watermark, or recently enough that the changed-rows pass
+  // would read them again. Their lines may come before the watermark's own line (rows after an unfinished one
+  // finish first), so the row id decides, not the line's place.
+  const done = new Map<string, string>();
   await forEachLine(path, runStart, (line) => {
-    if (!line.startsWith('{"job"') || line.includes('"watermark"')) return;
-    const mark = watermarks.get(jobOf(line));
-    if (mark !== undefined) {
+    if (!line.startsWith('{"job"') || !line.includes('","status":"')) return;
+    const job = jobOf(line);
+    const mark = watermarks.get(job);
+    if (mark !== undefined && !line.includes('"updated":"')) {
       const id = idOf(line);
-      if (id !== undefined && BigInt(id) <= mark.id) return;
+      if (id !== undefined && BigInt(id) <= mark) return;
     }
     const parsed = parseLine<ObjectLine>(line);
     if (parsed === undefined) return;
-    if (FINISHED.has(parsed.status)) done.add(parsed.key);
+    const recent = parsed.updated !== undefined && parsed.updated >= (changesFrom(job) ?? '');
+    if (mark !== undefined && BigInt(parsed.id) <= mark && !recent) return;
+    if (FINISHED.has(parsed.status)) done.set(parsed.key, line);
     else done.delete(parsed.key);
   });
+  for (const key of outstanding.keys()) done.delete(key);
+  return { header, freshHeaderLine, watermarks, synced, outstanding, done, changesFrom };
+}
 
-  return {
-    watermark: (job) => watermarks.get(job)?.id.toString(),
-    isDone: (key) => done.has(key),
-    hasFailed: (key) => failed.has(key),
-    failedBelowWatermark: (job) => {
-      const mark = watermarks.get(job);
-      if (mark === undefined) return [];
-      return [...failed.values()].filter((entry) => entry.job === job && BigInt(entry.id) <= mark.id);
-    },
-    failed: (job) => [...failed.values()].filter((entry) => entry.job === job),
-  };
+/**
+ * Rewrites the checkpoint to the lines resuming reads (its fresh header, each job's watermark and sync time, the
+ * outstanding objects, and what is done above the watermark or recently), so a checkpoint that cron appends to
+ * every night stays small. Atomic: the new file is written beside the old one, synced, then renamed over it, so a
+ * kill at any moment leaves either the old checkpoint or the new one.
+ */
+export async function compactCheckpoint(path: string, options: LoadOptions): Promise<void> {
+  if (!existsSync(path)) return;
+  const loaded = await readCheckpoint(path, options);
+  if (loaded.freshHeaderLine === undefined) return;
+  const lines = [loaded.freshHeaderLine];
+  // The latest identity: a resume only ever appends to a checkpoint of its own source and destination.
+  if (loaded.header !== undefined) {
+    const fresh = JSON.parse(loaded.freshHeaderLine) as RunHeader;
+    lines[0] = headerLine({ ...fresh, source: loaded.header.source, destination: loaded.header.destination });
+  }
+  for (const [job, mark] of loaded.watermarks) lines.push(watermarkLine(job, mark.toString()));
+  for (const [job, time] of loaded.synced) lines.push(syncedLine(job, time));
+  for (const entry of loaded.outstanding.values()) lines.push(entry.line);
+  lines.push(...loaded.done.values());
+
+  const temporary = `${path}.compacting`;
+  const fd = openSync(temporary, 'w', 0o600);
+  try {
+    writeSync(fd, `${lines.join('\n')}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+  // The rename itself must reach the disk too, or a crash could bring back the old name's content.
+  const folder = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
+}
+
+/**
+ * Refuses a file that exists and is not a checkpoint (`--checkpoint mastosync.toml`), before anything is
+ * written to it: its first line must be a run header.
+ */
+export function assertIsCheckpoint(path: string): void {
+  if (!existsSync(path)) return;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new UsageError(`cannot read checkpoint ${path} (${(error as Error).message}): pass --checkpoint with a readable file`);
+  }
+  try {
+    const start = Buffer.alloc(4096);
+    const length = readSync(fd, start, 0, start.length, 0);
+    if (length === 0) return;
+    const firstLine = start.toString('utf8', 0, length).split('\n')[0]!;
+    if (/^\{"run":"[^"]*","mode":"(fresh|resume|retry-failed)","source":"/.test(firstLine)) return;
+  } finally {
+    closeSync(fd);
+  }
+  throw new UsageError(`${path} exists and is not a mastosync checkpoint (its first line is no run header): pass --checkpoint with a new file or an existing checkpoint; the file was left untouched`);
 }
 
 /** An object line's job and row id, read without parsing it (lines start `{"job":"…","id":"…"`). */
@@ -174,7 +296,7 @@ export class CheckpointWriter {
   static open(path: string, header: RunHeader): CheckpointWriter {
     let fd: number;
     try {
-      fd = openSync(path, 'a+');
+      fd = openSync(path, 'a+', 0o600);
     } catch (error) {
       throw new UsageError(`cannot write checkpoint ${path} (${(error as Error).message}): pass --checkpoint with a writable path`);
     }
@@ -186,16 +308,21 @@ export class CheckpointWriter {
       if (last[0] !== 10) writeSync(fd, '\n');
     }
     const writer = new CheckpointWriter(fd);
-    writer.append(header);
+    writer.append(headerLine(header));
     return writer;
   }
 
   record(line: ObjectLine): void {
-    this.append(line);
+    this.append(objectLine(line));
   }
 
   watermark(job: string, id: string): void {
-    this.append({ job, watermark: id });
+    this.append(watermarkLine(job, id));
+  }
+
+  /** Every change to rows at or below the job's watermark, up to `time` (the run's start), is copied. */
+  synced(job: string, time: string): void {
+    this.append(syncedLine(job, time));
   }
 
   close(): void {
@@ -203,8 +330,33 @@ export class CheckpointWriter {
     this.fd = undefined;
   }
 
-  private append(value: object): void {
+  private append(line: string): void {
     if (this.fd === undefined) return;
-    writeSync(this.fd, `${JSON.stringify(value)}\n`);
+    writeSync(this.fd, `${line}\n`);
   }
+}
+
+// Lines are built in a fixed key order: loading finds their kind, job and row id by prefix, without parsing.
+const text = JSON.stringify;
+
+function headerLine(header: RunHeader): string {
+  const started = header.started === undefined ? '' : `,"started":${text(header.started)}`;
+  return `{"run":${text(header.run)},"mode":${text(header.mode)},"source":${text(header.source)},"destination":${text(header.destination)}${started}}`;
+}
+
+function objectLine(line: ObjectLine): string {
+  let result = `{"job":${text(line.job)},"id":${text(line.id)},"key":${text(line.key)},"status":${text(line.status)},"bytes":${line.bytes},"ms":${line.ms}`;
+  if (line.from !== undefined) result += `,"from":${text(line.from)}`;
+  if (line.error !== undefined) result += `,"error":${text(line.error)}`;
+  if (line.retry) result += ',"retry":true';
+  if (line.updated !== undefined) result += `,"updated":${text(line.updated)}`;
+  return `${result}}`;
+}
+
+function watermarkLine(job: string, id: string): string {
+  return `{"job":${text(job)},"watermark":${text(id)}}`;
+}
+
+function syncedLine(job: string, time: string): string {
+  return `{"job":${text(job)},"synced":${text(time)}}`;
 }

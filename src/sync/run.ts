@@ -10,7 +10,7 @@ import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
-import type { JobName } from '../mastodon/tables.js';
+import type { JobName, Row } from '../mastodon/tables.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { CheckpointWriter, ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
@@ -35,7 +35,11 @@ export interface RunOptions {
   readonly serverCopy?: ServerCopy;
   readonly retries: number;
   readonly resume: ResumeState;
-  /** Copy only the objects the checkpoint records as failed (--retry-failed); read no other rows. */
+  /** The database's clock at the run's start (ISO UTC): a job that reads all it must records it as its sync time. */
+  readonly startedAt?: string;
+  /** How far before a sync time a change may carry its timestamp yet commit after it ([sync] change_margin). */
+  readonly changeMarginMs?: number;
+  /** Copy only the objects the checkpoint records as failed or missing (--retry-failed); read no other rows. */
   readonly retryFailedOnly?: boolean;
   /** Absent on a dry run: nothing is written. */
   readonly checkpoint?: CheckpointWriter;
@@ -56,6 +60,8 @@ export interface RunOptions {
 export interface JobSummary {
   job: JobName;
   rows: number;
+  /** Rows at or below the watermark whose files changed since an earlier run copied them (resume). */
+  changed: number;
   objects: number;
   copied: number;
   relocated: number;
@@ -105,10 +111,16 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   return { jobs: summaries, interrupted: options.stop.aborted };
 
   async function runJob(job: JobName): Promise<void> {
-    const summary: JobSummary = { job, rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
+    const summary: JobSummary = { job, rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
     summaries.push(summary);
     const started = performance.now();
     const tracker = new RowTracker(options.resume.watermark(job));
+    const changesFrom = options.retryFailedOnly ? undefined : options.resume.changesFrom(job);
+    // Attachments changed this recently may be read again by the next run's changed-rows pass: their lines say when
+    // they changed, so that pass knows they are copied already and sends no request for them.
+    const recentFrom =
+      changesFrom ?? (options.startedAt === undefined ? undefined : new Date(Date.parse(options.startedAt) - (options.changeMarginMs ?? 0)).toISOString());
+    let readEverything = false;
     let lastMarkWrite = performance.now();
     let outstanding = 0;
     let readingDone = false;
@@ -118,12 +130,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (!readingDone || outstanding > 0) return;
       summary.ms = Math.round(performance.now() - started);
       if (tracker.watermark !== undefined) options.checkpoint?.watermark(job, tracker.watermark);
+      // Every row below the watermark is now as the database had it at the run's start, or newer.
+      if (readEverything && !options.stop.aborted && options.startedAt !== undefined) options.checkpoint?.synced(job, options.startedAt);
       finished();
     };
 
-    const copy = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+    const copy = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined) => {
       try {
-        await copyAndRecord(object, retry, tracked);
+        await copyAndRecord(object, retry, tracked, updated);
       } catch (error) {
         // Only the bookkeeping can throw (a checkpoint write on a full disk): say so, and never leave the job waiting.
         log.error({ job, id: object.id, key: object.key, err: error }, 'could not record a copy');
@@ -134,7 +148,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
     };
 
-    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
       if (options.stop.aborted) return;
       const result = await copyOwnedObject(object, context);
@@ -155,10 +169,11 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         ...(result.from !== undefined && { from: result.from }),
         ...(result.error !== undefined && { error: result.error }),
         ...(retry && { retry: true as const }),
+        ...(updated !== undefined && { updated }),
       });
       summary[result.status] += 1;
       summary.bytes += result.bytes;
-      logResult(log, job, object.id, key, result);
+      logResult(log, job, object.id, key, result, retry);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
@@ -166,7 +181,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
     };
 
-    const submit = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
+    const submit = async (row: Row, object: OwnedObject, retry: boolean, tracked: boolean) => {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
       if (options.stop.aborted) return;
       if (options.dryRun) {
@@ -174,29 +189,57 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         if (tracked) tracker.settle(object.id);
         return;
       }
+      const updated = row[`${object.attachment}_updated_iso`];
+      const recent = typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
       outstanding += 1;
-      await pool.submit(() => copy(object, retry, tracked));
+      await pool.submit(() => copy(object, retry, tracked, recent));
     };
 
     try {
-      // Objects that failed in rows not read again (below the watermark; with --retry-failed, all): fetch those rows by id.
-      const failedBefore = options.retryFailedOnly ? options.resume.failed(job) : options.resume.failedBelowWatermark(job);
-      for (let start = 0; start < failedBefore.length && !options.stop.aborted; start += options.batchSize) {
-        const batch = failedBefore.slice(start, start + options.batchSize);
+      // Objects that failed or were missing in rows not read again (below the watermark; with --retry-failed, all):
+      // fetch those rows by id and try them again.
+      const before = options.retryFailedOnly ? options.resume.outstanding(job) : options.resume.outstandingBelowWatermark(job);
+      const retried = new Set<string>();
+      for (let start = 0; start < before.length && !options.stop.aborted; start += options.batchSize) {
+        const batch = before.slice(start, start + options.batchSize);
         const keys = new Set(batch.map((entry) => entry.key));
         const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
         summary.rows += rows.length;
         for (const row of rows) {
           for (const object of ownedInScope(job, row, scope)) {
-            if (!keys.delete(options.destination.locate(object.key))) continue;
+            const key = options.destination.locate(object.key);
+            if (!keys.delete(key)) continue;
+            retried.add(key);
             summary.objects += 1;
-            await submit(object, true, false);
+            await submit(row, object, true, false);
           }
         }
         // A row deleted since, or whose file changed: the database no longer owns what failed.
-        for (const key of keys) log.info({ job, key }, 'failed before, but no longer owned (or out of scope): not retried');
+        for (const key of keys) log.info({ job, key }, 'failed or missing before, but no longer owned (or out of scope): not tried again');
       }
       if (options.retryFailedOnly) return;
+
+      // Rows at or below the watermark whose files changed since the last run that read them all: copy what changed.
+      const watermark = tracker.watermark;
+      if (changesFrom !== undefined && watermark !== undefined) {
+        const below = { ...scope, maxId: scope.maxId !== undefined && BigInt(scope.maxId) < BigInt(watermark) ? scope.maxId : watermark };
+        const changedPages = readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope: below, changedSince: changesFrom });
+        for await (const rows of changedPages) {
+          if (options.stop.aborted) break;
+          for (const row of rows) {
+            const pending = ownedInScope(job, row, scope).filter((object) => {
+              const key = options.destination.locate(object.key);
+              return row[`${object.attachment}_changed`] === true && !retried.has(key) && !options.resume.isDone(key);
+            });
+            // A row changed just before the last run's start may show up again: its objects are copied already.
+            if (pending.length === 0) continue;
+            summary.rows += 1;
+            summary.changed += 1;
+            summary.objects += pending.length;
+            for (const object of pending) await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), false);
+          }
+        }
+      }
 
       const pages = readRowPages(options.db, options.schema, job, {
         batchSize: options.batchSize,
@@ -216,10 +259,11 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
           tracker.begin(String(row.id), pending.length);
           for (const object of pending) {
-            await submit(object, options.resume.hasFailed(options.destination.locate(object.key)), true);
+            await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), true);
           }
         }
       }
+      readEverything = !options.stop.aborted && options.limit === undefined;
     } finally {
       readingDone = true;
       finishIfDone();
@@ -227,9 +271,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   }
 }
 
-function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult): void {
+/** `again`: the object was failed or missing before; one still missing is news only the first time (cron mails). */
+function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean): void {
   if (result.status === 'failed') log.warn({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
-  else if (result.status === 'missing') log.warn({ job, id, key }, 'missing at the source');
+  else if (result.status === 'missing') log[again ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
   else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');
 }
 

@@ -126,7 +126,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
     }
 
     test('copies exactly the owned keys, byte-exact, with Content-Type, Cache-Control and ACL', async () => {
-      const result = await runCli(['run', 'all', '--json'], { cwd: config.dir });
+      const result = await runCli(['run', 'all', '--json', '--log-level', 'debug'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       await assertDestinationExact(world);
 
@@ -137,7 +137,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       assert.equal(summary.total.failed, 0);
       assert.equal(summary.total.bytes, world.fixture.presentBytes);
 
-      assertMissingAndRelocatedRecorded(config.checkpoint, world.fixture);
+      assertMissingAndRelocatedRecorded(config.checkpoint, result.stderr, world.fixture);
     });
 
     test('--resume after a finished run copies nothing again', async () => {

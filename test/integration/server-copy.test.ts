@@ -78,7 +78,7 @@ for (const copyMode of ['server', 'auto'] as const) {
       const world = await makeWorld();
       const config = configFor(world, { copyMode });
       proxy.reset();
-      const result = await runCli(['run', 'all', '--json'], { cwd: config.dir });
+      const result = await runCli(['run', 'all', '--json', '--log-level', 'debug'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
 
       const expectedKeys = world.fixture.present.map((object) => object.key).sort();
@@ -106,7 +106,7 @@ for (const copyMode of ['server', 'auto'] as const) {
       assert.equal(summary.total.missing, world.fixture.missing.length);
       assert.equal(summary.total.relocated, world.fixture.relocated.length);
       assert.equal(summary.total.failed, 0);
-      assertMissingAndRelocatedRecorded(config.checkpoint, world.fixture);
+      assertMissingAndRelocatedRecorded(config.checkpoint, result.stderr, world.fixture);
     });
   });
 }

@@ -8,10 +8,15 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointWriter, loadCheckpoint, type ObjectLine } from '../../src/sync/checkpoint.js';
+import { spawn } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint, type ObjectLine, type ResumeState } from '../../src/sync/checkpoint.js';
+import { CheckpointBusyError, CheckpointLock, lockPath } from '../../src/sync/lock.js';
 import { UsageError } from '../../src/errors.js';
 
 const IDENTITY = { source: 's3://old', destination: 's3://new' };
+const MARGIN = { changeMarginMs: 60 * 60_000 };
 let dir: string;
 let path: string;
 
@@ -31,10 +36,11 @@ const line = (id: string, key: string, status: ObjectLine['status'], extra: Part
   ...extra,
 });
 
-function writeRun(mode: 'fresh' | 'resume' | 'retry-failed', lines: Array<ObjectLine | { watermark: string }>): void {
-  const writer = CheckpointWriter.open(path, { run: new Date().toISOString(), mode, ...IDENTITY });
+function writeRun(mode: 'fresh' | 'resume' | 'retry-failed', lines: Array<ObjectLine | { watermark: string } | { synced: string }>, started?: string): void {
+  const writer = CheckpointWriter.open(path, { run: new Date().toISOString(), mode, ...IDENTITY, ...(started !== undefined && { started }) });
   for (const entry of lines) {
     if ('watermark' in entry) writer.watermark('accounts', entry.watermark);
+    else if ('synced' in entry) writer.synced('accounts', entry.synced);
     else writer.record(entry);
   }
   writer.close();
@@ -42,9 +48,9 @@ function writeRun(mode: 'fresh' | 'resume' | 'retry-failed', lines: Array<Object
 
 describe('loadCheckpoint', () => {
   test('a missing file resumes nothing', async () => {
-    const state = await loadCheckpoint(path, IDENTITY);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), undefined);
-    assert.deepEqual(state.failed('accounts'), []);
+    assert.deepEqual(state.outstanding('accounts'), []);
   });
 
   test('rows up to the watermark are done; above it, each object by its last line', async () => {
@@ -57,22 +63,23 @@ describe('loadCheckpoint', () => {
       line('4', 'a/4', 'failed', { error: 'reset' }),
       line('6', 'a/6', 'missing'),
     ]);
-    const state = await loadCheckpoint(path, IDENTITY);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '3');
     assert.equal(state.isDone('a/5'), true);
-    assert.equal(state.isDone('a/6'), true, 'missing at the source is finished too');
+    assert.equal(state.isDone('a/6'), false, 'missing at the source is probed again');
     assert.equal(state.isDone('a/4'), false);
-    assert.equal(state.hasFailed('a/4'), true);
-    assert.deepEqual(state.failedBelowWatermark('accounts').map((entry) => entry.key), ['a/2']);
-    assert.deepEqual(state.failed('accounts').map((entry) => entry.key).sort(), ['a/2', 'a/4'], '--retry-failed takes every failure');
-    assert.deepEqual(state.failed('media_attachments'), []);
+    assert.equal(state.wasOutstanding('a/4'), true);
+    assert.equal(state.wasOutstanding('a/6'), true);
+    assert.deepEqual(state.outstandingBelowWatermark('accounts').map((entry) => entry.key), ['a/2']);
+    assert.deepEqual(state.outstanding('accounts').map((entry) => entry.key).sort(), ['a/2', 'a/4', 'a/6'], '--retry-failed takes every failure and every missing object');
+    assert.deepEqual(state.outstanding('media_attachments'), []);
   });
 
   test('objects of rows above the watermark count as done even when their lines come before it', async () => {
     // Row 2 holds a long upload: rows 3 and 4 finish first, and the watermark can only say 1 until row 2 is done.
     // A hard stop then leaves row 2 unfinished; resuming must not copy rows 3 and 4 again.
     writeRun('fresh', [line('1', 'a/1', 'copied'), line('3', 'a/3', 'copied'), line('4', 'a/4', 'relocated'), { watermark: '1' }, line('5', 'a/5', 'copied'), { watermark: '1' }]);
-    const state = await loadCheckpoint(path, IDENTITY);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '1');
     assert.deepEqual(['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key)), [false, false, true, true, true], 'a/1 is below the watermark: never read again, so not asked');
   });
@@ -80,41 +87,157 @@ describe('loadCheckpoint', () => {
   test('a later success (a retry line) clears a failure; a later failure keeps it', async () => {
     writeRun('fresh', [line('2', 'a/2', 'failed'), line('4', 'a/4', 'failed'), { watermark: '4' }]);
     writeRun('retry-failed', [line('2', 'a/2', 'copied', { retry: true }), line('4', 'a/4', 'failed', { retry: true, error: 'again' })]);
-    const state = await loadCheckpoint(path, IDENTITY);
-    assert.deepEqual(state.failed('accounts').map((entry) => entry.key), ['a/4']);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.deepEqual(state.outstanding('accounts').map((entry) => entry.key), ['a/4']);
   });
 
   test('a fresh run forgets what earlier runs recorded', async () => {
     writeRun('fresh', [line('2', 'a/2', 'failed'), { watermark: '9' }]);
     writeRun('fresh', [line('1', 'a/1', 'copied')]);
-    const state = await loadCheckpoint(path, IDENTITY);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), undefined);
-    assert.deepEqual(state.failed('accounts'), []);
+    assert.deepEqual(state.outstanding('accounts'), []);
     assert.equal(state.isDone('a/1'), true);
   });
 
   test('a torn last line (a kill mid-write) is skipped, and the next run starts on a line of its own', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed')]);
     appendFileSync(path, JSON.stringify(line('3', 'a/3', 'copied')).slice(0, 25));
-    const state = await loadCheckpoint(path, IDENTITY);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.isDone('a/1'), true);
     assert.equal(state.isDone('a/3'), false, 'half a line records nothing');
-    assert.equal(state.hasFailed('a/2'), true);
+    assert.equal(state.wasOutstanding('a/2'), true);
 
     writeRun('resume', [line('3', 'a/3', 'copied')]);
     const lines = readFileSync(path, 'utf8').split('\n');
     const torn = lines.findIndex((text) => text.startsWith('{"job":"accounts","id":"3') && !text.endsWith('}'));
     assert.ok(torn > 0);
     assert.match(lines[torn + 1]!, /^\{"run":/, 'the header of the next run follows the torn line on a line of its own');
-    assert.equal((await loadCheckpoint(path, IDENTITY)).isDone('a/3'), true);
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).isDone('a/3'), true);
   });
 
   test('a checkpoint of another source or destination is refused, naming both', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied')]);
-    await assert.rejects(loadCheckpoint(path, { source: 's3://old', destination: 's3://elsewhere' }), (error: unknown) => {
+    await assert.rejects(loadCheckpoint(path, { source: 's3://old', destination: 's3://elsewhere' }, MARGIN), (error: unknown) => {
       assert.ok(error instanceof UsageError);
       assert.match(error.message, /belongs to a run from s3:\/\/old to s3:\/\/new, not from s3:\/\/old to s3:\/\/elsewhere/);
       return true;
     });
+  });
+
+  test('rows at or below the watermark are read again from the sync time less the margin; until a job synced, from the fresh run start', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied')], '2026-01-01T10:00:00.000Z');
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), undefined, 'nothing below a watermark yet');
+    writeRun('resume', [{ watermark: '1' }], '2026-01-02T10:00:00.000Z');
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-01T09:00:00.000Z', 'no job synced yet: the fresh run read every row after its start');
+    writeRun('resume', [{ synced: '2026-01-03T10:00:00.000Z' }], '2026-01-03T10:00:00.000Z');
+    writeRun('resume', [{ synced: '2026-01-02T10:00:00.000Z' }], '2026-01-02T10:00:00.000Z');
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-03T09:00:00.000Z', 'the latest sync time counts');
+  });
+
+  test('an object copied below the watermark is done while its change is recent enough to be read again', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied', { updated: '2026-01-03T09:30:00.000Z' }), line('2', 'a/2', 'copied', { updated: '2026-01-03T08:00:00.000Z' }), line('3', 'a/3', 'copied'), { watermark: '3' }, { synced: '2026-01-03T10:00:00.000Z' }]);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.deepEqual(['a/1', 'a/2', 'a/3'].map((key) => state.isDone(key)), [true, false, false], 'only a/1 changed after 09:00, the time the next changed-rows pass starts from');
+  });
+
+  test('compaction keeps what resuming reads, and nothing else', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed', { error: 'reset' }), line('3', 'a/3', 'missing'), line('4', 'a/4', 'copied', { updated: '2026-01-03T10:30:00.000Z' }), { watermark: '4' }, line('6', 'a/6', 'copied'), line('7', 'a/7', 'failed')], '2026-01-03T10:00:00.000Z');
+    writeRun('resume', [line('2', 'a/2', 'copied', { retry: true }), { synced: '2026-01-03T11:00:00.000Z' }], '2026-01-03T11:00:00.000Z');
+    const before = await loadCheckpoint(path, IDENTITY, MARGIN);
+    await compactCheckpoint(path, MARGIN);
+    const after = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.deepEqual(answers(after), answers(before));
+    assert.deepEqual(answers(after), {
+      watermark: '4',
+      changesFrom: '2026-01-03T10:00:00.000Z',
+      done: ['a/4', 'a/6'],
+      outstanding: ['a/3', 'a/7'],
+      below: ['a/3'],
+    });
+    const kept = readFileSync(path, 'utf8').trim().split('\n');
+    assert.equal(kept.length, 1 + 2 + 2 + 2, 'the header, watermark and sync time, two outstanding objects, two done');
+    assert.match(kept[0]!, /^\{"run":"[^"]+","mode":"fresh","source":"s3:\/\/old","destination":"s3:\/\/new","started":"2026-01-03T10:00:00.000Z"\}$/);
+  });
+
+  test('a hundred cron runs with nothing changed leave the checkpoint under 64 KB', async () => {
+    writeRun('fresh', Array.from({ length: 2000 }, (_, index) => line(String(index + 1), `a/${index + 1}`, 'copied')).concat([line('2001', 'a/2001', 'missing')]), '2026-01-01T00:00:00.000Z');
+    await compactCheckpoint(path, MARGIN);
+    for (let run = 1; run <= 100; run++) {
+      const time = new Date(Date.parse('2026-01-01T00:00:00.000Z') + run * 3_600_000).toISOString();
+      writeRun('resume', [line('2001', 'a/2001', 'missing', { retry: true }), { watermark: '2001' }, { synced: time }], time);
+      await compactCheckpoint(path, MARGIN);
+    }
+    assert.ok(statSync(path).size < 64 * 1024, `${statSync(path).size} bytes`);
+    assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)).outstanding, ['a/2001']);
+  });
+
+  test('a kill at any moment of compaction leaves a checkpoint that resumes the same', async () => {
+    const lines: ObjectLine[] = Array.from({ length: 150_000 }, (_, index) => line(String(index + 1), `media_attachments/files/${index + 1}/original/${'f'.repeat(40)}.png`, index % 1000 === 0 ? 'failed' : 'copied', { error: index % 1000 === 0 ? 'reset' : undefined }));
+    writeRun('fresh', [...lines.slice(0, 100_000), { watermark: '100000' }, ...lines.slice(100_000)], '2026-01-01T00:00:00.000Z');
+    const expected = answers(await loadCheckpoint(path, IDENTITY, MARGIN));
+    const module = join(import.meta.dirname, '../../src/sync/checkpoint.ts');
+    for (const killAfterMs of [30, 120, 300, 600]) {
+      const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(module)}).then((m) => m.compactCheckpoint(${JSON.stringify(path)}, ${JSON.stringify(MARGIN)}))`], { stdio: 'ignore' });
+      await new Promise((done) => setTimeout(done, killAfterMs));
+      child.kill('SIGKILL');
+      await new Promise((done) => child.once('close', done));
+      assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)), expected, `killed after ${killAfterMs} ms`);
+    }
+  });
+});
+
+/** What a resumed run would ask of a state, for the keys these tests use. */
+function answers(state: ResumeState) {
+  const keys = (list: Array<{ key: string }>) => list.map((entry) => entry.key).sort();
+  const candidates = ['a/1', 'a/2', 'a/3', 'a/4', 'a/5', 'a/6', 'a/7', ...Array.from({ length: 400 }, (_, index) => `media_attachments/files/${100_000 + index}/original/${'f'.repeat(40)}.png`)];
+  return {
+    watermark: state.watermark('accounts'),
+    changesFrom: state.changesFrom('accounts'),
+    done: candidates.filter((key) => state.isDone(key)),
+    outstanding: keys(state.outstanding('accounts')).slice(0, 200),
+    below: keys(state.outstandingBelowWatermark('accounts')).slice(0, 200),
+  };
+}
+
+describe('the checkpoint guard', () => {
+  test('a file that is not a checkpoint is refused and left untouched', () => {
+    writeFileSync(path, '[database]\nurl = "postgres://x"\n');
+    assert.throws(() => assertIsCheckpoint(path), (error: unknown) => error instanceof UsageError && /is not a mastosync checkpoint/.test(error.message));
+    assert.equal(readFileSync(path, 'utf8'), '[database]\nurl = "postgres://x"\n');
+  });
+
+  test('a checkpoint, an empty file and no file at all pass', () => {
+    assertIsCheckpoint(path);
+    writeFileSync(path, '');
+    assertIsCheckpoint(path);
+    writeRun('fresh', [line('1', 'a/1', 'copied')]);
+    assertIsCheckpoint(path);
+  });
+});
+
+describe('the checkpoint lock', () => {
+  test('a second run is refused, naming the holder; once released the next run takes it', () => {
+    const lock = CheckpointLock.acquire(path);
+    assert.throws(() => CheckpointLock.acquire(path), (error: unknown) => {
+      assert.ok(error instanceof CheckpointBusyError);
+      assert.equal(error.holder.pid, process.pid);
+      assert.match(error.message, new RegExp(`in use by another run \\(pid ${process.pid} on ${hostname()}, since \\d{4}-`));
+      return true;
+    });
+    lock.release();
+    CheckpointLock.acquire(path).release();
+  });
+
+  test('a dead holder on this host does not block; a holder on another host does', () => {
+    writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    CheckpointLock.acquire(path).release();
+    writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: 'elsewhere.example', since: '2026-01-01T00:00:00.000Z' }));
+    assert.throws(() => CheckpointLock.acquire(path), CheckpointBusyError);
+  });
+
+  test("a live pid that is not the holder (the holder died and its pid was reused) does not block", () => {
+    writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z', processStart: 1 }));
+    CheckpointLock.acquire(path).release();
   });
 });

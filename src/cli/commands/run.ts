@@ -4,7 +4,10 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
-import { CheckpointWriter, EMPTY_RESUME_STATE, loadCheckpoint } from '../../sync/checkpoint.js';
+import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
+import { CheckpointLock } from '../../sync/lock.js';
+import { databaseNow } from '../../db/clock.js';
+import type { Config } from '../config.js';
 import { runJobs } from '../../sync/run.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
@@ -45,11 +48,22 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
   const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
   if (flags.retryFailed && !existsSync(checkpointPath)) {
-    throw new UsageError(`--retry-failed reruns what a checkpoint records as failed, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`);
+    throw new UsageError(`--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`);
   }
   if (samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
+  assertIsCheckpoint(checkpointPath);
+  // Before anything else is opened: an overlapping cron run leaves at once, and nothing it would write is written.
+  const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
+  try {
+    return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runLocked(flags: RunFlags, config: Config, concurrency: number, checkpointPath: string, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   const stores: ObjectStore[] = [];
   const source = createStore(config.source, 'source', concurrency);
   stores.push(source);
@@ -82,9 +96,12 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     // Cron runs --resume from the first night on, so a missing checkpoint is no error; but a mistyped path must not
     // pass unnoticed as a fresh start.
     if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: checkpointPath }, 'no checkpoint to resume from there: starting from the beginning');
-    const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
+    const changes = { changeMarginMs: config.sync.changeMarginMs };
+    const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
-    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity });
+    // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
+    const startedAt = await databaseNow(session.db);
+    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity, started: startedAt });
 
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
@@ -128,6 +145,8 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         serverCopy,
         retries: config.sync.retries,
         resume,
+        startedAt,
+        changeMarginMs: config.sync.changeMarginMs,
         retryFailedOnly: flags.retryFailed,
         checkpoint,
         dryRun: flags.dryRun,
@@ -146,6 +165,14 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         log,
       });
       progress?.stop(!summary.interrupted);
+      checkpoint?.close();
+      // A cron checkpoint would grow by every run's lines: keep only what the next run reads. An interrupted run
+      // leaves that to the next one, which is already waited for.
+      if (checkpoint && !summary.interrupted) {
+        await compactCheckpoint(checkpointPath, changes).catch((error: unknown) =>
+          log.warn({ checkpoint: checkpointPath, err: error }, 'could not compact the checkpoint; it stays as it is, and the next run tries again'),
+        );
+      }
       // Rows below a job's watermark are not read again, so they appear in no column: say so, or a resumed run looks empty.
       const resumed = session.jobs.flatMap((job) => {
         const mark = resume.watermark(job);
