@@ -30,10 +30,11 @@ import { IntegrityError, md5FromEtag } from '../sync/integrity.js';
 import { backoffMs, isRetryable } from '../sync/retry.js';
 import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
+import { FatalStoreError, type StoreSide } from './errors.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
-  readonly role: string;
+  readonly role: StoreSide;
   /** Sockets to keep open: enough for every request in flight. */
   readonly maxSockets: number;
   /** Objects up to this size go as one streamed PUT (nothing buffered); larger ones as a multipart upload. Default: partSize. */
@@ -114,7 +115,7 @@ export class S3Store implements ObjectStore {
       await this.withRetries(() => this.client.send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
     } catch (error) {
       const status = httpStatus(error);
-      const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
+      const where = this.where;
       if (status === 404) throw new UsageError(`${where} does not exist: check bucket, endpoint and region`, { cause: error });
       if (status === 403 || status === 401) {
         throw new UsageError(`${where} refused the credentials: check access_key_id and secret_access_key`, { cause: error });
@@ -141,6 +142,9 @@ export class S3Store implements ObjectStore {
         etag: digestEtag(sdkShape(response)),
       };
     } catch (error) {
+      // Before the not-found check: a bucket that is gone answers 404 too, and its objects are not "missing".
+      const fatal = fatalS3Error(error, this.options.role, this.where, this.locate(key), 'GET');
+      if (fatal !== undefined) throw fatal;
       if (isNotFound(error)) return undefined;
       throw error;
     }
@@ -162,6 +166,19 @@ export class S3Store implements ObjectStore {
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+    try {
+      await this.upload(key, body, options);
+    } catch (error) {
+      throw fatalS3Error(error, this.options.role, this.where, this.locate(key), 'PUT') ?? error;
+    }
+  }
+
+  /** `[destination] bucket "media" at https://…`, for messages. */
+  get where(): string {
+    return `[${this.options.role}] bucket "${this.config.bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
+  }
+
+  private async upload(key: string, body: Readable, options: WriteOptions): Promise<void> {
     const params = {
       Bucket: this.config.bucket,
       Key: this.locate(key),
@@ -347,6 +364,49 @@ function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SS
 export function httpStatus(error: unknown): number | undefined {
   if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
+/** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
+const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
+/** 403s about one object or one request, not about the run's credentials: retried or failed alone. */
+const FORBIDDEN_FOR_ONE_REQUEST = new Set(['RequestTimeTooSkewed', 'InvalidObjectState', 'RequestExpired']);
+
+/**
+ * The answers no retry can fix, as a FatalStoreError naming the fix: the run stops at the first one instead of
+ * failing every remaining object the same way. Undefined for any other error.
+ */
+export function fatalS3Error(error: unknown, side: StoreSide, where: string, key: string, operation: string): FatalStoreError | undefined {
+  if (error instanceof FatalStoreError) return error;
+  const status = httpStatus(error);
+  if (status === undefined) return undefined;
+  const { name, Code } = error as { name?: unknown; Code?: unknown };
+  const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
+  const answered = `(${code} on ${operation} ${key})`;
+  const fatal = (problem: string, fix: string) => new FatalStoreError(side, key, `${where} ${problem} ${answered}`, fix, { cause: error });
+  if (code === 'NoSuchBucket') {
+    return fatal(
+      'does not exist',
+      side === 'destination'
+        ? 'check bucket, endpoint and region, then run again with --resume; if the bucket was deleted, create it and run again without --resume (what was copied went with it)'
+        : 'check bucket, endpoint and region, then run again with --resume',
+    );
+  }
+  if (CREDENTIALS_REFUSED.has(code)) return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
+  // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.
+  const overQuota = status !== 429 && status !== 503 && /storage cap|quota exceeded/i.test((error as Error).message ?? '');
+  if (QUOTA_EXCEEDED.has(code) || status === 507 || overQuota) {
+    return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
+  }
+  if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
+    return fatal(
+      'denied access',
+      operation === 'GET'
+        ? 'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume'
+        : `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
+    );
+  }
+  return undefined;
 }
 
 function isNotFound(error: unknown): boolean {

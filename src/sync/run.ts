@@ -12,6 +12,8 @@ import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ObjectStore } from '../storage/types.js';
+import type { FatalStoreError } from '../storage/errors.js';
+import { describeError } from '../errors.js';
 import type { CheckpointWriter, ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
@@ -70,12 +72,40 @@ export interface JobSummary {
 export interface RunSummary {
   readonly jobs: JobSummary[];
   readonly interrupted: boolean;
+  /** What stopped the run because no retry could fix it (a bucket gone, a full disk), naming the fix. */
+  readonly stoppedBy?: FatalStoreError | CheckpointWriteError;
+}
+
+/** The checkpoint could not be written (a full disk where it lives): the run stops, as for a fatal store error. */
+export class CheckpointWriteError extends Error {
+  override readonly name = 'CheckpointWriteError';
+  constructor(options: { cause: unknown }) {
+    super(`cannot write the checkpoint (${describeError(options.cause)}): free space where it lives (or pass --checkpoint elsewhere), then run again with --resume`, options);
+  }
 }
 
 const WATERMARK_EVERY_MS = 1000;
 
 export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const { log } = options;
+  // The first error no retry can fix stops the run as a graceful stop does: queued copies never start.
+  let stoppedBy: FatalStoreError | CheckpointWriteError | undefined;
+  const halt = new AbortController();
+  const stop = AbortSignal.any([options.stop, halt.signal]);
+  const stopFor = (cause: FatalStoreError | CheckpointWriteError) => {
+    if (stoppedBy !== undefined) return;
+    stoppedBy = cause;
+    log.error({ err: cause }, 'stopping: no retry can fix this; no new copies, finishing those in flight');
+    halt.abort(cause);
+  };
+  const writeCheckpoint = (write: (checkpoint: CheckpointWriter) => void) => {
+    if (options.checkpoint === undefined) return;
+    try {
+      write(options.checkpoint);
+    } catch (error) {
+      stopFor(new CheckpointWriteError({ cause: error }));
+    }
+  };
   const pool = new BoundedPool(options.concurrency);
   const throttle = new Throttle(pool, options.concurrency, log);
   const context: CopyContext = {
@@ -94,7 +124,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
   try {
     for (const job of options.jobs) {
-      if (options.stop.aborted) break;
+      if (stop.aborted) break;
       await runJob(job);
     }
   } finally {
@@ -102,7 +132,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     await pool.drain();
   }
   await Promise.all(finishing);
-  return { jobs: summaries, interrupted: options.stop.aborted };
+  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }) };
 
   async function runJob(job: JobName): Promise<void> {
     const summary: JobSummary = { job, rows: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
@@ -117,7 +147,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
       summary.ms = Math.round(performance.now() - started);
-      if (tracker.watermark !== undefined) options.checkpoint?.watermark(job, tracker.watermark);
+      if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       finished();
     };
 
@@ -136,8 +166,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
-      if (options.stop.aborted) return;
+      if (stop.aborted) return;
       const result = await copyOwnedObject(object, context);
+      if (result.fatal !== undefined) stopFor(result.fatal);
       // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
       if (result.status === 'failed' && options.abort.aborted) {
         log.debug({ job, id: object.id, key: object.key, error: result.error }, 'copy aborted by the stop');
@@ -145,7 +176,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      options.checkpoint?.record({
+      writeCheckpoint((checkpoint) => checkpoint.record({
         job,
         id: object.id,
         key,
@@ -155,20 +186,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         ...(result.from !== undefined && { from: result.from }),
         ...(result.error !== undefined && { error: result.error }),
         ...(retry && { retry: true as const }),
-      });
+      }));
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       logResult(log, job, object.id, key, result);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
-        options.checkpoint?.watermark(job, tracker.watermark!);
+        writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       }
     };
 
     const submit = async (object: OwnedObject, retry: boolean, tracked: boolean) => {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
-      if (options.stop.aborted) return;
+      if (stop.aborted) return;
       if (options.dryRun) {
         options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
         if (tracked) tracker.settle(object.id);
@@ -181,7 +212,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     try {
       // Objects that failed in rows not read again (below the watermark; with --retry-failed, all): fetch those rows by id.
       const failedBefore = options.retryFailedOnly ? options.resume.failed(job) : options.resume.failedBelowWatermark(job);
-      for (let start = 0; start < failedBefore.length && !options.stop.aborted; start += options.batchSize) {
+      for (let start = 0; start < failedBefore.length && !stop.aborted; start += options.batchSize) {
         const batch = failedBefore.slice(start, start + options.batchSize);
         const keys = new Set(batch.map((entry) => entry.key));
         const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
@@ -208,7 +239,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       });
       reading: for await (const rows of pages) {
         for (const row of rows) {
-          if (options.stop.aborted) break reading;
+          if (stop.aborted) break reading;
           const owned = ownedInScope(job, row, scope);
           const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key)));
           summary.objects += owned.length;

@@ -151,8 +151,14 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         const mark = resume.watermark(job);
         return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
-      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed] };
+      const stopped = summary.stoppedBy?.message;
+      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed], ...(stopped !== undefined && { stopped }) };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
+      // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it).
+      if (stopped !== undefined) {
+        out.stderr(`mastosync: stopped: ${stopped}`);
+        return EXIT.failures;
+      }
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
       if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
