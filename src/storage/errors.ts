@@ -23,13 +23,15 @@ export class FatalStoreError extends Error {
 
 /**
  * The provider refused a request body of `size` bytes as too large (413, EntityTooLarge, or a connection closed
- * while the body was sent). Retryable: the store remembers the size, and the next attempt goes in smaller parts.
+ * while the body was sent). The store remembers the size, and the next attempt goes in smaller parts.
  */
 export class BodyRefusedError extends Error {
   override readonly name = 'BodyRefusedError';
   constructor(
     readonly size: number,
     message: string,
+    /** False when the next attempt could not send a smaller body. */
+    readonly retryable: boolean,
     options: { cause: unknown },
   ) {
     super(message, options);

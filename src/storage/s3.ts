@@ -30,7 +30,7 @@ import { IntegrityError, md5FromEtag } from '../sync/integrity.js';
 import { backoffMs, isRetryable } from '../sync/retry.js';
 import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
-import { FatalStoreError, type StoreSide } from './errors.js';
+import { BodyRefusedError, FatalStoreError, formatSize, type StoreSide } from './errors.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
@@ -59,8 +59,14 @@ export class S3Store implements ObjectStore {
   onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
   /** Told, once, why this provider's answers do not prove the bytes (so the copier hashes them from then on). */
   onAnswersUnproven?: (key: string, why: string) => void;
+  /** Told, once per smaller size, that the provider refused a body that large (and how such objects go now). */
+  onBodyRefused?: (key: string, message: string) => void;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
+  /** The smallest request body the provider refused as too large: later bodies stay below it. */
+  private refusedBody: number | undefined;
+  /** The size of a body whose sending the connection was reset during, with no answer: perhaps a refusal. */
+  private resetWhileSending: number | undefined;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -193,10 +199,12 @@ export class S3Store implements ObjectStore {
     }
     // Multipart. Each part is checked on arrival (verifyPartDigest); a failed upload is aborted here, with retries,
     // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
+    const partSize = this.partSize();
+    if (partSize === undefined) throw this.cannotGoBelow(params.Key);
     const upload = new Upload({
       client: this.client,
       params: { ...params, Body: body },
-      partSize: this.options.partSize,
+      partSize,
       queueSize: this.options.queueSize,
       leavePartsOnError: true,
     });
@@ -208,6 +216,7 @@ export class S3Store implements ObjectStore {
       await upload.done();
     } catch (error) {
       if (upload.uploadId !== undefined) await this.abortUpload(params.Key, upload.uploadId);
+      if (refusesBody(error)) throw this.bodyRefused(params.Key, partSize, error);
       throw error;
     } finally {
       options.signal?.removeEventListener('abort', stop);
@@ -223,7 +232,41 @@ export class S3Store implements ObjectStore {
   }
 
   private goesAsOnePut(contentLength: number | undefined): contentLength is number {
+    if (this.refusedBody !== undefined && contentLength !== undefined && contentLength >= this.refusedBody) return false;
     return contentLength !== undefined && contentLength <= (this.options.singlePutLimit ?? this.options.partSize);
+  }
+
+  /** The configured part size, or whole MiB below a refused body size; undefined when that is under S3's minimum. */
+  private partSize(): number | undefined {
+    if (this.refusedBody === undefined || this.refusedBody > this.options.partSize) return this.options.partSize;
+    const below = Math.floor((this.refusedBody - 1) / MiB) * MiB;
+    return below >= MIN_PART_SIZE ? below : undefined;
+  }
+
+  /**
+   * A body of `size` bytes was refused as too large (413, EntityTooLarge: a provider's limit, or nginx's
+   * client_max_body_size in front of it). Later bodies stay below it: the copy is retried, once, in smaller parts.
+   */
+  private bodyRefused(key: string, size: number, cause: unknown): BodyRefusedError {
+    const lowered = this.refusedBody === undefined || size < this.refusedBody;
+    if (lowered) this.refusedBody = size;
+    const partSize = this.partSize();
+    const refused = `the provider refused a ${formatSize(size)} body (${describeRefusal(cause)})`;
+    if (partSize === undefined) return new BodyRefusedError(size, `${refused}: ${this.cannotGoBelow(key).message}`, false, { cause });
+    const message = `${refused}: objects of ${this.refusedBody!.toLocaleString('en')} bytes or more go as multipart uploads in ${formatSize(partSize)} parts from now on`;
+    if (lowered) this.onBodyRefused?.(key, message);
+    // Retried only when the next attempt sends smaller bodies than the refused one.
+    return new BodyRefusedError(size, message, partSize < size, { cause });
+  }
+
+  private cannotGoBelow(key: string): BodyRefusedError {
+    const size = this.refusedBody!;
+    return new BodyRefusedError(
+      size,
+      `the provider refused a ${formatSize(size)} body, and multipart parts cannot be smaller than ${formatSize(MIN_PART_SIZE)} (S3's minimum): raise its limit on request bodies (nginx: client_max_body_size) above ${formatSize(MIN_PART_SIZE)}; ${key} is not copied`,
+      false,
+      { cause: undefined },
+    );
   }
 
   /**
@@ -253,12 +296,27 @@ export class S3Store implements ObjectStore {
       sent = hashing;
     }
     const signal = options.signal ? AbortSignal.any([options.signal, bodyFailed.signal]) : bodyFailed.signal;
+    // Only objects of known length go as one PUT (goesAsOnePut).
+    const size = options.contentLength ?? 0;
     let response: DirectResponse;
+    // After a reset while sending a body this large, ask first (100-continue): a server that refuses the body then
+    // answers 413 before any of it is sent, where it would otherwise close the connection under it.
+    const suspect = this.resetWhileSending !== undefined && size >= this.resetWhileSending;
     try {
-      response = await this.direct.put(params.Key, sent, putHeaders(params, options), signal);
+      response = await this.direct.put(params.Key, sent, { ...putHeaders(params, options), ...(suspect && { expect: '100-continue' }) }, signal);
     } catch (error) {
-      throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
+      if (bodyFailed.signal.aborted) throw bodyFailed.signal.reason;
+      if (refusesBody(error)) throw this.bodyRefused(params.Key, size, error);
+      // A server that refuses the body may close the connection before its answer can be read: only a reset while
+      // the body was being sent shows. Once is a flaky network; twice in a row at this size or more, a refusal.
+      if (isReset(error) && !sent.readableEnded) {
+        const suspected = this.resetWhileSending;
+        this.resetWhileSending = Math.min(suspected ?? Infinity, size);
+        if (suspected !== undefined && size >= suspected) throw this.bodyRefused(params.Key, suspected, error);
+      }
+      throw error;
     }
+    if (this.resetWhileSending !== undefined && size >= this.resetWhileSending) this.resetWhileSending = undefined;
     const stored = md5FromEtag(digestEtag(sdkShape(response)));
     const md5 = claimed ?? hash!.digest('hex');
     if (stored === md5) return;
@@ -364,6 +422,27 @@ function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SS
 export function httpStatus(error: unknown): number | undefined {
   if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (but the last) of a multipart upload. */
+const MIN_PART_SIZE = 5 * MiB;
+
+/** A 413, or S3's EntityTooLarge: the body was refused for its size. */
+function refusesBody(error: unknown): boolean {
+  const name = (error as { name?: unknown } | undefined)?.name;
+  return httpStatus(error) === 413 || name === 'EntityTooLarge' || name === 'RequestEntityTooLarge';
+}
+
+function isReset(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'EPIPE' || code === 'ECONNRESET';
+}
+
+function describeRefusal(error: unknown): string {
+  const status = httpStatus(error);
+  if (status !== undefined) return String(status);
+  return `${String((error as { code?: unknown }).code)} while sending it`;
 }
 
 const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);

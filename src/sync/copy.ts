@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject } from '../storage/types.js';
-import { FatalStoreError } from '../storage/errors.js';
+import { BodyRefusedError, FatalStoreError } from '../storage/errors.js';
 import { describeError } from '../errors.js';
 import { IntegrityCheck, IntegrityError, md5FromEtag } from './integrity.js';
 import { backoffMs, isRetryable, isThrottle } from './retry.js';
@@ -142,8 +142,9 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
       signal: context.signal ? AbortSignal.any([context.signal, failed.signal]) : failed.signal,
     });
   } catch (error) {
-    // A store's verdict on itself outranks the body's failure it caused (pipeline fails the body with a full disk's error).
-    throw error instanceof FatalStoreError ? error : (failure ?? error);
+    // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
+    // body's reset, reach the body too).
+    throw error instanceof FatalStoreError || error instanceof BodyRefusedError ? error : (failure ?? error);
   }
   if (failure !== undefined) throw failure;
   return check.bytes;

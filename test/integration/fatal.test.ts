@@ -2,7 +2,8 @@
  * What no retry can fix stops the run (issue 11): a full disk under a folder destination, a destination bucket that
  * vanishes mid-run. An admin sees exit 1, one `mastosync:` line naming the cause and the fix (the summary names it
  * too), a few failed objects at most (those in flight), not one failure per remaining object; and after the fix,
- * `run --resume` finishes the copy exactly.
+ * `run --resume` finishes the copy exactly. And a body the provider refuses for its size (413, as nginx's
+ * client_max_body_size answers) is named, and its object copied again, once, as a multipart upload in smaller parts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -169,6 +170,42 @@ describe('a fault no retry can fix stops the run', () => {
       const stored = await s3.getObject('fatal-gone', expected.key);
       assert.equal(sha256(stored!.body), expected.sha256, expected.key);
       assert.equal(stored!.contentType, expected.contentType, expected.key);
+    }
+  });
+});
+
+describe('a body the provider refuses for its size', () => {
+  test('413 for bodies above 6 MiB (nginx client_max_body_size): named in the log, and the object is copied multipart in smaller parts', async () => {
+    await s3.createBucket('fatal-limited');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'fatal-limited' },
+      concurrency: CONCURRENCY,
+      // The 6 MiB video goes as one PUT first, as it would under the default 512 MiB.
+      uploadCutoffMib: 64,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    const limit = 6 * 1024 * 1024;
+    proxy.reset();
+    proxy.setFault((request) => (request.method === 'PUT' && Number(request.headers['content-length']) > limit ? { kind: 'refuse-body' } : undefined));
+    try {
+      const result = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stderr);
+      const video = fixture.present.find((object) => object.size > limit)!;
+      const refusal = result.stderr.split('\n').find((line) => line.includes('the provider refused'));
+      assert.ok(refusal, `the log names the refusal:\n${result.stderr}`);
+      assert.match(refusal, new RegExp(`the provider refused a 6 MiB body \\(413\\): objects of ${video.size.toLocaleString('en')} bytes or more go as multipart uploads in 6 MiB parts from now on`));
+      const operations = proxy.requestsFor(video.key, 'fatal-limited').map((request) => `${request.operation} ${request.status ?? 'cut'}`);
+      // The client may read the 413, or see only a reset while sending: then it asks again with 100-continue and reads it.
+      const puts = operations.filter((operation) => operation.startsWith('PutObject'));
+      assert.ok(puts.length >= 1 && puts.length <= 2 && puts.every((operation) => operation === 'PutObject 413'), `refused PUTs: ${puts.join(', ')}`);
+      assert.deepEqual(operations.slice(puts.length).filter((operation) => !operation.startsWith('GetObject')), ['CreateMultipartUpload 200', 'UploadPart 200', 'UploadPart 200', 'CompleteMultipartUpload 200'], 'then, once, a multipart upload in parts below the limit');
+      const stored = await s3.getObject('fatal-limited', video.key);
+      assert.equal(sha256(stored!.body), video.sha256, 'the video arrived whole');
+      assert.deepEqual((await s3.listKeys('fatal-limited')).sort(), fixture.present.map((object) => object.key).sort());
+    } finally {
+      proxy.setFault(undefined);
     }
   });
 });

@@ -76,6 +76,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
       destination.onUploadLeftOpen = (key, uploadId, error) =>
         log.warn({ key, uploadId, err: error }, 'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them');
       destination.onAnswersUnproven = (key, why) => log.warn({ key }, `the destination ${why}: from now on every object is hashed on the way`);
+      destination.onBodyRefused = (key, message) => log.warn({ key }, message);
     }
 
     const identity = { source: source.description, destination: destination.description };
