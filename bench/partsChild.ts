@@ -20,7 +20,7 @@ interface Spec {
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const spec = JSON.parse(process.argv[2]!) as Spec;
-const store = (place: { endpoint: string; bucket: string }, role: string) =>
+const store = (place: { endpoint: string; bucket: string }, role: 'source' | 'destination') =>
   new S3Store(
     { type: 's3', bucket: place.bucket, region: 'us-east-1', endpoint: place.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } },
     { role, maxSockets: spec.concurrency * spec.queueSize + 4, singlePutLimit: spec.singlePutLimit, partSize: spec.partSize, queueSize: spec.queueSize },

@@ -6,6 +6,8 @@ export interface Report {
   readonly interrupted: boolean;
   readonly dryRun: boolean;
   readonly notes: string[];
+  /** What stopped the run that no retry could fix, and the fix. */
+  readonly stopped?: string;
 }
 
 export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
@@ -31,7 +33,7 @@ export function reportText(report: Report): string {
   const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', totals(report.jobs))];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
-  const status = report.dryRun ? 'dry run: nothing was written' : report.interrupted ? 'interrupted: run again with --resume to continue' : undefined;
+  const status = report.dryRun ? 'dry run: nothing was written' : report.stopped !== undefined ? `stopped: ${report.stopped}` : report.interrupted ? 'interrupted: run again with --resume to continue' : undefined;
   return [...text, ...report.notes.map((note) => `note: ${note}`), ...(status ? [status] : [])].join('\n');
 }
 

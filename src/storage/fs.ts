@@ -3,14 +3,15 @@
  * S3 key prefixes do not apply (docs/storage-layout.md §1.1). Writes go to a temporary file in the target folder
  * and are renamed into place, so a reader never sees half an object.
  */
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { access, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
 import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import { FatalStoreError, type StoreSide } from './errors.js';
 
 export class FsStore implements ObjectStore {
   readonly description: string;
@@ -18,7 +19,7 @@ export class FsStore implements ObjectStore {
 
   constructor(
     root: string,
-    private readonly role: string,
+    private readonly role: StoreSide,
   ) {
     this.root = resolve(root);
     this.description = this.root;
@@ -44,7 +45,11 @@ export class FsStore implements ObjectStore {
   async read(key: string): Promise<ReadObject | undefined> {
     const info = await this.head(key);
     if (info === undefined) return undefined;
-    return { ...info, body: createReadStream(this.locate(key)) };
+    // Opened here, not by the stream, so that a refusal (EACCES) is this store's to classify, not a body error.
+    const file = await open(this.locate(key), 'r').catch((error: unknown) => {
+      throw fatalFsError(error, this.role, this.root, this.locate(key)) ?? error;
+    });
+    return { ...info, body: file.createReadStream() };
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -64,18 +69,50 @@ export class FsStore implements ObjectStore {
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
     const path = this.locate(key);
-    await mkdir(dirname(path), { recursive: true });
     const temporary = join(dirname(path), `.mastosync-${randomBytes(6).toString('hex')}.tmp`);
     // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
     const mode = options.acl === 'private' ? 0o600 : 0o666;
+    // Only the file system's own errors say something about this folder; a failing body passes through pipeline too.
+    let fileFailed: unknown;
     try {
-      await pipeline(body, createWriteStream(temporary, { mode }), { signal: options.signal });
-      await rename(temporary, path);
+      await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+        throw (fileFailed = error);
+      });
+      const file = createWriteStream(temporary, { mode }).once('error', (error) => (fileFailed = error));
+      await pipeline(body, file, { signal: options.signal });
+      await rename(temporary, path).catch((error: unknown) => {
+        throw (fileFailed = error);
+      });
     } catch (error) {
-      await rm(temporary, { force: true });
-      throw error;
+      await rm(temporary, { force: true }).catch(() => undefined);
+      throw (error === fileFailed && fatalFsError(error, this.role, this.root, path)) || error;
     }
   }
 
   close(): void {}
+}
+
+/**
+ * What no retry fixes: a full disk or quota, a read-only file system, a folder this user may not write (or a file it
+ * may not read). The run stops at the first one rather than failing every remaining object with it.
+ */
+export function fatalFsError(error: unknown, side: StoreSide, root: string, path: string): FatalStoreError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const again = 'then run again with --resume';
+  const fatal = (problem: string, fix: string) => new FatalStoreError(side, path, `[${side}] folder ${root} ${problem} (${code} at ${path})`, fix, { cause: error });
+  switch (code) {
+    case 'ENOSPC':
+      return fatal('is full', `free space on its file system, ${again}`);
+    case 'EDQUOT':
+      return fatal("is over this user's disk quota", `raise the quota or free space, ${again}`);
+    case 'EROFS':
+      return fatal('is on a read-only file system', `mount it read-write, ${again}`);
+    case 'EACCES':
+    case 'EPERM':
+      return side === 'destination'
+        ? fatal('is not writable by this user', `run as the user who owns it (mastodon), or fix its owner and modes (or an immutable flag: lsattr), ${again}`)
+        : fatal('is not readable by this user', `run as the user who owns it (mastodon), or fix its owner and modes, ${again}`);
+    default:
+      return undefined;
+  }
 }

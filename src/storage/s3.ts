@@ -30,10 +30,11 @@ import { IntegrityError, md5FromEtag } from '../sync/integrity.js';
 import { backoffMs, isRetryable } from '../sync/retry.js';
 import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
+import { BodyRefusedError, FatalStoreError, formatSize, type StoreSide } from './errors.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
-  readonly role: string;
+  readonly role: StoreSide;
   /** Sockets to keep open: enough for every request in flight. */
   readonly maxSockets: number;
   /** Objects up to this size go as one streamed PUT (nothing buffered); larger ones as a multipart upload. Default: partSize. */
@@ -58,8 +59,14 @@ export class S3Store implements ObjectStore {
   onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
   /** Told, once, why this provider's answers do not prove the bytes (so the copier hashes them from then on). */
   onAnswersUnproven?: (key: string, why: string) => void;
+  /** Told, once per smaller size, that the provider refused a body that large (and how such objects go now). */
+  onBodyRefused?: (key: string, message: string) => void;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
+  /** The smallest request body the provider refused as too large: later bodies stay below it. */
+  private refusedBody: number | undefined;
+  /** The size of a body whose sending the connection was reset during, with no answer: perhaps a refusal. */
+  private resetWhileSending: number | undefined;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -114,7 +121,7 @@ export class S3Store implements ObjectStore {
       await this.withRetries(() => this.client.send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
     } catch (error) {
       const status = httpStatus(error);
-      const where = `[${this.options.role}] bucket "${bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
+      const where = this.where;
       if (status === 404) throw new UsageError(`${where} does not exist: check bucket, endpoint and region`, { cause: error });
       if (status === 403 || status === 401) {
         throw new UsageError(`${where} refused the credentials: check access_key_id and secret_access_key`, { cause: error });
@@ -141,6 +148,9 @@ export class S3Store implements ObjectStore {
         etag: digestEtag(sdkShape(response)),
       };
     } catch (error) {
+      // Before the not-found check: a bucket that is gone answers 404 too, and its objects are not "missing".
+      const fatal = fatalS3Error(error, this.options.role, this.where, this.locate(key), 'GET');
+      if (fatal !== undefined) throw fatal;
       if (isNotFound(error)) return undefined;
       throw error;
     }
@@ -162,6 +172,19 @@ export class S3Store implements ObjectStore {
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+    try {
+      await this.upload(key, body, options);
+    } catch (error) {
+      throw fatalS3Error(error, this.options.role, this.where, this.locate(key), 'PUT') ?? error;
+    }
+  }
+
+  /** `[destination] bucket "media" at https://…`, for messages. */
+  get where(): string {
+    return `[${this.options.role}] bucket "${this.config.bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
+  }
+
+  private async upload(key: string, body: Readable, options: WriteOptions): Promise<void> {
     const params = {
       Bucket: this.config.bucket,
       Key: this.locate(key),
@@ -176,10 +199,12 @@ export class S3Store implements ObjectStore {
     }
     // Multipart. Each part is checked on arrival (verifyPartDigest); a failed upload is aborted here, with retries,
     // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
+    const partSize = this.partSize();
+    if (partSize === undefined) throw this.cannotGoBelow(params.Key);
     const upload = new Upload({
       client: this.client,
       params: { ...params, Body: body },
-      partSize: this.options.partSize,
+      partSize,
       queueSize: this.options.queueSize,
       leavePartsOnError: true,
     });
@@ -191,6 +216,7 @@ export class S3Store implements ObjectStore {
       await upload.done();
     } catch (error) {
       if (upload.uploadId !== undefined) await this.abortUpload(params.Key, upload.uploadId);
+      if (refusesBody(error)) throw this.bodyRefused(params.Key, partSize, error);
       throw error;
     } finally {
       options.signal?.removeEventListener('abort', stop);
@@ -206,7 +232,41 @@ export class S3Store implements ObjectStore {
   }
 
   private goesAsOnePut(contentLength: number | undefined): contentLength is number {
+    if (this.refusedBody !== undefined && contentLength !== undefined && contentLength >= this.refusedBody) return false;
     return contentLength !== undefined && contentLength <= (this.options.singlePutLimit ?? this.options.partSize);
+  }
+
+  /** The configured part size, or whole MiB below a refused body size; undefined when that is under S3's minimum. */
+  private partSize(): number | undefined {
+    if (this.refusedBody === undefined || this.refusedBody > this.options.partSize) return this.options.partSize;
+    const below = Math.floor((this.refusedBody - 1) / MiB) * MiB;
+    return below >= MIN_PART_SIZE ? below : undefined;
+  }
+
+  /**
+   * A body of `size` bytes was refused as too large (413, EntityTooLarge: a provider's limit, or nginx's
+   * client_max_body_size in front of it). Later bodies stay below it: the copy is retried, once, in smaller parts.
+   */
+  private bodyRefused(key: string, size: number, cause: unknown): BodyRefusedError {
+    const lowered = this.refusedBody === undefined || size < this.refusedBody;
+    if (lowered) this.refusedBody = size;
+    const partSize = this.partSize();
+    const refused = `the provider refused a ${formatSize(size)} body (${describeRefusal(cause)})`;
+    if (partSize === undefined) return new BodyRefusedError(size, `${refused}: ${this.cannotGoBelow(key).message}`, false, { cause });
+    const message = `${refused}: objects of ${this.refusedBody!.toLocaleString('en')} bytes or more go as multipart uploads in ${formatSize(partSize)} parts from now on`;
+    if (lowered) this.onBodyRefused?.(key, message);
+    // Retried only when the next attempt sends smaller bodies than the refused one.
+    return new BodyRefusedError(size, message, partSize < size, { cause });
+  }
+
+  private cannotGoBelow(key: string): BodyRefusedError {
+    const size = this.refusedBody!;
+    return new BodyRefusedError(
+      size,
+      `the provider refused a ${formatSize(size)} body, and multipart parts cannot be smaller than ${formatSize(MIN_PART_SIZE)} (S3's minimum): raise its limit on request bodies (nginx: client_max_body_size) above ${formatSize(MIN_PART_SIZE)}; ${key} is not copied`,
+      false,
+      { cause: undefined },
+    );
   }
 
   /**
@@ -236,12 +296,27 @@ export class S3Store implements ObjectStore {
       sent = hashing;
     }
     const signal = options.signal ? AbortSignal.any([options.signal, bodyFailed.signal]) : bodyFailed.signal;
+    // Only objects of known length go as one PUT (goesAsOnePut).
+    const size = options.contentLength ?? 0;
     let response: DirectResponse;
+    // After a reset while sending a body this large, ask first (100-continue): a server that refuses the body then
+    // answers 413 before any of it is sent, where it would otherwise close the connection under it.
+    const suspect = this.resetWhileSending !== undefined && size >= this.resetWhileSending;
     try {
-      response = await this.direct.put(params.Key, sent, putHeaders(params, options), signal);
+      response = await this.direct.put(params.Key, sent, { ...putHeaders(params, options), ...(suspect && { expect: '100-continue' }) }, signal);
     } catch (error) {
-      throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : error;
+      if (bodyFailed.signal.aborted) throw bodyFailed.signal.reason;
+      if (refusesBody(error)) throw this.bodyRefused(params.Key, size, error);
+      // A server that refuses the body may close the connection before its answer can be read: only a reset while
+      // the body was being sent shows. Once is a flaky network; twice in a row at this size or more, a refusal.
+      if (isReset(error) && !sent.readableEnded) {
+        const suspected = this.resetWhileSending;
+        this.resetWhileSending = Math.min(suspected ?? Infinity, size);
+        if (suspected !== undefined && size >= suspected) throw this.bodyRefused(params.Key, suspected, error);
+      }
+      throw error;
     }
+    if (this.resetWhileSending !== undefined && size >= this.resetWhileSending) this.resetWhileSending = undefined;
     const stored = md5FromEtag(digestEtag(sdkShape(response)));
     const md5 = claimed ?? hash!.digest('hex');
     if (stored === md5) return;
@@ -347,6 +422,70 @@ function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SS
 export function httpStatus(error: unknown): number | undefined {
   if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (but the last) of a multipart upload. */
+const MIN_PART_SIZE = 5 * MiB;
+
+/** A 413, or S3's EntityTooLarge: the body was refused for its size. */
+function refusesBody(error: unknown): boolean {
+  const name = (error as { name?: unknown } | undefined)?.name;
+  return httpStatus(error) === 413 || name === 'EntityTooLarge' || name === 'RequestEntityTooLarge';
+}
+
+function isReset(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'EPIPE' || code === 'ECONNRESET';
+}
+
+function describeRefusal(error: unknown): string {
+  const status = httpStatus(error);
+  if (status !== undefined) return String(status);
+  return `${String((error as { code?: unknown }).code)} while sending it`;
+}
+
+const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
+/** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
+const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
+/** 403s about one object or one request, not about the run's credentials: retried or failed alone. */
+const FORBIDDEN_FOR_ONE_REQUEST = new Set(['RequestTimeTooSkewed', 'InvalidObjectState', 'RequestExpired']);
+
+/**
+ * The answers no retry can fix, as a FatalStoreError naming the fix: the run stops at the first one instead of
+ * failing every remaining object the same way. Undefined for any other error.
+ */
+export function fatalS3Error(error: unknown, side: StoreSide, where: string, key: string, operation: string): FatalStoreError | undefined {
+  if (error instanceof FatalStoreError) return error;
+  const status = httpStatus(error);
+  if (status === undefined) return undefined;
+  const { name, Code } = error as { name?: unknown; Code?: unknown };
+  const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
+  const answered = `(${code} on ${operation} ${key})`;
+  const fatal = (problem: string, fix: string) => new FatalStoreError(side, key, `${where} ${problem} ${answered}`, fix, { cause: error });
+  if (code === 'NoSuchBucket') {
+    return fatal(
+      'does not exist',
+      side === 'destination'
+        ? 'check bucket, endpoint and region, then run again with --resume; if the bucket was deleted, create it and run again without --resume (what was copied went with it)'
+        : 'check bucket, endpoint and region, then run again with --resume',
+    );
+  }
+  if (CREDENTIALS_REFUSED.has(code)) return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
+  // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.
+  const overQuota = status !== 429 && status !== 503 && /storage cap|quota exceeded/i.test((error as Error).message ?? '');
+  if (QUOTA_EXCEEDED.has(code) || status === 507 || overQuota) {
+    return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
+  }
+  if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
+    return fatal(
+      'denied access',
+      operation === 'GET'
+        ? 'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume'
+        : `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
+    );
+  }
+  return undefined;
 }
 
 function isNotFound(error: unknown): boolean {

@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3StoreConfig } from '../cli/config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
-import type { S3Store } from './s3.js';
+import { fatalS3Error, type S3Store } from './s3.js';
 
 /** `stream`: the server could not be trusted with this key; copy it through the process. */
 export type ServerCopyResult = 'copied' | 'missing' | 'stream';
@@ -55,6 +55,9 @@ export async function copyOnProvider(source: S3Store, sourceKey: string, destina
     await destination.direct.copy(source.config.bucket, from, destination.locate(key), headers, options.signal);
     return 'copied';
   } catch (error) {
+    // The answer cannot tell which bucket is gone or which side refused: it names the destination, which sent it.
+    const fatal = fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject');
+    if (fatal !== undefined) throw fatal;
     if (isNoSuchKey(error)) return needsEncoding(from) ? 'stream' : 'missing';
     if (!isTooLarge(error)) throw error;
     const head = await source.client.send(new HeadObjectCommand({ Bucket: source.config.bucket, Key: from }), { abortSignal: options.signal });

@@ -11,7 +11,7 @@
  * objects finished long ago below the watermark are skipped without parsing, so resuming a million-row job is
  * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { CopyStatus } from './copy.js';
@@ -210,14 +210,20 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
   lines.push(...loaded.done.values());
 
   const temporary = `${path}.compacting`;
-  const fd = openSync(temporary, 'w', 0o600);
   try {
-    writeSync(fd, `${lines.join('\n')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(temporary, 'w', 0o600);
+    try {
+      writeSync(fd, `${lines.join('\n')}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    // A full disk, say: the checkpoint stays as it was, and no half-written copy lies beside it.
+    rmSync(temporary, { force: true });
+    throw error;
   }
-  renameSync(temporary, path);
   // The rename itself must reach the disk too, or a crash could bring back the old name's content.
   const folder = openSync(dirname(path), 'r');
   try {

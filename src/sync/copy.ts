@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject } from '../storage/types.js';
+import { BodyRefusedError, FatalStoreError } from '../storage/errors.js';
 import { describeError } from '../errors.js';
 import { IntegrityCheck, IntegrityError, md5FromEtag } from './integrity.js';
 import { backoffMs, isRetryable, isThrottle } from './retry.js';
@@ -21,6 +22,8 @@ export interface CopyResult {
   readonly from?: string;
   readonly error?: string;
   readonly attempts: number;
+  /** Set when no retry can fix what failed (a bucket gone, a full disk): the run should stop. */
+  readonly fatal?: FatalStoreError;
 }
 
 export interface CopyContext {
@@ -78,6 +81,8 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
       return finished(found.from, await streamToDestination(object, found.object, context, earlierMd5s), attempt);
     } catch (error) {
       found?.object.body.destroy();
+      // Every attempt would fail the same way, and so would every other object: no retry, the run stops.
+      if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts: attempt + 1, fatal: error };
       if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
       if (isThrottle(error)) context.onThrottle?.();
       if (attempt >= context.retries || !isRetryable(error) || context.signal?.aborted) {
@@ -137,7 +142,9 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
       signal: context.signal ? AbortSignal.any([context.signal, failed.signal]) : failed.signal,
     });
   } catch (error) {
-    throw failure ?? error;
+    // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
+    // body's reset, reach the body too).
+    throw error instanceof FatalStoreError || error instanceof BodyRefusedError ? error : (failure ?? error);
   }
   if (failure !== undefined) throw failure;
   return check.bytes;

@@ -3,6 +3,7 @@
  * server's Retry-After. Throttling, server errors, dropped connections, timeouts and bodies that arrived wrong
  * are transient; a refused credential or a malformed request is not.
  */
+import { BodyRefusedError } from '../storage/errors.js';
 import { IntegrityError } from './integrity.js';
 
 const RETRYABLE_CODES = new Set([
@@ -32,6 +33,8 @@ const RETRYABLE_CODES = new Set([
 
 export function isRetryable(error: unknown): boolean {
   if (error instanceof IntegrityError) return true;
+  // Its store sends smaller bodies from now on: tried again, unless it could not (then no retry helps).
+  if (error instanceof BodyRefusedError) return error.retryable;
   const status = statusOf(error);
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
   for (const code of codesOf(error)) if (RETRYABLE_CODES.has(code)) return true;

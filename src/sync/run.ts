@@ -12,6 +12,8 @@ import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ObjectStore } from '../storage/types.js';
+import type { FatalStoreError } from '../storage/errors.js';
+import { describeError } from '../errors.js';
 import type { CheckpointWriter, ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
@@ -76,12 +78,40 @@ export interface JobSummary {
 export interface RunSummary {
   readonly jobs: JobSummary[];
   readonly interrupted: boolean;
+  /** What stopped the run because no retry could fix it (a bucket gone, a full disk), naming the fix. */
+  readonly stoppedBy?: FatalStoreError | CheckpointWriteError;
+}
+
+/** The checkpoint could not be written (a full disk where it lives): the run stops, as for a fatal store error. */
+export class CheckpointWriteError extends Error {
+  override readonly name = 'CheckpointWriteError';
+  constructor(options: { cause: unknown }) {
+    super(`cannot write the checkpoint (${describeError(options.cause)}): free space where it lives (or pass --checkpoint elsewhere), then run again with --resume`, options);
+  }
 }
 
 const WATERMARK_EVERY_MS = 1000;
 
 export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const { log } = options;
+  // The first error no retry can fix stops the run as a graceful stop does: queued copies never start.
+  let stoppedBy: FatalStoreError | CheckpointWriteError | undefined;
+  const halt = new AbortController();
+  const stop = AbortSignal.any([options.stop, halt.signal]);
+  const stopFor = (cause: FatalStoreError | CheckpointWriteError) => {
+    if (stoppedBy !== undefined) return;
+    stoppedBy = cause;
+    log.error({ err: cause }, 'stopping: no retry can fix this; no new copies, finishing those in flight');
+    halt.abort(cause);
+  };
+  const writeCheckpoint = (write: (checkpoint: CheckpointWriter) => void) => {
+    if (options.checkpoint === undefined) return;
+    try {
+      write(options.checkpoint);
+    } catch (error) {
+      stopFor(new CheckpointWriteError({ cause: error }));
+    }
+  };
   const pool = new BoundedPool(options.concurrency);
   const throttle = new Throttle(pool, options.concurrency, log);
   const context: CopyContext = {
@@ -100,7 +130,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
   try {
     for (const job of options.jobs) {
-      if (options.stop.aborted) break;
+      if (stop.aborted) break;
       await runJob(job);
     }
   } finally {
@@ -108,7 +138,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     await pool.drain();
   }
   await Promise.all(finishing);
-  return { jobs: summaries, interrupted: options.stop.aborted };
+  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }) };
 
   async function runJob(job: JobName): Promise<void> {
     const summary: JobSummary = { job, rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
@@ -129,9 +159,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
       summary.ms = Math.round(performance.now() - started);
-      if (tracker.watermark !== undefined) options.checkpoint?.watermark(job, tracker.watermark);
+      if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       // Every row below the watermark is now as the database had it at the run's start, or newer.
-      if (readEverything && !options.stop.aborted && options.startedAt !== undefined) options.checkpoint?.synced(job, options.startedAt);
+      if (readEverything && !stop.aborted && options.startedAt !== undefined) writeCheckpoint((checkpoint) => checkpoint.synced(job, options.startedAt!));
       finished();
     };
 
@@ -150,8 +180,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
-      if (options.stop.aborted) return;
+      if (stop.aborted) return;
       const result = await copyOwnedObject(object, context);
+      if (result.fatal !== undefined) stopFor(result.fatal);
       // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
       if (result.status === 'failed' && options.abort.aborted) {
         log.debug({ job, id: object.id, key: object.key, error: result.error }, 'copy aborted by the stop');
@@ -159,7 +190,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      options.checkpoint?.record({
+      writeCheckpoint((checkpoint) => checkpoint.record({
         job,
         id: object.id,
         key,
@@ -170,20 +201,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         ...(result.error !== undefined && { error: result.error }),
         ...(retry && { retry: true as const }),
         ...(updated !== undefined && { updated }),
-      });
+      }));
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       logResult(log, job, object.id, key, result, retry);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
-        options.checkpoint?.watermark(job, tracker.watermark!);
+        writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       }
     };
 
     const submit = async (row: Row, object: OwnedObject, retry: boolean, tracked: boolean) => {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
-      if (options.stop.aborted) return;
+      if (stop.aborted) return;
       if (options.dryRun) {
         options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
         if (tracked) tracker.settle(object.id);
@@ -200,7 +231,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       // fetch those rows by id and try them again.
       const before = options.retryFailedOnly ? options.resume.outstanding(job) : options.resume.outstandingBelowWatermark(job);
       const retried = new Set<string>();
-      for (let start = 0; start < before.length && !options.stop.aborted; start += options.batchSize) {
+      for (let start = 0; start < before.length && !stop.aborted; start += options.batchSize) {
         const batch = before.slice(start, start + options.batchSize);
         const keys = new Set(batch.map((entry) => entry.key));
         const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
@@ -225,7 +256,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         const below = { ...scope, maxId: scope.maxId !== undefined && BigInt(scope.maxId) < BigInt(watermark) ? scope.maxId : watermark };
         const changedPages = readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope: below, changedSince: changesFrom });
         for await (const rows of changedPages) {
-          if (options.stop.aborted) break;
+          if (stop.aborted) break;
           for (const row of rows) {
             const pending = ownedInScope(job, row, scope).filter((object) => {
               const key = options.destination.locate(object.key);
@@ -251,7 +282,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       });
       reading: for await (const rows of pages) {
         for (const row of rows) {
-          if (options.stop.aborted) break reading;
+          if (stop.aborted) break reading;
           const owned = ownedInScope(job, row, scope);
           const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key)));
           summary.objects += owned.length;
@@ -263,7 +294,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           }
         }
       }
-      readEverything = !options.stop.aborted && options.limit === undefined;
+      readEverything = !stop.aborted && options.limit === undefined;
     } finally {
       readingDone = true;
       finishIfDone();

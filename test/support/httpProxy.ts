@@ -60,7 +60,12 @@ export type Fault =
   /** Forward only the first n bytes of the request body upstream, then destroy both connections. */
   | { kind: 'truncate-request'; afterBytes: number }
   /** XOR byte n of the request body going upstream with `mask` (default 0x01). */
-  | { kind: 'flip-request'; atByte: number; mask?: number };
+  | { kind: 'flip-request'; atByte: number; mask?: number }
+  /**
+   * Refuse the request body as nginx's client_max_body_size does: answer 413 with an HTML page at once, without
+   * reading the body, and close the connection, so the client may see the answer or only a reset while sending.
+   */
+  | { kind: 'refuse-body' };
 
 export type FaultKind = Fault['kind'];
 export type FaultFn = (req: Readonly<RecordedRequest>) => Fault | undefined;
@@ -245,7 +250,7 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     if (sub) faults[`${name}:${sub}`] = (faults[`${name}:${sub}`] ?? 0) + 1;
   };
 
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
     const url = req.url ?? '/';
     const target = parseTarget(url);
     const headers = flatHeaders(req.headers);
@@ -274,10 +279,24 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
 
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     if (req.destroyed) return;
+    // As nginx does: a body it will refuse is never asked for (no 100 Continue), any other is.
+    if (expectsContinue && fault?.kind !== 'refuse-body') res.writeContinue();
 
     if (fault?.kind === 'reset') {
       count(rec, 'reset');
       req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'refuse-body') {
+      count(rec, 'refuse-body');
+      const page = Buffer.from('<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+      rec.status = 413;
+      rec.responseBytes = page.length;
+      res.writeHead(413, { 'content-type': 'text/html', 'content-length': page.length, connection: 'close' });
+      // Without the body asked for (100-continue), nothing is left unread and the connection closes cleanly; else
+      // the client is still sending, and closing under it is a reset the client may see before the answer.
+      if (expectsContinue) res.end(page);
+      else res.end(page, () => req.socket.destroy());
       return;
     }
     if (fault?.kind === 'status') {
@@ -380,6 +399,12 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
+      else res.destroy();
+    });
+  });
+  server.on('checkContinue', (req, res) => {
+    handle(req, res, true).catch((e: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
       else res.destroy();
     });

@@ -90,6 +90,7 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
       destination.onUploadLeftOpen = (key, uploadId, error) =>
         log.warn({ key, uploadId, err: error }, 'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them');
       destination.onAnswersUnproven = (key, why) => log.warn({ key }, `the destination ${why}: from now on every object is hashed on the way`);
+      destination.onBodyRefused = (key, message) => log.warn({ key }, message);
     }
 
     const identity = { source: source.description, destination: destination.description };
@@ -178,8 +179,14 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
         const mark = resume.watermark(job);
         return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
-      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed] };
+      const stopped = summary.stoppedBy?.message;
+      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed], ...(stopped !== undefined && { stopped }) };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
+      // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it).
+      if (stopped !== undefined) {
+        out.stderr(`mastosync: stopped: ${stopped}`);
+        return EXIT.failures;
+      }
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
       if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;

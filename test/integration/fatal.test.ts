@@ -1,0 +1,211 @@
+/**
+ * What no retry can fix stops the run (issue 11): a full disk under a folder destination, a destination bucket that
+ * vanishes mid-run. An admin sees exit 1, one `mastosync:` line naming the cause and the fix (the summary names it
+ * too), a few failed objects at most (those in flight), not one failure per remaining object; and after the fix,
+ * `run --resume` finishes the copy exactly. And a body the provider refuses for its size (413, as nginx's
+ * client_max_body_size answers) is named, and its object copied again, once, as a multipart upload in smaller parts.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { runCli, writeConfig, type CliResult } from '../support/cli.js';
+
+const CONCURRENCY = 3;
+const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let proxy: HttpProxy;
+let fixture: Fixture;
+let db: TestDatabase;
+const cleanups: Array<() => void> = [];
+
+before(async () => {
+  postgres = await startPostgres();
+  s3 = await startS3();
+  // Latency keeps the run going long enough for the bucket to vanish part-way.
+  proxy = await startProxy({ upstreamPort: s3.port, latencyMs: 15 });
+  fixture = buildFixture('current');
+  db = await createDatabase('current');
+  await s3.createBucket('fatal-source');
+  await loadFixture(fixture, db.client, s3, 'fatal-source');
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) cleanup();
+  await db?.drop();
+  await proxy?.stop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+interface Line {
+  key?: string;
+  status?: string;
+  error?: string;
+}
+
+function objectLines(checkpoint: string): Line[] {
+  if (!existsSync(checkpoint)) return [];
+  return readFileSync(checkpoint, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{"job"') && !line.includes('"watermark"'))
+    .map((line) => JSON.parse(line) as Line);
+}
+
+/** The lines a person reads on stderr: mastosync's own, not the JSON log lines. */
+function errorLines(result: CliResult): string[] {
+  return result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+}
+
+/** What the run's last stdout line (the --json summary) says stopped it. */
+function summaryOf(result: CliResult): { stopped?: string; total: Record<string, number> } {
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { stopped?: string; total: Record<string, number> };
+}
+
+/** Calls `then` once the checkpoint records `count` objects. */
+function once(checkpoint: string, count: number, then: () => void) {
+  return (child: ChildProcess) => {
+    const timer = setInterval(() => {
+      if (objectLines(checkpoint).length < count) return;
+      clearInterval(timer);
+      then();
+    }, 5);
+    child.on('exit', () => clearInterval(timer));
+  };
+}
+
+function filesBelow(root: string): string[] {
+  const found: string[] = [];
+  const walk = (folder: string) => {
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else found.push(relative(root, path));
+    }
+  };
+  walk(root);
+  return found.sort();
+}
+
+function assertStoppedOnce(result: CliResult, checkpoint: string, cause: RegExp, fix: RegExp): void {
+  assert.equal(result.code, 1, result.stderr);
+  const lines = errorLines(result);
+  assert.equal(lines.length, 1, `one line names the cause:\n${result.stderr}`);
+  assert.match(lines[0]!, cause);
+  assert.match(lines[0]!, fix);
+  assert.match(summaryOf(result).stopped ?? '', cause, 'the summary names the cause too');
+  const objects = objectLines(checkpoint);
+  const failed = objects.filter((line) => line.status === 'failed');
+  assert.ok(failed.length >= 1 && failed.length <= 2 * CONCURRENCY, `${failed.length} objects recorded failed; at most the copies in flight may be`);
+  for (const line of failed) assert.match(line.error ?? '', cause, `${line.key}: the checkpoint says why`);
+  assert.ok(objects.length < fixture.expected.length, `the run stopped part-way (${objects.length} of ${fixture.expected.length} objects recorded), not walking every job`);
+}
+
+describe('a fault no retry can fix stops the run', () => {
+  test('folder destination on a full disk: exit 1, one line "is full … free space", then --resume after freeing space finishes exactly', async (t) => {
+    const mountPoint = mkdtempSync(join(tmpdir(), 'mastosync-full-'));
+    cleanups.push(() => rmSync(mountPoint, { recursive: true, force: true }));
+    try {
+      // About a third of the fixture's small objects fit; its 6 MiB video never does.
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', mountPoint], { stdio: 'pipe' });
+    } catch (error) {
+      t.skip(`cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): ${String((error as Error).message).split('\n')[0]}`);
+      return;
+    }
+    cleanups.push(() => execFileSync('umount', [mountPoint]));
+    const system = join(mountPoint, 'system');
+    mkdirSync(system);
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { type: 'fs', path: system },
+      concurrency: CONCURRENCY,
+      batchSize: 5,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+
+    const full = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+    assertStoppedOnce(full, config.checkpoint, /\[destination\] folder .* is full \(ENOSPC/, /free space on its file system, then run again with --resume/);
+    assert.deepEqual(filesBelow(system).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left behind');
+
+    execFileSync('mount', ['-o', 'remount,size=64m', mountPoint]);
+    const resumed = await runCli(['run', 'all', '--resume', '--json', '--quiet'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(filesBelow(system), fixture.present.map((object) => object.key).sort(), 'exactly the owned objects');
+    for (const expected of fixture.present) assert.equal(sha256(readFileSync(join(system, expected.key))), expected.sha256, expected.key);
+  });
+
+  test('destination bucket gone mid-run: exit 1, one line "does not exist (NoSuchBucket …)", then --resume once it is back finishes exactly', async () => {
+    await s3.createBucket('fatal-gone');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'fatal-gone' },
+      concurrency: CONCURRENCY,
+      batchSize: 5,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    proxy.reset();
+    // From the 10th object on, the provider answers every request to the bucket as S3 does for a deleted one.
+    const vanish = () => proxy.setFault((request) => (request.bucket === 'fatal-gone' ? { kind: 'status', status: 404, code: 'NoSuchBucket', message: 'The specified bucket does not exist' } : undefined));
+    const gone = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir, onSpawn: once(config.checkpoint, 10, vanish) });
+    proxy.setFault(undefined);
+    assertStoppedOnce(gone, config.checkpoint, /\[destination\] bucket "fatal-gone" at .* does not exist \(NoSuchBucket on PUT /, /check bucket, endpoint and region/);
+    const refused = proxy.requests.filter((request) => request.fault === 'status');
+    assert.ok(refused.length <= 2 * CONCURRENCY, `${refused.length} requests reached the vanished bucket: only the copies in flight may`);
+
+    const resumed = await runCli(['run', 'all', '--resume', '--json', '--quiet'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual((await s3.listKeys('fatal-gone')).sort(), fixture.present.map((object) => object.key).sort(), 'exactly the owned objects');
+    for (const expected of fixture.present) {
+      const stored = await s3.getObject('fatal-gone', expected.key);
+      assert.equal(sha256(stored!.body), expected.sha256, expected.key);
+      assert.equal(stored!.contentType, expected.contentType, expected.key);
+    }
+  });
+});
+
+describe('a body the provider refuses for its size', () => {
+  test('413 for bodies above 6 MiB (nginx client_max_body_size): named in the log, and the object is copied multipart in smaller parts', async () => {
+    await s3.createBucket('fatal-limited');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'fatal-limited' },
+      concurrency: CONCURRENCY,
+      // The 6 MiB video goes as one PUT first, as it would under the default 512 MiB.
+      uploadCutoffMib: 64,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    const limit = 6 * 1024 * 1024;
+    proxy.reset();
+    proxy.setFault((request) => (request.method === 'PUT' && Number(request.headers['content-length']) > limit ? { kind: 'refuse-body' } : undefined));
+    try {
+      const result = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stderr);
+      const video = fixture.present.find((object) => object.size > limit)!;
+      const refusal = result.stderr.split('\n').find((line) => line.includes('the provider refused'));
+      assert.ok(refusal, `the log names the refusal:\n${result.stderr}`);
+      assert.match(refusal, new RegExp(`the provider refused a 6 MiB body \\(413\\): objects of ${video.size.toLocaleString('en')} bytes or more go as multipart uploads in 6 MiB parts from now on`));
+      const operations = proxy.requestsFor(video.key, 'fatal-limited').map((request) => `${request.operation} ${request.status ?? 'cut'}`);
+      // The client may read the 413, or see only a reset while sending: then it asks again with 100-continue and reads it.
+      const puts = operations.filter((operation) => operation.startsWith('PutObject'));
+      assert.ok(puts.length >= 1 && puts.length <= 2 && puts.every((operation) => operation === 'PutObject 413'), `refused PUTs: ${puts.join(', ')}`);
+      assert.deepEqual(operations.slice(puts.length).filter((operation) => !operation.startsWith('GetObject')), ['CreateMultipartUpload 200', 'UploadPart 200', 'UploadPart 200', 'CompleteMultipartUpload 200'], 'then, once, a multipart upload in parts below the limit');
+      const stored = await s3.getObject('fatal-limited', video.key);
+      assert.equal(sha256(stored!.body), video.sha256, 'the video arrived whole');
+      assert.deepEqual((await s3.listKeys('fatal-limited')).sort(), fixture.present.map((object) => object.key).sort());
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+});

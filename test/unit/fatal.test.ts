@@ -1,0 +1,186 @@
+/**
+ * Which store errors no retry can fix (issue 11): each store classifies its own, and a copy that meets one fails at
+ * once, unretried, carrying the side, the key and the fix. The S3 errors are the real ones the store raises, from a
+ * small local HTTP server answering as a provider does; the folder errors are errno errors as Node gives them.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { FatalStoreError } from '../../src/storage/errors.js';
+import { FsStore, fatalFsError } from '../../src/storage/fs.js';
+import { S3Store } from '../../src/storage/s3.js';
+import { copyOwnedObject } from '../../src/sync/copy.js';
+import type { OwnedObject } from '../../src/mastodon/keys.js';
+
+/** Path → [status, code] the server answers, for any method. */
+const ANSWERS: Record<string, [number, string]> = {
+  '/b/no-bucket': [404, 'NoSuchBucket'],
+  '/b/no-key': [404, 'NoSuchKey'],
+  '/b/bad-key-id': [403, 'InvalidAccessKeyId'],
+  '/b/bad-signature': [403, 'SignatureDoesNotMatch'],
+  '/b/denied': [403, 'AccessDenied'],
+  '/b/skewed': [403, 'RequestTimeTooSkewed'],
+  '/b/archived': [403, 'InvalidObjectState'],
+  '/b/quota': [403, 'QuotaExceeded'],
+  '/b/minio-full': [507, 'XMinioStorageFull'],
+  '/b/slowdown': [503, 'SlowDown'],
+  '/b/internal': [500, 'InternalError'],
+};
+let server: http.Server;
+let endpoint: string;
+let requests = 0;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    requests += 1;
+    const [status, code] = ANSWERS[new URL(req.url!, 'http://x').pathname] ?? [400, 'InvalidRequest'];
+    const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`;
+    req.resume().on('end', () => res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+function store(role: 'source' | 'destination'): S3Store {
+  return new S3Store(
+    { type: 's3', bucket: 'b', region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
+    { role, maxSockets: 4, partSize: 8 * 1024 * 1024, queueSize: 1 },
+  );
+}
+
+async function readFailure(key: string): Promise<unknown> {
+  const s3 = store('source');
+  try {
+    return await s3.read(key).then(() => undefined, (error: unknown) => error);
+  } finally {
+    s3.close();
+  }
+}
+
+async function writeFailure(key: string): Promise<unknown> {
+  const s3 = store('destination');
+  try {
+    const body = Buffer.alloc(100, 1);
+    return await s3.write(key, Readable.from([body]), { contentLength: body.length }).then(() => undefined, (error: unknown) => error);
+  } finally {
+    s3.close();
+  }
+}
+
+describe('S3 answers no retry can fix', () => {
+  const fatal: Array<[key: string, problem: RegExp, fix: RegExp]> = [
+    ['no-bucket', /\[source\] bucket "b" at http:\/\/127\.0\.0\.1:\d+ does not exist \(NoSuchBucket on GET no-bucket\)/, /check bucket, endpoint and region/],
+    ['bad-key-id', /refused the credentials \(InvalidAccessKeyId/, /check access_key_id, secret_access_key/],
+    ['bad-signature', /refused the credentials \(SignatureDoesNotMatch/, /check access_key_id, secret_access_key/],
+    ['denied', /denied access \(AccessDenied on GET denied\)/, /without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist/],
+    ['quota', /is over its storage quota \(QuotaExceeded/, /raise the bucket's or the account's quota/],
+    ['minio-full', /is over its storage quota \(XMinioStorageFull/, /or free space/],
+  ];
+  for (const [key, problem, fix] of fatal) {
+    test(`${key} on a GET: fatal, naming the source, the key and the fix`, async () => {
+      const error = await readFailure(key);
+      assert.ok(error instanceof FatalStoreError, `${String(error)} must be a FatalStoreError`);
+      assert.equal(error.side, 'source');
+      assert.equal(error.key, key);
+      assert.match(error.message, problem);
+      assert.match(error.fix, fix);
+      assert.match(error.message, /then run again with --resume/);
+      assert.ok(error.cause, 'the cause is kept');
+    });
+  }
+
+  test('a PUT into a bucket that is gone is fatal for the destination, and says what a deleted bucket means for --resume', async () => {
+    const error = await writeFailure('no-bucket');
+    assert.ok(error instanceof FatalStoreError);
+    assert.equal(error.side, 'destination');
+    assert.match(error.message, /\[destination\] bucket "b" .* does not exist \(NoSuchBucket on PUT no-bucket\)/);
+    assert.match(error.fix, /if the bucket was deleted, create it and run again without --resume/);
+  });
+
+  test('a PUT refused with 403 names the permissions a write needs (and the ACL)', async () => {
+    const error = await writeFailure('denied');
+    assert.ok(error instanceof FatalStoreError);
+    assert.match(error.fix, /s3:PutObject .*s3:PutObjectAcl, or set \[destination\] acl = ""/);
+  });
+
+  for (const key of ['skewed', 'archived', 'slowdown', 'internal']) {
+    test(`${key}: about one request or transient, not fatal`, async () => {
+      const error = await readFailure(key);
+      assert.ok(error !== undefined && !(error instanceof FatalStoreError), `${String(error)} must not stop the run`);
+    });
+  }
+
+  test('a key that does not exist is missing, not fatal', async () => {
+    const s3 = store('source');
+    try {
+      assert.equal(await s3.read('no-key'), undefined);
+    } finally {
+      s3.close();
+    }
+  });
+});
+
+describe('folder errors no retry can fix', () => {
+  const errno = (code: string) => Object.assign(new Error(`${code}: something`), { code });
+  const cases: Array<[code: string, side: 'source' | 'destination', problem: RegExp, fix: RegExp]> = [
+    ['ENOSPC', 'destination', /\[destination\] folder \/srv\/system is full \(ENOSPC at \/srv\/system\/a\)/, /free space/],
+    ['EDQUOT', 'destination', /over this user's disk quota/, /raise the quota/],
+    ['EROFS', 'destination', /read-only file system/, /mount it read-write/],
+    ['EACCES', 'destination', /not writable by this user/, /run as the user who owns it/],
+    ['EPERM', 'destination', /not writable by this user/, /immutable flag/],
+    ['EACCES', 'source', /\[source\] folder .* not readable by this user/, /fix its owner and modes/],
+  ];
+  for (const [code, side, problem, fix] of cases) {
+    test(`${code} (${side}): fatal`, () => {
+      const error = fatalFsError(errno(code), side, '/srv/system', '/srv/system/a');
+      assert.ok(error instanceof FatalStoreError);
+      assert.equal(error.side, side);
+      assert.equal(error.key, '/srv/system/a');
+      assert.match(error.message, problem);
+      assert.match(error.fix, fix);
+    });
+  }
+
+  for (const code of ['ENOENT', 'EIO', 'EMFILE']) {
+    test(`${code}: not fatal`, () => assert.equal(fatalFsError(errno(code), 'destination', '/srv/system', '/srv/system/a'), undefined));
+  }
+});
+
+test('a copy meeting a fatal error fails at once, unretried, and carries it', async () => {
+  const object: OwnedObject = {
+    job: 'media_attachments',
+    id: '1',
+    attachment: 'file',
+    style: 'original',
+    key: 'no-bucket',
+    alternates: [],
+    visibility: 'default',
+    storedContentType: 'image/png',
+    storedSize: 100,
+    underCache: false,
+  };
+  const folder = mkdtempSync(join(tmpdir(), 'mastosync-fatal-'));
+  const source = store('source');
+  try {
+    const before = requests;
+    const result = await copyOwnedObject(object, { source, destination: new FsStore(folder, 'destination'), acl: 'public-read', retries: 5 });
+    assert.equal(result.status, 'failed');
+    assert.equal(result.attempts, 1);
+    assert.equal(requests - before, 1, 'one request, no retry');
+    assert.ok(result.fatal instanceof FatalStoreError);
+    assert.match(result.error ?? '', /does not exist \(NoSuchBucket/);
+  } finally {
+    source.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
