@@ -236,15 +236,16 @@ describe('--retry-failed', () => {
   test('reruns exactly the objects the checkpoint records as failed, not their rows, not anything else', async () => {
     const bucket = 'crash-destination-retry';
     const config = await newDestination(bucket);
-    // Three objects the source refuses (403: not retried): an emoji's original (its static sibling copies fine),
-    // a media thumbnail and a preview card.
+    // Three objects the source refuses for themselves (403 InvalidObjectState, as for an archived object: not
+    // retried, and not a reason to stop the run): an emoji's original (its static sibling copies fine), a media
+    // thumbnail and a preview card.
     const refused = [
       world.wanted.find((object) => object.job === 'custom_emojis' && object.key.includes('/original/'))!,
       world.wanted.find((object) => object.key.startsWith('media_attachments/thumbnails/'))!,
       world.wanted.find((object) => object.job === 'preview_cards')!,
     ];
     const refusedSources = new Set(refused.map((object) => object.sourceKey));
-    proxy.setFault((request) => (request.bucket === 'crash-source' && refusedSources.has(request.key!) ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined));
+    proxy.setFault((request) => (request.bucket === 'crash-source' && refusedSources.has(request.key!) ? { kind: 'status', status: 403, code: 'InvalidObjectState' } : undefined));
     try {
       const first = await runCli(['run', 'all'], { cwd: config.dir });
       assert.equal(first.code, 1, 'some objects failed');
@@ -262,20 +263,21 @@ describe('--retry-failed', () => {
     assert.equal(retried.code, 0, retried.stderr);
     const uploads = proxy.requests.filter((request) => request.bucket === bucket && request.method === 'PUT').map((request) => request.key).sort();
     assert.deepEqual(uploads, failed, 'only the failed objects are copied');
-    const reads = proxy.requests.filter((request) => request.bucket === 'crash-source' && request.operation === 'GetObject').map((request) => request.key).sort();
-    assert.deepEqual(reads, [...refusedSources].sort(), 'only the failed objects are read');
+    // Objects missing at the source are outstanding too: --retry-failed probes them again (and only them).
+    const probed = (key: string) => world.fixture.missing.some((object) => key.replace(/^cache\//, '').startsWith(object.key.replace(/^cache\//, '').replace(/\/[^/]+\/[^/]+$/, '/')));
+    const reads = proxy.requests.filter((request) => request.bucket === 'crash-source' && request.operation === 'GetObject').map((request) => request.key!);
+    assert.deepEqual(reads.filter((key) => !probed(key)).sort(), [...refusedSources].sort(), 'only the failed (and the missing) objects are read');
     const summary = JSON.parse(retried.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
     assert.equal(summary.total.copied, 3);
     assert.equal(summary.total.failed, 0);
 
-    const checkpoint = readCheckpoint(config.checkpoint);
-    assert.equal(checkpoint.headers.at(-1)?.mode, 'retry-failed');
+    assert.deepEqual(readCheckpoint(config.checkpoint).objects.filter((line) => line.status === 'failed'), [], 'no failure left to retry');
     for (const object of refused) await assertObjectExact(s3, bucket, object);
     assert.equal(await s3.getObject(bucket, lost.key), null, 'an object that did not fail is not touched');
 
     proxy.reset();
     const again = await runCli(['run', 'all', '--retry-failed'], { cwd: config.dir });
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(proxy.requests.filter((request) => request.method === 'PUT' || request.operation === 'GetObject'), [], 'nothing failed any more');
+    assert.deepEqual(proxy.requests.filter((request) => request.method === 'PUT' || (request.operation === 'GetObject' && !probed(request.key!))), [], 'nothing failed any more');
   });
 });
