@@ -17,7 +17,7 @@ import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace, serverCopier } from '../stores.js';
 import { ProgressDisplay, progressMode } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
-import { reportJson, reportText } from '../summary.js';
+import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import type { CommandModule } from 'yargs';
@@ -39,6 +39,7 @@ export interface RunFlags {
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
 export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+  const started = new Date();
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -84,7 +85,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: checkpointPath }, 'no checkpoint to resume from there: starting from the beginning');
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity) : EMPTY_RESUME_STATE;
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
-    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity });
+    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity });
 
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
@@ -151,7 +152,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
         const mark = resume.watermark(job);
         return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
-      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed] };
+      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed], started: isoSeconds(started), finished: isoSeconds(new Date()) };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
       if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
@@ -185,7 +186,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
           .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
           .option('checkpoint', { type: 'string', requiresArg: true, describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
-          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere)' })
+          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info' })
           .option('progress-interval', { type: 'number', requiresArg: true, default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
           .check((args) => {
             wholeNumber('--concurrency', args.concurrency, 1);
@@ -198,7 +199,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
       ),
     handler: async (args) => {
       const dryRun = Boolean(args.dryRun || args.dev);
-      const mode = progressMode(args.quiet || dryRun, process.stderr);
+      const mode = progressMode(args.quiet || dryRun, args.logLevel, process.stderr);
       const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
       context.exitCode = await runCommand(
         {
