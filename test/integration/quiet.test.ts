@@ -5,10 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
-import { runCli, writeConfig } from '../support/cli.js';
+import { BIN, runCli, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
 import { CACHE_CONTROL } from '../support/fixture.js';
 
@@ -79,6 +80,24 @@ describe('a cron run', () => {
     const report = JSON.parse(result.stdout) as { started: string; finished: string; interrupted: boolean };
     assert.equal(report.interrupted, false);
     assertWithin(report.started, report.finished, from, Date.now());
+  });
+
+  test('on a terminal (a pseudo-terminal, through script): the missing objects are readable warn lines above the live display, never JSON', async () => {
+    const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+    const command = [process.execPath, BIN, 'run', 'all', '--config', config.file].map(quote).join(' ');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MASTOSYNC_')));
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: config.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    assert.equal(code, 0, screen);
+    const lines = screen.split(/\r?\n/).map((line) => line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
+    for (const object of world.fixture.missing) {
+      assert.ok(lines.some((line) => line.startsWith('warn  missing at the source: ') && line.endsWith(` ${object.key}`)), `no readable warning for ${object.key}:\n${screen}`);
+    }
+    assert.deepEqual(lines.filter((line) => line.trimStart().startsWith('{')), [], 'no JSON on a terminal');
+    assert.ok(lines.some((line) => /^total .*done in/.test(line)), `the live display's final state:\n${screen}`);
   });
 
   describe('once the source has every object', () => {
