@@ -145,6 +145,23 @@ export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): 
 }
 
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  const parts = loadConfigParts(file, env);
+  if (parts.destination instanceof UsageError) throw parts.destination;
+  if (parts.source instanceof UsageError) throw parts.source;
+  return { ...parts, source: parts.source, destination: parts.destination };
+}
+
+/** The config with each store resolved on its own: what cannot be resolved is its UsageError. */
+export interface ConfigParts extends Omit<Config, 'source' | 'destination'> {
+  readonly source: Config['source'] | UsageError;
+  readonly destination: Config['destination'] | UsageError;
+}
+
+/**
+ * For `check`: a [destination] still to fill in (as `init --from-env` leaves it) must not hide whether the
+ * database and the source work. Any other mistake throws, as loadConfig does.
+ */
+export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ConfigParts {
   const raw: RawConfig = file === undefined ? {} : readTomlFile(file);
   overlayEnvironment(raw, env);
   const origin = file ?? 'the environment';
@@ -231,14 +248,14 @@ function parseEnvValue(type: KeyType, value: string): unknown {
   return value;
 }
 
-function resolve(raw: RawConfig, origin: string): Config {
+function resolve(raw: RawConfig, origin: string): ConfigParts {
   const database = raw.database ?? {};
   const sync = raw.sync ?? {};
   const batchSize = positive(origin, 'database', 'batch_size', database.batch_size, 10_000);
   if (database.url === undefined && database.database === undefined) {
     throw new UsageError(`${origin}: [database] needs url (postgres://user:pass@host:5432/mastodon_production) or database`);
   }
-  const destination = resolveStore(origin, 'destination', raw.destination);
+  const destination = resolveOrError(() => resolveStore(origin, 'destination', raw.destination));
   const destinationRaw = raw.destination ?? {};
   return {
     origin,
@@ -253,12 +270,15 @@ function resolve(raw: RawConfig, origin: string): Config {
       batchSize,
       ssh: resolveSsh(origin, raw['database.ssh']),
     },
-    source: resolveStore(origin, 'source', raw.source),
-    destination: {
-      ...destination,
-      acl: (destinationRaw.acl as string | undefined) ?? 'public-read',
-      storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
-    },
+    source: resolveOrError(() => resolveStore(origin, 'source', raw.source)),
+    destination:
+      destination instanceof UsageError
+        ? destination
+        : {
+            ...destination,
+            acl: (destinationRaw.acl as string | undefined) ?? 'public-read',
+            storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
+          },
     sync: {
       concurrency: positive(origin, 'sync', 'concurrency', sync.concurrency, 8),
       checkpoint: (sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl',
@@ -271,8 +291,31 @@ function resolve(raw: RawConfig, origin: string): Config {
   };
 }
 
+function resolveOrError<T>(resolveSection: () => T): T | UsageError {
+  try {
+    return resolveSection();
+  } catch (error) {
+    if (error instanceof UsageError) return error;
+    throw error;
+  }
+}
+
+/** Keys that say nothing of where a store is: `init --from-env` writes [destination] with only these. */
+const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix']);
+
 function resolveStore(origin: string, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
   if (store === undefined) throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, or type = "fs" with path)`);
+  if (Object.keys(store).every((key) => NOT_WHERE.has(key))) {
+    throw new UsageError(
+      `${origin}: [${section}] is not configured yet: fill in${section === 'destination' ? ' the placeholders `mastosync init` wrote:' : ''} bucket, endpoint and credentials (or type = "fs" with path), or set MASTOSYNC_${section.toUpperCase()}_* variables`,
+    );
+  }
+  // `init --from-env` writes these examples commented out; uncommented as they are, they would reach the network.
+  for (const [key, value] of Object.entries(store)) {
+    if (typeof value === 'string' && (value === '...' || /<[a-z_ -]+>/i.test(value))) {
+      throw new UsageError(`${origin}: [${section}] ${key} is still the placeholder ${JSON.stringify(value)}: fill in your own`);
+    }
+  }
   const type = (store.type as 's3' | 'fs' | undefined) ?? 's3';
   if (type === 'fs') {
     if (typeof store.path !== 'string' || store.path === '') throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);

@@ -4,12 +4,17 @@
  * line every few seconds, shaped like the log lines, and one at the end.
  */
 import type { ProgressLine, ProgressSnapshot, ProgressTally } from '../sync/progress.js';
+import { logsInfo, readableLogLine } from './logger.js';
 import { formatBytes, formatDuration } from './summary.js';
 
 export type ProgressMode = 'live' | 'json' | 'off';
 
-export function progressMode(quiet: boolean, stream: { isTTY?: boolean }): ProgressMode {
-  if (quiet) return 'off';
+/**
+ * Progress is info: a log level above it (warn, error, fatal, silent) asks for quiet as --quiet does, so that a
+ * clean cron run mails nothing.
+ */
+export function progressMode(quiet: boolean, logLevel: string, stream: { isTTY?: boolean }): ProgressMode {
+  if (quiet || !logsInfo(logLevel)) return 'off';
   return stream.isTTY ? 'live' : 'json';
 }
 
@@ -44,11 +49,14 @@ export class ProgressDisplay {
     this.timer.unref();
   }
 
-  /** For the logger: on a terminal, each log line goes above the live block, which is redrawn on the next tick. */
+  /**
+   * For the logger: on a terminal, each log line goes above the live block, which is redrawn on the next tick,
+   * as a line for people (pino's JSON would be noise among the live lines).
+   */
   readonly logDestination = {
     write: (line: string): void => {
       this.erase();
-      this.stream.write(line);
+      this.stream.write(`${readableLogLine(line)}\n`);
     },
   };
 

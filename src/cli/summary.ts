@@ -8,6 +8,14 @@ export interface Report {
   readonly notes: string[];
   /** What stopped the run that no retry could fix, and the fix. */
   readonly stopped?: string;
+  /** When the run started and ended: ISO 8601 UTC, to the second. */
+  readonly started: string;
+  readonly finished: string;
+}
+
+/** `2026-05-01T03:00:07Z`: the summary's times, UTC so that cron mails from any server compare. */
+export function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
@@ -24,7 +32,8 @@ export function reportText(report: Report): string {
   const columns = report.dryRun
     ? (['rows', 'objects', 'skipped'] as const)
     : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
-  const header = ['job', ...columns, ...(report.dryRun ? [] : ['bytes', 'time'])];
+  // Rows are counted as they are read: after an interruption some of them still have copies to do.
+  const header = ['job', ...columns.map((column) => (column === 'rows' && report.interrupted ? 'rows read' : column)), ...(report.dryRun ? [] : ['bytes', 'time'])];
   const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [
     name,
     ...columns.map((column) => String(job[column])),
@@ -33,8 +42,15 @@ export function reportText(report: Report): string {
   const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', totals(report.jobs))];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
-  const status = report.dryRun ? 'dry run: nothing was written' : report.stopped !== undefined ? `stopped: ${report.stopped}` : report.interrupted ? 'interrupted: run again with --resume to continue' : undefined;
-  return [...text, ...report.notes.map((note) => `note: ${note}`), ...(status ? [status] : [])].join('\n');
+  const status = report.dryRun
+    ? 'dry run: nothing was written'
+    : report.stopped !== undefined
+      ? `stopped: ${report.stopped}`
+      : report.interrupted
+        ? 'interrupted: run again with --resume to continue ("rows read" counts the rows read, finished or not: the objects of rows cut short stay to do)'
+        : undefined;
+  const times = `started ${report.started}, finished ${report.finished}`;
+  return [...text, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
 }
 
 export function formatBytes(bytes: number): string {

@@ -1,8 +1,10 @@
 /**
- * `verify`: compares what the database owns with what the destination holds, writing nothing anywhere. Each
- * owned key is HEADed at the destination and at the source (the exact key, else a legacy alternate, as a run
- * reads it). A key absent at the destination, or whose size, Content-Type or MD5 ETag differs from the source
- * object's, is a problem. Objects the source lacks too are counted, not reported: a run records them as missing.
+ * `verify`: compares what the database owns with what the destination holds, writing nothing anywhere unless
+ * asked to repair. Each owned key is HEADed at the destination and at the source (the exact key, else a legacy
+ * alternate, as a run reads it). A key absent at the destination, or whose size, Content-Type, Cache-Control or
+ * MD5 ETag differs from the source object's, is a problem. Objects the source lacks are counted apart, not
+ * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
+ * found missing or different is copied again, by the copy a run uses.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/connection.js';
@@ -13,12 +15,12 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
-import { contentTypeFromRow } from './copy.js';
+import { MASTODON_CACHE_CONTROL, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { md5FromEtag } from './integrity.js';
 import { BoundedPool } from './pool.js';
 import { backoffMs, isRetryable } from './retry.js';
 
-export type ProblemKind = 'missing' | 'size' | 'content-type' | 'etag' | 'error';
+export type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
 export interface Problem {
   readonly job: JobName;
@@ -45,10 +47,30 @@ export interface VerifyJobSummary {
   missing: number;
   /** At both, but different. */
   mismatched: number;
-  /** At neither: a run records these as missing, not as failures. */
+  /** Of the mismatched, those whose size, Content-Type, Cache-Control or MD5 differs (an object may count in several). */
+  sizeDiffers: number;
+  contentTypeDiffers: number;
+  cacheControlDiffers: number;
+  md5Differs: number;
+  /** Not at the source (whether the destination has it or not): nothing to compare, not a fault of the copy. */
   missingAtSource: number;
   /** Could not be checked (the store kept failing). */
   errors: number;
+  /** With repair: objects missing or different that were copied again, and those that could not be. */
+  repaired: number;
+  unrepaired: number;
+}
+
+/** What a repair did to one object found missing or different. */
+export interface Repair {
+  readonly job: JobName;
+  readonly id: string;
+  readonly key: string;
+  /** `copied`: the destination now has the source's object; `missing`: the source no longer has it; `failed`: see error. */
+  readonly repair: 'copied' | 'missing' | 'failed';
+  /** Where the source object was, when not at the exact key. */
+  readonly from?: string;
+  readonly error?: string;
 }
 
 export interface VerifyOptions {
@@ -65,6 +87,9 @@ export interface VerifyOptions {
   readonly samplePercent: number;
   readonly scope?: Scope;
   readonly onProblem: (problem: Problem) => void;
+  /** Copy again each object found missing or different, with this context (the one a run gives copyOwnedObject). */
+  readonly repair?: CopyContext;
+  readonly onRepair?: (repair: Repair) => void;
   readonly stop?: AbortSignal;
   readonly random?: () => number;
 }
@@ -77,7 +102,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
   try {
     for (const job of options.jobs) {
       if (options.stop?.aborted) break;
-      const summary: VerifyJobSummary = { job, rows: 0, objects: 0, checked: 0, ok: 0, missing: 0, mismatched: 0, missingAtSource: 0, errors: 0 };
+      const summary = emptySummary(job);
       summaries.push(summary);
       reading: for await (const rows of readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope })) {
         for (const row of rows) {
@@ -87,7 +112,13 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
             summary.objects += 1;
             if (random() * 100 >= options.samplePercent) continue;
             summary.checked += 1;
-            await pool.submit(async () => tally(summary, await verifyObject(object, options), options.onProblem));
+            await pool.submit(async () => {
+              const outcome = await verifyObject(object, options);
+              tally(summary, outcome, options.onProblem);
+              if (options.repair !== undefined && outcome !== 'missing-at-source' && outcome.length > 0 && outcome[0]!.problem !== 'error') {
+                countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options.onRepair);
+              }
+            });
           }
         }
       }
@@ -98,8 +129,47 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
   return summaries;
 }
 
-/** The problems of one object (none: it matches), or that neither store has it. */
+export function emptySummary(job: JobName): VerifyJobSummary {
+  return {
+    job,
+    rows: 0,
+    objects: 0,
+    checked: 0,
+    ok: 0,
+    missing: 0,
+    mismatched: 0,
+    sizeDiffers: 0,
+    contentTypeDiffers: 0,
+    cacheControlDiffers: 0,
+    md5Differs: 0,
+    missingAtSource: 0,
+    errors: 0,
+    repaired: 0,
+    unrepaired: 0,
+  };
+}
+
+/** The problems of one object (none: it matches), or that the source lacks it. */
 type Outcome = Problem[] | 'missing-at-source';
+
+const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' | 'cacheControlDiffers' | 'md5Differs'>> = {
+  size: 'sizeDiffers',
+  'content-type': 'contentTypeDiffers',
+  'cache-control': 'cacheControlDiffers',
+  etag: 'md5Differs',
+};
+
+async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair> {
+  const result = await copyOwnedObject(object, context);
+  const repair = result.status === 'copied' || result.status === 'relocated' ? 'copied' : result.status;
+  return { job: object.job, id: object.id, key, repair, ...(result.from !== undefined && { from: result.from }), ...(result.error !== undefined && { error: result.error }) };
+}
+
+function countRepair(summary: VerifyJobSummary, repair: Repair, onRepair: ((repair: Repair) => void) | undefined): void {
+  if (repair.repair === 'copied') summary.repaired += 1;
+  else summary.unrepaired += 1;
+  onRepair?.(repair);
+}
 
 function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem: Problem) => void): void {
   if (outcome === 'missing-at-source') {
@@ -111,7 +181,11 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem:
   else if (first.problem === 'missing') summary.missing += 1;
   else if (first.problem === 'error') summary.errors += 1;
   else summary.mismatched += 1;
-  for (const problem of outcome) onProblem(problem);
+  for (const problem of outcome) {
+    const differs = DIFFERS[problem.problem];
+    if (differs !== undefined) summary[differs] += 1;
+    onProblem(problem);
+  }
 }
 
 async function verifyObject(object: OwnedObject, options: VerifyOptions): Promise<Outcome> {
@@ -127,8 +201,8 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
   } catch (error) {
     return [problem('error', { error: describeError(error) })];
   }
-  // At the destination only: nothing to compare it with (the source lost it since the copy).
-  if (atSource === undefined) return atDestination === undefined ? 'missing-at-source' : [];
+  // At the destination only, the source lost it since the copy: nothing to compare with, so no match either.
+  if (atSource === undefined) return 'missing-at-source';
   if (atDestination === undefined) return [problem('missing', { source: atSource.from })];
 
   const problems: Problem[] = [];
@@ -140,6 +214,12 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
   const contentType = source.contentType ?? contentTypeFromRow(object);
   if (contentType !== undefined && atDestination.contentType !== undefined && contentType !== atDestination.contentType) {
     problems.push(problem('content-type', { expected: contentType, actual: atDestination.contentType }));
+  }
+  // A run writes the source's Cache-Control, or Mastodon's where the source keeps none (a folder). A store that
+  // keeps no Content-Type (a folder) keeps no Cache-Control either: nothing to compare there.
+  const cacheControl = source.cacheControl ?? MASTODON_CACHE_CONTROL;
+  if (atDestination.contentType !== undefined && cacheControl !== atDestination.cacheControl) {
+    problems.push(problem('cache-control', { expected: cacheControl, actual: atDestination.cacheControl ?? 'none' }));
   }
   // Two plain-MD5 ETags are digests of the bytes: a same-size corruption shows here.
   const sourceMd5 = md5FromEtag(source.etag);

@@ -210,10 +210,47 @@ describe('the written config works: init, then check and run --dry-run', () => {
     await postgres?.stop();
   });
 
-  test('check before the destination is filled in: exit 2, one line naming what to fill in', async () => {
+  test('check right after init: the database and the source are checked, the destination is not configured yet; exit 2, nothing written', async () => {
     const result = await runCli(['check'], { cwd: dir });
+    assert.equal(result.code, 2, result.stderr);
+    const lines = result.stdout.trim().split('\n');
+    assert.deepEqual(lines.map((line) => line.split(':')[0]), [
+      'ok   config',
+      'ok   database',
+      'ok   session',
+      ...['media_attachments', 'accounts', 'custom_emojis', 'preview_cards', 'preview_card_providers', 'site_uploads', 'backups', 'imports'].map((table) => `ok   table ${table}`),
+      'ok   source',
+      'FAIL destination',
+    ]);
+    assert.match(result.stdout, /^ok {3}source: s3:\/\/init-source at http:\/\/127\.0\.0\.1:\d+ answers a listing$/m);
+    assert.equal(
+      lines.at(-1),
+      'FAIL destination: mastosync.toml: [destination] is not configured yet: fill in the placeholders `mastosync init` wrote: bucket, endpoint and credentials (or type = "fs" with path), or set MASTOSYNC_DESTINATION_* variables',
+    );
+    assert.equal(result.stderr, '');
+    assert.deepEqual(await s3.listKeys('init-destination'), []);
+    assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
+
+    const json = await runCli(['check', '--json'], { cwd: dir });
+    assert.equal(json.code, 2);
+    const report = JSON.parse(json.stdout) as { ok: boolean; checks: Array<{ check: string; ok: boolean }> };
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.checks.filter((check) => !check.ok).map((check) => check.check), ['destination']);
+  });
+
+  test('run right after init: exit 2, one line saying the destination is not configured yet, nothing written', async () => {
+    const result = await runCli(['run', 'all'], { cwd: dir });
     assert.equal(result.code, 2);
-    assert.equal(result.stdout.trim(), 'FAIL config: mastosync.toml: [destination] needs bucket');
+    assert.match(result.stderr, /^mastosync: mastosync\.toml: \[destination\] is not configured yet: fill in the placeholders/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
+  });
+
+  test('a placeholder uncommented as init wrote it is named, not sent to the network', async () => {
+    const result = await runCli(['check'], { cwd: dir, env: { ...destination, MASTOSYNC_DESTINATION_ENDPOINT: 'https://<account>.r2.cloudflarestorage.com' } });
+    assert.equal(result.code, 2);
+    assert.match(result.stdout, /^ok {3}source: /m);
+    assert.match(result.stdout, /^FAIL destination: mastosync\.toml: \[destination\] endpoint is still the placeholder "https:\/\/<account>\.r2\.cloudflarestorage\.com": fill in your own$/m);
   });
 
   test('check: every check ok, the tables and version columns listed, nothing written', async () => {

@@ -1,7 +1,9 @@
 /**
  * `mastosync verify` end to end: after an exact copy it finds nothing and exits 0; after an object is deleted at the
- * destination and others are replaced with a wrong size, Content-Type or content, it names each of them and exits 1.
- * It never writes: the proxy sees only HEAD requests, and no checkpoint appears.
+ * destination and others are replaced with a wrong size, Content-Type, Cache-Control or content, it names each of
+ * them and exits 1. It never writes: the proxy sees only HEAD requests, and no checkpoint appears. `--repair` then
+ * copies exactly those objects again, after which the destination is exact and verify exits 0. Objects the source
+ * lacks are counted apart from the matches.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +23,25 @@ let world: IntegrityWorld;
 let config: ReturnType<typeof writeConfig>;
 
 interface Summary {
-  total: { objects: number; checked: number; ok: number; missing: number; mismatched: number; missingAtSource: number; errors: number };
+  total: {
+    objects: number;
+    checked: number;
+    ok: number;
+    missing: number;
+    mismatched: number;
+    sizeDiffers: number;
+    contentTypeDiffers: number;
+    cacheControlDiffers: number;
+    md5Differs: number;
+    missingAtSource: number;
+    errors: number;
+    repaired: number;
+    unrepaired: number;
+  };
+}
+interface RepairLine {
+  key: string;
+  repair: string;
 }
 interface ProblemLine {
   key: string;
@@ -95,10 +115,11 @@ describe('verify', () => {
     let shortened: Wanted;
     let retyped: Wanted;
     let altered: Wanted;
+    let recached: Wanted;
 
     before(async () => {
       const small = world.wanted.filter((object) => object.size < 100_000 && object.key === object.sourceKey);
-      [deleted, shortened, retyped, altered] = small as [Wanted, Wanted, Wanted, Wanted];
+      [deleted, shortened, retyped, altered, recached] = small as [Wanted, Wanted, Wanted, Wanted, Wanted];
       const original = async (object: Wanted) => (await s3.getObject('verify-destination', object.key))!.body;
       await s3.client.send(new DeleteObjectCommand({ Bucket: 'verify-destination', Key: deleted.key }));
       await s3.put('verify-destination', shortened.key, (await original(shortened)).subarray(1), { contentType: shortened.contentType, cacheControl: shortened.cacheControl });
@@ -106,6 +127,8 @@ describe('verify', () => {
       const flipped = Buffer.from(await original(altered));
       flipped[flipped.length >> 1]! ^= 0x01;
       await s3.put('verify-destination', altered.key, flipped, { contentType: altered.contentType, cacheControl: altered.cacheControl });
+      // As a copy by a tool that drops Cache-Control leaves it: browsers and the CDN would fetch it again and again.
+      await s3.put('verify-destination', recached.key, await original(recached), { contentType: recached.contentType });
     });
 
     test('--json names each damaged object with what differs, then the summary; exit 1', async () => {
@@ -114,6 +137,7 @@ describe('verify', () => {
       const lines = readJsonLines<Summary & ProblemLine>(result.stdout);
       const problems = lines.slice(0, -1).map((line) => `${line.problem} ${line.key}`).sort();
       assert.deepEqual(problems, [
+        `cache-control ${recached.key}`,
         `content-type ${retyped.key}`,
         `etag ${altered.key}`,
         `etag ${shortened.key}`,
@@ -124,19 +148,80 @@ describe('verify', () => {
       assert.deepEqual([size.expected, size.actual], [shortened.size, shortened.size - 1]);
       const type = lines.find((line) => line.problem === 'content-type')!;
       assert.deepEqual([type.expected, type.actual], [retyped.contentType, 'application/octet-stream']);
+      const cache = lines.find((line) => line.problem === 'cache-control')!;
+      assert.deepEqual([cache.expected, cache.actual], [recached.cacheControl, 'none']);
       const { total } = lines.at(-1)!;
       assert.equal(total.missing, 1);
-      assert.equal(total.mismatched, 3);
-      assert.equal(total.ok, world.wanted.length - 4);
+      assert.equal(total.mismatched, 4);
+      assert.deepEqual([total.sizeDiffers, total.contentTypeDiffers, total.cacheControlDiffers, total.md5Differs], [1, 1, 1, 2]);
+      assert.equal(total.ok, world.wanted.length - 5);
+      assert.equal(total.missingAtSource, world.fixture.missing.length, 'objects the source lacks are counted apart');
     });
 
     test('without --json: one line per problem naming the key, and a verdict', async () => {
       const result = await verify([]);
       assert.equal(result.code, 1, result.stderr);
       const output = result.stdout;
-      for (const object of [deleted, shortened, retyped, altered]) assert.ok(output.includes(object.key), `${object.key} is not named:\n${output}`);
+      for (const object of [deleted, shortened, retyped, altered, recached]) assert.ok(output.includes(object.key), `${object.key} is not named:\n${output}`);
       assert.match(output, /^missing +.*not at the destination/m);
-      assert.match(output, /^verify: 4 of \d+ checked objects are off/m);
+      assert.match(output, new RegExp(`^cache-control differs +${recached.key} .*: ${recached.cacheControl} at the source, none at the destination$`, 'm'));
+      assert.match(output, /^mismatched: 1 size, 1 Content-Type, 1 Cache-Control, 2 MD5/m);
+      assert.match(output, /^verify: 5 of \d+ checked objects are off.*--repair/m);
+    });
+
+    test('--repair copies again exactly the objects found off, as run does; then the destination is exact and verify exits 0', async () => {
+      proxy.reset();
+      const result = await runCli(['verify', 'all', '--repair', '--json'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const lines = readJsonLines<Summary & ProblemLine & RepairLine>(result.stdout);
+      const damaged = [deleted, shortened, retyped, altered, recached].map((object) => object.key).sort();
+      const repairs = lines.filter((line) => line.repair !== undefined);
+      assert.deepEqual(repairs.map((line) => `${line.repair} ${line.key}`).sort(), damaged.map((key) => `copied ${key}`));
+      const { total } = lines.at(-1)!;
+      assert.deepEqual([total.missing, total.mismatched, total.repaired, total.unrepaired], [1, 4, 5, 0]);
+      // Only those five were written: one PUT each, nothing else at the destination.
+      const written = proxy.requests.filter((request) => request.bucket === 'verify-destination' && request.method !== 'HEAD' && request.method !== 'GET').map((request) => `${request.method} ${request.key}`);
+      assert.deepEqual(written.sort(), damaged.map((key) => `PUT ${key}`));
+      // With the ACL a run gives each object: private ones stay private.
+      const acls = proxy.aclByKey('verify-destination');
+      for (const key of damaged) assert.equal(acls.get(key), world.fixture.expectedByKey.get(key)!.acl, `${key}: ACL`);
+      assert.equal(existsSync(config.checkpoint), false, 'a repair writes no checkpoint');
+
+      await assertDestinationExact(s3, 'verify-destination', world);
+      const again = await verify([]);
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.match(again.stdout, /^verify: all \d+ checked objects the source has match it$/m);
+    });
+  });
+
+  describe('after the source lost an object the destination still has', () => {
+    let lost: Wanted;
+
+    before(async () => {
+      lost = world.wanted.find((object) => object.size < 100_000 && object.key === object.sourceKey)!;
+      await s3.client.send(new DeleteObjectCommand({ Bucket: 'verify-source', Key: lost.sourceKey }));
+    });
+
+    test('it is counted as missing at the source, apart from the matches; not a fault of the copy: exit 0', async () => {
+      const result = await verify(['--json']);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const lines = readJsonLines<Summary>(result.stdout);
+      assert.equal(lines.length, 1, result.stdout);
+      const { total } = lines[0]!;
+      assert.equal(total.missingAtSource, world.fixture.missing.length + 1);
+      assert.equal(total.ok, world.wanted.length - 1);
+
+      const text = await verify([]);
+      assert.equal(text.code, 0);
+      assert.match(text.stdout, new RegExp(`^missing at source: ${world.fixture.missing.length + 1} objects the source lacks too`, 'm'));
+    });
+
+    test('--repair has nothing to copy: exit 0, nothing written', async () => {
+      proxy.reset();
+      const result = await runCli(['verify', 'all', '--repair', '--json'], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.deepEqual(proxy.requests.filter((request) => request.method === 'PUT' || request.method === 'POST' || request.method === 'DELETE'), []);
+      assert.equal(readJsonLines<Summary>(result.stdout).at(-1)!.total.repaired, 0);
     });
   });
 });

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProgressTally } from '../../src/sync/progress.js';
 import { ProgressDisplay, progressJson, progressMode, renderLive } from '../../src/cli/progress.js';
+import { createLogger, readableLogLine } from '../../src/cli/logger.js';
 
 function clock(start = 1000) {
   let now = start;
@@ -120,10 +121,15 @@ test('JSON line: shaped like a log line, with totals and each job', () => {
   });
 });
 
-test('mode: live on a terminal, JSON lines elsewhere, nothing with --quiet', () => {
-  assert.equal(progressMode(false, { isTTY: true }), 'live');
-  assert.equal(progressMode(false, { isTTY: false }), 'json');
-  assert.equal(progressMode(true, { isTTY: true }), 'off');
+test('mode: live on a terminal, JSON lines elsewhere, nothing with --quiet or a log level above info', () => {
+  assert.equal(progressMode(false, 'info', { isTTY: true }), 'live');
+  assert.equal(progressMode(false, 'info', { isTTY: false }), 'json');
+  assert.equal(progressMode(false, 'debug', { isTTY: false }), 'json');
+  assert.equal(progressMode(true, 'info', { isTTY: true }), 'off');
+  for (const level of ['warn', 'error', 'fatal', 'silent']) {
+    assert.equal(progressMode(false, level, { isTTY: false }), 'off', `--log-level ${level} without a terminal`);
+    assert.equal(progressMode(false, level, { isTTY: true }), 'off', `--log-level ${level} on a terminal`);
+  }
 });
 
 test('on a terminal, a log line erases the live block first and the block is redrawn below it', () => {
@@ -133,11 +139,37 @@ test('on a terminal, a log line erases the live block first and the block is red
   display.logDestination.write('before start\n');
   display.start(tally);
   display.stop(true);
-  display.logDestination.write('{"msg":"after"}\n');
+  display.logDestination.write('{"level":30,"msg":"after"}\n');
   assert.equal(written[0], 'before start\n', 'nothing to erase before the block is drawn');
   assert.match(written[1]!, /^accounts .*done\ntotal .*done in/);
   assert.equal(written[2], '\x1b[2A\r\x1b[J', 'the two lines of the block are erased');
-  assert.equal(written[3], '{"msg":"after"}\n');
+  assert.equal(written[3], 'info  after\n');
+});
+
+test('on a terminal, a warning from the logger is a readable line above the live block, never JSON', () => {
+  const screen: string[] = [];
+  const terminal = { isTTY: true, columns: 120, write: (text: string) => screen.push(text) };
+  const display = new ProgressDisplay(progressMode(false, 'info', terminal) as 'live', terminal);
+  const log = createLogger('info', display.logDestination);
+  const tally = new ProgressTally(['media_attachments']);
+  tally.owned('media_attachments', 3);
+  display.start(tally);
+  display.stop(false);
+  log.warn({ job: 'media_attachments', id: '123', key: 'media_attachments/files/000/000/123/original/a.png' }, 'missing at the source');
+  log.warn({ job: 'media_attachments', id: '124', key: 'media_attachments/files/000/000/124/original/b.png', error: 'SlowDown', attempts: 6 }, 'copy failed');
+  const [block, erase, missing, failed] = screen;
+  assert.match(block!, /^media_attachments .*0 \/ 3/);
+  assert.equal(erase, '\x1b[2A\r\x1b[J');
+  assert.equal(missing, 'warn  missing at the source: media_attachments 123 media_attachments/files/000/000/123/original/a.png\n');
+  assert.equal(failed, 'warn  copy failed: media_attachments 124 media_attachments/files/000/000/124/original/b.png error=SlowDown attempts=6\n');
+  assert.equal(screen.length, 4);
+  assert.ok(screen.every((text) => !text.includes('{"')), 'no JSON on the terminal');
+});
+
+test('readable log lines: an error is its message; other fields as name=value; not JSON left as it is', () => {
+  assert.equal(readableLogLine('{"level":50,"time":1,"msg":"could not record a copy","job":"accounts","id":"7","err":{"type":"Error","message":"ENOSPC: no space left","stack":"Error: …"}}'), 'error could not record a copy: accounts 7 err=ENOSPC: no space left');
+  assert.equal(readableLogLine('{"level":30,"time":1,"msg":"run started","jobs":["accounts","backups"],"dryRun":false}\n'), 'info  run started: jobs=accounts,backups dryRun=false');
+  assert.equal(readableLogLine('plain text\n'), 'plain text');
 });
 
 test('the per-object path allocates nothing measurable', () => {

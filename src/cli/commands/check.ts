@@ -12,10 +12,9 @@ import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.j
 import { UsageError, describeError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import type { ObjectStore } from '../../storage/types.js';
-import type { Config } from '../config.js';
+import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { readConfig } from '../setup.js';
 import { createStore, samePlace } from '../stores.js';
 
 export interface CheckFlags {
@@ -38,9 +37,10 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
     if (!flags.json) out.stdout(formatResult(result));
   };
 
-  let config: Config | undefined;
+  let config: ConfigParts | undefined;
   try {
-    config = readConfig(flags);
+    // A store not configured yet (the destination, right after `init --from-env`) is that store's failure below.
+    config = loadConfigParts(locateConfig(flags.config, process.env), process.env);
     report({ check: 'config', ok: true, detail: config.origin });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -49,7 +49,7 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
   if (config) {
     await checkDatabase(config, log, report);
     for (const role of ['source', 'destination'] as const) await checkStore(config, role, report);
-    if (samePlace(config.source, config.destination)) {
+    if (!(config.source instanceof UsageError || config.destination instanceof UsageError) && samePlace(config.source, config.destination)) {
       report({ check: 'destination', ok: false, detail: `[source] and [destination] are the same place: point [destination] at the new bucket or folder` });
     }
   }
@@ -59,7 +59,7 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
   return ok ? EXIT.ok : EXIT.usage;
 }
 
-async function checkDatabase(config: Config, log: Logger, report: (result: CheckResult) => void): Promise<void> {
+async function checkDatabase(config: ConfigParts, log: Logger, report: (result: CheckResult) => void): Promise<void> {
   let db: Database | undefined;
   try {
     db = await connectDatabase(config.database, log);
@@ -112,12 +112,17 @@ async function checkDatabase(config: Config, log: Logger, report: (result: Check
   }
 }
 
-async function checkStore(config: Config, role: 'source' | 'destination', report: (result: CheckResult) => void): Promise<void> {
+async function checkStore(config: ConfigParts, role: 'source' | 'destination', report: (result: CheckResult) => void): Promise<void> {
+  const settings = config[role];
+  if (settings instanceof UsageError) {
+    report({ check: role, ok: false, detail: settings.message });
+    return;
+  }
   let store: ObjectStore | undefined;
   try {
-    store = createStore(config[role], role, 1);
+    store = createStore(settings, role, 1);
     await store.check();
-    report({ check: role, ok: true, detail: `${store.description} ${config[role].type === 's3' ? 'answers a listing' : role === 'source' ? 'is readable' : 'is writable'}` });
+    report({ check: role, ok: true, detail: `${store.description} ${settings.type === 's3' ? 'answers a listing' : role === 'source' ? 'is readable' : 'is writable'}` });
   } catch (error) {
     report({ check: role, ok: false, detail: reason(error) });
   } finally {

@@ -20,7 +20,7 @@ import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace, serverCopier } from '../stores.js';
 import { ProgressDisplay, progressMode } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
-import { reportJson, reportText } from '../summary.js';
+import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import type { CommandModule } from 'yargs';
@@ -64,6 +64,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
 }
 
 async function runLocked(flags: RunFlags, config: Config, concurrency: number, checkpointPath: string, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+  const started = new Date();
   const stores: ObjectStore[] = [];
   const source = createStore(config.source, 'source', concurrency);
   stores.push(source);
@@ -102,7 +103,7 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
     // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
     const startedAt = await databaseNow(session.db);
-    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: new Date().toISOString(), mode, ...identity, started: startedAt });
+    const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
 
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
@@ -180,7 +181,15 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
         return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
       const stopped = summary.stoppedBy?.message;
-      const report = { jobs: summary.jobs, interrupted: summary.interrupted, dryRun: flags.dryRun, notes: [...session.notes, ...resumed], ...(stopped !== undefined && { stopped }) };
+      const report = {
+        jobs: summary.jobs,
+        interrupted: summary.interrupted,
+        dryRun: flags.dryRun,
+        notes: [...session.notes, ...resumed],
+        started: isoSeconds(started),
+        finished: isoSeconds(new Date()),
+        ...(stopped !== undefined && { stopped }),
+      };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
       // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it).
       if (stopped !== undefined) {
@@ -219,7 +228,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
           .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
           .option('checkpoint', { type: 'string', requiresArg: true, describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
-          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere)' })
+          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info' })
           .option('progress-interval', { type: 'number', requiresArg: true, default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
           .check((args) => {
             wholeNumber('--concurrency', args.concurrency, 1);
@@ -232,7 +241,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
       ),
     handler: async (args) => {
       const dryRun = Boolean(args.dryRun || args.dev);
-      const mode = progressMode(args.quiet || dryRun, process.stderr);
+      const mode = progressMode(args.quiet || dryRun, args.logLevel, process.stderr);
       const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
       context.exitCode = await runCommand(
         {

@@ -1,7 +1,9 @@
 /**
- * `mastosync verify <job..> [--sample PERCENT] [--json]`: checks, without writing anything, that the destination
- * holds every object the database owns with the source's size, Content-Type and (where both are MD5s) ETag.
- * One line per problem (a JSON line each with --json), then a summary. Exit 1 when anything is off.
+ * `mastosync verify <job..> [--sample PERCENT] [--repair] [--json]`: checks, without writing anything, that the
+ * destination holds every object the database owns with the source's size, Content-Type, Cache-Control and (where
+ * both are MD5s) ETag. One line per problem (a JSON line each with --json), then a summary. Exit 1 when anything
+ * is off. With --repair, each object found missing or different is copied again as `run` copies it (ACL, storage
+ * class, retries, copy on the provider), one line each; exit 0 when every one of them was.
  */
 import type { Logger } from 'pino';
 import type { CommandModule } from 'yargs';
@@ -10,12 +12,13 @@ import { JOB_NAMES } from '../../mastodon/tables.js';
 import type { Scope } from '../../db/scope.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
-import { verifyJobs, type Problem, type VerifyJobSummary } from '../../sync/verify.js';
+import type { CopyContext } from '../../sync/copy.js';
+import { emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { createStore } from '../stores.js';
+import { createStore, samePlace, serverCopier } from '../stores.js';
 import { asGiven, wholeNumber } from './run.js';
 
 export interface VerifyFlags {
@@ -26,29 +29,45 @@ export interface VerifyFlags {
   readonly maxRps?: number;
   readonly json: boolean;
   readonly scope: Scope;
+  /** Copy again what is found missing or different. */
+  readonly repair: boolean;
 }
 
 export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
+  if (flags.repair && samePlace(config.source, config.destination)) {
+    throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
+  }
   const session = await openSession(config, flags.jobs, log);
   const stores: ObjectStore[] = [];
   try {
     const source = createStore(config.source, 'source', concurrency);
     stores.push(source);
-    const destination = createStore(config.destination, 'destination', concurrency);
+    const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
     stores.push(destination);
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
     await Promise.all([source.check(), destination.check()]);
+    // What `run` gives the copy (src/cli/commands/run.ts), so a repaired object is written exactly as a run writes it.
+    const repair: CopyContext | undefined = flags.repair
+      ? {
+          source,
+          destination,
+          acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
+          storageClass: config.destination.storageClass,
+          retries: config.sync.retries,
+          serverCopy: serverCopier(config.sync.copyMode, source, destination),
+        }
+      : undefined;
 
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, sample: flags.samplePercent, scope: describeScope(flags.scope) }, 'verify started');
+      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, sample: flags.samplePercent, scope: describeScope(flags.scope), repair: flags.repair }, 'verify started');
       const jobs = await verifyJobs({
         jobs: session.jobs,
         db: session.db,
@@ -61,12 +80,16 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         samplePercent: flags.samplePercent,
         scope: flags.scope,
         onProblem: (problem) => out.stdout(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
+        repair,
+        onRepair: (done) => out.stdout(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
       });
       const total = totals(jobs);
       if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: flags.samplePercent, interrupted: stop.signal.aborted }));
-      else out.stdout(summaryText(jobs, total, flags.samplePercent));
+      else out.stdout(summaryText(jobs, total, flags.samplePercent, flags.repair));
       if (stop.signal.aborted) return EXIT.interrupted;
+      // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
+      if (flags.repair) return total.errors + total.unrepaired > 0 ? EXIT.failures : EXIT.ok;
       return total.missing + total.mismatched + total.errors > 0 ? EXIT.failures : EXIT.ok;
     } finally {
       process.off('SIGINT', onSignal);
@@ -90,25 +113,54 @@ export function describeProblem(problem: Problem): string {
   }
 }
 
+export function describeRepair(repair: Repair): string {
+  const where = `${repair.key} (${repair.job} ${repair.id})`;
+  switch (repair.repair) {
+    case 'copied':
+      return `${'repaired'.padEnd(20)} ${where}: copied again from the source${repair.from === undefined ? '' : ` (${repair.from})`}`;
+    case 'missing':
+      return `${'not repaired'.padEnd(20)} ${where}: no longer at the source`;
+    default:
+      return `${'not repaired'.padEnd(20)} ${where}: ${repair.error}`;
+  }
+}
+
 function totals(jobs: readonly VerifyJobSummary[]): Omit<VerifyJobSummary, 'job'> {
-  const total = { rows: 0, objects: 0, checked: 0, ok: 0, missing: 0, mismatched: 0, missingAtSource: 0, errors: 0 };
+  const { job: _job, ...total } = emptySummary('media_attachments');
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }
 
-function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSummary, 'job'>, samplePercent: number): string {
-  const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors'] as const;
+function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSummary, 'job'>, samplePercent: number, repair: boolean): string {
+  const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
   const rows = [header, ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]), ['total', ...columns.map((column) => String(total[column]))]];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const table = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
   const problems = total.missing + total.mismatched + total.errors;
   const sampled = samplePercent < 100 ? ` (a ${samplePercent}% sample)` : '';
+  const differences = [
+    [total.sizeDiffers, 'size'],
+    [total.contentTypeDiffers, 'Content-Type'],
+    [total.cacheControlDiffers, 'Cache-Control'],
+    [total.md5Differs, 'MD5'],
+  ].flatMap(([count, what]) => (count === 0 ? [] : [`${count} ${what}`]));
+  const different = differences.length === 0 ? [] : [`mismatched: ${differences.join(', ')} (an object may differ in several)`];
+  const missingAtSource =
+    total.missingAtSource === 0 ? [] : [`missing at source: ${total.missingAtSource} objects the source lacks too: not a fault of the copy (a run records them as missing), and nothing to compare`];
   const verdict =
     problems === 0
-      ? `verify: all ${total.checked} checked objects match the source${sampled}`
-      : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: copy them again with mastosync run (a run without --resume: the checkpoint calls them done), then verify again`;
-  return [...table, verdict].join('\n');
+      ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
+      : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${
+          repair ? repairVerdict(total) : 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above'
+        }`;
+  return [...table, ...different, ...missingAtSource, verdict].join('\n');
+}
+
+function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
+  const unchecked = total.errors === 0 ? '' : `; ${total.errors} could not be checked (unchecked, above): run verify again`;
+  if (total.unrepaired === 0) return `all ${total.repaired} missing or different were copied again${unchecked}`;
+  return `${total.repaired} copied again, ${total.unrepaired} not (not repaired, above)${unchecked}`;
 }
 
 /** `verify <jobs..>` for the CLI (src/cli/main.ts). */
@@ -122,6 +174,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
         .option('sample', { type: 'number', requiresArg: true, default: 100, describe: 'check only this percentage of the objects, chosen at random' })
         .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
+        .option('repair', { type: 'boolean', default: false, describe: 'copy again, as run does, exactly the objects found missing or different at the destination' })
         .check((args) => {
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
@@ -140,6 +193,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           maxRps: args.maxRps,
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
+          repair: args.repair,
         },
         createLogger(args.logLevel),
         context.out,

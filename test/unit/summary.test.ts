@@ -1,0 +1,29 @@
+/** The run's summary as an admin reads it: after an interruption the rows column says it counts rows read. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isoSeconds, reportJson, reportText, type Report } from '../../src/cli/summary.js';
+
+const job = { job: 'accounts' as const, rows: 10, changed: 2, objects: 14, copied: 9, relocated: 0, missing: 1, failed: 0, skipped: 0, bytes: 2048, ms: 1500 };
+const report = (interrupted: boolean): Report => ({ jobs: [job], interrupted, dryRun: false, notes: [], started: '2026-05-01T03:00:00Z', finished: '2026-05-01T03:00:02Z' });
+
+test('a finished run: a rows column, the start and end times in UTC, no status line', () => {
+  const lines = reportText(report(false)).split('\n');
+  assert.match(lines[0]!, /^job +rows +changed +objects +copied/);
+  assert.equal(lines.at(-1), 'started 2026-05-01T03:00:00Z, finished 2026-05-01T03:00:02Z');
+});
+
+test('an interrupted run: the column is "rows read", and the status line says they are not all finished', () => {
+  const text = reportText(report(true));
+  assert.match(text, /^job +rows read +changed +objects +copied/m);
+  assert.match(text, /^interrupted: run again with --resume to continue \("rows read" counts the rows read, finished or not/m);
+});
+
+test('--json carries started and finished', () => {
+  const parsed = JSON.parse(reportJson(report(false))) as Record<string, unknown>;
+  assert.equal(parsed.started, '2026-05-01T03:00:00Z');
+  assert.equal(parsed.finished, '2026-05-01T03:00:02Z');
+});
+
+test('times are ISO 8601 UTC to the second', () => {
+  assert.equal(isoSeconds(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678))), '2026-01-02T03:04:05Z');
+});
