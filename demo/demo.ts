@@ -181,7 +181,8 @@ async function main(): Promise<number> {
 
   // Both buckets are on one s3rver with one set of credentials, so [sync] copy_mode = "auto" copies on the provider.
   step('Copy', 'mastodon-old to mastodon-new on the provider (CopyObject: no bytes pass through mastosync, so its summary counts 0 B), exact keys, Content-Type, Cache-Control and ACL kept');
-  const copied = await mastosync(['run', 'all', '--log-level', 'error'], folder);
+  // At the default log level: a quieter one would also turn the progress display off, as it does for cron.
+  const copied = await mastosync(['run', 'all'], folder);
   if (copied !== 0) {
     console.log(red(`   run exited ${copied}`));
     return copied;
