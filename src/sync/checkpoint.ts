@@ -12,6 +12,7 @@
  * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
 import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { CopyStatus } from './copy.js';
@@ -84,6 +85,12 @@ export interface LoadOptions {
 
 const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated']);
 
+/** 64 bits of a key's MD5, base64url: a compacted recent object in 11 characters, with no collision in practice. */
+const KEY_HASH_LENGTH = 11;
+function keyHash(key: string): string {
+  return createHash('md5').update(key).digest('base64url').slice(0, KEY_HASH_LENGTH);
+}
+
 /** Everything resuming needs, with the lines that say it (kept for compaction). */
 interface LoadedCheckpoint {
   readonly header?: RunHeader;
@@ -92,14 +99,23 @@ interface LoadedCheckpoint {
   readonly watermarks: ReadonlyMap<string, bigint>;
   readonly synced: ReadonlyMap<string, string>;
   readonly outstanding: ReadonlyMap<string, OutstandingObject & { readonly line: string }>;
+  /** Objects finished above the watermark, by key, with their lines. */
   readonly done: ReadonlyMap<string, string>;
+  /** Objects finished below the watermark that the next changed-rows pass may read again, by key hash. */
+  readonly recent: ReadonlyMap<string, RecentObject>;
   changesFrom(job: string): string | undefined;
+}
+
+/** A recently changed attachment's object, known as copied: its job, and its attachment's `*_updated_at` in ms. */
+interface RecentObject {
+  readonly job: string;
+  readonly updated: number;
 }
 
 export async function loadCheckpoint(path: string, identity: { source: string; destination: string }, options: LoadOptions): Promise<ResumeState> {
   if (!existsSync(path)) return EMPTY_RESUME_STATE;
   const loaded = await readCheckpoint(path, options);
-  const { header, watermarks, outstanding, done } = loaded;
+  const { header, watermarks, outstanding, done, recent } = loaded;
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
@@ -110,7 +126,7 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
   return {
     watermark: (job) => watermarks.get(job)?.toString(),
     changesFrom: (job) => loaded.changesFrom(job),
-    isDone: (key) => done.has(key),
+    isDone: (key) => done.has(key) || (recent.size > 0 && recent.has(keyHash(key))),
     wasOutstanding: (key) => outstanding.has(key),
     outstandingBelowWatermark: (job) => {
       const mark = watermarks.get(job);
@@ -129,6 +145,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   const watermarks = new Map<string, bigint>();
   const synced = new Map<string, string>();
   const outstanding = new Map<string, OutstandingObject & { line: string }>();
+  const compactedRecent: Array<[string, RecentObject]> = [];
   await forEachLine(path, 0, (line, offset) => {
     if (line.startsWith('{"run"')) {
       const parsed = parseLine<RunHeader>(line);
@@ -139,6 +156,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
         watermarks.clear();
         synced.clear();
         outstanding.clear();
+        compactedRecent.length = 0;
       }
     } else if (line.includes('","watermark":"')) {
       const parsed = parseLine<{ job: string; watermark: string }>(line);
@@ -149,6 +167,12 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     } else if (line.includes('","synced":"')) {
       const parsed = parseLine<{ job: string; synced: string }>(line);
       if (parsed !== undefined && parsed.synced > (synced.get(parsed.job) ?? '')) synced.set(parsed.job, parsed.synced);
+    } else if (line.includes('","recent":"')) {
+      const parsed = parseLine<{ job: string; recent: string }>(line);
+      if (parsed === undefined) return;
+      for (const entry of parsed.recent.split(',')) {
+        if (entry.length > KEY_HASH_LENGTH) compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
+      }
     } else if (line.includes('"status":"failed"') || line.includes('"status":"missing"') || line.includes('"retry":true')) {
       const parsed = parseLine<ObjectLine>(line);
       if (parsed === undefined) return;
@@ -169,6 +193,9 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   // would read them again. Their lines may come before the watermark's own line (rows after an unfinished one
   // finish first), so the row id decides, not the line's place.
   const done = new Map<string, string>();
+  const recent = new Map<string, RecentObject>();
+  const stillRecent = (job: string, updated: number) => updated >= Date.parse(changesFrom(job) ?? '');
+  for (const [hash, entry] of compactedRecent) if (stillRecent(entry.job, entry.updated)) recent.set(hash, entry);
   await forEachLine(path, runStart, (line) => {
     if (!line.startsWith('{"job"') || !line.includes('","status":"')) return;
     const job = jobOf(line);
@@ -179,13 +206,19 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     }
     const parsed = parseLine<ObjectLine>(line);
     if (parsed === undefined) return;
-    const recent = parsed.updated !== undefined && parsed.updated >= (changesFrom(job) ?? '');
-    if (mark !== undefined && BigInt(parsed.id) <= mark && !recent) return;
-    if (FINISHED.has(parsed.status)) done.set(parsed.key, line);
-    else done.delete(parsed.key);
+    if (mark === undefined || BigInt(parsed.id) > mark) {
+      if (FINISHED.has(parsed.status)) done.set(parsed.key, line);
+      else done.delete(parsed.key);
+    } else if (parsed.updated !== undefined && stillRecent(job, Date.parse(parsed.updated))) {
+      if (FINISHED.has(parsed.status)) recent.set(keyHash(parsed.key), { job, updated: Date.parse(parsed.updated) });
+      else recent.delete(keyHash(parsed.key));
+    }
   });
-  for (const key of outstanding.keys()) done.delete(key);
-  return { header, freshHeaderLine, watermarks, synced, outstanding, done, changesFrom };
+  for (const key of outstanding.keys()) {
+    done.delete(key);
+    if (recent.size > 0) recent.delete(keyHash(key));
+  }
+  return { header, freshHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom };
 }
 
 /**
@@ -208,6 +241,15 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
   for (const [job, time] of loaded.synced) lines.push(syncedLine(job, time));
   for (const entry of loaded.outstanding.values()) lines.push(entry.line);
   lines.push(...loaded.done.values());
+  // Recently changed objects below the watermark, as key hashes: a fixture or an instance whose rows all changed
+  // within the margin must not keep a line per object for the margin's length.
+  const recentByJob = new Map<string, string[]>();
+  for (const [hash, entry] of loaded.recent) {
+    const entries = recentByJob.get(entry.job) ?? [];
+    entries.push(`${hash}${entry.updated.toString(36)}`);
+    recentByJob.set(entry.job, entries);
+  }
+  for (const [job, entries] of recentByJob) lines.push(`{"job":${text(job)},"recent":${text(entries.join(','))}}`);
 
   const temporary = `${path}.compacting`;
   try {

@@ -172,6 +172,19 @@ describe('loadCheckpoint', () => {
     assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)).outstanding, ['a/2001']);
   });
 
+  test('rows that all changed within the margin (a fixture stamped now()) still compact to a small file, and stay known as copied', async () => {
+    const objects = Array.from({ length: 2000 }, (_, index) => line(String(index + 1), `media_attachments/files/000/00${index}/original/${'e'.repeat(16)}.png`, 'copied', { updated: '2026-01-03T09:59:00.000Z' }));
+    writeRun('fresh', [...objects, { watermark: '2000' }, { synced: '2026-01-03T10:00:00.000Z' }], '2026-01-03T10:00:00.000Z');
+    for (let run = 0; run < 100; run++) {
+      writeRun('resume', [{ watermark: '2000' }, { synced: '2026-01-03T10:01:00.000Z' }], '2026-01-03T10:01:00.000Z');
+      await compactCheckpoint(path, MARGIN);
+    }
+    assert.ok(statSync(path).size < 64 * 1024, `${statSync(path).size} bytes`);
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.ok(objects.every((object) => state.isDone(object.key)), 'every object is still known as copied');
+    assert.equal(state.isDone('media_attachments/files/000/009/original/other.png'), false);
+  });
+
   test('a kill at any moment of compaction leaves a checkpoint that resumes the same', async () => {
     const lines: ObjectLine[] = Array.from({ length: 150_000 }, (_, index) => line(String(index + 1), `media_attachments/files/${index + 1}/original/${'f'.repeat(40)}.png`, index % 1000 === 0 ? 'failed' : 'copied', { error: index % 1000 === 0 ? 'reset' : undefined }));
     writeRun('fresh', [...lines.slice(0, 100_000), { watermark: '100000' }, ...lines.slice(100_000)], '2026-01-01T00:00:00.000Z');
