@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { UsageError } from '../errors.js';
 
@@ -170,7 +171,10 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
       `no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or create ./${DEFAULT_CONFIG_FILE} (see config.sample.toml)`,
     );
   }
-  return resolve(raw, origin);
+  const config = resolve(raw, origin);
+  // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).
+  if (file === undefined) return config;
+  return { ...config, sync: { ...config.sync, checkpoint: resolvePath(dirname(file), config.sync.checkpoint) } };
 }
 
 function readTomlFile(file: string): RawConfig {
@@ -281,7 +285,7 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
           },
     sync: {
       concurrency: positive(origin, 'sync', 'concurrency', sync.concurrency, 8),
-      checkpoint: (sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl',
+      checkpoint: expandHome((sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl'),
       retries: nonNegative(origin, 'sync', 'retries', sync.retries, 5),
       copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
       maxRps: sync.max_rps === undefined ? undefined : positive(origin, 'sync', 'max_rps', sync.max_rps, 1),

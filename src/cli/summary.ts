@@ -19,7 +19,7 @@ export function isoSeconds(date: Date): string {
 }
 
 export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
-  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0 };
+  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0 };
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }
@@ -32,22 +32,25 @@ export function reportText(report: Report): string {
   const columns = report.dryRun
     ? (['rows', 'objects', 'skipped'] as const)
     : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
-  // Rows are counted as they are read: after an interruption some of them still have copies to do.
-  const header = ['job', ...columns.map((column) => (column === 'rows' && report.interrupted ? 'rows read' : column)), ...(report.dryRun ? [] : ['bytes', 'time'])];
+  // Rows are counted as they are read: after an interruption or a stop some of them still have copies to do.
+  const total = totals(report.jobs);
+  const cutShort = report.interrupted || report.stopped !== undefined;
+  const header = ['job', ...columns.map((column) => (column === 'rows' && cutShort ? 'rows read' : column)), ...(report.dryRun ? [] : ['bytes', 'time'])];
   const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [
     name,
     ...columns.map((column) => String(job[column])),
     ...(report.dryRun ? [] : [formatBytes(job.bytes), job.ms === undefined ? '' : formatDuration(job.ms)]),
   ];
-  const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', totals(report.jobs))];
+  const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', total)];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
+  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished; the objects of the other ${total.unfinishedRows} stay to do`;
   const status = report.dryRun
     ? 'dry run: nothing was written'
     : report.stopped !== undefined
-      ? `stopped: ${report.stopped}`
+      ? `stopped: ${report.stopped} (${rowsFinished})`
       : report.interrupted
-        ? 'interrupted: run again with --resume to continue ("rows read" counts the rows read, finished or not: the objects of rows cut short stay to do)'
+        ? `interrupted: run again with --resume to continue (${rowsFinished})`
         : undefined;
   const times = `started ${report.started}, finished ${report.finished}`;
   return [...text, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');

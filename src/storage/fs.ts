@@ -35,7 +35,11 @@ export class FsStore implements ObjectStore {
   async check(): Promise<void> {
     const where = `[${this.role}] path ${this.root}`;
     const info = await stat(this.root).catch(() => undefined);
-    if (!info?.isDirectory()) throw new UsageError(`${where} is not a folder: check path (Mastodon's public/system)`);
+    if (info === undefined) {
+      const fix = this.role === 'destination' ? `create it (mkdir -p ${this.root}) or check path` : "check path (Mastodon's public/system)";
+      throw new UsageError(`${where} does not exist: ${fix}`);
+    }
+    if (!info.isDirectory()) throw new UsageError(`${where} is not a folder: check path (Mastodon's public/system)`);
     const mode = this.role === 'destination' ? constants.W_OK : constants.R_OK;
     await access(this.root, mode).catch((error: unknown) => {
       throw new UsageError(`${where} is not ${this.role === 'destination' ? 'writable' : 'readable'} by this user`, { cause: error });

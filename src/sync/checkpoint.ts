@@ -11,7 +11,7 @@
  * objects finished long ago below the watermark are skipped without parsing, so resuming a million-row job is
  * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -94,8 +94,8 @@ function keyHash(key: string): string {
 /** Everything resuming needs, with the lines that say it (kept for compaction). */
 interface LoadedCheckpoint {
   readonly header?: RunHeader;
-  /** The last fresh run's header line. */
-  readonly freshHeaderLine?: string;
+  /** The header of the run that started this checkpoint's state: the last fresh run, else the first run. */
+  readonly startHeaderLine?: string;
   readonly watermarks: ReadonlyMap<string, bigint>;
   readonly synced: ReadonlyMap<string, string>;
   readonly outstanding: ReadonlyMap<string, OutstandingObject & { readonly line: string }>;
@@ -139,8 +139,9 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
 async function readCheckpoint(path: string, options: LoadOptions): Promise<LoadedCheckpoint> {
   // Pass 1: headers, watermarks, sync times and outstanding objects (few lines); everything else is skipped unparsed.
   let header: RunHeader | undefined;
-  let freshHeader: RunHeader | undefined;
-  let freshHeaderLine: string | undefined;
+  // A checkpoint begun by `--resume` (cron's first night) has no fresh header: its first run started it.
+  let startHeader: RunHeader | undefined;
+  let startHeaderLine: string | undefined;
   let runStart = 0;
   const watermarks = new Map<string, bigint>();
   const synced = new Map<string, string>();
@@ -151,8 +152,9 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
       const parsed = parseLine<RunHeader>(line);
       if (parsed === undefined) return;
       header = parsed;
+      if (startHeader === undefined) [startHeader, startHeaderLine] = [parsed, line];
       if (parsed.mode === 'fresh') {
-        [freshHeader, freshHeaderLine, runStart] = [parsed, line, offset];
+        [startHeader, startHeaderLine, runStart] = [parsed, line, offset];
         watermarks.clear();
         synced.clear();
         outstanding.clear();
@@ -181,8 +183,8 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     }
   });
 
-  // Until a job says it synced, every row below its watermark was read at or after the fresh run's start.
-  const freshStart = freshHeader?.started ?? freshHeader?.run;
+  // Until a job says it synced, every row below its watermark was read at or after the starting run's start.
+  const freshStart = startHeader?.started ?? startHeader?.run;
   const changesFrom = (job: string): string | undefined => {
     const since = synced.get(job) ?? freshStart;
     if (since === undefined || !watermarks.has(job)) return undefined;
@@ -218,11 +220,11 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     done.delete(key);
     if (recent.size > 0) recent.delete(keyHash(key));
   }
-  return { header, freshHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom };
+  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom };
 }
 
 /**
- * Rewrites the checkpoint to the lines resuming reads (its fresh header, each job's watermark and sync time, the
+ * Rewrites the checkpoint to the lines resuming reads (its starting header, each job's watermark and sync time, the
  * outstanding objects, and what is done above the watermark or recently), so a checkpoint that cron appends to
  * every night stays small. Atomic: the new file is written beside the old one, synced, then renamed over it, so a
  * kill at any moment leaves either the old checkpoint or the new one.
@@ -230,13 +232,9 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
 export async function compactCheckpoint(path: string, options: LoadOptions): Promise<void> {
   if (!existsSync(path)) return;
   const loaded = await readCheckpoint(path, options);
-  if (loaded.freshHeaderLine === undefined) return;
-  const lines = [loaded.freshHeaderLine];
-  // The latest identity: a resume only ever appends to a checkpoint of its own source and destination.
-  if (loaded.header !== undefined) {
-    const fresh = JSON.parse(loaded.freshHeaderLine) as RunHeader;
-    lines[0] = headerLine({ ...fresh, source: loaded.header.source, destination: loaded.header.destination });
-  }
+  if (loaded.startHeaderLine === undefined) return;
+  // Its identity is every later run's: a resume refuses a checkpoint of another source or destination.
+  const lines = [loaded.startHeaderLine];
   for (const [job, mark] of loaded.watermarks) lines.push(watermarkLine(job, mark.toString()));
   for (const [job, time] of loaded.synced) lines.push(syncedLine(job, time));
   for (const entry of loaded.outstanding.values()) lines.push(entry.line);
@@ -281,6 +279,7 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
  */
 export function assertIsCheckpoint(path: string): void {
   if (!existsSync(path)) return;
+  if (statSync(path).isDirectory()) throw new UsageError(`${path} is a folder, not a checkpoint: pass --checkpoint with a file name`);
   let fd: number;
   try {
     fd = openSync(path, 'r');

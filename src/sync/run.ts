@@ -71,6 +71,8 @@ export interface JobSummary {
   failed: number;
   /** Finished by an earlier run (resume). */
   skipped: number;
+  /** Rows read whose objects were not all finished (a stop cut them short): the next --resume copies the rest. */
+  unfinishedRows: number;
   bytes: number;
   ms: number;
 }
@@ -141,7 +143,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }) };
 
   async function runJob(job: JobName): Promise<void> {
-    const summary: JobSummary = { job, rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, bytes: 0, ms: 0 };
+    const summary: JobSummary = { job, rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0, ms: 0 };
     summaries.push(summary);
     const started = performance.now();
     const tracker = new RowTracker(options.resume.watermark(job));
@@ -151,6 +153,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const recentFrom =
       changesFrom ?? (options.startedAt === undefined ? undefined : new Date(Date.parse(options.startedAt) - (options.changeMarginMs ?? 0)).toISOString());
     let readEverything = false;
+    // Row id → its objects not recorded yet, in every pass: what a stop leaves unfinished, for the summary.
+    const unsettled = new Map<string, number>();
+    const expect = (id: string, objects: number) => unsettled.set(id, (unsettled.get(id) ?? 0) + objects);
+    const settled = (id: string) => {
+      const left = (unsettled.get(id) ?? 1) - 1;
+      if (left > 0) unsettled.set(id, left);
+      else unsettled.delete(id);
+    };
     let lastMarkWrite = performance.now();
     let outstanding = 0;
     let readingDone = false;
@@ -159,6 +169,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
       summary.ms = Math.round(performance.now() - started);
+      summary.unfinishedRows = unsettled.size;
       if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       // Every row below the watermark is now as the database had it at the run's start, or newer.
       if (readEverything && !stop.aborted && options.startedAt !== undefined) writeCheckpoint((checkpoint) => checkpoint.synced(job, options.startedAt!));
@@ -204,6 +215,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }));
       summary[result.status] += 1;
       summary.bytes += result.bytes;
+      settled(object.id);
       logResult(log, job, object.id, key, result, retry);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
@@ -218,6 +230,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (options.dryRun) {
         options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
         if (tracked) tracker.settle(object.id);
+        settled(object.id);
         return;
       }
       const updated = row[`${object.attachment}_updated_iso`];
@@ -242,6 +255,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             if (!keys.delete(key)) continue;
             retried.add(key);
             summary.objects += 1;
+            expect(object.id, 1);
             await submit(row, object, true, false);
           }
         }
@@ -258,15 +272,19 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         for await (const rows of changedPages) {
           if (stop.aborted) break;
           for (const row of rows) {
-            const pending = ownedInScope(job, row, scope).filter((object) => {
+            const changed = ownedInScope(job, row, scope).filter((object) => row[`${object.attachment}_changed`] === true);
+            // A row changed just before the last run's start shows up again: its objects are copied already.
+            const pending = changed.filter((object) => {
               const key = options.destination.locate(object.key);
-              return row[`${object.attachment}_changed`] === true && !retried.has(key) && !options.resume.isDone(key);
+              return !retried.has(key) && !options.resume.isDone(key);
             });
-            // A row changed just before the last run's start may show up again: its objects are copied already.
-            if (pending.length === 0) continue;
             summary.rows += 1;
+            summary.objects += changed.length;
+            summary.skipped += changed.length - pending.length;
+            if (pending.length < changed.length) options.onSkipped?.(job, changed.length - pending.length);
+            if (pending.length === 0) continue;
             summary.changed += 1;
-            summary.objects += pending.length;
+            expect(String(row.id), pending.length);
             for (const object of pending) await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), false);
           }
         }
@@ -289,6 +307,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           summary.skipped += owned.length - pending.length;
           if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
           tracker.begin(String(row.id), pending.length);
+          if (pending.length > 0) expect(String(row.id), pending.length);
           for (const object of pending) {
             await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), true);
           }

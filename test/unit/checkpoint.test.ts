@@ -135,6 +135,17 @@ describe('loadCheckpoint', () => {
     assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-03T09:00:00.000Z', 'the latest sync time counts');
   });
 
+  test('a checkpoint begun by --resume (the first night of a cron, interrupted) reads changes from the start of its first run, and compacts', async () => {
+    writeRun('resume', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'copied'), { watermark: '2' }], '2026-01-01T10:00:00.000Z');
+    writeRun('resume', [line('3', 'a/3', 'missing'), { watermark: '3' }], '2026-01-01T11:00:00.000Z');
+    const before = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(before.changesFrom('accounts'), '2026-01-01T09:00:00.000Z');
+    await compactCheckpoint(path, MARGIN);
+    const kept = readFileSync(path, 'utf8').trim().split('\n');
+    assert.equal(kept.length, 3, 'the first header, the watermark and the missing object');
+    assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)), answers(before));
+  });
+
   test('an object copied below the watermark is done while its change is recent enough to be read again', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied', { updated: '2026-01-03T09:30:00.000Z' }), line('2', 'a/2', 'copied', { updated: '2026-01-03T08:00:00.000Z' }), line('3', 'a/3', 'copied'), { watermark: '3' }, { synced: '2026-01-03T10:00:00.000Z' }]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);

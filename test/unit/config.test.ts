@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/cli/config.js';
 import { UsageError } from '../../src/errors.js';
 
@@ -23,12 +23,14 @@ function file(text: string): string {
 }
 
 test('defaults: s3 stores, public-read ACL, concurrency 8, batch 10000, 5 retries', () => {
-  const config = loadConfig(file(MINIMAL), {});
+  const path = file(MINIMAL);
+  const config = loadConfig(path, {});
   assert.equal(config.source.type, 's3');
   assert.equal(config.destination.acl, 'public-read');
   assert.equal(config.sync.concurrency, 8);
   assert.equal(config.sync.retries, 5);
-  assert.equal(config.sync.checkpoint, 'mastosync-checkpoint.jsonl');
+  assert.equal(config.sync.checkpoint, join(dirname(path), 'mastosync-checkpoint.jsonl'), 'beside the config, wherever the run starts (cron starts in $HOME)');
+  assert.equal(config.sync.changeMarginMs, 60 * 60_000);
   assert.equal(config.database.batchSize, 10_000);
   assert.equal(config.source.type === 's3' && config.source.region, 'us-east-1');
   assert.equal(config.source.type === 's3' && config.source.keyPrefix, undefined);

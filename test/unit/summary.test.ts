@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isoSeconds, reportJson, reportText, type Report } from '../../src/cli/summary.js';
 
-const job = { job: 'accounts' as const, rows: 10, changed: 2, objects: 14, copied: 9, relocated: 0, missing: 1, failed: 0, skipped: 0, bytes: 2048, ms: 1500 };
+const job = { job: 'accounts' as const, rows: 10, changed: 2, unfinishedRows: 3, objects: 14, copied: 9, relocated: 0, missing: 1, failed: 0, skipped: 0, bytes: 2048, ms: 1500 };
 const report = (interrupted: boolean): Report => ({ jobs: [job], interrupted, dryRun: false, notes: [], started: '2026-05-01T03:00:00Z', finished: '2026-05-01T03:00:02Z' });
 
 test('a finished run: a rows column, the start and end times in UTC, no status line', () => {
@@ -15,7 +15,7 @@ test('a finished run: a rows column, the start and end times in UTC, no status l
 test('an interrupted run: the column is "rows read", and the status line says they are not all finished', () => {
   const text = reportText(report(true));
   assert.match(text, /^job +rows read +changed +objects +copied/m);
-  assert.match(text, /^interrupted: run again with --resume to continue \("rows read" counts the rows read, finished or not/m);
+  assert.match(text, /^interrupted: run again with --resume to continue \(of the 10 rows read, 7 are finished; the objects of the other 3 stay to do\)$/m);
 });
 
 test('--json carries started and finished', () => {

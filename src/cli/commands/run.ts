@@ -1,6 +1,7 @@
 /** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
 import { setMaxListeners } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
@@ -97,10 +98,11 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
     const identity = { source: source.description, destination: destination.description };
     // Cron runs --resume from the first night on, so a missing checkpoint is no error; but a mistyped path must not
     // pass unnoticed as a fresh start.
-    if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: checkpointPath }, 'no checkpoint to resume from there: starting from the beginning');
+    if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
     const changes = { changeMarginMs: config.sync.changeMarginMs };
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
-    const mode = flags.retryFailed ? 'retry-failed' : flags.resume ? 'resume' : 'fresh';
+    // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
+    const mode = flags.retryFailed ? 'retry-failed' : flags.resume && existsSync(checkpointPath) && statSync(checkpointPath).size > 0 ? 'resume' : 'fresh';
     // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
     const startedAt = await databaseNow(session.db);
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
