@@ -203,9 +203,10 @@ describe('loadCheckpoint', () => {
     const module = join(import.meta.dirname, '../../src/sync/checkpoint.ts');
     for (const killAfterMs of [30, 120, 300, 600]) {
       const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(module)}).then((m) => m.compactCheckpoint(${JSON.stringify(path)}, ${JSON.stringify(MARGIN)}))`], { stdio: 'ignore' });
+      const closed = new Promise((done) => child.once('close', done));
       await new Promise((done) => setTimeout(done, killAfterMs));
       child.kill('SIGKILL');
-      await new Promise((done) => child.once('close', done));
+      await closed;
       assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)), expected, `killed after ${killAfterMs} ms`);
     }
   });
