@@ -120,6 +120,17 @@ function clientKeyFingerprint(privateKey: string): string {
   return execFileSync('ssh-keygen', ['-lf', `${privateKey}.pub`], { encoding: 'utf8' }).split(/\s+/)[1]!;
 }
 
+/**
+ * The line where sshd says how the session from client `port` ended. sshd's session process hands its log lines to
+ * its monitor process, which writes them: that line can come after the CLI has exited, so it is waited for.
+ */
+async function sessionEnd(logStart: number, port: string): Promise<string> {
+  // A clean end, or a cut: "Received disconnect", "Connection closed by", "ssh_packet_write_poll: … Broken pipe"…
+  const ending = new RegExp(`^(?=.*port ${port}\\b)(?=.*(?:disconnect|Disconnected|Connection (?:closed|reset)|Read error|Broken pipe|reset by peer|Timeout)).*$`, 'm');
+  await waitFor(() => ending.test(sshd.log().slice(logStart)), `sshd to log the end of the session from port ${port}`).catch(() => assert.fail(`sshd logged no end of the session from port ${port}:\n${sshd.log().slice(logStart)}`));
+  return ending.exec(sshd.log().slice(logStart))![0];
+}
+
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -143,12 +154,14 @@ async function startHop(targetPort: number): Promise<Hop> {
   let target = targetPort;
   let refusing = false;
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
+  // Half-open on both sides, as a real network path: an end (FIN) is passed on and each direction finishes on its
+  // own. Otherwise the hop would answer the client's FIN at once and cut sshd while it still writes its last packets.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     if (refusing) {
       client.destroy();
       return;
     }
-    const upstream = net.connect(target, '127.0.0.1');
+    const upstream = net.connect({ port: target, host: '127.0.0.1', allowHalfOpen: true });
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('error', () => undefined);
@@ -201,8 +214,9 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.equal(result.code, 0, result.stderr);
     await assertDestinationExact(bucket);
     const log = sshd.log().slice(logStart);
-    assert.match(log, new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1`), 'the run logged in to sshd');
-    assert.match(log, /Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
+    const port = new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1 port (\\d+)`).exec(log)?.[1];
+    assert.ok(port, `the run logged in to sshd: ${log}`);
+    assert.match(await sessionEnd(logStart, port), /^Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
   });
 
   test('host key verified by a hashed known_hosts entry in the [host]:port form: the destination is exact', async () => {
@@ -347,7 +361,7 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const log = sshd.log().slice(logStart);
     const port = /Accepted publickey for \S+ from 127\.0\.0\.1 port (\d+)/.exec(log)?.[1];
     assert.ok(port, log);
-    assert.match(log, new RegExp(`Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), `the client said goodbye: ${log}`);
+    assert.match(await sessionEnd(logStart, port), new RegExp(`^Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), 'the client said goodbye');
   });
 
   test('a server answering the reconnect with another host key is never trusted: the run stops, naming that key', async () => {
