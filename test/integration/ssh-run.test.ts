@@ -131,6 +131,16 @@ async function sessionEnd(logStart: number, port: string): Promise<string> {
   return ending.exec(sshd.log().slice(logStart))![0];
 }
 
+/** Forwarded channels sshd opened, and freed before logging `endLine`, since `logStart` (sshd at DEBUG1). */
+function channelsBefore(logStart: number, endLine: string): { opened: number; freed: number } {
+  const log = sshd.log().slice(logStart);
+  const before = log.slice(0, log.indexOf(endLine));
+  return {
+    opened: (before.match(/channel \d+: new (?:direct-tcpip )?\[direct-tcpip\]/g) ?? []).length,
+    freed: (before.match(/channel \d+: free: direct-tcpip/g) ?? []).length,
+  };
+}
+
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -190,7 +200,7 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     postgres = await startPostgres();
     s3 = await startS3();
     proxy = await startProxy({ upstreamPort: s3.port });
-    sshd = await startSshd();
+    sshd = await startSshd({ logLevel: 'DEBUG1' });
     fixture = buildFixture('current');
     db = await createDatabase('current');
     await s3.createBucket(SOURCE_BUCKET);
@@ -216,7 +226,10 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const log = sshd.log().slice(logStart);
     const port = new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1 port (\\d+)`).exec(log)?.[1];
     assert.ok(port, `the run logged in to sshd: ${log}`);
-    assert.match(await sessionEnd(logStart, port), /^Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
+    const end = await sessionEnd(logStart, port);
+    assert.match(end, /^Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
+    const channels = channelsBefore(logStart, end);
+    assert.equal(channels.freed, channels.opened, 'every database connection through the tunnel was closed before the session');
   });
 
   test('host key verified by a hashed known_hosts entry in the [host]:port form: the destination is exact', async () => {
@@ -361,7 +374,11 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const log = sshd.log().slice(logStart);
     const port = /Accepted publickey for \S+ from 127\.0\.0\.1 port (\d+)/.exec(log)?.[1];
     assert.ok(port, log);
-    assert.match(await sessionEnd(logStart, port), new RegExp(`^Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), 'the client said goodbye');
+    const end = await sessionEnd(logStart, port);
+    assert.match(end, new RegExp(`^Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), 'the client said goodbye');
+    const channels = channelsBefore(logStart, end);
+    assert.ok(channels.opened > 0, sshd.log().slice(logStart));
+    assert.equal(channels.freed, channels.opened, 'every database connection through the tunnel was closed before the session');
   });
 
   test('a server answering the reconnect with another host key is never trusted: the run stops, naming that key', async () => {
