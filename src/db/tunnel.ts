@@ -115,7 +115,7 @@ export interface Tunnel {
   readonly hostKeyFingerprint: string;
   /** True once the SSH connection was lost (not by close()). */
   readonly dropped: boolean;
-  /** Closes the listener, every forwarded connection and the SSH session. Idempotent. */
+  /** Closes the listener, every forwarded connection (those ending get a moment to finish) and the SSH session. Idempotent. */
   close(): Promise<void>;
   /** Calls `listener` once when the connection drops (at once, on the next tick, if it already has). */
   onDrop(listener: (err: TunnelError) => void): void;
@@ -642,6 +642,9 @@ class SshTunnel extends EventEmitter implements Tunnel {
   private closing: Promise<void> | undefined;
   private clientClosed = false;
   private readonly sockets = new Set<net.Socket>();
+  private readonly channels = new Set<ClientChannel>();
+  /** Set while close() waits for the forwarded connections to finish. */
+  private whenNoForwards: (() => void) | undefined;
   private readonly server: net.Server;
   private dropError: TunnelError | undefined;
 
@@ -706,6 +709,9 @@ class SshTunnel extends EventEmitter implements Tunnel {
     sock.on('close', () => {
       this.sockets.delete(sock);
       channel?.close();
+      // ssh2 reports a channel closed only once its end was read: drain what still comes, nobody reads it now.
+      channel?.resume();
+      this.forwardGone();
     });
     // Until the channel opens the socket stays paused, so pg's first bytes wait in its buffer and are not lost.
     this.client.forwardOut(sock.remoteAddress ?? '127.0.0.1', sock.remotePort ?? 0, this.target.host, this.target.port, (err, ch) => {
@@ -720,19 +726,40 @@ class SshTunnel extends EventEmitter implements Tunnel {
         this.emit('forwardError', e);
         return;
       }
+      this.channels.add(ch);
+      ch.on('close', () => {
+        this.channels.delete(ch);
+        sock.destroy();
+        this.forwardGone();
+      });
       if (sock.destroyed) {
         ch.close();
+        ch.resume();
         return;
       }
       channel = ch;
       ch.on('error', () => sock.destroy());
-      ch.on('close', () => sock.destroy());
       sock.pipe(ch).pipe(sock);
     });
   }
 
+  private forwardGone(): void {
+    if (this.sockets.size === 0 && this.channels.size === 0) this.whenNoForwards?.();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      if (!this.clientClosed && (this.sockets.size > 0 || this.channels.size > 0)) {
+        // pg has just written its goodbye (Terminate) on each connection it ends: let that reach the database and
+        // the server close those channels, so the disconnect below cuts nothing; what does not finish soon is cut.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          this.whenNoForwards = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
       for (const s of this.sockets) s.destroy();
       await new Promise<void>((resolve) => this.server.close(() => resolve()));
       if (this.clientClosed) return;

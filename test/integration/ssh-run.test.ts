@@ -120,6 +120,27 @@ function clientKeyFingerprint(privateKey: string): string {
   return execFileSync('ssh-keygen', ['-lf', `${privateKey}.pub`], { encoding: 'utf8' }).split(/\s+/)[1]!;
 }
 
+/**
+ * The line where sshd says how the session from client `port` ended. sshd's session process hands its log lines to
+ * its monitor process, which writes them: that line can come after the CLI has exited, so it is waited for.
+ */
+async function sessionEnd(logStart: number, port: string): Promise<string> {
+  // A clean end, or a cut: "Received disconnect", "Connection closed by", "ssh_packet_write_poll: … Broken pipe"…
+  const ending = new RegExp(`^(?=.*port ${port}\\b)(?=.*(?:disconnect|Disconnected|Connection (?:closed|reset)|Read error|Broken pipe|reset by peer|Timeout)).*$`, 'm');
+  await waitFor(() => ending.test(sshd.log().slice(logStart)), `sshd to log the end of the session from port ${port}`).catch(() => assert.fail(`sshd logged no end of the session from port ${port}:\n${sshd.log().slice(logStart)}`));
+  return ending.exec(sshd.log().slice(logStart))![0];
+}
+
+/** Forwarded channels sshd opened, and freed before logging `endLine`, since `logStart` (sshd at DEBUG1). */
+function channelsBefore(logStart: number, endLine: string): { opened: number; freed: number } {
+  const log = sshd.log().slice(logStart);
+  const before = log.slice(0, log.indexOf(endLine));
+  return {
+    opened: (before.match(/channel \d+: new (?:direct-tcpip )?\[direct-tcpip\]/g) ?? []).length,
+    freed: (before.match(/channel \d+: free: direct-tcpip/g) ?? []).length,
+  };
+}
+
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -143,12 +164,14 @@ async function startHop(targetPort: number): Promise<Hop> {
   let target = targetPort;
   let refusing = false;
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
+  // Half-open on both sides, as a real network path: an end (FIN) is passed on and each direction finishes on its
+  // own. Otherwise the hop would answer the client's FIN at once and cut sshd while it still writes its last packets.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     if (refusing) {
       client.destroy();
       return;
     }
-    const upstream = net.connect(target, '127.0.0.1');
+    const upstream = net.connect({ port: target, host: '127.0.0.1', allowHalfOpen: true });
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('error', () => undefined);
@@ -177,7 +200,7 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     postgres = await startPostgres();
     s3 = await startS3();
     proxy = await startProxy({ upstreamPort: s3.port });
-    sshd = await startSshd();
+    sshd = await startSshd({ logLevel: 'DEBUG1' });
     fixture = buildFixture('current');
     db = await createDatabase('current');
     await s3.createBucket(SOURCE_BUCKET);
@@ -201,8 +224,12 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.equal(result.code, 0, result.stderr);
     await assertDestinationExact(bucket);
     const log = sshd.log().slice(logStart);
-    assert.match(log, new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1`), 'the run logged in to sshd');
-    assert.match(log, /Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
+    const port = new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1 port (\\d+)`).exec(log)?.[1];
+    assert.ok(port, `the run logged in to sshd: ${log}`);
+    const end = await sessionEnd(logStart, port);
+    assert.match(end, /^Received disconnect from 127\.0\.0\.1 port \d+:11:/, 'the tunnel was closed cleanly at the end');
+    const channels = channelsBefore(logStart, end);
+    assert.equal(channels.freed, channels.opened, 'every database connection through the tunnel was closed before the session');
   });
 
   test('host key verified by a hashed known_hosts entry in the [host]:port form: the destination is exact', async () => {
@@ -347,7 +374,11 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const log = sshd.log().slice(logStart);
     const port = /Accepted publickey for \S+ from 127\.0\.0\.1 port (\d+)/.exec(log)?.[1];
     assert.ok(port, log);
-    assert.match(log, new RegExp(`Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), `the client said goodbye: ${log}`);
+    const end = await sessionEnd(logStart, port);
+    assert.match(end, new RegExp(`^Received disconnect from 127\\.0\\.0\\.1 port ${port}:11:`), 'the client said goodbye');
+    const channels = channelsBefore(logStart, end);
+    assert.ok(channels.opened > 0, sshd.log().slice(logStart));
+    assert.equal(channels.freed, channels.opened, 'every database connection through the tunnel was closed before the session');
   });
 
   test('a server answering the reconnect with another host key is never trusted: the run stops, naming that key', async () => {

@@ -72,6 +72,8 @@ export interface StartSshdOptions {
   listenAddress?: string;
   /** Default: a free port. */
   port?: number;
+  /** sshd's LogLevel, default VERBOSE; DEBUG1 also logs each forwarded channel opened and freed. */
+  logLevel?: 'VERBOSE' | 'DEBUG1';
 }
 
 /** OpenSSH version as a number (9.2), or 0 when unknown. */
@@ -224,7 +226,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
       'AllowTcpForwarding yes',
       `AllowUsers ${user}`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
-      'LogLevel VERBOSE',
+      `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
       // OpenSSH >= 9.8 penalises addresses with failed logins, which the negative tests produce on purpose.
       ...(sshdVersion() >= 9.8 ? ['PerSourcePenalties no'] : []),
       '',
