@@ -65,8 +65,8 @@ export class S3Store implements ObjectStore {
   private answersProve = true;
   /** The smallest request body the provider refused as too large: later bodies stay below it. */
   private refusedBody: number | undefined;
-  /** The size of a body whose sending the connection was reset during, with no answer: perhaps a refusal. */
-  private resetWhileSending: number | undefined;
+  /** Keys whose PUT was reset while its body was being sent, with no answer: perhaps a refusal, asked next time. */
+  private readonly resetWhileSending = new Set<string>();
 
   constructor(
     readonly config: S3StoreConfig,
@@ -236,10 +236,14 @@ export class S3Store implements ObjectStore {
     return contentLength !== undefined && contentLength <= (this.options.singlePutLimit ?? this.options.partSize);
   }
 
-  /** The configured part size, or whole MiB below a refused body size; undefined when that is under S3's minimum. */
   private partSize(): number | undefined {
-    if (this.refusedBody === undefined || this.refusedBody > this.options.partSize) return this.options.partSize;
-    const below = Math.floor((this.refusedBody - 1) / MiB) * MiB;
+    return this.partSizeBelow(this.refusedBody);
+  }
+
+  /** The configured part size, or whole MiB below a refused body size; undefined when that is under S3's minimum. */
+  private partSizeBelow(refused: number | undefined): number | undefined {
+    if (refused === undefined || refused > this.options.partSize) return this.options.partSize;
+    const below = Math.floor((refused - 1) / MiB) * MiB;
     return below >= MIN_PART_SIZE ? below : undefined;
   }
 
@@ -299,24 +303,27 @@ export class S3Store implements ObjectStore {
     // Only objects of known length go as one PUT (goesAsOnePut).
     const size = options.contentLength ?? 0;
     let response: DirectResponse;
-    // After a reset while sending a body this large, ask first (100-continue): a server that refuses the body then
+    // After a reset while sending this object's body, ask first (100-continue): a server that refuses the body then
     // answers 413 before any of it is sent, where it would otherwise close the connection under it.
-    const suspect = this.resetWhileSending !== undefined && size >= this.resetWhileSending;
+    const suspect = this.resetWhileSending.has(params.Key);
     try {
       response = await this.direct.put(params.Key, sent, { ...putHeaders(params, options), ...(suspect && { expect: '100-continue' }) }, signal);
     } catch (error) {
       if (bodyFailed.signal.aborted) throw bodyFailed.signal.reason;
       if (refusesBody(error)) throw this.bodyRefused(params.Key, size, error);
       // A server that refuses the body may close the connection before its answer can be read: only a reset while
-      // the body was being sent shows. Once is a flaky network; twice in a row at this size or more, a refusal.
+      // the body was being sent shows. Once is a flaky network (other PUTs cut by the same blip prove nothing about
+      // this one); the same object reset again although it asked first, a refusal, if smaller parts can follow.
       if (isReset(error) && !sent.readableEnded) {
-        const suspected = this.resetWhileSending;
-        this.resetWhileSending = Math.min(suspected ?? Infinity, size);
-        if (suspected !== undefined && size >= suspected) throw this.bodyRefused(params.Key, suspected, error);
+        if (!suspect) this.resetWhileSending.add(params.Key);
+        else if (this.partSizeBelow(Math.min(size, this.refusedBody ?? Infinity)) !== undefined) {
+          this.resetWhileSending.delete(params.Key);
+          throw this.bodyRefused(params.Key, size, error);
+        }
       }
       throw error;
     }
-    if (this.resetWhileSending !== undefined && size >= this.resetWhileSending) this.resetWhileSending = undefined;
+    this.resetWhileSending.delete(params.Key);
     const stored = md5FromEtag(digestEtag(sdkShape(response)));
     const md5 = claimed ?? hash!.digest('hex');
     if (stored === md5) return;
@@ -376,6 +383,7 @@ type PutParams = Omit<ConstructorParameters<typeof PutObjectCommand>[0], 'Body'>
  * Each part of a multipart upload carries Content-MD5, so the destination refuses a part altered on the way;
  * a server that ignores the header is caught by comparing the part's ETag, and the upload is then aborted.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
 const verifyPartDigest: InitializeMiddleware<any, any> = (next, context) => async (args) => {
   const body: unknown = args.input.Body;
   if (context.commandName !== 'UploadPartCommand' || !(body instanceof Uint8Array)) return next(args);

@@ -11,7 +11,7 @@
  * objects finished long ago below the watermark are skipped without parsing, so resuming a million-row job is
  * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -59,6 +59,11 @@ export interface ResumeState {
    * since they were copied (the sync time less the change margin); undefined when nothing is below the watermark.
    */
   changesFrom(job: string): string | undefined;
+  /**
+   * From when the next run will read changes again if this one does not finish the job: lines of attachments
+   * changed since then must say so (ObjectLine.updated). Undefined when the checkpoint holds no run yet.
+   */
+  recentFrom(job: string): string | undefined;
   /** The object is finished (copied or relocated) above its job's watermark, or recently (see ObjectLine.updated). */
   isDone(key: string): boolean;
   /** The object's last result was failed or missing. */
@@ -72,6 +77,7 @@ export interface ResumeState {
 export const EMPTY_RESUME_STATE: ResumeState = {
   watermark: () => undefined,
   changesFrom: () => undefined,
+  recentFrom: () => undefined,
   isDone: () => false,
   wasOutstanding: () => false,
   outstandingBelowWatermark: () => [],
@@ -104,6 +110,7 @@ interface LoadedCheckpoint {
   /** Objects finished below the watermark that the next changed-rows pass may read again, by key hash. */
   readonly recent: ReadonlyMap<string, RecentObject>;
   changesFrom(job: string): string | undefined;
+  recentFrom(job: string): string | undefined;
 }
 
 /** A recently changed attachment's object, known as copied: its job, and its attachment's `*_updated_at` in ms. */
@@ -126,6 +133,7 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
   return {
     watermark: (job) => watermarks.get(job)?.toString(),
     changesFrom: (job) => loaded.changesFrom(job),
+    recentFrom: (job) => loaded.recentFrom(job),
     isDone: (key) => done.has(key) || (recent.size > 0 && recent.has(keyHash(key))),
     wasOutstanding: (key) => outstanding.has(key),
     outstandingBelowWatermark: (job) => {
@@ -185,11 +193,11 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
 
   // Until a job says it synced, every row below its watermark was read at or after the starting run's start.
   const freshStart = startHeader?.started ?? startHeader?.run;
-  const changesFrom = (job: string): string | undefined => {
+  const recentFrom = (job: string): string | undefined => {
     const since = synced.get(job) ?? freshStart;
-    if (since === undefined || !watermarks.has(job)) return undefined;
-    return new Date(Date.parse(since) - options.changeMarginMs).toISOString();
+    return since === undefined ? undefined : new Date(Date.parse(since) - options.changeMarginMs).toISOString();
   };
+  const changesFrom = (job: string): string | undefined => (watermarks.has(job) ? recentFrom(job) : undefined);
 
   // Pass 2: objects finished in rows above each job's last watermark, or recently enough that the changed-rows pass
   // would read them again. Their lines may come before the watermark's own line (rows after an unfinished one
@@ -220,7 +228,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     done.delete(key);
     if (recent.size > 0) recent.delete(keyHash(key));
   }
-  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom };
+  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom, recentFrom };
 }
 
 /**
@@ -251,10 +259,13 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
 
   const temporary = `${path}.compacting`;
   try {
+    const content = Buffer.from(`${lines.join('\n')}\n`);
     const fd = openSync(temporary, 'w', 0o600);
     try {
-      writeSync(fd, `${lines.join('\n')}\n`);
+      // writeFileSync loops over short writes (a nearly full disk); the size proves the whole state is there.
+      writeFileSync(fd, content);
       fsyncSync(fd);
+      if (fstatSync(fd).size !== content.length) throw new Error(`${temporary} holds ${fstatSync(fd).size} of ${content.length} bytes`);
     } finally {
       closeSync(fd);
     }
@@ -379,7 +390,16 @@ export class CheckpointWriter {
 
   private append(line: string): void {
     if (this.fd === undefined) return;
-    writeSync(this.fd, `${line}\n`);
+    const bytes = Buffer.from(`${line}\n`);
+    let written = 0;
+    try {
+      written = writeSync(this.fd, bytes);
+      if (written !== bytes.length) throw new Error(`only ${written} of ${bytes.length} bytes of a line could be written`);
+    } catch (error) {
+      // Once a line is lost or torn, no later line may be trusted, a watermark past it least of all: write nothing more.
+      this.close();
+      throw error;
+    }
   }
 }
 

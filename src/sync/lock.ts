@@ -5,7 +5,7 @@
  * power loss) does not block the next run when it ran on this host: its pid is gone, or now belongs to a process
  * that started later. A holder on another host (a checkpoint on shared storage) cannot be checked from here.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -43,24 +43,47 @@ export class CheckpointLock {
   static acquire(checkpoint: string): CheckpointLock {
     const path = lockPath(checkpoint);
     const me: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), processStart: processStart(process.pid) };
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o600);
+    // The holder is written to a file of our own first, then linked in: the lock appears whole or not at all.
+    const mine = `${path}.${process.pid}`;
+    try {
+      writeFileSync(mine, `${JSON.stringify(me)}\n`, { mode: 0o600 });
+    } catch (error) {
+      throw new UsageError(`cannot create ${mine} (${(error as NodeJS.ErrnoException).code}): pass --checkpoint in a folder this user may write to`);
+    }
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          writeSync(fd, `${JSON.stringify(me)}\n`);
-        } finally {
-          closeSync(fd);
+          linkSync(mine, path);
+          return new CheckpointLock(path);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
-        return new CheckpointLock(path);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST') throw new UsageError(`cannot create ${path} (${code}): pass --checkpoint in a folder this user may write to`);
-        if (attempt > 0) throw error;
+        const holder = readHolder(path);
+        if (holder === undefined || !holderIsGone(holder)) throw new CheckpointBusyError(checkpoint, holder ?? UNKNOWN_HOLDER);
+        // Moved aside, not deleted: of several runs that found the holder dead, only one moves its lock, and
+        // none can delete a lock another has just taken.
+        const aside = `${path}.dead.${process.pid}`;
+        try {
+          renameSync(path, aside);
+        } catch {
+          continue; // another run moved it first: try to take the lock once more
+        }
+        const moved = readHolder(aside);
+        if (moved === undefined || moved.pid !== holder.pid || moved.since !== holder.since) {
+          // Another run took over the dead lock between our read and our move: give its lock back, and leave.
+          try {
+            linkSync(aside, path);
+          } catch {
+            // A third run has taken the place meanwhile; it holds the lock now.
+          }
+          unlinkSync(aside);
+          throw new CheckpointBusyError(checkpoint, moved ?? holder);
+        }
+        unlinkSync(aside);
       }
-      const holder = readHolder(path);
-      if (holder !== undefined && !holderIsGone(holder)) throw new CheckpointBusyError(checkpoint, holder);
-      // Gone, or a file torn by a crash while it was written: take it over (once).
-      unlinkSync(path);
+      throw new CheckpointBusyError(checkpoint, readHolder(path) ?? UNKNOWN_HOLDER);
+    } finally {
+      unlinkSync(mine);
     }
   }
 
@@ -72,6 +95,9 @@ export class CheckpointLock {
     }
   }
 }
+
+/** A lock file that cannot be read (being replaced at this instant): busy, to be safe. */
+const UNKNOWN_HOLDER: LockHolder = { pid: 0, host: 'unknown', since: 'unknown' };
 
 function readHolder(path: string): LockHolder | undefined {
   try {

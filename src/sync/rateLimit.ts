@@ -73,6 +73,7 @@ interface Waiter {
  * give up, except the aborts of multipart uploads, which clean up after the stop.
  */
 export function limitRequestRate(client: S3Client, bucket: TokenBucket, abort?: AbortSignal): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
   const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
     await bucket.take(context.commandName === 'AbortMultipartUploadCommand' ? undefined : abort);
     return next(args);

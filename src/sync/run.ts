@@ -151,7 +151,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     // Attachments changed this recently may be read again by the next run's changed-rows pass: their lines say when
     // they changed, so that pass knows they are copied already and sends no request for them.
     const recentFrom =
-      changesFrom ?? (options.startedAt === undefined ? undefined : new Date(Date.parse(options.startedAt) - (options.changeMarginMs ?? 0)).toISOString());
+      options.resume.recentFrom(job) ??
+      (options.startedAt === undefined ? undefined : new Date(Date.parse(options.startedAt) - (options.changeMarginMs ?? 0)).toISOString());
     let readEverything = false;
     // Row id → its objects not recorded yet, in every pass: what a stop leaves unfinished, for the summary.
     const unsettled = new Map<string, number>();

@@ -193,7 +193,7 @@ test('five cron runs with changes between them: each ends exact, sends requests 
   await assertExact();
 
   // 6. Nothing changed again.
-  report = await cronRun({ silent: true });
+  await cronRun({ silent: true });
   assert.deepEqual(requested(DESTINATION, 'PutObject', 'CreateMultipartUpload', 'CopyObject'), []);
   await assertExact();
 });

@@ -92,6 +92,7 @@ describe('a cron run', () => {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
     const code = await new Promise<number | null>((done) => child.on('close', done));
     assert.equal(code, 0, screen);
+    // eslint-disable-next-line no-control-regex -- the terminal's escape sequences are what is stripped here
     const lines = screen.split(/\r?\n/).map((line) => line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
     for (const object of world.fixture.missing) {
       assert.ok(lines.some((line) => line.startsWith('warn  missing at the source: ') && line.endsWith(` ${object.key}`)), `no readable warning for ${object.key}:\n${screen}`);

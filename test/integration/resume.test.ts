@@ -66,7 +66,7 @@ function checkpointLines(path: string): Line[] {
   return lines.flatMap((line, index) => {
     try {
       return [JSON.parse(line) as Line];
-    } catch (error) {
+    } catch {
       // Only the very last line may be torn by a kill.
       assert.equal(index, lines.length - 1, `line ${index + 1} is not JSON: ${line}`);
       return [];

@@ -7,7 +7,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import pg from 'pg';
 import pino from 'pino';
 import { connectDatabase, type Database } from '../../src/db/connection.js';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';

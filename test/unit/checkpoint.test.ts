@@ -9,7 +9,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint, type ObjectLine, type ResumeState } from '../../src/sync/checkpoint.js';
 import { CheckpointBusyError, CheckpointLock, lockPath } from '../../src/sync/lock.js';
@@ -128,6 +128,8 @@ describe('loadCheckpoint', () => {
   test('rows at or below the watermark are read again from the sync time less the margin; until a job synced, from the fresh run start', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied')], '2026-01-01T10:00:00.000Z');
     assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), undefined, 'nothing below a watermark yet');
+    // A run cut short before this job synced leaves the next run reading from the start: its lines must say so.
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).recentFrom('media_attachments'), '2026-01-01T09:00:00.000Z');
     writeRun('resume', [{ watermark: '1' }], '2026-01-02T10:00:00.000Z');
     assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-01T09:00:00.000Z', 'no job synced yet: the fresh run read every row after its start');
     writeRun('resume', [{ synced: '2026-01-03T10:00:00.000Z' }], '2026-01-03T10:00:00.000Z');
@@ -259,6 +261,25 @@ describe('the checkpoint lock', () => {
     CheckpointLock.acquire(path).release();
     writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: 'elsewhere.example', since: '2026-01-01T00:00:00.000Z' }));
     assert.throws(() => CheckpointLock.acquire(path), CheckpointBusyError);
+  });
+
+  test('ten runs started at the same instant: exactly one holds the lock, also when a dead holder left one', async () => {
+    const module = join(import.meta.dirname, '../../src/sync/lock.ts');
+    for (const stale of [false, true]) {
+      if (stale) writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+      const at = Date.now() + 1500;
+      const script = `import(${JSON.stringify(module)}).then(async (m) => { while (Date.now() < ${at}); try { const lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); await new Promise((done) => setTimeout(done, 500)); lock.release(); } catch (error) { console.log(error.name); } })`;
+      const outcomes = await Promise.all(
+        Array.from({ length: 10 }, () => {
+          const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let output = '';
+          child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+          return new Promise<string>((done) => child.once('close', () => done(output.trim())));
+        }),
+      );
+      assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
+      assert.deepEqual(readdirSync(dir).filter((name) => name.includes('.lock')), [], 'no lock file left behind');
+    }
   });
 
   test("a live pid that is not the holder (the holder died and its pid was reused) does not block", () => {

@@ -127,6 +127,7 @@ export function encodeKey(key: string): string {
     .replace(/%2F/g, '/');
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
 export function manifestCommandModule(context: CommandContext): CommandModule<object, any> {
   return {
     command: 'manifest <jobs..>',

@@ -96,6 +96,7 @@ function count(value: number): string {
   return value.toLocaleString('en-US');
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
 export function planCommandModule(context: CommandContext): CommandModule<object, any> {
   return {
     command: 'plan <jobs..>',

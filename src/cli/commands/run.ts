@@ -9,7 +9,7 @@ import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckp
 import { CheckpointLock } from '../../sync/lock.js';
 import { databaseNow } from '../../db/clock.js';
 import type { Config } from '../config.js';
-import { runJobs } from '../../sync/run.js';
+import { CheckpointWriteError, runJobs } from '../../sync/run.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { checkpointForShard } from '../../sync/shard.js';
@@ -172,7 +172,7 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
       checkpoint?.close();
       // A cron checkpoint would grow by every run's lines: keep only what the next run reads. An interrupted run
       // leaves that to the next one, which is already waited for.
-      if (checkpoint && !summary.interrupted) {
+      if (checkpoint && !summary.interrupted && !(summary.stoppedBy instanceof CheckpointWriteError)) {
         await compactCheckpoint(checkpointPath, changes).catch((error: unknown) =>
           log.warn({ checkpoint: checkpointPath, err: error }, 'could not compact the checkpoint; it stays as it is, and the next run tries again'),
         );
@@ -214,6 +214,7 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
 }
 
 /** `run <jobs..>` for the CLI (src/cli/main.ts). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
 export function runCommandModule(context: CommandContext): CommandModule<object, any> {
   return {
     command: 'run <jobs..>',

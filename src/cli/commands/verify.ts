@@ -164,6 +164,7 @@ function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
 }
 
 /** `verify <jobs..>` for the CLI (src/cli/main.ts). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
 export function verifyCommandModule(context: CommandContext): CommandModule<object, any> {
   return {
     command: 'verify <jobs..>',
