@@ -3,7 +3,7 @@
  * S3 key prefixes do not apply (docs/storage-layout.md §1.1). Writes go to a temporary file in the target folder
  * and are renamed into place, so a reader never sees half an object.
  */
-import { constants, createWriteStream } from 'node:fs';
+import { accessSync, constants, createWriteStream } from 'node:fs';
 import { access, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -113,10 +113,22 @@ export function fatalFsError(error: unknown, side: StoreSide, root: string, path
       return fatal('is on a read-only file system', `mount it read-write, ${again}`);
     case 'EACCES':
     case 'EPERM':
-      return side === 'destination'
-        ? fatal('is not writable by this user', `run as the user who owns it (mastodon), or fix its owner and modes (or an immutable flag: lsattr), ${again}`)
-        : fatal('is not readable by this user', `run as the user who owns it (mastodon), or fix its owner and modes, ${again}`);
+      if (side === 'destination') {
+        return fatal('is not writable by this user', `run as the user who owns it (mastodon), or fix its owner and modes (or an immutable flag: lsattr), ${again}`);
+      }
+      // One file another user owns (a root-run tootctl's) fails alone; only a folder this user cannot read stops the run.
+      return readable(root) && readable(dirname(path)) ? undefined : fatal('is not readable by this user', `run as the user who owns it (mastodon), or fix its owner and modes, ${again}`);
     default:
       return undefined;
+  }
+}
+
+/** Whether this user may list and read in `folder`. */
+function readable(folder: string): boolean {
+  try {
+    accessSync(folder, constants.R_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }

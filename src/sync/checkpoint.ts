@@ -21,7 +21,8 @@ export interface ObjectLine {
   readonly job: string;
   readonly id: string;
   readonly key: string;
-  readonly status: CopyStatus;
+  /** `disowned`: an outstanding object that no row owns any more (its row deleted, its file replaced or removed). */
+  readonly status: CopyStatus | 'disowned';
   readonly bytes: number;
   readonly ms: number;
   readonly from?: string;
@@ -391,9 +392,8 @@ export class CheckpointWriter {
   private append(line: string): void {
     if (this.fd === undefined) return;
     const bytes = Buffer.from(`${line}\n`);
-    let written = 0;
     try {
-      written = writeSync(this.fd, bytes);
+      const written = writeSync(this.fd, bytes);
       if (written !== bytes.length) throw new Error(`only ${written} of ${bytes.length} bytes of a line could be written`);
     } catch (error) {
       // Once a line is lost or torn, no later line may be trusted, a watermark past it least of all: write nothing more.

@@ -128,6 +128,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   };
   const summaries: JobSummary[] = [];
   const scope = options.scope ?? WHOLE_DATABASE;
+  // Only a run over every row (of its shard, whose checkpoint is its own) may say an object is no longer owned, or
+  // that a job is synced: a narrower scope merely left rows out.
+  const wholeScope = scope.since === undefined && scope.until === undefined && scope.minId === undefined && scope.maxId === undefined && scope.skipRemoteCache === undefined;
   const finishing: Promise<void>[] = [];
 
   try {
@@ -247,7 +250,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       const retried = new Set<string>();
       for (let start = 0; start < before.length && !stop.aborted; start += options.batchSize) {
         const batch = before.slice(start, start + options.batchSize);
-        const keys = new Set(batch.map((entry) => entry.key));
+        const keys = new Map(batch.map((entry) => [entry.key, entry.id]));
         const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
         summary.rows += rows.length;
         for (const row of rows) {
@@ -260,8 +263,12 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             await submit(row, object, true, false);
           }
         }
-        // A row deleted since, or whose file changed: the database no longer owns what failed.
-        for (const key of keys) log.info({ job, key }, 'failed or missing before, but no longer owned (or out of scope): not tried again');
+        // A row deleted since, or whose file changed or was removed (tootctl media remove): the database no longer
+        // owns what failed or was missing. Said in the checkpoint, so that it is not looked for again.
+        for (const [key, id] of keys) {
+          log.info({ job, id, key }, 'failed or missing before, but no longer owned (or out of scope): not tried again');
+          if (wholeScope && !options.dryRun) writeCheckpoint((checkpoint) => checkpoint.record({ job, id, key, status: 'disowned', bytes: 0, ms: 0, retry: true }));
+        }
       }
       if (options.retryFailedOnly) return;
 
@@ -314,7 +321,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           }
         }
       }
-      readEverything = !stop.aborted && options.limit === undefined;
+      readEverything = !stop.aborted && options.limit === undefined && wholeScope;
     } finally {
       readingDone = true;
       finishIfDone();

@@ -9,13 +9,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { filesBelow } from '../support/files.js';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 
 const CONCURRENCY = 3;
@@ -81,19 +82,6 @@ function once(checkpoint: string, count: number, then: () => void) {
     }, 5);
     child.on('exit', () => clearInterval(timer));
   };
-}
-
-function filesBelow(root: string): string[] {
-  const found: string[] = [];
-  const walk = (folder: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
-      const path = join(folder, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else found.push(relative(root, path));
-    }
-  };
-  walk(root);
-  return found.sort();
 }
 
 function assertStoppedOnce(result: CliResult, checkpoint: string, cause: RegExp, fix: RegExp): void {

@@ -10,13 +10,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { filesBelow } from '../support/files.js';
 import { runCli, writeConfig } from '../support/cli.js';
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
@@ -50,20 +51,6 @@ function tempFolder(name: string): string {
   const folder = mkdtempSync(join(tmpdir(), `mastosync-${name}-`));
   folders.push(folder);
   return folder;
-}
-
-/** Every file below `root`, as keys relative to it. */
-function filesBelow(root: string): string[] {
-  const found: string[] = [];
-  const walk = (folder: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
-      const path = join(folder, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else found.push(relative(root, path));
-    }
-  };
-  walk(root);
-  return found.sort();
 }
 
 // What Mastodon sends as Content-Type, derived by hand for a source that keeps none (docs/storage-layout.md §6).

@@ -14,6 +14,7 @@ import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld, type Wanted } from '../support/exact.js';
+import type { VerifyJobSummary } from '../../src/sync/verify.js';
 
 let postgres: PostgresServer;
 let s3: S3Server;
@@ -23,21 +24,7 @@ let world: IntegrityWorld;
 let config: ReturnType<typeof writeConfig>;
 
 interface Summary {
-  total: {
-    objects: number;
-    checked: number;
-    ok: number;
-    missing: number;
-    mismatched: number;
-    sizeDiffers: number;
-    contentTypeDiffers: number;
-    cacheControlDiffers: number;
-    md5Differs: number;
-    missingAtSource: number;
-    errors: number;
-    repaired: number;
-    unrepaired: number;
-  };
+  total: Omit<VerifyJobSummary, 'job' | 'rows'>;
 }
 interface RepairLine {
   key: string;

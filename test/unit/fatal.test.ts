@@ -151,6 +151,11 @@ describe('folder errors no retry can fix', () => {
     });
   }
 
+  test('EACCES on one source file in a readable folder (a root-run tootctl left it): that object fails, the run goes on', () => {
+    const root = tmpdir();
+    assert.equal(fatalFsError(errno('EACCES'), 'source', root, join(root, 'x.png')), undefined);
+  });
+
   for (const code of ['ENOENT', 'EIO', 'EMFILE']) {
     test(`${code}: not fatal`, () => assert.equal(fatalFsError(errno(code), 'destination', '/srv/system', '/srv/system/a'), undefined));
   }
