@@ -42,7 +42,6 @@ const DEFAULT_PARTS = '8:8:2,8:8:1,8:5:1,8:16:2,64:8:2,512:8:2';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const SCENARIOS = ['requests', 'acceptance', 'stream', 'bound', 'server', 'videos', 'parts', 'rows'] as const;
-type ScenarioName = (typeof SCENARIOS)[number];
 type Tool = 'mastosync' | 'rclone';
 
 const HELP = `npm run bench -- [options]
@@ -108,10 +107,13 @@ const number = (name: keyof typeof flags) => {
   return value;
 };
 const list = <T extends string>(name: keyof typeof flags, allowed: readonly T[]) =>
-  String(flags[name]).split(',').filter(Boolean).map((item) => {
-    if (!allowed.includes(item as T)) throw new Error(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
-    return item as T;
-  });
+  String(flags[name])
+    .split(',')
+    .filter(Boolean)
+    .map((item) => {
+      if (!allowed.includes(item as T)) throw new Error(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
+      return item as T;
+    });
 
 const latencyMs = number('latency');
 const concurrencies = String(flags.concurrency).split(',').map(Number);
@@ -232,21 +234,43 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
   const othersBefore = flags.trace ? othersCpu(world) : undefined;
   let measured: Measurement;
   if (tool === 'mastosync') {
-    measured = await runMastosync({ databaseUrl: data.db.url, source, destination: target, concurrency, copyMode: mode, jobs: data.jobs, extraArgs: spec.nothing ? ['--limit', '0'] : [], dir, timeoutMs: TIMEOUT_MS });
+    measured = await runMastosync({
+      databaseUrl: data.db.url,
+      source,
+      destination: target,
+      concurrency,
+      copyMode: mode,
+      jobs: data.jobs,
+      extraArgs: spec.nothing ? ['--limit', '0'] : [],
+      dir,
+      timeoutMs: TIMEOUT_MS,
+    });
   } else {
     const keys = spec.nothing ? [] : data.objects.map((object) => object.key);
-    measured = await runRclone({ source, destination: target, concurrency, serverSide: mode === 'server', keys, extraFlags: rcloneFlags, dir, timeoutMs: TIMEOUT_MS });
+    measured = await runRclone({
+      source,
+      destination: target,
+      concurrency,
+      serverSide: mode === 'server',
+      keys,
+      extraFlags: rcloneFlags,
+      dir,
+      timeoutMs: TIMEOUT_MS,
+    });
   }
   const seen = [...world.source.proxy.requests, ...(to === world.source ? [] : world.destination.proxy.requests)];
   let firstWrite = Number.POSITIVE_INFINITY;
   for (const request of seen) {
     const writes = request.operation === 'PutObject' || request.operation === 'CopyObject' || request.operation === 'CompleteMultipartUpload';
-    if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined) firstWrite = Math.min(firstWrite, request.finishedAt);
+    if (writes && request.bucket === destination && request.status === 200 && request.finishedAt !== undefined)
+      firstWrite = Math.min(firstWrite, request.finishedAt);
   }
   if (othersBefore !== undefined && !spec.nothing && mode === 'stream') {
     const others = othersCpu(world);
     const spent = (name: keyof typeof others) => `${((others[name] - othersBefore[name]) / 1000).toFixed(2)} s`;
-    console.error(`bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt, measured.startedAt + measured.wallMs)}; CPU: the tool ${(measured.cpuMs / 1000).toFixed(2)} s, source s3rver ${spent('source')}, destination s3rver ${spent('destination')}, proxies and bench ${spent('bench')}`);
+    console.error(
+      `bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt, measured.startedAt + measured.wallMs)}; CPU: the tool ${(measured.cpuMs / 1000).toFixed(2)} s, source s3rver ${spent('source')}, destination s3rver ${spent('destination')}, proxies and bench ${spent('bench')}`,
+    );
   }
   const problem = await checkDestination(to, destination, spec.nothing ? [] : data.objects, measured);
   rmSync(join(to.directory, destination), { recursive: true, force: true });
@@ -354,7 +378,18 @@ async function main(): Promise<void> {
       notes.push(`acceptance: ${describeSet(data)}`);
       const latency = number('acceptance-latency');
       const floor = tools.includes('mastosync') ? [{ tool: 'mastosync' as const, data, concurrency: 16, mode: 'stream' as const, latencyMs: 0 }] : [];
-      results.push(await runScenario(world, 'acceptance, 16 in flight', `The issue's own check: ${describeSet(data)} of the mix, ${latency} ms per request, GET from one provider, PUT to another. Holds when mastosync is at least as fast as rclone and within 1.5× of the latency limit.`, data, 16, 'stream', floor, latency));
+      results.push(
+        await runScenario(
+          world,
+          'acceptance, 16 in flight',
+          `The issue's own check: ${describeSet(data)} of the mix, ${latency} ms per request, GET from one provider, PUT to another. Holds when mastosync is at least as fast as rclone and within 1.5× of the latency limit.`,
+          data,
+          16,
+          'stream',
+          floor,
+          latency,
+        ),
+      );
     }
 
     if (scenarios.includes('stream') || scenarios.includes('server')) {
@@ -369,13 +404,33 @@ async function main(): Promise<void> {
       if (scenarios.includes('stream')) {
         for (const concurrency of concurrencies) {
           const floor = tools.includes('mastosync') ? [{ tool: 'mastosync' as const, data, concurrency, mode: 'stream' as const, latencyMs: 0 }] : [];
-          results.push(await runScenario(world, `stream, ${concurrency} in flight`, `Mastodon-shaped mix, ${describeSet(data)}; GET from one provider, PUT to another. The run with the proxies at 0 ms shows what s3rver and the proxies allow on this machine.`, data, concurrency, 'stream', floor));
+          results.push(
+            await runScenario(
+              world,
+              `stream, ${concurrency} in flight`,
+              `Mastodon-shaped mix, ${describeSet(data)}; GET from one provider, PUT to another. The run with the proxies at 0 ms shows what s3rver and the proxies allow on this machine.`,
+              data,
+              concurrency,
+              'stream',
+              floor,
+            ),
+          );
         }
       }
       if (scenarios.includes('server')) {
         const concurrency = concurrencies[0]!;
         const floor = tools.includes('mastosync') ? [{ tool: 'mastosync' as const, data, concurrency, mode: 'server' as const, latencyMs: 0 }] : [];
-        results.push(await runScenario(world, `server-side copy, ${concurrency} in flight`, `The same mix between two buckets of one provider with the same credentials: CopyObject, no bytes through the copier. The run with the proxy at 0 ms shows what s3rver allows on this machine.`, data, concurrency, 'server', floor));
+        results.push(
+          await runScenario(
+            world,
+            `server-side copy, ${concurrency} in flight`,
+            `The same mix between two buckets of one provider with the same credentials: CopyObject, no bytes through the copier. The run with the proxy at 0 ms shows what s3rver allows on this machine.`,
+            data,
+            concurrency,
+            'server',
+            floor,
+          ),
+        );
       }
     }
 
@@ -383,14 +438,34 @@ async function main(): Promise<void> {
       console.error('bench: building the latency-bound set');
       const bound = await makeDataSet(world, 'bench-bound', mixJobs, async (db) => {
         databases.push(db);
-        const plan = planMix({ ...mix, accounts: Math.round(mix.accounts / 3), emojis: Math.round(mix.emojis / 3), cards: Math.round(mix.cards / 3), images: Math.round(mix.images / 3) }, 3);
+        const plan = planMix(
+          {
+            ...mix,
+            accounts: Math.round(mix.accounts / 3),
+            emojis: Math.round(mix.emojis / 3),
+            cards: Math.round(mix.cards / 3),
+            images: Math.round(mix.images / 3),
+          },
+          3,
+        );
         await insertRows(db.client, plan.rows);
         return [...plan.objects];
       });
       notes.push(`bound: ${describeSet(bound)}`);
       const latency = number('bound-latency');
       for (const concurrency of concurrencies) {
-        results.push(await runScenario(world, `latency-bound, ${concurrency} in flight`, `A third of the mix, ${describeSet(bound)}, with ${latency} ms per request: slow enough that s3rver is not the limit even at ${concurrencies.at(-1)} in flight, so the latency limit is reachable.`, bound, concurrency, 'stream', [], latency));
+        results.push(
+          await runScenario(
+            world,
+            `latency-bound, ${concurrency} in flight`,
+            `A third of the mix, ${describeSet(bound)}, with ${latency} ms per request: slow enough that s3rver is not the limit even at ${concurrencies.at(-1)} in flight, so the latency limit is reachable.`,
+            bound,
+            concurrency,
+            'stream',
+            [],
+            latency,
+          ),
+        );
       }
     }
     if (scenarios.includes('videos') || scenarios.includes('parts')) {
@@ -403,7 +478,16 @@ async function main(): Promise<void> {
       });
       notes.push(`videos: ${describeSet(data)}`);
       if (scenarios.includes('videos')) {
-        results.push(await runScenario(world, 'videos, 16 in flight', `Images with ${number('videos')} videos of ${number('video-min-mb')}–${number('video-max-mb')} MB, ${describeSet(data)}; peak RSS must not follow object size.`, data, 16, 'stream'));
+        results.push(
+          await runScenario(
+            world,
+            'videos, 16 in flight',
+            `Images with ${number('videos')} videos of ${number('video-min-mb')}–${number('video-max-mb')} MB, ${describeSet(data)}; peak RSS must not follow object size.`,
+            data,
+            16,
+            'stream',
+          ),
+        );
       }
       if (scenarios.includes('parts')) results.push(await runParts(world, data));
     }
@@ -436,7 +520,10 @@ async function main(): Promise<void> {
   const verdicts = judge(results);
   console.log(verdicts.join('\n'));
   if (flags.out !== '-') {
-    const load = `${loadBefore.map((value) => value.toFixed(2)).join(' ')} at the start, ${os.loadavg().map((value) => value.toFixed(2)).join(' ')} at the end`;
+    const load = `${loadBefore.map((value) => value.toFixed(2)).join(' ')} at the start, ${os
+      .loadavg()
+      .map((value) => value.toFixed(2))
+      .join(' ')} at the end`;
     // Figures other commands measure (the tunnel, the fault tests) follow a marker and are kept as they are.
     const previous = existsSync(String(flags.out)) ? readFileSync(String(flags.out), 'utf8') : '';
     const kept = previous.includes(OTHER_FIGURES) ? previous.slice(previous.indexOf(OTHER_FIGURES)) : '';
@@ -467,7 +554,9 @@ async function measureRequestCost(): Promise<RequestCost> {
     const runs: Record<'sdk' | 'direct', number[]> = { sdk: [], direct: [] };
     for (let round = 0; round < 3; round++) {
       for (const mode of round % 2 === 0 ? (['sdk', 'direct'] as const) : (['direct', 'sdk'] as const)) {
-        const child = spawn(process.execPath, ['--import', tsx, resolve(import.meta.dirname, 'requestCost.ts'), mode, String(port), String(objects)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, ['--import', tsx, resolve(import.meta.dirname, 'requestCost.ts'), mode, String(port), String(objects)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         const output = await new Promise<string>((done) => createInterface({ input: child.stdout! }).once('line', done));
         runs[mode].push((JSON.parse(output) as { cpuMsPerObject: number }).cpuMsPerObject);
       }
@@ -488,7 +577,9 @@ async function measureRequestCost(): Promise<RequestCost> {
 async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
   console.error('bench: part sizes');
   const MiB = 1024 * 1024;
-  const choices = String(flags.parts).split(',').map((choice) => choice.split(':').map(Number) as [number, number, number]);
+  const choices = String(flags.parts)
+    .split(',')
+    .map((choice) => choice.split(':').map(Number) as [number, number, number]);
   const results: ToolResult[] = [];
   for (const [limit, part, queue] of choices) {
     const destination = `bench-destination-${++world.destinations}`;
@@ -504,10 +595,19 @@ async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
     };
     world.source.proxy.reset();
     world.destination.proxy.reset();
-    const measured = await measure(process.execPath, ['--import', import.meta.resolve('tsx'), resolve(import.meta.dirname, 'partsChild.ts'), JSON.stringify(spec)], { env: process.env, cwd: world.work, timeoutMs: TIMEOUT_MS });
+    const measured = await measure(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), resolve(import.meta.dirname, 'partsChild.ts'), JSON.stringify(spec)],
+      { env: process.env, cwd: world.work, timeoutMs: TIMEOUT_MS },
+    );
     const problem = await checkDestination(world.destination, destination, data.objects, measured);
     rmSync(join(world.destination.directory, destination), { recursive: true, force: true });
-    results.push(toolResult(`single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`, data, measured, problem, [...world.source.proxy.requests, ...world.destination.proxy.requests]));
+    results.push(
+      toolResult(`single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`, data, measured, problem, [
+        ...world.source.proxy.requests,
+        ...world.destination.proxy.requests,
+      ]),
+    );
   }
   const scenario = {
     name: 'parts: single-PUT limit, part size and parts in flight',
@@ -524,7 +624,16 @@ async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
 /** Each tool's CPU when it copies nothing (median of three), per mode: what is not per object. */
 const fixedCpu = new Map<string, number>();
 
-async function runScenario(world: World, name: string, description: string, data: DataSet, concurrency: number, mode: 'stream' | 'server', extra: readonly RunSpec[] = [], latency = latencyMs): Promise<ScenarioResult> {
+async function runScenario(
+  world: World,
+  name: string,
+  description: string,
+  data: DataSet,
+  concurrency: number,
+  mode: 'stream' | 'server',
+  extra: readonly RunSpec[] = [],
+  latency = latencyMs,
+): Promise<ScenarioResult> {
   console.error(`bench: ${name}`);
   for (const tool of tools) {
     if (fixedCpu.has(`${tool} ${mode}`)) continue;
@@ -550,35 +659,62 @@ function judge(results: readonly ScenarioResult[]): string[] {
     if (!ours) continue;
     if (!ours.ok) verdict(false, `${scenario.name}: mastosync did not finish exactly (${ours.problem})`);
     if (scenario.name.startsWith('acceptance')) {
-      if (rclone?.ok) verdict(ours.wallMs <= rclone.wallMs, `${scenario.name}: wall time ${(ours.wallMs / rclone.wallMs).toFixed(2)}× rclone's (acceptance ≤ 1)`);
-      verdict(ours.wallMs <= 1.5 * scenario.limitMs, `${scenario.name}: wall time ${(ours.wallMs / scenario.limitMs).toFixed(2)}× the latency limit (acceptance ≤ 1.5)`);
+      if (rclone?.ok)
+        verdict(ours.wallMs <= rclone.wallMs, `${scenario.name}: wall time ${(ours.wallMs / rclone.wallMs).toFixed(2)}× rclone's (acceptance ≤ 1)`);
+      verdict(
+        ours.wallMs <= 1.5 * scenario.limitMs,
+        `${scenario.name}: wall time ${(ours.wallMs / scenario.limitMs).toFixed(2)}× the latency limit (acceptance ≤ 1.5)`,
+      );
     }
     if (scenario.name.startsWith('stream') || scenario.name.startsWith('latency-bound') || scenario.name.startsWith('server')) {
       if (rclone?.ok) verdict(ours.wallMs <= rclone.wallMs, `${scenario.name}: wall time ${(ours.wallMs / rclone.wallMs).toFixed(2)}× rclone's (target ≤ 1)`);
-      verdict(ours.wallMs <= 1.25 * scenario.limitMs, `${scenario.name}: wall time ${(ours.wallMs / scenario.limitMs).toFixed(2)}× the latency limit (target ≤ 1.25)`);
+      verdict(
+        ours.wallMs <= 1.25 * scenario.limitMs,
+        `${scenario.name}: wall time ${(ours.wallMs / scenario.limitMs).toFixed(2)}× the latency limit (target ≤ 1.25)`,
+      );
     }
     if (rclone?.ok && !scenario.name.startsWith('rows')) {
       const [a, b] = [perObject(ours), perObject(rclone)];
       const ratio = a.cpuMsPerObject / b.cpuMsPerObject;
-      const beyond = a.marginalCpuMsPerObject !== undefined && b.marginalCpuMsPerObject !== undefined ? `; beyond each tool's start-up cost ${(a.marginalCpuMsPerObject / b.marginalCpuMsPerObject).toFixed(2)}×` : '';
+      const beyond =
+        a.marginalCpuMsPerObject !== undefined && b.marginalCpuMsPerObject !== undefined
+          ? `; beyond each tool's start-up cost ${(a.marginalCpuMsPerObject / b.marginalCpuMsPerObject).toFixed(2)}×`
+          : '';
       verdict(ratio <= 1.5, `${scenario.name}: CPU per object ${ratio.toFixed(2)}× rclone's (target ≤ 1.5)${beyond}`);
     }
-    if (scenario.name.startsWith('acceptance')) verdict(ours.peakRssBytes < 200e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB (acceptance < 200)`);
+    if (scenario.name.startsWith('acceptance'))
+      verdict(ours.peakRssBytes < 200e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB (acceptance < 200)`);
     if (scenario.name.startsWith('videos')) {
       // The issue's check streams a 200 MB object and allows 200 MB; its target for this set is 150.
-      verdict(ours.peakRssBytes < 150e6, `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB with a 200 MB video (target < 150, acceptance < 200)`);
+      verdict(
+        ours.peakRssBytes < 150e6,
+        `${scenario.name}: peak RSS ${(ours.peakRssBytes / 1e6).toFixed(0)} MB with a 200 MB video (target < 150, acceptance < 200)`,
+      );
     }
   }
   const rowRuns = results.filter((scenario) => scenario.name.startsWith('rows')).map((scenario) => scenario.results[0]!);
   if (rowRuns.length === 2) {
     const [base, large] = rowRuns as [ToolResult, ToolResult];
-    verdict(Math.abs(large.peakRssBytes - base.peakRssBytes) <= 20e6, `rows: peak RSS ${(large.peakRssBytes / 1e6).toFixed(0)} MB on the large table against ${(base.peakRssBytes / 1e6).toFixed(0)} MB on the small one (target: within 20 MB)`);
-    verdict((large.firstObjectMs ?? Infinity) <= 1000, `rows: first object copied ${large.firstObjectMs?.toFixed(0)} ms after start on the large table (target ≤ 1000)`);
+    verdict(
+      Math.abs(large.peakRssBytes - base.peakRssBytes) <= 20e6,
+      `rows: peak RSS ${(large.peakRssBytes / 1e6).toFixed(0)} MB on the large table against ${(base.peakRssBytes / 1e6).toFixed(0)} MB on the small one (target: within 20 MB)`,
+    );
+    verdict(
+      (large.firstObjectMs ?? Infinity) <= 1000,
+      `rows: first object copied ${large.firstObjectMs?.toFixed(0)} ms after start on the large table (target ≤ 1000)`,
+    );
   }
   return lines;
 }
 
-function markdown(results: readonly ScenarioResult[], notes: readonly string[], verdicts: readonly string[], started: Date, load: string, requestCost: RequestCost | undefined): string {
+function markdown(
+  results: readonly ScenarioResult[],
+  notes: readonly string[],
+  verdicts: readonly string[],
+  started: Date,
+  load: string,
+  requestCost: RequestCost | undefined,
+): string {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   return [
     '# Benchmarks',
@@ -590,7 +726,8 @@ function markdown(results: readonly ScenarioResult[], notes: readonly string[], 
     '',
     `- Machine: ${os.cpus().length} CPUs (\`nproc\` ${os.availableParallelism()}, ${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}; load average ${load} (other work on the machine shows here)`,
     `- Node ${process.version}; ${rcloneVersion()}; two providers, each s3rver 3.7.1 in its own process behind its own latency proxy (test/support/httpProxy.ts, in the bench process) adding ${latencyMs} ms to every request: the source buckets on one, streamed copies going to the other; server-side copies stay on the first. s3rver keeps its buckets in ${flags['data-dir']}${flags['data-dir'] === '/dev/shm' ? ' (memory-backed, so the disk does not slow the servers: see docs/performance.md)' : ''}; each tool's config, checkpoint or key list is in ${os.tmpdir()}`,
-    '- mastosync: `bin/mastosync.js run <jobs> --json` with `[sync] concurrency = C`; rclone: `rclone copy SRC:bucket DST:bucket --files-from-raw keys.txt --transfers C --checkers C --fast-list --no-traverse --metadata --retries 1` with the ACL set and the same key list' + (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : ''),
+    '- mastosync: `bin/mastosync.js run <jobs> --json` with `[sync] concurrency = C`; rclone: `rclone copy SRC:bucket DST:bucket --files-from-raw keys.txt --transfers C --checkers C --fast-list --no-traverse --metadata --retries 1` with the ACL set and the same key list' +
+      (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : ''),
     `- Each tool runs ${repeat > 1 ? `${repeat} times, alternating with the other, and its median run by wall time is shown; each run ` : ''}under \`/usr/bin/time -v\` (CPU = user + system, peak RSS = maximum resident set size); wall time is from spawn to exit. After each run the destination is listed and must hold exactly the expected keys at the expected sizes.`,
     '- Latency limit: N objects × round trips per object (2 for GET + PUT, 1 for CopyObject) × latency / C in flight.',
     '- CPU ms/object is all the CPU of the run over N; "beyond start" first takes off what the same tool spends copying nothing (median of three runs: mastosync `--limit 0`, rclone an empty key list), i.e. starting, connecting and checking.',
@@ -606,7 +743,11 @@ function markdown(results: readonly ScenarioResult[], notes: readonly string[], 
           `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts, the SDK's own signer and HTTP handler without its middleware stack) ${requestCost.direct.toFixed(2)} ms.`,
           '',
         ]),
-    ...results.flatMap((scenario) => [scenarioMarkdown(scenario), '', ...(scenario.name.startsWith('rows') ? [`First object copied ${scenario.results[0]!.firstObjectMs?.toFixed(0)} ms after start.`, ''] : [])]),
+    ...results.flatMap((scenario) => [
+      scenarioMarkdown(scenario),
+      '',
+      ...(scenario.name.startsWith('rows') ? [`First object copied ${scenario.results[0]!.firstObjectMs?.toFixed(0)} ms after start.`, ''] : []),
+    ]),
     '## Targets (issue 5)',
     '',
     ...verdicts.map((line) => `- ${line}`),

@@ -70,63 +70,79 @@ export function planMix(counts: MixCounts, seed = 1): DataSet {
     const remote = next() < 0.7; // most accounts an instance stores are remote (under cache/)
     const gif = next() < 0.1;
     const avatarType = gif ? 'image/gif' : 'image/jpeg';
-    add('accounts', {
-      id: String(SNOWFLAKE_BASE + BigInt(i) * 65_536n),
-      username: `user${i}`,
-      domain: remote ? `instance${i % 50}.example` : null,
-      avatar_file_name: `${hex()}.${gif ? 'gif' : 'jpg'}`,
-      avatar_content_type: avatarType,
-      avatar_file_size: 0,
-      avatar_updated_at: TIMESTAMP,
-      avatar_storage_schema_version: 1,
-      header_file_name: `${hex()}.jpg`,
-      header_content_type: 'image/jpeg',
-      header_file_size: 0,
-      header_updated_at: TIMESTAMP,
-      header_storage_schema_version: 1,
-      ...stamps,
-    }, (object) => (object.attachment === 'header' && object.style === 'original' ? uniform(30 * KB, 150 * KB) : uniform(10 * KB, 60 * KB)));
+    add(
+      'accounts',
+      {
+        id: String(SNOWFLAKE_BASE + BigInt(i) * 65_536n),
+        username: `user${i}`,
+        domain: remote ? `instance${i % 50}.example` : null,
+        avatar_file_name: `${hex()}.${gif ? 'gif' : 'jpg'}`,
+        avatar_content_type: avatarType,
+        avatar_file_size: 0,
+        avatar_updated_at: TIMESTAMP,
+        avatar_storage_schema_version: 1,
+        header_file_name: `${hex()}.jpg`,
+        header_content_type: 'image/jpeg',
+        header_file_size: 0,
+        header_updated_at: TIMESTAMP,
+        header_storage_schema_version: 1,
+        ...stamps,
+      },
+      (object) => (object.attachment === 'header' && object.style === 'original' ? uniform(30 * KB, 150 * KB) : uniform(10 * KB, 60 * KB)),
+    );
   }
   for (let i = 0; i < counts.emojis; i++) {
-    add('custom_emojis', {
-      id: String(i + 1),
-      shortcode: `emoji_${i}`,
-      domain: `instance${i % 50}.example`,
-      image_file_name: `${hex()}.png`,
-      image_content_type: 'image/png',
-      image_file_size: 0,
-      image_updated_at: TIMESTAMP,
-      image_storage_schema_version: 1,
-      ...stamps,
-    }, () => uniform(2 * KB, 30 * KB));
+    add(
+      'custom_emojis',
+      {
+        id: String(i + 1),
+        shortcode: `emoji_${i}`,
+        domain: `instance${i % 50}.example`,
+        image_file_name: `${hex()}.png`,
+        image_content_type: 'image/png',
+        image_file_size: 0,
+        image_updated_at: TIMESTAMP,
+        image_storage_schema_version: 1,
+        ...stamps,
+      },
+      () => uniform(2 * KB, 30 * KB),
+    );
   }
   for (let i = 0; i < counts.cards; i++) {
-    add('preview_cards', {
-      id: String(i + 1),
-      url: `https://news.example/${i}`,
-      image_file_name: `${hex()}.jpg`,
-      image_content_type: 'image/jpeg',
-      image_file_size: 0,
-      image_updated_at: TIMESTAMP,
-      image_storage_schema_version: 1,
-      ...stamps,
-    }, () => uniform(10 * KB, 60 * KB));
+    add(
+      'preview_cards',
+      {
+        id: String(i + 1),
+        url: `https://news.example/${i}`,
+        image_file_name: `${hex()}.jpg`,
+        image_content_type: 'image/jpeg',
+        image_file_size: 0,
+        image_updated_at: TIMESTAMP,
+        image_storage_schema_version: 1,
+        ...stamps,
+      },
+      () => uniform(10 * KB, 60 * KB),
+    );
   }
   const media = (i: number, video: boolean, originalSize: () => number) => {
     const remote = next() < 0.6;
-    add('media_attachments', {
-      id: String(SNOWFLAKE_BASE + 1_000_000_000n + BigInt(i) * 65_536n),
-      account_id: String(SNOWFLAKE_BASE),
-      status_id: String(SNOWFLAKE_BASE + BigInt(i)),
-      file_file_name: `${hex()}.${video ? 'mp4' : 'jpeg'}`,
-      file_content_type: video ? 'video/mp4' : 'image/jpeg',
-      file_file_size: 0,
-      file_updated_at: TIMESTAMP,
-      file_storage_schema_version: 1,
-      remote_url: remote ? `https://instance${i % 50}.example/media/${i}` : '',
-      type: video ? 2 : 0,
-      ...stamps,
-    }, (object) => (object.style === 'original' ? originalSize() : uniform(10 * KB, 60 * KB)));
+    add(
+      'media_attachments',
+      {
+        id: String(SNOWFLAKE_BASE + 1_000_000_000n + BigInt(i) * 65_536n),
+        account_id: String(SNOWFLAKE_BASE),
+        status_id: String(SNOWFLAKE_BASE + BigInt(i)),
+        file_file_name: `${hex()}.${video ? 'mp4' : 'jpeg'}`,
+        file_content_type: video ? 'video/mp4' : 'image/jpeg',
+        file_file_size: 0,
+        file_updated_at: TIMESTAMP,
+        file_storage_schema_version: 1,
+        remote_url: remote ? `https://instance${i % 50}.example/media/${i}` : '',
+        type: video ? 2 : 0,
+        ...stamps,
+      },
+      (object) => (object.style === 'original' ? originalSize() : uniform(10 * KB, 60 * KB)),
+    );
   };
   for (let i = 0; i < counts.images; i++) media(i, false, () => logUniform(100 * KB, 3 * MB));
   for (let i = 0; i < counts.videos; i++) {
@@ -185,7 +201,12 @@ export async function insertFilelessRows(db: pg.Client, count: number): Promise<
        image_updated_at = $4, image_storage_schema_version = 1 WHERE id = $1`,
       [id, name, 20 * KB, TIMESTAMP],
     );
-    const [object] = ownedObjects('preview_cards', { id: String(id), image_file_name: name, image_content_type: 'image/jpeg', image_storage_schema_version: 1 });
+    const [object] = ownedObjects('preview_cards', {
+      id: String(id),
+      image_file_name: name,
+      image_content_type: 'image/jpeg',
+      image_storage_schema_version: 1,
+    });
     objects.push({ key: object!.key, size: 20 * KB, contentType: 'image/jpeg' });
   }
   return objects;

@@ -22,7 +22,14 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const spec = JSON.parse(process.argv[2]!) as Spec;
 const store = (place: { endpoint: string; bucket: string }, role: 'source' | 'destination') =>
   new S3Store(
-    { type: 's3', bucket: place.bucket, region: 'us-east-1', endpoint: place.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } },
+    {
+      type: 's3',
+      bucket: place.bucket,
+      region: 'us-east-1',
+      endpoint: place.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    },
     { role, maxSockets: spec.concurrency * spec.queueSize + 4, singlePutLimit: spec.singlePutLimit, partSize: spec.partSize, queueSize: spec.queueSize },
   );
 const source = store(spec.source, 'source');
@@ -30,7 +37,18 @@ const destination = store(spec.destination, 'destination');
 const pool = new BoundedPool(spec.concurrency);
 let failed = 0;
 for (const key of spec.keys) {
-  const object: OwnedObject = { job: 'media_attachments', id: '1', attachment: 'file', style: 'original', key, alternates: [], visibility: 'default', storedContentType: null, storedSize: null, underCache: false };
+  const object: OwnedObject = {
+    job: 'media_attachments',
+    id: '1',
+    attachment: 'file',
+    style: 'original',
+    key,
+    alternates: [],
+    visibility: 'default',
+    storedContentType: null,
+    storedSize: null,
+    underCache: false,
+  };
   await pool.submit(async () => {
     const result = await copyOwnedObject(object, { source, destination, acl: 'public-read', retries: 5 });
     if (result.status !== 'copied') {

@@ -32,7 +32,12 @@ export interface ScenarioResult {
 
 const MB = 1e6;
 
-export function perObject(result: ToolResult): { objectsPerSecond: number; megabytesPerSecond: number; cpuMsPerObject: number; marginalCpuMsPerObject?: number } {
+export function perObject(result: ToolResult): {
+  objectsPerSecond: number;
+  megabytesPerSecond: number;
+  cpuMsPerObject: number;
+  marginalCpuMsPerObject?: number;
+} {
   const seconds = result.wallMs / 1000;
   return {
     objectsPerSecond: result.objects / seconds,
@@ -53,7 +58,19 @@ function requestsText(result: ToolResult): string {
 
 function rows(scenario: ScenarioResult): string[][] {
   const rclone = scenario.results.find((result) => result.tool.startsWith('rclone') && result.ok);
-  const header = ['tool', 'wall s', 'objects/s', 'MB/s', 'CPU ms/object', 'beyond start', 'peak RSS MB', 'wall × rclone', 'CPU × rclone', 'wall × limit', 'requests/object'];
+  const header = [
+    'tool',
+    'wall s',
+    'objects/s',
+    'MB/s',
+    'CPU ms/object',
+    'beyond start',
+    'peak RSS MB',
+    'wall × rclone',
+    'CPU × rclone',
+    'wall × limit',
+    'requests/object',
+  ];
   const body = scenario.results.map((result) => {
     const figures = perObject(result);
     return [

@@ -12,7 +12,8 @@ function percentile(values: readonly number[], fraction: number): number {
 }
 
 const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-const spread = (values: readonly number[]) => `median ${percentile(values, 0.5).toFixed(0)} ms, 90th ${percentile(values, 0.9).toFixed(0)} ms, mean ${mean(values).toFixed(1)} ms`;
+const spread = (values: readonly number[]) =>
+  `median ${percentile(values, 0.5).toFixed(0)} ms, 90th ${percentile(values, 0.9).toFixed(0)} ms, mean ${mean(values).toFixed(1)} ms`;
 
 /** One line about a streamed run: `reads` at the source proxy, `writes` at the destination's, keys shared. */
 export function describeTimeline(reads: readonly RecordedRequest[], writes: readonly RecordedRequest[], startedAt: number, endedAt: number): string {
@@ -35,10 +36,12 @@ export function describeTimeline(reads: readonly RecordedRequest[], writes: read
     `GET ${spread(pairs.map(({ get }) => get.finishedAt! - get.startedAt))}`,
     `PUT ${spread(pairs.map(({ put }) => put.finishedAt! - put.startedAt))}`,
     `GET answered → its PUT arrives ${spread(pairs.map(({ get, put }) => put.startedAt - get.finishedAt!))}`,
-    `PUT answered → next GET arrives ${spread(pairs.flatMap(({ put }) => {
-      const next = nextArrival(put.finishedAt!);
-      return next === undefined ? [] : [next - put.finishedAt!];
-    }))}`,
+    `PUT answered → next GET arrives ${spread(
+      pairs.flatMap(({ put }) => {
+        const next = nextArrival(put.finishedAt!);
+        return next === undefined ? [] : [next - put.finishedAt!];
+      }),
+    )}`,
     `slots busy ${busy.toFixed(1)} on average`,
     `last PUT answered ${(endedAt - last).toFixed(0)} ms before exit`,
   ].join('; ');

@@ -95,20 +95,27 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   const config = join(run.dir, 'mastosync.toml');
   const checkpoint = join(run.dir, 'checkpoint.jsonl');
   rmSync(checkpoint, { force: true });
-  writeFileSync(config, [
-    '[database]',
-    `url = "${run.databaseUrl}"`,
-    ...store('source', run.source),
-    ...store('destination', run.destination),
-    'acl = "public-read"',
-    '[sync]',
-    `concurrency = ${run.concurrency}`,
-    `checkpoint = "${checkpoint}"`,
-    `copy_mode = "${run.copyMode}"`,
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      '[database]',
+      `url = "${run.databaseUrl}"`,
+      ...store('source', run.source),
+      ...store('destination', run.destination),
+      'acl = "public-read"',
+      '[sync]',
+      `concurrency = ${run.concurrency}`,
+      `checkpoint = "${checkpoint}"`,
+      `copy_mode = "${run.copyMode}"`,
+    ].join('\n'),
+  );
   const env = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_')) delete env[name];
-  return measure(process.execPath, [MASTOSYNC_BIN, 'run', ...run.jobs, '--config', config, '--json', ...(run.extraArgs ?? [])], { env, cwd: run.dir, timeoutMs: run.timeoutMs });
+  return measure(process.execPath, [MASTOSYNC_BIN, 'run', ...run.jobs, '--config', config, '--json', ...(run.extraArgs ?? [])], {
+    env,
+    cwd: run.dir,
+    timeoutMs: run.timeoutMs,
+  });
 }
 
 export interface RcloneRun {
@@ -157,14 +164,19 @@ export async function runRclone(run: RcloneRun): Promise<Measurement> {
       'copy',
       `${from}:${run.source.bucket}`,
       `${to}:${run.destination.bucket}`,
-      '--files-from-raw', list,
-      '--transfers', String(run.concurrency),
-      '--checkers', String(run.concurrency),
+      '--files-from-raw',
+      list,
+      '--transfers',
+      String(run.concurrency),
+      '--checkers',
+      String(run.concurrency),
       '--fast-list',
       '--no-traverse',
       '--metadata',
-      '--retries', '1',
-      '--stats', '0',
+      '--retries',
+      '1',
+      '--stats',
+      '0',
       ...run.extraFlags,
     ],
     { env, cwd: run.dir, timeoutMs: run.timeoutMs },

@@ -80,10 +80,12 @@ function mastosync(args: string[], cwd: string): Promise<number> {
 async function ensureBuilt(): Promise<void> {
   const main = join(ROOT, 'dist', 'bundle', 'main.js');
   const newest = (folder: string): number =>
-    Math.max(...readdirSync(folder, { withFileTypes: true }).map((entry) => {
-      const path = join(folder, entry.name);
-      return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs;
-    }));
+    Math.max(
+      ...readdirSync(folder, { withFileTypes: true }).map((entry) => {
+        const path = join(folder, entry.name);
+        return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs;
+      }),
+    );
   if (existsSync(main) && statSync(main).mtimeMs >= newest(join(ROOT, 'src'))) return;
   console.log(dim('   building the CLI (npm run build)…'));
   const code = await new Promise<number>((resolvePromise) =>
@@ -108,7 +110,7 @@ async function insertRows(client: import('pg').Client, rows: readonly DemoRow[])
 }
 
 async function main(): Promise<number> {
-  console.log(bold("mastosync demo") + dim(" — copy a Mastodon server's media exactly as its database owns it"));
+  console.log(bold('mastosync demo') + dim(" — copy a Mastodon server's media exactly as its database owns it"));
 
   step('Preparing', 'an embedded PostgreSQL and an S3 server (s3rver), both on free ports of 127.0.0.1');
   await ensureBuilt();
@@ -117,7 +119,9 @@ async function main(): Promise<number> {
   const { PutObjectCommand } = await import('@aws-sdk/client-s3');
   const db = await createDatabase('current');
   cleanups.push(() => db.drop());
-  done(`PostgreSQL ${(await db.client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version} at ${db.url.replace(/^postgres:\/\/[^@]*@/, '')}`);
+  done(
+    `PostgreSQL ${(await db.client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version} at ${db.url.replace(/^postgres:\/\/[^@]*@/, '')}`,
+  );
   const s3 = await startS3();
   cleanups.push(() => s3.stop());
   await s3.createBucket('mastodon-old');
@@ -147,7 +151,9 @@ async function main(): Promise<number> {
   );
   const sourceBytes = uploads.reduce((sum, object) => sum + object.body.length, 0);
   done(`${count(instance.rows.length)} rows: accounts, media, emoji, preview cards, site uploads, backups`);
-  done(`${count(uploads.length)} objects (${megabytes(sourceBytes)}) in mastodon-old: ${plural(instance.orphans.length, 'orphan')} no row owns, and ${plural(instance.missing.length, 'owned style')} missing, as in real buckets`);
+  done(
+    `${count(uploads.length)} objects (${megabytes(sourceBytes)}) in mastodon-old: ${plural(instance.orphans.length, 'orphan')} no row owns, and ${plural(instance.missing.length, 'owned style')} missing, as in real buckets`,
+  );
 
   const folder = mkdtempSync(join(tmpdir(), 'mastosync-demo-'));
   cleanups.push(() => rmSync(folder, { recursive: true, force: true }));
@@ -180,7 +186,10 @@ async function main(): Promise<number> {
   if ((await mastosync(['plan', 'all', '--log-level', 'error'], folder)) !== 0) return 1;
 
   // Both buckets are on one s3rver with one set of credentials, so [sync] copy_mode = "auto" copies on the provider.
-  step('Copy', 'mastodon-old to mastodon-new on the provider (CopyObject: no bytes pass through mastosync, so its summary counts 0 B), exact keys, Content-Type, Cache-Control and ACL kept');
+  step(
+    'Copy',
+    'mastodon-old to mastodon-new on the provider (CopyObject: no bytes pass through mastosync, so its summary counts 0 B), exact keys, Content-Type, Cache-Control and ACL kept',
+  );
   // At the default log level: a quieter one would also turn the progress display off, as it does for cron.
   const copied = await mastosync(['run', 'all'], folder);
   if (copied !== 0) {
@@ -216,7 +225,9 @@ async function main(): Promise<number> {
   done(`mastodon-new holds exactly the ${count(instance.present.length)} owned objects the source had (${megabytes(copiedBytes)}), each byte-exact (MD5)`);
   done(`${plural(instance.orphans.length, 'orphan')} left behind; ${plural(instance.missing.length, 'missing style')} reported, not invented`);
 
-  console.log(`\n${bold(green('Demo finished'))} in ${((performance.now() - started) / 1000).toFixed(1)} s. ${dim('Next: docs/operations.md and docs/migration.md.')}`);
+  console.log(
+    `\n${bold(green('Demo finished'))} in ${((performance.now() - started) / 1000).toFixed(1)} s. ${dim('Next: docs/operations.md and docs/migration.md.')}`,
+  );
   return 0;
 }
 

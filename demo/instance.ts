@@ -33,7 +33,14 @@ export interface DemoInstance {
 }
 
 const DOMAINS = ['mastodon.social', 'fosstodon.org', 'hachyderm.io', 'chaos.social', 'mstdn.jp', 'infosec.exchange'];
-const TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', mp4: 'video/mp4', zip: 'application/zip' };
+const TYPE_OF_EXTENSION: Record<string, string> = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  mp4: 'video/mp4',
+  zip: 'application/zip',
+};
 
 /** `scale` multiplies the number of rows (1: about 670 rows owning about 1,300 objects and 110 MB). */
 export function generateInstance(scale = 1, seed = 42): DemoInstance {
@@ -68,16 +75,27 @@ export function generateInstance(scale = 1, seed = 42): DemoInstance {
   add('accounts', { id: '-99', username: 'demo.example', domain: null, ...file('avatar', 'png', 9_000, { avatar_storage_schema_version: 1 }) });
   for (let id = 1; id <= scaled(30); id++) {
     add('accounts', {
-      id: String(id), username: `user${id}`, domain: null,
+      id: String(id),
+      username: `user${id}`,
+      domain: null,
       ...file('avatar', chance(0.2) ? 'gif' : pick(['png', 'jpeg']), between(5_000, 60_000), { avatar_storage_schema_version: 1 }),
       ...(chance(0.7) ? file('header', 'jpeg', between(30_000, 150_000), { header_storage_schema_version: 1 }) : {}),
     });
   }
   for (let n = 0; n < scaled(100); n++) {
     add('accounts', {
-      id: String(110_528_637_375_951_012n + BigInt(n * 7919)), username: `friend${n}`, domain: pick(DOMAINS),
-      ...(chance(0.9) ? file('avatar', chance(0.1) ? 'gif' : 'jpeg', between(5_000, 40_000), { avatar_storage_schema_version: 1, avatar_remote_url: 'https://remote.example/a' }) : {}),
-      ...(chance(0.5) ? file('header', 'jpeg', between(20_000, 100_000), { header_storage_schema_version: 1, header_remote_url: 'https://remote.example/h' }) : {}),
+      id: String(110_528_637_375_951_012n + BigInt(n * 7919)),
+      username: `friend${n}`,
+      domain: pick(DOMAINS),
+      ...(chance(0.9)
+        ? file('avatar', chance(0.1) ? 'gif' : 'jpeg', between(5_000, 40_000), {
+            avatar_storage_schema_version: 1,
+            avatar_remote_url: 'https://remote.example/a',
+          })
+        : {}),
+      ...(chance(0.5)
+        ? file('header', 'jpeg', between(20_000, 100_000), { header_storage_schema_version: 1, header_remote_url: 'https://remote.example/h' })
+        : {}),
     });
   }
 
@@ -88,7 +106,10 @@ export function generateInstance(scale = 1, seed = 42): DemoInstance {
     const extension = kind === 'gifv' || kind === 'video' ? 'mp4' : kind;
     const size = kind === 'video' ? between(500_000, 2_000_000) : kind === 'gifv' ? between(100_000, 300_000) : between(20_000, 150_000);
     add('media_attachments', {
-      id: nextSnowflake(), account_id: '1', type: kind === 'gifv' ? 1 : kind === 'video' ? 2 : 0, processing: 2,
+      id: nextSnowflake(),
+      account_id: '1',
+      type: kind === 'gifv' ? 1 : kind === 'video' ? 2 : 0,
+      processing: 2,
       remote_url: remote ? `https://${pick(DOMAINS)}/media/${n}` : '',
       ...file('file', extension, size, { file_storage_schema_version: 1 }),
       ...(kind === 'video' ? file('thumbnail', 'jpeg', between(20_000, 60_000)) : {}),
@@ -99,21 +120,36 @@ export function generateInstance(scale = 1, seed = 42): DemoInstance {
   for (let id = 1; id <= scaled(70); id++) {
     const local = id <= scaled(20);
     add('custom_emojis', {
-      id: String(id), shortcode: `emoji_${id}`, domain: local ? null : pick(DOMAINS),
+      id: String(id),
+      shortcode: `emoji_${id}`,
+      domain: local ? null : pick(DOMAINS),
       ...file('image', chance(0.3) ? 'gif' : 'png', between(1_000, 8_000), { image_storage_schema_version: 1 }),
     });
   }
   for (let id = 1; id <= scaled(60); id++) {
-    add('preview_cards', { id: String(1000 + id), url: `https://news.example/${id}`, ...file('image', 'jpeg', between(10_000, 60_000), { image_storage_schema_version: 1 }) });
+    add('preview_cards', {
+      id: String(1000 + id),
+      url: `https://news.example/${id}`,
+      ...file('image', 'jpeg', between(10_000, 60_000), { image_storage_schema_version: 1 }),
+    });
   }
-  for (let id = 1; id <= 3; id++) add('preview_card_providers', { id: String(id), domain: `video${id}.example`, ...file('icon', 'png', between(1_000, 4_000)) });
+  for (let id = 1; id <= 3; id++)
+    add('preview_card_providers', { id: String(id), domain: `video${id}.example`, ...file('icon', 'png', between(1_000, 4_000)) });
   ['thumbnail', 'favicon', 'app_icon'].forEach((variable, index) =>
     add('site_uploads', { id: String(index + 1), var: variable, ...file('file', 'png', between(20_000, 80_000)) }),
   );
   for (let id = 1; id <= 2; id++) {
     const name = `archive-2025101${id}120000-${hex()}${hex()}.zip`;
     sizes.set(name, 200_000);
-    add('backups', { id: String(id), user_id: String(id), processed: true, dump_file_name: name, dump_content_type: 'application/zip', dump_file_size: 200_000, dump_updated_at: when() });
+    add('backups', {
+      id: String(id),
+      user_id: String(id),
+      processed: true,
+      dump_file_name: name,
+      dump_content_type: 'application/zip',
+      dump_file_size: 200_000,
+      dump_updated_at: when(),
+    });
   }
 
   const present: DemoObject[] = [];
@@ -133,12 +169,23 @@ export function generateInstance(scale = 1, seed = 42): DemoInstance {
       }
       const extension = name.slice(name.lastIndexOf('.') + 1);
       const size = original ? sizes.get(name)! : Math.max(800, Math.floor((owned.storedSize ?? 20_000) / between(4, 12)));
-      present.push(object(owned.key, size, original ? owned.storedContentType! : TYPE_OF_EXTENSION[extension]!, owned.visibility === 'private' ? 'private' : 'public-read'));
+      present.push(
+        object(
+          owned.key,
+          size,
+          original ? owned.storedContentType! : TYPE_OF_EXTENSION[extension]!,
+          owned.visibility === 'private' ? 'private' : 'public-read',
+        ),
+      );
     }
   }
   const orphans = [
     'media_attachments/files/000/000/404/original/0badc0de0badc0de.png',
-    `media_attachments/files/${present.find((item) => item.key.startsWith('media_attachments/files/'))!.key.split('/').slice(2, -2).join('/')}/original/raw-upload.mov`,
+    `media_attachments/files/${present
+      .find((item) => item.key.startsWith('media_attachments/files/'))!
+      .key.split('/')
+      .slice(2, -2)
+      .join('/')}/original/raw-upload.mov`,
     'cache/accounts/avatars/000/000/007/original/feedfacefeedface.jpeg',
     'preview_cards/images/000/001/001/original/stale-name.jpeg',
     'site_uploads/files/000/000/009/original/old-thumbnail.png',

@@ -167,9 +167,7 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
   overlayEnvironment(raw, env);
   const origin = file ?? 'the environment';
   if (file === undefined && Object.keys(raw).length === 0) {
-    throw new UsageError(
-      `no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or create ./${DEFAULT_CONFIG_FILE} (see config.sample.toml)`,
-    );
+    throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or create ./${DEFAULT_CONFIG_FILE} (see config.sample.toml)`);
   }
   const config = resolve(raw, origin);
   // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).
@@ -322,7 +320,8 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
   }
   const type = (store.type as 's3' | 'fs' | undefined) ?? 's3';
   if (type === 'fs') {
-    if (typeof store.path !== 'string' || store.path === '') throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
+    if (typeof store.path !== 'string' || store.path === '')
+      throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
     return { type, path: expandHome(store.path) };
   }
   if (typeof store.bucket !== 'string' || store.bucket === '') throw new UsageError(`${origin}: [${section}] needs bucket`);
@@ -393,7 +392,9 @@ function isTable(value: unknown): value is Record<string, unknown> {
 }
 
 function knownSections(): string {
-  return Object.keys(SECTIONS).map((name) => `[${name}]`).join(', ');
+  return Object.keys(SECTIONS)
+    .map((name) => `[${name}]`)
+    .join(', ');
 }
 
 export function expandHome(path: string): string {

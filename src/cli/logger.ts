@@ -16,7 +16,19 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: undefined,
       redact: {
-        paths: ['password', 'secret_access_key', 'secretAccessKey', 'passphrase', 'url', '*.password', '*.secret_access_key', '*.secretAccessKey', '*.passphrase', '*.url', 'credentials'],
+        paths: [
+          'password',
+          'secret_access_key',
+          'secretAccessKey',
+          'passphrase',
+          'url',
+          '*.password',
+          '*.secret_access_key',
+          '*.secretAccessKey',
+          '*.passphrase',
+          '*.url',
+          'credentials',
+        ],
         censor: '[redacted]',
       },
     },
@@ -64,6 +76,7 @@ function plain(value: unknown): string {
   if (typeof value === 'string') return value;
   if (Array.isArray(value)) return value.map(plain).join(',');
   // pino's serialized error: its message says it all ({type, message, stack}).
-  if (typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string') return (value as { message: string }).message;
+  if (typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string')
+    return (value as { message: string }).message;
   return JSON.stringify(value);
 }

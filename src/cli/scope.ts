@@ -19,7 +19,11 @@ export interface ScopeArgs {
 
 export function withScopeOptions<T>(command: Argv<T>): Argv<T & ScopeArgs> {
   return command
-    .option('since', { type: 'string', requiresArg: true, describe: "only attachments whose own *_updated_at is at or after this UTC time (2024-05-01T12:00:00Z; no zone = UTC)" })
+    .option('since', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'only attachments whose own *_updated_at is at or after this UTC time (2024-05-01T12:00:00Z; no zone = UTC)',
+    })
     .option('until', { type: 'string', requiresArg: true, describe: 'only attachments whose *_updated_at is before this UTC time' })
     .option('min-id', { type: 'string', requiresArg: true, describe: 'only rows with id >= this' })
     .option('max-id', { type: 'string', requiresArg: true, describe: 'only rows with id <= this' })

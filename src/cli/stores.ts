@@ -24,7 +24,13 @@ export function createStore(
   uploadCutoff = DEFAULT_UPLOAD_CUTOFF_MIB * 1024 * 1024,
 ): ObjectStore {
   if (config.type === 'fs') return new FsStore(config.path, role);
-  return new S3Store(config, { role, maxSockets: concurrency * (role === 'destination' ? PART_QUEUE : 1) + 4, singlePutLimit: uploadCutoff, partSize: PART_SIZE, queueSize: PART_QUEUE });
+  return new S3Store(config, {
+    role,
+    maxSockets: concurrency * (role === 'destination' ? PART_QUEUE : 1) + 4,
+    singlePutLimit: uploadCutoff,
+    partSize: PART_SIZE,
+    queueSize: PART_QUEUE,
+  });
 }
 
 /**
@@ -34,7 +40,10 @@ export function createStore(
 export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectStore, destination: ObjectStore): ServerCopy | undefined {
   if (mode === 'stream') return undefined;
   if (!(source instanceof S3Store && destination instanceof S3Store)) {
-    if (mode === 'server') throw new UsageError('[sync] copy_mode = "server" copies on an S3 provider: [source] and [destination] must both be type = "s3" (or set copy_mode = "stream")');
+    if (mode === 'server')
+      throw new UsageError(
+        '[sync] copy_mode = "server" copies on an S3 provider: [source] and [destination] must both be type = "s3" (or set copy_mode = "stream")',
+      );
     return undefined;
   }
   if (mode === 'auto' && !sameProvider(source.config, destination.config)) return undefined;

@@ -195,7 +195,9 @@ export function isConnectionLost(error: unknown): boolean {
   const code = (error as { code?: string } | undefined)?.code;
   if (code !== undefined && CONNECTION_LOST_CODES.has(code)) return true;
   const message = (error as Error | undefined)?.message ?? '';
-  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(message);
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(
+    message,
+  );
 }
 
 /**

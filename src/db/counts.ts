@@ -120,15 +120,19 @@ async function countChunk(
     const id = BigInt(group.last_id as string);
     if (lastId === undefined || id > lastId) lastId = id;
   }
-  return { rows, lastId: lastId?.toString(), groups: groups.map((group) => {
-    const row: Record<string, unknown> = { id: '0' };
-    for (const [alias, , value] of keys) row[alias] = value(group[alias]);
-    const bytes: Record<string, number> = {};
-    const extraRequests: Record<string, number> = {};
-    for (const attachment of TABLES[job].attachments) {
-      bytes[attachment.name] = Number(group[`${attachment.name}_bytes`] ?? 0);
-      extraRequests[attachment.name] = Number(group[`${attachment.name}_extra`] ?? 0);
-    }
-    return { row, rows: Number(group.rows), bytes, extraRequests };
-  }) };
+  return {
+    rows,
+    lastId: lastId?.toString(),
+    groups: groups.map((group) => {
+      const row: Record<string, unknown> = { id: '0' };
+      for (const [alias, , value] of keys) row[alias] = value(group[alias]);
+      const bytes: Record<string, number> = {};
+      const extraRequests: Record<string, number> = {};
+      for (const attachment of TABLES[job].attachments) {
+        bytes[attachment.name] = Number(group[`${attachment.name}_bytes`] ?? 0);
+        extraRequests[attachment.name] = Number(group[`${attachment.name}_extra`] ?? 0);
+      }
+      return { row, rows: Number(group.rows), bytes, extraRequests };
+    }),
+  };
 }

@@ -66,10 +66,7 @@ export function scopeSql(schema: Schema, job: JobName, scope: Scope, firstParame
       const column = `${attachment.name}_updated_at`;
       const updated = hasColumn(schema, job, column) ? `t."${column}"` : 'NULL::timestamp';
       // A NULL time counts as long ago: outside any --since, inside any --until.
-      const window = [
-        ...(since ? [`COALESCE(${updated} >= ${since}, false)`] : []),
-        ...(until ? [`COALESCE(${updated} < ${until}, true)`] : []),
-      ].join(' AND ');
+      const window = [...(since ? [`COALESCE(${updated} >= ${since}, false)`] : []), ...(until ? [`COALESCE(${updated} < ${until}, true)`] : [])].join(' AND ');
       windows.push({ column: `${attachment.name}_in_scope`, sql: `(${window})` });
       return `(${window})`;
     });

@@ -189,7 +189,10 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
 }
 
@@ -435,16 +438,16 @@ async function loadPrivateKey(file: string, passphrase: string | undefined): Pro
   if (parsed instanceof Error) {
     const msg = parsed.message;
     if (/no passphrase given/i.test(msg)) {
-      throw new TunnelError('key', `ssh: private_key ${resolved} is encrypted: set its passphrase under [database.ssh] (passphrase = "...")`, { cause: parsed });
+      throw new TunnelError('key', `ssh: private_key ${resolved} is encrypted: set its passphrase under [database.ssh] (passphrase = "...")`, {
+        cause: parsed,
+      });
     }
     if (/passphrase|decrypt/i.test(msg)) {
       throw new TunnelError('key', `ssh: wrong passphrase for private_key ${resolved}: check [database.ssh] passphrase`, { cause: parsed });
     }
-    throw new TunnelError(
-      'key',
-      `ssh: cannot use private_key ${resolved}: ${msg} (ed25519, ecdsa and rsa keys in OpenSSH or PEM format are supported)`,
-      { cause: parsed },
-    );
+    throw new TunnelError('key', `ssh: cannot use private_key ${resolved}: ${msg} (ed25519, ecdsa and rsa keys in OpenSSH or PEM format are supported)`, {
+      cause: parsed,
+    });
   }
   const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
   if (!key.isPrivateKey()) {
@@ -467,7 +470,7 @@ async function planAuth(ssh: SshOptions): Promise<AuthPlan> {
   if (ssh.privateKey) {
     const key = await loadPrivateKey(ssh.privateKey, ssh.passphrase);
     methods.push({ label: 'publickey', serverName: 'publickey', method: { type: 'publickey', username, key } });
-    hints.push('private_key (is its public key in the server\'s authorized_keys?)');
+    hints.push("private_key (is its public key in the server's authorized_keys?)");
   }
   if (ssh.agent) {
     const sock = process.env.SSH_AUTH_SOCK;
@@ -571,9 +574,13 @@ function connectOnce(ssh: SshOptions, plan: AuthPlan, policy: HostKeyPolicy, key
       }
       if (level === 'client-timeout') {
         return settle(
-          new TunnelError('timeout', `ssh: timed out connecting to ${ssh.host}:${ssh.port} (${err.message}): check [database.ssh] host and port, and firewalls`, {
-            cause: err,
-          }),
+          new TunnelError(
+            'timeout',
+            `ssh: timed out connecting to ${ssh.host}:${ssh.port} (${err.message}): check [database.ssh] host and port, and firewalls`,
+            {
+              cause: err,
+            },
+          ),
         );
       }
       if (level === 'client-socket' || level === 'client-dns') {

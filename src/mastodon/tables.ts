@@ -158,11 +158,5 @@ export const TABLES: Readonly<Record<JobName, TableSpec>> = {
 /** The per-attachment columns a row stream selects when the table has them (§2, §5). */
 export function attachmentColumns(attachment: AttachmentSpec): string[] {
   const prefix = attachment.name;
-  return [
-    `${prefix}_file_name`,
-    `${prefix}_content_type`,
-    `${prefix}_file_size`,
-    `${prefix}_updated_at`,
-    `${prefix}_storage_schema_version`,
-  ];
+  return [`${prefix}_file_name`, `${prefix}_content_type`, `${prefix}_file_size`, `${prefix}_updated_at`, `${prefix}_storage_schema_version`];
 }

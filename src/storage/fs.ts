@@ -103,7 +103,8 @@ export class FsStore implements ObjectStore {
 export function fatalFsError(error: unknown, side: StoreSide, root: string, path: string): FatalStoreError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const again = 'then run again with --resume';
-  const fatal = (problem: string, fix: string) => new FatalStoreError(side, path, `[${side}] folder ${root} ${problem} (${code} at ${path})`, fix, { cause: error });
+  const fatal = (problem: string, fix: string) =>
+    new FatalStoreError(side, path, `[${side}] folder ${root} ${problem} (${code} at ${path})`, fix, { cause: error });
   switch (code) {
     case 'ENOSPC':
       return fatal('is full', `free space on its file system, ${again}`);
@@ -114,10 +115,15 @@ export function fatalFsError(error: unknown, side: StoreSide, root: string, path
     case 'EACCES':
     case 'EPERM':
       if (side === 'destination') {
-        return fatal('is not writable by this user', `run as the user who owns it (mastodon), or fix its owner and modes (or an immutable flag: lsattr), ${again}`);
+        return fatal(
+          'is not writable by this user',
+          `run as the user who owns it (mastodon), or fix its owner and modes (or an immutable flag: lsattr), ${again}`,
+        );
       }
       // One file another user owns (a root-run tootctl's) fails alone; only a folder this user cannot read stops the run.
-      return readable(root) && readable(dirname(path)) ? undefined : fatal('is not readable by this user', `run as the user who owns it (mastodon), or fix its owner and modes, ${again}`);
+      return readable(root) && readable(dirname(path))
+        ? undefined
+        : fatal('is not readable by this user', `run as the user who owns it (mastodon), or fix its owner and modes, ${again}`);
     default:
       return undefined;
   }

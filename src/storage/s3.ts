@@ -130,7 +130,9 @@ export class S3Store implements ObjectStore {
         throw new UsageError(`${where} answered ${status}: check region (now "${this.config.region}") and endpoint`, { cause: error });
       }
       if (status !== undefined && status >= 500) {
-        throw new UsageError(`${where} answered ${status} (${describeError(error)}): the provider failed; check endpoint, or try again later`, { cause: error });
+        throw new UsageError(`${where} answered ${status} (${describeError(error)}): the provider failed; check endpoint, or try again later`, {
+          cause: error,
+        });
       }
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check endpoint and network`, { cause: error });
     }
@@ -330,12 +332,23 @@ export class S3Store implements ObjectStore {
     if (stored === undefined) {
       // No ETag, an encrypted object's or an opaque one: nothing shows what was stored.
       const etag = response.headers.etag;
-      if (claimed !== undefined) this.stopRelyingOnAnswers(params.Key, etag === undefined ? 'answered a PUT with no ETag' : `answered a PUT with the ETag ${etag}, not an MD5 of the bytes`);
-      if (options.proofRequired) throw new IntegrityError("the destination's answer does not show the MD5 of what it stored, and the bytes were not hashed on the way: copying again, hashed");
+      if (claimed !== undefined)
+        this.stopRelyingOnAnswers(
+          params.Key,
+          etag === undefined ? 'answered a PUT with no ETag' : `answered a PUT with the ETag ${etag}, not an MD5 of the bytes`,
+        );
+      if (options.proofRequired)
+        throw new IntegrityError(
+          "the destination's answer does not show the MD5 of what it stored, and the bytes were not hashed on the way: copying again, hashed",
+        );
       return;
     }
     // A provider that checks Content-MD5 refuses such a body (BadDigest) rather than store it.
-    if (claimed !== undefined) this.stopRelyingOnAnswers(params.Key, 'stored an object whose ETag differs from the Content-MD5 sent (it ignores that header, or its ETags are not MD5s; that object is deleted and copied again)');
+    if (claimed !== undefined)
+      this.stopRelyingOnAnswers(
+        params.Key,
+        'stored an object whose ETag differs from the Content-MD5 sent (it ignores that header, or its ETags are not MD5s; that object is deleted and copied again)',
+      );
     const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
       () => 'the object was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
@@ -479,7 +492,8 @@ export function fatalS3Error(error: unknown, side: StoreSide, where: string, key
         : 'check bucket, endpoint and region, then run again with --resume',
     );
   }
-  if (CREDENTIALS_REFUSED.has(code)) return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
+  if (CREDENTIALS_REFUSED.has(code))
+    return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
   // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.
   const overQuota = status !== 429 && status !== 503 && /storage cap|quota exceeded/i.test((error as Error).message ?? '');
   if (QUOTA_EXCEEDED.has(code) || status === 507 || overQuota) {

@@ -41,12 +41,21 @@ const PARTS_IN_FLIGHT = 4;
 export function sameProvider(source: S3StoreConfig, destination: S3StoreConfig): boolean {
   const a = source.credentials;
   const b = destination.credentials;
-  const sameCredentials = a === undefined || b === undefined ? a === b : a.accessKeyId === b.accessKeyId && a.secretAccessKey === b.secretAccessKey && a.sessionToken === b.sessionToken;
+  const sameCredentials =
+    a === undefined || b === undefined
+      ? a === b
+      : a.accessKeyId === b.accessKeyId && a.secretAccessKey === b.secretAccessKey && a.sessionToken === b.sessionToken;
   return (source.endpoint ?? '') === (destination.endpoint ?? '') && source.region === destination.region && sameCredentials;
 }
 
 /** Copies `sourceKey` of `source` to `key` of `destination` on the provider. */
-export async function copyOnProvider(source: S3Store, sourceKey: string, destination: S3Store, key: string, options: ServerCopyOptions): Promise<ServerCopyResult> {
+export async function copyOnProvider(
+  source: S3Store,
+  sourceKey: string,
+  destination: S3Store,
+  key: string,
+  options: ServerCopyOptions,
+): Promise<ServerCopyResult> {
   const from = source.locate(sourceKey);
   const headers: Record<string, string> = { 'x-amz-metadata-directive': 'COPY' };
   if (options.acl) headers['x-amz-acl'] = options.acl;
@@ -120,7 +129,12 @@ async function copyInParts(
     };
     await Promise.all(Array.from({ length: PARTS_IN_FLIGHT }, worker));
     await client.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) } }),
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key: key,
+        UploadId,
+        MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) },
+      }),
       { abortSignal },
     );
   } catch (error) {

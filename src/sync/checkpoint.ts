@@ -11,7 +11,20 @@
  * objects finished long ago below the watermark are skipped without parsing, so resuming a million-row job is
  * quick and its memory does not grow with what is done. `compactCheckpoint` rewrites the file to just those lines.
  */
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -182,12 +195,14 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
       const parsed = parseLine<{ job: string; recent: string }>(line);
       if (parsed === undefined) return;
       for (const entry of parsed.recent.split(',')) {
-        if (entry.length > KEY_HASH_LENGTH) compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
+        if (entry.length > KEY_HASH_LENGTH)
+          compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
       }
     } else if (line.includes('"status":"failed"') || line.includes('"status":"missing"') || line.includes('"retry":true')) {
       const parsed = parseLine<ObjectLine>(line);
       if (parsed === undefined) return;
-      if (parsed.status === 'failed' || parsed.status === 'missing') outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
+      if (parsed.status === 'failed' || parsed.status === 'missing')
+        outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
       else outstanding.delete(parsed.key);
     }
   });
@@ -307,7 +322,9 @@ export function assertIsCheckpoint(path: string): void {
   } finally {
     closeSync(fd);
   }
-  throw new UsageError(`${path} exists and is not a mastosync checkpoint (its first line is no run header): pass --checkpoint with a new file or an existing checkpoint; the file was left untouched`);
+  throw new UsageError(
+    `${path} exists and is not a mastosync checkpoint (its first line is no run header): pass --checkpoint with a new file or an existing checkpoint; the file was left untouched`,
+  );
 }
 
 /** An object line's job and row id, read without parsing it (lines start `{"job":"…","id":"…"`). */

@@ -69,7 +69,7 @@ class PartDigests {
   constructor(private readonly partSize: number) {}
 
   update(chunk: Buffer): void {
-    for (let offset = 0; offset < chunk.length; ) {
+    for (let offset = 0; offset < chunk.length;) {
       const take = Math.min(this.partSize - this.filled, chunk.length - offset);
       this.hash.update(chunk.subarray(offset, offset + take));
       this.filled += take;
@@ -107,9 +107,7 @@ export class IntegrityCheck extends Transform {
     this.multipart = multipartEtag(expected.etag);
     this.hash = this.plainMd5 !== undefined || this.multipart !== undefined ? createHash('md5') : undefined;
     this.parts =
-      this.multipart && expected.length !== undefined
-        ? candidatePartSizes(expected.length, this.multipart.parts).map((size) => new PartDigests(size))
-        : [];
+      this.multipart && expected.length !== undefined ? candidatePartSizes(expected.length, this.multipart.parts).map((size) => new PartDigests(size)) : [];
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

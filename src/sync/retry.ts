@@ -45,7 +45,9 @@ export function isRetryable(error: unknown): boolean {
 /** Throttling answers (503 SlowDown, 429): the caller should also send fewer requests. */
 export function isThrottle(error: unknown): boolean {
   const status = statusOf(error);
-  return status === 429 || status === 503 || codesOf(error).some((code) => code === 'SlowDown' || code.startsWith('Throttl') || code.startsWith('TooManyRequests'));
+  return (
+    status === 429 || status === 503 || codesOf(error).some((code) => code === 'SlowDown' || code.startsWith('Throttl') || code.startsWith('TooManyRequests'))
+  );
 }
 
 /** Full-jitter backoff: a random wait up to base × 2^attempt (capped), or the server's Retry-After if longer. */
@@ -76,7 +78,11 @@ function statusOf(error: unknown): number | undefined {
 
 function codesOf(error: unknown): string[] {
   const codes: string[] = [];
-  for (let current = error as { name?: unknown; code?: unknown; Code?: unknown; cause?: unknown } | undefined, depth = 0; current && depth < 4; current = current.cause as typeof current, depth++) {
+  for (
+    let current = error as { name?: unknown; code?: unknown; Code?: unknown; cause?: unknown } | undefined, depth = 0;
+    current && depth < 4;
+    current = current.cause as typeof current, depth++
+  ) {
     for (const value of [current.name, current.code, current.Code]) if (typeof value === 'string') codes.push(value);
   }
   return codes;

@@ -88,7 +88,10 @@ export interface RunSummary {
 export class CheckpointWriteError extends Error {
   override readonly name = 'CheckpointWriteError';
   constructor(options: { cause: unknown }) {
-    super(`cannot write the checkpoint (${describeError(options.cause)}): free space where it lives (or pass --checkpoint elsewhere), then run again with --resume`, options);
+    super(
+      `cannot write the checkpoint (${describeError(options.cause)}): free space where it lives (or pass --checkpoint elsewhere), then run again with --resume`,
+      options,
+    );
   }
 }
 
@@ -130,7 +133,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const scope = options.scope ?? WHOLE_DATABASE;
   // Only a run over every row (of its shard, whose checkpoint is its own) may say an object is no longer owned, or
   // that a job is synced: a narrower scope merely left rows out.
-  const wholeScope = scope.since === undefined && scope.until === undefined && scope.minId === undefined && scope.maxId === undefined && scope.skipRemoteCache === undefined;
+  const wholeScope =
+    scope.since === undefined && scope.until === undefined && scope.minId === undefined && scope.maxId === undefined && scope.skipRemoteCache === undefined;
   const finishing: Promise<void>[] = [];
 
   try {
@@ -146,7 +150,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }) };
 
   async function runJob(job: JobName): Promise<void> {
-    const summary: JobSummary = { job, rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0, ms: 0 };
+    const summary: JobSummary = {
+      job,
+      rows: 0,
+      changed: 0,
+      objects: 0,
+      copied: 0,
+      relocated: 0,
+      missing: 0,
+      failed: 0,
+      skipped: 0,
+      unfinishedRows: 0,
+      bytes: 0,
+      ms: 0,
+    };
     summaries.push(summary);
     const started = performance.now();
     const tracker = new RowTracker(options.resume.watermark(job));
@@ -205,18 +222,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      writeCheckpoint((checkpoint) => checkpoint.record({
-        job,
-        id: object.id,
-        key,
-        status: result.status,
-        bytes: result.bytes,
-        ms: result.ms,
-        ...(result.from !== undefined && { from: result.from }),
-        ...(result.error !== undefined && { error: result.error }),
-        ...(retry && { retry: true as const }),
-        ...(updated !== undefined && { updated }),
-      }));
+      writeCheckpoint((checkpoint) =>
+        checkpoint.record({
+          job,
+          id: object.id,
+          key,
+          status: result.status,
+          bytes: result.bytes,
+          ms: result.ms,
+          ...(result.from !== undefined && { from: result.from }),
+          ...(result.error !== undefined && { error: result.error }),
+          ...(retry && { retry: true as const }),
+          ...(updated !== undefined && { updated }),
+        }),
+      );
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       settled(object.id);
@@ -267,7 +286,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         // owns what failed or was missing. Said in the checkpoint, so that it is not looked for again.
         for (const [key, id] of keys) {
           log.info({ job, id, key }, 'failed or missing before, but no longer owned (or out of scope): not tried again');
-          if (wholeScope && !options.dryRun) writeCheckpoint((checkpoint) => checkpoint.record({ job, id, key, status: 'disowned', bytes: 0, ms: 0, retry: true }));
+          if (wholeScope && !options.dryRun)
+            writeCheckpoint((checkpoint) => checkpoint.record({ job, id, key, status: 'disowned', bytes: 0, ms: 0, retry: true }));
         }
       }
       if (options.retryFailedOnly) return;

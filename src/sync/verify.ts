@@ -162,7 +162,14 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
 async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair> {
   const result = await copyOwnedObject(object, context);
   const repair = result.status === 'copied' || result.status === 'relocated' ? 'copied' : result.status;
-  return { job: object.job, id: object.id, key, repair, ...(result.from !== undefined && { from: result.from }), ...(result.error !== undefined && { error: result.error }) };
+  return {
+    job: object.job,
+    id: object.id,
+    key,
+    repair,
+    ...(result.from !== undefined && { from: result.from }),
+    ...(result.error !== undefined && { error: result.error }),
+  };
 }
 
 function countRepair(summary: VerifyJobSummary, repair: Repair, onRepair: ((repair: Repair) => void) | undefined): void {
@@ -194,10 +201,7 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
   let atSource: { info: ObjectInfo; from: string } | undefined;
   let atDestination: ObjectInfo | undefined;
   try {
-    [atSource, atDestination] = await Promise.all([
-      findAtSource(object, options),
-      headWithRetries(options.destination, object.key, options.retries),
-    ]);
+    [atSource, atDestination] = await Promise.all([findAtSource(object, options), headWithRetries(options.destination, object.key, options.retries)]);
   } catch (error) {
     return [problem('error', { error: describeError(error) })];
   }
@@ -219,7 +223,8 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
   // copy on the provider keeps none: either is right. A store that keeps no Content-Type (a folder) keeps no
   // Cache-Control either: nothing to compare there.
   const cacheControl = atDestination.cacheControl;
-  const cacheControlRight = source.cacheControl !== undefined ? cacheControl === source.cacheControl : cacheControl === undefined || cacheControl === MASTODON_CACHE_CONTROL;
+  const cacheControlRight =
+    source.cacheControl !== undefined ? cacheControl === source.cacheControl : cacheControl === undefined || cacheControl === MASTODON_CACHE_CONTROL;
   if (atDestination.contentType !== undefined && !cacheControlRight) {
     problems.push(problem('cache-control', { expected: source.cacheControl ?? MASTODON_CACHE_CONTROL, actual: cacheControl ?? 'none' }));
   }

@@ -88,7 +88,7 @@ const CASES: Case[] = [
   { name: 'a table this Mastodon version lacks, named', args: ['run', 'imports'], says: /table imports does not exist.*leave the job out/ },
   {
     // The server's maintenance database: reachable, but not Mastodon's. Naming a job must not blame the version.
-    name: 'a database that is not Mastodon\'s, with a job named',
+    name: "a database that is not Mastodon's, with a job named",
     args: ['run', 'accounts'],
     config: () => ({ databaseUrl: postgres.url('postgres') }),
     says: /has no accounts or media_attachments table: is \[database\] the Mastodon database\?/,

@@ -47,7 +47,8 @@ describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen co
     db = await createDatabase('current');
     directory = mkdtempSync(join(tmpdir(), 'mastosync-plain-s3rver-'));
     // Not test/support/s3.ts, which patches DES in for the tests' own listings: the server as an admin would run it.
-    const script = "const S3rver = require('s3rver'); new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: process.argv[1] }).run().then(({ port }) => console.log(JSON.stringify({ port })));";
+    const script =
+      "const S3rver = require('s3rver'); new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: process.argv[1] }).run().then(({ port }) => console.log(JSON.stringify({ port })));";
     server = spawn(process.execPath, ['-e', script, directory], { cwd: resolve(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
     const { port } = JSON.parse(await new Promise<string>((done) => createInterface({ input: server.stdout! }).once('line', done))) as { port: number };
     const endpoint = `http://127.0.0.1:${port}`;

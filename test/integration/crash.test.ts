@@ -67,7 +67,11 @@ async function newDestination(name: string, copyMode: 'auto' | 'stream' = 'strea
 }
 
 function objectLines(path: string): number {
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter((line) => line.startsWith('{"job"') && !line.includes('"watermark"')).length : 0;
+  return existsSync(path)
+    ? readFileSync(path, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('{"job"') && !line.includes('"watermark"')).length
+    : 0;
 }
 
 /** Sends `signal` once the checkpoint holds `afterObjects` object lines and `extraMs` more have passed. */
@@ -83,7 +87,11 @@ function signalWhen(checkpoint: string, afterObjects: number, extraMs: number, s
 
 /** The keys a run recorded as finished (copied, relocated or missing at the source). */
 function finishedKeys(checkpoint: string): Set<string> {
-  return new Set(readCheckpoint(checkpoint).objects.filter((line) => line.status !== 'failed').map((line) => line.key));
+  return new Set(
+    readCheckpoint(checkpoint)
+      .objects.filter((line) => line.status !== 'failed')
+      .map((line) => line.key),
+  );
 }
 
 describe('SIGKILL at random moments, then --resume', () => {
@@ -121,7 +129,10 @@ describe('SIGKILL at random moments, then --resume', () => {
 
       if (trial.index === 3) {
         // Killed again while resuming.
-        const again = await runCli(['run', 'all', '--resume'], { cwd: config.dir, onSpawn: signalWhen(config.checkpoint, objectLines(config.checkpoint) + 5, 0, 'SIGKILL') });
+        const again = await runCli(['run', 'all', '--resume'], {
+          cwd: config.dir,
+          onSpawn: signalWhen(config.checkpoint, objectLines(config.checkpoint) + 5, 0, 'SIGKILL'),
+        });
         assert.equal(again.signal, 'SIGKILL');
         await assertCheckpointTrue(s3, bucket, world, readCheckpoint(config.checkpoint));
         done = finishedKeys(config.checkpoint);
@@ -160,11 +171,18 @@ describe('SIGINT', () => {
     assert.equal(checkpoint.torn, undefined);
     const recorded = new Map(checkpoint.objects.map((line) => [line.key, line.status]));
     const sourceKeyToKey = new Map(world.wanted.map((object) => [object.sourceKey, object.key]));
-    const started = proxy.requests.filter((request) => request.bucket === 'crash-source' && request.operation === 'GetObject' && request.status === 200).map((request) => sourceKeyToKey.get(request.key!)!);
+    const started = proxy.requests
+      .filter((request) => request.bucket === 'crash-source' && request.operation === 'GetObject' && request.status === 200)
+      .map((request) => sourceKeyToKey.get(request.key!)!);
     assert.ok(started.length >= 15 && started.length < world.wanted.length, `the run must stop mid-way (${started.length} of ${world.wanted.length} read)`);
-    for (const key of started) assert.match(recorded.get(key) ?? 'not recorded', /^(copied|relocated)$/, `${key} was in flight and must have been finished and recorded`);
+    for (const key of started)
+      assert.match(recorded.get(key) ?? 'not recorded', /^(copied|relocated)$/, `${key} was in flight and must have been finished and recorded`);
     const cut = proxy.requests.filter((request) => request.bucket === bucket && request.method === 'PUT' && request.status !== 200);
-    assert.deepEqual(cut.map((request) => `${request.operation} ${request.key}`), [], 'no upload in flight may be cut short');
+    assert.deepEqual(
+      cut.map((request) => `${request.operation} ${request.key}`),
+      [],
+      'no upload in flight may be cut short',
+    );
     await assertCheckpointTrue(s3, bucket, world, checkpoint);
 
     const resumed = await runCli(['run', 'all', '--resume'], { cwd: config.dir });
@@ -224,7 +242,10 @@ describe('stopping a rate-limited run (--max-rps)', () => {
     assert.match(stopped.stderr, /copy aborted by the stop/, 'some copy must have been in flight to abort');
     assert.doesNotMatch(stopped.stderr, /copy failed/, 'an aborted copy is not a failed one');
     const checkpoint = readCheckpoint(config.checkpoint);
-    assert.deepEqual(checkpoint.objects.filter((line) => line.status === 'failed').map((line) => line.key), []);
+    assert.deepEqual(
+      checkpoint.objects.filter((line) => line.status === 'failed').map((line) => line.key),
+      [],
+    );
     await assertCheckpointTrue(s3, 'crash-destination-aborted', world, checkpoint);
     const resumed = await runCli(['run', 'all', '--resume'], { cwd: config.dir });
     assert.equal(resumed.code, 0, resumed.stderr);
@@ -245,14 +266,19 @@ describe('--retry-failed', () => {
       world.wanted.find((object) => object.job === 'preview_cards')!,
     ];
     const refusedSources = new Set(refused.map((object) => object.sourceKey));
-    proxy.setFault((request) => (request.bucket === 'crash-source' && refusedSources.has(request.key!) ? { kind: 'status', status: 403, code: 'InvalidObjectState' } : undefined));
+    proxy.setFault((request) =>
+      request.bucket === 'crash-source' && refusedSources.has(request.key!) ? { kind: 'status', status: 403, code: 'InvalidObjectState' } : undefined,
+    );
     try {
       const first = await runCli(['run', 'all'], { cwd: config.dir });
       assert.equal(first.code, 1, 'some objects failed');
     } finally {
       proxy.setFault(undefined);
     }
-    const failed = readCheckpoint(config.checkpoint).objects.filter((line) => line.status === 'failed').map((line) => line.key).sort();
+    const failed = readCheckpoint(config.checkpoint)
+      .objects.filter((line) => line.status === 'failed')
+      .map((line) => line.key)
+      .sort();
     assert.deepEqual(failed, refused.map((object) => object.key).sort());
     // An object lost at the destination since: not failed, so --retry-failed must leave it alone.
     const lost = world.wanted.find((object) => object.job === 'site_uploads')!;
@@ -261,23 +287,35 @@ describe('--retry-failed', () => {
     proxy.reset();
     const retried = await runCli(['run', 'all', '--retry-failed', '--json'], { cwd: config.dir });
     assert.equal(retried.code, 0, retried.stderr);
-    const uploads = proxy.requests.filter((request) => request.bucket === bucket && request.method === 'PUT').map((request) => request.key).sort();
+    const uploads = proxy.requests
+      .filter((request) => request.bucket === bucket && request.method === 'PUT')
+      .map((request) => request.key)
+      .sort();
     assert.deepEqual(uploads, failed, 'only the failed objects are copied');
     // Objects missing at the source are outstanding too: --retry-failed probes them again (and only them).
-    const probed = (key: string) => world.fixture.missing.some((object) => key.replace(/^cache\//, '').startsWith(object.key.replace(/^cache\//, '').replace(/\/[^/]+\/[^/]+$/, '/')));
+    const probed = (key: string) =>
+      world.fixture.missing.some((object) => key.replace(/^cache\//, '').startsWith(object.key.replace(/^cache\//, '').replace(/\/[^/]+\/[^/]+$/, '/')));
     const reads = proxy.requests.filter((request) => request.bucket === 'crash-source' && request.operation === 'GetObject').map((request) => request.key!);
     assert.deepEqual(reads.filter((key) => !probed(key)).sort(), [...refusedSources].sort(), 'only the failed (and the missing) objects are read');
     const summary = JSON.parse(retried.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
     assert.equal(summary.total.copied, 3);
     assert.equal(summary.total.failed, 0);
 
-    assert.deepEqual(readCheckpoint(config.checkpoint).objects.filter((line) => line.status === 'failed'), [], 'no failure left to retry');
+    assert.deepEqual(
+      readCheckpoint(config.checkpoint).objects.filter((line) => line.status === 'failed'),
+      [],
+      'no failure left to retry',
+    );
     for (const object of refused) await assertObjectExact(s3, bucket, object);
     assert.equal(await s3.getObject(bucket, lost.key), null, 'an object that did not fail is not touched');
 
     proxy.reset();
     const again = await runCli(['run', 'all', '--retry-failed'], { cwd: config.dir });
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(proxy.requests.filter((request) => request.method === 'PUT' || (request.operation === 'GetObject' && !probed(request.key!))), [], 'nothing failed any more');
+    assert.deepEqual(
+      proxy.requests.filter((request) => request.method === 'PUT' || (request.operation === 'GetObject' && !probed(request.key!))),
+      [],
+      'nothing failed any more',
+    );
   });
 });

@@ -160,7 +160,11 @@ test('five cron runs with changes between them: each ends exact, sends requests 
   report = await cronRun();
   assert.equal(report.get('custom_emojis')!.changed, 1);
   assert.equal(report.get('media_attachments')!.changed, 1, 'the remote file fetched again');
-  assert.equal(report.get('media_attachments')!.missing, fixture.missing.filter((object) => object.table === 'media_attachments').length - 1, 'the style that appeared is copied; the others are still missing');
+  assert.equal(
+    report.get('media_attachments')!.missing,
+    fixture.missing.filter((object) => object.table === 'media_attachments').length - 1,
+    'the style that appeared is copied; the others are still missing',
+  );
   await assertExact();
 
   // 4. Nothing changed: no object is written, and nothing is read but the objects still missing.
@@ -176,7 +180,9 @@ test('five cron runs with changes between them: each ends exact, sends requests 
   await db.client.query(`UPDATE preview_cards SET image_file_name = 'c4c4c4c4c4c4c999.jpg', image_updated_at = ${NOW} WHERE id = 1234567890`);
   disown('cache/preview_cards/images/001/234/567/890/');
   await newObject('cache/preview_cards/images/001/234/567/890/original/c4c4c4c4c4c4c999.jpg', 'image/jpeg');
-  await db.client.query(`UPDATE accounts SET header_file_name = '7a7a7a7a7a7a7a7a.png', header_content_type = 'image/png', header_updated_at = ${NOW} - interval '30 minutes' WHERE id = 1`);
+  await db.client.query(
+    `UPDATE accounts SET header_file_name = '7a7a7a7a7a7a7a7a.png', header_content_type = 'image/png', header_updated_at = ${NOW} - interval '30 minutes' WHERE id = 1`,
+  );
   disown('accounts/headers/000/000/001/');
   await newObject('accounts/headers/000/000/001/original/7a7a7a7a7a7a7a7a.png', 'image/png');
   // `tootctl media remove` clears a media row whose style was missing: nothing to look for any more.
@@ -187,12 +193,17 @@ test('five cron runs with changes between them: each ends exact, sends requests 
   assert.equal(report.get('preview_cards')!.changed, 1);
   assert.equal(report.get('accounts')!.changed, 1, 'the late commit is within the change margin');
   await assertExact();
-  assert.doesNotMatch(readFileSync(config.checkpoint, 'utf8'), new RegExp(removed.key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'an object no row owns is no longer outstanding');
+  assert.doesNotMatch(
+    readFileSync(config.checkpoint, 'utf8'),
+    new RegExp(removed.key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+    'an object no row owns is no longer outstanding',
+  );
 
   // 6. Nothing changed again: only the objects still missing are looked for.
   await cronRun({ silent: true });
   assert.deepEqual(requested(DESTINATION, 'PutObject', 'CreateMultipartUpload', 'CopyObject'), []);
   const stillLookedFor = fixture.missing.filter((object) => object.key !== appearing.key && object.key !== removed.key).map((object) => folderOf(object.key));
-  for (const key of requested(SOURCE, 'GetObject', 'HeadObject')) assert.ok(stillLookedFor.includes(folderOf(key)), `${key} is not missing any more, yet was requested`);
+  for (const key of requested(SOURCE, 'GetObject', 'HeadObject'))
+    assert.ok(stillLookedFor.includes(folderOf(key)), `${key} is not missing any more, yet was requested`);
   await assertExact();
 });

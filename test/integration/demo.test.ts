@@ -19,7 +19,9 @@ function privateCheckout(): { checkout: string; remove: () => void } {
   const home = mkdtempSync(join(tmpdir(), 'mastosync-home-'));
   assert.equal(statSync(home).mode & 0o777, 0o700);
   const checkout = join(home, 'mastosync');
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter((file) => file && existsSync(join(ROOT, file)));
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\0')
+    .filter((file) => file && existsSync(join(ROOT, file)));
   execFileSync('mkdir', ['-p', checkout]);
   execFileSync('cp', ['-a', '--parents', '-t', checkout, ...files], { cwd: ROOT });
   execFileSync('cp', ['-al', join(ROOT, 'node_modules'), join(checkout, 'node_modules')]);

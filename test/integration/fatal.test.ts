@@ -95,7 +95,10 @@ function assertStoppedOnce(result: CliResult, checkpoint: string, cause: RegExp,
   const failed = objects.filter((line) => line.status === 'failed');
   assert.ok(failed.length >= 1 && failed.length <= 2 * CONCURRENCY, `${failed.length} objects recorded failed; at most the copies in flight may be`);
   for (const line of failed) assert.match(line.error ?? '', cause, `${line.key}: the checkpoint says why`);
-  assert.ok(objects.length < fixture.expected.length, `the run stopped part-way (${objects.length} of ${fixture.expected.length} objects recorded), not walking every job`);
+  assert.ok(
+    objects.length < fixture.expected.length,
+    `the run stopped part-way (${objects.length} of ${fixture.expected.length} objects recorded), not walking every job`,
+  );
 }
 
 describe('a fault no retry can fix stops the run', () => {
@@ -123,7 +126,11 @@ describe('a fault no retry can fix stops the run', () => {
 
     const full = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
     assertStoppedOnce(full, config.checkpoint, /\[destination\] folder .* is full \(ENOSPC/, /free space on its file system, then run again with --resume/);
-    assert.deepEqual(filesBelow(system).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left behind');
+    assert.deepEqual(
+      filesBelow(system).filter((name) => name.endsWith('.tmp')),
+      [],
+      'no temporary file is left behind',
+    );
 
     execFileSync('mount', ['-o', 'remount,size=64m', mountPoint]);
     const resumed = await runCli(['run', 'all', '--resume', '--json', '--quiet'], { cwd: config.dir });
@@ -144,10 +151,18 @@ describe('a fault no retry can fix stops the run', () => {
     cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     proxy.reset();
     // From the 10th object on, the provider answers every request to the bucket as S3 does for a deleted one.
-    const vanish = () => proxy.setFault((request) => (request.bucket === 'fatal-gone' ? { kind: 'status', status: 404, code: 'NoSuchBucket', message: 'The specified bucket does not exist' } : undefined));
+    const vanish = () =>
+      proxy.setFault((request) =>
+        request.bucket === 'fatal-gone' ? { kind: 'status', status: 404, code: 'NoSuchBucket', message: 'The specified bucket does not exist' } : undefined,
+      );
     const gone = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir, onSpawn: once(config.checkpoint, 10, vanish) });
     proxy.setFault(undefined);
-    assertStoppedOnce(gone, config.checkpoint, /\[destination\] bucket "fatal-gone" at .* does not exist \(NoSuchBucket on PUT /, /check bucket, endpoint and region/);
+    assertStoppedOnce(
+      gone,
+      config.checkpoint,
+      /\[destination\] bucket "fatal-gone" at .* does not exist \(NoSuchBucket on PUT /,
+      /check bucket, endpoint and region/,
+    );
     const refused = proxy.requests.filter((request) => request.fault === 'status');
     assert.ok(refused.length <= 2 * CONCURRENCY, `${refused.length} requests reached the vanished bucket: only the copies in flight may`);
 
@@ -183,12 +198,21 @@ describe('a body the provider refuses for its size', () => {
       const video = fixture.present.find((object) => object.size > limit)!;
       const refusal = result.stderr.split('\n').find((line) => line.includes('the provider refused'));
       assert.ok(refusal, `the log names the refusal:\n${result.stderr}`);
-      assert.match(refusal, new RegExp(`the provider refused a 6 MiB body \\(413\\): objects of ${video.size.toLocaleString('en')} bytes or more go as multipart uploads in 6 MiB parts from now on`));
+      assert.match(
+        refusal,
+        new RegExp(
+          `the provider refused a 6 MiB body \\(413\\): objects of ${video.size.toLocaleString('en')} bytes or more go as multipart uploads in 6 MiB parts from now on`,
+        ),
+      );
       const operations = proxy.requestsFor(video.key, 'fatal-limited').map((request) => `${request.operation} ${request.status ?? 'cut'}`);
       // The client may read the 413, or see only a reset while sending: then it asks again with 100-continue and reads it.
       const puts = operations.filter((operation) => operation.startsWith('PutObject'));
       assert.ok(puts.length >= 1 && puts.length <= 2 && puts.every((operation) => operation === 'PutObject 413'), `refused PUTs: ${puts.join(', ')}`);
-      assert.deepEqual(operations.slice(puts.length).filter((operation) => !operation.startsWith('GetObject')), ['CreateMultipartUpload 200', 'UploadPart 200', 'UploadPart 200', 'CompleteMultipartUpload 200'], 'then, once, a multipart upload in parts below the limit');
+      assert.deepEqual(
+        operations.slice(puts.length).filter((operation) => !operation.startsWith('GetObject')),
+        ['CreateMultipartUpload 200', 'UploadPart 200', 'UploadPart 200', 'CompleteMultipartUpload 200'],
+        'then, once, a multipart upload in parts below the limit',
+      );
       const stored = await s3.getObject('fatal-limited', video.key);
       assert.equal(sha256(stored!.body), video.sha256, 'the video arrived whole');
       assert.deepEqual((await s3.listKeys('fatal-limited')).sort(), fixture.present.map((object) => object.key).sort());

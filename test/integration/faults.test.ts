@@ -95,7 +95,12 @@ before(async () => {
       if (key === fivePart.key) return attempt === 1 ? { kind: 'flip', atByte: at(size) } : undefined;
       if (key === sevenPart.key) return undefined;
       const forced: Fault | undefined = key === video.key && attempt === 1 ? { kind: 'flip', atByte: at(size) } : undefined;
-      return plan(request, [slowDown, internalError, reset, (n) => ({ kind: 'truncate', afterBytes: at(n) }), (n) => ({ kind: 'flip', atByte: at(n) })], size, forced);
+      return plan(
+        request,
+        [slowDown, internalError, reset, (n) => ({ kind: 'truncate', afterBytes: at(n) }), (n) => ({ kind: 'flip', atByte: at(n) })],
+        size,
+        forced,
+      );
     },
   });
   destinationProxy = await startProxy({
@@ -114,7 +119,11 @@ before(async () => {
       switch (request.operation) {
         case 'PutObject':
         case 'UploadPart':
-          return plan(request, [slowDown, internalError, reset, (n) => ({ kind: 'truncate-request', afterBytes: at(n) }), (n) => ({ kind: 'flip-request', atByte: at(n) })], length);
+          return plan(
+            request,
+            [slowDown, internalError, reset, (n) => ({ kind: 'truncate-request', afterBytes: at(n) }), (n) => ({ kind: 'flip-request', atByte: at(n) })],
+            length,
+          );
         case 'CreateMultipartUpload':
         case 'CompleteMultipartUpload':
           return plan(request, [slowDown, internalError, reset], length);
@@ -178,7 +187,11 @@ describe('a run through dozens of faults on both sides', () => {
     const bad = gets.filter((request) => request.faultApplied && (request.fault === 'truncate' || request.fault === 'flip'));
     assert.ok(bad.length >= 4);
     const [video, fivePart] = world.large;
-    for (const object of [video, fivePart]) assert.ok(bad.some((get) => get.key === object.sourceKey && get.fault === 'flip'), `${object.key}: a read with a flipped byte`);
+    for (const object of [video, fivePart])
+      assert.ok(
+        bad.some((get) => get.key === object.sourceKey && get.fault === 'flip'),
+        `${object.key}: a read with a flipped byte`,
+      );
     // A provider that checks Content-MD5 refuses an altered body, so mastosync does not hash single PUTs itself.
     // s3rver ignores the header: the first ETag that disagrees with it (a DeleteObject follows) shows that, and
     // from then on every object is hashed on the way, its last chunk held back.
@@ -200,9 +213,16 @@ describe('a run through dozens of faults on both sides', () => {
       if (completed.length === 0) continue;
       const what = `a ${get.fault} read of ${get.key} completed ${completed.map((request) => request.operation).join(', ')}`;
       assert.equal(get.fault, 'flip', `${what}: a body cut short must never complete`);
-      assert.deepEqual(completed.map((request) => request.operation), ['PutObject'], `${what}: a multipart upload is always hashed`);
+      assert.deepEqual(
+        completed.map((request) => request.operation),
+        ['PutObject'],
+        `${what}: a multipart upload is always hashed`,
+      );
       assert.ok(get.startedAt < ignoredFrom, `${what} after the destination was known to ignore Content-MD5`);
-      assert.ok(deletes.some((request) => request.key === key && request.seq > completed[0]!.seq), `${what}, and it was not deleted`);
+      assert.ok(
+        deletes.some((request) => request.key === key && request.seq > completed[0]!.seq),
+        `${what}, and it was not deleted`,
+      );
     }
     const warnings = result.stderr.split('\n').filter((line) => line.includes('differs from the Content-MD5 sent'));
     assert.equal(warnings.length, 1, 'the run says once that the destination ignores Content-MD5');
@@ -215,25 +235,43 @@ describe('a run through dozens of faults on both sides', () => {
     for (const put of flipped) {
       if (put.operation === 'UploadPart') {
         const uploadId = put.query.uploadId;
-        assert.ok(!requests.some((request) => request.operation === 'CompleteMultipartUpload' && request.query.uploadId === uploadId && request.status === 200), `upload ${uploadId} with a flipped part was completed`);
-        assert.ok(requests.some((request) => request.operation === 'AbortMultipartUpload' && request.query.uploadId === uploadId), `upload ${uploadId} with a flipped part was not aborted`);
+        assert.ok(
+          !requests.some((request) => request.operation === 'CompleteMultipartUpload' && request.query.uploadId === uploadId && request.status === 200),
+          `upload ${uploadId} with a flipped part was completed`,
+        );
+        assert.ok(
+          requests.some((request) => request.operation === 'AbortMultipartUpload' && request.query.uploadId === uploadId),
+          `upload ${uploadId} with a flipped part was not aborted`,
+        );
       } else if (put.status === 200) {
         // s3rver ignores Content-MD5 and stored the altered bytes; the ETag it answered gave them away.
-        assert.ok(requests.some((request) => request.operation === 'DeleteObject' && request.key === put.key && request.seq > put.seq), `${put.key}: the altered object was not deleted`);
+        assert.ok(
+          requests.some((request) => request.operation === 'DeleteObject' && request.key === put.key && request.seq > put.seq),
+          `${put.key}: the altered object was not deleted`,
+        );
       }
     }
   });
 
   test('every multipart upload was completed or aborted; none is left open', () => {
     const requests = destinationProxy.requests;
-    const completed = new Set(requests.filter((request) => request.operation === 'CompleteMultipartUpload' && request.status === 200).map((request) => request.query.uploadId));
+    const completed = new Set(
+      requests.filter((request) => request.operation === 'CompleteMultipartUpload' && request.status === 200).map((request) => request.query.uploadId),
+    );
     const aborted = new Set(requests.filter((request) => request.operation === 'AbortMultipartUpload').map((request) => request.query.uploadId));
-    assert.ok(completed.size >= 2, `the large objects went multipart: ${JSON.stringify(requests.filter((request) => request.query.uploadId !== undefined || request.operation === 'CreateMultipartUpload').map((request) => [request.seq, request.operation, request.key?.slice(-12), request.query.uploadId?.slice(0, 6), request.status, request.fault]))}`);
+    assert.ok(
+      completed.size >= 2,
+      `the large objects went multipart: ${JSON.stringify(requests.filter((request) => request.query.uploadId !== undefined || request.operation === 'CreateMultipartUpload').map((request) => [request.seq, request.operation, request.key?.slice(-12), request.query.uploadId?.slice(0, 6), request.status, request.fault]))}`,
+    );
     // A flipped read and a flipped part of one, a first read that cannot be verified and a failed completion of the other.
     assert.ok(aborted.size >= 4, `faults must have failed at least 4 multipart uploads, not ${aborted.size}`);
     // s3rver keeps what was created and not completed (it cannot abort): every one of them must have been aborted.
     const kept = uploadsKept(s3, 'faults-destination');
-    assert.deepEqual(kept.filter((uploadId) => !aborted.has(uploadId)), [], 'multipart uploads left open without an abort');
+    assert.deepEqual(
+      kept.filter((uploadId) => !aborted.has(uploadId)),
+      [],
+      'multipart uploads left open without an abort',
+    );
     for (const uploadId of requests.filter((request) => request.operation === 'UploadPart').map((request) => request.query.uploadId)) {
       assert.ok(completed.has(uploadId) || aborted.has(uploadId), `upload ${uploadId} neither completed nor aborted`);
     }
@@ -243,7 +281,9 @@ describe('a run through dozens of faults on both sides', () => {
     const destinationKeyOf = new Map(world.wanted.map((object) => [object.sourceKey, object.key]));
     const gets = sourceProxy.requests.filter((request) => request.operation === 'GetObject' && destinationKeyOf.has(request.key!));
     const slowed = [
-      ...gets.filter((request) => request.fault === 'status' && request.status === 503).map((request) => ({ key: destinationKeyOf.get(request.key!)!, at: request.startedAt })),
+      ...gets
+        .filter((request) => request.fault === 'status' && request.status === 503)
+        .map((request) => ({ key: destinationKeyOf.get(request.key!)!, at: request.startedAt })),
       ...destinationProxy.requests
         .filter((request) => request.operation === 'PutObject' && request.fault === 'status' && request.status === 503)
         .map((request) => ({ key: request.key!, at: request.startedAt })),
@@ -257,9 +297,16 @@ describe('a run through dozens of faults on both sides', () => {
   });
 
   test('throttling cut the copies in flight and logged each change once', () => {
-    const changes = readJsonLines<{ msg?: string; concurrency?: number }>(result.stderr.split('\n').filter((line) => line.startsWith('{"level"')).join('\n'))
-      .filter((line) => line.concurrency !== undefined);
-    assert.ok(changes.some((line) => line.msg?.includes('throttling')), 'a SlowDown must reduce the concurrency');
+    const changes = readJsonLines<{ msg?: string; concurrency?: number }>(
+      result.stderr
+        .split('\n')
+        .filter((line) => line.startsWith('{"level"'))
+        .join('\n'),
+    ).filter((line) => line.concurrency !== undefined);
+    assert.ok(
+      changes.some((line) => line.msg?.includes('throttling')),
+      'a SlowDown must reduce the concurrency',
+    );
     for (let index = 1; index < changes.length; index++) {
       assert.notEqual(changes[index]!.concurrency, changes[index - 1]!.concurrency, 'one log line per change, not per SlowDown');
     }
@@ -297,7 +344,10 @@ describe('throttling and --max-rps', () => {
     const proxy = await startProxy({
       upstreamPort: s3.port,
       latencyMs: 40,
-      fault: (request) => (request.operation === 'GetObject' && request.bucket === 'faults-source' && slowDowns++ < 4 ? { kind: 'status', status: 503, code: 'SlowDown' } : undefined),
+      fault: (request) =>
+        request.operation === 'GetObject' && request.bucket === 'faults-source' && slowDowns++ < 4
+          ? { kind: 'status', status: 503, code: 'SlowDown' }
+          : undefined,
     });
     try {
       const result = await runThrough(proxy, 'throttle-destination', ['all', '--concurrency', '8']);
@@ -318,7 +368,8 @@ describe('throttling and --max-rps', () => {
         .filter((line) => line.includes('"concurrency"'))
         .map((line) => JSON.parse(line) as { concurrency: number; msg: string });
       assert.equal(changes[0]?.concurrency, 4, 'halved once for the burst of SlowDowns (at most once a second)');
-      for (let index = 1; index < changes.length; index++) assert.equal(changes[index]!.concurrency, changes[index - 1]!.concurrency + 1, 'recovers one copy at a time');
+      for (let index = 1; index < changes.length; index++)
+        assert.equal(changes[index]!.concurrency, changes[index - 1]!.concurrency + 1, 'recovers one copy at a time');
       assert.ok(changes.length >= 2, 'recovery must have started');
     } finally {
       await proxy.stop();
@@ -368,7 +419,11 @@ describe('a destination that answers PUTs without an ETag', () => {
         return { kind: 'flip', atByte: Math.floor(size / 2) };
       },
     });
-    const destination = await startProxy({ upstreamPort: s3.port, latencyMs: 100, dropResponseHeaders: (request) => (request.operation === 'PutObject' ? ['etag'] : []) });
+    const destination = await startProxy({
+      upstreamPort: s3.port,
+      latencyMs: 100,
+      dropResponseHeaders: (request) => (request.operation === 'PutObject' ? ['etag'] : []),
+    });
     await s3.createBucket('no-etag-destination');
     const config = writeConfig({
       databaseUrl: db.url,
@@ -382,7 +437,9 @@ describe('a destination that answers PUTs without an ETag', () => {
       await assertDestinationExact(s3, 'no-etag-destination', world);
       for (const read of flipped) {
         const key = destinationKeyOf.get(read.key!)!;
-        const written = destination.requests.filter((request) => request.key === key && request.operation === 'PutObject' && request.status === 200 && request.startedAt > read.startedAt);
+        const written = destination.requests.filter(
+          (request) => request.key === key && request.operation === 'PutObject' && request.status === 200 && request.startedAt > read.startedAt,
+        );
         assert.ok(written.length >= 2, `${key}: written ${written.length} time(s) after its altered read; the unproven copy must have been replaced`);
       }
       const warnings = result.stderr.split('\n').filter((line) => line.includes('answered a PUT with no ETag'));

@@ -55,7 +55,14 @@ function tempFolder(name: string): string {
 
 // What Mastodon sends as Content-Type, derived by hand for a source that keeps none (docs/storage-layout.md §6).
 const COLUMN_PREFIX: Record<string, string> = {
-  files: 'file', thumbnails: 'thumbnail', avatars: 'avatar', headers: 'header', images: 'image', icons: 'icon', dumps: 'dump', data: 'data',
+  files: 'file',
+  thumbnails: 'thumbnail',
+  avatars: 'avatar',
+  headers: 'header',
+  images: 'image',
+  icons: 'icon',
+  dumps: 'dump',
+  data: 'data',
 };
 const TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' };
 
@@ -92,7 +99,11 @@ describe('filesystem backend', () => {
     assert.equal(summary.total.missing, fixture.missing.length);
     assert.equal(summary.total.relocated, fixture.relocated.length, 'legacy keys in the folder are found as in a bucket');
 
-    assert.deepEqual((await s3.listKeys('from-folder')).sort(), fixture.present.map((object) => object.key).sort(), 'no orphan copied, no owned object left out');
+    assert.deepEqual(
+      (await s3.listKeys('from-folder')).sort(),
+      fixture.present.map((object) => object.key).sort(),
+      'no orphan copied, no owned object left out',
+    );
     const acls = proxy.aclByKey('from-folder');
     for (const expected of fixture.present) {
       const stored = (await s3.getObject('from-folder', expected.key))!;
@@ -130,7 +141,10 @@ describe('filesystem backend', () => {
       const mode = statSync(path).mode & 0o777;
       assert.equal(mode, (expected.acl === 'private' ? 0o600 : 0o666) & ~umask, `${expected.key}: mode ${mode.toString(8)}`);
     }
-    assert.ok(fixture.present.some((object) => object.acl === 'private'), 'the fixture has private objects (backups, suspended media)');
+    assert.ok(
+      fixture.present.some((object) => object.acl === 'private'),
+      'the fixture has private objects (backups, suspended media)',
+    );
   });
 
   test('a source body cut short on every attempt leaves no partial file and no temporary file', async () => {
@@ -143,9 +157,7 @@ describe('filesystem backend', () => {
       retries: 1,
     });
     folders.push(config.dir);
-    proxy.setFault((request) =>
-      request.operation === 'GetObject' && request.key === big.key ? { kind: 'truncate', afterBytes: 3 * 1024 * 1024 } : undefined,
-    );
+    proxy.setFault((request) => (request.operation === 'GetObject' && request.key === big.key ? { kind: 'truncate', afterBytes: 3 * 1024 * 1024 } : undefined));
     try {
       const result = await runCli(['run', 'media_attachments', '--json', '--quiet'], { cwd: config.dir });
       assert.equal(result.code, 1, `one object failed: ${result.stderr}`);
@@ -156,7 +168,11 @@ describe('filesystem backend', () => {
     }
     const files = filesBelow(system);
     assert.ok(!files.includes(big.key), 'no file at the key of the object that never arrived whole');
-    assert.deepEqual(files.filter((file) => file.includes('.tmp')), [], 'no temporary file left');
+    assert.deepEqual(
+      files.filter((file) => file.includes('.tmp')),
+      [],
+      'no temporary file left',
+    );
     const media = fixture.present.filter((object) => object.table === 'media_attachments' && object.key !== big.key).map((object) => object.key);
     assert.deepEqual(files, media.sort(), 'every other media object arrived');
   });

@@ -71,19 +71,23 @@ S3_ALIAS_HOST=files.social.example.org
   });
 
   test('S3_OVERRIDE_PATH_STYLE=true means virtual-hosted style (inverted); S3_PERMISSION= sends no ACL', () => {
-    const config = derive('S3_ENABLED=true\nS3_BUCKET=b\nS3_ENDPOINT=https://nyc3.digitaloceanspaces.com\nS3_OVERRIDE_PATH_STYLE=true\nS3_PERMISSION=\nAWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n');
+    const config = derive(
+      'S3_ENABLED=true\nS3_BUCKET=b\nS3_ENDPOINT=https://nyc3.digitaloceanspaces.com\nS3_OVERRIDE_PATH_STYLE=true\nS3_PERMISSION=\nAWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n',
+    );
     assert.equal((config.source as Record<string, unknown>).force_path_style, false);
     assert.deepEqual(config.destination, { acl: '' });
   });
 
   test('AWS without an endpoint: region default us-east-1, virtual-hosted style, no key prefix; ACL default public-read', () => {
-    const config = derive('S3_ENABLED=true\nS3_BUCKET=b\nS3_KEY_PREFIX=\nAWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\nDATABASE_URL=postgres://mastodon:pw@db:5432/mastodon_production\n');
+    const config = derive(
+      'S3_ENABLED=true\nS3_BUCKET=b\nS3_KEY_PREFIX=\nAWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\nDATABASE_URL=postgres://mastodon:pw@db:5432/mastodon_production\n',
+    );
     assert.deepEqual(config.source, { type: 's3', bucket: 'b', region: 'us-east-1', force_path_style: false, access_key_id: 'k', secret_access_key: 's' });
     assert.deepEqual(config.database, { url: 'postgres://mastodon:pw@db:5432/mastodon_production', batch_size: 10000 });
     assert.deepEqual(config.destination, { acl: 'public-read' });
   });
 
-  test('S3 off: the public/system folder of the live directory; Mastodon\'s database defaults where DB_* is unset', () => {
+  test("S3 off: the public/system folder of the live directory; Mastodon's database defaults where DB_* is unset", () => {
     const config = derive('LOCAL_DOMAIN=social.example.org\nS3_ENABLED=false\n');
     assert.deepEqual(config.source, { type: 'fs', path: '/home/mastodon/live/public/system' });
     assert.deepEqual(config.database, { host: 'localhost', port: 5432, user: 'mastodon', database: 'mastodon_production', batch_size: 10000 });
@@ -99,8 +103,11 @@ S3_ALIAS_HOST=files.social.example.org
     assert.equal('password' in (derive('DB_HOST=h\n').database as object), false);
   });
 
-  test('the destination is left as commented placeholders, with the source\'s key prefix suggested', () => {
-    const text = configFromEnv(parseEnvFile('S3_ENABLED=true\nS3_BUCKET=b\nS3_KEY_PREFIX=media\nS3_STORAGE_CLASS=STANDARD_IA\n').values, '/l/.env.production').text;
+  test("the destination is left as commented placeholders, with the source's key prefix suggested", () => {
+    const text = configFromEnv(
+      parseEnvFile('S3_ENABLED=true\nS3_BUCKET=b\nS3_KEY_PREFIX=media\nS3_STORAGE_CLASS=STANDARD_IA\n').values,
+      '/l/.env.production',
+    ).text;
     const destination = text.slice(text.indexOf('[destination]'));
     assert.match(destination, /^# bucket = "new-mastodon-media"$/m);
     assert.match(destination, /^# key_prefix = "media"$/m);
@@ -214,14 +221,19 @@ describe('the written config works: init, then check and run --dry-run', () => {
     const result = await runCli(['check'], { cwd: dir });
     assert.equal(result.code, 2, result.stderr);
     const lines = result.stdout.trim().split('\n');
-    assert.deepEqual(lines.map((line) => line.split(':')[0]), [
-      'ok   config',
-      'ok   database',
-      'ok   session',
-      ...['media_attachments', 'accounts', 'custom_emojis', 'preview_cards', 'preview_card_providers', 'site_uploads', 'backups', 'imports'].map((table) => `ok   table ${table}`),
-      'ok   source',
-      'FAIL destination',
-    ]);
+    assert.deepEqual(
+      lines.map((line) => line.split(':')[0]),
+      [
+        'ok   config',
+        'ok   database',
+        'ok   session',
+        ...['media_attachments', 'accounts', 'custom_emojis', 'preview_cards', 'preview_card_providers', 'site_uploads', 'backups', 'imports'].map(
+          (table) => `ok   table ${table}`,
+        ),
+        'ok   source',
+        'FAIL destination',
+      ],
+    );
     assert.match(result.stdout, /^ok {3}source: s3:\/\/init-source at http:\/\/127\.0\.0\.1:\d+ answers a listing$/m);
     assert.equal(
       lines.at(-1),
@@ -235,7 +247,10 @@ describe('the written config works: init, then check and run --dry-run', () => {
     assert.equal(json.code, 2);
     const report = JSON.parse(json.stdout) as { ok: boolean; checks: Array<{ check: string; ok: boolean }> };
     assert.equal(report.ok, false);
-    assert.deepEqual(report.checks.filter((check) => !check.ok).map((check) => check.check), ['destination']);
+    assert.deepEqual(
+      report.checks.filter((check) => !check.ok).map((check) => check.check),
+      ['destination'],
+    );
   });
 
   test('run right after init: exit 2, one line saying the destination is not configured yet, nothing written', async () => {
@@ -250,28 +265,34 @@ describe('the written config works: init, then check and run --dry-run', () => {
     const result = await runCli(['check'], { cwd: dir, env: { ...destination, MASTOSYNC_DESTINATION_ENDPOINT: 'https://<account>.r2.cloudflarestorage.com' } });
     assert.equal(result.code, 2);
     assert.match(result.stdout, /^ok {3}source: /m);
-    assert.match(result.stdout, /^FAIL destination: mastosync\.toml: \[destination\] endpoint is still the placeholder "https:\/\/<account>\.r2\.cloudflarestorage\.com": fill in your own$/m);
+    assert.match(
+      result.stdout,
+      /^FAIL destination: mastosync\.toml: \[destination\] endpoint is still the placeholder "https:\/\/<account>\.r2\.cloudflarestorage\.com": fill in your own$/m,
+    );
   });
 
   test('check: every check ok, the tables and version columns listed, nothing written', async () => {
     const result = await runCli(['check'], { cwd: dir, env: destination });
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const lines = result.stdout.trim().split('\n');
-    assert.deepEqual(lines.map((line) => line.split(':')[0]), [
-      'ok   config',
-      'ok   database',
-      'ok   session',
-      'ok   table media_attachments',
-      'ok   table accounts',
-      'ok   table custom_emojis',
-      'ok   table preview_cards',
-      'ok   table preview_card_providers',
-      'ok   table site_uploads',
-      'ok   table backups',
-      'ok   table imports',
-      'ok   source',
-      'ok   destination',
-    ]);
+    assert.deepEqual(
+      lines.map((line) => line.split(':')[0]),
+      [
+        'ok   config',
+        'ok   database',
+        'ok   session',
+        'ok   table media_attachments',
+        'ok   table accounts',
+        'ok   table custom_emojis',
+        'ok   table preview_cards',
+        'ok   table preview_card_providers',
+        'ok   table site_uploads',
+        'ok   table backups',
+        'ok   table imports',
+        'ok   source',
+        'ok   destination',
+      ],
+    );
     assert.ok(lines.includes('ok   table media_attachments: version columns: file_storage_schema_version, thumbnail_storage_schema_version'), result.stdout);
     assert.ok(lines.includes('ok   table accounts: version columns: avatar_storage_schema_version, header_storage_schema_version'), result.stdout);
     assert.ok(lines.includes('ok   table imports: absent (not in this Mastodon version): run all skips it'), result.stdout);
@@ -290,24 +311,35 @@ describe('the written config works: init, then check and run --dry-run', () => {
   });
 
   test('check reports every failure at once (database, source, destination), exit 2; --json gives the same', async () => {
-    const env = { ...destination, MASTOSYNC_DESTINATION_BUCKET: 'no-such-bucket', MASTOSYNC_SOURCE_BUCKET: 'also-missing', MASTOSYNC_DATABASE_DATABASE: 'no_such_database' };
+    const env = {
+      ...destination,
+      MASTOSYNC_DESTINATION_BUCKET: 'no-such-bucket',
+      MASTOSYNC_SOURCE_BUCKET: 'also-missing',
+      MASTOSYNC_DATABASE_DATABASE: 'no_such_database',
+    };
     const result = await runCli(['check'], { cwd: dir, env });
     assert.equal(result.code, 2, result.stdout);
     assert.match(result.stdout, /^ok {3}config: mastosync\.toml$/m);
     assert.match(result.stdout, /^FAIL database: cannot connect to PostgreSQL .*no_such_database.*: no such database/m);
-    assert.match(result.stdout, /^FAIL source: \[source\] bucket "also-missing" at http:\/\/127\.0\.0\.1:\d+ does not exist: check bucket, endpoint and region$/m);
+    assert.match(
+      result.stdout,
+      /^FAIL source: \[source\] bucket "also-missing" at http:\/\/127\.0\.0\.1:\d+ does not exist: check bucket, endpoint and region$/m,
+    );
     assert.match(result.stdout, /^FAIL destination: \[destination\] bucket "no-such-bucket" .* does not exist/m);
 
     const json = await runCli(['check', '--json'], { cwd: dir, env });
     assert.equal(json.code, 2);
     const report = JSON.parse(json.stdout) as { ok: boolean; checks: Array<{ check: string; ok: boolean; detail: string }> };
     assert.equal(report.ok, false);
-    assert.deepEqual(report.checks.map((check) => [check.check, check.ok]), [
-      ['config', true],
-      ['database', false],
-      ['source', false],
-      ['destination', false],
-    ]);
+    assert.deepEqual(
+      report.checks.map((check) => [check.check, check.ok]),
+      [
+        ['config', true],
+        ['database', false],
+        ['source', false],
+        ['destination', false],
+      ],
+    );
   });
 
   test('check on an old Mastodon: no version columns, older layout, missing tables noted', async () => {
@@ -323,7 +355,10 @@ describe('the written config works: init, then check and run --dry-run', () => {
         result.stdout,
       );
       assert.match(result.stdout, /^ok {3}table preview_card_providers: absent/m);
-      assert.match(result.stdout, /^ok {3}table accounts: version columns: none; older layout, lacks avatar_storage_schema_version, header_storage_schema_version$/m);
+      assert.match(
+        result.stdout,
+        /^ok {3}table accounts: version columns: none; older layout, lacks avatar_storage_schema_version, header_storage_schema_version$/m,
+      );
       assert.match(result.stdout, /^ok {3}table imports: version columns: none$/m, 'imports never had a version column');
     } finally {
       await old.drop();

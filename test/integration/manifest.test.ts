@@ -54,7 +54,12 @@ const owned = () => fixture.expected.map((object) => object.key);
 describe('manifest', () => {
   test('--format keys: every owned key once, as the source bucket stores it (with its key prefix)', async () => {
     const lines = await manifest('--format', 'keys');
-    assert.deepEqual(lines.sort(), owned().map((key) => `${PREFIX}/${key}`).sort());
+    assert.deepEqual(
+      lines.sort(),
+      owned()
+        .map((key) => `${PREFIX}/${key}`)
+        .sort(),
+    );
     assert.ok(lines.includes(`${PREFIX}/media_attachments/files/000/000/012/original/My Photo + café 100% #1.jpg`), 'odd names kept as they are');
     assert.deepEqual((await manifest('--format', 'keys', '-o', '-')).sort(), [...lines].sort(), '-o - is stdout, not a file named "-"');
     assert.equal(existsSync(join(config.dir, '-')), false);
@@ -63,7 +68,9 @@ describe('manifest', () => {
   test('--format rclone: paths relative to the source root, written to --output', async () => {
     const output = join(config.dir, 'files.txt');
     await manifest('--format', 'rclone', '--output', output);
-    const lines = readFileSync(output, 'utf8').split('\n').filter((line) => line !== '');
+    const lines = readFileSync(output, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '');
     assert.deepEqual(lines.sort(), owned().sort());
   });
 
@@ -77,13 +84,24 @@ describe('manifest', () => {
       assert.doesNotMatch(fields[1]!, /[ +#%](?![0-9A-F]{2})/, `encoded: ${fields[1]}`);
       return decodeURIComponent(fields[1]!);
     });
-    assert.deepEqual(keys.sort(), owned().map((key) => `${PREFIX}/${key}`).sort());
+    assert.deepEqual(
+      keys.sort(),
+      owned()
+        .map((key) => `${PREFIX}/${key}`)
+        .sort(),
+    );
     assert.ok(lines.includes('manifest-source,mastodon/media_attachments/files/000/000/012/original/My%20Photo%20%2B%20caf%C3%A9%20100%25%20%231.jpg'));
   });
 
   test('scope flags narrow the manifest as they narrow a run', async () => {
     const lines = await manifest('--format', 'rclone', '--skip-remote-cache=all');
-    assert.deepEqual(lines.sort(), fixture.expected.filter((object) => !object.cache).map((object) => object.key).sort());
+    assert.deepEqual(
+      lines.sort(),
+      fixture.expected
+        .filter((object) => !object.cache)
+        .map((object) => object.key)
+        .sort(),
+    );
   });
 
   test('s3-batch-csv from a folder source is a usage error', async () => {
@@ -128,7 +146,10 @@ describe('manifest', () => {
     // Missing style objects (which mastosync reports and skips) and relocated ones make rclone report errors.
     assert.ok(copy.status === 0 || /not found|doesn't exist|object not found/i.test(copy.stderr), copy.stderr);
     const copied = (await s3.listKeys('manifest-destination')).sort();
-    const atExactKey = fixture.present.filter((object) => object.relocated === undefined).map((object) => object.key).sort();
+    const atExactKey = fixture.present
+      .filter((object) => object.relocated === undefined)
+      .map((object) => object.key)
+      .sort();
     assert.deepEqual(copied, atExactKey, 'rclone copied every owned object found at its exact key, and nothing else');
   });
 });

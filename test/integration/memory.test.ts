@@ -73,7 +73,13 @@ async function oneObject(size: number): Promise<{ db: TestDatabase; source: stri
 
 /** Runs `mastosync run <job>` and returns its peak RSS in bytes. */
 async function peakRss(db: TestDatabase, source: string, destination: string, job: string, uploadCutoffMib?: number): Promise<number> {
-  const config = writeConfig({ databaseUrl: db.url, source: { endpoint: s3.endpoint, bucket: source }, destination: { endpoint: s3.endpoint, bucket: destination }, concurrency: 16, uploadCutoffMib });
+  const config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: s3.endpoint, bucket: source },
+    destination: { endpoint: s3.endpoint, bucket: destination },
+    concurrency: 16,
+    uploadCutoffMib,
+  });
   cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
   const file = join(config.dir, 'peak-rss');
   const result = await runCli(['run', job], { cwd: config.dir, env: { NODE_OPTIONS: `--import ${probe}`, PEAK_RSS_FILE: file } });
@@ -81,7 +87,10 @@ async function peakRss(db: TestDatabase, source: string, destination: string, jo
   return Number(readFileSync(file, 'utf8'));
 }
 
-for (const [path, uploadCutoffMib] of [['one streamed PUT', 512], ['a multipart upload in 8 MiB parts', 8]] as const) {
+for (const [path, uploadCutoffMib] of [
+  ['one streamed PUT', 512],
+  ['a multipart upload in 8 MiB parts', 8],
+] as const) {
   test(`copying a ${LARGE / MiB} MiB object as ${path} grows memory by far less than its size`, async (t) => {
     const small = await oneObject(MiB);
     const large = await oneObject(LARGE);
@@ -104,7 +113,10 @@ test('reading a table of 300,000 rows takes no more memory than one of 1,000', a
   for (const rows of [1_000, 300_000]) {
     const db = await createDatabase('current');
     cleanups.push(() => db.drop());
-    await db.client.query(`INSERT INTO preview_cards (id, url, created_at, updated_at) SELECT g, 'https://news.example/' || g, now(), now() FROM generate_series(1, $1::bigint) g`, [rows]);
+    await db.client.query(
+      `INSERT INTO preview_cards (id, url, created_at, updated_at) SELECT g, 'https://news.example/' || g, now(), now() FROM generate_series(1, $1::bigint) g`,
+      [rows],
+    );
     peaks.push(await peakRss(db, 'memory-rows-source', 'memory-rows-destination', 'preview_cards'));
   }
   const [few, many] = peaks as [number, number];

@@ -73,7 +73,10 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
   });
   const { result: secondResult, checkpoint: duringFirst } = await second;
   assert.equal(secondResult.code, 75, secondResult.stderr);
-  assert.match(secondResult.stderr, new RegExp(`^mastosync: checkpoint \\S+ is in use by another run \\(pid ${holder} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)`));
+  assert.match(
+    secondResult.stderr,
+    new RegExp(`^mastosync: checkpoint \\S+ is in use by another run \\(pid ${holder} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)`),
+  );
   assert.equal(secondResult.stderr.trim().split('\n').length, 1, 'one line');
   assert.equal(secondResult.stdout, '');
   assert.equal(duringFirst.filter((line) => line.startsWith('{"run"')).length, 1, 'the second run wrote not even its header');
@@ -86,7 +89,11 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
     if (request.bucket === 'overlap-destination' && request.operation === 'PutObject') writes.set(request.key!, (writes.get(request.key!) ?? 0) + 1);
   }
   assert.ok(writes.size > 0);
-  assert.deepEqual([...writes].filter(([, count]) => count > 1), [], 'no object copied twice');
+  assert.deepEqual(
+    [...writes].filter(([, count]) => count > 1),
+    [],
+    'no object copied twice',
+  );
   assert.equal(existsSync(`${config.checkpoint}.lock`), false, 'the lock goes with its run');
 
   const third = await runCli(['run', 'all', '--resume', '--quiet', '--json'], { cwd: config.dir });
@@ -94,7 +101,10 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
 });
 
 test('a run killed with SIGKILL leaves its lock behind, and the next run takes it over', async () => {
-  const killed = await runCli(['run', 'all', '--quiet'], { cwd: config.dir, onSpawn: once(lines(config.checkpoint).length + 2, (child) => child.kill('SIGKILL')) });
+  const killed = await runCli(['run', 'all', '--quiet'], {
+    cwd: config.dir,
+    onSpawn: once(lines(config.checkpoint).length + 2, (child) => child.kill('SIGKILL')),
+  });
   assert.equal(killed.signal, 'SIGKILL');
   assert.ok(existsSync(`${config.checkpoint}.lock`), 'a killed run cannot remove its lock');
   const next = await runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir });
@@ -107,7 +117,10 @@ test('a file that is not a checkpoint is refused untouched (exit 2), for fresh a
   for (const flags of [[], ['--resume']]) {
     const result = await runCli(['run', 'all', '--checkpoint', 'mastosync.toml', ...flags], { cwd: config.dir });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /^mastosync: mastosync\.toml exists and is not a mastosync checkpoint .*: pass --checkpoint with a new file or an existing checkpoint/);
+    assert.match(
+      result.stderr,
+      /^mastosync: mastosync\.toml exists and is not a mastosync checkpoint .*: pass --checkpoint with a new file or an existing checkpoint/,
+    );
     assert.equal(readFileSync(config.file, 'utf8'), before, 'the config is untouched');
   }
   const notes = join(config.dir, 'notes.txt');

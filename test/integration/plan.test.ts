@@ -89,14 +89,18 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       for (const job of result.jobs) {
         const owned = fixture.expected.filter((object) => object.table === job.job);
         const tableRows = rows.filter((row) => row.table === job.job);
-        assert.deepEqual(job, {
-          job: job.job,
-          rows: tableRows.length,
-          objects: owned.length,
-          bytes: tableRows.reduce((sum, row) => sum + ownedBytes(row), 0),
-          cached_objects: owned.filter((object) => object.cache).length,
-          local_objects: owned.filter((object) => !object.cache).length,
-        }, job.job);
+        assert.deepEqual(
+          job,
+          {
+            job: job.job,
+            rows: tableRows.length,
+            objects: owned.length,
+            bytes: tableRows.reduce((sum, row) => sum + ownedBytes(row), 0),
+            cached_objects: owned.filter((object) => object.cache).length,
+            local_objects: owned.filter((object) => !object.cache).length,
+          },
+          job.job,
+        );
       }
       assert.equal(proxy.requests.length, 0, 'plan must not contact any object store');
     });
@@ -107,7 +111,10 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
         const mine = (object: ExpectedObject) => Number(((BigInt(object.rowId) % 3n) + 3n) % 3n) === index;
         assert.equal(shard.total.objects, fixture.expected.filter(mine).length, `shard ${index}`);
       });
-      assert.equal(shards.reduce((sum, shard) => sum + shard.total.rows, 0), jobRows(fixture).length);
+      assert.equal(
+        shards.reduce((sum, shard) => sum + shard.total.rows, 0),
+        jobRows(fixture).length,
+      );
       // With two shards, -99 % 2 is -1 in SQL: the instance actor must still land in one (shard 1).
       const halves = await Promise.all([0, 1].map((index) => plan(dir, '--shard', `${index}/2`)));
       assert.equal(halves[0]!.total.objects + halves[1]!.total.objects, fixture.expected.length);

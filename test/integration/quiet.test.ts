@@ -95,16 +95,27 @@ describe('a cron run', () => {
     // eslint-disable-next-line no-control-regex -- the terminal's escape sequences are what is stripped here
     const lines = screen.split(/\r?\n/).map((line) => line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
     for (const object of world.fixture.missing) {
-      assert.ok(lines.some((line) => line.startsWith('warn  missing at the source: ') && line.endsWith(` ${object.key}`)), `no readable warning for ${object.key}:\n${screen}`);
+      assert.ok(
+        lines.some((line) => line.startsWith('warn  missing at the source: ') && line.endsWith(` ${object.key}`)),
+        `no readable warning for ${object.key}:\n${screen}`,
+      );
     }
-    assert.deepEqual(lines.filter((line) => line.trimStart().startsWith('{')), [], 'no JSON on a terminal');
-    assert.ok(lines.some((line) => /^total .*done in/.test(line)), `the live display's final state:\n${screen}`);
+    assert.deepEqual(
+      lines.filter((line) => line.trimStart().startsWith('{')),
+      [],
+      'no JSON on a terminal',
+    );
+    assert.ok(
+      lines.some((line) => /^total .*done in/.test(line)),
+      `the live display's final state:\n${screen}`,
+    );
   });
 
   describe('once the source has every object', () => {
     before(async () => {
       // The fixture's rows that own an absent object: give them one, so a run has nothing to warn about.
-      for (const object of world.fixture.missing) await s3.put('quiet-source', object.key, Buffer.from(`now present: ${object.key}`), { contentType: 'image/png', cacheControl: CACHE_CONTROL });
+      for (const object of world.fixture.missing)
+        await s3.put('quiet-source', object.key, Buffer.from(`now present: ${object.key}`), { contentType: 'image/png', cacheControl: CACHE_CONTROL });
     });
 
     test('--quiet --log-level warn: stderr empty, exit 0, the summary with start and end on stdout', async () => {
@@ -112,7 +123,13 @@ describe('a cron run', () => {
       const result = await runCli(['run', 'all', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stderr, '', 'a clean cron run writes nothing to stderr, so cron mails nothing');
-      assert.match(result.stdout, new RegExp(`^total +\\d+ +0 +${world.fixture.expected.length + 2} +${world.wanted.length + world.fixture.missing.length - world.fixture.relocated.length} +${world.fixture.relocated.length} +0 +0 +0 `, 'm'));
+      assert.match(
+        result.stdout,
+        new RegExp(
+          `^total +\\d+ +0 +${world.fixture.expected.length + 2} +${world.wanted.length + world.fixture.missing.length - world.fixture.relocated.length} +${world.fixture.relocated.length} +0 +0 +0 `,
+          'm',
+        ),
+      );
       runTimes(result.stdout, from, Date.now());
     });
 

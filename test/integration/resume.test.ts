@@ -62,7 +62,9 @@ interface Line {
 
 function checkpointLines(path: string): Line[] {
   if (!existsSync(path)) return [];
-  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
   return lines.flatMap((line, index) => {
     try {
       return [JSON.parse(line) as Line];
@@ -132,7 +134,9 @@ test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume c
   assert.match(interrupted.stdout, /interrupted/);
   // Rows are counted when read, and some read rows still had copies to do: the summary must not call them finished.
   assert.match(interrupted.stdout, /^job +rows read +changed +objects/m);
-  const [, read, finished, unfinished] = /\(of the (\d+) rows read, (\d+) are finished; the objects of the other (\d+) stay to do\)$/m.exec(interrupted.stdout)!.map(Number);
+  const [, read, finished, unfinished] = /\(of the (\d+) rows read, (\d+) are finished; the objects of the other (\d+) stay to do\)$/m
+    .exec(interrupted.stdout)!
+    .map(Number);
   assert.equal(finished! + unfinished!, read);
   assert.match(interrupted.stdout, /^started \S+Z, finished \S+Z$/m);
   const lines = checkpointLines(world.checkpoint);
@@ -152,9 +156,16 @@ test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume c
   // Resuming a finished copy reads no row again; the report says why its columns are empty.
   const again = await runCli(['run', 'all', '--resume', '--json'], { cwd: world.dir });
   assert.equal(again.code, 0, again.stderr);
-  const report = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { total: { copied: number }; notes: string[]; jobs: Array<{ job: string; rows: number }> };
+  const report = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as {
+    total: { copied: number };
+    notes: string[];
+    jobs: Array<{ job: string; rows: number }>;
+  };
   assert.equal(report.total.copied, 0);
   for (const job of report.jobs.filter((entry) => world.fixture.rows.some((row) => row.table === entry.job))) {
-    assert.ok(report.notes.some((note) => note.startsWith(`${job.job}: rows up to id `) && note.includes('were finished by an earlier run')), `a note for ${job.job}: ${report.notes.join(' | ')}`);
+    assert.ok(
+      report.notes.some((note) => note.startsWith(`${job.job}: rows up to id `) && note.includes('were finished by an earlier run')),
+      `a note for ${job.job}: ${report.notes.join(' | ')}`,
+    );
   }
 });

@@ -106,7 +106,10 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       const result = await runCli(['run', 'all', '--dry-run', '--json'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       const lines = readJsonLines<{ job?: string; source?: string; destination?: string; jobs?: unknown[] }>(result.stdout);
-      const planned = lines.filter((line) => line.destination !== undefined).map((line) => line.destination!).sort();
+      const planned = lines
+        .filter((line) => line.destination !== undefined)
+        .map((line) => line.destination!)
+        .sort();
       assert.deepEqual(planned, world.fixture.expected.map((object) => object.key).sort());
       assert.deepEqual(await s3.listKeys(world.destinationBucket), []);
       assert.equal(existsSync(config.checkpoint), false, 'a dry run must not write a checkpoint');
@@ -146,7 +149,10 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       assert.equal(result.code, 0, result.stderr);
       // Beyond the bucket check (a one-key listing), nothing may touch the destination.
       const uploads = proxy.requests.filter((request) => request.bucket === world.destinationBucket && request.operation !== 'ListObjects');
-      assert.deepEqual(uploads.map((request) => `${request.method} ${request.key}`), []);
+      assert.deepEqual(
+        uploads.map((request) => `${request.method} ${request.key}`),
+        [],
+      );
       await assertDestinationExact(world, { checkAcl: false });
     });
   });

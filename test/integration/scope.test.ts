@@ -38,8 +38,13 @@ before(async () => {
   await s3.createBucket('scope-source');
   await loadFixture(fixture, db.client, s3, 'scope-source');
   const attachments: Record<string, string[]> = {
-    media_attachments: ['file', 'thumbnail'], accounts: ['avatar', 'header'], custom_emojis: ['image'], preview_cards: ['image'],
-    preview_card_providers: ['icon'], site_uploads: ['file'], backups: ['dump'],
+    media_attachments: ['file', 'thumbnail'],
+    accounts: ['avatar', 'header'],
+    custom_emojis: ['image'],
+    preview_cards: ['image'],
+    preview_card_providers: ['icon'],
+    site_uploads: ['file'],
+    backups: ['dump'],
   };
   for (const [table, prefixes] of Object.entries(attachments)) {
     await db.client.query(`UPDATE ${table} SET ${prefixes.map((prefix) => `${prefix}_updated_at = '${BEFORE}'`).join(', ')}`);
@@ -87,10 +92,14 @@ async function planned(flags: string[]): Promise<number> {
   return (JSON.parse(result.stdout) as { total: { objects: number } }).total.objects;
 }
 
-const presentKeys = (keep: (object: ExpectedObject) => boolean) => fixture.present.filter(keep).map((object) => object.key).sort();
+const presentKeys = (keep: (object: ExpectedObject) => boolean) =>
+  fixture.present
+    .filter(keep)
+    .map((object) => object.key)
+    .sort();
 
 describe('run scope', () => {
-  test('delta pass --since: exactly the attachments changed since, not their rows\' other attachments', async () => {
+  test("delta pass --since: exactly the attachments changed since, not their rows' other attachments", async () => {
     const delta = await runInto(['--since', CUTOFF]);
     const expected = presentKeys(changed);
     assert.deepEqual(delta.keys, expected);
@@ -105,19 +114,31 @@ describe('run scope', () => {
 
   test('--until is the complement of --since at the same instant', async () => {
     const bulk = await runInto(['--until', CUTOFF]);
-    assert.deepEqual(bulk.keys, presentKeys((object) => !changed(object)));
+    assert.deepEqual(
+      bulk.keys,
+      presentKeys((object) => !changed(object)),
+    );
   });
 
   test('--skip-remote-cache: no remote media or cards, avatars/headers/emoji kept, and the warning', async () => {
     const result = await runInto(['--skip-remote-cache']);
-    assert.deepEqual(result.keys, presentKeys((object) => !(object.cache && ['media_attachments', 'preview_cards'].includes(object.table))));
-    assert.ok(result.keys.some((key) => key.startsWith('cache/accounts/')), 'remote avatars stay');
+    assert.deepEqual(
+      result.keys,
+      presentKeys((object) => !(object.cache && ['media_attachments', 'preview_cards'].includes(object.table))),
+    );
+    assert.ok(
+      result.keys.some((key) => key.startsWith('cache/accounts/')),
+      'remote avatars stay',
+    );
     assert.match(result.stderr, /tootctl media remove/);
     assert.equal(await planned(['--skip-remote-cache']), result.objects);
   });
 
   test('--min-id/--max-id: exactly the rows in the range', async () => {
     const result = await runInto(['--min-id', '13', '--max-id', '110528637375951012']);
-    assert.deepEqual(result.keys, presentKeys((object) => BigInt(object.rowId) >= 13n && BigInt(object.rowId) <= 110528637375951012n));
+    assert.deepEqual(
+      result.keys,
+      presentKeys((object) => BigInt(object.rowId) >= 13n && BigInt(object.rowId) <= 110528637375951012n),
+    );
   });
 });

@@ -100,7 +100,11 @@ for (const copyMode of ['server', 'auto'] as const) {
       const bytesRead = sourceReads.reduce((sum, request) => sum + request.responseBytes, 0);
       const streamed = world.fixture.present.filter((object) => s3rverCannotCopy(object.sourceKey!));
       assert.ok(streamed.length > 0, 'the fixture has a key with "+" (the s3rver copy trap)');
-      assert.equal(bytesRead, streamed.reduce((sum, object) => sum + object.size, 0), 'only the objects s3rver cannot copy may be read from the source');
+      assert.equal(
+        bytesRead,
+        streamed.reduce((sum, object) => sum + object.size, 0),
+        'only the objects s3rver cannot copy may be read from the source',
+      );
 
       const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
       assert.equal(summary.total.missing, world.fixture.missing.length);

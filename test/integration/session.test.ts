@@ -65,7 +65,7 @@ describe('the session cannot harm the database', () => {
     await session?.close();
   });
 
-  test('every write through the tool\'s session fails as read-only, and nothing changed', async () => {
+  test("every write through the tool's session fails as read-only, and nothing changed", async () => {
     const before = (await db.client.query<{ n: string }>('SELECT count(*) AS n FROM accounts')).rows[0]!.n;
     const attempts: Array<[what: string, sql: string, values?: unknown[]]> = [
       ['INSERT', `INSERT INTO accounts (id, username, created_at, updated_at) VALUES ($1, 'intruder', now(), now())`, ['999999']],
@@ -74,7 +74,11 @@ describe('the session cannot harm the database', () => {
       ['DDL', `CREATE TABLE mastosync_was_here (id int)`],
     ];
     for (const [what, sql, values] of attempts) {
-      await assert.rejects(session.query(sql, values), (error: { code?: string }) => error.code === '25006', `${what} must fail with 25006 read_only_sql_transaction`);
+      await assert.rejects(
+        session.query(sql, values),
+        (error: { code?: string }) => error.code === '25006',
+        `${what} must fail with 25006 read_only_sql_transaction`,
+      );
     }
     // An explicit transaction is read-only too (the default applies to every transaction the session starts).
     const client = await session.connect();
@@ -137,22 +141,36 @@ describe('a long run holds no transaction, snapshot or cursor', () => {
       const ours = rows.filter((row) => row.application_name === 'mastosync');
       assert.ok(runMs > 4000, `the run must last long enough to mean something (${runMs} ms)`);
       assert.ok(samples.filter((sample) => sample.length > 0).length > 50, `the tool's sessions were seen in many samples (${samples.length} taken)`);
-      assert.deepEqual(rows.filter((row) => row.application_name !== 'mastosync'), [], 'every connection of the run is named mastosync');
+      assert.deepEqual(
+        rows.filter((row) => row.application_name !== 'mastosync'),
+        [],
+        'every connection of the run is named mastosync',
+      );
 
       const oldest = Math.max(0, ...ours.map((row) => row.xact_age_ms ?? 0));
       assert.ok(oldest < 2000, `the oldest mastosync transaction seen was ${oldest.toFixed(0)} ms old, in a run of ${runMs} ms`);
       const idleWithSnapshot = ours.filter((row) => row.state !== 'active' && row.backend_xmin !== null);
       assert.deepEqual(idleWithSnapshot, [], 'an idle session holds no snapshot (backend_xmin), so vacuum is never held back');
-      assert.deepEqual(ours.filter((row) => row.state === 'idle in transaction'), [], 'never idle in a transaction');
+      assert.deepEqual(
+        ours.filter((row) => row.state === 'idle in transaction'),
+        [],
+        'never idle in a transaction',
+      );
 
       // Statements carry placeholders only: no id (keyset position) and no file name from the data in their text.
       const statements = [...new Set(ours.map((row) => row.query))];
-      const literals = fixture.rows.flatMap((row) => [String(row.values.id), ...Object.values(row.values).filter((value): value is string => typeof value === 'string' && /\.\w+$/.test(value))]);
+      const literals = fixture.rows.flatMap((row) => [
+        String(row.values.id),
+        ...Object.values(row.values).filter((value): value is string => typeof value === 'string' && /\.\w+$/.test(value)),
+      ]);
       for (const text of statements) {
         const leaked = literals.filter((literal) => literal.length >= 4 && text.includes(literal));
         assert.deepEqual(leaked, [], `a value from the data appears in a statement: ${text}`);
       }
-      assert.ok(statements.some((text) => /WHERE t\."id" > \$1::bigint/.test(text)), `keyset page queries were seen: ${statements.join('\n')}`);
+      assert.ok(
+        statements.some((text) => /WHERE t\."id" > \$1::bigint/.test(text)),
+        `keyset page queries were seen: ${statements.join('\n')}`,
+      );
     } finally {
       rmSync(config.dir, { recursive: true, force: true });
     }

@@ -59,8 +59,15 @@ test('three shards at once: each key written exactly once, destination exact, on
   for (const result of results) assert.equal(result.code, 0, result.stderr);
 
   const totals = results.map((result) => (JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: { objects: number } }).total.objects);
-  assert.ok(totals.every((objects) => objects > 0), `every shard had work: ${totals.join(', ')}`);
-  assert.equal(totals.reduce((sum, objects) => sum + objects, 0), fixture.expected.length, 'the shards together cover every owned object once');
+  assert.ok(
+    totals.every((objects) => objects > 0),
+    `every shard had work: ${totals.join(', ')}`,
+  );
+  assert.equal(
+    totals.reduce((sum, objects) => sum + objects, 0),
+    fixture.expected.length,
+    'the shards together cover every owned object once',
+  );
 
   const writes = new Map<string, number>();
   for (const request of proxy.requests) {
@@ -68,7 +75,11 @@ test('three shards at once: each key written exactly once, destination exact, on
     if (request.bucket !== 'shard-destination' || !upload || request.status === undefined || request.status >= 300) continue;
     writes.set(request.key!, (writes.get(request.key!) ?? 0) + 1);
   }
-  assert.deepEqual([...writes.entries()].filter(([, count]) => count !== 1), [], 'no key written twice');
+  assert.deepEqual(
+    [...writes.entries()].filter(([, count]) => count !== 1),
+    [],
+    'no key written twice',
+  );
   assert.deepEqual([...writes.keys()].sort(), fixture.present.map((object) => object.key).sort(), 'every present key written');
 
   assert.deepEqual((await s3.listKeys('shard-destination')).sort(), fixture.present.map((object) => object.key).sort());

@@ -126,8 +126,13 @@ function clientKeyFingerprint(privateKey: string): string {
  */
 async function sessionEnd(logStart: number, port: string): Promise<string> {
   // A clean end, or a cut: "Received disconnect", "Connection closed by", "ssh_packet_write_poll: … Broken pipe"…
-  const ending = new RegExp(`^(?=.*port ${port}\\b)(?=.*(?:disconnect|Disconnected|Connection (?:closed|reset)|Read error|Broken pipe|reset by peer|Timeout)).*$`, 'm');
-  await waitFor(() => ending.test(sshd.log().slice(logStart)), `sshd to log the end of the session from port ${port}`).catch(() => assert.fail(`sshd logged no end of the session from port ${port}:\n${sshd.log().slice(logStart)}`));
+  const ending = new RegExp(
+    `^(?=.*port ${port}\\b)(?=.*(?:disconnect|Disconnected|Connection (?:closed|reset)|Read error|Broken pipe|reset by peer|Timeout)).*$`,
+    'm',
+  );
+  await waitFor(() => ending.test(sshd.log().slice(logStart)), `sshd to log the end of the session from port ${port}`).catch(() =>
+    assert.fail(`sshd logged no end of the session from port ${port}:\n${sshd.log().slice(logStart)}`),
+  );
   return ending.exec(sshd.log().slice(logStart))![0];
 }
 
@@ -257,7 +262,11 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.ok(result.stderr.includes(`host_key = "${sshd.hostKeyFingerprint}"`), `how to pin it: ${result.stderr}`);
     assert.deepEqual(await s3.listKeys(bucket), [], 'no destination object');
     assert.equal(existsSync(config.checkpoint), false, 'no checkpoint file');
-    assert.deepEqual(proxy.requests.filter((request) => request.method !== 'GET' && request.method !== 'HEAD'), [], 'no write request of any kind');
+    assert.deepEqual(
+      proxy.requests.filter((request) => request.method !== 'GET' && request.method !== 'HEAD'),
+      [],
+      'no write request of any kind',
+    );
     assert.doesNotMatch(sshd.log().slice(logStart), /Accepted|Failed (publickey|password)|Postponed/, 'no credentials reached the server');
   });
 
@@ -277,7 +286,13 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const good = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint });
     const ok = await runCli(['check'], { cwd: good.dir });
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stdout, new RegExp(`^ok {3}database: .* via ssh ${sshd.user}@127\\.0\\.0\\.1:${sshd.port} \\(ssh host key ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')} verified\\)$`, 'm'));
+    assert.match(
+      ok.stdout,
+      new RegExp(
+        `^ok {3}database: .* via ssh ${sshd.user}@127\\.0\\.0\\.1:${sshd.port} \\(ssh host key ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')} verified\\)$`,
+        'm',
+      ),
+    );
     assert.match(ok.stdout, /^ok {3}session: read-only, application_name mastosync/m);
 
     const bad = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
@@ -315,11 +330,15 @@ describe('run all through a real OpenSSH server', { skip }, () => {
   async function startSlowRun(hop: Hop, bucket: string, uploads: number) {
     const slow = await startProxy({ upstreamPort: s3.port, latencyMs: 40 });
     cleanups.push(() => slow.stop());
-    const config = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint, port: hop.port }, {
-      endpoint: slow.endpoint,
-      batchSize: 2,
-      concurrency: 2,
-    });
+    const config = configFor(
+      bucket,
+      { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint, port: hop.port },
+      {
+        endpoint: slow.endpoint,
+        batchSize: 2,
+        concurrency: 2,
+      },
+    );
     let child: ChildProcess | undefined;
     const result = runCli(['run', 'all', '--json'], { cwd: config.dir, onSpawn: (spawned) => (child = spawned) });
     await waitFor(() => uploadsPerKey(slow, bucket).size >= uploads, `${uploads} uploads`);
@@ -346,12 +365,29 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const finished: CliResult = await result;
     assert.equal(finished.code, 0, finished.stderr);
     const logs = logLines(finished.stderr);
-    assert.ok(logs.some((line) => line.msg === 'ssh tunnel dropped; reconnecting on the next query'), finished.stderr);
+    assert.ok(
+      logs.some((line) => line.msg === 'ssh tunnel dropped; reconnecting on the next query'),
+      finished.stderr,
+    );
     const waits = logs.filter((line) => line.msg === 'database still unreachable').map((line) => line.retryInMs as number);
     assert.ok(waits.length >= 2, `reconnect attempts failed while the server was away: ${finished.stderr}`);
-    assert.ok(waits.every((wait, index) => index === 0 || wait > waits[index - 1]!), `the waits between attempts grow (backoff): ${waits.join(', ')}`);
-    assert.ok(logs.some((line) => line.msg === 'database connection restored'), finished.stderr);
-    assert.ok((sshd.log().slice(logStart).match(/Accepted publickey/g) ?? []).length >= 2, 'a second SSH session was opened');
+    assert.ok(
+      waits.every((wait, index) => index === 0 || wait > waits[index - 1]!),
+      `the waits between attempts grow (backoff): ${waits.join(', ')}`,
+    );
+    assert.ok(
+      logs.some((line) => line.msg === 'database connection restored'),
+      finished.stderr,
+    );
+    assert.ok(
+      (
+        sshd
+          .log()
+          .slice(logStart)
+          .match(/Accepted publickey/g) ?? []
+      ).length >= 2,
+      'a second SSH session was opened',
+    );
 
     const summary = JSON.parse(finished.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
     assert.equal(summary.total.rows, fixture.rows.filter((row) => row.table !== 'statuses').length, 'every row read exactly once');

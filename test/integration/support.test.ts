@@ -33,7 +33,9 @@ after(async () => {
 
 async function columns(db: import('pg').Client, table: string): Promise<Set<string>> {
   const { rows } = await db.query<{ column_name: string }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`, [table]);
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`,
+    [table],
+  );
   return new Set(rows.map((r) => r.column_name));
 }
 
@@ -149,7 +151,9 @@ describe('proxy faults', () => {
     await s3.put(bucket, key, body, { contentType: 'application/octet-stream' });
     p = await startProxy({ upstreamPort: s3.port });
   });
-  after(async () => { await p.stop(); });
+  after(async () => {
+    await p.stop();
+  });
 
   /** Raw GET through the proxy: status, headers, bytes received and any socket error. */
   function rawGet(path: string): Promise<{ status?: number; headers?: http.IncomingHttpHeaders; bytes: Buffer; error?: string }> {
@@ -181,8 +185,10 @@ describe('proxy faults', () => {
 
     const noRetry = makeS3Client(p.endpoint, { maxAttempts: 1 });
     p.setFault(faultFirst(1, isGet, { kind: 'status', status: 503, code: 'SlowDown' }));
-    await assert.rejects(noRetry.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
-      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => e.name === 'SlowDown' && e.$metadata?.httpStatusCode === 503);
+    await assert.rejects(
+      noRetry.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
+      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => e.name === 'SlowDown' && e.$metadata?.httpStatusCode === 503,
+    );
     noRetry.destroy();
 
     p.setFault(faultFirst(1, isGet, { kind: 'status', status: 503, code: 'SlowDown' }));
@@ -196,8 +202,10 @@ describe('proxy faults', () => {
   test('status 500 InternalError', async () => {
     p.setFault(faultFirst(1, isGet, { kind: 'status', status: 500, code: 'InternalError' }));
     const c = makeS3Client(p.endpoint, { maxAttempts: 1 });
-    await assert.rejects(c.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
-      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => e.name === 'InternalError' && e.$metadata?.httpStatusCode === 500);
+    await assert.rejects(
+      c.send(new GetObjectCommand({ Bucket: bucket, Key: key })),
+      (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => e.name === 'InternalError' && e.$metadata?.httpStatusCode === 500,
+    );
     c.destroy();
     assert.equal(p.faults['status:InternalError'], 1);
   });
@@ -223,7 +231,10 @@ describe('proxy faults', () => {
     // Through the SDK (no retries of the body stream): reading fails or is short.
     p.setFault(faultFirst(1, isGet, { kind: 'truncate', afterBytes: 5000 }));
     const helpers = s3Helpers(makeS3Client(p.endpoint, { maxAttempts: 1 }));
-    const outcome = await helpers.getObject(bucket, key).then((o) => o?.body.length, (e: unknown) => e);
+    const outcome = await helpers.getObject(bucket, key).then(
+      (o) => o?.body.length,
+      (e: unknown) => e,
+    );
     assert.ok(outcome instanceof Error || (typeof outcome === 'number' && outcome < body.length), `got ${String(outcome)}`);
     helpers.client.destroy();
   });
@@ -286,7 +297,10 @@ describe('proxy faults', () => {
     p.setFault(faultFirst(1, isPut, { kind: 'status', status: 503, code: 'SlowDown' }));
     await helpers.put(bucket, 'big/single.bin', big, { acl: 'public-read' });
     const reqs = p.requestsFor('big/single.bin', bucket);
-    assert.deepEqual(reqs.map((r) => r.status), [503, 200]);
+    assert.deepEqual(
+      reqs.map((r) => r.status),
+      [503, 200],
+    );
     assert.equal(p.aclByKey(bucket).get('big/single.bin'), 'public-read');
     assert.ok((await s3.getObject(bucket, 'big/single.bin'))?.body.equals(big));
     helpers.client.destroy();

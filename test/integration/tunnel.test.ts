@@ -153,7 +153,7 @@ describe('SSH tunnel through a real OpenSSH server', { skip }, () => {
     });
   });
 
-  test('pinned fingerprint of the server\'s RSA or ECDSA key works although it prefers to offer ED25519', async () => {
+  test("pinned fingerprint of the server's RSA or ECDSA key works although it prefers to offer ED25519", async () => {
     for (const kind of ['rsa', 'ecdsa'] as const) {
       const fp = sshd.hostKeys.find((k) => k.kind === kind)!.fingerprint;
       await withTunnel(base({ hostKey: fp }), async (tunnel) => {
@@ -177,7 +177,13 @@ describe('SSH tunnel through a real OpenSSH server', { skip }, () => {
     await withTunnel(base({ hostKey: undefined, knownHosts: await knownHostsFile(hashed) }), selectOne);
 
     const list = plain.replace(/^(\S+)/, 'other.example.org,$1,10.1.2.3');
-    await withTunnel(base({ hostKey: undefined, knownHosts: await knownHostsFile('other.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', list) }), selectOne);
+    await withTunnel(
+      base({
+        hostKey: undefined,
+        knownHosts: await knownHostsFile('other.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', list),
+      }),
+      selectOne,
+    );
 
     // Only the RSA key is known: the client must ask the server for its RSA key rather than fail on ED25519.
     const rsaOnly = await knownHostsFile(sshd.knownHostsLine(false, 'rsa'));
@@ -303,7 +309,10 @@ describe('SSH tunnel through a real OpenSSH server', { skip }, () => {
     const denied = await openTunnel(base({ privateKey: sshd.unauthorizedKeyPath }), DB_TARGET).catch((e: unknown) => e);
     assert.ok(denied instanceof TunnelError, String(denied));
     assert.equal(denied.reason, 'auth');
-    assert.match(denied.message, new RegExp(`^ssh: authentication failed for ${sshd.user}@127\\.0\\.0\\.1:${sshd.port} \\(tried publickey; the server accepts publickey,?`));
+    assert.match(
+      denied.message,
+      new RegExp(`^ssh: authentication failed for ${sshd.user}@127\\.0\\.0\\.1:${sshd.port} \\(tried publickey; the server accepts publickey,?`),
+    );
     assert.match(denied.message, /check \[database\.ssh\] user \/ private_key/);
 
     const closed = await openTunnel(base({ port: 1 }), DB_TARGET).catch((e: unknown) => e);

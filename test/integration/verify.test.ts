@@ -68,7 +68,9 @@ async function verify(args: string[]) {
   proxy.reset();
   const result = await runCli(['verify', 'all', ...args], { cwd: config.dir });
   // The bucket checks (a one-key listing of each bucket), then one HEAD per object: nothing read whole, nothing written.
-  const others = proxy.requests.filter((request) => request.method !== 'HEAD' && request.operation !== 'ListObjects').map((request) => `${request.method} ${request.url}`);
+  const others = proxy.requests
+    .filter((request) => request.method !== 'HEAD' && request.operation !== 'ListObjects')
+    .map((request) => `${request.method} ${request.url}`);
   assert.deepEqual(others, [], 'verify must send the bucket checks and HEAD requests only');
   const checks = proxy.requests.filter((request) => request.operation === 'ListObjects');
   assert.ok(checks.length >= 1 && checks.every((request) => request.query['max-keys'] === '1'), 'the bucket checks list one key, no more');
@@ -109,7 +111,10 @@ describe('verify', () => {
       [deleted, shortened, retyped, altered, recached] = small as [Wanted, Wanted, Wanted, Wanted, Wanted];
       const original = async (object: Wanted) => (await s3.getObject('verify-destination', object.key))!.body;
       await s3.client.send(new DeleteObjectCommand({ Bucket: 'verify-destination', Key: deleted.key }));
-      await s3.put('verify-destination', shortened.key, (await original(shortened)).subarray(1), { contentType: shortened.contentType, cacheControl: shortened.cacheControl });
+      await s3.put('verify-destination', shortened.key, (await original(shortened)).subarray(1), {
+        contentType: shortened.contentType,
+        cacheControl: shortened.cacheControl,
+      });
       await s3.put('verify-destination', retyped.key, await original(retyped), { contentType: 'application/octet-stream', cacheControl: retyped.cacheControl });
       const flipped = Buffer.from(await original(altered));
       flipped[flipped.length >> 1]! ^= 0x01;
@@ -122,15 +127,21 @@ describe('verify', () => {
       const result = await verify(['--json']);
       assert.equal(result.code, 1, result.stderr);
       const lines = readJsonLines<Summary & ProblemLine>(result.stdout);
-      const problems = lines.slice(0, -1).map((line) => `${line.problem} ${line.key}`).sort();
-      assert.deepEqual(problems, [
-        `cache-control ${recached.key}`,
-        `content-type ${retyped.key}`,
-        `etag ${altered.key}`,
-        `etag ${shortened.key}`,
-        `missing ${deleted.key}`,
-        `size ${shortened.key}`,
-      ].sort());
+      const problems = lines
+        .slice(0, -1)
+        .map((line) => `${line.problem} ${line.key}`)
+        .sort();
+      assert.deepEqual(
+        problems,
+        [
+          `cache-control ${recached.key}`,
+          `content-type ${retyped.key}`,
+          `etag ${altered.key}`,
+          `etag ${shortened.key}`,
+          `missing ${deleted.key}`,
+          `size ${shortened.key}`,
+        ].sort(),
+      );
       const size = lines.find((line) => line.problem === 'size')!;
       assert.deepEqual([size.expected, size.actual], [shortened.size, shortened.size - 1]);
       const type = lines.find((line) => line.problem === 'content-type')!;
@@ -163,12 +174,20 @@ describe('verify', () => {
       const lines = readJsonLines<Summary & ProblemLine & RepairLine>(result.stdout);
       const damaged = [deleted, shortened, retyped, altered, recached].map((object) => object.key).sort();
       const repairs = lines.filter((line) => line.repair !== undefined);
-      assert.deepEqual(repairs.map((line) => `${line.repair} ${line.key}`).sort(), damaged.map((key) => `copied ${key}`));
+      assert.deepEqual(
+        repairs.map((line) => `${line.repair} ${line.key}`).sort(),
+        damaged.map((key) => `copied ${key}`),
+      );
       const { total } = lines.at(-1)!;
       assert.deepEqual([total.missing, total.mismatched, total.repaired, total.unrepaired], [1, 4, 5, 0]);
       // Only those five were written: one PUT each, nothing else at the destination.
-      const written = proxy.requests.filter((request) => request.bucket === 'verify-destination' && request.method !== 'HEAD' && request.method !== 'GET').map((request) => `${request.method} ${request.key}`);
-      assert.deepEqual(written.sort(), damaged.map((key) => `PUT ${key}`));
+      const written = proxy.requests
+        .filter((request) => request.bucket === 'verify-destination' && request.method !== 'HEAD' && request.method !== 'GET')
+        .map((request) => `${request.method} ${request.key}`);
+      assert.deepEqual(
+        written.sort(),
+        damaged.map((key) => `PUT ${key}`),
+      );
       // With the ACL a run gives each object: private ones stay private.
       const acls = proxy.aclByKey('verify-destination');
       for (const key of damaged) assert.equal(acls.get(key), world.fixture.expectedByKey.get(key)!.acl, `${key}: ACL`);
@@ -207,7 +226,10 @@ describe('verify', () => {
       proxy.reset();
       const result = await runCli(['verify', 'all', '--repair', '--json'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stdout + result.stderr);
-      assert.deepEqual(proxy.requests.filter((request) => request.method === 'PUT' || request.method === 'POST' || request.method === 'DELETE'), []);
+      assert.deepEqual(
+        proxy.requests.filter((request) => request.method === 'PUT' || request.method === 'POST' || request.method === 'DELETE'),
+        [],
+      );
       assert.equal(readJsonLines<Summary>(result.stdout).at(-1)!.total.repaired, 0);
     });
   });

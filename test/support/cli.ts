@@ -73,7 +73,8 @@ export function writeConfig(settings: ConfigSettings): { dir: string; file: stri
   const dir = mkdtempSync(join(tmpdir(), 'mastosync-run-'));
   const store = (name: string, s: StoreSettings) => {
     const lines = [`[${name}]`];
-    if (s.type === 'fs') return [...lines, 'type = "fs"', `path = ${JSON.stringify(s.path)}`, ...(s.acl !== undefined ? [`acl = ${JSON.stringify(s.acl)}`] : [])].join('\n');
+    if (s.type === 'fs')
+      return [...lines, 'type = "fs"', `path = ${JSON.stringify(s.path)}`, ...(s.acl !== undefined ? [`acl = ${JSON.stringify(s.acl)}`] : [])].join('\n');
     lines.push(
       'type = "s3"',
       `endpoint = ${JSON.stringify(s.endpoint)}`,

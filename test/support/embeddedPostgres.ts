@@ -101,7 +101,9 @@ function postgresUser(): RunAs {
       execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'], { stdio: 'ignore' });
       return { uid: id('-u'), gid: id('-g') };
     } catch (error) {
-      throw new Error(`PostgreSQL cannot run as root, and no user "postgres" could be created for it (${(error as Error).message.split('\n')[0]})`, { cause: error });
+      throw new Error(`PostgreSQL cannot run as root, and no user "postgres" could be created for it (${(error as Error).message.split('\n')[0]})`, {
+        cause: error,
+      });
     }
   }
 }

@@ -83,7 +83,16 @@ export async function buildIntegrityWorld(db: TestDatabase, s3: S3Server, source
       [media.id, media.name, media.size],
     );
     await uploadMultipart(s3, sourceBucket, key, body, 'audio/mpeg', media.partSize);
-    const object = { key, sourceKey: key, job: 'media_attachments', rowId: media.id, size: media.size, sha256: sha256(body), contentType: 'audio/mpeg', cacheControl: CACHE_CONTROL };
+    const object = {
+      key,
+      sourceKey: key,
+      job: 'media_attachments',
+      rowId: media.id,
+      size: media.size,
+      sha256: sha256(body),
+      contentType: 'audio/mpeg',
+      cacheControl: CACHE_CONTROL,
+    };
     wanted.push(object);
     large.push(object);
   }
@@ -110,7 +119,12 @@ async function uploadMultipart(s3: S3Server, bucket: string, key: string, body: 
   // s3rver answers the MD5 of the whole object even for a multipart upload; S3 answers the MD5 of the parts'
   // MD5s with "-<parts>". Store what S3 would (s3rver keeps the ETag beside the object, in `<object>.md5`).
   const parts: Buffer[] = [];
-  for (let offset = 0; offset < body.length; offset += partSize) parts.push(createHash('md5').update(body.subarray(offset, offset + partSize)).digest());
+  for (let offset = 0; offset < body.length; offset += partSize)
+    parts.push(
+      createHash('md5')
+        .update(body.subarray(offset, offset + partSize))
+        .digest(),
+    );
   const etag = `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`;
   const segments = key.split('/');
   writeFileSync(join(s3.directory, bucket, ...segments.slice(0, -1), `${segments.at(-1)}._S3rver_object.md5`), etag);
@@ -216,7 +230,12 @@ export function assertMissingAndRelocatedRecorded(checkpoint: string, stderr: st
   const lines = readJsonLines<{ key?: string; status?: string }>(readFileSync(checkpoint, 'utf8'));
   const status = new Map(lines.filter((line) => line.key).map((line) => [line.key!, line]));
   for (const expected of fixture.missing) assert.equal(status.get(expected.key)?.status, 'missing', expected.key);
-  const logged = readJsonLines<{ key?: string; status?: string; from?: string }>(stderr.split('\n').filter((line) => line.startsWith('{')).join('\n'));
+  const logged = readJsonLines<{ key?: string; status?: string; from?: string }>(
+    stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .join('\n'),
+  );
   const results = new Map(logged.filter((line) => line.status !== undefined).map((line) => [line.key!, line]));
   for (const expected of fixture.relocated) {
     assert.equal(results.get(expected.key)?.status, 'relocated', expected.key);

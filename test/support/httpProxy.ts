@@ -10,11 +10,27 @@ import type { Readable, Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 
 export type S3Operation =
-  | 'ListBuckets' | 'CreateBucket' | 'HeadBucket' | 'DeleteBucket' | 'ListObjects' | 'ListObjectsV2'
-  | 'ListMultipartUploads' | 'DeleteObjects'
-  | 'GetObject' | 'HeadObject' | 'PutObject' | 'CopyObject' | 'DeleteObject' | 'GetObjectAcl' | 'PutObjectAcl'
-  | 'CreateMultipartUpload' | 'UploadPart' | 'UploadPartCopy' | 'CompleteMultipartUpload'
-  | 'AbortMultipartUpload' | 'ListParts'
+  | 'ListBuckets'
+  | 'CreateBucket'
+  | 'HeadBucket'
+  | 'DeleteBucket'
+  | 'ListObjects'
+  | 'ListObjectsV2'
+  | 'ListMultipartUploads'
+  | 'DeleteObjects'
+  | 'GetObject'
+  | 'HeadObject'
+  | 'PutObject'
+  | 'CopyObject'
+  | 'DeleteObject'
+  | 'GetObjectAcl'
+  | 'PutObjectAcl'
+  | 'CreateMultipartUpload'
+  | 'UploadPart'
+  | 'UploadPartCopy'
+  | 'CompleteMultipartUpload'
+  | 'AbortMultipartUpload'
+  | 'ListParts'
   | 'Other';
 
 export interface RecordedRequest {
@@ -115,28 +131,40 @@ export interface HttpProxy {
   stop(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect',
-]);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect']);
 
 function safeDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
-export function classifyS3Request(method: string, bucket: string | undefined, key: string | undefined,
-  query: Record<string, string>, headers: Record<string, string>): S3Operation {
+export function classifyS3Request(
+  method: string,
+  bucket: string | undefined,
+  key: string | undefined,
+  query: Record<string, string>,
+  headers: Record<string, string>,
+): S3Operation {
   const q = (name: string) => Object.prototype.hasOwnProperty.call(query, name);
   if (!bucket) return method === 'GET' ? 'ListBuckets' : 'Other';
   if (key === undefined || key === '') {
     switch (method) {
-      case 'PUT': return 'CreateBucket';
-      case 'HEAD': return 'HeadBucket';
-      case 'DELETE': return 'DeleteBucket';
-      case 'POST': return q('delete') ? 'DeleteObjects' : 'Other';
+      case 'PUT':
+        return 'CreateBucket';
+      case 'HEAD':
+        return 'HeadBucket';
+      case 'DELETE':
+        return 'DeleteBucket';
+      case 'POST':
+        return q('delete') ? 'DeleteObjects' : 'Other';
       case 'GET':
         if (q('uploads')) return 'ListMultipartUploads';
         return query['list-type'] === '2' ? 'ListObjectsV2' : 'ListObjects';
-      default: return 'Other';
+      default:
+        return 'Other';
     }
   }
   switch (method) {
@@ -144,8 +172,10 @@ export function classifyS3Request(method: string, bucket: string | undefined, ke
       if (q('acl')) return 'GetObjectAcl';
       if (q('uploadId')) return 'ListParts';
       return 'GetObject';
-    case 'HEAD': return 'HeadObject';
-    case 'DELETE': return q('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+    case 'HEAD':
+      return 'HeadObject';
+    case 'DELETE':
+      return q('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
     case 'POST':
       if (q('uploads')) return 'CreateMultipartUpload';
       if (q('uploadId')) return 'CompleteMultipartUpload';
@@ -154,7 +184,8 @@ export function classifyS3Request(method: string, bucket: string | undefined, ke
       if (q('acl')) return 'PutObjectAcl';
       if (q('partNumber') && q('uploadId')) return headers['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
       return headers['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
-    default: return 'Other';
+    default:
+      return 'Other';
   }
 }
 
@@ -198,10 +229,18 @@ const DEFAULT_MESSAGES: Record<string, string> = {
  * `onCut(part)` is called instead of writing when the cut point is reached (the caller flushes `part` and kills the
  * connections); `onFlip()` when the flip happens. Returns nothing; `dst.end()` is called when `src` ends uncut.
  */
-function pipeWithFaults(src: Readable, dst: Writable, opts: {
-  flipAt?: number; mask?: number; cutAfter?: number;
-  onFlip?: () => void; onCut?: (part: Buffer) => void; onBytes?: (n: number) => void;
-}): void {
+function pipeWithFaults(
+  src: Readable,
+  dst: Writable,
+  opts: {
+    flipAt?: number;
+    mask?: number;
+    cutAfter?: number;
+    onFlip?: () => void;
+    onCut?: (part: Buffer) => void;
+    onBytes?: (n: number) => void;
+  },
+): void {
   let pos = 0;
   let cut = false;
   const onDrain = () => src.resume();
@@ -229,7 +268,9 @@ function pipeWithFaults(src: Readable, dst: Writable, opts: {
       dst.once('drain', onDrain);
     }
   });
-  src.on('end', () => { if (!cut) dst.end(); });
+  src.on('end', () => {
+    if (!cut) dst.end();
+  });
 }
 
 export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
@@ -266,7 +307,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       startedAt: Date.now(),
     };
     requests.push(rec);
-    res.on('finish', () => { rec.status = res.statusCode; rec.finishedAt = Date.now(); });
+    res.on('finish', () => {
+      rec.status = res.statusCode;
+      rec.finishedAt = Date.now();
+    });
 
     let fault: Fault | undefined;
     try {
@@ -275,7 +319,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       res.writeHead(599, { 'content-type': 'text/plain' }).end(`proxy fault function threw: ${String(e)}`);
       return;
     }
-    if (fault) { rec.fault = fault.kind; rec.faultApplied = false; }
+    if (fault) {
+      rec.fault = fault.kind;
+      rec.faultApplied = false;
+    }
 
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     if (req.destroyed) return;
@@ -289,7 +336,9 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     }
     if (fault?.kind === 'refuse-body') {
       count(rec, 'refuse-body');
-      const page = Buffer.from('<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+      const page = Buffer.from(
+        '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n',
+      );
       rec.status = 413;
       rec.responseBytes = page.length;
       res.writeHead(413, { 'content-type': 'text/html', 'content-length': page.length, connection: 'close' });
@@ -303,10 +352,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       count(rec, 'status', fault.code);
       const requestId = randomBytes(8).toString('hex').toUpperCase();
       const body = Buffer.from(
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
-        + `<Code>${xmlEscape(fault.code)}</Code>`
-        + `<Message>${xmlEscape(fault.message ?? DEFAULT_MESSAGES[fault.code] ?? fault.code)}</Message>`
-        + `<Resource>${xmlEscape(target.path)}</Resource><RequestId>${requestId}</RequestId></Error>`,
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' +
+          `<Code>${xmlEscape(fault.code)}</Code>` +
+          `<Message>${xmlEscape(fault.message ?? DEFAULT_MESSAGES[fault.code] ?? fault.code)}</Message>` +
+          `<Resource>${xmlEscape(target.path)}</Resource><RequestId>${requestId}</RequestId></Error>`,
       );
       const h: http.OutgoingHttpHeaders = {
         'content-type': 'application/xml',
@@ -315,12 +364,17 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       };
       if (fault.retryAfter !== undefined) h['retry-after'] = String(fault.retryAfter);
       // Read (and discard) the request body so the keep-alive connection stays usable.
-      req.on('data', (c: Buffer) => { rec.requestBytes += c.length; });
+      req.on('data', (c: Buffer) => {
+        rec.requestBytes += c.length;
+      });
       req.on('end', () => {
         rec.status = fault.status;
         res.writeHead(fault.status, h);
         if (rec.method === 'HEAD') res.end();
-        else { rec.responseBytes = body.length; res.end(body); }
+        else {
+          rec.responseBytes = body.length;
+          res.end(body);
+        }
       });
       req.resume();
       return;
@@ -331,12 +385,20 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       if (v !== undefined && !HOP_BY_HOP.has(k)) fwdHeaders[k] = v;
     }
     const upstream = http.request({
-      host: upstreamHost, port: options.upstreamPort, method: rec.method, path: url, headers: fwdHeaders, agent,
+      host: upstreamHost,
+      port: options.upstreamPort,
+      method: rec.method,
+      path: url,
+      headers: fwdHeaders,
+      agent,
     });
     let cutRequest = false;
 
     upstream.on('response', (ures) => {
-      if (cutRequest || res.destroyed) { ures.resume(); return; }
+      if (cutRequest || res.destroyed) {
+        ures.resume();
+        return;
+      }
       const resHeaders: http.OutgoingHttpHeaders = {};
       const dropped = options.dropResponseHeaders?.(rec) ?? [];
       for (const [k, v] of Object.entries(ures.headers)) {
@@ -348,16 +410,24 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       const flip = fault?.kind === 'flip' ? fault : undefined;
       if (truncate) res.flushHeaders();
       ures.on('error', () => res.destroy());
-      res.on('close', () => { if (!ures.complete) ures.destroy(); });
+      res.on('close', () => {
+        if (!ures.complete) ures.destroy();
+      });
       pipeWithFaults(ures, res, {
         ...(flip ? { flipAt: flip.atByte, mask: flip.mask ?? 0x01 } : {}),
         ...(truncate ? { cutAfter: truncate.afterBytes } : {}),
         onFlip: () => count(rec, 'flip'),
-        onBytes: (n) => { rec.responseBytes += n; },
+        onBytes: (n) => {
+          rec.responseBytes += n;
+        },
         onCut: (part) => {
           count(rec, 'truncate');
           ures.destroy();
-          const kill = () => { rec.finishedAt = Date.now(); res.socket?.destroy(); res.destroy(); };
+          const kill = () => {
+            rec.finishedAt = Date.now();
+            res.socket?.destroy();
+            res.destroy();
+          };
           if (part.length > 0) res.write(part, kill);
           else kill();
         },
@@ -382,7 +452,9 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       ...(flipReq ? { flipAt: flipReq.atByte, mask: flipReq.mask ?? 0x01 } : {}),
       ...(truncateReq ? { cutAfter: truncateReq.afterBytes } : {}),
       onFlip: () => count(rec, 'flip-request'),
-      onBytes: (n) => { rec.requestBytes += n; },
+      onBytes: (n) => {
+        rec.requestBytes += n;
+      },
       onCut: (part) => {
         count(rec, 'truncate-request');
         cutRequest = true;
@@ -413,16 +485,24 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
   server.headersTimeout = 60_000;
   server.requestTimeout = 0;
   server.on('connection', (s: Socket) => {
-    if (closing) { s.destroy(); return; }
+    if (closing) {
+      s.destroy();
+      return;
+    }
     sockets.add(s);
     connections++;
     s.on('close', () => sockets.delete(s));
   });
-  server.on('clientError', (_err, socket) => { socket.destroy(); });
+  server.on('clientError', (_err, socket) => {
+    socket.destroy();
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
 
@@ -456,9 +536,15 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     faults,
-    get connections() { return connections; },
-    setFault(f) { faultFn = f; },
-    setLatency(ms) { latencyMs = ms; },
+    get connections() {
+      return connections;
+    },
+    setFault(f) {
+      faultFn = f;
+    },
+    setLatency(ms) {
+      latencyMs = ms;
+    },
     reset() {
       requests.length = 0;
       for (const k of Object.keys(faults)) delete faults[k];
@@ -488,7 +574,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
 export function faultFirst(times: number, match: (r: Readonly<RecordedRequest>) => boolean, fault: Fault): FaultFn {
   let left = times;
   return (r) => {
-    if (left > 0 && match(r)) { left--; return fault; }
+    if (left > 0 && match(r)) {
+      left--;
+      return fault;
+    }
     return undefined;
   };
 }

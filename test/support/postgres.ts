@@ -49,9 +49,7 @@ let shared: Promise<Shared> | undefined;
 let refs = 0;
 
 function buildUrl(s: Pick<Shared, 'host' | 'port' | 'user' | 'password'>, database: string): string {
-  const auth = s.password !== undefined
-    ? `${encodeURIComponent(s.user)}:${encodeURIComponent(s.password)}`
-    : encodeURIComponent(s.user);
+  const auth = s.password !== undefined ? `${encodeURIComponent(s.user)}:${encodeURIComponent(s.password)}` : encodeURIComponent(s.user);
   const host = s.host.includes(':') ? `[${s.host}]` : s.host;
   return `postgres://${auth}@${host}:${s.port}/${encodeURIComponent(database)}`;
 }
@@ -110,7 +108,13 @@ async function acquire(): Promise<Shared> {
       password: process.env.PGPASSWORD,
     };
     if (await answers(external)) {
-      return { kind: 'external', ...external, async shutdown() { /* not ours */ } };
+      return {
+        kind: 'external',
+        ...external,
+        async shutdown() {
+          /* not ours */
+        },
+      };
     }
   }
   return startEmbedded();
@@ -120,7 +124,9 @@ async function acquire(): Promise<Shared> {
 export async function startPostgres(): Promise<PostgresServer> {
   if (!shared) {
     shared = acquire();
-    shared.catch(() => { shared = undefined; });
+    shared.catch(() => {
+      shared = undefined;
+    });
   }
   const s = await shared;
   refs++;

@@ -10,14 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { Readable } from 'node:stream';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type ObjectCannedACL,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type ObjectCannedACL } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import S3rver from 's3rver';
 
@@ -37,7 +30,9 @@ export function installS3rverDesShim(): void {
   try {
     crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
     return; // DES available (e.g. --openssl-legacy-provider)
-  } catch { /* install */ }
+  } catch {
+    /* install */
+  }
   const map = (alg: string, key: unknown): [string, unknown] => {
     if (typeof alg === 'string' && alg.toLowerCase() === 'des' && (Buffer.isBuffer(key) || key instanceof Uint8Array)) {
       const k = Buffer.from(key as Uint8Array);
@@ -118,8 +113,7 @@ async function streamToBuffer(body: unknown): Promise<Buffer> {
 
 function isNotFound(e: unknown): boolean {
   const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
-  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.Code === 'NoSuchKey'
-    || err?.$metadata?.httpStatusCode === 404;
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.Code === 'NoSuchKey' || err?.$metadata?.httpStatusCode === 404;
 }
 
 export function s3Helpers(client: S3Client): S3Helpers {
@@ -148,12 +142,14 @@ export function s3Helpers(client: S3Client): S3Helpers {
       const keys: string[] = [];
       let token: string | undefined;
       do {
-        const res = await client.send(new ListObjectsV2Command({
-          Bucket: bucket,
-          ...(prefix !== undefined ? { Prefix: prefix } : {}),
-          ...(token !== undefined ? { ContinuationToken: token } : {}),
-          ...(pageSize !== undefined ? { MaxKeys: pageSize } : {}),
-        }));
+        const res = await client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            ...(prefix !== undefined ? { Prefix: prefix } : {}),
+            ...(token !== undefined ? { ContinuationToken: token } : {}),
+            ...(pageSize !== undefined ? { MaxKeys: pageSize } : {}),
+          }),
+        );
         for (const o of res.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (token);

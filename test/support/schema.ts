@@ -16,8 +16,8 @@ export const SCHEMA_NAMES: readonly SchemaName[] = ['current', 'v4.3', 'old'];
 
 /** Which optional tables/columns a schema has (what a tool probing information_schema should find). */
 export interface SchemaFeatures {
-  storageSchemaVersion: boolean;          // accounts/media/custom_emojis/preview_cards *_storage_schema_version
-  thumbnailColumns: boolean;              // media_attachments.thumbnail_*
+  storageSchemaVersion: boolean; // accounts/media/custom_emojis/preview_cards *_storage_schema_version
+  thumbnailColumns: boolean; // media_attachments.thumbnail_*
   thumbnailStorageSchemaVersion: boolean; // media_attachments.thumbnail_storage_schema_version
   previewCardProviders: boolean;
   imports: boolean;
@@ -26,29 +26,33 @@ export interface SchemaFeatures {
 
 export const SCHEMA_FEATURES: Readonly<Record<SchemaName, SchemaFeatures>> = {
   current: {
-    storageSchemaVersion: true, thumbnailColumns: true, thumbnailStorageSchemaVersion: true,
-    previewCardProviders: true, imports: false, statusesDeletedAt: true,
+    storageSchemaVersion: true,
+    thumbnailColumns: true,
+    thumbnailStorageSchemaVersion: true,
+    previewCardProviders: true,
+    imports: false,
+    statusesDeletedAt: true,
   },
   'v4.3': {
-    storageSchemaVersion: true, thumbnailColumns: true, thumbnailStorageSchemaVersion: false,
-    previewCardProviders: true, imports: true, statusesDeletedAt: true,
+    storageSchemaVersion: true,
+    thumbnailColumns: true,
+    thumbnailStorageSchemaVersion: false,
+    previewCardProviders: true,
+    imports: true,
+    statusesDeletedAt: true,
   },
   old: {
-    storageSchemaVersion: false, thumbnailColumns: false, thumbnailStorageSchemaVersion: false,
-    previewCardProviders: false, imports: true, statusesDeletedAt: false,
+    storageSchemaVersion: false,
+    thumbnailColumns: false,
+    thumbnailStorageSchemaVersion: false,
+    previewCardProviders: false,
+    imports: true,
+    statusesDeletedAt: false,
   },
 };
 
 export type TableName =
-  | 'accounts'
-  | 'statuses'
-  | 'media_attachments'
-  | 'custom_emojis'
-  | 'preview_cards'
-  | 'preview_card_providers'
-  | 'site_uploads'
-  | 'backups'
-  | 'imports';
+  'accounts' | 'statuses' | 'media_attachments' | 'custom_emojis' | 'preview_cards' | 'preview_card_providers' | 'site_uploads' | 'backups' | 'imports';
 
 /** Tables present in each schema, in an order that is safe for inserting. */
 export function tablesOf(schema: SchemaName): TableName[] {

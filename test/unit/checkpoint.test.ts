@@ -70,25 +70,49 @@ describe('loadCheckpoint', () => {
     assert.equal(state.isDone('a/4'), false);
     assert.equal(state.wasOutstanding('a/4'), true);
     assert.equal(state.wasOutstanding('a/6'), true);
-    assert.deepEqual(state.outstandingBelowWatermark('accounts').map((entry) => entry.key), ['a/2']);
-    assert.deepEqual(state.outstanding('accounts').map((entry) => entry.key).sort(), ['a/2', 'a/4', 'a/6'], '--retry-failed takes every failure and every missing object');
+    assert.deepEqual(
+      state.outstandingBelowWatermark('accounts').map((entry) => entry.key),
+      ['a/2'],
+    );
+    assert.deepEqual(
+      state
+        .outstanding('accounts')
+        .map((entry) => entry.key)
+        .sort(),
+      ['a/2', 'a/4', 'a/6'],
+      '--retry-failed takes every failure and every missing object',
+    );
     assert.deepEqual(state.outstanding('media_attachments'), []);
   });
 
   test('objects of rows above the watermark count as done even when their lines come before it', async () => {
     // Row 2 holds a long upload: rows 3 and 4 finish first, and the watermark can only say 1 until row 2 is done.
     // A hard stop then leaves row 2 unfinished; resuming must not copy rows 3 and 4 again.
-    writeRun('fresh', [line('1', 'a/1', 'copied'), line('3', 'a/3', 'copied'), line('4', 'a/4', 'relocated'), { watermark: '1' }, line('5', 'a/5', 'copied'), { watermark: '1' }]);
+    writeRun('fresh', [
+      line('1', 'a/1', 'copied'),
+      line('3', 'a/3', 'copied'),
+      line('4', 'a/4', 'relocated'),
+      { watermark: '1' },
+      line('5', 'a/5', 'copied'),
+      { watermark: '1' },
+    ]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '1');
-    assert.deepEqual(['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key)), [false, false, true, true, true], 'a/1 is below the watermark: never read again, so not asked');
+    assert.deepEqual(
+      ['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key)),
+      [false, false, true, true, true],
+      'a/1 is below the watermark: never read again, so not asked',
+    );
   });
 
   test('a later success (a retry line) clears a failure; a later failure keeps it', async () => {
     writeRun('fresh', [line('2', 'a/2', 'failed'), line('4', 'a/4', 'failed'), { watermark: '4' }]);
     writeRun('retry-failed', [line('2', 'a/2', 'copied', { retry: true }), line('4', 'a/4', 'failed', { retry: true, error: 'again' })]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
-    assert.deepEqual(state.outstanding('accounts').map((entry) => entry.key), ['a/4']);
+    assert.deepEqual(
+      state.outstanding('accounts').map((entry) => entry.key),
+      ['a/4'],
+    );
   });
 
   test('a fresh run forgets what earlier runs recorded', async () => {
@@ -131,7 +155,11 @@ describe('loadCheckpoint', () => {
     // A run cut short before this job synced leaves the next run reading from the start: its lines must say so.
     assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).recentFrom('media_attachments'), '2026-01-01T09:00:00.000Z');
     writeRun('resume', [{ watermark: '1' }], '2026-01-02T10:00:00.000Z');
-    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-01T09:00:00.000Z', 'no job synced yet: the fresh run read every row after its start');
+    assert.equal(
+      (await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'),
+      '2026-01-01T09:00:00.000Z',
+      'no job synced yet: the fresh run read every row after its start',
+    );
     writeRun('resume', [{ synced: '2026-01-03T10:00:00.000Z' }], '2026-01-03T10:00:00.000Z');
     writeRun('resume', [{ synced: '2026-01-02T10:00:00.000Z' }], '2026-01-02T10:00:00.000Z');
     assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).changesFrom('accounts'), '2026-01-03T09:00:00.000Z', 'the latest sync time counts');
@@ -149,13 +177,35 @@ describe('loadCheckpoint', () => {
   });
 
   test('an object copied below the watermark is done while its change is recent enough to be read again', async () => {
-    writeRun('fresh', [line('1', 'a/1', 'copied', { updated: '2026-01-03T09:30:00.000Z' }), line('2', 'a/2', 'copied', { updated: '2026-01-03T08:00:00.000Z' }), line('3', 'a/3', 'copied'), { watermark: '3' }, { synced: '2026-01-03T10:00:00.000Z' }]);
+    writeRun('fresh', [
+      line('1', 'a/1', 'copied', { updated: '2026-01-03T09:30:00.000Z' }),
+      line('2', 'a/2', 'copied', { updated: '2026-01-03T08:00:00.000Z' }),
+      line('3', 'a/3', 'copied'),
+      { watermark: '3' },
+      { synced: '2026-01-03T10:00:00.000Z' },
+    ]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
-    assert.deepEqual(['a/1', 'a/2', 'a/3'].map((key) => state.isDone(key)), [true, false, false], 'only a/1 changed after 09:00, the time the next changed-rows pass starts from');
+    assert.deepEqual(
+      ['a/1', 'a/2', 'a/3'].map((key) => state.isDone(key)),
+      [true, false, false],
+      'only a/1 changed after 09:00, the time the next changed-rows pass starts from',
+    );
   });
 
   test('compaction keeps what resuming reads, and nothing else', async () => {
-    writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed', { error: 'reset' }), line('3', 'a/3', 'missing'), line('4', 'a/4', 'copied', { updated: '2026-01-03T10:30:00.000Z' }), { watermark: '4' }, line('6', 'a/6', 'copied'), line('7', 'a/7', 'failed')], '2026-01-03T10:00:00.000Z');
+    writeRun(
+      'fresh',
+      [
+        line('1', 'a/1', 'copied'),
+        line('2', 'a/2', 'failed', { error: 'reset' }),
+        line('3', 'a/3', 'missing'),
+        line('4', 'a/4', 'copied', { updated: '2026-01-03T10:30:00.000Z' }),
+        { watermark: '4' },
+        line('6', 'a/6', 'copied'),
+        line('7', 'a/7', 'failed'),
+      ],
+      '2026-01-03T10:00:00.000Z',
+    );
     writeRun('resume', [line('2', 'a/2', 'copied', { retry: true }), { synced: '2026-01-03T11:00:00.000Z' }], '2026-01-03T11:00:00.000Z');
     const before = await loadCheckpoint(path, IDENTITY, MARGIN);
     await compactCheckpoint(path, MARGIN);
@@ -174,7 +224,11 @@ describe('loadCheckpoint', () => {
   });
 
   test('a hundred cron runs with nothing changed leave the checkpoint under 64 KB', async () => {
-    writeRun('fresh', Array.from({ length: 2000 }, (_, index) => line(String(index + 1), `a/${index + 1}`, 'copied')).concat([line('2001', 'a/2001', 'missing')]), '2026-01-01T00:00:00.000Z');
+    writeRun(
+      'fresh',
+      Array.from({ length: 2000 }, (_, index) => line(String(index + 1), `a/${index + 1}`, 'copied')).concat([line('2001', 'a/2001', 'missing')]),
+      '2026-01-01T00:00:00.000Z',
+    );
     await compactCheckpoint(path, MARGIN);
     for (let run = 1; run <= 100; run++) {
       const time = new Date(Date.parse('2026-01-01T00:00:00.000Z') + run * 3_600_000).toISOString();
@@ -186,7 +240,9 @@ describe('loadCheckpoint', () => {
   });
 
   test('rows that all changed within the margin (a fixture stamped now()) still compact to a small file, and stay known as copied', async () => {
-    const objects = Array.from({ length: 2000 }, (_, index) => line(String(index + 1), `media_attachments/files/000/00${index}/original/${'e'.repeat(16)}.png`, 'copied', { updated: '2026-01-03T09:59:00.000Z' }));
+    const objects = Array.from({ length: 2000 }, (_, index) =>
+      line(String(index + 1), `media_attachments/files/000/00${index}/original/${'e'.repeat(16)}.png`, 'copied', { updated: '2026-01-03T09:59:00.000Z' }),
+    );
     writeRun('fresh', [...objects, { watermark: '2000' }, { synced: '2026-01-03T10:00:00.000Z' }], '2026-01-03T10:00:00.000Z');
     for (let run = 0; run < 100; run++) {
       writeRun('resume', [{ watermark: '2000' }, { synced: '2026-01-03T10:01:00.000Z' }], '2026-01-03T10:01:00.000Z');
@@ -194,17 +250,28 @@ describe('loadCheckpoint', () => {
     }
     assert.ok(statSync(path).size < 64 * 1024, `${statSync(path).size} bytes`);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
-    assert.ok(objects.every((object) => state.isDone(object.key)), 'every object is still known as copied');
+    assert.ok(
+      objects.every((object) => state.isDone(object.key)),
+      'every object is still known as copied',
+    );
     assert.equal(state.isDone('media_attachments/files/000/009/original/other.png'), false);
   });
 
   test('a kill at any moment of compaction leaves a checkpoint that resumes the same', async () => {
-    const lines: ObjectLine[] = Array.from({ length: 150_000 }, (_, index) => line(String(index + 1), `media_attachments/files/${index + 1}/original/${'f'.repeat(40)}.png`, index % 1000 === 0 ? 'failed' : 'copied', { error: index % 1000 === 0 ? 'reset' : undefined }));
+    const lines: ObjectLine[] = Array.from({ length: 150_000 }, (_, index) =>
+      line(String(index + 1), `media_attachments/files/${index + 1}/original/${'f'.repeat(40)}.png`, index % 1000 === 0 ? 'failed' : 'copied', {
+        error: index % 1000 === 0 ? 'reset' : undefined,
+      }),
+    );
     writeRun('fresh', [...lines.slice(0, 100_000), { watermark: '100000' }, ...lines.slice(100_000)], '2026-01-01T00:00:00.000Z');
     const expected = answers(await loadCheckpoint(path, IDENTITY, MARGIN));
     const module = join(import.meta.dirname, '../../src/sync/checkpoint.ts');
     for (const killAfterMs of [30, 120, 300, 600]) {
-      const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(module)}).then((m) => m.compactCheckpoint(${JSON.stringify(path)}, ${JSON.stringify(MARGIN)}))`], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '-e', `import(${JSON.stringify(module)}).then((m) => m.compactCheckpoint(${JSON.stringify(path)}, ${JSON.stringify(MARGIN)}))`],
+        { stdio: 'ignore' },
+      );
       const closed = new Promise((done) => child.once('close', done));
       await new Promise((done) => setTimeout(done, killAfterMs));
       child.kill('SIGKILL');
@@ -217,7 +284,16 @@ describe('loadCheckpoint', () => {
 /** What a resumed run would ask of a state, for the keys these tests use. */
 function answers(state: ResumeState) {
   const keys = (list: Array<{ key: string }>) => list.map((entry) => entry.key).sort();
-  const candidates = ['a/1', 'a/2', 'a/3', 'a/4', 'a/5', 'a/6', 'a/7', ...Array.from({ length: 400 }, (_, index) => `media_attachments/files/${100_000 + index}/original/${'f'.repeat(40)}.png`)];
+  const candidates = [
+    'a/1',
+    'a/2',
+    'a/3',
+    'a/4',
+    'a/5',
+    'a/6',
+    'a/7',
+    ...Array.from({ length: 400 }, (_, index) => `media_attachments/files/${100_000 + index}/original/${'f'.repeat(40)}.png`),
+  ];
   return {
     watermark: state.watermark('accounts'),
     changesFrom: state.changesFrom('accounts'),
@@ -230,7 +306,10 @@ function answers(state: ResumeState) {
 describe('the checkpoint guard', () => {
   test('a file that is not a checkpoint is refused and left untouched', () => {
     writeFileSync(path, '[database]\nurl = "postgres://x"\n');
-    assert.throws(() => assertIsCheckpoint(path), (error: unknown) => error instanceof UsageError && /is not a mastosync checkpoint/.test(error.message));
+    assert.throws(
+      () => assertIsCheckpoint(path),
+      (error: unknown) => error instanceof UsageError && /is not a mastosync checkpoint/.test(error.message),
+    );
     assert.equal(readFileSync(path, 'utf8'), '[database]\nurl = "postgres://x"\n');
   });
 
@@ -246,12 +325,15 @@ describe('the checkpoint guard', () => {
 describe('the checkpoint lock', () => {
   test('a second run is refused, naming the holder; once released the next run takes it', () => {
     const lock = CheckpointLock.acquire(path);
-    assert.throws(() => CheckpointLock.acquire(path), (error: unknown) => {
-      assert.ok(error instanceof CheckpointBusyError);
-      assert.equal(error.holder.pid, process.pid);
-      assert.match(error.message, new RegExp(`in use by another run \\(pid ${process.pid} on ${hostname()}, since \\d{4}-`));
-      return true;
-    });
+    assert.throws(
+      () => CheckpointLock.acquire(path),
+      (error: unknown) => {
+        assert.ok(error instanceof CheckpointBusyError);
+        assert.equal(error.holder.pid, process.pid);
+        assert.match(error.message, new RegExp(`in use by another run \\(pid ${process.pid} on ${hostname()}, since \\d{4}-`));
+        return true;
+      },
+    );
     lock.release();
     CheckpointLock.acquire(path).release();
   });
@@ -278,11 +360,15 @@ describe('the checkpoint lock', () => {
         }),
       );
       assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
-      assert.deepEqual(readdirSync(dir).filter((name) => name.includes('.lock')), [], 'no lock file left behind');
+      assert.deepEqual(
+        readdirSync(dir).filter((name) => name.includes('.lock')),
+        [],
+        'no lock file left behind',
+      );
     }
   });
 
-  test("a live pid that is not the holder (the holder died and its pid was reused) does not block", () => {
+  test('a live pid that is not the holder (the holder died and its pid was reused) does not block', () => {
     writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z', processStart: 1 }));
     CheckpointLock.acquire(path).release();
   });

@@ -81,8 +81,18 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['acl on the source', MINIMAL.replace('[source]', '[source]\nacl = "private"'), {}, /unknown key "acl" in \[source\]/],
   ['half the credentials', MINIMAL.replace('bucket = "old"', 'bucket = "old"\naccess_key_id = "x"'), {}, /needs both access_key_id and secret_access_key/],
   ['no bucket', MINIMAL.replace('bucket = "new"', 'endpoint = "https://s3.example.org"'), {}, /\[destination\] needs bucket/],
-  ['a destination not configured yet', MINIMAL.replace('bucket = "new"', 'acl = "public-read"'), {}, /\[destination\] is not configured yet: fill in the placeholders/],
-  ['a placeholder left in', MINIMAL.replace('bucket = "new"', 'bucket = "new"\naccess_key_id = "..."\nsecret_access_key = "..."'), {}, /\[destination\] access_key_id is still the placeholder "\.\.\."/],
+  [
+    'a destination not configured yet',
+    MINIMAL.replace('bucket = "new"', 'acl = "public-read"'),
+    {},
+    /\[destination\] is not configured yet: fill in the placeholders/,
+  ],
+  [
+    'a placeholder left in',
+    MINIMAL.replace('bucket = "new"', 'bucket = "new"\naccess_key_id = "..."\nsecret_access_key = "..."'),
+    {},
+    /\[destination\] access_key_id is still the placeholder "\.\.\."/,
+  ],
   ['no database', MINIMAL.replace(/url = .*/, ''), {}, /\[database\] needs url/],
   ['fs without path', MINIMAL.replace('[destination]', '[destination]\ntype = "fs"'), {}, /type = "fs" needs path/],
   ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
@@ -92,7 +102,10 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
 
 for (const [name, text, env, message] of MISTAKES) {
   test(`a config mistake is a UsageError naming the key: ${name}`, () => {
-    assert.throws(() => loadConfig(file(text), env), (error: unknown) => error instanceof UsageError && message.test(error.message));
+    assert.throws(
+      () => loadConfig(file(text), env),
+      (error: unknown) => error instanceof UsageError && message.test(error.message),
+    );
   });
 }
 

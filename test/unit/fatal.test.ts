@@ -61,7 +61,10 @@ function store(role: 'source' | 'destination'): S3Store {
 async function readFailure(key: string): Promise<unknown> {
   const s3 = store('source');
   try {
-    return await s3.read(key).then(() => undefined, (error: unknown) => error);
+    return await s3.read(key).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
   } finally {
     s3.close();
   }
@@ -71,7 +74,10 @@ async function writeFailure(key: string): Promise<unknown> {
   const s3 = store('destination');
   try {
     const body = Buffer.alloc(100, 1);
-    return await s3.write(key, Readable.from([body]), { contentLength: body.length }).then(() => undefined, (error: unknown) => error);
+    return await s3.write(key, Readable.from([body]), { contentLength: body.length }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
   } finally {
     s3.close();
   }

@@ -16,7 +16,12 @@ const md5 = (body: Buffer) => createHash('md5').update(body).digest('hex');
 /** The ETag S3 gives an object uploaded in parts of `partSize`. */
 function s3MultipartEtag(body: Buffer, partSize: number): string {
   const parts: Buffer[] = [];
-  for (let offset = 0; offset < body.length; offset += partSize) parts.push(createHash('md5').update(body.subarray(offset, offset + partSize)).digest());
+  for (let offset = 0; offset < body.length; offset += partSize)
+    parts.push(
+      createHash('md5')
+        .update(body.subarray(offset, offset + partSize))
+        .digest(),
+    );
   return `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`;
 }
 
@@ -30,9 +35,11 @@ async function check(body: Buffer, expected: Expected): Promise<{ out: Buffer; e
       callback();
     },
   });
-  const source = Readable.from((function* () {
-    for (let offset = 0; offset < body.length; offset += 64 * 1024) yield body.subarray(offset, offset + 64 * 1024);
-  })());
+  const source = Readable.from(
+    (function* () {
+      for (let offset = 0; offset < body.length; offset += 64 * 1024) yield body.subarray(offset, offset + 64 * 1024);
+    })(),
+  );
   try {
     await pipeline(source, integrity, sink);
     return { out: Buffer.concat(chunks), md5: integrity.md5 };
@@ -61,7 +68,10 @@ describe('ETags', () => {
     assert.ok(candidatePartSizes(17 * MiB, 3).includes(8 * MiB));
     for (const size of candidatePartSizes(100 * MiB + 1, 7)) assert.equal(Math.ceil((100 * MiB + 1) / size), 7);
     assert.deepEqual(candidatePartSizes(12 * MiB, 2_000), [], 'no common size gives 2000 parts of 6 KiB');
-    assert.ok(candidatePartSizes(100_000 * 6 * MiB, 10_000).includes(Math.ceil((100_000 * 6 * MiB) / 10_000)), 'SDKs grow the part size to stay within 10,000 parts');
+    assert.ok(
+      candidatePartSizes(100_000 * 6 * MiB, 10_000).includes(Math.ceil((100_000 * 6 * MiB) / 10_000)),
+      'SDKs grow the part size to stay within 10,000 parts',
+    );
   });
 });
 

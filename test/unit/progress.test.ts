@@ -95,7 +95,10 @@ test('live lines: one per job and a total, aligned, cut to the terminal width, "
   assert.match(lines[1]!, /^custom_emojis +░+ +0 \/ counting… +0 B +waiting$/);
   assert.match(lines[2]!, /^total +.* \/ counting…/);
   const narrow = renderLive(tally.snapshot(), 50);
-  assert.ok(narrow.every((line) => line.length <= 49), 'no line wraps');
+  assert.ok(
+    narrow.every((line) => line.length <= 49),
+    'no line wraps',
+  );
   assert.ok(!narrow[0]!.includes('█') && !narrow[0]!.includes('░'), 'no bar when the terminal is narrow');
 });
 
@@ -163,12 +166,23 @@ test('on a terminal, a warning from the logger is a readable line above the live
   assert.equal(missing, 'warn  missing at the source: media_attachments 123 media_attachments/files/000/000/123/original/a.png\n');
   assert.equal(failed, 'warn  copy failed: media_attachments 124 media_attachments/files/000/000/124/original/b.png error=SlowDown attempts=6\n');
   assert.equal(screen.length, 4);
-  assert.ok(screen.every((text) => !text.includes('{"')), 'no JSON on the terminal');
+  assert.ok(
+    screen.every((text) => !text.includes('{"')),
+    'no JSON on the terminal',
+  );
 });
 
 test('readable log lines: an error is its message; other fields as name=value; not JSON left as it is', () => {
-  assert.equal(readableLogLine('{"level":50,"time":1,"msg":"could not record a copy","job":"accounts","id":"7","err":{"type":"Error","message":"ENOSPC: no space left","stack":"Error: …"}}'), 'error could not record a copy: accounts 7 err=ENOSPC: no space left');
-  assert.equal(readableLogLine('{"level":30,"time":1,"msg":"run started","jobs":["accounts","backups"],"dryRun":false}\n'), 'info  run started: jobs=accounts,backups dryRun=false');
+  assert.equal(
+    readableLogLine(
+      '{"level":50,"time":1,"msg":"could not record a copy","job":"accounts","id":"7","err":{"type":"Error","message":"ENOSPC: no space left","stack":"Error: …"}}',
+    ),
+    'error could not record a copy: accounts 7 err=ENOSPC: no space left',
+  );
+  assert.equal(
+    readableLogLine('{"level":30,"time":1,"msg":"run started","jobs":["accounts","backups"],"dryRun":false}\n'),
+    'info  run started: jobs=accounts,backups dryRun=false',
+  );
   assert.equal(readableLogLine('plain text\n'), 'plain text');
 });
 

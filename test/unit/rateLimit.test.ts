@@ -32,7 +32,10 @@ async function releases(bucket: TokenBucket, count: number, whileWaiting?: () =>
 
 test('requests wait their turn, in the order they asked, at least 1/perSecond apart', TIMEOUT, async () => {
   const order = await releases(new TokenBucket(100), 12);
-  assert.deepEqual(order.map((release) => release.index), [...Array(12).keys()]);
+  assert.deepEqual(
+    order.map((release) => release.index),
+    [...Array(12).keys()],
+  );
   for (let index = 1; index < order.length; index++) {
     const gap = order[index]!.at - order[index - 1]!.at;
     assert.ok(gap >= 10 - SLACK_MS, `release ${index} came ${gap.toFixed(2)} ms after the one before (100 per second: 10 ms apart)`);

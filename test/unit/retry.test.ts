@@ -153,9 +153,18 @@ describe('which failures are retried', () => {
 
 describe('backoff', () => {
   test('full jitter: a random wait between 0 and base × 2^attempt, capped', () => {
-    assert.equal(backoffMs(3, new Error('x'), 200, 20_000, () => 0), 0);
-    assert.equal(backoffMs(3, new Error('x'), 200, 20_000, () => 0.999999), 1600 * 0.999999);
-    assert.equal(backoffMs(20, new Error('x'), 200, 20_000, () => 0.5), 10_000);
+    assert.equal(
+      backoffMs(3, new Error('x'), 200, 20_000, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffMs(3, new Error('x'), 200, 20_000, () => 0.999999),
+      1600 * 0.999999,
+    );
+    assert.equal(
+      backoffMs(20, new Error('x'), 200, 20_000, () => 0.5),
+      10_000,
+    );
   });
 
   test("Retry-After is read where the SDK puts it (the error's hidden $response), and waited for at least", async () => {
@@ -168,7 +177,10 @@ describe('backoff', () => {
     const at = (value: string) => Object.defineProperty(new Error('x'), '$response', { value: { headers: { 'Retry-After': value } } });
     const date = new Date(Date.now() + 3000).toUTCString();
     assert.ok(Math.abs(retryAfterMs(at(date))! - 3000) < 1100);
-    assert.equal(backoffMs(0, at('86400'), 200, 20_000, () => 0), 100_000);
+    assert.equal(
+      backoffMs(0, at('86400'), 200, 20_000, () => 0),
+      100_000,
+    );
     assert.equal(retryAfterMs(at('soon')), undefined);
   });
 });

@@ -44,11 +44,24 @@ function recordingClient(config: S3StoreConfig, answer = ''): { client: S3Client
 
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const STORES: Array<{ name: string; config: S3StoreConfig }> = [
-  { name: 'a custom endpoint with a port, path style', config: { type: 's3', bucket: 'media', region: 'us-east-1', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, credentials: CREDENTIALS } },
-  { name: 'AWS, virtual-hosted style', config: { type: 's3', bucket: 'mastodon-media', region: 'eu-central-1', forcePathStyle: false, credentials: CREDENTIALS } },
+  {
+    name: 'a custom endpoint with a port, path style',
+    config: { type: 's3', bucket: 'media', region: 'us-east-1', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, credentials: CREDENTIALS },
+  },
+  {
+    name: 'AWS, virtual-hosted style',
+    config: { type: 's3', bucket: 'mastodon-media', region: 'eu-central-1', forcePathStyle: false, credentials: CREDENTIALS },
+  },
   {
     name: 'an https provider with a session token',
-    config: { type: 's3', bucket: 'media', region: 'auto', endpoint: 'https://account.r2.example.com', forcePathStyle: true, credentials: { ...CREDENTIALS, sessionToken: 'token/with+chars' } },
+    config: {
+      type: 's3',
+      bucket: 'media',
+      region: 'auto',
+      endpoint: 'https://account.r2.example.com',
+      forcePathStyle: true,
+      credentials: { ...CREDENTIALS, sessionToken: 'token/with+chars' },
+    },
   },
 ];
 const KEYS = [
@@ -63,7 +76,10 @@ function expectedSignature(request: Sent, secret: string): string {
   const authorization = request.headers.authorization!;
   const [, scope, signedHeaders] = /Credential=[^/]+\/([^,]+), SignedHeaders=([^,]+), Signature=/.exec(authorization)!;
   const [date, region, service] = scope!.split('/');
-  const headerValue = (name: string) => Object.entries(request.headers).find(([key]) => key.toLowerCase() === name)![1].trim();
+  const headerValue = (name: string) =>
+    Object.entries(request.headers)
+      .find(([key]) => key.toLowerCase() === name)![1]
+      .trim();
   const canonical = [
     request.method,
     request.path, // S3: the path as sent, encoded once, not normalised
@@ -122,7 +138,10 @@ test('the copy source names the source bucket and the key encoded once', async (
 
 test('a copy answered 200 with an <Error> body is an error (S3 reports late copy failures so)', async () => {
   const config = STORES[0]!.config;
-  const { client } = recordingClient(config, '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>We encountered an internal error</Message></Error>');
+  const { client } = recordingClient(
+    config,
+    '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>We encountered an internal error</Message></Error>',
+  );
   await assert.rejects(new DirectRequests(client, config).copy('old', 'a', 'b', {}), (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
     assert.equal(error.name, 'InternalError');
     assert.equal(error.$metadata?.httpStatusCode, 500);
@@ -131,7 +150,14 @@ test('a copy answered 200 with an <Error> body is an error (S3 reports late copy
 });
 
 test('server-side copy needs one endpoint, region and account', () => {
-  const base: S3StoreConfig = { type: 's3', bucket: 'old', region: 'eu-central-1', endpoint: 'https://s3.example.com', forcePathStyle: true, credentials: CREDENTIALS };
+  const base: S3StoreConfig = {
+    type: 's3',
+    bucket: 'old',
+    region: 'eu-central-1',
+    endpoint: 'https://s3.example.com',
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+  };
   assert.equal(sameProvider(base, { ...base, bucket: 'new' }), true);
   assert.equal(sameProvider(base, { ...base, bucket: 'new', endpoint: 'https://s3.other.example.com' }), false);
   assert.equal(sameProvider(base, { ...base, bucket: 'new', region: 'us-east-1' }), false);
@@ -164,7 +190,7 @@ test('--max-rps: a direct request hands its own abort signal to the rate gate', 
   assert.equal(given, copy.signal);
 });
 
-test('--max-rps: the hard stop ends the SDK requests\' wait for a turn, but not a multipart upload\'s abort', async () => {
+test("--max-rps: the hard stop ends the SDK requests' wait for a turn, but not a multipart upload's abort", async () => {
   const config = STORES[0]!.config;
   const { client, sent } = recordingClient(config);
   const bucket = new TokenBucket(2);
@@ -176,5 +202,9 @@ test('--max-rps: the hard stop ends the SDK requests\' wait for a turn, but not 
   hardStop.abort();
   await assert.rejects(waiting, { name: 'AbortError' });
   await cleanup;
-  assert.deepEqual(sent.map((request) => `${request.method} ${request.query.uploadId ?? ''}`), ['DELETE upload-1'], 'only the cleanup was sent');
+  assert.deepEqual(
+    sent.map((request) => `${request.method} ${request.query.uploadId ?? ''}`),
+    ['DELETE upload-1'],
+    'only the cleanup was sent',
+  );
 });

@@ -41,7 +41,10 @@ test('the shard condition is a positive modulo, so negative ids (the instance ac
   assert.deepEqual(sql.conditions[0], '((t."id" % $3::bigint) + $3::bigint) % $3::bigint = $4::bigint');
   assert.deepEqual(sql.values.slice(0, 2), [3, 1]);
   assert.equal(sql.values[2], '2024-05-01 00:00:00.000', 'compared as UTC wall time, as Mastodon stores it');
-  assert.deepEqual(sql.windows.map((window) => window.column), ['avatar_in_scope', 'header_in_scope']);
+  assert.deepEqual(
+    sql.windows.map((window) => window.column),
+    ['avatar_in_scope', 'header_in_scope'],
+  );
 });
 
 test('--skip-remote-cache drops cache/ media and cards but keeps remote avatars and emoji; =all drops them too', () => {
@@ -57,12 +60,17 @@ test('--skip-remote-cache drops cache/ media and cards but keeps remote avatars 
 test('a time window keeps only the attachments the database marked as inside it', () => {
   const row = { id: '1', domain: null, avatar_file_name: 'a.png', header_file_name: 'h.png', avatar_in_scope: false, header_in_scope: true };
   const kept = ownedObjects('accounts', row).filter((object) => objectInScope(object, row, { since: '2024-01-01T00:00:00.000Z' }));
-  assert.deepEqual(kept.map((object) => object.attachment), ['header']);
+  assert.deepEqual(
+    kept.map((object) => object.attachment),
+    ['header'],
+  );
 });
 
 test('manifest lines: S3 Batch keys are percent-encoded but keep "/"; line formats refuse line breaks', () => {
-  assert.equal(encodeKey("media_attachments/files/000/000/012/original/My Photo + café 100% #1 (a),b's*.jpg"),
-    'media_attachments/files/000/000/012/original/My%20Photo%20%2B%20caf%C3%A9%20100%25%20%231%20%28a%29%2Cb%27s%2A.jpg');
+  assert.equal(
+    encodeKey("media_attachments/files/000/000/012/original/My Photo + café 100% #1 (a),b's*.jpg"),
+    'media_attachments/files/000/000/012/original/My%20Photo%20%2B%20caf%C3%A9%20100%25%20%231%20%28a%29%2Cb%27s%2A.jpg',
+  );
   const s3 = { type: 's3' as const, bucket: 'old', region: 'us-east-1', forcePathStyle: false, keyPrefix: 'pfx' };
   assert.equal(manifestLine('s3-batch-csv', s3)('a/b c'), 'old,pfx/a/b%20c');
   assert.equal(manifestLine('keys', s3)('a/b c'), 'pfx/a/b c');

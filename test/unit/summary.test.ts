@@ -3,8 +3,28 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isoSeconds, reportJson, reportText, type Report } from '../../src/cli/summary.js';
 
-const job = { job: 'accounts' as const, rows: 10, changed: 2, unfinishedRows: 3, objects: 14, copied: 9, relocated: 0, missing: 1, failed: 0, skipped: 0, bytes: 2048, ms: 1500 };
-const report = (interrupted: boolean): Report => ({ jobs: [job], interrupted, dryRun: false, notes: [], started: '2026-05-01T03:00:00Z', finished: '2026-05-01T03:00:02Z' });
+const job = {
+  job: 'accounts' as const,
+  rows: 10,
+  changed: 2,
+  unfinishedRows: 3,
+  objects: 14,
+  copied: 9,
+  relocated: 0,
+  missing: 1,
+  failed: 0,
+  skipped: 0,
+  bytes: 2048,
+  ms: 1500,
+};
+const report = (interrupted: boolean): Report => ({
+  jobs: [job],
+  interrupted,
+  dryRun: false,
+  notes: [],
+  started: '2026-05-01T03:00:00Z',
+  finished: '2026-05-01T03:00:02Z',
+});
 
 test('a finished run: a rows column, the start and end times in UTC, no status line', () => {
   const lines = reportText(report(false)).split('\n');

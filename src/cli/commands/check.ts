@@ -88,7 +88,11 @@ async function checkDatabase(config: ConfigParts, log: Logger, report: (result: 
     const schema = await probeSchema(db);
     const present = JOB_NAMES.filter((job) => hasTable(schema, job));
     if (present.length === 0) {
-      report({ check: 'tables', ok: false, detail: `none of Mastodon's tables (${JOB_NAMES.join(', ')}) is in ${db.description}: is [database] the Mastodon database?` });
+      report({
+        check: 'tables',
+        ok: false,
+        detail: `none of Mastodon's tables (${JOB_NAMES.join(', ')}) is in ${db.description}: is [database] the Mastodon database?`,
+      });
       return;
     }
     for (const job of JOB_NAMES) {
@@ -122,7 +126,11 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
   try {
     store = createStore(settings, role, 1);
     await store.check();
-    report({ check: role, ok: true, detail: `${store.description} ${settings.type === 's3' ? 'answers a listing' : role === 'source' ? 'is readable' : 'is writable'}` });
+    report({
+      check: role,
+      ok: true,
+      detail: `${store.description} ${settings.type === 's3' ? 'answers a listing' : role === 'source' ? 'is readable' : 'is writable'}`,
+    });
   } catch (error) {
     report({ check: role, ok: false, detail: reason(error) });
   } finally {

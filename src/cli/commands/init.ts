@@ -35,7 +35,9 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
   try {
     envText = await readFile(envPath, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read ${flags.fromEnv} (${describeError(error)}): pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`);
+    throw new UsageError(
+      `cannot read ${flags.fromEnv} (${describeError(error)}): pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`,
+    );
   }
   const env = parseEnvFile(envText);
   const derived = configFromEnv(env.values, envPath);
@@ -94,7 +96,9 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
     lines.push(`database = ${tomlString(name)}`);
     database = `${user}@${host}:${portText}/${name}`;
     if (host.startsWith('/')) {
-      notes.push(`DB_HOST ${host} is a Unix socket folder: that works on the Mastodon server itself; through SSH, set host = "127.0.0.1" (PostgreSQL must listen on TCP)`);
+      notes.push(
+        `DB_HOST ${host} is a Unix socket folder: that works on the Mastodon server itself; through SSH, set host = "127.0.0.1" (PostgreSQL must listen on TCP)`,
+      );
     }
   }
   const sslMode = given('DB_SSLMODE');
@@ -149,7 +153,9 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
   } else {
     for (const other of ['SWIFT_ENABLED', 'AZURE_ENABLED']) {
       if (get(other) === 'true') {
-        throw new UsageError(`${envPath} sets ${other}=true: mastosync reads S3 or Mastodon's public/system folder, not ${other === 'SWIFT_ENABLED' ? 'OpenStack Swift' : 'Azure'} storage`);
+        throw new UsageError(
+          `${envPath} sets ${other}=true: mastosync reads S3 or Mastodon's public/system folder, not ${other === 'SWIFT_ENABLED' ? 'OpenStack Swift' : 'Azure'} storage`,
+        );
       }
     }
     // Paperclip interpolates :rails_root in the path; Rails runs in the folder that holds .env.production.
@@ -233,7 +239,12 @@ export function initCommandModule(context: CommandContext): CommandModule<object
     describe: "write a config from Mastodon's .env.production (destination left to fill in)",
     builder: (command) =>
       command
-        .option('from-env', { type: 'string', requiresArg: true, demandOption: true, describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production" })
+        .option('from-env', {
+          type: 'string',
+          requiresArg: true,
+          demandOption: true,
+          describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production",
+        })
         .option('out', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),
     handler: async (args) => {

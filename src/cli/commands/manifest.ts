@@ -51,7 +51,10 @@ export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Ou
             if (text !== undefined) lines.push(text);
             else {
               unlisted += 1;
-              log.warn({ job, id: object.id, key: object.key }, `key has a line break, which the ${flags.format} format cannot hold: copy it with mastosync run`);
+              log.warn(
+                { job, id: object.id, key: object.key },
+                `key has a line break, which the ${flags.format} format cannot hold: copy it with mastosync run`,
+              );
             }
           }
         }
@@ -136,7 +139,12 @@ export function manifestCommandModule(context: CommandContext): CommandModule<ob
       withScopeOptions(
         command
           .positional('jobs', { type: 'string', array: true, describe: `tables to list (${JOB_NAMES.join(', ')}), or all` })
-          .option('format', { requiresArg: true, choices: MANIFEST_FORMATS, default: 'keys' as ManifestFormat, describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key' })
+          .option('format', {
+            requiresArg: true,
+            choices: MANIFEST_FORMATS,
+            default: 'keys' as ManifestFormat,
+            describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key',
+          })
           .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
       ),
     handler: async (args) => {

@@ -34,8 +34,11 @@ export async function planCommand(flags: PlanFlags, log: Logger, out: Output): P
     // The text report carries the warning itself; JSON output leaves it to the log.
     if (flags.json && flags.scope.skipRemoteCache !== undefined) log.warn(REMOTE_CACHE_WARNING);
     const plans: JobPlan[] = [];
-    for (const job of session.jobs) plans.push(await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff }));
-    out.stdout(flags.json ? planJson(plans) : planText(plans, { database: session.db.description, scope: flags.scope, rate: flags.rate, notes: session.notes }));
+    for (const job of session.jobs)
+      plans.push(await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff }));
+    out.stdout(
+      flags.json ? planJson(plans) : planText(plans, { database: session.db.description, scope: flags.scope, rate: flags.rate, notes: session.notes }),
+    );
     return EXIT.ok;
   } finally {
     await session.db.close();

@@ -49,7 +49,9 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
   const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
   if (flags.retryFailed && !existsSync(checkpointPath)) {
-    throw new UsageError(`--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`);
+    throw new UsageError(
+      `--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`,
+    );
   }
   if (samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
@@ -64,7 +66,15 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   }
 }
 
-async function runLocked(flags: RunFlags, config: Config, concurrency: number, checkpointPath: string, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+async function runLocked(
+  flags: RunFlags,
+  config: Config,
+  concurrency: number,
+  checkpointPath: string,
+  log: Logger,
+  out: Output,
+  progress?: ProgressDisplay,
+): Promise<number> {
   const started = new Date();
   const stores: ObjectStore[] = [];
   const source = createStore(config.source, 'source', concurrency);
@@ -90,7 +100,10 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
     const serverCopy = serverCopier(config.sync.copyMode, source, destination);
     if (destination instanceof S3Store) {
       destination.onUploadLeftOpen = (key, uploadId, error) =>
-        log.warn({ key, uploadId, err: error }, 'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them');
+        log.warn(
+          { key, uploadId, err: error },
+          'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them',
+        );
       destination.onAnswersUnproven = (key, why) => log.warn({ key }, `the destination ${why}: from now on every object is hashed on the way`);
       destination.onBodyRefused = (key, message) => log.warn({ key }, message);
     }
@@ -98,7 +111,8 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
     const identity = { source: source.description, destination: destination.description };
     // Cron runs --resume from the first night on, so a missing checkpoint is no error; but a mistyped path must not
     // pass unnoticed as a fresh start.
-    if (flags.resume && !existsSync(checkpointPath)) log.warn({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
+    if (flags.resume && !existsSync(checkpointPath))
+      log.warn({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
     const changes = { changeMarginMs: config.sync.changeMarginMs };
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
@@ -119,7 +133,19 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, database: session.db.description, dryRun: flags.dryRun, scope: describeScope(flags.scope), checkpoint: flags.dryRun ? undefined : checkpointPath, copy: serverCopy ? 'on the provider (CopyObject)' : 'streamed (GET, PUT)' }, 'run started');
+      log.info(
+        {
+          jobs: session.jobs,
+          source: source.description,
+          destination: destination.description,
+          database: session.db.description,
+          dryRun: flags.dryRun,
+          scope: describeScope(flags.scope),
+          checkpoint: flags.dryRun ? undefined : checkpointPath,
+          copy: serverCopy ? 'on the provider (CopyObject)' : 'streamed (GET, PUT)',
+        },
+        'run started',
+      );
       for (const note of session.notes) log.info(note);
       if (flags.scope.skipRemoteCache !== undefined) log.warn(REMOTE_CACHE_WARNING);
       const tally = new ProgressTally(session.jobs);
@@ -129,7 +155,12 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
       if (progress && !flags.retryFailed) {
         void (async () => {
           for (const job of session.jobs) {
-            const plan = await planJob(session.db, session.schema, job, flags.scope, { afterId: resume.watermark(job), limit: flags.limit, partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff });
+            const plan = await planJob(session.db, session.schema, job, flags.scope, {
+              afterId: resume.watermark(job),
+              limit: flags.limit,
+              partSize: PART_SIZE,
+              multipartAbove: config.sync.uploadCutoff,
+            });
             tally.owned(job, plan.objects);
           }
         })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
@@ -180,7 +211,9 @@ async function runLocked(flags: RunFlags, config: Config, concurrency: number, c
       // Rows below a job's watermark are not read again, so they appear in no column: say so, or a resumed run looks empty.
       const resumed = session.jobs.flatMap((job) => {
         const mark = resume.watermark(job);
-        return mark === undefined ? [] : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
+        return mark === undefined
+          ? []
+          : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
       });
       const stopped = summary.stoppedBy?.message;
       const report = {
@@ -225,19 +258,32 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
           .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
           .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
-        .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
-        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
+          .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+          .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
           .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
           .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
-          .option('checkpoint', { type: 'string', requiresArg: true, describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)' })
-          .option('quiet', { type: 'boolean', default: false, describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info' })
-          .option('progress-interval', { type: 'number', requiresArg: true, default: 5, describe: 'seconds between JSON progress lines when stderr is not a terminal' })
+          .option('checkpoint', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
+          })
+          .option('quiet', {
+            type: 'boolean',
+            default: false,
+            describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
+          })
+          .option('progress-interval', {
+            type: 'number',
+            requiresArg: true,
+            default: 5,
+            describe: 'seconds between JSON progress lines when stderr is not a terminal',
+          })
           .check((args) => {
             wholeNumber('--concurrency', args.concurrency, 1);
             wholeNumber('--limit', args.limit, 0);
-          wholeNumber('--max-rps', args.maxRps, 1);
-          if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+            wholeNumber('--max-rps', args.maxRps, 1);
+            if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
             wholeNumber('--progress-interval', args.progressInterval, 1);
             return true;
           }),

@@ -67,7 +67,17 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      log.info({ jobs: session.jobs, source: source.description, destination: destination.description, sample: flags.samplePercent, scope: describeScope(flags.scope), repair: flags.repair }, 'verify started');
+      log.info(
+        {
+          jobs: session.jobs,
+          source: source.description,
+          destination: destination.description,
+          sample: flags.samplePercent,
+          scope: describeScope(flags.scope),
+          repair: flags.repair,
+        },
+        'verify started',
+      );
       const jobs = await verifyJobs({
         jobs: session.jobs,
         db: session.db,
@@ -134,7 +144,11 @@ function totals(jobs: readonly VerifyJobSummary[]): Omit<VerifyJobSummary, 'job'
 function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSummary, 'job'>, samplePercent: number, repair: boolean): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
-  const rows = [header, ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]), ['total', ...columns.map((column) => String(total[column]))]];
+  const rows = [
+    header,
+    ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]),
+    ['total', ...columns.map((column) => String(total[column]))],
+  ];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const table = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
   const problems = total.missing + total.mismatched + total.errors;
@@ -147,7 +161,11 @@ function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSum
   ].flatMap(([count, what]) => (count === 0 ? [] : [`${count} ${what}`]));
   const different = differences.length === 0 ? [] : [`mismatched: ${differences.join(', ')} (an object may differ in several)`];
   const missingAtSource =
-    total.missingAtSource === 0 ? [] : [`missing at source: ${total.missingAtSource} objects the source lacks too: not a fault of the copy (a run records them as missing), and nothing to compare`];
+    total.missingAtSource === 0
+      ? []
+      : [
+          `missing at source: ${total.missingAtSource} objects the source lacks too: not a fault of the copy (a run records them as missing), and nothing to compare`,
+        ];
   const verdict =
     problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
@@ -175,7 +193,11 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
         .option('sample', { type: 'number', requiresArg: true, default: 100, describe: 'check only this percentage of the objects, chosen at random' })
         .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
-        .option('repair', { type: 'boolean', default: false, describe: 'copy again, as run does, exactly the objects found missing or different at the destination' })
+        .option('repair', {
+          type: 'boolean',
+          default: false,
+          describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
+        })
         .check((args) => {
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
