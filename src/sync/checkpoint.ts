@@ -27,7 +27,7 @@ import {
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
-import { UsageError } from '../errors.js';
+import { UsageError, describeError } from '../errors.js';
 import type { CopyStatus } from './copy.js';
 
 export interface ObjectLine {
@@ -376,15 +376,22 @@ export class CheckpointWriter {
     } catch (error) {
       throw new UsageError(`cannot write checkpoint ${path} (${(error as Error).message}): pass --checkpoint with a writable path`);
     }
-    const size = fstatSync(fd).size;
-    if (size > 0) {
-      // A torn last line from a killed run must not swallow the next line written after it.
-      const last = Buffer.alloc(1);
-      readSync(fd, last, 0, 1, size - 1);
-      if (last[0] !== 10) writeSync(fd, '\n');
-    }
     const writer = new CheckpointWriter(fd);
-    writer.append(headerLine(header));
+    try {
+      const size = fstatSync(fd).size;
+      if (size > 0) {
+        // A torn last line from a killed run must not swallow the next line written after it.
+        const last = Buffer.alloc(1);
+        readSync(fd, last, 0, 1, size - 1);
+        if (last[0] !== 10) writer.append('');
+      }
+      writer.append(headerLine(header));
+    } catch (error) {
+      // Before any object is copied (a full disk where the checkpoint lives): a line that names the fix.
+      throw new UsageError(`cannot write checkpoint ${path} (${describeError(error)}): free space where it lives, or pass --checkpoint elsewhere`, {
+        cause: error,
+      });
+    }
     return writer;
   }
 

@@ -109,10 +109,11 @@ async function runLocked(
     }
 
     const identity = { source: source.description, destination: destination.description };
-    // Cron runs --resume from the first night on, so a missing checkpoint is no error; but a mistyped path must not
-    // pass unnoticed as a fresh start.
-    if (flags.resume && !existsSync(checkpointPath))
-      log.warn({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
+    // Cron runs --resume from the first night on, so a missing checkpoint is no error, nor news for cron's mail; but a
+    // mistyped path must not pass unnoticed as a fresh start: the summary says so.
+    const noCheckpoint =
+      flags.resume && !existsSync(checkpointPath) ? `no checkpoint at ${resolvePath(checkpointPath)} to resume from: started from the beginning` : undefined;
+    if (noCheckpoint !== undefined) log.info({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
     const changes = { changeMarginMs: config.sync.changeMarginMs };
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
@@ -220,7 +221,7 @@ async function runLocked(
         jobs: summary.jobs,
         interrupted: summary.interrupted,
         dryRun: flags.dryRun,
-        notes: [...session.notes, ...resumed],
+        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),
         ...(stopped !== undefined && { stopped }),
