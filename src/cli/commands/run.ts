@@ -148,7 +148,8 @@ async function runLocked(
         'run started',
       );
       for (const note of session.notes) log.info(note);
-      if (flags.scope.skipRemoteCache !== undefined) log.warn(REMOTE_CACHE_WARNING);
+      // Said loudly once, when the checkpoint starts; a cron run that resumes it has heard it (and would mail it nightly).
+      if (flags.scope.skipRemoteCache !== undefined) log[mode === 'resume' ? 'info' : 'warn'](REMOTE_CACHE_WARNING);
       const tally = new ProgressTally(session.jobs);
       progress?.start(tally);
       // The totals are counted beside the copy, on their own connection: the first copy never waits for them.
