@@ -11,6 +11,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3StoreConfig } from '../cli/config.js';
 
 export interface DirectResponse {
@@ -56,6 +57,11 @@ interface Target {
 
 export class DirectRequests {
   private target: Promise<Target> | undefined;
+  /**
+   * For requests that ask first (`expect: 100-continue`): the client's handler has agents of its own, and the SDK then
+   * sends the body at once without waiting for the server's go-ahead, racing a refusal (413) into a reset.
+   */
+  private askingFirst: HttpHandler | undefined;
   /** Awaited before each request (a request-rate limit); rejects if `signal` aborts first. */
   gate?: (signal?: AbortSignal) => Promise<void>;
 
@@ -108,7 +114,11 @@ export class DirectRequests {
       signingRegion: target.signingRegion,
       signingService: target.signingService,
     });
-    const { response } = await config.requestHandler.handle(signed, { abortSignal: signal });
+    const handler =
+      headers.expect === '100-continue'
+        ? (this.askingFirst ??= new NodeHttpHandler({ connectionTimeout: 10_000, socketTimeout: 60_000 }) as unknown as HttpHandler)
+        : config.requestHandler;
+    const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const text = await readText(response.body).catch(() => '');
     const error = serviceError(response.statusCode, response.headers, text);

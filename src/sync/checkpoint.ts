@@ -56,6 +56,15 @@ export interface RunHeader {
   readonly destination: string;
   /** The database's clock when the run started (ISO UTC); absent in checkpoints of older versions. */
   readonly started?: string;
+  /** The part of the database the run covers (--shard, --min-id, --skip-remote-cache…); absent in older versions. */
+  readonly scope?: string;
+}
+
+/** What a checkpoint belongs to: resuming it with anything else would skip or mix up rows. */
+export interface CheckpointIdentity {
+  readonly source: string;
+  readonly destination: string;
+  readonly scope: string;
 }
 
 /** An object whose last result was failed or missing: the next --resume tries it again. */
@@ -133,7 +142,7 @@ interface RecentObject {
   readonly updated: number;
 }
 
-export async function loadCheckpoint(path: string, identity: { source: string; destination: string }, options: LoadOptions): Promise<ResumeState> {
+export async function loadCheckpoint(path: string, identity: CheckpointIdentity, options: LoadOptions): Promise<ResumeState> {
   if (!existsSync(path)) return EMPTY_RESUME_STATE;
   const loaded = await readCheckpoint(path, options);
   const { header, watermarks, outstanding, done, recent } = loaded;
@@ -141,6 +150,12 @@ export async function loadCheckpoint(path: string, identity: { source: string; d
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
         'pass another --checkpoint, or run without --resume to start over',
+    );
+  }
+  // Watermarks of another scope (another shard, rows a --skip-remote-cache left out) would pass rows off as done.
+  if (header?.scope !== undefined && header.scope !== identity.scope) {
+    throw new UsageError(
+      `checkpoint ${path} was written by a run over ${header.scope}, not ${identity.scope}: resume it with the same scope flags, or pass another --checkpoint`,
     );
   }
   const outstandingOf = (job: string) => [...outstanding.values()].filter((entry) => entry.job === job).map(({ line: _line, ...entry }) => entry);
@@ -418,7 +433,9 @@ export class CheckpointWriter {
     const bytes = Buffer.from(`${line}\n`);
     try {
       const written = writeSync(this.fd, bytes);
-      if (written !== bytes.length) throw new Error(`only ${written} of ${bytes.length} bytes of a line could be written`);
+      // A short write is what a nearly full disk does, without an error of its own.
+      if (written !== bytes.length)
+        throw Object.assign(new Error(`no space left: only ${written} of ${bytes.length} bytes of a line could be written`), { code: 'ENOSPC' });
     } catch (error) {
       // Once a line is lost or torn, no later line may be trusted, a watermark past it least of all: write nothing more.
       this.close();
@@ -432,7 +449,8 @@ const text = JSON.stringify;
 
 function headerLine(header: RunHeader): string {
   const started = header.started === undefined ? '' : `,"started":${text(header.started)}`;
-  return `{"run":${text(header.run)},"mode":${text(header.mode)},"source":${text(header.source)},"destination":${text(header.destination)}${started}}`;
+  const scope = header.scope === undefined ? '' : `,"scope":${text(header.scope)}`;
+  return `{"run":${text(header.run)},"mode":${text(header.mode)},"source":${text(header.source)},"destination":${text(header.destination)}${started}${scope}}`;
 }
 
 function objectLine(line: ObjectLine): string {

@@ -5,7 +5,7 @@
  * power loss) does not block the next run when it ran on this host: its pid is gone, or now belongs to a process
  * that started later. A holder on another host (a checkpoint on shared storage) cannot be checked from here.
  */
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -48,7 +48,13 @@ export class CheckpointLock {
     try {
       writeFileSync(mine, `${JSON.stringify(me)}\n`, { mode: 0o600 });
     } catch (error) {
-      throw new UsageError(`cannot create ${mine} (${(error as NodeJS.ErrnoException).code}): pass --checkpoint in a folder this user may write to`);
+      rmSync(mine, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      const fix =
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? 'the disk is full: free space where the checkpoint lives'
+          : 'pass --checkpoint in a folder this user may write to';
+      throw new UsageError(`cannot create ${mine} (${code}): ${fix}`);
     }
     try {
       for (let attempt = 0; attempt < 2; attempt++) {

@@ -106,7 +106,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const stopFor = (cause: FatalStoreError | CheckpointWriteError) => {
     if (stoppedBy !== undefined) return;
     stoppedBy = cause;
-    log.error({ err: cause }, 'stopping: no retry can fix this; no new copies, finishing those in flight');
+    // The CLI says the cause and the fix in one line at the end; here only that the stop began, for JSON logs.
+    log.info({ cause: cause.message }, 'stopping: no retry can fix this; no new copies, finishing those in flight');
     halt.abort(cause);
   };
   const writeCheckpoint = (write: (checkpoint: CheckpointWriter) => void) => {
@@ -351,7 +352,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
 /** `again`: the object was failed or missing before; one still missing is news only the first time (cron mails). */
 function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean): void {
-  if (result.status === 'failed') log.warn({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
+  // A copy that met the run's fatal cause is said once, by the run's stop line, not once per copy in flight.
+  if (result.status === 'failed') log[result.fatal ? 'info' : 'warn']({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
   else if (result.status === 'missing') log[again ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
   else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');
 }

@@ -67,6 +67,11 @@ function errorLines(result: CliResult): string[] {
   return result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
 }
 
+/** stderr less the objects newly missing at the source, which a run says whatever else happens. */
+function newsOf(result: CliResult): string[] {
+  return result.stderr.split('\n').filter((line) => line !== '' && !line.includes('"msg":"missing at the source"'));
+}
+
 /** What the run's last stdout line (the --json summary) says stopped it. */
 function summaryOf(result: CliResult): { stopped?: string; total: Record<string, number> } {
   return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { stopped?: string; total: Record<string, number> };
@@ -124,8 +129,10 @@ describe('a fault no retry can fix stops the run', () => {
     });
     cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
 
-    const full = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+    // As cron runs it: then the cause is the only line on stderr, not one per copy that was in flight.
+    const full = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
     assertStoppedOnce(full, config.checkpoint, /\[destination\] folder .* is full \(ENOSPC/, /free space on its file system, then run again with --resume/);
+    assert.deepEqual(newsOf(full), errorLines(full), 'under cron, that one line is all stderr says besides objects newly missing');
     assert.deepEqual(
       filesBelow(system).filter((name) => name.endsWith('.tmp')),
       [],
@@ -155,8 +162,9 @@ describe('a fault no retry can fix stops the run', () => {
       proxy.setFault((request) =>
         request.bucket === 'fatal-gone' ? { kind: 'status', status: 404, code: 'NoSuchBucket', message: 'The specified bucket does not exist' } : undefined,
       );
-    const gone = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir, onSpawn: once(config.checkpoint, 10, vanish) });
+    const gone = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir, onSpawn: once(config.checkpoint, 10, vanish) });
     proxy.setFault(undefined);
+    assert.deepEqual(newsOf(gone), errorLines(gone), 'under cron, that one line is all stderr says besides objects newly missing');
     assertStoppedOnce(
       gone,
       config.checkpoint,

@@ -15,7 +15,7 @@ import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint
 import { CheckpointBusyError, CheckpointLock, lockPath } from '../../src/sync/lock.js';
 import { UsageError } from '../../src/errors.js';
 
-const IDENTITY = { source: 's3://old', destination: 's3://new' };
+const IDENTITY = { source: 's3://old', destination: 's3://new', scope: 'the whole database' };
 const MARGIN = { changeMarginMs: 60 * 60_000 };
 let dir: string;
 let path: string;
@@ -142,11 +142,25 @@ describe('loadCheckpoint', () => {
 
   test('a checkpoint of another source or destination is refused, naming both', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied')]);
-    await assert.rejects(loadCheckpoint(path, { source: 's3://old', destination: 's3://elsewhere' }, MARGIN), (error: unknown) => {
+    await assert.rejects(loadCheckpoint(path, { ...IDENTITY, destination: 's3://elsewhere' }, MARGIN), (error: unknown) => {
       assert.ok(error instanceof UsageError);
       assert.match(error.message, /belongs to a run from s3:\/\/old to s3:\/\/new, not from s3:\/\/old to s3:\/\/elsewhere/);
       return true;
     });
+  });
+
+  test('a checkpoint of another scope (another shard, a --skip-remote-cache run) is refused; one from before scopes were recorded is not', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), { watermark: '1' }]);
+    await assert.rejects(loadCheckpoint(path, { ...IDENTITY, scope: 'shard 1 of 2 (ids ≡ 1 mod 2)' }, MARGIN), (error: unknown) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(
+        error.message,
+        /was written by a run over the whole database, not shard 1 of 2 .*: resume it with the same scope flags, or pass another --checkpoint/,
+      );
+      return true;
+    });
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/,"scope":"[^"]*"/, ''));
+    assert.equal((await loadCheckpoint(path, { ...IDENTITY, scope: 'shard 1 of 2 (ids ≡ 1 mod 2)' }, MARGIN)).watermark('accounts'), '1');
   });
 
   test('rows at or below the watermark are read again from the sync time less the margin; until a job synced, from the fresh run start', async () => {
@@ -220,7 +234,10 @@ describe('loadCheckpoint', () => {
     });
     const kept = readFileSync(path, 'utf8').trim().split('\n');
     assert.equal(kept.length, 1 + 2 + 2 + 2, 'the header, watermark and sync time, two outstanding objects, two done');
-    assert.match(kept[0]!, /^\{"run":"[^"]+","mode":"fresh","source":"s3:\/\/old","destination":"s3:\/\/new","started":"2026-01-03T10:00:00.000Z"\}$/);
+    assert.match(
+      kept[0]!,
+      /^\{"run":"[^"]+","mode":"fresh","source":"s3:\/\/old","destination":"s3:\/\/new","started":"2026-01-03T10:00:00.000Z","scope":"the whole database"\}$/,
+    );
   });
 
   test('a hundred cron runs with nothing changed leave the checkpoint under 64 KB', async () => {

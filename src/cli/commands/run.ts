@@ -108,7 +108,7 @@ async function runLocked(
       destination.onBodyRefused = (key, message) => log.warn({ key }, message);
     }
 
-    const identity = { source: source.description, destination: destination.description };
+    const identity = { source: source.description, destination: destination.description, scope: describeScope(flags.scope) ?? 'the whole database' };
     // Cron runs --resume from the first night on, so a missing checkpoint is no error, nor news for cron's mail; but a
     // mistyped path must not pass unnoticed as a fresh start: the summary says so.
     const noCheckpoint =
@@ -215,7 +215,9 @@ async function runLocked(
         const mark = resume.watermark(job);
         return mark === undefined
           ? []
-          : [`${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint) and not read again, but for rows with failed objects`];
+          : [
+              `${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint): read again only where their files changed, or objects failed or were missing`,
+            ];
       });
       const stopped = summary.stoppedBy?.message;
       const report = {
