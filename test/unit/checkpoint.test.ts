@@ -9,7 +9,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint, type ObjectLine, type ResumeState } from '../../src/sync/checkpoint.js';
 import { CheckpointBusyError, CheckpointLock, lockPath } from '../../src/sync/lock.js';
@@ -283,18 +283,42 @@ describe('loadCheckpoint', () => {
     writeRun('fresh', [...lines.slice(0, 100_000), { watermark: '100000' }, ...lines.slice(100_000)], '2026-01-01T00:00:00.000Z');
     const expected = answers(await loadCheckpoint(path, IDENTITY, MARGIN));
     const module = join(import.meta.dirname, '../../src/sync/checkpoint.ts');
-    for (const killAfterMs of [30, 120, 300, 600]) {
-      const child = spawn(
+    const compact = () =>
+      spawn(
         process.execPath,
         ['--import', 'tsx', '-e', `import(${JSON.stringify(module)}).then((m) => m.compactCheckpoint(${JSON.stringify(path)}, ${JSON.stringify(MARGIN)}))`],
-        { stdio: 'ignore' },
+        {
+          stdio: 'ignore',
+        },
       );
+    // Killed at set moments (loading, writing, before or after the rename), and then as soon as the new file appears,
+    // until one kill has landed while it was being written (the new file is left behind, the checkpoint untouched).
+    let killedWhileWriting = 0;
+    for (let attempt = 0; attempt < 12 && killedWhileWriting === 0; attempt++) {
+      const child = compact();
       const closed = new Promise((done) => child.once('close', done));
-      await new Promise((done) => setTimeout(done, killAfterMs));
+      const killAfterMs = [30, 120, 300, 600][attempt];
+      if (killAfterMs !== undefined) await new Promise((done) => setTimeout(done, killAfterMs));
+      else {
+        const seen = await new Promise<boolean>((done) => {
+          const timer = setInterval(() => existsSync(`${path}.compacting`) && (clearInterval(timer), done(true)), 1);
+          void closed.then(() => (clearInterval(timer), done(false)));
+        });
+        if (!seen) continue;
+      }
       child.kill('SIGKILL');
       await closed;
-      assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)), expected, `killed after ${killAfterMs} ms`);
+      if (killAfterMs === undefined && existsSync(`${path}.compacting`)) killedWhileWriting += 1;
+      assert.deepEqual(
+        answers(await loadCheckpoint(path, IDENTITY, MARGIN)),
+        expected,
+        killAfterMs === undefined ? 'killed while writing' : `killed after ${killAfterMs} ms`,
+      );
     }
+    assert.equal(killedWhileWriting, 1, 'one kill landed while the new file was being written');
+    await compactCheckpoint(path, MARGIN);
+    assert.deepEqual(answers(await loadCheckpoint(path, IDENTITY, MARGIN)), expected, 'and the next compaction completes');
+    assert.equal(existsSync(`${path}.compacting`), false);
   });
 });
 
