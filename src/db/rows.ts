@@ -17,7 +17,7 @@ import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
 import { ISO_UTC_FORMAT } from './clock.js';
 import { isConnectionLost, type Database } from './connection.js';
 import { hasColumn, selectableColumns, type Schema } from './schema.js';
-import { WHOLE_DATABASE, scopeSql, type Scope, type ScopeSql } from './scope.js';
+import { WHOLE_DATABASE, scopeSql, utcTimestamp, type Scope, type ScopeSql } from './scope.js';
 
 export interface PageOptions {
   readonly batchSize: number;
@@ -93,11 +93,12 @@ function pageQueries(schema: Schema, job: JobName, scope: Scope, changedSince?: 
   const rowValues = [...scoped.values];
   let rowConditions = `t."id" <= $2::bigint AND ${ownsAFile(schema, job)}`;
   if (changedSince !== undefined) {
-    rowValues.push(changedSince.replace('T', ' ').replace('Z', ''));
+    rowValues.push(utcTimestamp(changedSince));
     const since = `$${rowValues.length + 2}::timestamp`;
-    const changed = TABLES[job].attachments
-      .filter((attachment) => hasColumn(schema, job, `${attachment.name}_updated_at`))
-      .map((attachment) => ({ column: `${attachment.name}_changed`, sql: `COALESCE(t."${attachment.name}_updated_at" >= ${since}, false)` }));
+    const changed = datedAttachments(schema, job).map((attachment) => ({
+      column: `${attachment.name}_changed`,
+      sql: `COALESCE(t."${attachment.name}_updated_at" >= ${since}, false)`,
+    }));
     windows.push(...changed);
     rowConditions += ` AND (${changed.map((window) => window.sql).join(' OR ') || 'false'})`;
   }
@@ -107,6 +108,11 @@ function pageQueries(schema: Schema, job: JobName, scope: Scope, changedSince?: 
     values: scoped.values,
     rowValues,
   };
+}
+
+/** The attachments whose `*_updated_at` this version has: the ones a change can be told by. */
+function datedAttachments(schema: Schema, job: JobName) {
+  return TABLES[job].attachments.filter((attachment) => hasColumn(schema, job, `${attachment.name}_updated_at`));
 }
 
 /** Rows with no file own nothing: a NULL or empty `<attachment>_file_name`, as src/mastodon/keys.ts reads it. */
@@ -126,9 +132,7 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
   const columns = [
     ...selectableColumns(schema, job).map((column) => `t."${column}"`),
     // In the database's own UTC text, for the checkpoint (pg would turn the timestamp into a Date in this machine's zone).
-    ...TABLES[job].attachments
-      .filter((attachment) => hasColumn(schema, job, `${attachment.name}_updated_at`))
-      .map((attachment) => `to_char(t."${attachment.name}_updated_at", ${ISO_UTC_FORMAT}) AS "${attachment.name}_updated_iso"`),
+    ...datedAttachments(schema, job).map((attachment) => `to_char(t."${attachment.name}_updated_at", ${ISO_UTC_FORMAT}) AS "${attachment.name}_updated_iso"`),
     ...windows.map((window) => `${window.sql} AS "${window.column}"`),
   ];
   const joins: string[] = [];

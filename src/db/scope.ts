@@ -75,6 +75,14 @@ export function scopeSql(schema: Schema, job: JobName, scope: Scope, firstParame
   return { conditions, windows, values };
 }
 
+/**
+ * Whether the scope takes every row (a shard takes every row of its own, with its own checkpoint): only such a run
+ * may say a job is synced, or that an object is no longer owned; a narrower one merely left rows out.
+ */
+export function coversEveryRow(scope: Scope): boolean {
+  return scope.minId === undefined && scope.maxId === undefined && !filtersObjects(scope);
+}
+
 /** Whether the scope drops some objects of rows it reads (so each row's objects must be filtered). */
 export function filtersObjects(scope: Scope): boolean {
   return scope.skipRemoteCache !== undefined || scope.since !== undefined || scope.until !== undefined;
@@ -95,6 +103,6 @@ export function objectInScope(object: OwnedObject, row: Row, scope: Scope): bool
 }
 
 /** Mastodon writes `timestamp without time zone` in UTC: compare with the UTC wall time. */
-function utcTimestamp(iso: string): string {
+export function utcTimestamp(iso: string): string {
   return new Date(iso).toISOString().replace('T', ' ').replace('Z', '');
 }

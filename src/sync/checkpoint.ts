@@ -114,6 +114,11 @@ export interface LoadOptions {
 
 const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated']);
 
+/** From when changes are read again, for a sync time `time` (ISO UTC): the margin before it. */
+export function lessMargin(time: string, marginMs: number): string {
+  return new Date(Date.parse(time) - marginMs).toISOString();
+}
+
 /** 64 bits of a key's MD5, base64url: a compacted recent object in 11 characters, with no collision in practice. */
 const KEY_HASH_LENGTH = 11;
 function keyHash(key: string): string {
@@ -226,7 +231,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   const freshStart = startHeader?.started ?? startHeader?.run;
   const recentFrom = (job: string): string | undefined => {
     const since = synced.get(job) ?? freshStart;
-    return since === undefined ? undefined : new Date(Date.parse(since) - options.changeMarginMs).toISOString();
+    return since === undefined ? undefined : lessMargin(since, options.changeMarginMs);
   };
   const changesFrom = (job: string): string | undefined => (watermarks.has(job) ? recentFrom(job) : undefined);
 

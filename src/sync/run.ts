@@ -8,13 +8,13 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/connection.js';
 import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
-import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
+import { WHOLE_DATABASE, coversEveryRow, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { FatalStoreError } from '../storage/errors.js';
 import { describeError } from '../errors.js';
-import type { CheckpointWriter, ResumeState } from './checkpoint.js';
+import { lessMargin, type CheckpointWriter, type ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
@@ -132,10 +132,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   };
   const summaries: JobSummary[] = [];
   const scope = options.scope ?? WHOLE_DATABASE;
-  // Only a run over every row (of its shard, whose checkpoint is its own) may say an object is no longer owned, or
-  // that a job is synced: a narrower scope merely left rows out.
-  const wholeScope =
-    scope.since === undefined && scope.until === undefined && scope.minId === undefined && scope.maxId === undefined && scope.skipRemoteCache === undefined;
+  const wholeScope = coversEveryRow(scope);
   const finishing: Promise<void>[] = [];
 
   try {
@@ -172,8 +169,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     // Attachments changed this recently may be read again by the next run's changed-rows pass: their lines say when
     // they changed, so that pass knows they are copied already and sends no request for them.
     const recentFrom =
-      options.resume.recentFrom(job) ??
-      (options.startedAt === undefined ? undefined : new Date(Date.parse(options.startedAt) - (options.changeMarginMs ?? 0)).toISOString());
+      options.resume.recentFrom(job) ?? (options.startedAt === undefined ? undefined : lessMargin(options.startedAt, options.changeMarginMs ?? 0));
     let readEverything = false;
     // Row id → its objects not recorded yet, in every pass: what a stop leaves unfinished, for the summary.
     const unsettled = new Map<string, number>();

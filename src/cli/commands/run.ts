@@ -111,13 +111,14 @@ async function runLocked(
     const identity = { source: source.description, destination: destination.description, scope: describeScope(flags.scope) ?? 'the whole database' };
     // Cron runs --resume from the first night on, so a missing checkpoint is no error, nor news for cron's mail; but a
     // mistyped path must not pass unnoticed as a fresh start: the summary says so.
+    const hasCheckpoint = existsSync(checkpointPath) && statSync(checkpointPath).size > 0;
     const noCheckpoint =
-      flags.resume && !existsSync(checkpointPath) ? `no checkpoint at ${resolvePath(checkpointPath)} to resume from: started from the beginning` : undefined;
+      flags.resume && !hasCheckpoint ? `no checkpoint at ${resolvePath(checkpointPath)} to resume from: started from the beginning` : undefined;
     if (noCheckpoint !== undefined) log.info({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
     const changes = { changeMarginMs: config.sync.changeMarginMs };
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
-    const mode = flags.retryFailed ? 'retry-failed' : flags.resume && existsSync(checkpointPath) && statSync(checkpointPath).size > 0 ? 'resume' : 'fresh';
+    const mode = flags.retryFailed ? 'retry-failed' : flags.resume && hasCheckpoint ? 'resume' : 'fresh';
     // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
     const startedAt = await databaseNow(session.db);
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
