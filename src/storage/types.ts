@@ -4,6 +4,7 @@
  * (an S3 key prefix, or a path under public/system).
  */
 import type { Readable } from 'node:stream';
+import type { FatalStoreError } from './errors.js';
 
 export interface ObjectInfo {
   readonly contentLength?: number;
@@ -53,5 +54,69 @@ export interface ObjectStore {
    * May turn false during a run, once a provider's answers show they prove nothing.
    */
   provesWrites(contentLength: number | undefined): boolean;
+  /** Judges an error that one of this store's calls threw (see FailureKind). */
+  classify?(error: unknown): FailureKind;
   close(): void;
+
+  // Optional capabilities: a backend without one leaves it undefined, and the caller falls back (or says why not).
+
+  /**
+   * Every object whose key starts with `prefix` (a relative key prefix, '' for all), in ascending byte order of
+   * key, streamed page by page: memory does not grow with the number of objects. `startAfter` resumes a listing.
+   */
+  list?(prefix: string, options?: { readonly startAfter?: string; readonly signal?: AbortSignal }): AsyncIterable<ListedObject>;
+  /** Deletes `keys` (up to 1000 per call); returns the keys that could not be deleted, with why. */
+  delete?(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>>;
+  /** Copies `sourceKey` of `source` to `key` of this store on the provider, or declines (see ServerCopyOutcome). */
+  copyFrom?(source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome>;
+  /** Makes every request this store sends (parts, listings and retries included) wait for `gate` first. */
+  limitRequests?(gate: RequestGate): void;
 }
+
+/**
+ * One entry of a listing. Listings carry size and ETag but not Content-Type or Cache-Control (a HEAD does).
+ */
+export interface ListedObject {
+  /** Mastodon's relative key: the store's key prefix (or folder) removed, as `read` and `write` take it. */
+  readonly key: string;
+  readonly size: number;
+  /** The plain MD5 of the bytes (hex), when the listing carries one that is (not a multipart or encrypted ETag). */
+  readonly md5?: string;
+}
+
+/**
+ * What a failure means, as the store that threw it judges it: src/sync keeps one retry loop and acts on this,
+ * so it never parses a backend's errors itself.
+ * - `retryable`: transient (a dropped connection, a 5xx, a body that arrived wrong); try again after a backoff,
+ *   at least `afterMs` when the server said so (Retry-After).
+ * - `throttled`: as retryable, and the caller should also send fewer requests.
+ * - `fatal`: no retry can fix it and every later request would fail the same way (a bucket gone, credentials
+ *   refused, a full disk): the run stops at once.
+ * - `notFound`: the object (or its container) is not there.
+ * - `permanent`: this request will never succeed, but others may (a malformed key, an object too large).
+ */
+export type FailureKind =
+  | { readonly kind: 'retryable'; readonly afterMs?: number }
+  | { readonly kind: 'throttled'; readonly afterMs?: number }
+  | { readonly kind: 'fatal'; readonly error: FatalStoreError }
+  | { readonly kind: 'notFound' }
+  | { readonly kind: 'permanent' };
+
+export interface ServerCopyOptions {
+  readonly acl?: string;
+  readonly storageClass?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A copy the provider makes itself, from `source` (another store) into this one; no bytes pass through us.
+ * `declined`: this pair of stores cannot (another provider or account, or answers that cannot be trusted for
+ * this key), and the caller streams the object instead, as rclone's Copier declines with ErrorCantCopy.
+ */
+export type ServerCopyOutcome = 'copied' | 'missing' | 'declined';
+
+/** Waits for the caller's turn to send one request (`--max-rps`); rejects with the signal's reason if it aborts. */
+export type RequestGate = (signal?: AbortSignal) => Promise<void>;
+
+/** Things a store tells the admin about while it works (a multipart upload left open, a provider proving nothing). */
+export type StoreWarning = (message: string, fields: { readonly key?: string; readonly [name: string]: unknown }) => void;
