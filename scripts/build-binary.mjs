@@ -6,7 +6,7 @@
 //
 // It builds for the machine it runs on: dist/mastosync-linux-x64 on x64, dist/mastosync-linux-arm64 on an arm64
 // machine (the executable is a copy of that machine's `node`). Run after `npm run build` (npm run build:binary does).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,9 @@ await build({
 const blob = join(work, 'mastosync.blob');
 const seaConfig = join(work, 'sea-config.json');
 writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
-execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+// Quiet unless it fails: it announces the blob on stderr.
+const prepared = spawnSync(process.execPath, ['--experimental-sea-config', seaConfig], { encoding: 'utf8' });
+if (prepared.status !== 0) throw new Error(`node --experimental-sea-config failed:\n${prepared.stdout}${prepared.stderr}`);
 
 rmSync(output, { force: true });
 copyFileSync(process.execPath, output);
