@@ -2,7 +2,7 @@
  * The single executable (`npm run build:binary`, Node's single executable applications), as an admin uses it: one
  * file copied alone into an empty folder, run with a PATH that holds no `node` and an environment with nothing
  * of this machine's in it. It prints its version, passes `check`, copies exactly (`run`), and opens its SSH tunnel
- * (ssh2 is inside the executable) when an OpenSSH server is installed. Built once for the whole file (~10 s).
+ * (ssh2 is inside the executable) when an OpenSSH server is installed. Built once (~10 s; test/support/binary.ts).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { isSshdAvailable, startSshd, type Sshd } from '../support/sshd.js';
+import { ensureExecutable } from '../support/binary.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const ownVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -34,10 +35,10 @@ describe('the single executable, alone in an empty folder, without node', () => 
 
   before(async () => {
     // npm test has built dist/ already; this adds the bundle, the blob and the injected copy of node.
-    execFileSync(process.execPath, [join(root, 'scripts/build-binary.mjs')], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    const built = ensureExecutable();
     folder = mkdtempSync(join(tmpdir(), 'mastosync-binary-'));
     executable = join(folder, 'mastosync');
-    copyFileSync(join(root, 'dist', `mastosync-linux-${process.arch}`), executable);
+    copyFileSync(built, executable);
     execFileSync('chmod', ['755', executable]);
     postgres = await startPostgres();
     db = await createDatabase('current');
