@@ -10,12 +10,15 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
+// --no-code-cache and --out FILE are for bench/startup.ts, which compares the start with and without the cache.
+const { values: flags } = parseArgs({ options: { 'no-code-cache': { type: 'boolean', default: false }, out: { type: 'string' } } });
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-const work = join(root, 'dist', 'sea');
-const output = join(root, 'dist', `mastosync-${process.platform}-${process.arch}`);
+const output = resolve(flags.out ?? join(root, 'dist', `mastosync-${process.platform}-${process.arch}`));
+const work = `${output}.sea`;
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
@@ -44,7 +47,7 @@ await build({
 
 const blob = join(work, 'mastosync.blob');
 const seaConfig = join(work, 'sea-config.json');
-writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: !flags['no-code-cache'] }));
 // Quiet unless it fails: it announces the blob on stderr.
 const prepared = spawnSync(process.execPath, ['--experimental-sea-config', seaConfig], { encoding: 'utf8' });
 if (prepared.status !== 0) throw new Error(`node --experimental-sea-config failed:\n${prepared.stdout}${prepared.stderr}`);
@@ -68,4 +71,5 @@ const injected = spawnSync(
 const postjectErrors = injected.stderr.split('\n').filter((line) => line.trim() !== '' && !line.includes("Can't find string offset"));
 if (postjectErrors.length > 0) console.error(postjectErrors.join('\n'));
 if (injected.status !== 0) throw new Error(`postject failed (exit ${injected.status})`);
+rmSync(work, { recursive: true, force: true });
 console.log(`wrote ${output}`);
