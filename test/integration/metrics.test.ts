@@ -182,6 +182,60 @@ describe('--metrics during a real run', () => {
     }
   });
 
+  test('verify --metrics: its counts by outcome agree with its summary, its HEADs with the requests sent', async () => {
+    proxy.setFault(undefined);
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: proxy.endpoint, bucket: 'metrics-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'metrics-destination' },
+    });
+    try {
+      proxy.reset();
+      let child!: ChildProcess;
+      let url!: Promise<string>;
+      let summaryPrinted!: Promise<void>;
+      const running = runCli(['verify', 'all', '--json', '--metrics', '0', '--metrics-hold', '60'], {
+        cwd: config.dir,
+        onSpawn: (spawned) => {
+          child = spawned;
+          url = new Promise((resolve) =>
+            createInterface({ input: spawned.stderr! }).on('line', (line) => {
+              const address = (JSON.parse(line) as { metrics?: string }).metrics;
+              if (address !== undefined) resolve(address.replace(/\/metrics$/, ''));
+            }),
+          );
+          let stdout = '';
+          summaryPrinted = new Promise((resolve) =>
+            spawned.stdout!.on('data', (chunk: Buffer) => {
+              stdout += chunk.toString();
+              if (stdout.endsWith('\n')) resolve();
+            }),
+          );
+        },
+      });
+      const base = await url;
+      assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'a port alone binds to loopback');
+      await summaryPrinted;
+      const final = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+      child.kill('SIGTERM');
+      const result = await running;
+      assert.equal(result.code, 0, result.stderr);
+      const summary = JSON.parse(result.stdout) as { jobs: Array<Record<string, number> & { job: string }>; total: { ok: number } };
+      assert.ok(summary.total.ok > 0);
+      for (const job of summary.jobs) {
+        for (const status of ['ok', 'missing', 'mismatched', 'missingAtSource', 'errors']) {
+          assert.equal(sum(final, 'mastosync_verify_objects_total', { job: job.job, status }), job[status], `${job.job} ${status}`);
+        }
+        assert.equal(sum(final, 'mastosync_rows_read_total', { job: job.job }), job.rows, `${job.job} rows`);
+      }
+      const heads = proxy.requests.filter((request) => request.operation === 'HeadObject' && request.bucket === 'metrics-destination').length;
+      assert.equal(sum(final, 'mastosync_request_duration_seconds_count', { side: 'destination', operation: 'head' }), heads);
+      assert.ok(sum(final, 'mastosync_start_time_seconds', { command: 'verify' }) > 0);
+    } finally {
+      rmSync(config.dir, { recursive: true, force: true });
+    }
+  });
+
   test('a bad --metrics address is one line and exit 2, nothing written', async () => {
     const config = writeConfig({
       databaseUrl: db.url,
