@@ -74,6 +74,8 @@ export interface StartSshdOptions {
   port?: number;
   /** sshd's LogLevel, default VERBOSE; DEBUG1 also logs each forwarded channel opened and freed. */
   logLevel?: 'VERBOSE' | 'DEBUG1';
+  /** Default true; false is a server that refuses port forwarding, as some hardened production servers do. */
+  allowTcpForwarding?: boolean;
 }
 
 /** OpenSSH version as a number (9.2), or 0 when unknown. */
@@ -223,7 +225,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
       // Without PAM, sshd checks the password against /etc/shadow itself.
       'UsePAM no',
       'StrictModes no',
-      'AllowTcpForwarding yes',
+      `AllowTcpForwarding ${opts.allowTcpForwarding === false ? 'no' : 'yes'}`,
       `AllowUsers ${user}`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
       `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
