@@ -17,7 +17,7 @@ const ALGORITHMS_BY_KEY_TYPE: ReadonlyArray<readonly [keyType: string, algorithm
   ['ecdsa-sha2-nistp521', ['ecdsa-sha2-nistp521']],
   ['ssh-rsa', ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']],
 ];
-export const ALL_KEY_TYPES = ALGORITHMS_BY_KEY_TYPE.map(([t]) => t);
+const ALL_KEY_TYPES = ALGORITHMS_BY_KEY_TYPE.map(([t]) => t);
 
 /** Host key algorithms for the given key types, in the given order (the client's order decides the negotiation). */
 export function algorithmsFor(keyTypes: readonly string[]): string[] {
