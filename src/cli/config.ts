@@ -7,7 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
+import type { SshConfig } from '../ssh/config.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
@@ -81,30 +83,6 @@ export interface FsStoreConfig {
 }
 
 export type StoreConfig = S3StoreConfig | FsStoreConfig;
-
-export interface SshConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  readonly privateKey?: string;
-  readonly passphrase?: string;
-  readonly password?: string;
-  readonly agent?: boolean;
-  readonly hostKey?: string;
-  readonly knownHosts?: string;
-}
-
-export interface DatabaseConfig {
-  readonly connectionString?: string;
-  readonly host?: string;
-  readonly port?: number;
-  readonly user?: string;
-  readonly password?: string;
-  readonly database?: string;
-  readonly ssl: boolean;
-  readonly batchSize: number;
-  readonly ssh?: SshConfig;
-}
 
 export interface Config {
   /** Where the settings came from, for messages: a file path or "the environment". */
