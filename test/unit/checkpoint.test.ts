@@ -390,16 +390,39 @@ describe('the checkpoint lock', () => {
     const module = join(import.meta.dirname, '../../src/sync/lock.ts');
     for (const stale of [false, true]) {
       if (stale) writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
-      const at = Date.now() + 1500;
-      const script = `import(${JSON.stringify(module)}).then(async (m) => { while (Date.now() < ${at}); try { const lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); await new Promise((done) => setTimeout(done, 500)); lock.release(); } catch (error) { console.log(error.name); } })`;
-      const outcomes = await Promise.all(
-        Array.from({ length: 10 }, () => {
-          const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-          let output = '';
-          child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-          return new Promise<string>((done) => child.once('close', () => done(output.trim())));
-        }),
-      );
+      // Each child loads, says "ready", and tries the lock only when every child is ready (a byte on its stdin): a
+      // loaded machine may start them seconds apart, and a holder that released early would let a late one in. The
+      // holder keeps the lock until every outcome is in (a second byte).
+      const script = `import(${JSON.stringify(module)}).then((m) => {
+        let turn = 0;
+        let lock;
+        process.stdin.on('data', () => {
+          turn++;
+          if (turn === 1) {
+            try { lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); } catch (error) { console.log(error.name); }
+          } else { lock?.release(); process.exit(0); }
+        });
+        console.log('ready');
+      })`;
+      const children = Array.from({ length: 10 }, () => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const lines: string[] = [];
+        const waiters: Array<() => void> = [];
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          lines.push(...chunk.split('\n').filter((line) => line !== ''));
+          for (const wake of waiters.splice(0)) wake();
+        });
+        const line = async (index: number) => {
+          while (lines.length <= index) await new Promise<void>((wake) => waiters.push(wake));
+          return lines[index]!;
+        };
+        return { child, line, closed: new Promise((done) => child.once('close', done)) };
+      });
+      for (const { line } of children) assert.equal(await line(0), 'ready');
+      for (const { child } of children) child.stdin.write('go\n');
+      const outcomes = await Promise.all(children.map(({ line }) => line(1)));
+      for (const { child } of children) child.stdin.end('done\n');
+      await Promise.all(children.map(({ closed }) => closed));
       assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
       assert.deepEqual(
         readdirSync(dir).filter((name) => name.includes('.lock')),
