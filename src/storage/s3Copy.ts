@@ -19,7 +19,8 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3StoreConfig } from '../cli/config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
-import { fatalS3Error, type S3Store } from './s3.js';
+import type { S3Store } from './s3.js';
+import { fatalS3Error } from './s3Errors.js';
 
 /** `stream`: the server could not be trusted with this key; copy it through the process. */
 export type ServerCopyResult = 'copied' | 'missing' | 'stream';

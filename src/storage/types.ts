@@ -54,8 +54,11 @@ export interface ObjectStore {
    * May turn false during a run, once a provider's answers show they prove nothing.
    */
   provesWrites(contentLength: number | undefined): boolean;
-  /** Judges an error that one of this store's calls threw (see FailureKind). */
-  classify?(error: unknown): FailureKind;
+  /**
+   * Judges an error that one of this store's calls threw, or its body while it streamed (see FailureKind). An error
+   * the store does not recognise as its own is `permanent`, so that of two stores the one that knows it decides.
+   */
+  classify(error: unknown): FailureKind;
   close(): void;
 
   // Optional capabilities: a backend without one leaves it undefined, and the caller falls back (or says why not).

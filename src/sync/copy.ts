@@ -4,13 +4,13 @@
  * fresh GET when anything transient goes wrong. With a server-side copy the provider copies the bytes itself
  * (one CopyObject per candidate key) and nothing is streamed. Never throws: every outcome is a CopyResult.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject } from '../storage/types.js';
-import { BodyRefusedError, FatalStoreError } from '../storage/errors.js';
+import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
-import { IntegrityCheck, IntegrityError, md5FromEtag } from './integrity.js';
-import { backoffMs, isRetryable, isThrottle } from './retry.js';
+import { IntegrityCheck } from './integrity.js';
+import { withRetries } from './retry.js';
+import { findAtSource } from './source.js';
 
 export type CopyStatus = 'copied' | 'relocated' | 'missing' | 'failed';
 
@@ -69,27 +69,32 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
       attempts: attempt + 1,
     };
   };
-  for (let attempt = 0; ; attempt++) {
-    let found: { object: ReadObject; from: string } | undefined;
-    try {
-      const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
-      if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
-      // No bytes passed through: a server-side copy counts none.
-      if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
-      found = await findAtSource(object, context);
-      if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
-      return finished(found.from, await streamToDestination(object, found.object, context, earlierMd5s), attempt);
-    } catch (error) {
-      found?.object.body.destroy();
-      // Every attempt would fail the same way, and so would every other object: no retry, the run stops.
-      if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts: attempt + 1, fatal: error };
-      if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
-      if (isThrottle(error)) context.onThrottle?.();
-      if (attempt >= context.retries || !isRetryable(error) || context.signal?.aborted) {
-        return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts: attempt + 1 };
-      }
-      await sleep(backoffMs(attempt, error), undefined, { signal: context.signal }).catch(() => undefined);
-    }
+  let attempts = 0;
+  try {
+    return await withRetries(
+      [context.source, context.destination],
+      async (attempt) => {
+        attempts = attempt + 1;
+        let found: { found: ReadObject; from: string } | undefined;
+        try {
+          const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
+          if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
+          // No bytes passed through: a server-side copy counts none.
+          if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
+          found = await findAtSource(object, (key) => context.source.read(key, context.signal));
+          if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
+          return finished(found.from, await streamToDestination(object, found.found, context, earlierMd5s), attempt);
+        } catch (error) {
+          found?.found.body.destroy();
+          if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
+          throw error;
+        }
+      },
+      { retries: context.retries, signal: context.signal, onThrottle: context.onThrottle },
+    );
+  } catch (error) {
+    if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts, fatal: error };
+    return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts };
   }
 }
 
@@ -102,14 +107,6 @@ async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context
     if (result === 'stream') return 'stream';
   }
   return 'missing';
-}
-
-async function findAtSource(object: OwnedObject, context: CopyContext): Promise<{ object: ReadObject; from: string } | undefined> {
-  for (const key of [object.key, ...object.alternates]) {
-    const found = await context.source.read(key, context.signal);
-    if (found !== undefined) return { object: found, from: key };
-  }
-  return undefined;
 }
 
 async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {
