@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { UsageError } from '../errors.js';
+import type { StoreConfig } from '../storage/index.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
@@ -62,25 +63,6 @@ const SECTIONS = {
 type SectionName = keyof typeof SECTIONS;
 type RawSection = Record<string, string | number | boolean>;
 type RawConfig = Partial<Record<SectionName, RawSection>>;
-
-export interface S3StoreConfig {
-  readonly type: 's3';
-  readonly bucket: string;
-  readonly region: string;
-  readonly endpoint?: string;
-  readonly forcePathStyle: boolean;
-  readonly credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Mastodon's S3_KEY_PREFIX for this bucket; undefined when unset. */
-  readonly keyPrefix?: string;
-}
-
-export interface FsStoreConfig {
-  readonly type: 'fs';
-  /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
-  readonly path: string;
-}
-
-export type StoreConfig = S3StoreConfig | FsStoreConfig;
 
 export interface SshConfig {
   readonly host: string;

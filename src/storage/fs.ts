@@ -13,6 +13,13 @@ import { UsageError } from '../errors.js';
 import type { FailureKind, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
 
+/** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
+export interface FsStoreConfig {
+  readonly type: 'fs';
+  /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
+  readonly path: string;
+}
+
 export class FsStore implements ObjectStore {
   readonly description: string;
   private readonly root: string;

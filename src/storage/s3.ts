@@ -21,14 +21,25 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { InitializeMiddleware } from '@smithy/types';
+import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
 import { applyKeyPrefix } from '../mastodon/keys.js';
-import type { S3StoreConfig } from '../cli/config.js';
+import type { S3StoreConfig } from './s3Config.js';
 import { UsageError, describeError } from '../errors.js';
-import type { FailureKind, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import type {
+  FailureKind,
+  ObjectInfo,
+  ObjectStore,
+  ReadObject,
+  RequestGate,
+  ServerCopyOptions,
+  ServerCopyOutcome,
+  StoreWarning,
+  WriteOptions,
+} from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag, type StoreSide } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
+import { copyOnProvider, sameProvider } from './s3Copy.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
@@ -43,6 +54,11 @@ export interface S3StoreOptions {
   readonly queueSize: number;
   /** A connection silent this long fails (and is retried): a stalled provider must not hang a run. */
   readonly socketTimeoutMs?: number;
+  /**
+   * Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted), once
+   * why this provider's answers do not prove the bytes, and once per smaller size that it refused a body that large.
+   */
+  readonly warn?: StoreWarning;
 }
 
 /** Requests for housekeeping (checking the bucket, aborting an upload, deleting a bad object) are tried this often. */
@@ -55,12 +71,6 @@ export class S3Store implements ObjectStore {
   readonly client: S3Client;
   /** GET and single PUT of every object, without the SDK's per-request overhead (s3Direct.ts). */
   readonly direct: DirectRequests;
-  /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
-  onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
-  /** Told, once, why this provider's answers do not prove the bytes (so the copier hashes them from then on). */
-  onAnswersUnproven?: (key: string, why: string) => void;
-  /** Told, once per smaller size, that the provider refused a body that large (and how such objects go now). */
-  onBodyRefused?: (key: string, message: string) => void;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
   /** The smallest request body the provider refused as too large: later bodies stay below it. */
@@ -260,7 +270,7 @@ export class S3Store implements ObjectStore {
     const refused = `the provider refused a ${formatSize(size)} body (${describeRefusal(cause)})`;
     if (partSize === undefined) return new BodyRefusedError(size, `${refused}: ${this.cannotGoBelow(key).message}`, false, { cause });
     const message = `${refused}: objects of ${this.refusedBody!.toLocaleString('en')} bytes or more go as multipart uploads in ${formatSize(partSize)} parts from now on`;
-    if (lowered) this.onBodyRefused?.(key, message);
+    if (lowered) this.options.warn?.(message, { key });
     // Retried only when the next attempt sends smaller bodies than the refused one.
     return new BodyRefusedError(size, message, partSize < size, { cause });
   }
@@ -359,7 +369,7 @@ export class S3Store implements ObjectStore {
   private stopRelyingOnAnswers(key: string, why: string): void {
     if (!this.answersProve) return;
     this.answersProve = false;
-    this.onAnswersUnproven?.(key, why);
+    this.options.warn?.(`the ${this.options.role} ${why}: from now on every object is hashed on the way`, { key });
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {
@@ -367,7 +377,10 @@ export class S3Store implements ObjectStore {
       await this.withRetries(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: key, UploadId: uploadId })));
     } catch (error) {
       if ((error as { name?: string }).name === 'NoSuchUpload') return;
-      this.onUploadLeftOpen?.(key, uploadId, error);
+      this.options.warn?.(
+        'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them',
+        { key, uploadId, err: error },
+      );
     }
   }
 
@@ -392,9 +405,41 @@ export class S3Store implements ObjectStore {
     return classifyS3Error(error);
   }
 
+  /**
+   * Another S3 store's objects can be copied here on the provider when this store's credentials can read them: one
+   * endpoint, region and account; `forced` (copy_mode = "server") trusts the admin that a grant allows it anyway.
+   */
+  canCopyFrom(source: ObjectStore, options?: { readonly forced?: boolean }): boolean {
+    return source instanceof S3Store && (options?.forced === true || sameProvider(source.config, this.config));
+  }
+
+  async copyFrom(source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome> {
+    if (!(source instanceof S3Store) || !this.canCopyFrom(source, options)) return 'declined';
+    return copyOnProvider(source, sourceKey, this, key, options);
+  }
+
+  /** Every request waits for `gate`: the SDK's (bucket checks, multipart parts, deletes) and the direct ones. */
+  limitRequests(gate: RequestGate): void {
+    gateSdkRequests(this.client, gate);
+    this.direct.gate = gate;
+  }
+
   close(): void {
     this.client.destroy();
   }
+}
+
+/** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/** Makes every request `client` sends through its middleware wait for `gate` first. */
+export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
+  const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
+    await gate(context.commandName === 'AbortMultipartUploadCommand' ? NEVER_ABORTED : undefined);
+    return next(args);
+  };
+  client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
 
 const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -12,7 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3StoreConfig } from '../cli/config.js';
+import type { S3StoreConfig } from './s3Config.js';
 
 export interface DirectResponse {
   readonly statusCode: number;

@@ -37,19 +37,18 @@ export interface CopyContext {
   /** Told about every throttling answer, so the pool can slow down. */
   readonly onThrottle?: () => void;
   readonly signal?: AbortSignal;
-  /** Set when source and destination are on one provider ([sync] copy_mode): copy there, stream nothing. */
+  /** Set when the destination can copy from the source on their provider ([sync] copy_mode): copy there, stream nothing. */
   readonly serverCopy?: ServerCopy;
 }
 
 /**
- * Copies `sourceKey` of the source to `key` of the destination on their provider. `stream`: the provider's
- * answer cannot be trusted for this key (src/storage/s3Copy.ts), so the object is streamed instead.
+ * How a copy may go on the provider ([sync] copy_mode, decided before the run by destination.canCopyFrom): the
+ * destination is asked first for each object, and the object is streamed when it declines.
  */
-export type ServerCopy = (
-  sourceKey: string,
-  key: string,
-  options: { acl?: string; storageClass?: string; signal?: AbortSignal },
-) => Promise<'copied' | 'missing' | 'stream'>;
+export interface ServerCopy {
+  /** copy_mode = "server": ask even for a pair that does not share an account (see ServerCopyOptions.forced). */
+  readonly forced: boolean;
+}
 
 /** Mastodon's Cache-Control on every object it writes (docs/storage-layout.md §6), for sources that carry none (a folder). */
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
@@ -98,15 +97,20 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
   }
 }
 
-/** CopyObject of the first candidate key the source has; `stream` as soon as one cannot be trusted. */
+/** The provider's copy of the first candidate key the source has; `stream` as soon as the destination declines one. */
 async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context: CopyContext): Promise<{ from: string } | 'missing' | 'stream'> {
-  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, signal: context.signal };
-  for (const key of [object.key, ...object.alternates]) {
-    const result = await serverCopy(key, object.key, options);
-    if (result === 'copied') return { from: key };
-    if (result === 'stream') return 'stream';
-  }
-  return 'missing';
+  const { source, destination } = context;
+  if (destination.copyFrom === undefined) return 'stream';
+  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, forced: serverCopy.forced, signal: context.signal };
+  let declined = false;
+  const found = await findAtSource(object, async (key) => {
+    const outcome = await destination.copyFrom!(source, key, object.key, options);
+    if (outcome === 'declined') declined = true;
+    // A declined key ends the search: the object is then streamed, and only a read may call it missing.
+    return outcome === 'missing' ? undefined : outcome;
+  });
+  if (declined) return 'stream';
+  return found === undefined ? 'missing' : { from: found.from };
 }
 
 async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {

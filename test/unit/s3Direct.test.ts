@@ -10,9 +10,10 @@ import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
-import { TokenBucket, limitRequestRate } from '../../src/sync/rateLimit.js';
+import { TokenBucket } from '../../src/sync/rateLimit.js';
+import { gateSdkRequests } from '../../src/storage/s3.js';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
-import type { S3StoreConfig } from '../../src/cli/config.js';
+import type { S3StoreConfig } from '../../src/storage/s3Config.js';
 
 interface Sent {
   protocol: string;
@@ -195,7 +196,8 @@ test("--max-rps: the hard stop ends the SDK requests' wait for a turn, but not a
   const { client, sent } = recordingClient(config);
   const bucket = new TokenBucket(2);
   const hardStop = new AbortController();
-  limitRequestRate(client, bucket, hardStop.signal);
+  // As src/sync/rateLimit.ts builds the gate: a request without a signal of its own waits until the hard stop.
+  gateSdkRequests(client, (signal) => bucket.take(signal ?? hardStop.signal));
   await bucket.take(); // the next turn is 500 ms away
   const waiting = client.send(new HeadObjectCommand({ Bucket: 'media', Key: 'a/b.png' }));
   const cleanup = client.send(new AbortMultipartUploadCommand({ Bucket: 'media', Key: 'a/big.mp4', UploadId: 'upload-1' }));

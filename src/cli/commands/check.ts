@@ -15,7 +15,7 @@ import type { ObjectStore } from '../../storage/types.js';
 import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { createStore, samePlace } from '../stores.js';
+import { createStore, samePlace } from '../../storage/index.js';
 
 export interface CheckFlags {
   readonly config?: string;
@@ -124,7 +124,7 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
   }
   let store: ObjectStore | undefined;
   try {
-    store = createStore(settings, role, 1);
+    store = createStore(settings, { role, concurrency: 1 });
     await store.check();
     report({
       check: role,

@@ -12,7 +12,7 @@ import { ownedInScope, type Scope } from '../../db/scope.js';
 import { applyKeyPrefix } from '../../mastodon/keys.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
-import type { StoreConfig } from '../config.js';
+import type { StoreConfig } from '../../storage/index.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { REMOTE_CACHE_WARNING, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';

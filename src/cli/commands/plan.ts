@@ -13,7 +13,7 @@ import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { PART_SIZE } from '../stores.js';
+import { PART_SIZE } from '../../storage/index.js';
 import { formatBytes, formatDuration } from '../summary.js';
 import { asGiven } from './run.js';
 
