@@ -109,13 +109,13 @@ export interface Config {
 
 export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 /** Streamed whole, memory does not follow object size; docs/performance.md has the measurements. */
-export const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
+const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
 /**
  * Minutes. Paperclip stamps `*_updated_at` with the app server's clock when a file is assigned, then processes and
  * uploads it, and the row commits only after that: a large video's row can become visible many minutes after its
  * timestamp, and app and database clocks may differ. A wide margin costs only database reads.
  */
-export const DEFAULT_CHANGE_MARGIN_MINUTES = 60;
+const DEFAULT_CHANGE_MARGIN_MINUTES = 60;
 
 /** Finds the config file: the flag, then $MASTOSYNC_CONFIG, then ./mastosync.toml if it exists. */
 export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -379,6 +379,6 @@ function knownSections(): string {
     .join(', ');
 }
 
-export function expandHome(path: string): string {
+function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
 }

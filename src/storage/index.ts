@@ -9,8 +9,6 @@ import type { S3StoreConfig } from './s3Config.js';
 import type { StoreSide } from './errors.js';
 import type { ObjectStore, StoreWarning } from './types.js';
 
-export type { FsStoreConfig } from './fs.js';
-export type { S3StoreConfig } from './s3Config.js';
 export type StoreConfig = S3StoreConfig | FsStoreConfig;
 
 /**

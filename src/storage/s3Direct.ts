@@ -150,7 +150,7 @@ export class DirectRequests {
 }
 
 /** The request path of `key` in the bucket at `url` (path style: `/bucket/key`, virtual host: `/key`). */
-export function objectPath(url: URL, key: string): string {
+function objectPath(url: URL, key: string): string {
   return `${url.pathname.replace(/\/$/, '')}/${encodeKey(key)}`;
 }
 

@@ -152,7 +152,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
 }
 
 /** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */
-export function aclFor(object: OwnedObject, configured: string): string | undefined {
+function aclFor(object: OwnedObject, configured: string): string | undefined {
   if (configured === '') return undefined;
   return object.visibility === 'private' ? 'private' : configured;
 }

@@ -20,7 +20,7 @@ import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 
-export type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
+type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
 export interface Problem {
   readonly job: JobName;

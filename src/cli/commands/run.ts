@@ -26,7 +26,7 @@ import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import type { CommandModule } from 'yargs';
 
-export interface RunFlags {
+interface RunFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -42,7 +42,7 @@ export interface RunFlags {
 }
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
-export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;

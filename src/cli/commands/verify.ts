@@ -22,7 +22,7 @@ import { createStore, samePlace } from '../../storage/index.js';
 import { serverCopier, warnTo } from '../stores.js';
 import { asGiven, wholeNumber } from './run.js';
 
-export interface VerifyFlags {
+interface VerifyFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -34,7 +34,7 @@ export interface VerifyFlags {
   readonly repair: boolean;
 }
 
-export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
+async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -112,7 +112,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   }
 }
 
-export function describeProblem(problem: Problem): string {
+function describeProblem(problem: Problem): string {
   const where = `${problem.key} (${problem.job} ${problem.id})`;
   switch (problem.problem) {
     case 'missing':
@@ -124,7 +124,7 @@ export function describeProblem(problem: Problem): string {
   }
 }
 
-export function describeRepair(repair: Repair): string {
+function describeRepair(repair: Repair): string {
   const where = `${repair.key} (${repair.job} ${repair.id})`;
   switch (repair.repair) {
     case 'copied':
