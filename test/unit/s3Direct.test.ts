@@ -11,7 +11,9 @@ import { Readable } from 'node:stream';
 import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
 import { TokenBucket } from '../../src/sync/rateLimit.js';
-import { gateSdkRequests } from '../../src/storage/s3.js';
+import { S3Store, gateSdkRequests } from '../../src/storage/s3.js';
+import { FsStore } from '../../src/storage/fs.js';
+import { tmpdir } from 'node:os';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
 import type { S3StoreConfig } from '../../src/storage/s3Config.js';
 
@@ -165,6 +167,26 @@ test('server-side copy needs one endpoint, region and account', () => {
   assert.equal(sameProvider(base, { ...base, bucket: 'new', credentials: { ...CREDENTIALS, secretAccessKey: 'another' } }), false);
   assert.equal(sameProvider(base, { ...base, bucket: 'new', credentials: undefined }), false);
   assert.equal(sameProvider({ ...base, credentials: undefined }, { ...base, bucket: 'new', credentials: undefined }), true, 'both from the default chain');
+});
+
+test('the destination copies on the provider from a store of one account, from any S3 store when forced, never from a folder', async () => {
+  const config: S3StoreConfig = { ...STORES[0]!.config, bucket: 'old', credentials: CREDENTIALS };
+  const options = { maxSockets: 1, partSize: 8 * 1024 * 1024, queueSize: 1 };
+  const source = new S3Store(config, { ...options, role: 'source' });
+  const destination = new S3Store({ ...config, bucket: 'new' }, { ...options, role: 'destination' });
+  const elsewhere = new S3Store({ ...config, bucket: 'new', endpoint: 'http://127.0.0.1:9' }, { ...options, role: 'destination' });
+  const folder = new FsStore(tmpdir(), 'source');
+  try {
+    assert.equal(destination.canCopyFrom(source), true);
+    assert.equal(elsewhere.canCopyFrom(source), false, 'another endpoint: streamed under copy_mode = "auto"');
+    assert.equal(elsewhere.canCopyFrom(source, { forced: true }), true, 'copy_mode = "server" asks anyway');
+    assert.equal(destination.canCopyFrom(folder, { forced: true }), false);
+    // Declined without a request: the caller streams (a request to port 9 would fail, not decline).
+    assert.equal(await elsewhere.copyFrom(source, 'a/b.png', 'a/b.png', {}), 'declined');
+    assert.equal(await destination.copyFrom(folder, 'a/b.png', 'a/b.png', { forced: true }), 'declined');
+  } finally {
+    for (const store of [source, destination, elsewhere]) store.close();
+  }
 });
 
 test('a copy in parts covers every byte once, in at most 10,000 parts', () => {
