@@ -344,6 +344,40 @@ function answers(state: ResumeState) {
   };
 }
 
+describe('the lines the writer builds', () => {
+  test('keep the key order the loader reads without parsing, and values that look like keys fool it nowhere', async () => {
+    // Each value imitates a key the loader looks for; only the escaping of quotes keeps them values.
+    const tricky = 'a/"x","id":"1","status":"failed","retry":true,"watermark":"99","updated":"2024';
+    const every = line('7', tricky, 'relocated', {
+      from: 'old/","synced":"2030',
+      error: 'was "status":"missing"',
+      retry: true,
+      updated: '2024-05-01T00:00:00.000Z',
+    });
+    const below = line('2', 'a/2', 'copied', { error: '","id":"9' });
+    writeRun('fresh', [every, below, { watermark: '5' }, { synced: '2024-05-02T00:00:00.000Z' }]);
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 5);
+    assert.deepEqual(Object.keys(JSON.parse(lines[0]!)), ['run', 'mode', 'source', 'destination', 'scope']);
+    // Round trip: the object parses back as written, its keys in the order the fast path relies on.
+    assert.deepEqual(JSON.parse(lines[1]!), every);
+    assert.deepEqual(Object.keys(JSON.parse(lines[1]!)), ['job', 'id', 'key', 'status', 'bytes', 'ms', 'from', 'error', 'retry', 'updated']);
+    assert.ok(lines[1]!.startsWith('{"job":"accounts","id":"7","key":'), lines[1]);
+    assert.ok(lines[2]!.startsWith('{"job":"accounts","id":"2","key":"a/2","status":"copied"'), lines[2]);
+    assert.equal(lines[3], '{"job":"accounts","watermark":"5"}');
+    assert.equal(lines[4], '{"job":"accounts","synced":"2024-05-02T00:00:00.000Z"}');
+    // And through the loader's fast path: the watermark and the sync time are the written ones, the object above the
+    // watermark is done, the one below it skipped unparsed by its id, and nothing is outstanding.
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(state.watermark('accounts'), '5');
+    assert.equal(state.isDone(tricky), true);
+    assert.equal(state.isDone('a/2'), false);
+    assert.equal(state.wasOutstanding(tricky), false);
+    assert.deepEqual(state.outstanding('accounts'), []);
+    assert.equal(state.recentFrom('accounts'), '2024-05-01T23:00:00.000Z', 'the written sync time, less the margin');
+  });
+});
+
 describe('the checkpoint guard', () => {
   test('a file that is not a checkpoint is refused and left untouched', () => {
     writeFileSync(path, '[database]\nurl = "postgres://x"\n');

@@ -18,10 +18,11 @@ import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { createStore, samePlace, serverCopier } from '../stores.js';
+import { createStore, samePlace } from '../../storage/index.js';
+import { serverCopier, warnTo } from '../stores.js';
 import { asGiven, wholeNumber } from './run.js';
 
-export interface VerifyFlags {
+interface VerifyFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -33,7 +34,7 @@ export interface VerifyFlags {
   readonly repair: boolean;
 }
 
-export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
+async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -43,9 +44,9 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   const session = await openSession(config, flags.jobs, log);
   const stores: ObjectStore[] = [];
   try {
-    const source = createStore(config.source, 'source', concurrency);
+    const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
     stores.push(source);
-    const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
+    const destination = createStore(config.destination, { role: 'destination', concurrency, uploadCutoff: config.sync.uploadCutoff, warn: warnTo(log) });
     stores.push(destination);
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
@@ -111,7 +112,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   }
 }
 
-export function describeProblem(problem: Problem): string {
+function describeProblem(problem: Problem): string {
   const where = `${problem.key} (${problem.job} ${problem.id})`;
   switch (problem.problem) {
     case 'missing':
@@ -123,7 +124,7 @@ export function describeProblem(problem: Problem): string {
   }
 }
 
-export function describeRepair(repair: Repair): string {
+function describeRepair(repair: Repair): string {
   const where = `${repair.key} (${repair.job} ${repair.id})`;
   switch (repair.repair) {
     case 'copied':
