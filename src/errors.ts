@@ -1,25 +1,12 @@
 /**
  * Typed errors. UsageError is anything the admin must fix before a run can start (config, flags,
  * credentials, an unreachable database or bucket, a missing table): the CLI prints its message on one line and
- * exits 2 with nothing written. CopyError is one object that could not be copied; it carries the key, the row
- * and the cause, and is recorded in the checkpoint rather than stopping the run.
+ * exits 2 with nothing written. One object that could not be copied is no error but a CopyResult (src/sync/copy.ts),
+ * recorded in the checkpoint rather than stopping the run.
  */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-export class CopyError extends Error {
-  override readonly name = 'CopyError';
-  constructor(
-    message: string,
-    readonly key: string,
-    readonly job: string,
-    readonly rowId: string,
-    options?: { cause?: unknown },
-  ) {
     super(message, options);
   }
 }

@@ -7,7 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
+import type { SshConfig } from '../ssh/config.js';
+import type { StoreConfig } from '../storage/index.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
@@ -63,49 +66,6 @@ type SectionName = keyof typeof SECTIONS;
 type RawSection = Record<string, string | number | boolean>;
 type RawConfig = Partial<Record<SectionName, RawSection>>;
 
-export interface S3StoreConfig {
-  readonly type: 's3';
-  readonly bucket: string;
-  readonly region: string;
-  readonly endpoint?: string;
-  readonly forcePathStyle: boolean;
-  readonly credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Mastodon's S3_KEY_PREFIX for this bucket; undefined when unset. */
-  readonly keyPrefix?: string;
-}
-
-export interface FsStoreConfig {
-  readonly type: 'fs';
-  /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
-  readonly path: string;
-}
-
-export type StoreConfig = S3StoreConfig | FsStoreConfig;
-
-export interface SshConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  readonly privateKey?: string;
-  readonly passphrase?: string;
-  readonly password?: string;
-  readonly agent?: boolean;
-  readonly hostKey?: string;
-  readonly knownHosts?: string;
-}
-
-export interface DatabaseConfig {
-  readonly connectionString?: string;
-  readonly host?: string;
-  readonly port?: number;
-  readonly user?: string;
-  readonly password?: string;
-  readonly database?: string;
-  readonly ssl: boolean;
-  readonly batchSize: number;
-  readonly ssh?: SshConfig;
-}
-
 export interface Config {
   /** Where the settings came from, for messages: a file path or "the environment". */
   readonly origin: string;
@@ -127,13 +87,13 @@ export interface Config {
 
 export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 /** Streamed whole, memory does not follow object size; docs/performance.md has the measurements. */
-export const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
+const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
 /**
  * Minutes. Paperclip stamps `*_updated_at` with the app server's clock when a file is assigned, then processes and
  * uploads it, and the row commits only after that: a large video's row can become visible many minutes after its
  * timestamp, and app and database clocks may differ. A wide margin costs only database reads.
  */
-export const DEFAULT_CHANGE_MARGIN_MINUTES = 60;
+const DEFAULT_CHANGE_MARGIN_MINUTES = 60;
 
 /** Finds the config file: the flag, then $MASTOSYNC_CONFIG, then ./mastosync.toml if it exists. */
 export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -397,6 +357,6 @@ function knownSections(): string {
     .join(', ');
 }
 
-export function expandHome(path: string): string {
+function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
 }

@@ -42,7 +42,7 @@ export function logsInfo(level: string): boolean {
 }
 
 /** On a terminal, log lines are for people to read, not JSON: each is turned into a readableLogLine. */
-export function readableDestination(write: (text: string) => unknown): pino.DestinationStream {
+function readableDestination(write: (text: string) => unknown): pino.DestinationStream {
   return { write: (line: string) => void write(`${readableLogLine(line)}\n`) };
 }
 

@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { UsageError } from '../errors.js';
 import type { ObjectStore } from '../storage/types.js';
-import type { ServerCopy } from '../sync/copy.js';
 import { observeStore, type StoreSide } from '../sync/observedStore.js';
 import type { ProgressTally } from '../sync/progress.js';
 import type { RunView } from '../sync/run.js';
@@ -66,7 +65,7 @@ export class Metrics {
     });
     this.requestFailures = new Counter({
       name: 'mastosync_request_failures_total',
-      help: 'Store requests that failed, by side, operation and kind (retryable and throttled ones are retried; throttled ones also lower concurrency)',
+      help: 'Store requests that failed, by side, operation and kind as the store classifies them (retryable and throttled ones are retried; throttled ones also lower concurrency)',
       labelNames: ['side', 'operation', 'kind'],
       registers: [registry],
     });
@@ -225,22 +224,6 @@ export class Metrics {
       this.requestDuration.observe({ side: requestSide, operation }, seconds);
       if (outcome !== 'ok') this.requestFailures.inc({ side: requestSide, operation, kind: outcome });
     });
-  }
-
-  /** A copy on the provider, timed as the destination's copyFrom (the request goes to the destination). */
-  observeServerCopy(copy: ServerCopy): ServerCopy {
-    return async (sourceKey, key, options) => {
-      const started = performance.now();
-      try {
-        const result = await copy(sourceKey, key, options);
-        this.requestDuration.observe({ side: 'destination', operation: 'copyFrom' }, (performance.now() - started) / 1000);
-        return result;
-      } catch (error) {
-        this.requestDuration.observe({ side: 'destination', operation: 'copyFrom' }, (performance.now() - started) / 1000);
-        this.requestFailures.inc({ side: 'destination', operation: 'copyFrom', kind: 'error' });
-        throw error;
-      }
-    };
   }
 
   /**

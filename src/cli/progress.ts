@@ -24,7 +24,7 @@ export interface ProgressStream {
 }
 
 const LIVE_INTERVAL_MS = 250;
-export const DEFAULT_JSON_INTERVAL_MS = 5000;
+const DEFAULT_JSON_INTERVAL_MS = 5000;
 
 /**
  * Made before the run (so the logger can write through it from the first line) and started once the jobs are

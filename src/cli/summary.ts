@@ -18,7 +18,7 @@ export function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-export function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
+function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
   const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0 };
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;

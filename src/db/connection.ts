@@ -6,10 +6,11 @@
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
-import type { DatabaseConfig } from '../cli/config.js';
 import { UsageError, describeError } from '../errors.js';
-// Types only: ssh2 (tunnel.ts) is loaded when a tunnel is configured, not at every start.
-import type { Tunnel, TunnelError } from './tunnel.js';
+// Types only: ssh2 (src/ssh/tunnel.ts) is loaded when a tunnel is configured, not at every start.
+import type { TunnelError } from '../ssh/errors.js';
+import type { Tunnel } from '../ssh/tunnel.js';
+import type { DatabaseConfig } from './config.js';
 
 export interface Database {
   /** For messages: user@host:port/database (never the password). */
@@ -46,15 +47,18 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
   const description = `${base.user ?? 'postgres'}@${target.host}:${target.port}/${base.database ?? ''}${config.ssh ? ` via ssh ${config.ssh.user}@${config.ssh.host}:${config.ssh.port}` : ''}`;
 
   let tunnel: Tunnel | undefined;
+  /** Why the SSH server last refused to open a channel to the database: pg itself only sees the socket close. */
+  let forwardError: TunnelError | undefined;
   let pool: pg.Pool | undefined;
   let closed = false;
   let reconnecting: Promise<void> | undefined;
 
   const open = async () => {
     if (config.ssh) {
-      const { openTunnel } = await import('./tunnel.js');
+      const { openTunnel } = await import('../ssh/tunnel.js');
       tunnel = await openTunnel(config.ssh, target);
       tunnel.onDrop((reason) => log.warn({ err: reason }, 'ssh tunnel dropped; reconnecting on the next query'));
+      tunnel.on('forwardError', (error) => (forwardError = error));
     }
     const next = new pg.Pool({
       ...base,
@@ -168,7 +172,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
     (await database.connect()).release();
   } catch (error) {
     await shut();
-    throw connectionUsageError(error, description);
+    throw connectionUsageError(forwardError ?? error, description);
   }
   return database;
 }

@@ -84,7 +84,7 @@ export function coversEveryRow(scope: Scope): boolean {
 }
 
 /** Whether the scope drops some objects of rows it reads (so each row's objects must be filtered). */
-export function filtersObjects(scope: Scope): boolean {
+function filtersObjects(scope: Scope): boolean {
   return scope.skipRemoteCache !== undefined || scope.since !== undefined || scope.until !== undefined;
 }
 

@@ -16,7 +16,7 @@ export function extensionOf(fileName: string): string {
  * Ruby File.basename(name, ".*"): everything before the last dot, where leading dots (all of them, as in
  * extensionOf) never count, so "..hidden" has no extension and keeps its whole name.
  */
-export function baseNameOf(fileName: string): string {
+function baseNameOf(fileName: string): string {
   const leadingDots = fileName.length - fileName.replace(/^\.+/, '').length;
   const dot = fileName.lastIndexOf('.');
   return dot < leadingDots ? fileName : fileName.slice(0, dot);

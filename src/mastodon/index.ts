@@ -1,4 +1,3 @@
 export * from './tables.js';
 export * from './keys.js';
 export { idPartition } from './idPartition.js';
-export { styleFileName, extensionOf, baseNameOf } from './fileNames.js';

@@ -7,10 +7,10 @@ import { idPartition } from './idPartition.js';
 import { extensionOf, styleFileName } from './fileNames.js';
 import { TABLES, type AttachmentSpec, type JobName, type Row, type Style, type TableSpec } from './tables.js';
 
-export const CACHE_PREFIX = 'cache/';
+const CACHE_PREFIX = 'cache/';
 
 /** Who may read an object at the destination: the configured ACL, or always private (§6). */
-export type Visibility = 'default' | 'private';
+type Visibility = 'default' | 'private';
 
 export interface OwnedObject {
   readonly job: JobName;
@@ -63,7 +63,7 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
 }
 
 /** §1.2 `:prefix_url`: cache/ only if version ≥ 1, the model defines local?, and the row is not local. */
-export function isUnderCache(table: TableSpec, attachment: AttachmentSpec, row: Row): boolean {
+function isUnderCache(table: TableSpec, attachment: AttachmentSpec, row: Row): boolean {
   if (!table.isLocal) return false;
   const version = Number(row[`${attachment.name}_storage_schema_version`] ?? 0);
   return version >= 1 && !table.isLocal(row);
@@ -93,7 +93,7 @@ function legacyAlternates(relative: string, underCache: boolean, mayMove: boolea
  * §6: backups are private; so are a media file and thumbnail of a suspended account, and those of a status
  * that was removed but preserved (discarded: `deleted_at` set), which Mastodon made private.
  */
-export function visibilityOf(table: TableSpec, row: Row): Visibility {
+function visibilityOf(table: TableSpec, row: Row): Visibility {
   if (table.alwaysPrivate) return 'private';
   if (table.table === 'media_attachments' && (row.account_suspended === true || row.status_discarded === true)) {
     return 'private';

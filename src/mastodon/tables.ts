@@ -50,7 +50,7 @@ export interface TableSpec {
 }
 
 /** Ruby's `blank?` on a string column: nil, empty or only white space. */
-export function isBlank(value: unknown): boolean {
+function isBlank(value: unknown): boolean {
   return value === null || value === undefined || (typeof value === 'string' && /^\s*$/u.test(value));
 }
 
@@ -58,7 +58,7 @@ const STATIC_PNG: readonly Style[] = [{ name: 'static', format: 'png' }];
 const NO_STYLES: readonly Style[] = [];
 
 /** §2.1: the styles of a media file follow its stored content type. */
-export function mediaFileStyles(contentType: unknown): readonly Style[] {
+function mediaFileStyles(contentType: unknown): readonly Style[] {
   switch (contentType) {
     case 'image/gif':
     case 'video/webm':
@@ -86,7 +86,7 @@ const SITE_UPLOAD_STYLES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** §2.2: the styles of a site upload follow its `var`; all are png. */
-export function siteUploadStyles(variable: unknown): readonly Style[] {
+function siteUploadStyles(variable: unknown): readonly Style[] {
   const names = typeof variable === 'string' ? SITE_UPLOAD_STYLES[variable] : undefined;
   return names ? names.map((name) => ({ name, format: 'png' })) : NO_STYLES;
 }

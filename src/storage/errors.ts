@@ -3,6 +3,8 @@
  * retry can fix (a bucket gone, credentials refused, a full disk…). Every later request would fail the same way,
  * so the run stops at the first one instead of failing each remaining object separately.
  */
+import type { FailureKind } from './types.js';
+
 export type StoreSide = 'source' | 'destination';
 
 export class FatalStoreError extends Error {
@@ -36,6 +38,68 @@ export class BodyRefusedError extends Error {
   ) {
     super(message, options);
   }
+}
+
+/**
+ * Bytes that arrived wrong: a body cut short or altered on the way, or a store's answer showing that what it stored
+ * differs from what was sent. Transient (corruption in transit is random): the copy starts again from a fresh read.
+ */
+export class IntegrityError extends Error {
+  override readonly name = 'IntegrityError';
+  constructor(
+    message: string,
+    /** The MD5 of the bytes that arrived, for a later read to agree with (unverifiable multipart ETags). */
+    readonly md5?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */
+export function md5FromEtag(etag: string | undefined): string | undefined {
+  return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;
+}
+
+/** Node's own codes for a dropped connection, a timeout or a stream cut short: transient whichever store met them. */
+const TRANSIENT_NODE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'TimeoutError',
+]);
+
+/**
+ * What every store judges alike: its own FatalStoreError, bytes that arrived wrong, a refused body (retried when
+ * the next attempt sends a smaller one), and Node's errors for a connection or stream cut short. Undefined for
+ * anything else, which the backend judges.
+ */
+export function classifyCommon(error: unknown): FailureKind | undefined {
+  if (error instanceof FatalStoreError) return { kind: 'fatal', error };
+  if (error instanceof IntegrityError) return { kind: 'retryable' };
+  // Its store sends smaller bodies from now on: tried again, unless it could not (then no retry helps).
+  if (error instanceof BodyRefusedError) return error.retryable ? { kind: 'retryable' } : { kind: 'permanent' };
+  if (errorCodes(error).some((code) => TRANSIENT_NODE_CODES.has(code))) return { kind: 'retryable' };
+  const message = error instanceof Error ? error.message : String(error);
+  if (/socket hang up|aborted|premature close|ECONNRESET|EPIPE|timed? ?out/i.test(message)) return { kind: 'retryable' };
+  return undefined;
+}
+
+/** The names and codes of an error and of its causes (a few levels deep), as SDKs and Node set them. */
+export function errorCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  for (
+    let current = error as { name?: unknown; code?: unknown; Code?: unknown; cause?: unknown } | undefined, depth = 0;
+    current && depth < 4;
+    current = current.cause as typeof current, depth++
+  ) {
+    for (const value of [current.name, current.code, current.Code]) if (typeof value === 'string') codes.push(value);
+  }
+  return codes;
 }
 
 /** `20 MiB`, `1.5 MiB`, `800 KiB`: sizes as an admin sets them in nginx or a provider's limits. */

@@ -10,8 +10,15 @@ import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
-import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
-import { FatalStoreError, type StoreSide } from './errors.js';
+import type { FailureKind, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
+
+/** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
+export interface FsStoreConfig {
+  readonly type: 'fs';
+  /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
+  readonly path: string;
+}
 
 export class FsStore implements ObjectStore {
   readonly description: string;
@@ -91,6 +98,18 @@ export class FsStore implements ObjectStore {
       await rm(temporary, { force: true }).catch(() => undefined);
       throw (error === fileFailed && fatalFsError(error, this.role, this.root, path)) || error;
     }
+  }
+
+  /**
+   * A folder's own failures that no retry fixes are FatalStoreErrors already (fatalFsError); a file that is not
+   * there is notFound; any other errno (one file unreadable, a name too long) fails that object alone.
+   */
+  classify(error: unknown): FailureKind {
+    const common = classifyCommon(error);
+    if (common !== undefined) return common;
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'notFound' };
+    return { kind: 'permanent' };
   }
 
   close(): void {}

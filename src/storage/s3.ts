@@ -16,21 +16,30 @@ import {
   ListObjectsCommand,
   PutObjectCommand,
   S3Client,
-  S3ServiceException,
   type ObjectCannedACL,
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { InitializeMiddleware } from '@smithy/types';
+import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
 import { applyKeyPrefix } from '../mastodon/keys.js';
-import type { S3StoreConfig } from '../cli/config.js';
+import type { S3StoreConfig } from './s3Config.js';
 import { UsageError, describeError } from '../errors.js';
-import { IntegrityError, md5FromEtag } from '../sync/integrity.js';
-import { backoffMs, isRetryable } from '../sync/retry.js';
-import type { ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import type {
+  FailureKind,
+  ObjectInfo,
+  ObjectStore,
+  ReadObject,
+  RequestGate,
+  ServerCopyOptions,
+  ServerCopyOutcome,
+  StoreWarning,
+  WriteOptions,
+} from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
-import { BodyRefusedError, FatalStoreError, formatSize, type StoreSide } from './errors.js';
+import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag, type StoreSide } from './errors.js';
+import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
+import { copyOnProvider, sameProvider } from './s3Copy.js';
 
 export interface S3StoreOptions {
   /** "source" or "destination", for messages. */
@@ -45,22 +54,23 @@ export interface S3StoreOptions {
   readonly queueSize: number;
   /** A connection silent this long fails (and is retried): a stalled provider must not hang a run. */
   readonly socketTimeoutMs?: number;
+  /**
+   * Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted), once
+   * why this provider's answers do not prove the bytes, and once per smaller size that it refused a body that large.
+   */
+  readonly warn?: StoreWarning;
 }
 
 /** Requests for housekeeping (checking the bucket, aborting an upload, deleting a bad object) are tried this often. */
 const HOUSEKEEPING_ATTEMPTS = 4;
+/** The longest Retry-After a housekeeping request waits for. */
+const HOUSEKEEPING_MAX_WAIT_MS = 100_000;
 
 export class S3Store implements ObjectStore {
   readonly description: string;
   readonly client: S3Client;
   /** GET and single PUT of every object, without the SDK's per-request overhead (s3Direct.ts). */
   readonly direct: DirectRequests;
-  /** Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted). */
-  onUploadLeftOpen?: (key: string, uploadId: string, error: unknown) => void;
-  /** Told, once, why this provider's answers do not prove the bytes (so the copier hashes them from then on). */
-  onAnswersUnproven?: (key: string, why: string) => void;
-  /** Told, once per smaller size, that the provider refused a body that large (and how such objects go now). */
-  onBodyRefused?: (key: string, message: string) => void;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
   /** The smallest request body the provider refused as too large: later bodies stay below it. */
@@ -260,7 +270,7 @@ export class S3Store implements ObjectStore {
     const refused = `the provider refused a ${formatSize(size)} body (${describeRefusal(cause)})`;
     if (partSize === undefined) return new BodyRefusedError(size, `${refused}: ${this.cannotGoBelow(key).message}`, false, { cause });
     const message = `${refused}: objects of ${this.refusedBody!.toLocaleString('en')} bytes or more go as multipart uploads in ${formatSize(partSize)} parts from now on`;
-    if (lowered) this.onBodyRefused?.(key, message);
+    if (lowered) this.options.warn?.(message, { key });
     // Retried only when the next attempt sends smaller bodies than the refused one.
     return new BodyRefusedError(size, message, partSize < size, { cause });
   }
@@ -359,7 +369,7 @@ export class S3Store implements ObjectStore {
   private stopRelyingOnAnswers(key: string, why: string): void {
     if (!this.answersProve) return;
     this.answersProve = false;
-    this.onAnswersUnproven?.(key, why);
+    this.options.warn?.(`the ${this.options.role} ${why}: from now on every object is hashed on the way`, { key });
   }
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {
@@ -367,25 +377,69 @@ export class S3Store implements ObjectStore {
       await this.withRetries(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: key, UploadId: uploadId })));
     } catch (error) {
       if ((error as { name?: string }).name === 'NoSuchUpload') return;
-      this.onUploadLeftOpen?.(key, uploadId, error);
+      this.options.warn?.(
+        'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them',
+        { key, uploadId, err: error },
+      );
     }
   }
 
-  /** A short request, tried again with backoff while the answer is transient (throttling, 5xx, a reset). */
+  /**
+   * A short request of the store's own, tried again with backoff while the answer is transient (throttling, 5xx, a
+   * reset). The object operations src/sync calls are retried there, as a whole, from a fresh read.
+   */
   private async withRetries<T>(request: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await request();
       } catch (error) {
-        if (attempt + 1 >= HOUSEKEEPING_ATTEMPTS || !isRetryable(error)) throw error;
-        await sleep(backoffMs(attempt, error));
+        const failure = this.classify(error);
+        if (attempt + 1 >= HOUSEKEEPING_ATTEMPTS || (failure.kind !== 'retryable' && failure.kind !== 'throttled')) throw error;
+        // Full jitter, 200 ms × 2^attempt at most, or the server's Retry-After when longer.
+        await sleep(Math.max(Math.random() * 200 * 2 ** attempt, Math.min(failure.afterMs ?? 0, HOUSEKEEPING_MAX_WAIT_MS)));
       }
     }
+  }
+
+  classify(error: unknown): FailureKind {
+    return classifyS3Error(error);
+  }
+
+  /**
+   * Another S3 store's objects can be copied here on the provider when this store's credentials can read them: one
+   * endpoint, region and account; `forced` (copy_mode = "server") trusts the admin that a grant allows it anyway.
+   */
+  canCopyFrom(source: ObjectStore, options?: { readonly forced?: boolean }): boolean {
+    return source instanceof S3Store && (options?.forced === true || sameProvider(source.config, this.config));
+  }
+
+  async copyFrom(source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome> {
+    if (!(source instanceof S3Store) || !this.canCopyFrom(source, options)) return 'declined';
+    return copyOnProvider(source, sourceKey, this, key, options);
+  }
+
+  /** Every request waits for `gate`: the SDK's (bucket checks, multipart parts, deletes) and the direct ones. */
+  limitRequests(gate: RequestGate): void {
+    gateSdkRequests(this.client, gate);
+    this.direct.gate = gate;
   }
 
   close(): void {
     this.client.destroy();
   }
+}
+
+/** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/** Makes every request `client` sends through its middleware wait for `gate` first. */
+export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
+  const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
+    await gate(context.commandName === 'AbortMultipartUploadCommand' ? NEVER_ABORTED : undefined);
+    return next(args);
+  };
+  client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
 
 const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -440,11 +494,6 @@ function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SS
   return unquote(response.ETag);
 }
 
-export function httpStatus(error: unknown): number | undefined {
-  if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
-  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-}
-
 const MiB = 1024 * 1024;
 /** S3's smallest part (but the last) of a multipart upload. */
 const MIN_PART_SIZE = 5 * MiB;
@@ -464,55 +513,6 @@ function describeRefusal(error: unknown): string {
   const status = httpStatus(error);
   if (status !== undefined) return String(status);
   return `${String((error as { code?: unknown }).code)} while sending it`;
-}
-
-const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
-/** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
-const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
-/** 403s about one object or one request, not about the run's credentials: retried or failed alone. */
-const FORBIDDEN_FOR_ONE_REQUEST = new Set(['RequestTimeTooSkewed', 'InvalidObjectState', 'RequestExpired']);
-
-/**
- * The answers no retry can fix, as a FatalStoreError naming the fix: the run stops at the first one instead of
- * failing every remaining object the same way. Undefined for any other error.
- */
-export function fatalS3Error(error: unknown, side: StoreSide, where: string, key: string, operation: string): FatalStoreError | undefined {
-  if (error instanceof FatalStoreError) return error;
-  const status = httpStatus(error);
-  if (status === undefined) return undefined;
-  const { name, Code } = error as { name?: unknown; Code?: unknown };
-  const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
-  const answered = `(${code} on ${operation} ${key})`;
-  const fatal = (problem: string, fix: string) => new FatalStoreError(side, key, `${where} ${problem} ${answered}`, fix, { cause: error });
-  if (code === 'NoSuchBucket') {
-    return fatal(
-      'does not exist',
-      side === 'destination'
-        ? 'check bucket, endpoint and region, then run again with --resume; if the bucket was deleted, create it and run again without --resume (what was copied went with it)'
-        : 'check bucket, endpoint and region, then run again with --resume',
-    );
-  }
-  if (CREDENTIALS_REFUSED.has(code))
-    return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
-  // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.
-  const overQuota = status !== 429 && status !== 503 && /storage cap|quota exceeded/i.test((error as Error).message ?? '');
-  if (QUOTA_EXCEEDED.has(code) || status === 507 || overQuota) {
-    return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
-  }
-  if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
-    return fatal(
-      'denied access',
-      operation === 'GET'
-        ? 'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume'
-        : `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
-    );
-  }
-  return undefined;
-}
-
-function isNotFound(error: unknown): boolean {
-  const name = (error as { name?: string } | undefined)?.name;
-  return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(error) === 404;
 }
 
 function unquote(etag: string | undefined): string | undefined {

@@ -6,7 +6,7 @@
  *
  * Servers have been seen to decode a percent-encoded x-amz-copy-source wrongly (s3rver leaves %2B, a '+', as is),
  * answering NoSuchKey for an object that exists. So a NoSuchKey for a key that travels encoded is not trusted:
- * the caller streams that object instead, and only a GET may then call it missing.
+ * the store declines, and the caller streams that object instead, and only a GET may then call it missing.
  */
 import {
   AbortMultipartUploadCommand,
@@ -17,18 +17,11 @@ import {
   type ObjectCannedACL,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import type { S3StoreConfig } from '../cli/config.js';
+import type { S3StoreConfig } from './s3Config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
-import { fatalS3Error, type S3Store } from './s3.js';
-
-/** `stream`: the server could not be trusted with this key; copy it through the process. */
-export type ServerCopyResult = 'copied' | 'missing' | 'stream';
-
-export interface ServerCopyOptions {
-  readonly acl?: string;
-  readonly storageClass?: string;
-  readonly signal?: AbortSignal;
-}
+import type { S3Store } from './s3.js';
+import type { ServerCopyOptions, ServerCopyOutcome } from './types.js';
+import { fatalS3Error } from './s3Errors.js';
 
 /** The largest object one CopyObject copies (AWS; most providers share the limit). */
 export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
@@ -55,7 +48,7 @@ export async function copyOnProvider(
   destination: S3Store,
   key: string,
   options: ServerCopyOptions,
-): Promise<ServerCopyResult> {
+): Promise<ServerCopyOutcome> {
   const from = source.locate(sourceKey);
   const headers: Record<string, string> = { 'x-amz-metadata-directive': 'COPY' };
   if (options.acl) headers['x-amz-acl'] = options.acl;
@@ -67,7 +60,7 @@ export async function copyOnProvider(
     // The answer cannot tell which bucket is gone or which side refused: it names the destination, which sent it.
     const fatal = fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject');
     if (fatal !== undefined) throw fatal;
-    if (isNoSuchKey(error)) return needsEncoding(from) ? 'stream' : 'missing';
+    if (isNoSuchKey(error)) return needsEncoding(from) ? 'declined' : 'missing';
     if (!isTooLarge(error)) throw error;
     const head = await source.client.send(new HeadObjectCommand({ Bucket: source.config.bucket, Key: from }), { abortSignal: options.signal });
     if ((head.ContentLength ?? 0) <= MAX_COPY_OBJECT) throw error;

@@ -12,7 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3StoreConfig } from '../cli/config.js';
+import type { S3StoreConfig } from './s3Config.js';
 
 export interface DirectResponse {
   readonly statusCode: number;
@@ -150,7 +150,7 @@ export class DirectRequests {
 }
 
 /** The request path of `key` in the bucket at `url` (path style: `/bucket/key`, virtual host: `/key`). */
-export function objectPath(url: URL, key: string): string {
+function objectPath(url: URL, key: string): string {
   return `${url.pathname.replace(/\/$/, '')}/${encodeKey(key)}`;
 }
 

@@ -54,8 +54,11 @@ export interface ObjectStore {
    * May turn false during a run, once a provider's answers show they prove nothing.
    */
   provesWrites(contentLength: number | undefined): boolean;
-  /** Judges an error that one of this store's calls threw (see FailureKind). */
-  classify?(error: unknown): FailureKind;
+  /**
+   * Judges an error that one of this store's calls threw, or its body while it streamed (see FailureKind). An error
+   * the store does not recognise as its own is `permanent`, so that of two stores the one that knows it decides.
+   */
+  classify(error: unknown): FailureKind;
   close(): void;
 
   // Optional capabilities: a backend without one leaves it undefined, and the caller falls back (or says why not).
@@ -69,6 +72,12 @@ export interface ObjectStore {
   delete?(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>>;
   /** Copies `sourceKey` of `source` to `key` of this store on the provider, or declines (see ServerCopyOutcome). */
   copyFrom?(source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome>;
+  /**
+   * Whether copyFrom can copy from `source` at all (with `forced`, as copy_mode = "server" asks), decided once before
+   * a run, without a request: "auto" streams when false, "server" then stops with a usage error. A true answer may
+   * still meet 'declined' for one key. Defined whenever copyFrom is.
+   */
+  canCopyFrom?(source: ObjectStore, options?: { readonly forced?: boolean }): boolean;
   /** Makes every request this store sends (parts, listings and retries included) wait for `gate` first. */
   limitRequests?(gate: RequestGate): void;
 }
@@ -105,6 +114,11 @@ export type FailureKind =
 export interface ServerCopyOptions {
   readonly acl?: string;
   readonly storageClass?: string;
+  /**
+   * copy_mode = "server": the admin says the provider can copy between these stores (a grant across accounts, say),
+   * so the store asks it for any source it could copy from, not only one that shares its endpoint and account.
+   */
+  readonly forced?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -115,7 +129,11 @@ export interface ServerCopyOptions {
  */
 export type ServerCopyOutcome = 'copied' | 'missing' | 'declined';
 
-/** Waits for the caller's turn to send one request (`--max-rps`); rejects with the signal's reason if it aborts. */
+/**
+ * Waits for the caller's turn to send one request (`--max-rps`); rejects with the signal's reason if it aborts.
+ * Without a signal, the wait ends when the run is hard-stopped; a request that must go even then (the abort of a
+ * multipart upload, which cleans up) passes a signal that never aborts.
+ */
 export type RequestGate = (signal?: AbortSignal) => Promise<void>;
 
 /** Things a store tells the admin about while it works (a multipart upload left open, a provider proving nothing). */

@@ -68,7 +68,7 @@ export interface CheckpointIdentity {
 }
 
 /** An object whose last result was failed or missing: the next --resume tries it again. */
-export interface OutstandingObject {
+interface OutstandingObject {
   readonly job: string;
   readonly id: string;
   readonly key: string;
@@ -291,7 +291,7 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
     entries.push(`${hash}${entry.updated.toString(36)}`);
     recentByJob.set(entry.job, entries);
   }
-  for (const [job, entries] of recentByJob) lines.push(`{"job":${text(job)},"recent":${text(entries.join(','))}}`);
+  for (const [job, entries] of recentByJob) lines.push(recentLine(job, entries));
 
   const temporary = `${path}.compacting`;
   try {
@@ -449,7 +449,13 @@ export class CheckpointWriter {
   }
 }
 
-// Lines are built in a fixed key order: loading finds their kind, job and row id by prefix, without parsing.
+/*
+ * Every line is built here, by hand, in a fixed key order, never by stringifying an object whose key order could
+ * change: loading finds a line's kind, job and row id without parsing it. An object line starts
+ * `{"job":"…","id":"…"` (jobOf, idOf), its status follows its key (`","status":"`), a header starts `{"run"`, and
+ * the other kinds name themselves in their second key (`","watermark":"`, `","synced":"`, `","recent":"`). String
+ * values go through JSON.stringify, which escapes every quote in them, so no value can fake a key.
+ */
 const text = JSON.stringify;
 
 function headerLine(header: RunHeader): string {
@@ -473,4 +479,9 @@ function watermarkLine(job: string, id: string): string {
 
 function syncedLine(job: string, time: string): string {
   return `{"job":${text(job)},"synced":${text(time)}}`;
+}
+
+/** Objects of `job` finished recently below its watermark: key hashes, each followed by its update time in base 36. */
+function recentLine(job: string, entries: readonly string[]): string {
+  return `{"job":${text(job)},"recent":${text(entries.join(','))}}`;
 }

@@ -4,13 +4,13 @@
  * fresh GET when anything transient goes wrong. With a server-side copy the provider copies the bytes itself
  * (one CopyObject per candidate key) and nothing is streamed. Never throws: every outcome is a CopyResult.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject } from '../storage/types.js';
-import { BodyRefusedError, FatalStoreError } from '../storage/errors.js';
+import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
-import { IntegrityCheck, IntegrityError, md5FromEtag } from './integrity.js';
-import { backoffMs, isRetryable, isThrottle } from './retry.js';
+import { IntegrityCheck } from './integrity.js';
+import { withRetries } from './retry.js';
+import { findAtSource } from './source.js';
 
 export type CopyStatus = 'copied' | 'relocated' | 'missing' | 'failed';
 
@@ -37,19 +37,18 @@ export interface CopyContext {
   /** Told about every throttling answer, so the pool can slow down. */
   readonly onThrottle?: () => void;
   readonly signal?: AbortSignal;
-  /** Set when source and destination are on one provider ([sync] copy_mode): copy there, stream nothing. */
+  /** Set when the destination can copy from the source on their provider ([sync] copy_mode): copy there, stream nothing. */
   readonly serverCopy?: ServerCopy;
 }
 
 /**
- * Copies `sourceKey` of the source to `key` of the destination on their provider. `stream`: the provider's
- * answer cannot be trusted for this key (src/storage/s3Copy.ts), so the object is streamed instead.
+ * How a copy may go on the provider ([sync] copy_mode, decided before the run by destination.canCopyFrom): the
+ * destination is asked first for each object, and the object is streamed when it declines.
  */
-export type ServerCopy = (
-  sourceKey: string,
-  key: string,
-  options: { acl?: string; storageClass?: string; signal?: AbortSignal },
-) => Promise<'copied' | 'missing' | 'stream'>;
+export interface ServerCopy {
+  /** copy_mode = "server": ask even for a pair that does not share an account (see ServerCopyOptions.forced). */
+  readonly forced: boolean;
+}
 
 /** Mastodon's Cache-Control on every object it writes (docs/storage-layout.md §6), for sources that carry none (a folder). */
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
@@ -69,47 +68,49 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
       attempts: attempt + 1,
     };
   };
-  for (let attempt = 0; ; attempt++) {
-    let found: { object: ReadObject; from: string } | undefined;
-    try {
-      const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
-      if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
-      // No bytes passed through: a server-side copy counts none.
-      if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
-      found = await findAtSource(object, context);
-      if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts: attempt + 1 };
-      return finished(found.from, await streamToDestination(object, found.object, context, earlierMd5s), attempt);
-    } catch (error) {
-      found?.object.body.destroy();
-      // Every attempt would fail the same way, and so would every other object: no retry, the run stops.
-      if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts: attempt + 1, fatal: error };
-      if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
-      if (isThrottle(error)) context.onThrottle?.();
-      if (attempt >= context.retries || !isRetryable(error) || context.signal?.aborted) {
-        return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts: attempt + 1 };
-      }
-      await sleep(backoffMs(attempt, error), undefined, { signal: context.signal }).catch(() => undefined);
-    }
+  let attempts = 0;
+  try {
+    return await withRetries(
+      [context.source, context.destination],
+      async (attempt) => {
+        attempts = attempt + 1;
+        let found: { found: ReadObject; from: string } | undefined;
+        try {
+          const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
+          if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
+          // No bytes passed through: a server-side copy counts none.
+          if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
+          found = await findAtSource(object, (key) => context.source.read(key, context.signal));
+          if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
+          return finished(found.from, await streamToDestination(object, found.found, context, earlierMd5s), attempt);
+        } catch (error) {
+          found?.found.body.destroy();
+          if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
+          throw error;
+        }
+      },
+      { retries: context.retries, signal: context.signal, onThrottle: context.onThrottle },
+    );
+  } catch (error) {
+    if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts, fatal: error };
+    return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts };
   }
 }
 
-/** CopyObject of the first candidate key the source has; `stream` as soon as one cannot be trusted. */
+/** The provider's copy of the first candidate key the source has; `stream` as soon as the destination declines one. */
 async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context: CopyContext): Promise<{ from: string } | 'missing' | 'stream'> {
-  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, signal: context.signal };
-  for (const key of [object.key, ...object.alternates]) {
-    const result = await serverCopy(key, object.key, options);
-    if (result === 'copied') return { from: key };
-    if (result === 'stream') return 'stream';
-  }
-  return 'missing';
-}
-
-async function findAtSource(object: OwnedObject, context: CopyContext): Promise<{ object: ReadObject; from: string } | undefined> {
-  for (const key of [object.key, ...object.alternates]) {
-    const found = await context.source.read(key, context.signal);
-    if (found !== undefined) return { object: found, from: key };
-  }
-  return undefined;
+  const { source, destination } = context;
+  if (destination.copyFrom === undefined) return 'stream';
+  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, forced: serverCopy.forced, signal: context.signal };
+  let declined = false;
+  const found = await findAtSource(object, async (key) => {
+    const outcome = await destination.copyFrom!(source, key, object.key, options);
+    if (outcome === 'declined') declined = true;
+    // A declined key ends the search: the object is then streamed, and only a read may call it missing.
+    return outcome === 'missing' ? undefined : outcome;
+  });
+  if (declined) return 'stream';
+  return found === undefined ? 'missing' : { from: found.from };
 }
 
 async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {
@@ -151,7 +152,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
 }
 
 /** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */
-export function aclFor(object: OwnedObject, configured: string): string | undefined {
+function aclFor(object: OwnedObject, configured: string): string | undefined {
   if (configured === '') return undefined;
   return object.visibility === 'private' ? 'private' : configured;
 }

@@ -11,22 +11,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-
-export class IntegrityError extends Error {
-  override readonly name = 'IntegrityError';
-  constructor(
-    message: string,
-    /** The MD5 of the bytes that arrived, for a later read to agree with (unverifiable multipart ETags). */
-    readonly md5?: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */
-export function md5FromEtag(etag: string | undefined): string | undefined {
-  return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;
-}
+import { IntegrityError, md5FromEtag } from '../storage/errors.js';
 
 /** A multipart ETag: the MD5 of the parts' MD5s and the number of parts. */
 export function multipartEtag(etag: string | undefined): { digest: string; parts: number } | undefined {

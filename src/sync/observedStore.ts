@@ -6,25 +6,19 @@
  */
 import type { FailureKind, ListedObject, ObjectStore, RequestGate, ServerCopyOptions, ServerCopyOutcome, WriteOptions } from '../storage/types.js';
 import type { Readable } from 'node:stream';
-import { isRetryable, isThrottle } from './retry.js';
 
 export type StoreSide = 'source' | 'destination';
 export type StoreOperation = 'read' | 'head' | 'write' | 'list' | 'delete' | 'copyFrom';
-/** `ok`, or the kind of failure as the store classifies it (`error` when it cannot say). */
-export type RequestOutcome = 'ok' | FailureKind['kind'] | 'error';
+/** `ok`, or the kind of failure as the store classifies it. */
+export type RequestOutcome = 'ok' | FailureKind['kind'];
 
 export type RequestObserver = (side: StoreSide, operation: StoreOperation, seconds: number, outcome: RequestOutcome) => void;
 
-/** Observed store → the store it wraps: a server-side copy must be given the real source. */
+/** Observed store → the store it wraps: a server-side copy (and the question whether one can be) takes the real source. */
 const inner = new WeakMap<ObjectStore, ObjectStore>();
 
 export function observeStore(store: ObjectStore, side: StoreSide, observe: RequestObserver): ObjectStore {
-  const outcomeOf = (error: unknown): RequestOutcome => {
-    const kind = store.classify?.(error).kind;
-    if (kind !== undefined) return kind;
-    if (isThrottle(error)) return 'throttled';
-    return isRetryable(error) ? 'retryable' : 'error';
-  };
+  const outcomeOf = (error: unknown): RequestOutcome => store.classify(error).kind;
   const timed = async <T>(operation: StoreOperation, call: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {
@@ -48,14 +42,16 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     head: (key) => timed('head', () => store.head(key)),
     write: (key: string, body: Readable, options: WriteOptions) => timed('write', () => store.write(key, body, options)),
     provesWrites: (contentLength) => store.provesWrites(contentLength),
+    classify: (error) => store.classify(error),
     close: () => store.close(),
   };
-  if (store.classify) observed.classify = (error) => store.classify!(error);
   const list = store.list?.bind(store);
   // A listing is timed whole, from the first page asked to the last entry given.
   if (list) observed.list = (prefix, options) => timedListing(list(prefix, options), (seconds, outcome) => observe(side, 'list', seconds, outcome), outcomeOf);
   const remove = store.delete?.bind(store);
   if (remove) observed.delete = (keys, signal) => timed('delete', () => remove(keys, signal));
+  const canCopyFrom = store.canCopyFrom?.bind(store);
+  if (canCopyFrom) observed.canCopyFrom = (source, options) => canCopyFrom(inner.get(source) ?? source, options);
   const copyFrom = store.copyFrom?.bind(store);
   if (copyFrom) {
     observed.copyFrom = (source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome> =>

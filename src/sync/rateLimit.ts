@@ -1,12 +1,9 @@
 /**
- * `--max-rps N` / `[sync] max_rps`: one token bucket shared by every S3 request of a run (both stores, every
+ * `--max-rps N` / `[sync] max_rps`: one token bucket shared by every request a store sends during a run (both stores, every
  * part, retries included), for providers that publish a request limit. A request waits for its token rather
  * than fail; waiting requests are served in arrival order.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { BuildMiddleware } from '@smithy/types';
-import { S3Store } from '../storage/s3.js';
-import type { ObjectStore } from '../storage/types.js';
+import type { ObjectStore, RequestGate } from '../storage/types.js';
 
 /**
  * A bucket of one token: requests are let go at least 1/perSecond apart, so any one-second window holds at most
@@ -69,29 +66,12 @@ interface Waiter {
 }
 
 /**
- * Makes every request `client` sends wait for a token of `bucket` first. Once `abort` aborts, waiting requests
- * give up, except the aborts of multipart uploads, which clean up after the stop.
- */
-export function limitRequestRate(client: S3Client, bucket: TokenBucket, abort?: AbortSignal): void {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
-  const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
-    await bucket.take(context.commandName === 'AbortMultipartUploadCommand' ? undefined : abort);
-    return next(args);
-  };
-  client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
-}
-
-/**
- * `[sync] max_rps` / --max-rps over every S3 store of a command: one bucket, so the cap is for the whole run.
- * `abort` (the hard stop) ends the waits of requests that carry no abort signal of their own.
+ * `[sync] max_rps` / --max-rps over every store of a command that can gate its requests: one bucket, so the cap is
+ * for the whole run. `abort` (the hard stop) ends the waits of requests that carry no abort signal of their own.
  */
 export function limitStoreRates(stores: readonly ObjectStore[], perSecond: number | undefined, abort?: AbortSignal): void {
   if (perSecond === undefined) return;
   const bucket = new TokenBucket(perSecond);
-  for (const store of stores) {
-    if (!(store instanceof S3Store)) continue;
-    limitRequestRate(store.client, bucket, abort);
-    // GET and single PUT bypass the SDK's middleware (src/storage/s3Direct.ts).
-    store.direct.gate = (signal) => bucket.take(signal);
-  }
+  const gate: RequestGate = (signal) => bucket.take(signal ?? abort);
+  for (const store of stores) store.limitRequests?.(gate);
 }

@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js';
 import type { Shard } from '../db/scope.js';
 
 /** At most this many shards: more only adds processes that scan the same tables. */
-export const MAX_SHARDS = 1024;
+const MAX_SHARDS = 1024;
 
 /** `--shard I/N`, with I from 0 to N-1. */
 export function parseShard(text: string): Shard {

@@ -6,7 +6,6 @@
  * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
  * found missing or different is copied again, by the copy a run uses.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
@@ -16,11 +15,12 @@ import type { JobName } from '../mastodon/tables.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
-import { md5FromEtag } from './integrity.js';
+import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
-import { backoffMs, isRetryable } from './retry.js';
+import { withRetries } from './retry.js';
+import { findAtSource } from './source.js';
 
-export type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
+type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
 export interface Problem {
   readonly job: JobName;
@@ -201,19 +201,22 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem:
 async function verifyObject(object: OwnedObject, options: VerifyOptions): Promise<Outcome> {
   const key = options.destination.locate(object.key);
   const problem = (kind: ProblemKind, fields: Partial<Problem> = {}): Problem => ({ job: object.job, id: object.id, key, problem: kind, ...fields });
-  let atSource: { info: ObjectInfo; from: string } | undefined;
+  let atSource: { found: ObjectInfo; from: string } | undefined;
   let atDestination: ObjectInfo | undefined;
   try {
-    [atSource, atDestination] = await Promise.all([findAtSource(object, options), headWithRetries(options.destination, object.key, options.retries)]);
+    [atSource, atDestination] = await Promise.all([
+      findAtSource(object, (key) => headWithRetries(options.source, key, options.retries)),
+      headWithRetries(options.destination, object.key, options.retries),
+    ]);
   } catch (error) {
     return [problem('error', { error: describeError(error) })];
   }
   // At the destination only, the source lost it since the copy: nothing to compare with, so no match either.
   if (atSource === undefined) return 'missing-at-source';
-  if (atDestination === undefined) return [problem('missing', { source: atSource.from })];
+  if (atDestination === undefined) return [problem('missing', { source: options.source.locate(atSource.from) })];
 
   const problems: Problem[] = [];
-  const source = atSource.info;
+  const source = atSource.found;
   if (source.contentLength !== atDestination.contentLength) {
     problems.push(problem('size', { expected: source.contentLength, actual: atDestination.contentLength }));
   }
@@ -240,21 +243,6 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
   return problems;
 }
 
-async function findAtSource(object: OwnedObject, options: VerifyOptions): Promise<{ info: ObjectInfo; from: string } | undefined> {
-  for (const key of [object.key, ...object.alternates]) {
-    const info = await headWithRetries(options.source, key, options.retries);
-    if (info !== undefined) return { info, from: options.source.locate(key) };
-  }
-  return undefined;
-}
-
-async function headWithRetries(store: ObjectStore, key: string, retries: number): Promise<ObjectInfo | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await store.head(key);
-    } catch (error) {
-      if (attempt >= retries || !isRetryable(error)) throw error;
-      await sleep(backoffMs(attempt, error));
-    }
-  }
+function headWithRetries(store: ObjectStore, key: string, retries: number): Promise<ObjectInfo | undefined> {
+  return withRetries([store], () => store.head(key), { retries });
 }

@@ -281,6 +281,34 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.equal(existsSync(config.checkpoint), false);
   });
 
+  test('a server that refuses port forwarding (AllowTcpForwarding no): exit 2 saying so, nothing written', async () => {
+    const hardened = await startSshd({ allowTcpForwarding: false });
+    cleanups.push(() => hardened.stop());
+    const bucket = await newDestination();
+    const endpoint = proxy.endpoint;
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint, bucket: SOURCE_BUCKET },
+      destination: { endpoint, bucket },
+      extra: [
+        '',
+        '[database.ssh]',
+        `host = "${hardened.host}"`,
+        `port = ${hardened.port}`,
+        `user = "${hardened.user}"`,
+        `private_key = ${JSON.stringify(hardened.clientKeyPath)}`,
+        `host_key = "${hardened.hostKeyFingerprint}"`,
+        '',
+      ].join('\n'),
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    const result = await runCli(['run', 'all'], { cwd: config.dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /refuses to forward connections to .*AllowTcpForwarding yes/, result.stderr);
+    assert.deepEqual(await s3.listKeys(bucket), []);
+    assert.equal(existsSync(config.checkpoint), false);
+  });
+
   test('check through the tunnel: the verified host key shown; with a wrong pin, FAIL naming the offered key, exit 2', async () => {
     const bucket = await newDestination();
     const good = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint });

@@ -11,17 +11,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import QueryStream from 'pg-query-stream';
-import {
-  HostKeyError,
-  TunnelError,
-  checkKnownHosts,
-  knownHostsEntryMatches,
-  openTunnel,
-  parseKnownHosts,
-  parsePinnedFingerprint,
-  type SshOptions,
-  type Tunnel,
-} from '../../src/db/tunnel.js';
+import type { SshOptions } from '../../src/ssh/config.js';
+import { HostKeyError, TunnelError } from '../../src/ssh/errors.js';
+import { checkKnownHosts, knownHostsEntryMatches, parseKnownHosts, parsePinnedFingerprint } from '../../src/ssh/knownHosts.js';
+import { openTunnel, type Tunnel } from '../../src/ssh/tunnel.js';
 import { isSshdAvailable, startSshd, type Sshd } from '../support/sshd.js';
 
 const DB_TARGET = { host: '127.0.0.1', port: 5432 };

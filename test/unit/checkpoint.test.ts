@@ -344,6 +344,40 @@ function answers(state: ResumeState) {
   };
 }
 
+describe('the lines the writer builds', () => {
+  test('keep the key order the loader reads without parsing, and values that look like keys fool it nowhere', async () => {
+    // Each value imitates a key the loader looks for; only the escaping of quotes keeps them values.
+    const tricky = 'a/"x","id":"1","status":"failed","retry":true,"watermark":"99","updated":"2024';
+    const every = line('7', tricky, 'relocated', {
+      from: 'old/","synced":"2030',
+      error: 'was "status":"missing"',
+      retry: true,
+      updated: '2024-05-01T00:00:00.000Z',
+    });
+    const below = line('2', 'a/2', 'copied', { error: '","id":"9' });
+    writeRun('fresh', [every, below, { watermark: '5' }, { synced: '2024-05-02T00:00:00.000Z' }]);
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 5);
+    assert.deepEqual(Object.keys(JSON.parse(lines[0]!)), ['run', 'mode', 'source', 'destination', 'scope']);
+    // Round trip: the object parses back as written, its keys in the order the fast path relies on.
+    assert.deepEqual(JSON.parse(lines[1]!), every);
+    assert.deepEqual(Object.keys(JSON.parse(lines[1]!)), ['job', 'id', 'key', 'status', 'bytes', 'ms', 'from', 'error', 'retry', 'updated']);
+    assert.ok(lines[1]!.startsWith('{"job":"accounts","id":"7","key":'), lines[1]);
+    assert.ok(lines[2]!.startsWith('{"job":"accounts","id":"2","key":"a/2","status":"copied"'), lines[2]);
+    assert.equal(lines[3], '{"job":"accounts","watermark":"5"}');
+    assert.equal(lines[4], '{"job":"accounts","synced":"2024-05-02T00:00:00.000Z"}');
+    // And through the loader's fast path: the watermark and the sync time are the written ones, the object above the
+    // watermark is done, the one below it skipped unparsed by its id, and nothing is outstanding.
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(state.watermark('accounts'), '5');
+    assert.equal(state.isDone(tricky), true);
+    assert.equal(state.isDone('a/2'), false);
+    assert.equal(state.wasOutstanding(tricky), false);
+    assert.deepEqual(state.outstanding('accounts'), []);
+    assert.equal(state.recentFrom('accounts'), '2024-05-01T23:00:00.000Z', 'the written sync time, less the margin');
+  });
+});
+
 describe('the checkpoint guard', () => {
   test('a file that is not a checkpoint is refused and left untouched', () => {
     writeFileSync(path, '[database]\nurl = "postgres://x"\n');
@@ -390,16 +424,39 @@ describe('the checkpoint lock', () => {
     const module = join(import.meta.dirname, '../../src/sync/lock.ts');
     for (const stale of [false, true]) {
       if (stale) writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
-      const at = Date.now() + 1500;
-      const script = `import(${JSON.stringify(module)}).then(async (m) => { while (Date.now() < ${at}); try { const lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); await new Promise((done) => setTimeout(done, 500)); lock.release(); } catch (error) { console.log(error.name); } })`;
-      const outcomes = await Promise.all(
-        Array.from({ length: 10 }, () => {
-          const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-          let output = '';
-          child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-          return new Promise<string>((done) => child.once('close', () => done(output.trim())));
-        }),
-      );
+      // Each child loads, says "ready", and tries the lock only when every child is ready (a byte on its stdin): a
+      // loaded machine may start them seconds apart, and a holder that released early would let a late one in. The
+      // holder keeps the lock until every outcome is in (a second byte).
+      const script = `import(${JSON.stringify(module)}).then((m) => {
+        let turn = 0;
+        let lock;
+        process.stdin.on('data', () => {
+          turn++;
+          if (turn === 1) {
+            try { lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); } catch (error) { console.log(error.name); }
+          } else { lock?.release(); process.exit(0); }
+        });
+        console.log('ready');
+      })`;
+      const children = Array.from({ length: 10 }, () => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const lines: string[] = [];
+        const waiters: Array<() => void> = [];
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          lines.push(...chunk.split('\n').filter((line) => line !== ''));
+          for (const wake of waiters.splice(0)) wake();
+        });
+        const line = async (index: number) => {
+          while (lines.length <= index) await new Promise<void>((wake) => waiters.push(wake));
+          return lines[index]!;
+        };
+        return { child, line, closed: new Promise((done) => child.once('close', done)) };
+      });
+      for (const { line } of children) assert.equal(await line(0), 'ready');
+      for (const { child } of children) child.stdin.write('go\n');
+      const outcomes = await Promise.all(children.map(({ line }) => line(1)));
+      for (const { child } of children) child.stdin.end('done\n');
+      await Promise.all(children.map(({ closed }) => closed));
       assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
       assert.deepEqual(
         readdirSync(dir).filter((name) => name.includes('.lock')),

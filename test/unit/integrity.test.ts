@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { IntegrityCheck, IntegrityError, candidatePartSizes, md5FromEtag, multipartEtag, type Expected } from '../../src/sync/integrity.js';
+import { IntegrityError, md5FromEtag } from '../../src/storage/errors.js';
+import { IntegrityCheck, candidatePartSizes, multipartEtag, type Expected } from '../../src/sync/integrity.js';
 
 const MiB = 1024 * 1024;
 const md5 = (body: Buffer) => createHash('md5').update(body).digest('hex');

@@ -18,6 +18,9 @@ function plainStore(name: string): ObjectStore {
     },
     write: async () => undefined,
     provesWrites: () => false,
+    // As a store judges its errors: a 503 is throttling, what it does not know is permanent.
+    classify: (error) =>
+      (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 503 ? { kind: 'throttled' } : { kind: 'permanent' },
     close: () => undefined,
   };
 }
@@ -26,11 +29,12 @@ test('a capability the store lacks stays absent; one it has is forwarded', async
   const reports: Array<[StoreOperation, RequestOutcome]> = [];
   const observe = (_side: string, operation: StoreOperation, _seconds: number, outcome: RequestOutcome) => reports.push([operation, outcome]);
   const bare = observeStore(plainStore('bare'), 'source', observe);
-  for (const capability of ['list', 'delete', 'copyFrom', 'limitRequests', 'classify'] as const) assert.equal(bare[capability], undefined, capability);
+  for (const capability of ['list', 'delete', 'copyFrom', 'canCopyFrom', 'limitRequests'] as const) assert.equal(bare[capability], undefined, capability);
   assert.equal(bare.description, 'bare');
   assert.equal(bare.locate('a'), 'bare/a');
 
   const sources: ObjectStore[] = [];
+  const sourceStore = plainStore('source');
   const gates: unknown[] = [];
   const full: ObjectStore = {
     ...plainStore('full'),
@@ -43,18 +47,19 @@ test('a capability the store lacks stays absent; one it has is forwarded', async
       sources.push(source);
       return 'copied';
     },
+    canCopyFrom: (source) => source === sourceStore,
     limitRequests: (gate) => gates.push(gate),
-    classify: () => ({ kind: 'permanent' }),
+    classify: () => ({ kind: 'retryable' }),
   };
-  const source = plainStore('source');
-  const observedSource = observeStore(source, 'source', observe);
+  const observedSource = observeStore(sourceStore, 'source', observe);
   const observed = observeStore(full, 'destination', observe);
   const listed = [];
   for await (const entry of observed.list!('')) listed.push(entry.key);
   assert.deepEqual(listed, ['a', 'b']);
   assert.deepEqual(await observed.delete!(['a']), []);
   assert.equal(await observed.copyFrom!(observedSource, 'k', 'k', {}), 'copied');
-  assert.equal(sources[0], source, 'the server copy is given the store itself, not its observer');
+  assert.equal(sources[0], sourceStore, 'the server copy is given the store itself, not its observer');
+  assert.equal(observed.canCopyFrom!(observedSource), true, 'and so is the question whether it can copy');
   const gate = async () => undefined;
   observed.limitRequests!(gate);
   assert.deepEqual(gates, [gate]);
@@ -63,11 +68,11 @@ test('a capability the store lacks stays absent; one it has is forwarded', async
     ['list', 'ok'],
     ['delete', 'ok'],
     ['copyFrom', 'ok'],
-    ['head', 'permanent'], // the store's own classify is asked first
+    ['head', 'retryable'], // as this store classifies it
   ]);
 });
 
-test('reads are reported, a missing object as ok; an unclassified throttle answer as throttled', async () => {
+test('reads are reported, a missing object as ok; a failure as its store classifies it', async () => {
   const reports: Array<[string, StoreOperation, RequestOutcome]> = [];
   const observed = observeStore(plainStore('s'), 'source', (side, operation, seconds, outcome) => {
     assert.ok(seconds >= 0);

@@ -1,8 +1,9 @@
 /**
- * Retries: which failures are transient, full-jitter backoff and Retry-After. The errors are the real ones the
- * AWS SDK raises, from a small local HTTP server answering like a struggling S3 provider (throttling, 5xx,
- * refusals, resets, a connection that goes silent, a body that ends early), so a change in what the SDK exposes
- * (e.g. where Retry-After is) fails here.
+ * Retries: how each store classifies its failures, full-jitter backoff and Retry-After, and the one retry loop.
+ * The S3 errors are first the real ones the AWS SDK raises, from a small local HTTP server answering like a
+ * struggling S3 provider (throttling, 5xx, refusals, resets, a connection that goes silent, a body that ends
+ * early), so a change in what the SDK exposes (e.g. where Retry-After is) fails here; then errors of the SDK's
+ * shape for the answers that server does not give. The folder's are Node's errno errors.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsStore } from '../../src/storage/fs.js';
 import { S3Store } from '../../src/storage/s3.js';
-import { IntegrityError } from '../../src/sync/integrity.js';
-import { backoffMs, isRetryable, isThrottle, retryAfterMs } from '../../src/sync/retry.js';
+import { BodyRefusedError, FatalStoreError, IntegrityError } from '../../src/storage/errors.js';
+import { retryAfterMs } from '../../src/storage/s3Errors.js';
+import { backoffMs, classifyFailure, withRetries } from '../../src/sync/retry.js';
 import { copyOwnedObject } from '../../src/sync/copy.js';
 import { UsageError } from '../../src/errors.js';
 import type { OwnedObject } from '../../src/mastodon/keys.js';
@@ -114,28 +116,29 @@ async function failureOf(key: string, at?: string): Promise<unknown> {
   }
 }
 
-describe('which failures are retried', () => {
-  const cases: Array<[key: string, retryable: boolean, throttle: boolean]> = [
-    ['slowdown', true, true],
-    ['throttled', true, true],
-    ['internal', true, false],
-    ['denied', false, false],
-    ['reset', true, false],
-    ['silent', true, false],
-    ['stalls-mid-body', true, false],
-    ['ends-early', true, false],
+describe('how S3 failures are classified', () => {
+  const cases: Array<[key: string, kind: string]> = [
+    ['slowdown', 'throttled'],
+    ['throttled', 'throttled'],
+    ['internal', 'retryable'],
+    ['denied', 'fatal'],
+    ['reset', 'retryable'],
+    ['silent', 'retryable'],
+    ['stalls-mid-body', 'retryable'],
+    ['ends-early', 'retryable'],
   ];
-  for (const [key, retryable, throttle] of cases) {
-    test(`${key}: ${retryable ? 'retried' : 'not retried'}${throttle ? ', and slows the run down' : ''}`, async () => {
+  for (const [key, kind] of cases) {
+    test(`${key}: ${kind}`, async () => {
       const error = await failureOf(key);
       assert.ok(error, `${key} must fail`);
-      assert.equal(isRetryable(error), retryable, `isRetryable(${String(error)})`);
-      assert.equal(isThrottle(error), throttle, `isThrottle(${String(error)})`);
+      const s3 = store();
+      assert.equal(s3.classify(error).kind, kind, `classify(${String(error)})`);
+      s3.close();
     });
   }
 
   test('a connection refused is retried (the provider may be restarting)', async () => {
-    assert.equal(isRetryable(await failureOf('x', closedEndpoint)), true);
+    assert.equal(store().classify(await failureOf('x', closedEndpoint)).kind, 'retryable');
   });
 
   test('a silent connection fails after the socket timeout, not never', async () => {
@@ -145,43 +148,158 @@ describe('which failures are retried', () => {
     assert.ok(performance.now() - started < 5 * SOCKET_TIMEOUT_MS);
   });
 
-  test('corruption found by the integrity check is retried; a usage error is not', () => {
-    assert.equal(isRetryable(new IntegrityError('MD5 differs')), true);
-    assert.equal(isRetryable(new UsageError('bad config')), false);
-  });
-});
-
-describe('backoff', () => {
-  test('full jitter: a random wait between 0 and base × 2^attempt, capped', () => {
-    assert.equal(
-      backoffMs(3, new Error('x'), 200, 20_000, () => 0),
-      0,
-    );
-    assert.equal(
-      backoffMs(3, new Error('x'), 200, 20_000, () => 0.999999),
-      1600 * 0.999999,
-    );
-    assert.equal(
-      backoffMs(20, new Error('x'), 200, 20_000, () => 0.5),
-      10_000,
-    );
-  });
+  /** An error as the SDK shapes a service's answer: name and Code, $metadata.httpStatusCode, the raw $response. */
+  const sdkError = (status: number, code: string, headers: Record<string, string> = {}) =>
+    Object.defineProperty(Object.assign(new Error(code), { name: code, Code: code, $metadata: { httpStatusCode: status } }), '$response', {
+      value: { statusCode: status, headers },
+    });
+  const shaped: Array<[status: number, code: string, kind: string]> = [
+    [503, 'ServiceUnavailable', 'throttled'],
+    [400, 'ThrottlingException', 'throttled'],
+    [502, 'BadGateway', 'retryable'],
+    [408, 'RequestTimeout', 'retryable'],
+    [400, 'BadDigest', 'retryable'],
+    [400, 'IncompleteBody', 'retryable'],
+    [403, 'RequestTimeTooSkewed', 'retryable'],
+    [404, 'NoSuchKey', 'notFound'],
+    [400, 'InvalidArgument', 'permanent'],
+    [403, 'AccessDenied', 'permanent'],
+  ];
+  for (const [status, code, kind] of shaped) {
+    test(`${status} ${code}: ${kind}`, () => {
+      assert.equal(store().classify(sdkError(status, code)).kind, kind);
+    });
+  }
 
   test("Retry-After is read where the SDK puts it (the error's hidden $response), and waited for at least", async () => {
     const error = await failureOf('slowdown');
     assert.equal(retryAfterMs(error), 2000);
-    assert.ok(backoffMs(0, error, 200, 20_000, () => 0) >= 2000);
+    const failure = store().classify(error);
+    assert.deepEqual(failure, { kind: 'throttled', afterMs: 2000 });
+    assert.ok(backoffMs(0, failure.kind === 'throttled' ? failure.afterMs : undefined, 200, 20_000, () => 0) >= 2000);
   });
 
-  test('Retry-After as an HTTP date, and absurd values capped', () => {
+  test('Retry-After as an HTTP date, and unreadable values ignored', () => {
     const at = (value: string) => Object.defineProperty(new Error('x'), '$response', { value: { headers: { 'Retry-After': value } } });
     const date = new Date(Date.now() + 3000).toUTCString();
     assert.ok(Math.abs(retryAfterMs(at(date))! - 3000) < 1100);
+    assert.equal(retryAfterMs(at('soon')), undefined);
+  });
+
+  test('corruption found by the integrity check is retried; a usage error is not', () => {
+    assert.equal(store().classify(new IntegrityError('MD5 differs')).kind, 'retryable');
+    assert.equal(store().classify(new UsageError('bad config')).kind, 'permanent');
+  });
+
+  test('a refused body is retried only when the next attempt can send a smaller one', () => {
+    assert.equal(store().classify(new BodyRefusedError(20 << 20, 'refused', true, { cause: undefined })).kind, 'retryable');
+    assert.equal(store().classify(new BodyRefusedError(4 << 20, 'refused', false, { cause: undefined })).kind, 'permanent');
+  });
+});
+
+describe('how folder failures are classified', () => {
+  const errno = (code: string) => Object.assign(new Error(`${code}: something`), { code });
+  const folder = new FsStore(tmpdir(), 'destination');
+  const cases: Array<[code: string, kind: string]> = [
+    ['ENOENT', 'notFound'],
+    ['ENOTDIR', 'notFound'],
+    ['EISDIR', 'permanent'],
+    ['ENAMETOOLONG', 'permanent'],
+    ['ERR_STREAM_PREMATURE_CLOSE', 'retryable'],
+  ];
+  for (const [code, kind] of cases) {
+    test(`${code}: ${kind}`, () => {
+      assert.equal(folder.classify(errno(code)).kind, kind);
+    });
+  }
+
+  test('a FatalStoreError (a full disk, made by the store) is fatal, and carried', () => {
+    const fatal = new FatalStoreError('destination', '/srv/a', '[destination] folder /srv is full', 'free space', { cause: errno('ENOSPC') });
+    assert.deepEqual(folder.classify(fatal), { kind: 'fatal', error: fatal });
+  });
+});
+
+describe('backoff and the retry loop', () => {
+  test('full jitter: a random wait between 0 and base × 2^attempt, capped', () => {
     assert.equal(
-      backoffMs(0, at('86400'), 200, 20_000, () => 0),
+      backoffMs(3, undefined, 200, 20_000, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffMs(3, undefined, 200, 20_000, () => 0.999999),
+      1600 * 0.999999,
+    );
+    assert.equal(
+      backoffMs(20, undefined, 200, 20_000, () => 0.5),
+      10_000,
+    );
+  });
+
+  test('a Retry-After is waited for at least, and absurd ones capped', () => {
+    assert.equal(
+      backoffMs(0, 2000, 200, 20_000, () => 0),
+      2000,
+    );
+    assert.equal(
+      backoffMs(0, 86_400_000, 200, 20_000, () => 0),
       100_000,
     );
-    assert.equal(retryAfterMs(at('soon')), undefined);
+  });
+
+  test('of two stores, the one that knows the error decides: an S3 throttle during a copy into a folder', () => {
+    const throttled = Object.assign(new Error('SlowDown'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
+    const s3 = store();
+    assert.equal(classifyFailure([s3, new FsStore(tmpdir(), 'destination')], throttled).kind, 'throttled');
+    assert.equal(classifyFailure([new FsStore(tmpdir(), 'destination'), s3], throttled).kind, 'throttled');
+    s3.close();
+  });
+
+  test('the loop tries again while transient, tells about throttling, and stops at once on a permanent failure', async () => {
+    const s3 = store();
+    let throttles = 0;
+    const transient = [Object.assign(new Error('SlowDown'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }), new IntegrityError('cut short')];
+    const result = await withRetries(
+      [s3],
+      async (attempt) => {
+        if (attempt < transient.length) throw transient[attempt];
+        return attempt;
+      },
+      { retries: 5, onThrottle: () => (throttles += 1) },
+    );
+    assert.equal(result, 2);
+    assert.equal(throttles, 1);
+    let calls = 0;
+    const denied = Object.assign(new Error('AccessDenied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    await assert.rejects(
+      withRetries(
+        [s3],
+        async () => {
+          calls += 1;
+          throw denied;
+        },
+        { retries: 5 },
+      ),
+      (error) => error === denied,
+    );
+    assert.equal(calls, 1);
+    s3.close();
+  });
+
+  test('the loop gives up after its retries and throws the last error', async () => {
+    let calls = 0;
+    const folder = new FsStore(tmpdir(), 'source');
+    await assert.rejects(
+      withRetries(
+        [folder],
+        async () => {
+          calls += 1;
+          throw new IntegrityError(`read ${calls}`);
+        },
+        { retries: 2 },
+      ),
+      /read 3/,
+    );
+    assert.equal(calls, 3);
   });
 });
 

@@ -10,9 +10,12 @@ import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
-import { TokenBucket, limitRequestRate } from '../../src/sync/rateLimit.js';
+import { TokenBucket } from '../../src/sync/rateLimit.js';
+import { S3Store, gateSdkRequests } from '../../src/storage/s3.js';
+import { FsStore } from '../../src/storage/fs.js';
+import { tmpdir } from 'node:os';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
-import type { S3StoreConfig } from '../../src/cli/config.js';
+import type { S3StoreConfig } from '../../src/storage/s3Config.js';
 
 interface Sent {
   protocol: string;
@@ -166,6 +169,26 @@ test('server-side copy needs one endpoint, region and account', () => {
   assert.equal(sameProvider({ ...base, credentials: undefined }, { ...base, bucket: 'new', credentials: undefined }), true, 'both from the default chain');
 });
 
+test('the destination copies on the provider from a store of one account, from any S3 store when forced, never from a folder', async () => {
+  const config: S3StoreConfig = { ...STORES[0]!.config, bucket: 'old', credentials: CREDENTIALS };
+  const options = { maxSockets: 1, partSize: 8 * 1024 * 1024, queueSize: 1 };
+  const source = new S3Store(config, { ...options, role: 'source' });
+  const destination = new S3Store({ ...config, bucket: 'new' }, { ...options, role: 'destination' });
+  const elsewhere = new S3Store({ ...config, bucket: 'new', endpoint: 'http://127.0.0.1:9' }, { ...options, role: 'destination' });
+  const folder = new FsStore(tmpdir(), 'source');
+  try {
+    assert.equal(destination.canCopyFrom(source), true);
+    assert.equal(elsewhere.canCopyFrom(source), false, 'another endpoint: streamed under copy_mode = "auto"');
+    assert.equal(elsewhere.canCopyFrom(source, { forced: true }), true, 'copy_mode = "server" asks anyway');
+    assert.equal(destination.canCopyFrom(folder, { forced: true }), false);
+    // Declined without a request: the caller streams (a request to port 9 would fail, not decline).
+    assert.equal(await elsewhere.copyFrom(source, 'a/b.png', 'a/b.png', {}), 'declined');
+    assert.equal(await destination.copyFrom(folder, 'a/b.png', 'a/b.png', { forced: true }), 'declined');
+  } finally {
+    for (const store of [source, destination, elsewhere]) store.close();
+  }
+});
+
 test('a copy in parts covers every byte once, in at most 10,000 parts', () => {
   for (const size of [MAX_COPY_OBJECT + 1, 7 * 1024 ** 3 + 12345, 6 * 1024 ** 4]) {
     const ranges = copyRanges(size);
@@ -195,7 +218,8 @@ test("--max-rps: the hard stop ends the SDK requests' wait for a turn, but not a
   const { client, sent } = recordingClient(config);
   const bucket = new TokenBucket(2);
   const hardStop = new AbortController();
-  limitRequestRate(client, bucket, hardStop.signal);
+  // As src/sync/rateLimit.ts builds the gate: a request without a signal of its own waits until the hard stop.
+  gateSdkRequests(client, (signal) => bucket.take(signal ?? hardStop.signal));
   await bucket.take(); // the next turn is 500 ms away
   const waiting = client.send(new HeadObjectCommand({ Bucket: 'media', Key: 'a/b.png' }));
   const cleanup = client.send(new AbortMultipartUploadCommand({ Bucket: 'media', Key: 'a/big.mp4', UploadId: 'upload-1' }));

@@ -15,14 +15,14 @@ import type { ObjectStore } from '../../storage/types.js';
 import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { createStore, samePlace } from '../stores.js';
+import { createStore, samePlace } from '../../storage/index.js';
 
-export interface CheckFlags {
+interface CheckFlags {
   readonly config?: string;
   readonly json: boolean;
 }
 
-export interface CheckResult {
+interface CheckResult {
   /** `config`, `database`, `session`, `table <name>`, `source`, `destination`. */
   readonly check: string;
   readonly ok: boolean;
@@ -30,7 +30,7 @@ export interface CheckResult {
   readonly detail: string;
 }
 
-export async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
+async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
   const results: CheckResult[] = [];
   const report = (result: CheckResult) => {
     results.push(result);
@@ -124,7 +124,7 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
   }
   let store: ObjectStore | undefined;
   try {
-    store = createStore(settings, role, 1);
+    store = createStore(settings, { role, concurrency: 1 });
     await store.check();
     report({
       check: role,
@@ -143,7 +143,7 @@ function reason(error: unknown): string {
 }
 
 /** `ok   <check>: <detail>` or `FAIL <check>: <reason>`; a reason's further lines (pinning help) are indented. */
-export function formatResult(result: CheckResult): string {
+function formatResult(result: CheckResult): string {
   const [first, ...rest] = result.detail.split('\n');
   return [`${result.ok ? 'ok  ' : 'FAIL'} ${result.check}: ${first}`, ...rest.map((line) => `     ${line}`)].join('\n');
 }

@@ -14,7 +14,7 @@ import { DEFAULT_CONFIG_FILE } from '../config.js';
 import { parseEnvFile } from '../envFile.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 
-export interface InitFlags {
+interface InitFlags {
   readonly fromEnv: string;
   readonly out: string;
   readonly force: boolean;
@@ -29,7 +29,7 @@ export interface DerivedConfig {
   readonly notes: string[];
 }
 
-export async function initCommand(flags: InitFlags, out: Output): Promise<number> {
+async function initCommand(flags: InitFlags, out: Output): Promise<number> {
   const envPath = resolve(flags.fromEnv);
   let envText: string;
   try {
@@ -191,7 +191,7 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
 }
 
 /** A TOML basic string. JSON's escapes are valid TOML; DEL, which JSON leaves raw, must be escaped too. */
-export function tomlString(value: string): string {
+function tomlString(value: string): string {
   return JSON.stringify(value).replace(/\u007f/g, '\\u007F');
 }
 

@@ -12,16 +12,16 @@ import { ownedInScope, type Scope } from '../../db/scope.js';
 import { applyKeyPrefix } from '../../mastodon/keys.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
-import type { StoreConfig } from '../config.js';
+import type { StoreConfig } from '../../storage/index.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { REMOTE_CACHE_WARNING, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 
-export const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
+const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
 export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
 
-export interface ManifestFlags {
+interface ManifestFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly format: ManifestFormat;
@@ -30,7 +30,7 @@ export interface ManifestFlags {
   readonly scope: Scope;
 }
 
-export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Output): Promise<number> {
+async function manifestCommand(flags: ManifestFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const line = manifestLine(flags.format, config.source);

@@ -13,11 +13,11 @@ import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { PART_SIZE } from '../stores.js';
+import { PART_SIZE } from '../../storage/index.js';
 import { formatBytes, formatDuration } from '../summary.js';
 import { asGiven } from './run.js';
 
-export interface PlanFlags {
+interface PlanFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly json: boolean;
@@ -26,7 +26,7 @@ export interface PlanFlags {
   readonly rate?: number;
 }
 
-export async function planCommand(flags: PlanFlags, log: Logger, out: Output): Promise<number> {
+async function planCommand(flags: PlanFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const session = await openSession(config, flags.jobs, log);
@@ -45,7 +45,7 @@ export async function planCommand(flags: PlanFlags, log: Logger, out: Output): P
   }
 }
 
-export function planJson(plans: readonly JobPlan[]): string {
+function planJson(plans: readonly JobPlan[]): string {
   const total = sum(plans);
   return JSON.stringify({
     jobs: plans.map((plan) => ({
@@ -60,7 +60,7 @@ export function planJson(plans: readonly JobPlan[]): string {
   });
 }
 
-export function planText(plans: readonly JobPlan[], context: { database: string; scope: Scope; rate?: number; notes: readonly string[] }): string {
+function planText(plans: readonly JobPlan[], context: { database: string; scope: Scope; rate?: number; notes: readonly string[] }): string {
   const total = sum(plans);
   const header = ['job', 'rows', 'objects', 'under cache/', 'local', 'original bytes'];
   const cells = (name: string, plan: Omit<JobPlan, 'job'>) => [

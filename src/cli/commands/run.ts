@@ -14,11 +14,11 @@ import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { checkpointForShard } from '../../sync/shard.js';
 import type { Scope } from '../../db/scope.js';
-import { S3Store } from '../../storage/s3.js';
+import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { PART_SIZE, createStore, samePlace, serverCopier } from '../stores.js';
+import { serverCopier, warnTo } from '../stores.js';
 import { ProgressDisplay, progressMode } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { isoSeconds, reportJson, reportText } from '../summary.js';
@@ -27,7 +27,7 @@ import { createLogger } from '../logger.js';
 import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
 import type { CommandModule } from 'yargs';
 
-export interface RunFlags {
+interface RunFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -47,7 +47,7 @@ export interface RunFlags {
 }
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
-export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -89,9 +89,9 @@ async function runLocked(
 ): Promise<number> {
   const started = new Date();
   const stores: ObjectStore[] = [];
-  const source = createStore(config.source, 'source', concurrency);
+  const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
   stores.push(source);
-  const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
+  const destination = createStore(config.destination, { role: 'destination', concurrency, uploadCutoff: config.sync.uploadCutoff, warn: warnTo(log) });
   stores.push(destination);
   const stop = new AbortController();
   const abort = new AbortController();
@@ -110,15 +110,6 @@ async function runLocked(
   try {
     await checked;
     const serverCopy = serverCopier(config.sync.copyMode, source, destination);
-    if (destination instanceof S3Store) {
-      destination.onUploadLeftOpen = (key, uploadId, error) =>
-        log.warn(
-          { key, uploadId, err: error },
-          'a failed multipart upload could not be aborted: its parts cost storage until a lifecycle rule (AbortIncompleteMultipartUpload) or an abort removes them',
-        );
-      destination.onAnswersUnproven = (key, why) => log.warn({ key }, `the destination ${why}: from now on every object is hashed on the way`);
-      destination.onBodyRefused = (key, message) => log.warn({ key }, message);
-    }
 
     const identity = { source: source.description, destination: destination.description, scope: describeScope(flags.scope) ?? 'the whole database' };
     // Cron runs --resume from the first night on, so a missing checkpoint is no error, nor news for cron's mail; but a
@@ -192,7 +183,7 @@ async function runLocked(
         scope: flags.scope,
         acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
         storageClass: config.destination.storageClass,
-        serverCopy: metrics && serverCopy ? metrics.observeServerCopy(serverCopy) : serverCopy,
+        serverCopy,
         retries: config.sync.retries,
         resume,
         startedAt,

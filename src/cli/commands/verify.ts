@@ -19,10 +19,11 @@ import { createLogger } from '../logger.js';
 import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { createStore, samePlace, serverCopier } from '../stores.js';
+import { createStore, samePlace } from '../../storage/index.js';
+import { serverCopier, warnTo } from '../stores.js';
 import { asGiven, wholeNumber } from './run.js';
 
-export interface VerifyFlags {
+interface VerifyFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -37,7 +38,7 @@ export interface VerifyFlags {
   readonly metricsHoldMs?: number;
 }
 
-export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
+async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -55,16 +56,15 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   });
   const stores: ObjectStore[] = [];
   try {
-    const source = createStore(config.source, 'source', concurrency);
+    const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
     stores.push(source);
-    const destination = createStore(config.destination, 'destination', concurrency, config.sync.uploadCutoff);
+    const destination = createStore(config.destination, { role: 'destination', concurrency, uploadCutoff: config.sync.uploadCutoff, warn: warnTo(log) });
     stores.push(destination);
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
     await Promise.all([source.check(), destination.check()]);
     const observedSource = metrics ? metrics.observeStore(source, 'source') : source;
     const observedDestination = metrics ? metrics.observeStore(destination, 'destination') : destination;
-    const serverCopy = serverCopier(config.sync.copyMode, source, destination);
     // What `run` gives the copy (src/cli/commands/run.ts), so a repaired object is written exactly as a run writes it.
     const repair: CopyContext | undefined = flags.repair
       ? {
@@ -73,7 +73,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
           acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
           storageClass: config.destination.storageClass,
           retries: config.sync.retries,
-          serverCopy: metrics && serverCopy ? metrics.observeServerCopy(serverCopy) : serverCopy,
+          serverCopy: serverCopier(config.sync.copyMode, source, destination),
         }
       : undefined;
 
@@ -128,7 +128,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   }
 }
 
-export function describeProblem(problem: Problem): string {
+function describeProblem(problem: Problem): string {
   const where = `${problem.key} (${problem.job} ${problem.id})`;
   switch (problem.problem) {
     case 'missing':
@@ -140,7 +140,7 @@ export function describeProblem(problem: Problem): string {
   }
 }
 
-export function describeRepair(repair: Repair): string {
+function describeRepair(repair: Repair): string {
   const where = `${repair.key} (${repair.job} ${repair.id})`;
   switch (repair.repair) {
     case 'copied':

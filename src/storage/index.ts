@@ -1,0 +1,51 @@
+/**
+ * The storage layer's entry: the store configs src/cli maps TOML and the environment onto, and the one place that
+ * builds a backend from its config. Everything else talks to an ObjectStore (types.ts).
+ */
+import { resolve } from 'node:path';
+import { FsStore, type FsStoreConfig } from './fs.js';
+import { S3Store } from './s3.js';
+import type { S3StoreConfig } from './s3Config.js';
+import type { StoreSide } from './errors.js';
+import type { ObjectStore, StoreWarning } from './types.js';
+
+export type StoreConfig = S3StoreConfig | FsStoreConfig;
+
+/**
+ * The part size of a multipart upload, for objects above [sync] upload_cutoff (smaller ones go as one streamed
+ * PUT: nothing buffered, and the destination checks the whole object against Content-MD5). lib-storage buffers
+ * each part; docs/performance.md has the measurements behind these figures.
+ */
+export const PART_SIZE = 8 * 1024 * 1024;
+/** Parts of one multipart upload in flight: about (PART_QUEUE + 2) × PART_SIZE of memory per large object. */
+const PART_QUEUE = 2;
+
+export interface CreateStoreOptions {
+  readonly role: StoreSide;
+  /** Copies in flight at once: the store keeps enough connections open for them. */
+  readonly concurrency: number;
+  /** Bytes: larger objects are uploaded in parts, others in one streamed PUT. */
+  readonly uploadCutoff?: number;
+  /** Told about what the admin should know while the store works (see StoreWarning). */
+  readonly warn?: StoreWarning;
+}
+
+export function createStore(config: StoreConfig, options: CreateStoreOptions): ObjectStore {
+  const { role, concurrency } = options;
+  if (config.type === 'fs') return new FsStore(config.path, role);
+  return new S3Store(config, {
+    role,
+    maxSockets: concurrency * (role === 'destination' ? PART_QUEUE : 1) + 4,
+    singlePutLimit: options.uploadCutoff,
+    partSize: PART_SIZE,
+    queueSize: PART_QUEUE,
+    warn: options.warn,
+  });
+}
+
+/** Whether two store configs name the same place (copying onto itself would be a no-op at best). */
+export function samePlace(a: StoreConfig, b: StoreConfig): boolean {
+  if (a.type === 'fs' && b.type === 'fs') return resolve(a.path) === resolve(b.path);
+  if (a.type !== 's3' || b.type !== 's3') return false;
+  return a.bucket === b.bucket && (a.endpoint ?? '') === (b.endpoint ?? '') && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
+}

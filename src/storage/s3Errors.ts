@@ -1,0 +1,118 @@
+/**
+ * How the S3 backend reads the AWS SDK's errors: HTTP status, error code, Retry-After, throttling, and the
+ * answers no retry can fix. src/sync sees only the FailureKind these give (S3Store.classify).
+ */
+import { S3ServiceException } from '@aws-sdk/client-s3';
+import { FatalStoreError, classifyCommon, errorCodes, type StoreSide } from './errors.js';
+import type { FailureKind } from './types.js';
+
+const RETRYABLE_CODES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequests',
+  'TooManyRequestsException',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'InternalError',
+  'ServiceUnavailable',
+  'BadDigest',
+  'IncompleteBody',
+  'XAmzContentSHA256Mismatch',
+  'RequestTimeoutException',
+]);
+
+/**
+ * Throttling, server errors, dropped connections, timeouts and bodies that arrived wrong are transient; a refused
+ * credential or a malformed request is not. Throttling answers (503 SlowDown, 429) also ask for fewer requests.
+ */
+export function classifyS3Error(error: unknown): FailureKind {
+  if (error instanceof FatalStoreError) return { kind: 'fatal', error };
+  const afterMs = retryAfterMs(error);
+  if (isThrottle(error)) return { kind: 'throttled', afterMs };
+  const common = classifyCommon(error);
+  if (common !== undefined) return common;
+  const status = httpStatus(error);
+  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return { kind: 'retryable', afterMs };
+  if (errorCodes(error).some((code) => RETRYABLE_CODES.has(code))) return { kind: 'retryable', afterMs };
+  if (isNotFound(error)) return { kind: 'notFound' };
+  return { kind: 'permanent' };
+}
+
+function isThrottle(error: unknown): boolean {
+  const status = httpStatus(error);
+  return (
+    status === 429 ||
+    status === 503 ||
+    errorCodes(error).some((code) => code === 'SlowDown' || code.startsWith('Throttl') || code.startsWith('TooManyRequests'))
+  );
+}
+
+/**
+ * The SDK attaches the raw answer to its errors as the non-enumerable `$response` (an HttpResponse whose header
+ * names the Node handler lower-cases); its own retry strategy reads Retry-After there too.
+ */
+export function retryAfterMs(error: unknown): number | undefined {
+  const headers = (error as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response?.headers ?? {};
+  const name = Object.keys(headers).find((header) => header.toLowerCase() === 'retry-after');
+  const value = name === undefined ? undefined : headers[name]?.trim();
+  if (value === undefined || value === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export function httpStatus(error: unknown): number | undefined {
+  if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+export function isNotFound(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(error) === 404;
+}
+
+const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
+/** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
+const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
+/** 403s about one object or one request, not about the run's credentials: retried or failed alone. */
+const FORBIDDEN_FOR_ONE_REQUEST = new Set(['RequestTimeTooSkewed', 'InvalidObjectState', 'RequestExpired']);
+
+/**
+ * The answers no retry can fix, as a FatalStoreError naming the fix: the run stops at the first one instead of
+ * failing every remaining object the same way. Undefined for any other error.
+ */
+export function fatalS3Error(error: unknown, side: StoreSide, where: string, key: string, operation: string): FatalStoreError | undefined {
+  if (error instanceof FatalStoreError) return error;
+  const status = httpStatus(error);
+  if (status === undefined) return undefined;
+  const { name, Code } = error as { name?: unknown; Code?: unknown };
+  const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
+  const answered = `(${code} on ${operation} ${key})`;
+  const fatal = (problem: string, fix: string) => new FatalStoreError(side, key, `${where} ${problem} ${answered}`, fix, { cause: error });
+  if (code === 'NoSuchBucket') {
+    return fatal(
+      'does not exist',
+      side === 'destination'
+        ? 'check bucket, endpoint and region, then run again with --resume; if the bucket was deleted, create it and run again without --resume (what was copied went with it)'
+        : 'check bucket, endpoint and region, then run again with --resume',
+    );
+  }
+  if (CREDENTIALS_REFUSED.has(code))
+    return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
+  // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.
+  const overQuota = status !== 429 && status !== 503 && /storage cap|quota exceeded/i.test((error as Error).message ?? '');
+  if (QUOTA_EXCEEDED.has(code) || status === 507 || overQuota) {
+    return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
+  }
+  if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
+    return fatal(
+      'denied access',
+      operation === 'GET'
+        ? 'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume'
+        : `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
+    );
+  }
+  return undefined;
+}
