@@ -29,6 +29,16 @@ export async function main(argv: string[], out: Output = processOutput, version?
     out.stderr(`mastosync: ${emptied} is given an empty value: give it one, or leave it out`);
     return EXIT.usage;
   }
+  // `completion bash|zsh`: yargs chooses the script by $SHELL (and $ZSH_NAME) when the parser is made; the shell
+  // named on the command line wins over the one the admin happens to run.
+  if (argv[0] === 'completion') {
+    const shell = argv[1];
+    if (argv.length > 2 || (shell !== undefined && !COMPLETION_SHELLS.includes(shell))) {
+      out.stderr(`mastosync: completion takes ${COMPLETION_SHELLS.join(' or ')} (or nothing: the shell in $SHELL)`);
+      return EXIT.usage;
+    }
+    if (shell !== undefined) return withShell(shell, () => main(['completion'], out, version));
+  }
   let parser: Argv = yargs(argv)
     .scriptName('mastosync')
     .usage("$0 <command> [options]\n\nCopies a Mastodon server's media between object stores, exactly as its database owns it.")
@@ -39,6 +49,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
   for (const module of modules) parser = parser.command(module);
   const commandNames = modules.map((module) => String(module.command).split(' ')[0]!);
   parser = parser
+    .completion('completion', 'print the completion script: mastosync completion bash (or zsh; by default the one of $SHELL)')
     .demandCommand(1, 'name a command (mastosync --help lists them)')
     .strict()
     .help()
@@ -66,6 +77,22 @@ export async function main(argv: string[], out: Output = processOutput, version?
     out.stderr(`mastosync: error: ${describeError(error)}`);
     if (process.env.MASTOSYNC_DEBUG) out.stderr(String((error as Error).stack));
     return EXIT.failures;
+  }
+}
+
+const COMPLETION_SHELLS = ['bash', 'zsh'];
+
+async function withShell<T>(shell: string, run: () => Promise<T>): Promise<T> {
+  const saved = { SHELL: process.env.SHELL, ZSH_NAME: process.env.ZSH_NAME };
+  process.env.SHELL = `/bin/${shell}`;
+  delete process.env.ZSH_NAME;
+  try {
+    return await run();
+  } finally {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   }
 }
 

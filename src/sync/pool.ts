@@ -26,8 +26,14 @@ export class BoundedPool {
     this.limit.concurrency = Math.max(1, Math.floor(value));
   }
 
+  /** Tasks submitted and not settled: those running and those waiting for a slot. */
   get inFlight(): number {
     return this.running.size;
+  }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.limit.activeCount;
   }
 
   /** Queues `task` once there is room; resolves when it is queued, not when it finishes. */

@@ -52,11 +52,24 @@ export interface RunOptions {
   readonly onResult?: (job: JobName, object: OwnedObject, result: CopyResult) => void;
   /** Objects of a row that an earlier run finished (resume), so not copied again (progress display). */
   readonly onSkipped?: (job: JobName, objects: number) => void;
+  /** Given, once, a live view of the run for readers that look now and then (metrics): cheap to keep, read on demand. */
+  readonly observe?: (view: RunView) => void;
   /** Stop reading rows; in-flight copies finish. */
   readonly stop: AbortSignal;
   /** Abort in-flight copies too. */
   readonly abort: AbortSignal;
   readonly log: Logger;
+}
+
+/** The run as it goes: the summaries fill as the jobs run (the same objects runJobs returns). */
+export interface RunView {
+  readonly jobs: ReadonlyArray<Readonly<JobSummary>>;
+  /** The job's watermark now: every row up to this id is finished. */
+  watermark(job: JobName): string | undefined;
+  /** Copies running now (not those queued). */
+  readonly copiesInFlight: number;
+  /** Copies allowed at once now: below --concurrency while the provider throttles. */
+  readonly concurrency: number;
 }
 
 export interface JobSummary {
@@ -131,6 +144,17 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     serverCopy: options.serverCopy,
   };
   const summaries: JobSummary[] = [];
+  const trackers = new Map<JobName, RowTracker>();
+  options.observe?.({
+    jobs: summaries,
+    watermark: (job) => trackers.get(job)?.watermark,
+    get copiesInFlight() {
+      return pool.active;
+    },
+    get concurrency() {
+      return pool.concurrency;
+    },
+  });
   const scope = options.scope ?? WHOLE_DATABASE;
   const wholeScope = coversEveryRow(scope);
   const finishing: Promise<void>[] = [];
@@ -165,6 +189,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     summaries.push(summary);
     const started = performance.now();
     const tracker = new RowTracker(options.resume.watermark(job));
+    trackers.set(job, tracker);
     const changesFrom = options.retryFailedOnly ? undefined : options.resume.changesFrom(job);
     // Attachments changed this recently may be read again by the next run's changed-rows pass: their lines say when
     // they changed, so that pass knows they are copied already and sends no request for them.

@@ -92,6 +92,8 @@ export interface VerifyOptions {
   readonly onRepair?: (repair: Repair) => void;
   readonly stop?: AbortSignal;
   readonly random?: () => number;
+  /** Given, once, the summaries as they fill (the same objects verifyJobs returns), for metrics. */
+  readonly observe?: (jobs: ReadonlyArray<Readonly<VerifyJobSummary>>) => void;
 }
 
 export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSummary[]> {
@@ -99,6 +101,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
   const random = options.random ?? Math.random;
   const scope = options.scope ?? WHOLE_DATABASE;
   const summaries: VerifyJobSummary[] = [];
+  options.observe?.(summaries);
   try {
     for (const job of options.jobs) {
       if (options.stop?.aborted) break;

@@ -24,10 +24,18 @@ export interface CliOptions {
 }
 
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [BIN, ...args], options);
+}
+
+/**
+ * Runs `command` (the CLI under another form: the single executable, an installed package) the way runCli runs
+ * bin/mastosync.js. With `options.replaceEnv` the child gets `options.env` alone, not this process's environment.
+ */
+export function runProgram(command: string, args: string[], options: CliOptions & { replaceEnv?: boolean } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const env = { ...process.env, ...options.env };
+    const env = options.replaceEnv ? { ...options.env } : { ...process.env, ...options.env };
     for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_') && !(options.env && name in options.env)) delete env[name];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -24,6 +24,7 @@ import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, t
 import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
+import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
 import type { CommandModule } from 'yargs';
 
 interface RunFlags {
@@ -39,6 +40,10 @@ interface RunFlags {
   readonly json: boolean;
   readonly scope: Scope;
   readonly maxRps?: number;
+  /** Serve Prometheus metrics and /status there (--metrics). */
+  readonly metrics?: MetricsAddress;
+  /** How long the metrics stay served after the run (--metrics-hold), so a last scrape sees the final counts. */
+  readonly metricsHoldMs?: number;
 }
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
@@ -59,10 +64,16 @@ async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: 
   assertIsCheckpoint(checkpointPath);
   // Before anything else is opened: an overlapping cron run leaves at once, and nothing it would write is written.
   const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
+  const metrics = flags.metrics === undefined ? undefined : new Metrics('run');
   try {
-    return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress);
+    if (metrics !== undefined && flags.metrics !== undefined) {
+      const bound = await metrics.listen(flags.metrics);
+      log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');
+    }
+    return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress, metrics);
   } finally {
     lock?.release();
+    await metrics?.close(flags.metricsHoldMs);
   }
 }
 
@@ -74,6 +85,7 @@ async function runLocked(
   log: Logger,
   out: Output,
   progress?: ProgressDisplay,
+  metrics?: Metrics,
 ): Promise<number> {
   const started = new Date();
   const stores: ObjectStore[] = [];
@@ -146,7 +158,7 @@ async function runLocked(
       progress?.start(tally);
       // The totals are counted beside the copy, on their own connection: the first copy never waits for them.
       // (--retry-failed takes only the checkpoint's failures, which a count of the database cannot tell.)
-      if (progress && !flags.retryFailed) {
+      if ((progress || metrics) && !flags.retryFailed) {
         void (async () => {
           for (const job of session.jobs) {
             const plan = await planJob(session.db, session.schema, job, flags.scope, {
@@ -163,8 +175,8 @@ async function runLocked(
         jobs: session.jobs,
         db: session.db,
         schema: session.schema,
-        source,
-        destination,
+        source: metrics ? metrics.observeStore(source, 'source') : source,
+        destination: metrics ? metrics.observeStore(destination, 'destination') : destination,
         batchSize: config.database.batchSize,
         concurrency,
         limit: flags.limit,
@@ -187,13 +199,15 @@ async function runLocked(
             stop.abort();
           }
         },
-        onResult: progress && ((job, _object, result) => tally.result(job, result.bytes)),
-        onSkipped: progress && ((job, objects) => tally.skipped(job, objects)),
+        onResult: (progress || metrics) && ((job, _object, result) => tally.result(job, result.bytes)),
+        onSkipped: (progress || metrics) && ((job, objects) => tally.skipped(job, objects)),
+        observe: metrics && ((view) => metrics.observeRun(view, tally)),
         stop: stop.signal,
         abort: abort.signal,
         log,
       });
       progress?.stop(!summary.interrupted);
+      if (!summary.interrupted) tally.finish();
       checkpoint?.close();
       // A cron checkpoint would grow by every run's lines: keep only what the next run reads. An interrupted run
       // leaves that to the next one, which is already waited for.
@@ -269,6 +283,17 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
             default: false,
             describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
           })
+          .option('metrics', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'serve Prometheus /metrics and JSON /status at HOST:PORT (PORT alone: 127.0.0.1)',
+          })
+          .option('metrics-hold', {
+            type: 'number',
+            requiresArg: true,
+            default: 0,
+            describe: 'seconds to keep serving metrics after the run, for a last scrape (a signal ends the wait)',
+          })
           .option('progress-interval', {
             type: 'number',
             requiresArg: true,
@@ -281,6 +306,9 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
             wholeNumber('--max-rps', args.maxRps, 1);
             if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
             wholeNumber('--progress-interval', args.progressInterval, 1);
+            wholeNumber('--metrics-hold', args.metricsHold, 0);
+            if ((args.metricsHold as number) > 0 && args.metrics === undefined)
+              throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
             return true;
           }),
       ),
@@ -301,6 +329,8 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
           maxRps: args.maxRps,
+          metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
+          metricsHoldMs: args.metricsHold * 1000,
         },
         // On a terminal, log lines go through the display, which prints them above its live block.
         createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),

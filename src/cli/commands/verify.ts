@@ -16,6 +16,7 @@ import type { CopyContext } from '../../sync/copy.js';
 import { emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
+import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { createStore, samePlace } from '../../storage/index.js';
@@ -32,6 +33,9 @@ interface VerifyFlags {
   readonly scope: Scope;
   /** Copy again what is found missing or different. */
   readonly repair: boolean;
+  /** Serve Prometheus metrics and /status there (--metrics). */
+  readonly metrics?: MetricsAddress;
+  readonly metricsHoldMs?: number;
 }
 
 async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
@@ -41,7 +45,15 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
   if (flags.repair && samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
-  const session = await openSession(config, flags.jobs, log);
+  const metrics = flags.metrics === undefined ? undefined : new Metrics('verify');
+  if (metrics !== undefined && flags.metrics !== undefined) {
+    const bound = await metrics.listen(flags.metrics);
+    log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');
+  }
+  const session = await openSession(config, flags.jobs, log).catch(async (error: unknown) => {
+    await metrics?.close();
+    throw error;
+  });
   const stores: ObjectStore[] = [];
   try {
     const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
@@ -51,11 +63,13 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
     await Promise.all([source.check(), destination.check()]);
+    const observedSource = metrics ? metrics.observeStore(source, 'source') : source;
+    const observedDestination = metrics ? metrics.observeStore(destination, 'destination') : destination;
     // What `run` gives the copy (src/cli/commands/run.ts), so a repaired object is written exactly as a run writes it.
     const repair: CopyContext | undefined = flags.repair
       ? {
-          source,
-          destination,
+          source: observedSource,
+          destination: observedDestination,
           acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
           storageClass: config.destination.storageClass,
           retries: config.sync.retries,
@@ -83,8 +97,8 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         jobs: session.jobs,
         db: session.db,
         schema: session.schema,
-        source,
-        destination,
+        source: observedSource,
+        destination: observedDestination,
         batchSize: config.database.batchSize,
         concurrency,
         retries: config.sync.retries,
@@ -94,6 +108,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         repair,
         onRepair: (done) => out.stdout(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
+        observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
       });
       const total = totals(jobs);
       if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: flags.samplePercent, interrupted: stop.signal.aborted }));
@@ -109,6 +124,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
   } finally {
     for (const store of stores) store.close();
     await session.db.close();
+    await metrics?.close(flags.metricsHoldMs);
   }
 }
 
@@ -199,7 +215,21 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           default: false,
           describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
         })
+        .option('metrics', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'serve Prometheus /metrics and JSON /status at HOST:PORT (PORT alone: 127.0.0.1)',
+        })
+        .option('metrics-hold', {
+          type: 'number',
+          requiresArg: true,
+          default: 0,
+          describe: 'seconds to keep serving metrics after the verify, for a last scrape (a signal ends the wait)',
+        })
         .check((args) => {
+          wholeNumber('--metrics-hold', args.metricsHold, 0);
+          if ((args.metricsHold as number) > 0 && args.metrics === undefined)
+            throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
           }
@@ -218,6 +248,8 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
           repair: args.repair,
+          metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
+          metricsHoldMs: args.metricsHold * 1000,
         },
         createLogger(args.logLevel),
         context.out,

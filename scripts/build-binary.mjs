@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// `npm run build:binary`: one executable that needs no node_modules and no `node` on PATH (Node's single executable
+// applications). Steps: bundle the CLI into one CommonJS file (SEA runs CommonJS only, and its `require` loads
+// Node's built-ins only, so everything else must be inside), let Node turn it into a blob (with V8's code cache,
+// which shortens the start: BENCHMARKS.md), copy the running `node` and inject the blob with postject.
+//
+// It builds for the machine it runs on: dist/mastosync-linux-x64 on x64, dist/mastosync-linux-arm64 on an arm64
+// machine (the executable is a copy of that machine's `node`). Run after `npm run build` (npm run build:binary does).
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+
+// --no-code-cache and --out FILE are for bench/startup.ts, which compares the start with and without the cache.
+const { values: flags } = parseArgs({ options: { 'no-code-cache': { type: 'boolean', default: false }, out: { type: 'string' } } });
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const output = resolve(flags.out ?? join(root, 'dist', `mastosync-${process.platform}-${process.arch}`));
+const work = `${output}.sea`;
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+
+// The entry does what bin/mastosync.js does, with the version fixed at build time (there is no package.json to read).
+const entry = `
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const { main } = require('./dist/cli/main.js');
+main(process.argv.slice(2), undefined, ${JSON.stringify(version)}).then((code) => { process.exitCode = code; });
+`;
+const bundle = join(work, 'mastosync.cjs');
+await build({
+  stdin: { contents: entry, resolveDir: root, sourcefile: 'sea-entry.cjs', loader: 'js' },
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  outfile: bundle,
+  logLevel: 'warning',
+  // Optional native parts, each loaded inside a try by its user (ssh2's faster crypto and cpu-features; pg's
+  // libpq binding, only on `pg.native`): left out, those users fall back to their JavaScript code.
+  external: ['cpu-features', 'pg-native', '*.node'],
+  // ESM packages (yargs) read import.meta.url at load; in a CommonJS bundle it is the executable's own path.
+  define: { 'import.meta.url': 'importMetaUrl' },
+  banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+
+const blob = join(work, 'mastosync.blob');
+const seaConfig = join(work, 'sea-config.json');
+writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: !flags['no-code-cache'] }));
+// Quiet unless it fails: it announces the blob on stderr.
+const prepared = spawnSync(process.execPath, ['--experimental-sea-config', seaConfig], { encoding: 'utf8' });
+if (prepared.status !== 0) throw new Error(`node --experimental-sea-config failed:\n${prepared.stdout}${prepared.stderr}`);
+
+rmSync(output, { force: true });
+copyFileSync(process.execPath, output);
+chmodSync(output, 0o755);
+// postject warns once per ELF note section it cannot name ("Can't find string offset…"): harmless, and not news.
+const injected = spawnSync(
+  process.execPath,
+  [
+    join(root, 'node_modules', 'postject', 'dist', 'cli.js'),
+    output,
+    'NODE_SEA_BLOB',
+    blob,
+    '--sentinel-fuse',
+    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ],
+  { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' },
+);
+const postjectErrors = injected.stderr.split('\n').filter((line) => line.trim() !== '' && !line.includes("Can't find string offset"));
+if (postjectErrors.length > 0) console.error(postjectErrors.join('\n'));
+if (injected.status !== 0) throw new Error(`postject failed (exit ${injected.status})`);
+rmSync(work, { recursive: true, force: true });
+console.log(`wrote ${output}`);
