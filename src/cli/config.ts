@@ -127,7 +127,7 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
   overlayEnvironment(raw, env);
   const origin = file ?? 'the environment';
   if (file === undefined && Object.keys(raw).length === 0) {
-    throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or create ./${DEFAULT_CONFIG_FILE} (see config.sample.toml)`);
+    throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or write ./${DEFAULT_CONFIG_FILE} with \`mastosync init\``);
   }
   const config = resolve(raw, origin);
   // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).

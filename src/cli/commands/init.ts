@@ -68,7 +68,7 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
   const lines: string[] = [
     `# mastosync configuration, written by \`mastosync init --from-env ${envPath}\`.`,
     '# It holds secrets copied from that file: keep it readable by its owner only.',
-    '# Any key can also come from the environment as MASTOSYNC_<SECTION>_<KEY> (see config.sample.toml).',
+    '# Any key can also come from the environment as MASTOSYNC_<SECTION>_<KEY> (README, Configuration).',
     '',
   ];
 
