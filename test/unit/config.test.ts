@@ -110,5 +110,5 @@ for (const [name, text, env, message] of MISTAKES) {
 }
 
 test('no file and no environment: says how to provide a config', () => {
-  assert.throws(() => loadConfig(undefined, {}), /pass --config FILE, set MASTOSYNC_CONFIG, or create \.\/mastosync\.toml/);
+  assert.throws(() => loadConfig(undefined, {}), /pass --config FILE, set MASTOSYNC_CONFIG, or write \.\/mastosync\.toml with `mastosync init`/);
 });
