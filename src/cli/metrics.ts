@@ -69,37 +69,23 @@ export class Metrics {
       labelNames: ['side', 'operation', 'kind'],
       registers: [registry],
     });
+    const jobs = (): ReadonlyArray<Readonly<{ job: string; rows: number }>> => runView()?.jobs ?? verifyJobs() ?? [];
+    countPerJob(registry, 'mastosync_rows_read_total', 'Database rows read, by job', jobs, (job) => job.rows);
     if (command === 'run') {
-      new Counter({
-        name: 'mastosync_objects_total',
-        help: 'Objects finished, by job and status (skipped: finished by an earlier run)',
-        labelNames: ['job', 'status'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const job of runView()?.jobs ?? []) for (const status of RUN_STATUSES) this.inc({ job: job.job, status }, job[status]);
-        },
-      });
-      new Counter({
-        name: 'mastosync_bytes_total',
-        help: 'Bytes streamed to the destination, by job (a copy on the provider counts none)',
-        labelNames: ['job'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const job of runView()?.jobs ?? []) this.inc({ job: job.job }, job.bytes);
-        },
-      });
-      new Counter({
-        name: 'mastosync_rows_read_total',
-        help: 'Database rows read, by job',
-        labelNames: ['job'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const job of runView()?.jobs ?? []) this.inc({ job: job.job }, job.rows);
-        },
-      });
+      countPerStatus(
+        registry,
+        'mastosync_objects_total',
+        'Objects finished, by job and status (skipped: finished by an earlier run)',
+        () => runView()?.jobs,
+        RUN_STATUSES,
+      );
+      countPerJob(
+        registry,
+        'mastosync_bytes_total',
+        'Bytes streamed to the destination, by job (a copy on the provider counts none)',
+        () => runView()?.jobs,
+        (job) => job.bytes,
+      );
       new Gauge({
         name: 'mastosync_objects_owned',
         help: 'Objects in scope, by job, once counted (for the ETA)',
@@ -141,26 +127,7 @@ export class Metrics {
         },
       });
     } else {
-      new Counter({
-        name: 'mastosync_verify_objects_total',
-        help: 'Objects verified, by job and outcome',
-        labelNames: ['job', 'status'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const job of verifyJobs() ?? []) for (const status of VERIFY_STATUSES) this.inc({ job: job.job, status }, job[status]);
-        },
-      });
-      new Counter({
-        name: 'mastosync_rows_read_total',
-        help: 'Database rows read, by job',
-        labelNames: ['job'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const job of verifyJobs() ?? []) this.inc({ job: job.job }, job.rows);
-        },
-      });
+      countPerStatus(registry, 'mastosync_verify_objects_total', 'Objects verified, by job and outcome', verifyJobs, VERIFY_STATUSES);
     }
   }
 
@@ -251,4 +218,46 @@ export class Metrics {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+type JobSummaries<J> = () => ReadonlyArray<Readonly<J>> | undefined;
+
+/** A counter per job, read from the summaries at scrape time, so that the last scrape equals the printed summary. */
+function countPerJob<J extends { job: string }>(
+  registry: Registry,
+  name: string,
+  help: string,
+  jobs: JobSummaries<J>,
+  value: (job: Readonly<J>) => number,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['job'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const job of jobs() ?? []) this.inc({ job: job.job }, value(job));
+    },
+  });
+}
+
+/** As countPerJob, one series per job and status: the summary's column of that name. */
+function countPerStatus<J extends { job: string } & Record<S, number>, S extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  jobs: JobSummaries<J>,
+  statuses: readonly S[],
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['job', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const job of jobs() ?? []) for (const status of statuses) this.inc({ job: job.job, status }, job[status]);
+    },
+  });
 }
