@@ -14,6 +14,42 @@ import { faultFirst, startProxy, type HttpProxy } from '../support/httpProxy.js'
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 
+/** A CLI run that serves metrics, and the moments a test waits for. */
+interface ServingCli {
+  readonly child: ChildProcess;
+  readonly result: Promise<CliResult>;
+  /** `http://host:port`, once the CLI has logged where it serves /metrics. */
+  readonly metricsBase: Promise<string>;
+  /** Once the summary is on stdout (the run is over; --metrics-hold keeps serving). */
+  readonly summaryPrinted: Promise<void>;
+}
+
+function runServingMetrics(args: string[], cwd: string): ServingCli {
+  let child!: ChildProcess;
+  let metricsBase!: Promise<string>;
+  let summaryPrinted!: Promise<void>;
+  const result = runCli(args, {
+    cwd,
+    onSpawn: (spawned) => {
+      child = spawned;
+      metricsBase = new Promise((resolve) =>
+        createInterface({ input: spawned.stderr! }).on('line', (line) => {
+          const address = (JSON.parse(line) as { metrics?: string }).metrics;
+          if (address !== undefined) resolve(address.replace(/\/metrics$/, ''));
+        }),
+      );
+      let stdout = '';
+      summaryPrinted = new Promise((resolve) =>
+        spawned.stdout!.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.endsWith('\n')) resolve();
+        }),
+      );
+    },
+  });
+  return { child, result, metricsBase, summaryPrinted };
+}
+
 /** One sample of the Prometheus text format: name, labels, value. */
 interface Sample {
   readonly name: string;
@@ -86,29 +122,13 @@ describe('--metrics during a real run', () => {
       concurrency: 2,
     });
     try {
-      let child!: ChildProcess;
-      let url: Promise<string> | undefined;
-      let summaryPrinted!: Promise<void>;
-      const running: Promise<CliResult> = runCli(['run', 'all', '--json', '--metrics', '127.0.0.1:0', '--metrics-hold', '60'], {
-        cwd: config.dir,
-        onSpawn: (spawned) => {
-          child = spawned;
-          url = new Promise((resolve) =>
-            createInterface({ input: spawned.stderr! }).on('line', (line) => {
-              const address = (JSON.parse(line) as { metrics?: string }).metrics;
-              if (address !== undefined) resolve(address.replace(/\/metrics$/, ''));
-            }),
-          );
-          let stdout = '';
-          summaryPrinted = new Promise((resolve) =>
-            spawned.stdout!.on('data', (chunk: Buffer) => {
-              stdout += chunk.toString();
-              if (stdout.endsWith('\n')) resolve();
-            }),
-          );
-        },
-      });
-      const base = await Promise.race([url!, running.then((result) => assert.fail(`ended before serving metrics: ${result.stderr}`))]);
+      const {
+        child,
+        result: running,
+        metricsBase: url,
+        summaryPrinted,
+      } = runServingMetrics(['run', 'all', '--json', '--metrics', '127.0.0.1:0', '--metrics-hold', '60'], config.dir);
+      const base = await Promise.race([url, running.then((result) => assert.fail(`ended before serving metrics: ${result.stderr}`))]);
       const scrape = async () => {
         const response = await fetch(`${base}/metrics`);
         assert.equal(response.status, 200);
@@ -191,28 +211,12 @@ describe('--metrics during a real run', () => {
     });
     try {
       proxy.reset();
-      let child!: ChildProcess;
-      let url!: Promise<string>;
-      let summaryPrinted!: Promise<void>;
-      const running = runCli(['verify', 'all', '--json', '--metrics', '0', '--metrics-hold', '60'], {
-        cwd: config.dir,
-        onSpawn: (spawned) => {
-          child = spawned;
-          url = new Promise((resolve) =>
-            createInterface({ input: spawned.stderr! }).on('line', (line) => {
-              const address = (JSON.parse(line) as { metrics?: string }).metrics;
-              if (address !== undefined) resolve(address.replace(/\/metrics$/, ''));
-            }),
-          );
-          let stdout = '';
-          summaryPrinted = new Promise((resolve) =>
-            spawned.stdout!.on('data', (chunk: Buffer) => {
-              stdout += chunk.toString();
-              if (stdout.endsWith('\n')) resolve();
-            }),
-          );
-        },
-      });
+      const {
+        child,
+        result: running,
+        metricsBase: url,
+        summaryPrinted,
+      } = runServingMetrics(['verify', 'all', '--json', '--metrics', '0', '--metrics-hold', '60'], config.dir);
       const base = await url;
       assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'a port alone binds to loopback');
       await summaryPrinted;
