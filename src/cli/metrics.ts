@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { UsageError } from '../errors.js';
 import type { ObjectStore } from '../storage/types.js';
@@ -13,21 +14,8 @@ import { observeStore, type StoreSide } from '../sync/observedStore.js';
 import type { ProgressTally } from '../sync/progress.js';
 import type { RunView } from '../sync/run.js';
 import type { VerifyJobSummary } from '../sync/verify.js';
+import type { MetricsAddress } from './flags.js';
 import { progressJson } from './progress.js';
-
-export interface MetricsAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** `HOST:PORT`, `[v6]:PORT` or `PORT` alone (then loopback: metrics say what a server holds, nobody else's business). */
-export function parseMetricsAddress(text: string): MetricsAddress {
-  const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(text.trim());
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw new UsageError(`--metrics takes HOST:PORT or PORT (e.g. 127.0.0.1:9464 or 9464), not "${text}"`);
-  const host = match[1] ?? match[2];
-  return { host: host === undefined || host === '' ? '127.0.0.1' : host, port };
-}
 
 /** Request duration buckets (seconds): from a LAN's few ms to a slow multipart part. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -260,4 +248,13 @@ function countPerStatus<J extends { job: string } & Record<S, number>, S extends
       for (const job of jobs() ?? []) for (const status of statuses) this.inc({ job: job.job, status }, job[status]);
     },
   });
+}
+
+/** A Metrics for `command` already serving at `address` (and the URL logged), or undefined without --metrics. */
+export async function serveMetrics(command: 'run' | 'verify', address: MetricsAddress | undefined, log: Logger): Promise<Metrics | undefined> {
+  if (address === undefined) return undefined;
+  const metrics = new Metrics(command);
+  const bound = await metrics.listen(address);
+  log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');
+  return metrics;
 }

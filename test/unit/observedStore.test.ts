@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { parseMetricsAddress } from '../../src/cli/metrics.js';
+import { parseMetricsAddress } from '../../src/cli/flags.js';
 import { UsageError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { observeStore, type RequestOutcome, type StoreOperation } from '../../src/sync/observedStore.js';

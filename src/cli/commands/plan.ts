@@ -15,7 +15,7 @@ import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, t
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE } from '../../storage/index.js';
 import { formatBytes, formatDuration } from '../summary.js';
-import { asGiven } from './run.js';
+import { asGiven } from '../flags.js';
 
 interface PlanFlags {
   readonly jobs: string[];

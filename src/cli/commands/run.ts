@@ -24,10 +24,11 @@ import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, t
 import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
+import { serveMetrics, type Metrics } from '../metrics.js';
+import { metricsFromArgs, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import type { CommandModule } from 'yargs';
 
-interface RunFlags {
+interface RunFlags extends MetricsFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -40,10 +41,6 @@ interface RunFlags {
   readonly json: boolean;
   readonly scope: Scope;
   readonly maxRps?: number;
-  /** Serve Prometheus metrics and /status there (--metrics). */
-  readonly metrics?: MetricsAddress;
-  /** How long the metrics stay served after the run (--metrics-hold), so a last scrape sees the final counts. */
-  readonly metricsHoldMs?: number;
 }
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
@@ -64,12 +61,9 @@ async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: 
   assertIsCheckpoint(checkpointPath);
   // Before anything else is opened: an overlapping cron run leaves at once, and nothing it would write is written.
   const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
-  const metrics = flags.metrics === undefined ? undefined : new Metrics('run');
+  let metrics: Metrics | undefined;
   try {
-    if (metrics !== undefined && flags.metrics !== undefined) {
-      const bound = await metrics.listen(flags.metrics);
-      log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');
-    }
+    metrics = await serveMetrics('run', flags.metrics, log);
     return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress, metrics);
   } finally {
     lock?.release();
@@ -263,54 +257,47 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
     command: 'run <jobs..>',
     describe: `copy what the database owns (jobs: ${JOB_NAMES.join(', ')}, or all)`,
     builder: (command) =>
-      withScopeOptions(
-        command
-          .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
-          .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
-          .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
-          .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
-          .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)' })
-          .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
-          .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
-          .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
-          .option('checkpoint', {
-            type: 'string',
-            requiresArg: true,
-            describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
-          })
-          .option('quiet', {
-            type: 'boolean',
-            default: false,
-            describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
-          })
-          .option('metrics', {
-            type: 'string',
-            requiresArg: true,
-            describe: 'serve Prometheus /metrics and JSON /status at HOST:PORT (PORT alone: 127.0.0.1)',
-          })
-          .option('metrics-hold', {
-            type: 'number',
-            requiresArg: true,
-            default: 0,
-            describe: 'seconds to keep serving metrics after the run, for a last scrape (a signal ends the wait)',
-          })
-          .option('progress-interval', {
-            type: 'number',
-            requiresArg: true,
-            default: 5,
-            describe: 'seconds between JSON progress lines when stderr is not a terminal',
-          })
-          .check((args) => {
-            wholeNumber('--concurrency', args.concurrency, 1);
-            wholeNumber('--limit', args.limit, 0);
-            wholeNumber('--max-rps', args.maxRps, 1);
-            if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
-            wholeNumber('--progress-interval', args.progressInterval, 1);
-            wholeNumber('--metrics-hold', args.metricsHold, 0);
-            if ((args.metricsHold as number) > 0 && args.metrics === undefined)
-              throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
-            return true;
-          }),
+      withMetricsOptions(
+        withScopeOptions(
+          command
+            .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
+            .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
+            .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
+            .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+            .option('max-rps', {
+              type: 'number',
+              requiresArg: true,
+              describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)',
+            })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
+            .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
+            .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
+            .option('checkpoint', {
+              type: 'string',
+              requiresArg: true,
+              describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
+            })
+            .option('quiet', {
+              type: 'boolean',
+              default: false,
+              describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
+            })
+            .option('progress-interval', {
+              type: 'number',
+              requiresArg: true,
+              default: 5,
+              describe: 'seconds between JSON progress lines when stderr is not a terminal',
+            })
+            .check((args) => {
+              wholeNumber('--concurrency', args.concurrency, 1);
+              wholeNumber('--limit', args.limit, 0);
+              wholeNumber('--max-rps', args.maxRps, 1);
+              if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+              wholeNumber('--progress-interval', args.progressInterval, 1);
+              return true;
+            }),
+        ),
+        'run',
       ),
     handler: async (args) => {
       const dryRun = Boolean(args.dryRun || args.dev);
@@ -329,8 +316,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
           maxRps: args.maxRps,
-          metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
-          metricsHoldMs: args.metricsHold * 1000,
+          ...metricsFromArgs(args as MetricsArgs),
         },
         // On a terminal, log lines go through the display, which prints them above its live block.
         createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
@@ -339,16 +325,4 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
       );
     },
   };
-}
-
-/** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
-export function wholeNumber(flag: string, value: unknown, minimum: number): void {
-  if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
-    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value)}`);
-  }
-}
-
-/** A number flag's value for a message: yargs has already turned a word into NaN, so the word cannot be quoted. */
-export function asGiven(value: unknown): string {
-  return Number.isNaN(value) ? 'a word' : String(value);
 }

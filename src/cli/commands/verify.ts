@@ -16,14 +16,14 @@ import type { CopyContext } from '../../sync/copy.js';
 import { emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { Metrics, parseMetricsAddress, type MetricsAddress } from '../metrics.js';
+import { serveMetrics } from '../metrics.js';
+import { asGiven, metricsFromArgs, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { createStore, samePlace } from '../../storage/index.js';
 import { serverCopier, warnTo } from '../stores.js';
-import { asGiven, wholeNumber } from './run.js';
 
-interface VerifyFlags {
+interface VerifyFlags extends MetricsFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
@@ -33,9 +33,6 @@ interface VerifyFlags {
   readonly scope: Scope;
   /** Copy again what is found missing or different. */
   readonly repair: boolean;
-  /** Serve Prometheus metrics and /status there (--metrics). */
-  readonly metrics?: MetricsAddress;
-  readonly metricsHoldMs?: number;
 }
 
 async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
@@ -45,11 +42,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
   if (flags.repair && samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
-  const metrics = flags.metrics === undefined ? undefined : new Metrics('verify');
-  if (metrics !== undefined && flags.metrics !== undefined) {
-    const bound = await metrics.listen(flags.metrics);
-    log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');
-  }
+  const metrics = await serveMetrics('verify', flags.metrics, log);
   const session = await openSession(config, flags.jobs, log).catch(async (error: unknown) => {
     await metrics?.close();
     throw error;
@@ -205,7 +198,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
     command: 'verify <jobs..>',
     describe: 'check that the destination holds every owned object with the source size and Content-Type (writes nothing)',
     builder: (command) =>
-      withScopeOptions(command)
+      withMetricsOptions(withScopeOptions(command), 'verify')
         .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
         .option('sample', { type: 'number', requiresArg: true, default: 100, describe: 'check only this percentage of the objects, chosen at random' })
         .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
@@ -215,21 +208,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           default: false,
           describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
         })
-        .option('metrics', {
-          type: 'string',
-          requiresArg: true,
-          describe: 'serve Prometheus /metrics and JSON /status at HOST:PORT (PORT alone: 127.0.0.1)',
-        })
-        .option('metrics-hold', {
-          type: 'number',
-          requiresArg: true,
-          default: 0,
-          describe: 'seconds to keep serving metrics after the verify, for a last scrape (a signal ends the wait)',
-        })
         .check((args) => {
-          wholeNumber('--metrics-hold', args.metricsHold, 0);
-          if ((args.metricsHold as number) > 0 && args.metrics === undefined)
-            throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
           if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
           }
@@ -248,8 +227,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
           repair: args.repair,
-          metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
-          metricsHoldMs: args.metricsHold * 1000,
+          ...metricsFromArgs(args as MetricsArgs),
         },
         createLogger(args.logLevel),
         context.out,

@@ -1,0 +1,75 @@
+/**
+ * Checks and groups of flags that several commands share. Kept apart from the commands (and from prom-client,
+ * which src/cli/metrics.ts loads) so that a command imports only what it parses.
+ */
+import type { Argv } from 'yargs';
+import { UsageError } from '../errors.js';
+
+/** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
+export function wholeNumber(flag: string, value: unknown, minimum: number): void {
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
+    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value)}`);
+  }
+}
+
+/** A number flag's value for a message: yargs has already turned a word into NaN, so the word cannot be quoted. */
+export function asGiven(value: unknown): string {
+  return Number.isNaN(value) ? 'a word' : String(value);
+}
+
+export interface MetricsAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `PORT` alone (then loopback: metrics say what a server holds, nobody else's business). */
+export function parseMetricsAddress(text: string): MetricsAddress {
+  const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new UsageError(`--metrics takes HOST:PORT or PORT (e.g. 127.0.0.1:9464 or 9464), not "${text}"`);
+  const host = match[1] ?? match[2];
+  return { host: host === undefined || host === '' ? '127.0.0.1' : host, port };
+}
+
+export interface MetricsArgs {
+  readonly metrics?: string;
+  readonly metricsHold?: number;
+}
+
+/** What the command needs of --metrics and --metrics-hold once parsed. */
+export interface MetricsFlags {
+  /** Serve Prometheus metrics and /status there (--metrics). */
+  readonly metrics?: MetricsAddress;
+  /** How long the metrics stay served after the command (--metrics-hold), so a last scrape sees the final counts. */
+  readonly metricsHoldMs?: number;
+}
+
+/** --metrics and --metrics-hold, for a command that serves its counters while it works (`run`, `verify`). */
+export function withMetricsOptions<T>(command: Argv<T>, name: 'run' | 'verify'): Argv<T & MetricsArgs> {
+  return command
+    .option('metrics', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'serve Prometheus /metrics and JSON /status at HOST:PORT (PORT alone: 127.0.0.1)',
+    })
+    .option('metrics-hold', {
+      type: 'number',
+      requiresArg: true,
+      default: 0,
+      describe: `seconds to keep serving metrics after the ${name}, for a last scrape (a signal ends the wait)`,
+    })
+    .check((args) => {
+      wholeNumber('--metrics-hold', args.metricsHold, 0);
+      if ((args.metricsHold as number) > 0 && args.metrics === undefined) {
+        throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
+      }
+      return true;
+    }) as Argv<T & MetricsArgs>;
+}
+
+export function metricsFromArgs(args: MetricsArgs): MetricsFlags {
+  return {
+    metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
+    metricsHoldMs: (args.metricsHold ?? 0) * 1000,
+  };
+}
