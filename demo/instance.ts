@@ -14,7 +14,7 @@ export interface DemoRow {
   readonly values: Record<string, unknown>;
 }
 
-export interface DemoObject {
+interface DemoObject {
   readonly key: string;
   readonly body: Buffer;
   readonly md5: string;

@@ -71,7 +71,7 @@ export class HostKeyError extends Error {
 // ---------------------------------------------------------------------------------------------------------
 
 /** What the admin is told happened; `reason` (below) is what the code does about it. */
-export type SshFailure =
+type SshFailure =
   /** Nothing listens at host:port (or a firewall rejects): ECONNREFUSED. */
   | 'refused'
   /** The name does not resolve, no route, the network is down, or the connection was reset before SSH began. */
