@@ -9,8 +9,18 @@ const PARTITION_LIMIT = 1_000_000_000n;
 
 export function idPartition(id: string | number | bigint): string {
   const value = BigInt(id);
-  const width = value < PARTITION_LIMIT ? 9 : 12;
-  const formatted = rubyZeroPad(value, width);
+  return groupsOf(rubyZeroPad(value, value < PARTITION_LIMIT ? 9 : 12));
+}
+
+/**
+ * The partition of Paperclip before 6.1 (thoughtbot's gem, until about 2018), which padded every id to 9 digits:
+ * it differs from idPartition only for ids of 10 or 11 digits, whose last one or two digits it drops (§1.2).
+ */
+export function legacyIdPartition(id: string | number | bigint): string {
+  return groupsOf(rubyZeroPad(BigInt(id), 9));
+}
+
+function groupsOf(formatted: string): string {
   return (formatted.match(/\d{3}/g) ?? []).join('/');
 }
 

@@ -3,7 +3,7 @@
  * its styles, under `cache/` when the row's schema version is ≥ 1 and the model says it is not local.
  * Keys here are Mastodon's relative keys, without S3_KEY_PREFIX; see applyKeyPrefix for that.
  */
-import { idPartition } from './idPartition.js';
+import { idPartition, legacyIdPartition } from './idPartition.js';
 import { extensionOf, styleFileName } from './fileNames.js';
 import { TABLES, type AttachmentSpec, type JobName, type Row, type Style, type TableSpec } from './tables.js';
 
@@ -41,6 +41,7 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
     const underCache = isUnderCache(table, attachment, row);
     const mayMove = table.isLocal !== undefined && !table.isLocal(row);
     const folder = `${job}/${attachment.folder}/${idPartition(id)}`;
+    const legacyFolder = `${job}/${attachment.folder}/${legacyIdPartition(id)}`;
     const styles: Style[] = [{ name: 'original' }, ...attachment.styles(row)];
     for (const style of styles) {
       const name = styleFileName(fileName, style.name, style.format);
@@ -51,7 +52,11 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
         attachment: attachment.name,
         style: style.name,
         key: (underCache ? CACHE_PREFIX : '') + relative,
-        alternates: legacyAlternates(relative, underCache, mayMove, style, fileName, folder),
+        alternates: [
+          ...legacyAlternates(relative, underCache, mayMove, style, fileName, folder),
+          // Paperclip before 6.1 padded ids to 9 digits (§1.2): a 10- or 11-digit id's object written then, never moved.
+          ...(legacyFolder === folder ? [] : [`${legacyFolder}/${style.name}/${name}`]),
+        ],
         visibility,
         storedContentType: stringOrNull(row[`${attachment.name}_content_type`]),
         storedSize: numberOrNull(row[`${attachment.name}_file_size`]),

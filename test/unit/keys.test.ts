@@ -1105,6 +1105,13 @@ const ALTERNATE_CASES: ReadonlyArray<[name: string, job: JobName, row: Row, key:
     'media_attachments/thumbnails/109/349/205/816/583/424/original/a1b2c3d4e5f60718.jpeg',
     ['cache/media_attachments/thumbnails/109/349/205/816/583/424/original/a1b2c3d4e5f60718.jpeg'],
   ],
+  [
+    '§1.2/§4 alternates: a 10-digit id also at the 9-digit padding of Paperclip before 6.1, which drops its last digit',
+    'site_uploads',
+    { id: '1234567890', var: 'mascot', file_file_name: 'd00dfeed12345678.png', file_content_type: 'image/png' },
+    'site_uploads/files/001/234/567/890/original/d00dfeed12345678.png',
+    ['site_uploads/files/123/456/789/original/d00dfeed12345678.png'],
+  ],
 ];
 
 describe('§7 legacy alternates', () => {
