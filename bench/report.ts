@@ -28,6 +28,8 @@ export interface ScenarioResult {
   /** N × round trips per object × latency / C. */
   readonly limitMs: number;
   readonly results: readonly ToolResult[];
+  /** Lines shown after the table. */
+  readonly notes?: readonly string[];
 }
 
 const MB = 1e6;
@@ -83,19 +85,19 @@ function rows(scenario: ScenarioResult): string[][] {
       (result.peakRssBytes / MB).toFixed(0),
       rclone ? (result.wallMs / rclone.wallMs).toFixed(2) : '–',
       rclone ? (result.cpuMs / rclone.cpuMs).toFixed(2) : '–',
-      (result.wallMs / scenario.limitMs).toFixed(2),
+      scenario.limitMs > 0 ? (result.wallMs / scenario.limitMs).toFixed(2) : '–',
       requestsText(result),
     ];
   });
   const limit = ['latency limit', (scenario.limitMs / 1000).toFixed(2), '', '', '', '', '', '', '', '1.00', ''];
-  return [header, ...body, limit];
+  return [header, ...body, ...(scenario.limitMs > 0 ? [limit] : [])];
 }
 
 export function scenarioText(scenario: ScenarioResult): string {
   const table = rows(scenario);
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
   const lines = table.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '));
-  return [`${scenario.name}: ${scenario.description}`, ...lines].join('\n');
+  return [`${scenario.name}: ${scenario.description}`, ...lines, ...(scenario.notes ?? [])].join('\n');
 }
 
 export function scenarioMarkdown(scenario: ScenarioResult): string {
@@ -108,5 +110,6 @@ export function scenarioMarkdown(scenario: ScenarioResult): string {
     `| ${header!.join(' | ')} |`,
     `|${header!.map((_, index) => (index === 0 ? '---' : '---:')).join('|')}|`,
     ...body.map((row) => `| ${row.join(' | ')} |`),
+    ...(scenario.notes ?? []).flatMap((note) => ['', note]),
   ].join('\n');
 }

@@ -78,6 +78,8 @@ export interface MastosyncRun {
   readonly jobs: readonly string[];
   /** More flags for `mastosync run`. */
   readonly extraArgs?: readonly string[];
+  /** Print the result as JSON (default); false runs it as cron does, with default flags. */
+  readonly json?: boolean;
   readonly dir: string;
   readonly timeoutMs: number;
 }
@@ -111,11 +113,15 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   );
   const env = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_')) delete env[name];
-  return measure(process.execPath, [MASTOSYNC_BIN, 'run', ...run.jobs, '--config', config, '--json', ...(run.extraArgs ?? [])], {
-    env,
-    cwd: run.dir,
-    timeoutMs: run.timeoutMs,
-  });
+  return measure(
+    process.execPath,
+    [MASTOSYNC_BIN, 'run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])],
+    {
+      env,
+      cwd: run.dir,
+      timeoutMs: run.timeoutMs,
+    },
+  );
 }
 
 export interface RcloneRun {
@@ -124,8 +130,8 @@ export interface RcloneRun {
   readonly concurrency: number;
   /** Both sides through one remote, so rclone copies server-side (CopyObject). */
   readonly serverSide: boolean;
-  /** The keys to copy, one a line. */
-  readonly keys: readonly string[];
+  /** The keys to copy, one a line; absent: the whole bucket, as an admin copies one (`--fast-list`, both sides listed). */
+  readonly keys?: readonly string[];
   readonly extraFlags: readonly string[];
   readonly dir: string;
   readonly timeoutMs: number;
@@ -140,7 +146,7 @@ export interface RcloneRun {
  */
 export async function runRclone(run: RcloneRun): Promise<Measurement> {
   const list = join(run.dir, 'keys.txt');
-  writeFileSync(list, `${run.keys.join('\n')}\n`);
+  if (run.keys !== undefined) writeFileSync(list, `${run.keys.join('\n')}\n`);
   const env: NodeJS.ProcessEnv = { ...process.env, RCLONE_CONFIG: '/dev/null' };
   delete env.AWS_CA_BUNDLE; // rclone fails with LoadCustomCABundleError when it is set
   const remote = (name: string, endpoint: string) => {
@@ -164,15 +170,13 @@ export async function runRclone(run: RcloneRun): Promise<Measurement> {
       'copy',
       `${from}:${run.source.bucket}`,
       `${to}:${run.destination.bucket}`,
-      '--files-from-raw',
-      list,
+      ...(run.keys === undefined ? [] : ['--files-from-raw', list]),
       '--transfers',
       String(run.concurrency),
-      '--checkers',
-      String(run.concurrency),
+      ...(run.keys === undefined ? [] : ['--checkers', String(run.concurrency)]),
       '--fast-list',
-      '--no-traverse',
-      '--metadata',
+      // The bucket copy is the issue's command as an admin types it: without --metadata (which costs a HEAD per object).
+      ...(run.keys === undefined ? [] : ['--no-traverse', '--metadata']),
       '--retries',
       '1',
       '--stats',
