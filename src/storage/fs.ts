@@ -4,13 +4,13 @@
  * and are renamed into place, so a reader never sees half an object.
  */
 import { accessSync, constants, createWriteStream } from 'node:fs';
-import { access, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
-import type { FailureKind, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import type { FailureKind, ListedObject, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
 
 /** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
@@ -80,7 +80,7 @@ export class FsStore implements ObjectStore {
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
     const path = this.locate(key);
-    const temporary = join(dirname(path), `.mastosync-${randomBytes(6).toString('hex')}.tmp`);
+    const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
     const mode = options.acl === 'private' ? 0o600 : 0o666;
     // Only the file system's own errors say something about this folder; a failing body passes through pipeline too.
@@ -112,7 +112,112 @@ export class FsStore implements ObjectStore {
     return { kind: 'permanent' };
   }
 
+  /**
+   * Walks the folders under `prefix` lazily, depth first, each folder's entries sorted so that keys come in
+   * ascending byte order (a folder `a` sorts as `a/`, after a file `a.png`, before `a0`): only the folders on the
+   * current path are held. The temporary files of writes in progress are skipped; symbolic links are followed
+   * (a cache/ moved to another disk), except back into a folder above them.
+   */
+  async *list(prefix: string, options: { readonly startAfter?: string; readonly signal?: AbortSignal } = {}): AsyncIterable<ListedObject> {
+    const slash = prefix.lastIndexOf('/');
+    const startAfter = options.startAfter === undefined ? undefined : Buffer.from(options.startAfter);
+    yield* this.walk(prefix.slice(0, slash + 1), prefix.slice(slash + 1), startAfter, options.signal);
+  }
+
+  private async *walk(folderKey: string, namePrefix: string, startAfter: Buffer | undefined, signal: AbortSignal | undefined): AsyncIterable<ListedObject> {
+    const folder = folderKey === '' ? this.root : this.locate(folderKey);
+    let names: string[];
+    try {
+      names = (await readdir(folder)).filter((name) => name.startsWith(namePrefix) && !isTemporary(name));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw fatalFsError(error, this.role, this.root, folder) ?? error;
+    }
+    const entries: { name: string; folder: boolean; size: number; order: Buffer }[] = [];
+    for (let start = 0; start < names.length; start += STATS_AT_ONCE) {
+      const infos = await Promise.all(names.slice(start, start + STATS_AT_ONCE).map((name) => stat(join(folder, name)).catch(() => undefined)));
+      infos.forEach((info, index) => {
+        // Gone since the folder was read, or neither file nor folder (a socket, a dangling link): not an object.
+        if (info === undefined || !(info.isFile() || info.isDirectory())) return;
+        const name = names[start + index]!;
+        const isFolder = info.isDirectory();
+        entries.push({ name, folder: isFolder, size: info.size, order: Buffer.from(isFolder ? `${name}/` : name) });
+      });
+    }
+    entries.sort((a, b) => Buffer.compare(a.order, b.order));
+    for (const entry of entries) {
+      signal?.throwIfAborted();
+      const key = folderKey + entry.name;
+      if (!entry.folder) {
+        if (startAfter === undefined || Buffer.compare(Buffer.from(key), startAfter) > 0) yield { key, size: entry.size };
+        continue;
+      }
+      const below = Buffer.from(`${key}/`);
+      // Everything below sorts before startAfter: skipped without reading it.
+      if (startAfter !== undefined && Buffer.compare(below, startAfter) < 0 && !startAfter.subarray(0, below.length).equals(below)) continue;
+      if (await this.loopsBack(join(folder, entry.name), folder)) continue;
+      yield* this.walk(`${key}/`, '', startAfter, signal);
+    }
+  }
+
+  /** Whether `path` is a link to `folder` or a folder above it (walking it would never end). */
+  private async loopsBack(path: string, folder: string): Promise<boolean> {
+    const [target, here] = await Promise.all([realpath(path).catch(() => path), realpath(folder).catch(() => folder)]);
+    return here === target || here.startsWith(target + sep);
+  }
+
+  /**
+   * Unlinks each file, then removes the folders that left empty up to (not including) the root, as Mastodon's own
+   * deletes do (Paperclip's flush_deletes). A file already gone counts as deleted. A failure no retry fixes (a
+   * read-only or unwritable folder) throws; others are returned with the key.
+   */
+  async delete(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>> {
+    const failures: { key: string; error: string }[] = [];
+    for (const key of keys) {
+      signal?.throwIfAborted();
+      let path: string;
+      try {
+        path = this.locate(key);
+        await unlink(path);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+        const fatal = fatalFsError(error, this.role, this.root, this.root);
+        if (fatal !== undefined) throw fatal;
+        failures.push({ key, error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
+      await this.removeEmptyFolders(dirname(path));
+    }
+    return failures;
+  }
+
+  private async removeEmptyFolders(folder: string): Promise<void> {
+    for (let current = folder; current.startsWith(this.root + sep); current = dirname(current)) {
+      // Not empty (ENOTEMPTY, EEXIST), gone, or not ours to remove: the folders above are not empty either.
+      if (
+        !(await rmdir(current).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
+    }
+  }
+
   close(): void {}
+}
+
+/** Files stat'ed at once while a folder is listed. */
+const STATS_AT_ONCE = 64;
+
+/** The temporary files of writes in progress: `.mastosync-<hex>.tmp` next to the object they become. */
+const TEMPORARY_PREFIX = '.mastosync-';
+const TEMPORARY_SUFFIX = '.tmp';
+
+function isTemporary(name: string): boolean {
+  return name.startsWith(TEMPORARY_PREFIX) && name.endsWith(TEMPORARY_SUFFIX);
 }
 
 /**

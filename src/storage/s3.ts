@@ -12,8 +12,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   HeadObjectCommand,
   ListObjectsCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   type ObjectCannedACL,
@@ -27,6 +30,7 @@ import type { S3StoreConfig } from './s3Config.js';
 import { UsageError, describeError } from '../errors.js';
 import type {
   FailureKind,
+  ListedObject,
   ObjectInfo,
   ObjectStore,
   ReadObject,
@@ -406,6 +410,71 @@ export class S3Store implements ObjectStore {
   }
 
   /**
+   * ListObjectsV2, 1000 keys a page, continuation tokens; the next page is asked for while the caller works through
+   * this one, so at most two pages are held. Each page is retried as housekeeping; a failure that outlasts that
+   * throws, and the caller may resume with `startAfter` set to the last key it was given.
+   */
+  async *list(prefix: string, options: { readonly startAfter?: string; readonly signal?: AbortSignal } = {}): AsyncIterable<ListedObject> {
+    const base = this.locate('');
+    const full = base + prefix;
+    const page = (token: string | undefined, startAfter: string | undefined) => this.listPage(full, token, startAfter, options.signal);
+    let pending: Promise<ListObjectsV2CommandOutput> | undefined = page(undefined, options.startAfter === undefined ? undefined : base + options.startAfter);
+    try {
+      while (pending !== undefined) {
+        const answer: ListObjectsV2CommandOutput = await pending;
+        const contents = answer.Contents ?? [];
+        const last = contents.at(-1)?.Key;
+        pending = undefined;
+        // A provider that says "truncated" without a token is asked for what follows its last key instead.
+        if (answer.IsTruncated === true && (answer.NextContinuationToken !== undefined || last !== undefined)) {
+          pending = page(answer.NextContinuationToken, answer.NextContinuationToken === undefined ? last : undefined);
+        }
+        for (const item of contents) {
+          if (item.Key === undefined || !item.Key.startsWith(base)) continue;
+          yield { key: item.Key.slice(base.length), size: item.Size ?? 0, ...optionalMd5(item.ETag) };
+        }
+      }
+    } finally {
+      // A caller that stops early leaves the page asked for ahead unread: its failure is nobody's business.
+      pending?.catch(() => undefined);
+    }
+  }
+
+  private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListObjectsV2CommandOutput> {
+    const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
+    try {
+      return await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+    } catch (error) {
+      throw fatalS3Error(error, this.options.role, this.where, prefix, 'LIST') ?? error;
+    }
+  }
+
+  /**
+   * DeleteObjects in quiet mode (only failures are answered), with Content-MD5 as S3 and most providers require
+   * rather than the SDK's CRC32 header, which some refuse. A key that does not exist counts as deleted, as on S3.
+   */
+  async delete(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>> {
+    if (keys.length === 0) return [];
+    if (keys.length > MAX_DELETE_KEYS) throw new Error(`delete takes at most ${MAX_DELETE_KEYS} keys a call, not ${keys.length}`);
+    const located = new Map(keys.map((key) => [this.locate(key), key]));
+    const command = new DeleteObjectsCommand({
+      Bucket: this.config.bucket,
+      Delete: { Quiet: true, Objects: [...located.keys()].map((Key) => ({ Key })) },
+    });
+    command.middlewareStack.addRelativeTo(contentMd5Instead, { relation: 'after', toMiddleware: 'flexibleChecksumsMiddleware', name: 'mastosyncContentMd5' });
+    let answer;
+    try {
+      answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+    } catch (error) {
+      throw fatalS3Error(error, this.options.role, this.where, located.keys().next().value!, 'DELETE') ?? error;
+    }
+    return (answer.Errors ?? []).map((failure) => ({
+      key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
+      error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
+    }));
+  }
+
+  /**
    * Another S3 store's objects can be copied here on the provider when this store's credentials can read them: one
    * endpoint, region and account; `forced` (copy_mode = "server") trusts the admin that a grant allows it anyway.
    */
@@ -440,6 +509,28 @@ export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
     return next(args);
   };
   client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
+}
+
+/** S3's limit of keys per DeleteObjects request. */
+const MAX_DELETE_KEYS = 1000;
+
+/** The body's Content-MD5 in place of the x-amz-checksum-* headers the SDK adds to a request that needs a checksum. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for a command whose input and output types do not matter here
+const contentMd5Instead: BuildMiddleware<any, any> = (next) => async (args) => {
+  const request = args.request as { headers?: Record<string, string>; body?: unknown } | undefined;
+  if (request?.headers !== undefined && (typeof request.body === 'string' || request.body instanceof Uint8Array)) {
+    for (const name of Object.keys(request.headers)) {
+      if (name.toLowerCase().startsWith('x-amz-checksum-') || name.toLowerCase() === 'x-amz-sdk-checksum-algorithm') delete request.headers[name];
+    }
+    request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
+  }
+  return next(args);
+};
+
+/** A listed ETag's MD5, when it is a plain one. */
+function optionalMd5(etag: string | undefined): { md5?: string } {
+  const md5 = md5FromEtag(unquote(etag));
+  return md5 === undefined ? {} : { md5 };
 }
 
 const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -73,6 +73,15 @@ export function isNotFound(error: unknown): boolean {
   return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(error) === 404;
 }
 
+/** What to grant, by the operation that was denied. */
+const ACCESS_FIX: Record<string, (side: StoreSide) => string> = {
+  GET: () =>
+    'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume',
+  PUT: (side) => `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
+  LIST: () => 'give the credentials s3:ListBucket on the bucket (under its key prefix at least), then run again',
+  DELETE: () => 'give the credentials s3:DeleteObject on the bucket, then run again',
+};
+
 const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
 /** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
 const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
@@ -107,12 +116,7 @@ export function fatalS3Error(error: unknown, side: StoreSide, where: string, key
     return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
   }
   if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
-    return fatal(
-      'denied access',
-      operation === 'GET'
-        ? 'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume'
-        : `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
-    );
+    return fatal('denied access', ACCESS_FIX[operation]?.(side) ?? ACCESS_FIX.PUT!(side));
   }
   return undefined;
 }
