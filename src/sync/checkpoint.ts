@@ -190,7 +190,17 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   const outstanding = new Map<string, OutstandingObject & { line: string }>();
   const compactedRecent: Array<[string, RecentObject]> = [];
   await forEachLine(path, 0, (line, offset) => {
-    if (line.startsWith('{"run"')) {
+    const kind = kindOf(line);
+    if (kind === 'object') {
+      // Most lines: only failed, missing and retried ones matter here.
+      const status = line.indexOf(STATUS, 8) + STATUS.length;
+      if (!line.startsWith('failed"', status) && !line.startsWith('missing"', status) && !line.includes('"retry":true', status)) return;
+      const parsed = parseLine<ObjectLine>(line);
+      if (parsed === undefined) return;
+      if (parsed.status === 'failed' || parsed.status === 'missing')
+        outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
+      else outstanding.delete(parsed.key);
+    } else if (kind === 'run') {
       const parsed = parseLine<RunHeader>(line);
       if (parsed === undefined) return;
       header = parsed;
@@ -202,28 +212,22 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
         outstanding.clear();
         compactedRecent.length = 0;
       }
-    } else if (line.includes('","watermark":"')) {
+    } else if (kind === 'watermark') {
       const parsed = parseLine<{ job: string; watermark: string }>(line);
       if (parsed === undefined) return;
       const id = BigInt(parsed.watermark);
       const previous = watermarks.get(parsed.job);
       if (previous === undefined || id >= previous) watermarks.set(parsed.job, id);
-    } else if (line.includes('","synced":"')) {
+    } else if (kind === 'synced') {
       const parsed = parseLine<{ job: string; synced: string }>(line);
       if (parsed !== undefined && parsed.synced > (synced.get(parsed.job) ?? '')) synced.set(parsed.job, parsed.synced);
-    } else if (line.includes('","recent":"')) {
+    } else if (kind === 'recent') {
       const parsed = parseLine<{ job: string; recent: string }>(line);
       if (parsed === undefined) return;
       for (const entry of parsed.recent.split(',')) {
         if (entry.length > KEY_HASH_LENGTH)
           compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
       }
-    } else if (line.includes('"status":"failed"') || line.includes('"status":"missing"') || line.includes('"retry":true')) {
-      const parsed = parseLine<ObjectLine>(line);
-      if (parsed === undefined) return;
-      if (parsed.status === 'failed' || parsed.status === 'missing')
-        outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
-      else outstanding.delete(parsed.key);
     }
   });
 
@@ -243,7 +247,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   const stillRecent = (job: string, updated: number) => updated >= Date.parse(changesFrom(job) ?? '');
   for (const [hash, entry] of compactedRecent) if (stillRecent(entry.job, entry.updated)) recent.set(hash, entry);
   await forEachLine(path, runStart, (line) => {
-    if (!line.startsWith('{"job"') || !line.includes('","status":"')) return;
+    if (kindOf(line) !== 'object') return;
     const job = jobOf(line);
     const mark = watermarks.get(job);
     if (mark !== undefined && !line.includes('"updated":"')) {
@@ -347,6 +351,23 @@ export function assertIsCheckpoint(path: string): void {
   );
 }
 
+const STATUS = '","status":"';
+
+/**
+ * A line's kind, read from where its first keys end (see the line builders below), without scanning the rest of
+ * it: most lines are object lines, and a 10-million-line checkpoint is read twice.
+ */
+function kindOf(line: string): 'run' | 'object' | 'watermark' | 'synced' | 'recent' | undefined {
+  if (line.startsWith('{"run"')) return 'run';
+  if (!line.startsWith('{"job":"')) return undefined;
+  const afterJob = line.indexOf('"', 8);
+  if (line.startsWith('","id":"', afterJob)) return line.includes(STATUS, afterJob) ? 'object' : undefined;
+  if (line.startsWith('","watermark":"', afterJob)) return 'watermark';
+  if (line.startsWith('","synced":"', afterJob)) return 'synced';
+  if (line.startsWith('","recent":"', afterJob)) return 'recent';
+  return undefined;
+}
+
 /** An object line's job and row id, read without parsing it (lines start `{"job":"…","id":"…"`). */
 function jobOf(line: string): string {
   return line.slice(8, line.indexOf('"', 8));
@@ -370,17 +391,30 @@ function parseLine<T>(line: string): T | undefined {
 
 /** Calls `visit` with each line and its byte offset, reading the file from `start` in large chunks. */
 async function forEachLine(path: string, start: number, visit: (line: string, offset: number) => void): Promise<void> {
+  // The end of a line cut by a chunk's end; only it is copied, never the whole next chunk.
   let carry: Buffer = Buffer.alloc(0);
   let offset = start;
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1 << 20 })) {
-    const buffer = carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    const buffer = chunk as Buffer;
     let lineStart = 0;
-    for (let newline = buffer.indexOf(10); newline !== -1; newline = buffer.indexOf(10, lineStart)) {
-      if (newline > lineStart) visit(buffer.toString('utf8', lineStart, newline), offset + lineStart);
+    if (carry.length > 0) {
+      const newline = buffer.indexOf(10);
+      if (newline === -1) {
+        carry = Buffer.concat([carry, buffer]);
+        continue;
+      }
+      const line = Buffer.concat([carry, buffer.subarray(0, newline)]);
+      if (line.length > 0) visit(line.toString('utf8'), offset);
+      offset += line.length + 1;
       lineStart = newline + 1;
     }
-    offset += lineStart;
-    carry = buffer.subarray(lineStart);
+    const chunkStart = lineStart;
+    for (let newline = buffer.indexOf(10, lineStart); newline !== -1; newline = buffer.indexOf(10, lineStart)) {
+      if (newline > lineStart) visit(buffer.toString('utf8', lineStart, newline), offset + lineStart - chunkStart);
+      lineStart = newline + 1;
+    }
+    offset += lineStart - chunkStart;
+    carry = Buffer.from(buffer.subarray(lineStart));
   }
   if (carry.length > 0) visit(carry.toString('utf8'), offset);
 }

@@ -124,6 +124,28 @@ describe('loadCheckpoint', () => {
     assert.equal(state.isDone('a/1'), true);
   });
 
+  test('lines across the 1 MiB read chunks: every one is read whole, and a fresh run starts at its own header', async () => {
+    // Keys of varying length, so the lines fall across chunk ends at every kind of place.
+    const key = (run: string, index: number) => `${run}/${index}/${'x'.repeat(index % 97)}`;
+    writeRun(
+      'fresh',
+      Array.from({ length: 20_000 }, (_, index) => line(String(index + 1), key('a', index), 'copied')),
+    );
+    writeRun('fresh', [
+      line('1', 'b/first', 'copied'),
+      ...Array.from({ length: 20_000 }, (_, index) => line(String(index + 2), key('b', index), index % 2 === 0 ? 'failed' : 'copied')),
+      { watermark: '3' },
+    ]);
+    assert.ok(statSync(path).size > 3 * (1 << 20), 'the file spans several chunks');
+    const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(state.isDone('b/first'), false, 'below the watermark, and not outstanding');
+    assert.equal(state.isDone(key('b', 3)), true, 'the first run after the header is read from its first line');
+    assert.equal(state.isDone(key('a', 19_999)), false, 'nothing of the run before the fresh one');
+    assert.equal(state.isDone(key('a', 5)), false);
+    assert.equal(state.outstanding('accounts').length, 10_000, 'every failed line, whichever chunks it spans');
+    for (let index = 1; index < 20_000; index += 2) assert.equal(state.isDone(key('b', index)), index + 2 > 3, key('b', index));
+  });
+
   test('a torn last line (a kill mid-write) is skipped, and the next run starts on a line of its own', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed')]);
     appendFileSync(path, JSON.stringify(line('3', 'a/3', 'copied')).slice(0, 25));
