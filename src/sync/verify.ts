@@ -1,7 +1,10 @@
 /**
  * `verify`: compares what the database owns with what the destination holds, writing nothing anywhere unless
- * asked to repair. Each owned key is HEADed at the destination and at the source (the exact key, else a legacy
- * alternate, as a run reads it). A key absent at the destination, or whose size, Content-Type, Cache-Control or
+ * asked to repair. By HEAD, each owned key is HEADed at the destination and at the source (the exact key, else a
+ * legacy alternate, as a run reads it). By listing, both stores are listed under the folders Mastodon writes and
+ * joined with the rows in key order (listingJoin.ts): size and MD5 ETag for every owned object at about one request
+ * per thousand, a HEAD only for an object the source lists not at its exact key, and Content-Type and
+ * Cache-Control (which listings do not carry) by HEAD on the --sample share. A key absent at the destination, or whose size, Content-Type, Cache-Control or
  * MD5 ETag differs from the source object's, is a problem. Objects the source lacks are counted apart, not
  * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
  * found missing or different is copied again, by the copy a run uses.
@@ -12,13 +15,15 @@ import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
-import type { ObjectInfo, ObjectStore } from '../storage/types.js';
+import type { ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
+import { joinListing, ownedInKeyOrder, resumingListing } from './listingJoin.js';
+import { mastodonPrefixes } from '../mastodon/owners.js';
 
 type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
@@ -83,8 +88,13 @@ export interface VerifyOptions {
   readonly concurrency: number;
   /** Attempts after the first for each HEAD answered with a transient error. */
   readonly retries: number;
-  /** Percentage of the owned objects to check, chosen at random: (0, 100]. */
+  /**
+   * By HEAD: the percentage of the owned objects to check, chosen at random, (0, 100]. By listing, every object is
+   * checked and this share is also HEADed, for Content-Type and Cache-Control: [0, 100].
+   */
   readonly samplePercent: number;
+  /** `listing` needs both stores to list. Default: `head`. */
+  readonly method?: 'head' | 'listing';
   readonly scope?: Scope;
   readonly onProblem: (problem: Problem) => void;
   /** Copy again each object found missing or different, with this context (the one a run gives copyOwnedObject). */
@@ -97,6 +107,7 @@ export interface VerifyOptions {
 }
 
 export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSummary[]> {
+  if (options.method === 'listing') return verifyByListing(options);
   const pool = new BoundedPool(options.concurrency);
   const random = options.random ?? Math.random;
   const scope = options.scope ?? WHOLE_DATABASE;
@@ -130,6 +141,116 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
     await pool.drain();
   }
   return summaries;
+}
+
+/**
+ * Every owned object of each job checked against both listings, folder by folder in key order. The objects that
+ * need a request of their own (the sample, and those the source does not list at their exact key) go through the
+ * pool; the others are decided on the spot.
+ */
+async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary[]> {
+  const { source, destination } = options;
+  if (source.list === undefined || destination.list === undefined) throw new Error('verify by listing needs two stores that list');
+  const pool = new BoundedPool(options.concurrency);
+  const random = options.random ?? Math.random;
+  const scope = options.scope ?? WHOLE_DATABASE;
+  const summaries: VerifyJobSummary[] = [];
+  options.observe?.(summaries);
+  const settle = async (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome) => {
+    tally(summary, outcome, options.onProblem);
+    if (options.repair !== undefined && outcome !== 'missing-at-source' && outcome.length > 0 && outcome[0]!.problem !== 'error') {
+      countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options.onRepair);
+    }
+  };
+  try {
+    for (const job of options.jobs) {
+      if (options.stop?.aborted) break;
+      const summary = emptySummary(job);
+      summaries.push(summary);
+      let first = true;
+      folders: for (const { prefix } of mastodonPrefixes([job])) {
+        const owned = ownedInKeyOrder(
+          { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRow: first ? () => (summary.rows += 1) : undefined },
+          prefix,
+        );
+        first = false;
+        const atDestination = joinListing(
+          owned,
+          (object) => object.key,
+          resumingListing(destination, prefix, options.retries, options.stop),
+          destination.description,
+        );
+        const both = joinListing(atDestination, ([object]) => object.key, resumingListing(source, prefix, options.retries, options.stop), source.description);
+        for await (const [[object, listedAtDestination], listedAtSource] of both) {
+          if (options.stop?.aborted) break folders;
+          summary.objects += 1;
+          summary.checked += 1;
+          if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
+            await settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
+            continue;
+          }
+          await pool.submit(async () => {
+            // The sample is checked as by HEAD, attributes included; an object not listed at its exact key at the
+            // source may be under a legacy alternate there, which a HEAD finds as a run would.
+            const outcome =
+              listedAtSource !== undefined
+                ? await verifyObject(object, options)
+                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
+                    problemOf(object, destination, 'error', { error: describeError(error) }),
+                  ]);
+            await settle(summary, object, outcome);
+          });
+        }
+      }
+    }
+  } finally {
+    await pool.drain();
+  }
+  return summaries;
+}
+
+async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: VerifyOptions): Promise<Outcome> {
+  const found = await findAtSource(object, (key) => headWithRetries(options.source, key, options.retries));
+  if (found === undefined) return 'missing-at-source';
+  const md5 = md5FromEtag(found.found.etag);
+  return compareListed(
+    object,
+    { key: found.from, size: found.found.contentLength ?? -1, ...(md5 !== undefined && { md5 }) },
+    found.from,
+    atDestination,
+    options,
+  );
+}
+
+/** Presence, size and MD5 (where both listings carry one) of one object, from the listings alone. */
+function compareListed(object: OwnedObject, atSource: ListedObject, from: string, atDestination: ListedObject | undefined, options: VerifyOptions): Problem[] {
+  const problem = (kind: ProblemKind, fields: Partial<Problem> = {}) => problemOf(object, options.destination, kind, fields);
+  if (atDestination === undefined) return [problem('missing', { source: options.source.locate(from) })];
+  const problems: Problem[] = [];
+  if (atSource.size !== atDestination.size) problems.push(problem('size', { expected: atSource.size, actual: atDestination.size }));
+  if (atSource.md5 !== undefined && atDestination.md5 !== undefined && atSource.md5 !== atDestination.md5) {
+    problems.push(problem('etag', { expected: atSource.md5, actual: atDestination.md5 }));
+  }
+  return problems;
+}
+
+function problemOf(object: OwnedObject, destination: ObjectStore, kind: ProblemKind, fields: Partial<Problem> = {}): Problem {
+  return { job: object.job, id: object.id, key: destination.locate(object.key), problem: kind, ...fields };
+}
+
+/** The objects `jobs` own in scope, counted up to `limit` (reading only as many rows as that takes). */
+export async function countOwnedUpTo(
+  options: { readonly db: Database; readonly schema: Schema; readonly jobs: readonly JobName[]; readonly scope: Scope; readonly batchSize: number },
+  limit: number,
+): Promise<number> {
+  let owned = 0;
+  for (const job of options.jobs) {
+    for await (const rows of readRowPages(options.db, options.schema, job, { batchSize: Math.min(options.batchSize, limit), scope: options.scope })) {
+      for (const row of rows) owned += ownedInScope(job, row, options.scope).length;
+      if (owned >= limit) return owned;
+    }
+  }
+  return owned;
 }
 
 export function emptySummary(job: JobName): VerifyJobSummary {
@@ -199,8 +320,7 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem:
 }
 
 async function verifyObject(object: OwnedObject, options: VerifyOptions): Promise<Outcome> {
-  const key = options.destination.locate(object.key);
-  const problem = (kind: ProblemKind, fields: Partial<Problem> = {}): Problem => ({ job: object.job, id: object.id, key, problem: kind, ...fields });
+  const problem = (kind: ProblemKind, fields: Partial<Problem> = {}) => problemOf(object, options.destination, kind, fields);
   let atSource: { found: ObjectInfo; from: string } | undefined;
   let atDestination: ObjectInfo | undefined;
   try {

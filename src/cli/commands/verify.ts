@@ -9,11 +9,11 @@ import type { Logger } from 'pino';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
-import type { Scope } from '../../db/scope.js';
+import { coversEveryRow, type Scope } from '../../db/scope.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import type { CopyContext } from '../../sync/copy.js';
-import { emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
+import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import { serveMetrics } from '../metrics.js';
@@ -27,7 +27,10 @@ interface VerifyFlags extends MetricsFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
-  readonly samplePercent: number;
+  /** Undefined: every object by HEAD, none by HEAD when listing. */
+  readonly samplePercent?: number;
+  /** Forced: by HEAD (`--by-head`), by listing (`--by-listing`); undefined decides by size. */
+  readonly method?: 'head' | 'listing';
   readonly maxRps?: number;
   readonly json: boolean;
   readonly scope: Scope;
@@ -70,6 +73,9 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         }
       : undefined;
 
+    const method = await chooseMethod(flags, session, source, destination, config.database.batchSize);
+    const samplePercent = flags.samplePercent ?? (method === 'listing' ? 0 : 100);
+
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.on('SIGINT', onSignal);
@@ -80,7 +86,8 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
           jobs: session.jobs,
           source: source.description,
           destination: destination.description,
-          sample: flags.samplePercent,
+          sample: samplePercent,
+          method,
           scope: describeScope(flags.scope),
           repair: flags.repair,
         },
@@ -95,7 +102,8 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         batchSize: config.database.batchSize,
         concurrency,
         retries: config.sync.retries,
-        samplePercent: flags.samplePercent,
+        samplePercent,
+        method,
         scope: flags.scope,
         onProblem: (problem) => out.stdout(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
         repair,
@@ -104,8 +112,8 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
       });
       const total = totals(jobs);
-      if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: flags.samplePercent, interrupted: stop.signal.aborted }));
-      else out.stdout(summaryText(jobs, total, flags.samplePercent, flags.repair));
+      if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted }));
+      else out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, method === 'listing' ? samplePercent : undefined));
       if (stop.signal.aborted) return EXIT.interrupted;
       // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
       if (flags.repair) return total.errors + total.unrepaired > 0 ? EXIT.failures : EXIT.ok;
@@ -119,6 +127,31 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
     await session.db.close();
     await metrics?.close(flags.metricsHoldMs);
   }
+}
+
+/**
+ * Above this many owned objects, verify lists by default: a listing answers about 1000 objects a request where
+ * HEAD answers one, and a small verify is not worth listing a whole bucket for.
+ */
+const LISTING_ABOVE = 2000;
+
+/**
+ * `--by-head` and `--by-listing` decide; else listing when both stores can, the scope takes every row (a narrower
+ * one would list whole folders for a part of them) and it owns more than LISTING_ABOVE objects.
+ */
+async function chooseMethod(
+  flags: VerifyFlags,
+  session: Awaited<ReturnType<typeof openSession>>,
+  source: ObjectStore,
+  destination: ObjectStore,
+  batchSize: number,
+): Promise<'head' | 'listing'> {
+  const lists = source.list !== undefined && destination.list !== undefined;
+  if (flags.method === 'listing' && !lists) throw new UsageError('--by-listing: the source or the destination cannot be listed; use --by-head');
+  if (flags.method !== undefined) return flags.method;
+  if (!lists || !coversEveryRow(flags.scope)) return 'head';
+  const owned = await countOwnedUpTo({ db: session.db, schema: session.schema, jobs: session.jobs, scope: flags.scope, batchSize }, LISTING_ABOVE + 1);
+  return owned > LISTING_ABOVE ? 'listing' : 'head';
 }
 
 function describeProblem(problem: Problem): string {
@@ -151,7 +184,14 @@ function totals(jobs: readonly VerifyJobSummary[]): Omit<VerifyJobSummary, 'job'
   return total;
 }
 
-function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSummary, 'job'>, samplePercent: number, repair: boolean): string {
+function summaryText(
+  jobs: readonly VerifyJobSummary[],
+  total: Omit<VerifyJobSummary, 'job'>,
+  samplePercent: number,
+  repair: boolean,
+  /** By listing: the share whose Content-Type and Cache-Control were HEADed. */
+  attributesPercent?: number,
+): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
   const rows = [
@@ -182,7 +222,13 @@ function summaryText(jobs: readonly VerifyJobSummary[], total: Omit<VerifyJobSum
       : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${
           repair ? repairVerdict(total) : 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above'
         }`;
-  return [...table, ...different, ...missingAtSource, verdict].join('\n');
+  const attributes =
+    attributesPercent === undefined
+      ? []
+      : attributesPercent === 0
+        ? ['by listing: presence, size and MD5 of every object; Content-Type and Cache-Control not checked (--sample PERCENT checks them by HEAD)']
+        : [`by listing: presence, size and MD5 of every object; Content-Type and Cache-Control by HEAD on a ${attributesPercent}% sample`];
+  return [...table, ...different, ...missingAtSource, ...attributes, verdict].join('\n');
 }
 
 function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
@@ -200,7 +246,18 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
     builder: (command) =>
       withMetricsOptions(withScopeOptions(command), 'verify')
         .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
-        .option('sample', { type: 'number', requiresArg: true, default: 100, describe: 'check only this percentage of the objects, chosen at random' })
+        .option('sample', {
+          type: 'number',
+          requiresArg: true,
+          describe:
+            'by HEAD: check only this percentage of the objects, chosen at random (default 100); by listing: HEAD this share for Content-Type and Cache-Control (default none)',
+        })
+        .option('by-head', { type: 'boolean', describe: 'HEAD every owned object at both stores (the default up to 2000 objects)' })
+        .option('by-listing', {
+          type: 'boolean',
+          describe: 'list both stores and join with the database, about one request per 1000 objects (the default above 2000)',
+        })
+        .conflicts('by-head', 'by-listing')
         .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .option('repair', {
@@ -209,7 +266,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
         })
         .check((args) => {
-          if (!(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
+          if (args.sample !== undefined && !(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
           }
           wholeNumber('--concurrency', args.concurrency, 1);
@@ -223,6 +280,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           config: args.config,
           concurrency: args.concurrency,
           samplePercent: args.sample,
+          method: args.byHead ? 'head' : args.byListing ? 'listing' : undefined,
           maxRps: args.maxRps,
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
