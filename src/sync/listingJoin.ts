@@ -141,7 +141,9 @@ export async function* joinListing<T>(
     previous = (current.value as ListedObject).key;
     current = await listed.next();
     if (!current.done && compareKeys(previous, current.value.key) >= 0) {
-      throw new ListingOrderError(`${where} listed ${JSON.stringify(current.value.key)} after ${JSON.stringify(previous)}: not in byte order of keys`);
+      throw new ListingOrderError(
+        `${where} listed ${JSON.stringify(current.value.key)} after ${JSON.stringify(previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
+      );
     }
   };
   try {
