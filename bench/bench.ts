@@ -64,6 +64,9 @@ const HELP = `npm run bench -- [options]
                         the rows scenario: a table of N fileless rows against one of base-rows (1000000, 10000)
   --scenarios LIST      any of ${SCENARIOS.join(',')} (default all)
   --tools LIST          mastosync,rclone (default both)
+  --compare LIST        the bucket scenarios also run these other builds of mastosync, each as NAME=PATH of its
+                        bin/mastosync.js (a copy of the launcher, package.json and dist/bundle), e.g. the build
+                        before a change: before=/tmp/before/bin/mastosync.js
   --rclone-flags "..."  extra rclone flags, e.g. "--s3-no-head"
   --repeat N            run each tool N times (alternating) and keep its median run (default 1)
   --trace               after each streamed run, where its time went (bench/timeline.ts)
@@ -92,6 +95,7 @@ const { values: flags } = parseArgs({
     'base-rows': { type: 'string', default: '10000' },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
     tools: { type: 'string', default: 'mastosync,rclone' },
+    compare: { type: 'string', default: '' },
     'rclone-flags': { type: 'string', default: '' },
     repeat: { type: 'string', default: '1' },
     trace: { type: 'boolean', default: false },
@@ -125,6 +129,15 @@ const scenarios = list('scenarios', SCENARIOS);
 const tools = list('tools', ['mastosync', 'rclone'] as const);
 const rcloneFlags = String(flags['rclone-flags']).split(' ').filter(Boolean);
 const repeat = Math.max(1, Math.round(number('repeat')));
+/** Other builds of mastosync to run beside this one in the bucket scenarios: name → launcher path. */
+const compared = String(flags.compare)
+  .split(',')
+  .filter(Boolean)
+  .map((item) => {
+    const [name, path] = item.split('=');
+    if (!name || !path || !existsSync(path)) throw new Error(`--compare: "${item}" is not NAME=PATH of an existing bin/mastosync.js`);
+    return { name, bin: resolve(path) };
+  });
 const TIMEOUT_MS = 15 * 60_000;
 
 interface DataSet {
@@ -208,6 +221,8 @@ interface RunSpec {
   readonly wholeBucket?: boolean;
   /** The name in the table, instead of the tool's. */
   readonly label?: string;
+  /** Another build's launcher (--compare). */
+  readonly bin?: string;
 }
 
 /** A measured run as the report shows it; `requests` are what the proxies saw, counted per S3 operation. */
@@ -256,6 +271,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
       extraArgs: spec.nothing ? ['--limit', '0'] : [],
       dir,
       timeoutMs: TIMEOUT_MS,
+      bin: spec.bin,
     });
   } else {
     const keys = spec.nothing ? [] : spec.wholeBucket ? undefined : data.objects.map((object) => object.key);
@@ -557,11 +573,17 @@ interface RequestCost {
   /** CPU ms per object (GET + PUT), median of three runs each. */
   readonly sdk: number;
   readonly direct: number;
+  /** The floor: node:http alone, signed by a minimal SigV4, and not signed. */
+  readonly bare: number;
+  readonly unsigned: number;
 }
+
+const REQUEST_COST_MODES = ['sdk', 'direct', 'bare', 'unsigned'] as const;
 
 /**
  * The request-cost study: the same S3Store copying 40 KB objects from and to a trivial server (bench/fakeS3.ts),
- * through the SDK's commands and through its direct requests (bench/requestCost.ts), three runs each, alternating.
+ * through the SDK's commands and through its direct requests, and the floor under both (node:http alone, with and
+ * without a signature) (bench/requestCost.ts), three runs each, the modes' order rotating.
  */
 async function measureRequestCost(): Promise<RequestCost> {
   console.error('bench: request cost');
@@ -571,9 +593,10 @@ async function measureRequestCost(): Promise<RequestCost> {
   try {
     const line = await new Promise<string>((done) => createInterface({ input: server.stdout! }).once('line', done));
     const { port } = JSON.parse(line) as { port: number };
-    const runs: Record<'sdk' | 'direct', number[]> = { sdk: [], direct: [] };
+    const runs: Record<(typeof REQUEST_COST_MODES)[number], number[]> = { sdk: [], direct: [], bare: [], unsigned: [] };
     for (let round = 0; round < 3; round++) {
-      for (const mode of round % 2 === 0 ? (['sdk', 'direct'] as const) : (['direct', 'sdk'] as const)) {
+      for (const [index] of REQUEST_COST_MODES.entries()) {
+        const mode = REQUEST_COST_MODES[(index + round) % REQUEST_COST_MODES.length]!;
         const child = spawn(process.execPath, ['--import', tsx, resolve(import.meta.dirname, 'requestCost.ts'), mode, String(port), String(objects)], {
           stdio: ['ignore', 'pipe', 'inherit'],
         });
@@ -582,8 +605,10 @@ async function measureRequestCost(): Promise<RequestCost> {
       }
     }
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[1]!;
-    const cost = { objects, sdk: median(runs.sdk), direct: median(runs.direct) };
-    console.log(`request cost (CPU ms per object, GET + PUT of 40 KB): SDK commands ${cost.sdk.toFixed(2)}, direct requests ${cost.direct.toFixed(2)}\n`);
+    const cost = { objects, sdk: median(runs.sdk), direct: median(runs.direct), bare: median(runs.bare), unsigned: median(runs.unsigned) };
+    console.log(
+      `request cost (CPU ms per object, GET + PUT of 40 KB): SDK commands ${cost.sdk.toFixed(2)}, direct requests ${cost.direct.toFixed(2)}, node:http signed ${cost.bare.toFixed(2)}, unsigned ${cost.unsigned.toFixed(2)}\n`,
+    );
     return cost;
   } finally {
     server.kill('SIGTERM');
@@ -659,8 +684,8 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
   });
   notes.push(`bucket: ${describeSet(data)}`);
   const scenarios: ScenarioResult[] = [];
-  const both = (concurrency: number, latencyMs: number, set: DataSet): RunSpec[] =>
-    tools.map((tool) => ({
+  const both = (concurrency: number, latencyMs: number, set: DataSet): RunSpec[] => [
+    ...tools.map((tool) => ({
       tool,
       data: set,
       concurrency,
@@ -668,7 +693,18 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
       latencyMs,
       wholeBucket: true,
       label: tool === 'mastosync' ? 'mastosync run all' : 'rclone copy --fast-list',
-    }));
+    })),
+    ...compared.map(({ name, bin }) => ({
+      tool: 'mastosync' as const,
+      data: set,
+      concurrency,
+      mode: 'stream' as const,
+      latencyMs,
+      wholeBucket: true,
+      bin,
+      label: `mastosync run all (${name})`,
+    })),
+  ];
   const scenario = (name: string, description: string, set: DataSet, concurrency: number, latencyMs: number, results: ToolResult[], notes: string[] = []) => {
     const result = { name, description, concurrency, latencyMs, limitMs: (set.objects.length * 2 * latencyMs) / concurrency, results, notes };
     console.log(`${scenarioText(result)}\n`);
@@ -687,6 +723,10 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
   );
   const fixed = new Map(idle.map((result) => [result.tool, result]));
   const start = fixed.get('mastosync');
+  // The floor under any Node program's start: Node itself, loading nothing.
+  const bareNode: Measurement[] = [];
+  for (let round = 0; round < 2; round++) bareNode.push(await measure(process.execPath, ['-e', '0'], { env: process.env, cwd: world.work, timeoutMs: 60_000 }));
+  const node = bareNode.reduce((best, run) => (run.cpuMs < best.cpuMs ? run : best));
   scenarios.push(
     scenario(
       'bucket, 16 in flight',
@@ -698,7 +738,7 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
       start === undefined
         ? []
         : [
-            `mastosync's start-up (\`run all --limit 0\`: Node, the bundle, the database session and schema probe, the bucket checks): ${(start.wallMs / 1000).toFixed(2)} s, ${start.cpuMs.toFixed(0)} ms CPU, peak RSS ${(start.peakRssBytes / 1e6).toFixed(0)} MB; "beyond start" takes it off (rclone's: an empty key list, ${fixed.get('rclone')?.cpuMs.toFixed(0) ?? '–'} ms CPU).`,
+            `mastosync's start-up (\`run all --limit 0\`: Node, the bundle, the database session and schema probe, the bucket checks): ${(start.wallMs / 1000).toFixed(2)} s, ${start.cpuMs.toFixed(0)} ms CPU, peak RSS ${(start.peakRssBytes / 1e6).toFixed(0)} MB; "beyond start" takes it off (rclone's: an empty key list, ${fixed.get('rclone')?.cpuMs.toFixed(0) ?? '–'} ms CPU). Node alone (\`node -e 0\`): ${node.cpuMs.toFixed(0)} ms CPU, peak RSS ${(node.peakRssBytes / 1e6).toFixed(0)} MB.`,
           ],
     ),
   );
@@ -896,7 +936,7 @@ function markdown(
       : [
           '### request cost',
           '',
-          `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts, the SDK's own signer and HTTP handler without its middleware stack) ${requestCost.direct.toFixed(2)} ms.`,
+          `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts, the SDK's own signer and HTTP handler without its middleware stack) ${requestCost.direct.toFixed(2)} ms; the floor, the same two requests with node:http alone and a minimal SigV4 signature, ${requestCost.bare.toFixed(2)} ms, and without a signature ${requestCost.unsigned.toFixed(2)} ms.`,
           '',
         ]),
     ...results.flatMap((scenario) => [

@@ -82,6 +82,8 @@ export interface MastosyncRun {
   readonly json?: boolean;
   readonly dir: string;
   readonly timeoutMs: number;
+  /** Another build's launcher to run instead of this checkout's (bench --compare). */
+  readonly bin?: string;
 }
 
 export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
@@ -113,15 +115,12 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   );
   const env = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_')) delete env[name];
-  return measure(
-    process.execPath,
-    [MASTOSYNC_BIN, 'run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])],
-    {
-      env,
-      cwd: run.dir,
-      timeoutMs: run.timeoutMs,
-    },
-  );
+  // The launcher is run as a command, as an admin runs it (npm's bin link), so the flags it starts Node with apply.
+  return measure(run.bin ?? MASTOSYNC_BIN, ['run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])], {
+    env,
+    cwd: run.dir,
+    timeoutMs: run.timeoutMs,
+  });
 }
 
 export interface RcloneRun {
