@@ -2,8 +2,10 @@
  * Checks and groups of flags that several commands share. Kept apart from the commands (and from prom-client,
  * which src/cli/metrics.ts loads) so that a command imports only what it parses.
  */
+import type { Logger } from 'pino';
 import type { Argv } from 'yargs';
 import { UsageError } from '../errors.js';
+import type { Metrics } from './metrics.js';
 
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
 export function wholeNumber(flag: string, value: unknown, minimum: number): void {
@@ -72,4 +74,14 @@ export function metricsFromArgs(args: MetricsArgs): MetricsFlags {
     metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),
     metricsHoldMs: (args.metricsHold ?? 0) * 1000,
   };
+}
+
+/**
+ * The metrics server when --metrics is given, else nothing. prom-client (src/cli/metrics.ts) is loaded only then:
+ * every other run would pay for loading it at its start.
+ */
+export async function startMetrics(command: 'run' | 'verify', address: MetricsAddress | undefined, log: Logger): Promise<Metrics | undefined> {
+  if (address === undefined) return undefined;
+  const { serveMetrics } = await import('./metrics.js');
+  return serveMetrics(command, address, log);
 }

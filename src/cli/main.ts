@@ -60,6 +60,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
       if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message, argv, commandNames));
       throw error;
     });
+  skipHelpCaching(parser);
 
   try {
     await parser.parseAsync();
@@ -81,6 +82,17 @@ export async function main(argv: string[], out: Output = processOutput, version?
 }
 
 const COMPLETION_SHELLS = ['bash', 'zsh'];
+
+/**
+ * Right after it starts a command's handler, yargs renders the whole help text and keeps it, only to print it if
+ * the handler later fails; our .fail() never prints help, and the rendering cost every run up to 100 ms of CPU at
+ * its start (docs/performance.md). --help still renders it, when asked.
+ */
+function skipHelpCaching(parser: Argv): void {
+  const internal = parser as unknown as { getInternalMethods?: () => { getUsageInstance(): { cacheHelpMessage(): void } } };
+  const usage = internal.getInternalMethods?.().getUsageInstance();
+  if (usage !== undefined) usage.cacheHelpMessage = () => undefined;
+}
 
 async function withShell<T>(shell: string, run: () => Promise<T>): Promise<T> {
   const saved = { SHELL: process.env.SHELL, ZSH_NAME: process.env.ZSH_NAME };

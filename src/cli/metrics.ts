@@ -250,9 +250,8 @@ function countPerStatus<J extends { job: string } & Record<S, number>, S extends
   });
 }
 
-/** A Metrics for `command` already serving at `address` (and the URL logged), or undefined without --metrics. */
-export async function serveMetrics(command: 'run' | 'verify', address: MetricsAddress | undefined, log: Logger): Promise<Metrics | undefined> {
-  if (address === undefined) return undefined;
+/** A Metrics for `command` already serving at `address`, the URL logged (src/cli/flags.ts loads this module only for --metrics). */
+export async function serveMetrics(command: 'run' | 'verify', address: MetricsAddress, log: Logger): Promise<Metrics> {
   const metrics = new Metrics(command);
   const bound = await metrics.listen(address);
   log.info({ metrics: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics` }, 'serving metrics');

@@ -24,8 +24,8 @@ import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, t
 import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { serveMetrics, type Metrics } from '../metrics.js';
-import { metricsFromArgs, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
+import type { Metrics } from '../metrics.js';
+import { metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import type { CommandModule } from 'yargs';
 
 interface RunFlags extends MetricsFlags {
@@ -63,7 +63,7 @@ async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: 
   const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
   let metrics: Metrics | undefined;
   try {
-    metrics = await serveMetrics('run', flags.metrics, log);
+    metrics = await startMetrics('run', flags.metrics, log);
     return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress, metrics);
   } finally {
     lock?.release();

@@ -16,8 +16,7 @@ import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { serveMetrics } from '../metrics.js';
-import { asGiven, metricsFromArgs, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
+import { asGiven, metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { createStore, samePlace } from '../../storage/index.js';
@@ -45,7 +44,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
   if (flags.repair && samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
-  const metrics = await serveMetrics('verify', flags.metrics, log);
+  const metrics = await startMetrics('verify', flags.metrics, log);
   const session = await openSession(config, flags.jobs, log).catch(async (error: unknown) => {
     await metrics?.close();
     throw error;
