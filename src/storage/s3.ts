@@ -300,11 +300,17 @@ export class S3Store implements ObjectStore {
     // (src/sync/integrity may check the bytes on the way too). Only a body without one is hashed here.
     const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64').toString('hex');
     const hash = claimed === undefined ? createHash('md5') : undefined;
-    // A body that fails must end the request at once: the server would otherwise wait for the missing bytes.
-    const bodyFailed = new AbortController();
+    // A body that fails must end the request at once: the server would otherwise wait for the missing bytes. So does
+    // the copy's own stop (through a listener: AbortSignal.any costs far more per request in Node 20).
+    const stopRequest = new AbortController();
+    let bodyFailure: { error: unknown } | undefined;
+    const bodyFailed = (error: unknown) => {
+      bodyFailure ??= { error };
+      stopRequest.abort(error);
+    };
     let sent: Readable = body;
     if (hash === undefined) {
-      body.once('error', (error) => bodyFailed.abort(error));
+      body.once('error', bodyFailed);
     } else {
       const hashing = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -312,10 +318,12 @@ export class S3Store implements ObjectStore {
           callback(null, chunk);
         },
       });
-      pipeline(body, hashing).catch((error: unknown) => bodyFailed.abort(error));
+      pipeline(body, hashing).catch(bodyFailed);
       sent = hashing;
     }
-    const signal = options.signal ? AbortSignal.any([options.signal, bodyFailed.signal]) : bodyFailed.signal;
+    const stopped = () => stopRequest.abort(options.signal!.reason);
+    if (options.signal?.aborted) stopped();
+    else options.signal?.addEventListener('abort', stopped, { once: true });
     // Only objects of known length go as one PUT (goesAsOnePut).
     const size = options.contentLength ?? 0;
     let response: DirectResponse;
@@ -323,9 +331,9 @@ export class S3Store implements ObjectStore {
     // answers 413 before any of it is sent, where it would otherwise close the connection under it.
     const suspect = this.resetWhileSending.has(params.Key);
     try {
-      response = await this.direct.put(params.Key, sent, { ...putHeaders(params, options), ...(suspect && { expect: '100-continue' }) }, signal);
+      response = await this.direct.put(params.Key, sent, { ...putHeaders(params, options), ...(suspect && { expect: '100-continue' }) }, stopRequest.signal);
     } catch (error) {
-      if (bodyFailed.signal.aborted) throw bodyFailed.signal.reason;
+      if (bodyFailure !== undefined) throw bodyFailure.error;
       if (refusesBody(error)) throw this.bodyRefused(params.Key, size, error);
       // A server that refuses the body may close the connection before its answer can be read: only a reset while
       // the body was being sent shows. Once is a flaky network (other PUTs cut by the same blip prove nothing about
@@ -338,6 +346,8 @@ export class S3Store implements ObjectStore {
         }
       }
       throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', stopped);
     }
     this.resetWhileSending.delete(params.Key);
     const stored = md5FromEtag(digestEtag(sdkShape(response)));
