@@ -8,6 +8,7 @@
  * An answer other than 2xx becomes an S3ServiceException shaped like the SDK's own (name = the S3 error code,
  * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
  */
+import { createHash, createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
@@ -42,8 +43,13 @@ interface HttpHandler {
 
 /** The parts of the SDK's resolved client config used here (all public). */
 interface ResolvedConfig {
-  endpointProvider(params: Record<string, unknown>): { url: URL; properties?: { authSchemes?: Array<{ signingRegion?: string; signingName?: string }> } };
+  endpointProvider(params: Record<string, unknown>): {
+    url: URL;
+    properties?: { authSchemes?: Array<{ name?: string; signingRegion?: string; signingName?: string }> };
+  };
   signer(authScheme?: unknown): Promise<Signer>;
+  /** The client's credential provider (it caches and refreshes). */
+  credentials(): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
   requestHandler: HttpHandler;
   systemClockOffset?: number;
 }
@@ -139,7 +145,15 @@ export class DirectRequests {
       Accelerate: false,
     });
     const scheme = endpoint.properties?.authSchemes?.[0];
-    return { url: endpoint.url, signer: await config.signer(scheme), signingRegion: scheme?.signingRegion, signingService: scheme?.signingName ?? 's3' };
+    const signingRegion = scheme?.signingRegion ?? this.config.region;
+    const signingService = scheme?.signingName ?? 's3';
+    // Plain SigV4 (every provider but AWS's multi-region access points) is signed here: the SDK's signer costs
+    // several times as much per request (docs/performance.md). Anything else keeps the SDK's.
+    const signer =
+      scheme === undefined || scheme.name === 'sigv4'
+        ? new UnsignedPayloadSigner(() => config.credentials(), signingRegion, signingService)
+        : await config.signer(scheme);
+    return { url: endpoint.url, signer, signingRegion, signingService };
   }
 
   /** As the SDK does: sign later requests with the server's clock. */
@@ -147,6 +161,78 @@ export class DirectRequests {
     const server = date === undefined ? Number.NaN : Date.parse(date);
     if (!Number.isNaN(server)) (this.client.config as unknown as ResolvedConfig).systemClockOffset = server - Date.now();
   }
+}
+
+/** Headers never signed, as the SDK's signer leaves them out (a proxy on the way may change them). */
+const UNSIGNABLE = new Set([
+  'authorization',
+  'cache-control',
+  'connection',
+  'expect',
+  'from',
+  'keep-alive',
+  'max-forwards',
+  'pragma',
+  'referer',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'user-agent',
+  'x-amzn-trace-id',
+]);
+
+/**
+ * AWS Signature Version 4 in headers, for S3 requests whose payload is unsigned (x-amz-content-sha256:
+ * UNSIGNED-PAYLOAD) and that carry no query: one SHA-256 and one HMAC per request, the signing key derived once
+ * a day. The path is signed as sent (S3 encodes it once and never normalises it). test/unit/s3Direct.test.ts
+ * checks each signature against one recomputed from the specification.
+ */
+class UnsignedPayloadSigner implements Signer {
+  private key: { readonly scope: string; readonly secret: string; readonly value: Buffer } | undefined;
+
+  constructor(
+    private readonly credentials: ResolvedConfig['credentials'],
+    private readonly region: string,
+    private readonly service: string,
+  ) {}
+
+  async sign(request: RequestShape, options: { signingDate: Date }): Promise<RequestShape> {
+    const { accessKeyId, secretAccessKey, sessionToken } = await this.credentials();
+    const time = options.signingDate.toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const scope = `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request`;
+    const headers: Record<string, string> = { ...request.headers, 'x-amz-date': time };
+    if (sessionToken !== undefined) headers['x-amz-security-token'] = sessionToken;
+    const names: string[] = [];
+    const lines: string[] = [];
+    for (const name of Object.keys(headers)
+      .map((header) => header.toLowerCase())
+      .sort()) {
+      if (UNSIGNABLE.has(name) || name.startsWith('proxy-') || name.startsWith('sec-')) continue;
+      names.push(name);
+      lines.push(`${name}:${headerValue(headers, name).trim().replace(/\s+/g, ' ')}\n`);
+    }
+    const signedHeaders = names.join(';');
+    const canonical = `${request.method}\n${request.path}\n\n${lines.join('')}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
+    const toSign = `AWS4-HMAC-SHA256\n${time}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+    const signature = createHmac('sha256', this.signingKey(scope, secretAccessKey)).update(toSign).digest('hex');
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+    return { ...request, headers };
+  }
+
+  private signingKey(scope: string, secret: string): Buffer {
+    if (this.key?.scope === scope && this.key.secret === secret) return this.key.value;
+    let value: Buffer = Buffer.from(`AWS4${secret}`);
+    for (const part of scope.split('/')) value = createHmac('sha256', value).update(part).digest();
+    this.key = { scope, secret, value };
+    return value;
+  }
+}
+
+/** A header's value whatever the case of its name. */
+function headerValue(headers: Readonly<Record<string, string>>, lowerCaseName: string): string {
+  if (headers[lowerCaseName] !== undefined) return headers[lowerCaseName];
+  return Object.entries(headers).find(([name]) => name.toLowerCase() === lowerCaseName)?.[1] ?? '';
 }
 
 /** The request path of `key` in the bucket at `url` (path style: `/bucket/key`, virtual host: `/key`). */
