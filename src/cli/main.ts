@@ -9,6 +9,7 @@ import { checkCommandModule } from './commands/check.js';
 import { initCommandModule } from './commands/init.js';
 import { manifestCommandModule } from './commands/manifest.js';
 import { planCommandModule } from './commands/plan.js';
+import { pruneCommandModule } from './commands/prune.js';
 import { runCommandModule } from './commands/run.js';
 import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
@@ -17,7 +18,7 @@ import { JOB_NAMES } from '../mastodon/tables.js';
 import { CheckpointBusyError } from '../sync/lock.js';
 
 /** Every command; add new ones here. */
-const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule];
+const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule, pruneCommandModule];
 
 /** `version` is what --version prints: bin/mastosync.js reads it from package.json (yargs cannot find it from a bundle). */
 export async function main(argv: string[], out: Output = processOutput, version?: string): Promise<number> {

@@ -77,6 +77,32 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
   return withReconnect(db, () => db.query(sql, [ids, ...scoped.values]));
 }
 
+/**
+ * The rows of `job` whose id lies in one of `ranges` (both ends included), in id order: the rows a page of listed
+ * keys could belong to (prune). The ids are found through the primary key, one range scan each, then read as
+ * readRowsById reads them.
+ */
+export async function readRowsInIdRanges(
+  db: Database,
+  schema: Schema,
+  job: JobName,
+  ranges: ReadonlyArray<{ readonly from: bigint; readonly to: bigint }>,
+): Promise<Row[]> {
+  if (ranges.length === 0) return [];
+  const ids = await db.query<{ id: string }>(
+    `SELECT DISTINCT t."id"::text AS "id" FROM "${job}" t JOIN unnest($1::bigint[], $2::bigint[]) AS r(low, high) ON t."id" BETWEEN r.low AND r.high`,
+    [ranges.map((range) => range.from.toString()), ranges.map((range) => range.to.toString())],
+  );
+  return ids.length === 0
+    ? []
+    : readRowsById(
+        db,
+        schema,
+        job,
+        ids.map((row) => row.id),
+      );
+}
+
 interface PageQueries {
   /** The window: $1 the id before it, $2 its size, then the scope's values. */
   readonly windowSql: string;

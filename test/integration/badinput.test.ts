@@ -108,6 +108,16 @@ const CASES: Case[] = [
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {
+    name: 'prune --max-delete that is neither a count nor a percentage',
+    args: ['prune', 'all', '--delete', '--max-delete', '10x'],
+    says: /--max-delete takes a number of objects or a percentage of those listed \(e\.g\. 500 or 10%\), not "10x"/,
+  },
+  {
+    name: 'prune --manifest without --delete',
+    args: ['prune', 'all', '--manifest', 'x.jsonl'],
+    says: /--manifest lists what --delete deleted: pass --delete too/,
+  },
+  {
     name: 'verify with a wrong credential',
     args: ['verify', 'all'],
     config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),

@@ -31,7 +31,8 @@ test("--version prints mastosync's version, not that of the folder it runs in", 
 test('--help lists every command', async () => {
   const result = await runCli(['--help'], { cwd: tmpdir() });
   assert.equal(result.code, 0, result.stderr);
-  for (const command of ['run', 'init', 'check', 'plan', 'manifest', 'verify']) assert.match(result.stdout, new RegExp(`mastosync ${command}\\b`), command);
+  for (const command of ['run', 'init', 'check', 'plan', 'manifest', 'verify', 'prune'])
+    assert.match(result.stdout, new RegExp(`mastosync ${command}\\b`), command);
 });
 
 describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen copies in flight', () => {

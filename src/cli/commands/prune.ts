@@ -1,0 +1,208 @@
+/**
+ * `mastosync prune <job..> [--delete] [--max-delete N|P%] [--manifest PATH] [--json]`: lists the destination under
+ * the folders Mastodon writes for the jobs and reports, one line each, the objects no row owns, with their size.
+ * Dry by default (exit 0). With --delete it removes them, unless there are more than --max-delete (by default 10%
+ * of what it listed): then it deletes nothing, says so and exits 2. Each key deleted is written to the manifest.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { CommandModule } from 'yargs';
+import { UsageError } from '../../errors.js';
+import { JOB_NAMES } from '../../mastodon/tables.js';
+import { createStore } from '../../storage/index.js';
+import type { ObjectStore } from '../../storage/types.js';
+import { limitStoreRates } from '../../sync/rateLimit.js';
+import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
+import { EXIT, type CommandContext, type Output } from '../exit.js';
+import { wholeNumber } from '../flags.js';
+import { createLogger } from '../logger.js';
+import { openSession, parseJobs, readConfig } from '../setup.js';
+import { warnTo } from '../stores.js';
+
+interface PruneFlags {
+  readonly jobs: string[];
+  readonly config?: string;
+  readonly delete: boolean;
+  readonly limit: DeleteLimit;
+  readonly limitText: string;
+  readonly manifest?: string;
+  readonly maxRps?: number;
+  readonly json: boolean;
+}
+
+const REASONS: Readonly<Record<OrphanReason, string>> = {
+  'no-table': 'this Mastodon version has no such table',
+  shape: 'no row can own a key of this shape',
+  'no-row': 'no row has this id',
+  'not-owned': 'the row owns other keys',
+  duplicate: 'a second copy: the object is also where the row says',
+};
+
+async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promise<number> {
+  const { all } = parseJobs(flags.jobs);
+  const config = readConfig(flags);
+  const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
+  if (manifest !== undefined && existsSync(manifest)) throw new UsageError(`--manifest ${manifest} exists: pass a new file name`);
+  const session = await openSession(config, flags.jobs, log);
+  let destination: ObjectStore | undefined;
+  try {
+    destination = createStore(config.destination, { role: 'destination', concurrency: config.sync.concurrency, warn: warnTo(log) });
+    if (destination.list === undefined) throw new UsageError(`the destination (${destination.description}) cannot list its objects, which prune needs`);
+    if (flags.delete && destination.delete === undefined) throw new UsageError(`the destination (${destination.description}) cannot delete objects`);
+    limitStoreRates([destination], flags.maxRps ?? config.sync.maxRps);
+    await destination.check();
+    // Under `all`, the folders of a table this version dropped (imports, v4.4) hold nothing any row owns.
+    const tablelessJobs = all ? JOB_NAMES.filter((job) => !session.jobs.includes(job)) : [];
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      log.info({ jobs: session.jobs, tablelessJobs, destination: destination.description, delete: flags.delete, maxDelete: flags.limitText }, 'prune started');
+      const result = await pruneJobs({
+        jobs: session.jobs,
+        tablelessJobs,
+        db: session.db,
+        schema: session.schema,
+        destination,
+        delete: flags.delete,
+        limit: flags.limit,
+        manifest,
+        onOrphan: (orphan) =>
+          out.stdout(flags.json ? JSON.stringify({ orphan: orphan.key, job: orphan.job, size: orphan.size, reason: orphan.reason }) : describeOrphan(orphan)),
+        onDeleteFailure: (failure) =>
+          out.stdout(
+            flags.json ? JSON.stringify({ notDeleted: failure.key, job: failure.job, error: failure.error }) : `not deleted  ${failure.key}: ${failure.error}`,
+          ),
+        stop: stop.signal,
+      });
+      const total = totals(result.jobs);
+      const verdict = verdictOf(flags, result.limit, result.refused, total, manifest);
+      if (flags.json)
+        out.stdout(
+          JSON.stringify({
+            jobs: result.jobs,
+            total,
+            limit: result.limit,
+            refused: result.refused,
+            interrupted: result.interrupted,
+            manifest: total.deleted > 0 ? manifest : undefined,
+          }),
+        );
+      else out.stdout([...table(result.jobs, total, flags.delete), verdict].join('\n'));
+      if (result.refused) out.stderr(`mastosync: ${verdict}`);
+      if (result.interrupted) return EXIT.interrupted;
+      if (result.refused) return EXIT.usage;
+      return total.failed > 0 ? EXIT.failures : EXIT.ok;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  } finally {
+    destination?.close();
+    await session.db.close();
+  }
+}
+
+function describeOrphan(orphan: Orphan): string {
+  return `orphan  ${String(orphan.size).padStart(12)}  ${orphan.key}  (${orphan.job}: ${REASONS[orphan.reason]})`;
+}
+
+function totals(jobs: readonly PruneJobSummary[]): Omit<PruneJobSummary, 'job'> {
+  const { job: _job, ...total } = emptyPruneSummary('media_attachments');
+  for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
+  return total;
+}
+
+function table(jobs: readonly PruneJobSummary[], total: Omit<PruneJobSummary, 'job'>, deleting: boolean): string[] {
+  const columns = [
+    'listed',
+    'listedBytes',
+    'orphans',
+    'orphanBytes',
+    ...(deleting ? (['deleted', 'deletedBytes', 'keptOnRecheck', 'failed'] as const) : []),
+  ] as const;
+  const names: Record<string, string> = { listedBytes: 'bytes', orphanBytes: 'orphan bytes', deletedBytes: 'deleted bytes', keptOnRecheck: 'kept on recheck' };
+  const header = ['job', ...columns.map((column) => names[column] ?? column)];
+  const rows = [
+    header,
+    ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]),
+    ['total', ...columns.map((column) => String(total[column]))],
+  ];
+  const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
+  return rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
+}
+
+function verdictOf(flags: PruneFlags, limit: number, refused: boolean, total: Omit<PruneJobSummary, 'job'>, manifest: string | undefined): string {
+  const orphans = `${total.orphans} of ${total.listed} listed objects (${total.orphanBytes} bytes) are owned by no row`;
+  if (refused) {
+    return `prune: ${orphans}, more than --max-delete allows (${limit}, from ${flags.limitText}): nothing deleted; check the list (mastosync prune without --delete) and pass --max-delete ${total.orphans} to delete them`;
+  }
+  if (!flags.delete) {
+    if (total.orphans === 0) return `prune: every one of the ${total.listed} listed objects is owned by a row`;
+    const over =
+      total.orphans > limit ? `; more than --max-delete allows (${limit}, from ${flags.limitText}), so pass --max-delete ${total.orphans} with it` : '';
+    return `prune: ${orphans}; nothing deleted (dry run): delete them with --delete${over}`;
+  }
+  if (total.orphans === 0) return `prune: every one of the ${total.listed} listed objects is owned by a row: nothing to delete`;
+  const kept = total.keptOnRecheck === 0 ? '' : `; ${total.keptOnRecheck} kept, owned by a row when checked again`;
+  const failed = total.failed === 0 ? '' : `; ${total.failed} could not be deleted (not deleted, above): run prune --delete again`;
+  return `prune: deleted ${total.deleted} objects (${total.deletedBytes} bytes) no row owns${kept}${failed}; the manifest is ${manifest}`;
+}
+
+/** `--max-delete N` (objects) or `P%` (of the objects listed). */
+function parseLimit(text: string): DeleteLimit {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (percent !== null && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
+  if (/^\d+$/.test(text)) return { count: Number(text) };
+  throw new UsageError(`--max-delete takes a number of objects or a percentage of those listed (e.g. 500 or 10%), not "${text}"`);
+}
+
+/** `prune <jobs..>` for the CLI (src/cli/main.ts). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
+export function pruneCommandModule(context: CommandContext): CommandModule<object, any> {
+  return {
+    command: 'prune <jobs..>',
+    describe: 'list the destination and report (with --delete: remove) the objects no row owns any more',
+    builder: (command) =>
+      command
+        .positional('jobs', { type: 'string', array: true, describe: `tables whose folders to list (${JOB_NAMES.join(', ')}), or all` })
+        .option('delete', { type: 'boolean', default: false, describe: 'delete the objects no row owns (default: only list them)' })
+        .option('max-delete', {
+          type: 'string',
+          requiresArg: true,
+          default: '10%',
+          describe: 'delete nothing when more objects than this (N, or P% of those listed) are owned by no row',
+        })
+        .option('manifest', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'with --delete, the JSON lines file of the keys deleted (default ./mastosync-prune-<time>.jsonl)',
+        })
+        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
+        .check((args) => {
+          parseLimit(String(args.maxDelete));
+          wholeNumber('--max-rps', args.maxRps, 1);
+          if (args.manifest !== undefined && !args.delete)
+            throw new UsageError('--manifest lists what --delete deleted: pass --delete too, or leave --manifest out');
+          return true;
+        }),
+    handler: async (args) => {
+      context.exitCode = await pruneCommand(
+        {
+          jobs: (args.jobs ?? []).map(String),
+          config: args.config,
+          delete: args.delete,
+          limit: parseLimit(String(args.maxDelete)),
+          limitText: String(args.maxDelete),
+          manifest: args.manifest,
+          maxRps: args.maxRps,
+          json: args.json,
+        },
+        createLogger(args.logLevel),
+        context.out,
+      );
+    },
+  };
+}

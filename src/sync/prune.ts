@@ -1,0 +1,232 @@
+/**
+ * `prune`: the objects at the destination that no row owns any more (media of deleted statuses and accounts, remote
+ * cache Mastodon removed, the styles of files replaced since), found by listing the destination under the folders
+ * Mastodon writes (docs/storage-layout.md §8) and joining each page of 1000 listed keys with the rows they could
+ * belong to, looked up by id (`WHERE id = ANY`, through the ranges a partition names). Memory holds one page; the
+ * orphans found are spooled to a file. Dry by default. With `delete`, nothing is deleted when there are more
+ * orphans than the limit; otherwise each batch of 1000 is checked again against the database just before its
+ * delete request (a row that appeared since the listing keeps its key), and every key deleted goes to a manifest.
+ */
+import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Database } from '../db/connection.js';
+import { readRowsInIdRanges } from '../db/rows.js';
+import type { Schema } from '../db/schema.js';
+import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
+import { mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
+import type { JobName } from '../mastodon/tables.js';
+import type { ListedObject, ObjectStore } from '../storage/types.js';
+
+/**
+ * Why no row owns a key:
+ * - `no-table`: this Mastodon version has no table for it (imports, from v4.4);
+ * - `shape`: no row can own a key of this shape (a stray file inside Mastodon's folders);
+ * - `no-row`: no row has the id its partition names (the status, account, card... was deleted);
+ * - `not-owned`: the row exists but owns other keys (a replaced file, removed remote cache, a style it no longer has);
+ * - `duplicate`: a legacy place of an object that is also where the row says (§4), so this copy is never read.
+ */
+export type OrphanReason = 'no-table' | 'shape' | 'no-row' | 'not-owned' | 'duplicate';
+
+export interface Orphan {
+  readonly job: JobName;
+  readonly key: string;
+  readonly size: number;
+  readonly reason: OrphanReason;
+}
+
+/** At most this many objects, or this percentage of the objects listed, may be deleted. */
+export type DeleteLimit = { readonly count: number } | { readonly percent: number };
+
+export interface PruneJobSummary {
+  job: JobName;
+  listed: number;
+  listedBytes: number;
+  orphans: number;
+  orphanBytes: number;
+  deleted: number;
+  deletedBytes: number;
+  /** Orphans when listed, owned by a row when checked again just before deleting: kept. */
+  keptOnRecheck: number;
+  /** Delete requests the store refused for these keys. */
+  failed: number;
+}
+
+export interface PruneResult {
+  readonly jobs: PruneJobSummary[];
+  /** The most objects the limit lets go. */
+  readonly limit: number;
+  /** More orphans than the limit: nothing was deleted. */
+  readonly refused: boolean;
+  readonly interrupted: boolean;
+}
+
+export interface PruneOptions {
+  /** Jobs whose tables exist. */
+  readonly jobs: readonly JobName[];
+  /** Jobs whose tables this Mastodon version lacks: everything under their folders is an orphan. */
+  readonly tablelessJobs?: readonly JobName[];
+  readonly db: Database;
+  readonly schema: Schema;
+  readonly destination: ObjectStore;
+  /** Delete the orphans (else only report them). */
+  readonly delete: boolean;
+  readonly limit: DeleteLimit;
+  /** Where the keys deleted are written, one JSON line each, as they go. Required with `delete`. */
+  readonly manifest?: string;
+  readonly onOrphan?: (orphan: Orphan) => void;
+  readonly onDeleteFailure?: (failure: { readonly job: JobName; readonly key: string; readonly error: string }) => void;
+  readonly stop?: AbortSignal;
+  /** Listed keys looked up at once, and keys per delete request (S3's limit: 1000). */
+  readonly pageSize?: number;
+}
+
+const PAGE = 1000;
+
+export function emptyPruneSummary(job: JobName): PruneJobSummary {
+  return { job, listed: 0, listedBytes: 0, orphans: 0, orphanBytes: 0, deleted: 0, deletedBytes: 0, keptOnRecheck: 0, failed: 0 };
+}
+
+export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
+  const { destination } = options;
+  if (destination.list === undefined) throw new Error(`${destination.description} cannot list its objects`);
+  const pageSize = Math.min(options.pageSize ?? PAGE, PAGE);
+  const tableless = new Set(options.tablelessJobs ?? []);
+  const jobs = [...options.jobs, ...tableless];
+  const summaries = new Map(jobs.map((job) => [job, emptyPruneSummary(job)]));
+  const spoolFolder = options.delete ? mkdtempSync(join(dirname(options.manifest ?? './manifest'), '.mastosync-prune-')) : undefined;
+  const spool = spoolFolder === undefined ? undefined : join(spoolFolder, 'orphans.jsonl');
+  const stopped = () => options.stop?.aborted === true;
+  try {
+    // 1. List every folder of the chosen jobs, a page at a time, and report what no row owns.
+    for (const { job, prefix } of mastodonPrefixes(jobs)) {
+      const summary = summaries.get(job)!;
+      let page: ListedObject[] = [];
+      const flush = async () => {
+        const orphans = await findOrphans(options, job, tableless.has(job), page);
+        for (const orphan of orphans) {
+          summary.orphans++;
+          summary.orphanBytes += orphan.size;
+          options.onOrphan?.(orphan);
+        }
+        if (spool !== undefined && orphans.length > 0) appendFileSync(spool, orphans.map((orphan) => JSON.stringify(orphan) + '\n').join(''));
+        page = [];
+      };
+      for await (const object of destination.list(prefix, { signal: options.stop })) {
+        summary.listed++;
+        summary.listedBytes += object.size;
+        page.push(object);
+        if (page.length >= pageSize) await flush();
+        if (stopped()) break;
+      }
+      if (page.length > 0 && !stopped()) await flush();
+      if (stopped()) break;
+    }
+    const listed = [...summaries.values()].reduce((sum, summary) => sum + summary.listed, 0);
+    const orphans = [...summaries.values()].reduce((sum, summary) => sum + summary.orphans, 0);
+    const limit = 'count' in options.limit ? options.limit.count : Math.floor((listed * options.limit.percent) / 100);
+    const result = (refused: boolean) => ({ jobs: [...summaries.values()], limit, refused, interrupted: stopped() });
+    if (!options.delete || spool === undefined || orphans === 0 || stopped()) return result(false);
+    if (orphans > limit) return result(true);
+
+    // 2. Delete them, 1000 keys a request, each batch checked against the database again just before.
+    if (destination.delete === undefined) throw new Error(`${destination.description} cannot delete objects`);
+    let batch: Orphan[] = [];
+    const deleteBatch = async () => {
+      const still = new Map<string, Orphan>();
+      for (const job of new Set(batch.map((orphan) => orphan.job))) {
+        const ofJob = batch.filter((orphan) => orphan.job === job);
+        const orphansNow = await findOrphans(options, job, tableless.has(job), ofJob);
+        summaries.get(job)!.keptOnRecheck += ofJob.length - orphansNow.length;
+        for (const orphan of orphansNow) still.set(orphan.key, orphan);
+      }
+      batch = [];
+      if (still.size === 0) return;
+      const failures = await destination.delete!([...still.keys()], options.stop);
+      for (const failure of failures) {
+        const orphan = still.get(failure.key);
+        if (orphan === undefined) continue;
+        still.delete(failure.key);
+        summaries.get(orphan.job)!.failed++;
+        options.onDeleteFailure?.({ job: orphan.job, ...failure });
+      }
+      const at = new Date().toISOString();
+      appendFileSync(options.manifest!, [...still.values()].map((orphan) => JSON.stringify({ ...orphan, deleted: at }) + '\n').join(''), { mode: 0o600 });
+      for (const orphan of still.values()) {
+        const summary = summaries.get(orphan.job)!;
+        summary.deleted++;
+        summary.deletedBytes += orphan.size;
+      }
+    };
+    for await (const line of createInterface({ input: createReadStream(spool), crlfDelay: Infinity })) {
+      if (line === '') continue;
+      batch.push(JSON.parse(line) as Orphan);
+      if (batch.length >= pageSize) await deleteBatch();
+      if (stopped()) break;
+    }
+    if (batch.length > 0 && !stopped()) await deleteBatch();
+    return result(false);
+  } finally {
+    if (spoolFolder !== undefined) rmSync(spoolFolder, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The objects of `page` (all under `job`'s folders) that no row owns: the rows their partitions could name are
+ * looked up in one query, their keys derived again, and each listed key compared with them.
+ */
+async function findOrphans(options: PruneOptions, job: JobName, tableless: boolean, page: readonly ListedObject[]): Promise<Orphan[]> {
+  const orphan = (object: ListedObject, reason: OrphanReason): Orphan => ({ job, key: object.key, size: object.size, reason });
+  if (tableless) return page.map((object) => orphan(object, 'no-table'));
+  const readings = page.map((object) => ownersOfKey(object.key).filter((owner) => owner.job === job));
+  const ranges = new Map<string, IdRange>();
+  for (const owners of readings) for (const owner of owners) for (const range of owner.ids) ranges.set(`${range.from}:${range.to}`, range);
+  const rows = await readRowsInIdRanges(options.db, options.schema, job, [...ranges.values()]);
+  const ids = rows.map((row) => BigInt(String(row.id)));
+  const exact = new Set<string>();
+  const legacy = new Map<string, Array<{ object: OwnedObject; index: number }>>();
+  for (const row of rows) {
+    for (const object of ownedObjects(job, row)) {
+      exact.add(object.key);
+      object.alternates.forEach((alternate, index) => {
+        const places = legacy.get(alternate) ?? [];
+        places.push({ object, index });
+        legacy.set(alternate, places);
+      });
+    }
+  }
+  const orphans: Orphan[] = [];
+  for (const [index, object] of page.entries()) {
+    if (exact.has(object.key)) continue;
+    const places = legacy.get(object.key);
+    if (places !== undefined) {
+      // A legacy place is where the object is when neither its exact key nor an earlier alternate is there (§8).
+      if (!(await Promise.all(places.map((place) => heldElsewhere(options.destination, place.object, place.index)))).every(Boolean)) continue;
+      orphans.push(orphan(object, 'duplicate'));
+      continue;
+    }
+    const owners = readings[index]!;
+    if (owners.length === 0) orphans.push(orphan(object, 'shape'));
+    else {
+      const anyRow = ids.some((id) => owners.some((owner) => owner.ids.some((range) => range.from <= id && id <= range.to)));
+      orphans.push(orphan(object, anyRow ? 'not-owned' : 'no-row'));
+    }
+  }
+  return orphans;
+}
+
+/**
+ * Whether the destination holds `object` at its exact key or an alternate before `index`. A HEAD that fails says
+ * nothing, and then the copy at `index` is kept: never delete what may be the only one.
+ */
+async function heldElsewhere(destination: ObjectStore, object: OwnedObject, index: number): Promise<boolean> {
+  for (const key of [object.key, ...object.alternates.slice(0, index)]) {
+    const found = await destination.head(key).then(
+      (info) => info !== undefined,
+      () => undefined,
+    );
+    if (found === undefined) return false;
+    if (found) return true;
+  }
+  return false;
+}

@@ -1,0 +1,220 @@
+/**
+ * `mastosync prune` end to end, on the Mastodon fixture of each schema (current with S3_KEY_PREFIX, v4.3, old) in
+ * s3rver behind the recording proxy, and the old one in a folder: the bucket holds every owned object (some at a
+ * legacy place), the fixture's orphans (deleted rows, replaced and removed files, stale copies on the wrong side
+ * of cache/, a dropped table) and files outside Mastodon's folders.
+ * - a dry run names exactly the orphans, with their sizes, and deletes nothing;
+ * - --delete over the default limit (10% of what it listed) deletes nothing, says so and exits 2;
+ * - --delete within the limit removes exactly the orphans: the bucket then holds what the rows own and the files
+ *   outside Mastodon's folders, nothing else; one DeleteObjects per 1000 keys, none one by one; the manifest
+ *   names each key deleted;
+ * - a row that appears after the listing started keeps its key (checked again just before deleting).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { buildFixture, loadFixture, withPrefix, type Fixture, type SchemaName } from '../support/fixture.js';
+import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
+import { filesBelow } from '../support/files.js';
+
+interface World {
+  readonly schema: SchemaName;
+  readonly db: TestDatabase;
+  readonly fixture: Fixture;
+  readonly bucket: string;
+  readonly keyPrefix?: string;
+  readonly config: ReturnType<typeof writeConfig>;
+  /** Every key in the bucket after loading (with the prefix). */
+  readonly loaded: string[];
+}
+
+/** Not Mastodon's: never listed, never deleted. */
+const OUTSIDE = ['robots.txt', 'cache/site_uploads/files/000/000/003/original/not-ours.png', 'other/accounts/avatars/000/000/001/original/x.png'];
+/** Inside Mastodon's folders, but of a shape no row can own: an orphan. */
+const STRAY = 'media_attachments/files/.DS_Store';
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let proxy: HttpProxy;
+const worlds = new Map<SchemaName, World>();
+
+before(async () => {
+  postgres = await startPostgres();
+  s3 = await startS3();
+  proxy = await startProxy({ upstreamPort: s3.port });
+  for (const [schema, keyPrefix] of [
+    ['current', 'mastodon'],
+    ['v4.3', undefined],
+    ['old', undefined],
+  ] as const) {
+    const db = await createDatabase(schema);
+    const fixture = buildFixture(schema);
+    const bucket = `prune-${schema.replace('.', '-')}`;
+    await s3.createBucket(bucket);
+    await loadFixture(fixture, db.client, s3, bucket, keyPrefix);
+    for (const key of [...OUTSIDE, STRAY]) await s3.put(bucket, OUTSIDE.includes(key) ? key : withPrefix(key, keyPrefix), Buffer.from(key));
+    // Outside the key prefix, a key that would be Mastodon's without it.
+    if (keyPrefix !== undefined) await s3.put(bucket, 'accounts/avatars/000/000/001/original/unprefixed.png', Buffer.from('x'));
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: proxy.endpoint, bucket },
+      destination: { endpoint: proxy.endpoint, bucket, keyPrefix },
+    });
+    worlds.set(schema, { schema, db, fixture, bucket, keyPrefix, config, loaded: await s3.listKeys(bucket) });
+  }
+});
+
+after(async () => {
+  for (const world of worlds.values()) {
+    rmSync(world.config.dir, { recursive: true, force: true });
+    await world.db.drop();
+  }
+  await proxy?.stop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+interface OrphanLine {
+  orphan: string;
+  job: string;
+  size: number;
+  reason: string;
+}
+interface Summary {
+  total: { listed: number; orphans: number; deleted: number; keptOnRecheck: number; failed: number };
+  limit: number;
+  refused: boolean;
+  manifest?: string;
+}
+
+function parse(stdout: string): { orphans: OrphanLine[]; summary: Summary } {
+  const lines = readJsonLines<OrphanLine & Summary>(stdout);
+  return { orphans: lines.filter((line) => line.orphan !== undefined), summary: lines.at(-1)! };
+}
+
+/** The orphans of the fixture, and the stray file: what prune must find, by key (no prefix) and size. */
+function expectedOrphans(world: World): Map<string, number> {
+  return new Map([...world.fixture.orphans.map((orphan) => [orphan.key, orphan.body.length] as const), [STRAY, STRAY.length]]);
+}
+
+/** What the bucket must hold after prune --delete: every owned object where it is, and everything outside. */
+function ownedAndOutside(world: World): string[] {
+  const owned = world.fixture.present.map((object) => withPrefix(object.sourceKey!, world.keyPrefix));
+  const outside = world.loaded.filter((key) => OUTSIDE.includes(key) || (world.keyPrefix !== undefined && !key.startsWith(`${world.keyPrefix}/`)));
+  return [...new Set([...owned, ...outside])].sort();
+}
+
+for (const schema of ['current', 'v4.3', 'old'] as const) {
+  describe(`prune on the ${schema} schema${schema === 'current' ? ', with a key prefix' : ''}`, () => {
+    test(
+      'a dry run names exactly the orphans with their sizes, and deletes nothing',
+      { skip: schema !== 'current' && 'the delete below names them too' },
+      async () => {
+        const world = worlds.get(schema)!;
+        const result = await runCli(['prune', 'all', '--json'], { cwd: world.config.dir });
+        assert.equal(result.code, 0, result.stderr);
+        const { orphans, summary } = parse(result.stdout);
+        assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expectedOrphans(world));
+        assert.equal(summary.total.orphans, orphans.length);
+        assert.equal(summary.total.deleted, 0);
+        assert.deepEqual(await s3.listKeys(world.bucket), world.loaded);
+      },
+    );
+
+    test(
+      '--delete over the default limit (10% of the listed objects) deletes nothing, says so and exits 2',
+      { skip: schema !== 'current' && 'once is enough' },
+      async () => {
+        const world = worlds.get(schema)!;
+        proxy.reset();
+        const result = await runCli(['prune', 'all', '--delete', '--json'], { cwd: world.config.dir });
+        const { summary } = parse(result.stdout);
+        assert.ok(summary.total.orphans > summary.total.listed / 10, 'the fixture has more than 10% orphans');
+        assert.equal(result.code, 2, result.stderr);
+        assert.equal(summary.refused, true);
+        assert.match(result.stderr, /more than --max-delete allows .*nothing deleted/);
+        assert.deepEqual(
+          proxy.requests.filter((request) => request.operation === 'DeleteObjects' || request.method === 'DELETE'),
+          [],
+        );
+        assert.deepEqual(await s3.listKeys(world.bucket), world.loaded);
+      },
+    );
+
+    test('--delete within the limit removes exactly the orphans in one request, and writes the manifest', async () => {
+      const world = worlds.get(schema)!;
+      // In the current schema, a row for one orphan appears after the listing began (when the folders after
+      // cache/preview_cards/ are listed: custom_emojis/): that key must survive the check just before deleting.
+      const late = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
+      let inserted = false;
+      if (schema === 'current') {
+        proxy.setFault((request) => {
+          if (!inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix('custom_emojis/images/', world.keyPrefix)) {
+            inserted = true;
+            const sql = `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
+                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`;
+            const psql = spawnSync('psql', [world.db.url, '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+            assert.equal(psql.status, 0, psql.stderr);
+          }
+          return undefined;
+        });
+      }
+      proxy.reset();
+      const manifest = join(world.config.dir, 'deleted.jsonl');
+      const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', manifest, '--json'], { cwd: world.config.dir });
+      proxy.setFault(undefined);
+      assert.equal(result.code, 0, result.stderr);
+      const { orphans, summary } = parse(result.stdout);
+      const expected = expectedOrphans(world);
+      assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expected, 'the orphans as listed');
+      if (schema === 'current') {
+        assert.ok(inserted, 'the row was inserted during the listing');
+        assert.equal(summary.total.keptOnRecheck, 1);
+        expected.delete(late);
+      }
+      assert.equal(summary.total.deleted, expected.size);
+      const deleted = readJsonLines<{ key: string; size: number }>(readFileSync(manifest, 'utf8'));
+      assert.deepEqual(new Map(deleted.map((line) => [line.key, line.size])), expected);
+
+      const wanted = ownedAndOutside(world);
+      if (schema === 'current') wanted.push(withPrefix(late, world.keyPrefix));
+      assert.deepEqual((await s3.listKeys(world.bucket)).sort(), wanted.sort(), 'exactly the owned objects and those outside Mastodon’s folders');
+
+      const deletes = proxy.requests.filter((request) => request.operation === 'DeleteObjects');
+      assert.equal(deletes.length, 1, 'one DeleteObjects for up to 1000 keys');
+      assert.equal(proxy.requests.filter((request) => request.method === 'DELETE').length, 0, 'no object deleted one by one');
+    });
+  });
+}
+
+describe('prune on a folder (the old schema)', () => {
+  test('--delete --max-delete N (exactly as many as there are) removes exactly the orphans, and nothing outside Mastodon’s folders', async () => {
+    const world = worlds.get('old')!;
+    const root = mkdtempSync(join(tmpdir(), 'mastosync-prune-fs-'));
+    try {
+      for (const object of world.fixture.sourceObjects) writeAt(root, object.key, object.body);
+      for (const key of [...OUTSIDE, STRAY]) writeAt(root, key, Buffer.from(key));
+      const config = writeConfig({ databaseUrl: world.db.url, source: { type: 'fs', path: root }, destination: { type: 'fs', path: root } });
+      const result = await runCli(['prune', 'all', '--delete', '--max-delete', String(expectedOrphans(world).size)], { cwd: config.dir });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`deleted ${expectedOrphans(world).size} objects`));
+      const owned = world.fixture.present.map((object) => object.sourceKey!);
+      assert.deepEqual(filesBelow(root).sort(), [...new Set([...owned, ...OUTSIDE])].sort());
+      rmSync(config.dir, { recursive: true, force: true });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+function writeAt(root: string, key: string, body: Buffer): void {
+  const path = join(root, key);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, body);
+}
