@@ -10,12 +10,12 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
 import type { SshConfig } from '../ssh/config.js';
-import type { StoreConfig } from '../storage/index.js';
+import type { StoreConfig, SwiftStoreConfig } from '../storage/index.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
 const STORE_KEYS = {
-  type: ['s3', 'fs'],
+  type: ['s3', 'fs', 'swift'],
   endpoint: 'string',
   region: 'string',
   bucket: 'string',
@@ -25,6 +25,14 @@ const STORE_KEYS = {
   force_path_style: 'boolean',
   key_prefix: 'string',
   path: 'string',
+  // OpenStack Swift (type = "swift"); region and key_prefix are shared with S3.
+  auth_url: 'string',
+  username: 'string',
+  password: 'string',
+  tenant: 'string',
+  project_id: 'string',
+  domain: 'string',
+  container: 'string',
 } as const satisfies Record<string, KeyType>;
 
 const SECTIONS = {
@@ -50,7 +58,7 @@ const SECTIONS = {
     known_hosts: 'string',
   },
   source: STORE_KEYS,
-  destination: { ...STORE_KEYS, acl: 'string', storage_class: 'string' },
+  destination: { ...STORE_KEYS, acl: 'string', storage_class: 'string', segment_size: 'integer' },
   sync: {
     concurrency: 'integer',
     checkpoint: 'string',
@@ -238,7 +246,8 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
         ? destination
         : {
             ...destination,
-            acl: (destinationRaw.acl as string | undefined) ?? 'public-read',
+            // Swift has no per-object ACL (resolveSwift refuses one): what the container allows decides.
+            acl: (destinationRaw.acl as string | undefined) ?? (destination.type === 'swift' ? '' : 'public-read'),
             storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
           },
     sync: {
@@ -263,7 +272,9 @@ function resolveOrError<T>(resolveSection: () => T): T | UsageError {
 }
 
 /** Keys that say nothing of where a store is: `init --from-env` writes [destination] with only these. */
-const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix']);
+const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix', 'segment_size']);
+/** Keys only type = "swift" reads. */
+const SWIFT_ONLY = ['auth_url', 'username', 'password', 'tenant', 'project_id', 'domain', 'container', 'segment_size'];
 
 function resolveStore(origin: string, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
   if (store === undefined) throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, or type = "fs" with path)`);
@@ -278,7 +289,10 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
       throw new UsageError(`${origin}: [${section}] ${key} is still the placeholder ${JSON.stringify(value)}: fill in your own`);
     }
   }
-  const type = (store.type as 's3' | 'fs' | undefined) ?? 's3';
+  const type = (store.type as 's3' | 'fs' | 'swift' | undefined) ?? 's3';
+  if (type === 'swift') return resolveSwift(origin, section, store);
+  const foreign = SWIFT_ONLY.find((key) => store[key] !== undefined);
+  if (foreign !== undefined) throw new UsageError(`${origin}: [${section}] ${foreign} is a Swift setting: set type = "swift", or remove it`);
   if (type === 'fs') {
     if (typeof store.path !== 'string' || store.path === '')
       throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
@@ -303,6 +317,39 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
         ? undefined
         : { accessKeyId, secretAccessKey, sessionToken: store.session_token as string | undefined },
     keyPrefix: store.key_prefix as string | undefined,
+  };
+}
+
+/** [source] / [destination] type = "swift": Mastodon's SWIFT_* settings (README, OpenStack Swift). */
+function resolveSwift(origin: string, section: 'source' | 'destination', store: RawSection): SwiftStoreConfig {
+  const text = (key: string) => nonEmpty(store[key] as string | undefined);
+  for (const key of ['auth_url', 'username', 'password', 'container']) {
+    if (text(key) === undefined) throw new UsageError(`${origin}: [${section}] type = "swift" needs ${key}`);
+  }
+  for (const key of ['bucket', 'endpoint', 'access_key_id', 'secret_access_key', 'session_token', 'force_path_style', 'path', 'storage_class']) {
+    if (store[key] !== undefined) throw new UsageError(`${origin}: [${section}] ${key} is not a Swift setting (type = "swift"): remove it`);
+  }
+  if (store.acl !== undefined && store.acl !== '') {
+    throw new UsageError(
+      `${origin}: [${section}] acl does not apply to Swift, which has no per-object ACL (who reads is the container's X-Container-Read): remove it, or set acl = ""`,
+    );
+  }
+  const segmentSizeMib = store.segment_size === undefined ? undefined : positive(origin, section, 'segment_size', store.segment_size, 1);
+  if (segmentSizeMib !== undefined && segmentSizeMib > 5120) {
+    throw new UsageError(`${origin}: [${section}] segment_size is in MiB and at most 5120 (5 GiB, the most one Swift object may hold), not ${segmentSizeMib}`);
+  }
+  return {
+    type: 'swift',
+    authUrl: text('auth_url')!,
+    username: text('username')!,
+    password: text('password')!,
+    tenant: text('tenant'),
+    projectId: text('project_id'),
+    domain: text('domain'),
+    region: text('region'),
+    container: text('container')!,
+    keyPrefix: store.key_prefix as string | undefined,
+    segmentSize: segmentSizeMib === undefined ? undefined : segmentSizeMib * 1024 * 1024,
   };
 }
 

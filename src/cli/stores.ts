@@ -7,7 +7,7 @@ import type { ServerCopy } from '../sync/copy.js';
 
 /**
  * `[sync] copy_mode`: "auto" copies on the provider when the destination can copy from the source there (for S3:
- * one endpoint, region and credentials), "server" always asks it (both sides must be able to), "stream" never.
+ * one endpoint, region and credentials; for Swift: one account), "server" always asks it (both sides must be able to), "stream" never.
  * Undefined means stream.
  */
 export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectStore, destination: ObjectStore): ServerCopy | undefined {
@@ -16,7 +16,7 @@ export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectSto
   if (destination.copyFrom !== undefined && destination.canCopyFrom?.(source, { forced }) === true) return { forced };
   if (forced)
     throw new UsageError(
-      '[sync] copy_mode = "server" copies on an S3 provider: [source] and [destination] must both be type = "s3" (or set copy_mode = "stream")',
+      '[sync] copy_mode = "server" copies on the provider: [source] and [destination] must both be type = "s3" or both type = "swift" (or set copy_mode = "stream")',
     );
   return undefined;
 }

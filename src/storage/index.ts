@@ -6,10 +6,13 @@ import { resolve } from 'node:path';
 import { FsStore, type FsStoreConfig } from './fs.js';
 import { S3Store } from './s3.js';
 import type { S3StoreConfig } from './s3Config.js';
+import { SwiftStore } from './swift.js';
+import type { SwiftStoreConfig } from './swiftConfig.js';
 import type { StoreSide } from './errors.js';
 import type { ObjectStore, StoreWarning } from './types.js';
 
-export type StoreConfig = S3StoreConfig | FsStoreConfig;
+export type StoreConfig = S3StoreConfig | FsStoreConfig | SwiftStoreConfig;
+export type { SwiftStoreConfig };
 
 /**
  * The part size of a multipart upload, for objects above [sync] upload_cutoff (smaller ones go as one streamed
@@ -33,6 +36,7 @@ export interface CreateStoreOptions {
 export function createStore(config: StoreConfig, options: CreateStoreOptions): ObjectStore {
   const { role, concurrency } = options;
   if (config.type === 'fs') return new FsStore(config.path, role);
+  if (config.type === 'swift') return new SwiftStore(config, { role, maxSockets: concurrency + 4, warn: options.warn });
   return new S3Store(config, {
     role,
     maxSockets: concurrency * (role === 'destination' ? PART_QUEUE : 1) + 4,
@@ -46,6 +50,9 @@ export function createStore(config: StoreConfig, options: CreateStoreOptions): O
 /** Whether two store configs name the same place (copying onto itself would be a no-op at best). */
 export function samePlace(a: StoreConfig, b: StoreConfig): boolean {
   if (a.type === 'fs' && b.type === 'fs') return resolve(a.path) === resolve(b.path);
+  if (a.type === 'swift' && b.type === 'swift') {
+    return a.authUrl === b.authUrl && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '') && a.region === b.region;
+  }
   if (a.type !== 's3' || b.type !== 's3') return false;
   return a.bucket === b.bucket && (a.endpoint ?? '') === (b.endpoint ?? '') && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
 }

@@ -37,32 +37,21 @@ import type {
   RequestGate,
   ServerCopyOptions,
   ServerCopyOutcome,
-  StoreWarning,
+  StoreOptions,
   WriteOptions,
 } from './types.js';
 import { DirectRequests, type DirectResponse } from './s3Direct.js';
-import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag, type StoreSide } from './errors.js';
+import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
 
-export interface S3StoreOptions {
-  /** "source" or "destination", for messages. */
-  readonly role: StoreSide;
-  /** Sockets to keep open: enough for every request in flight. */
-  readonly maxSockets: number;
+export interface S3StoreOptions extends StoreOptions {
   /** Objects up to this size go as one streamed PUT (nothing buffered); larger ones as a multipart upload. Default: partSize. */
   readonly singlePutLimit?: number;
   /** The part size of a multipart upload: lib-storage buffers parts, about queueSize + 2 of them per upload. */
   readonly partSize: number;
   /** Parts of one multipart upload in flight at once. */
   readonly queueSize: number;
-  /** A connection silent this long fails (and is retried): a stalled provider must not hang a run. */
-  readonly socketTimeoutMs?: number;
-  /**
-   * Told about a failed multipart upload that could not be aborted (its parts keep costing until deleted), once
-   * why this provider's answers do not prove the bytes, and once per smaller size that it refused a body that large.
-   */
-  readonly warn?: StoreWarning;
 }
 
 /** Requests for housekeeping (checking the bucket, aborting an upload, deleting a bad object) are tried this often. */

@@ -4,7 +4,7 @@
  * (an S3 key prefix, or a path under public/system).
  */
 import type { Readable } from 'node:stream';
-import type { FatalStoreError } from './errors.js';
+import type { FatalStoreError, StoreSide } from './errors.js';
 
 export interface ObjectInfo {
   readonly contentLength?: number;
@@ -138,3 +138,18 @@ export type RequestGate = (signal?: AbortSignal) => Promise<void>;
 
 /** Things a store tells the admin about while it works (a multipart upload left open, a provider proving nothing). */
 export type StoreWarning = (message: string, fields: { readonly key?: string; readonly [name: string]: unknown }) => void;
+
+/** What createStore builds every network backend with. */
+export interface StoreOptions {
+  /** "source" or "destination", for messages. */
+  readonly role: StoreSide;
+  /** Sockets to keep open: enough for every request in flight. */
+  readonly maxSockets: number;
+  /** A connection silent this long fails (and is retried): a stalled provider must not hang a run. */
+  readonly socketTimeoutMs?: number;
+  /**
+   * Told about what the admin should know while the store works: an upload that could not be cleaned up (its parts
+   * or segments keep costing until deleted), once why the provider's answers do not prove the bytes, a refused body.
+   */
+  readonly warn?: StoreWarning;
+}

@@ -54,6 +54,8 @@ export interface StoreSettings {
   path?: string;
   accessKeyId?: string;
   acl?: string;
+  /** Another backend (type = "swift", say): the section's lines as written, type included; the fields above are then unused. */
+  lines?: readonly string[];
 }
 
 export interface ConfigSettings {
@@ -81,6 +83,7 @@ export function writeConfig(settings: ConfigSettings): { dir: string; file: stri
   const dir = mkdtempSync(join(tmpdir(), 'mastosync-run-'));
   const store = (name: string, s: StoreSettings) => {
     const lines = [`[${name}]`];
+    if (s.lines !== undefined) return [...lines, ...s.lines].join('\n');
     if (s.type === 'fs')
       return [...lines, 'type = "fs"', `path = ${JSON.stringify(s.path)}`, ...(s.acl !== undefined ? [`acl = ${JSON.stringify(s.acl)}`] : [])].join('\n');
     lines.push(

@@ -112,10 +112,12 @@ function openSink(output: string | undefined, out: Output): LineSink {
  * - s3-batch-csv: `bucket,key` with the key URL-encoded, as S3 Batch Operations reads its CSV manifest.
  */
 export function manifestLine(format: ManifestFormat, source: StoreConfig): (key: string) => string | undefined {
-  const prefix = source.type === 's3' ? source.keyPrefix : undefined;
+  const prefix = source.type === 'fs' ? undefined : source.keyPrefix;
   if (format === 's3-batch-csv') {
     if (source.type !== 's3') {
-      throw new UsageError('--format s3-batch-csv lists objects of an S3 bucket, but [source] is a folder (type = "fs"): use --format keys or rclone');
+      throw new UsageError(
+        `--format s3-batch-csv lists objects of an S3 bucket, but [source] is ${source.type === 'fs' ? 'a folder' : 'not S3'} (type = "${source.type}"): use --format keys or rclone`,
+      );
     }
     return (key) => `${source.bucket},${encodeKey(applyKeyPrefix(prefix, key))}`;
   }
