@@ -70,6 +70,8 @@ describe('npm pack, then npm install -g of the tarball', () => {
     const result = await runProgram(join(prefix, 'bin', 'mastosync'), ['--version'], { cwd: tmpdir() });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout.trim(), ownVersion);
+    // The launcher is also a shell script (its second line): the shell must say nothing.
+    assert.equal(result.stderr, '');
   });
 
   test('a real run from the config folder copies exactly', async () => {
