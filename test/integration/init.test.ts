@@ -93,6 +93,34 @@ S3_ALIAS_HOST=files.social.example.org
     assert.deepEqual(config.database, { host: 'localhost', port: 5432, user: 'mastodon', database: 'mastodon_production', batch_size: 10000 });
   });
 
+  test('SWIFT_ENABLED=true (S3 off): every SWIFT_* setting Mastodon reads, as [source] type = "swift"', () => {
+    const config = derive(`SWIFT_ENABLED=true
+SWIFT_USERNAME=user-abc
+SWIFT_TENANT=1234567890
+SWIFT_PASSWORD='pa$$word'
+SWIFT_PROJECT_ID=0a1b2c3d
+SWIFT_AUTH_URL=https://auth.cloud.ovh.net/v3
+SWIFT_CONTAINER=mastodon-media
+SWIFT_REGION=GRA
+SWIFT_DOMAIN_NAME=Default
+SWIFT_OBJECT_URL=https://storage.gra.cloud.ovh.net/v1/AUTH_0a1b2c3d/mastodon-media
+S3_KEY_PREFIX=ignored-on-swift
+`);
+    assert.deepEqual(config.source, {
+      type: 'swift',
+      auth_url: 'https://auth.cloud.ovh.net/v3',
+      username: 'user-abc',
+      password: 'pa$$word',
+      tenant: '1234567890',
+      project_id: '0a1b2c3d',
+      domain: 'Default',
+      region: 'GRA',
+      container: 'mastodon-media',
+    });
+    // Mastodon checks S3 first: S3_ENABLED=true wins over SWIFT_ENABLED.
+    assert.equal((derive('S3_ENABLED=true\nS3_BUCKET=b\nSWIFT_ENABLED=true\n').source as { type: string }).type, 's3');
+  });
+
   test('PAPERCLIP_ROOT_PATH wins, absolute or relative to the live directory', () => {
     assert.deepEqual(derive('PAPERCLIP_ROOT_PATH=/srv/mastodon-media\n').source, { type: 'fs', path: '/srv/mastodon-media' });
     assert.deepEqual(derive('PAPERCLIP_ROOT_PATH=media/system\n').source, { type: 'fs', path: '/home/mastodon/live/media/system' });
@@ -144,7 +172,7 @@ describe('init on the command line', () => {
     assert.equal(statSync(join(dir, 'other.toml')).mode & 0o777, 0o600);
   });
 
-  test('a missing .env file, S3 without a bucket, or Swift storage: exit 2 naming the fix, nothing written', async () => {
+  test('a missing .env file, S3 without a bucket, or Swift without a container: exit 2 naming the fix, nothing written', async () => {
     const dir = folder();
     const missing = await runCli(['init', '--from-env', 'nope/.env.production'], { cwd: dir });
     assert.equal(missing.code, 2);
@@ -153,10 +181,10 @@ describe('init on the command line', () => {
     const noBucket = await runCli(['init', '--from-env', 'no-bucket.env'], { cwd: dir });
     assert.equal(noBucket.code, 2);
     assert.match(noBucket.stderr, /sets S3_ENABLED=true but no S3_BUCKET/);
-    writeFileSync(join(dir, 'swift.env'), 'SWIFT_ENABLED=true\n');
+    writeFileSync(join(dir, 'swift.env'), 'SWIFT_ENABLED=true\nSWIFT_AUTH_URL=https://auth.example.com/v3\nSWIFT_USERNAME=u\nSWIFT_PASSWORD=p\n');
     const swift = await runCli(['init', '--from-env', 'swift.env'], { cwd: dir });
     assert.equal(swift.code, 2);
-    assert.match(swift.stderr, /SWIFT_ENABLED=true: mastosync reads S3 or Mastodon's public\/system folder, not OpenStack Swift/);
+    assert.match(swift.stderr, /sets SWIFT_ENABLED=true but no SWIFT_CONTAINER: add the one Mastodon uses/);
     assert.equal(existsSync(join(dir, 'mastosync.toml')), false);
   });
 });

@@ -12,7 +12,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -139,6 +140,38 @@ describe('OpenStack Swift', { skip: !available && 'Debian swift packages are not
       assert.equal(stored.contentType, expected.contentType, `${expected.key}: Content-Type`);
       assert.equal(stored.cacheControl, expected.cacheControl, `${expected.key}: Cache-Control`);
     }
+  });
+
+  test("init --from-env maps Mastodon's SWIFT_* settings onto a [source] that check reaches", async () => {
+    const dir = config({ bucket: 'swift-source' }, { bucket: 'swift-back' }).dir;
+    writeFileSync(
+      join(dir, '.env.production'),
+      [
+        `DATABASE_URL=${db.url}`,
+        'SWIFT_ENABLED=true',
+        `SWIFT_AUTH_URL=${swift.authUrl}`,
+        `SWIFT_USERNAME=${SWIFT_USER}`,
+        `SWIFT_PASSWORD=${SWIFT_KEY}`,
+        'SWIFT_TENANT=test',
+        'SWIFT_CONTAINER=media',
+        `SWIFT_OBJECT_URL=${swift.storageUrl}/media`,
+        '',
+      ].join('\n'),
+    );
+    const init = await runCli(['init', '--from-env', '.env.production', '--out', 'from-env.toml'], { cwd: dir });
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(init.stdout, /source: {3}swift:\/\/media at http:\/\/127\.0\.0\.1:\d+\/auth\/v1\.0/);
+    const checked = await runCli(['check', '--config', 'from-env.toml'], {
+      cwd: dir,
+      env: {
+        MASTOSYNC_DESTINATION_ENDPOINT: s3.endpoint,
+        MASTOSYNC_DESTINATION_BUCKET: 'swift-back',
+        MASTOSYNC_DESTINATION_ACCESS_KEY_ID: 'S3RVER',
+        MASTOSYNC_DESTINATION_SECRET_ACCESS_KEY: 'S3RVER',
+      },
+    });
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+    assert.match(checked.stdout, /^ok {3}source: swift:\/\/media at .* answers: the container exists$/m);
   });
 
   test('swift → swift in one account: the cluster copies every object (X-Copy-From), no object is read through mastosync', async () => {

@@ -1,7 +1,7 @@
 /**
  * `mastosync init --from-env FILE [--out mastosync.toml] [--force]`: writes a config from what the admin already
- * has, Mastodon's `.env.production`: the database from DATABASE_URL or DB_*, the source from S3_* / AWS_* (or
- * the public/system folder when S3 is off), the destination ACL from S3_PERMISSION, and the rest of the
+ * has, Mastodon's `.env.production`: the database from DATABASE_URL or DB_*, the source from S3_* / AWS_*, or
+ * SWIFT_* (or the public/system folder when neither is on), the destination ACL from S3_PERMISSION, and the rest of the
  * destination as commented placeholders. The file holds secrets, so it is created readable by its owner only,
  * and an existing file is replaced only with --force.
  */
@@ -150,13 +150,11 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
     // An empty S3_KEY_PREFIX behaves as unset (docs/storage-layout.md §1.1); any other value is used as written.
     if (keyPrefix !== undefined) lines.push(`key_prefix = ${tomlString(keyPrefix)}`);
     source = `s3://${bucket}${keyPrefix !== undefined ? `/${keyPrefix}` : ''}${endpoint !== undefined ? ` at ${endpoint}` : ` (AWS ${region})`}`;
+  } else if (get('SWIFT_ENABLED') === 'true') {
+    source = swiftSource(given, envPath, lines);
   } else {
-    for (const other of ['SWIFT_ENABLED', 'AZURE_ENABLED']) {
-      if (get(other) === 'true') {
-        throw new UsageError(
-          `${envPath} sets ${other}=true: mastosync reads S3 or Mastodon's public/system folder, not ${other === 'SWIFT_ENABLED' ? 'OpenStack Swift' : 'Azure'} storage`,
-        );
-      }
+    if (get('AZURE_ENABLED') === 'true') {
+      throw new UsageError(`${envPath} sets AZURE_ENABLED=true: mastosync reads S3, OpenStack Swift or Mastodon's public/system folder, not Azure storage`);
     }
     // Paperclip interpolates :rails_root in the path; Rails runs in the folder that holds .env.production.
     const root = resolve(liveDir, (given('PAPERCLIP_ROOT_PATH') ?? join(liveDir, 'public', 'system')).replaceAll(':rails_root', liveDir));
@@ -182,12 +180,41 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
   // Mastodon reads the new bucket with the same S3_KEY_PREFIX unless the admin changes it too.
   lines.push(`# key_prefix = ${tomlString(keyPrefix ?? '')}`);
   if (storageClass !== undefined) lines.push(`# storage_class = ${tomlString(storageClass)}   # S3_STORAGE_CLASS; check the new provider offers it`);
+  lines.push('# ...or OpenStack Swift: type = "swift" with auth_url, username, password, tenant, container (README).');
   lines.push('# ...or a folder (a new public/system):');
   lines.push('# type = "fs"');
   lines.push('# path = "/home/mastodon/live/public/system"');
   lines.push(`acl = ${tomlString(acl)}   # S3_PERMISSION${get('S3_PERMISSION') === undefined ? " (unset: Mastodon's default)" : ''}; "" sends no ACL`);
   lines.push('');
   return { text: lines.join('\n'), database, source, notes };
+}
+
+/**
+ * [source] type = "swift" from Mastodon's SWIFT_* settings (config/initializers/paperclip.rb, through fog); the
+ * lines are appended to `lines`, the description returned. Mastodon uses no key prefix on Swift.
+ */
+function swiftSource(given: (name: string) => string | undefined, envPath: string, lines: string[]): string {
+  for (const name of ['SWIFT_AUTH_URL', 'SWIFT_USERNAME', 'SWIFT_PASSWORD', 'SWIFT_CONTAINER']) {
+    if (given(name) === undefined) throw new UsageError(`${envPath} sets SWIFT_ENABLED=true but no ${name}: add the one Mastodon uses`);
+  }
+  lines.push('# SWIFT_ENABLED=true: SWIFT_AUTH_URL, SWIFT_USERNAME, SWIFT_PASSWORD, SWIFT_TENANT, SWIFT_PROJECT_ID,');
+  lines.push('# SWIFT_DOMAIN_NAME, SWIFT_REGION, SWIFT_CONTAINER.');
+  lines.push('type = "swift"');
+  const keys: Array<[string, string]> = [
+    ['auth_url', 'SWIFT_AUTH_URL'],
+    ['username', 'SWIFT_USERNAME'],
+    ['password', 'SWIFT_PASSWORD'],
+    ['tenant', 'SWIFT_TENANT'],
+    ['project_id', 'SWIFT_PROJECT_ID'],
+    ['domain', 'SWIFT_DOMAIN_NAME'],
+    ['region', 'SWIFT_REGION'],
+    ['container', 'SWIFT_CONTAINER'],
+  ];
+  for (const [key, name] of keys) {
+    const value = given(name);
+    if (value !== undefined) lines.push(`${key} = ${tomlString(value)}`);
+  }
+  return `swift://${given('SWIFT_CONTAINER')!} at ${given('SWIFT_AUTH_URL')!}`;
 }
 
 /** A TOML basic string. JSON's escapes are valid TOML; DEL, which JSON leaves raw, must be escaped too. */
