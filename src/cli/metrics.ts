@@ -20,7 +20,7 @@ import { progressJson } from './progress.js';
 /** Request duration buckets (seconds): from a LAN's few ms to a slow multipart part. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-const RUN_STATUSES = ['copied', 'relocated', 'missing', 'failed', 'skipped'] as const;
+const RUN_STATUSES = ['copied', 'relocated', 'present', 'missing', 'failed', 'skipped'] as const;
 const VERIFY_STATUSES = ['ok', 'missing', 'mismatched', 'missingAtSource', 'errors', 'repaired', 'unrepaired'] as const;
 
 export class Metrics {
@@ -63,7 +63,7 @@ export class Metrics {
       countPerStatus(
         registry,
         'mastosync_objects_total',
-        'Objects finished, by job and status (skipped: finished by an earlier run)',
+        'Objects finished, by job and status (skipped: finished by an earlier run; present: at the destination already, --skip-existing)',
         () => runView()?.jobs,
         RUN_STATUSES,
       );

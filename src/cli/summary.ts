@@ -19,7 +19,7 @@ export function isoSeconds(date: Date): string {
 }
 
 function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
-  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0 };
+  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, present: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0 };
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }
@@ -29,11 +29,14 @@ export function reportJson(report: Report): string {
 }
 
 export function reportText(report: Report): string {
-  const columns = report.dryRun
-    ? (['rows', 'objects', 'skipped'] as const)
-    : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
   // Rows are counted as they are read: after an interruption or a stop some of them still have copies to do.
   const total = totals(report.jobs);
+  // `present` only when --skip-existing found some: other runs keep the columns cron mails have always had.
+  const columns = report.dryRun
+    ? (['rows', 'objects', 'skipped'] as const)
+    : total.present > 0
+      ? (['rows', 'changed', 'objects', 'copied', 'relocated', 'present', 'missing', 'failed', 'skipped'] as const)
+      : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
   const cutShort = report.interrupted || report.stopped !== undefined;
   const header = ['job', ...columns.map((column) => (column === 'rows' && cutShort ? 'rows read' : column)), ...(report.dryRun ? [] : ['bytes', 'time'])];
   const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [

@@ -112,7 +112,7 @@ export interface LoadOptions {
   readonly changeMarginMs: number;
 }
 
-const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated']);
+const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated', 'present']);
 
 /** From when changes are read again, for a sync time `time` (ISO UTC): the margin before it. */
 export function lessMargin(time: string, marginMs: number): string {

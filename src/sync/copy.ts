@@ -12,7 +12,8 @@ import { IntegrityCheck } from './integrity.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 
-export type CopyStatus = 'copied' | 'relocated' | 'missing' | 'failed';
+/** `present`: the destination held it already, as the source has it (run --skip-existing); nothing was copied. */
+export type CopyStatus = 'copied' | 'relocated' | 'present' | 'missing' | 'failed';
 
 export interface CopyResult {
   readonly status: CopyStatus;

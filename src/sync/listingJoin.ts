@@ -13,7 +13,7 @@ import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
-import type { JobName } from '../mastodon/tables.js';
+import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { backoffMs, classifyFailure } from './retry.js';
 
@@ -55,12 +55,18 @@ export interface OwnedStreamOptions {
   readonly job: JobName;
   readonly scope: Scope;
   readonly batchSize: number;
-  /** Told of each row with a file, in the pass that reads it (once per width with rows). */
-  readonly onRow?: () => void;
+  /** Told of each row with a file (every row read, whatever its objects' folders). */
+  readonly onRow?: (row: Row) => void;
+}
+
+/** An owned object, with the row that owns it. */
+export interface RowObject {
+  readonly object: OwnedObject;
+  readonly row: Row;
 }
 
 /** The objects of `job`'s rows in scope whose keys start with `prefix`, in byte order of key. */
-export async function* ownedInKeyOrder(options: OwnedStreamOptions, prefix: string): AsyncIterable<OwnedObject> {
+export async function* ownedInKeyOrder(options: OwnedStreamOptions, prefix: string): AsyncIterable<RowObject> {
   const streams = ID_WIDTHS.flatMap((width) => {
     const from = options.scope.minId === undefined ? width.from : max(width.from, BigInt(options.scope.minId));
     const to = options.scope.maxId === undefined ? width.to : min(width.to, BigInt(options.scope.maxId));
@@ -69,15 +75,15 @@ export async function* ownedInKeyOrder(options: OwnedStreamOptions, prefix: stri
   yield* mergeByKey(streams);
 }
 
-async function* ownedOfWidth(options: OwnedStreamOptions, prefix: string, from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<OwnedObject> {
+async function* ownedOfWidth(options: OwnedStreamOptions, prefix: string, from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<RowObject> {
   const scope = { ...options.scope, minId: String(from), maxId: String(to) };
   // The objects of consecutive rows that share a partition (digits dropped), sorted together.
-  let group: OwnedObject[] = [];
+  let group: RowObject[] = [];
   let partition: string | undefined;
-  const sorted = () => group.sort((a, b) => compareKeys(a.key, b.key));
+  const sorted = () => group.sort((a, b) => compareKeys(a.object.key, b.object.key));
   for await (const rows of readRowPages(options.db, options.schema, options.job, { batchSize: options.batchSize, scope })) {
     for (const row of rows) {
-      options.onRow?.();
+      options.onRow?.(row);
       const objects = ownedInScope(options.job, row, scope).filter((object) => object.key.startsWith(prefix));
       if (objects.length === 0) continue;
       const folder = partitionOf(objects[0]!.key, prefix);
@@ -86,7 +92,7 @@ async function* ownedOfWidth(options: OwnedStreamOptions, prefix: string, from: 
         group = [];
         partition = folder;
       }
-      group.push(...objects);
+      for (const object of objects) group.push({ object, row });
     }
   }
   yield* sorted();
@@ -99,7 +105,7 @@ function partitionOf(key: string, prefix: string): string {
 }
 
 /** Merges streams that are each in key order into one. */
-async function* mergeByKey(streams: ReadonlyArray<AsyncIterable<OwnedObject>>): AsyncIterable<OwnedObject> {
+async function* mergeByKey(streams: ReadonlyArray<AsyncIterable<RowObject>>): AsyncIterable<RowObject> {
   const iterators = streams.map((stream) => stream[Symbol.asyncIterator]());
   const heads = await Promise.all(iterators.map((iterator) => iterator.next()));
   try {
@@ -108,10 +114,10 @@ async function* mergeByKey(streams: ReadonlyArray<AsyncIterable<OwnedObject>>): 
       for (let index = 0; index < heads.length; index++) {
         const head = heads[index]!;
         if (head.done) continue;
-        if (least < 0 || compareKeys(head.value.key, (heads[least]!.value as OwnedObject).key) < 0) least = index;
+        if (least < 0 || compareKeys(head.value.object.key, (heads[least]!.value as RowObject).object.key) < 0) least = index;
       }
       if (least < 0) return;
-      yield heads[least]!.value as OwnedObject;
+      yield heads[least]!.value as RowObject;
       heads[least] = await iterators[least]!.next();
     }
   } finally {

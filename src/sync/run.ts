@@ -11,8 +11,12 @@ import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, coversEveryRow, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
-import type { ObjectStore } from '../storage/types.js';
-import type { FatalStoreError } from '../storage/errors.js';
+import type { ListedObject, ObjectStore } from '../storage/types.js';
+import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
+import { mastodonPrefixes } from '../mastodon/owners.js';
+import { joinListing, ownedInKeyOrder, resumingListing } from './listingJoin.js';
+import { withRetries } from './retry.js';
+import { findAtSource } from './source.js';
 import { describeError } from '../errors.js';
 import { lessMargin, type CheckpointWriter, type ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
@@ -41,6 +45,12 @@ export interface RunOptions {
   readonly startedAt?: string;
   /** How far before a sync time a change may carry its timestamp yet commit after it ([sync] change_margin). */
   readonly changeMarginMs?: number;
+  /**
+   * List both stores and copy only what the destination lacks or holds otherwise than the source (size, and MD5
+   * where both listings carry one); the others are recorded `present` (--skip-existing). Rows are read per folder
+   * in key order (listingJoin.ts), so the watermark moves once, when the job is done.
+   */
+  readonly skipExisting?: boolean;
   /** Copy only the objects the checkpoint records as failed or missing (--retry-failed); read no other rows. */
   readonly retryFailedOnly?: boolean;
   /** Absent on a dry run: nothing is written. */
@@ -80,6 +90,8 @@ export interface JobSummary {
   objects: number;
   copied: number;
   relocated: number;
+  /** At the destination already, as at the source (--skip-existing): not copied. */
+  present: number;
   missing: number;
   failed: number;
   /** Finished by an earlier run (resume). */
@@ -179,6 +191,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       objects: 0,
       copied: 0,
       relocated: 0,
+      present: 0,
       missing: 0,
       failed: 0,
       skipped: 0,
@@ -209,8 +222,11 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     let readingDone = false;
     let finished!: () => void;
     finishing.push(new Promise<void>((resolve) => (finished = resolve)));
+    // --skip-existing reads rows out of id order: the job's last row is the watermark once everything is settled.
+    let lastRow: string | undefined;
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
+      if (lastRow !== undefined && !stop.aborted) tracker.begin(lastRow, 0);
       summary.ms = Math.round(performance.now() - started);
       summary.unfinishedRows = unsettled.size;
       if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
@@ -219,9 +235,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       finished();
     };
 
-    const copy = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined) => {
+    const copy = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: () => Promise<CopyResult | undefined>) => {
       try {
-        await copyAndRecord(object, retry, tracked, updated);
+        await copyAndRecord(object, retry, tracked, updated, await known?.());
       } catch (error) {
         // Only the bookkeeping can throw (a checkpoint write on a full disk): say so, and never leave the job waiting.
         log.error({ job, id: object.id, key: object.key, err: error }, 'could not record a copy');
@@ -232,10 +248,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
     };
 
-    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined) => {
+    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: CopyResult) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
       if (stop.aborted) return;
-      const result = await copyOwnedObject(object, context);
+      const result = known ?? (await copyOwnedObject(object, context));
       if (result.fatal !== undefined) stopFor(result.fatal);
       // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
       if (result.status === 'failed' && options.abort.aborted) {
@@ -269,10 +285,16 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
     };
 
-    const submit = async (row: Row, object: OwnedObject, retry: boolean, tracked: boolean) => {
+    /** `known`: what --skip-existing found out first (present, missing), else undefined to copy. */
+    const submit = async (row: Row, object: OwnedObject, retry: boolean, tracked: boolean, known?: () => Promise<CopyResult | undefined>) => {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
       if (stop.aborted) return;
       if (options.dryRun) {
+        // --skip-existing: nothing to plan for an object found present or missing.
+        if (known !== undefined && (await known()) !== undefined) {
+          settled(object.id);
+          return;
+        }
         options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
         if (tracked) tracker.settle(object.id);
         settled(object.id);
@@ -281,7 +303,72 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       const updated = row[`${object.attachment}_updated_iso`];
       const recent = typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
       outstanding += 1;
-      await pool.submit(() => copy(object, retry, tracked, recent));
+      await pool.submit(() => copy(object, retry, tracked, recent, known));
+    };
+
+    /**
+     * --skip-existing: each folder's owned objects joined with both listings. An object both list alike is present;
+     * one the source does not list at its exact key is looked for under its legacy keys by HEAD (no GET for an
+     * object the source lacks); the others are copied.
+     */
+    const copyWhatDiffers = async (minId: string | undefined) => {
+      const after = { ...scope, ...(minId !== undefined && { minId }) };
+      let first = true;
+      for (const { prefix } of mastodonPrefixes([job])) {
+        if (stop.aborted) return;
+        const owned = ownedInKeyOrder(
+          {
+            db: options.db,
+            schema: options.schema,
+            job,
+            scope: after,
+            batchSize: options.batchSize,
+            onRow: first
+              ? (row) => {
+                  summary.rows += 1;
+                  if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
+                }
+              : undefined,
+          },
+          prefix,
+        );
+        first = false;
+        const { source, destination } = options;
+        const atDestination = joinListing(
+          owned,
+          ({ object }) => object.key,
+          resumingListing(destination, prefix, options.retries, stop),
+          destination.description,
+        );
+        const both = joinListing(atDestination, ([{ object }]) => object.key, resumingListing(source, prefix, options.retries, stop), source.description);
+        for await (const [[{ object, row }, atDestinationNow], atSource] of both) {
+          if (stop.aborted) return;
+          const key = destination.locate(object.key);
+          summary.objects += 1;
+          if (options.resume.isDone(key)) {
+            summary.skipped += 1;
+            options.onSkipped?.(job, 1);
+            continue;
+          }
+          expect(object.id, 1);
+          const retry = options.resume.wasOutstanding(key);
+          if (atSource !== undefined) {
+            await submit(row, object, retry, false, async () =>
+              atDestinationNow !== undefined && sameListed(atSource, atDestinationNow) ? PRESENT : undefined,
+            );
+            continue;
+          }
+          await submit(row, object, retry, false, async () => {
+            const found = await findAtSource(object, (sourceKey) =>
+              withRetries([source], () => source.head(sourceKey), { retries: options.retries, signal: options.abort }),
+            );
+            if (found === undefined) return MISSING;
+            if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
+            const md5 = md5FromEtag(found.found.etag);
+            return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
+          });
+        }
+      }
     };
 
     try {
@@ -340,6 +427,12 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         }
       }
 
+      if (options.skipExisting) {
+        await copyWhatDiffers(tracker.watermark === undefined ? scope.minId : laterOf(scope.minId, tracker.watermark));
+        readEverything = !stop.aborted && wholeScope;
+        return;
+      }
+
       const pages = readRowPages(options.db, options.schema, job, {
         batchSize: options.batchSize,
         afterId: tracker.watermark,
@@ -369,6 +462,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       finishIfDone();
     }
   }
+}
+
+const PRESENT: CopyResult = { status: 'present', bytes: 0, ms: 0, attempts: 0 };
+const MISSING: CopyResult = { status: 'missing', bytes: 0, ms: 0, attempts: 0 };
+
+/** Listed alike at the source and the destination: the same size, and the same MD5 where both listings carry one. */
+function sameListed(source: ListedObject, destination: ListedObject): boolean {
+  return source.size === destination.size && (source.md5 === undefined || destination.md5 === undefined || source.md5 === destination.md5);
+}
+
+/** The first id after `watermark` as a --min-id, or `minId` when that is later. */
+function laterOf(minId: string | undefined, watermark: string): string {
+  const next = BigInt(watermark) + 1n;
+  return minId !== undefined && BigInt(minId) > next ? minId : String(next);
 }
 
 /** `again`: the object was failed or missing before; one still missing is news only the first time (cron mails). */

@@ -176,12 +176,17 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
         first = false;
         const atDestination = joinListing(
           owned,
-          (object) => object.key,
+          ({ object }) => object.key,
           resumingListing(destination, prefix, options.retries, options.stop),
           destination.description,
         );
-        const both = joinListing(atDestination, ([object]) => object.key, resumingListing(source, prefix, options.retries, options.stop), source.description);
-        for await (const [[object, listedAtDestination], listedAtSource] of both) {
+        const both = joinListing(
+          atDestination,
+          ([{ object }]) => object.key,
+          resumingListing(source, prefix, options.retries, options.stop),
+          source.description,
+        );
+        for await (const [[{ object }, listedAtDestination], listedAtSource] of both) {
           if (options.stop?.aborted) break folders;
           summary.objects += 1;
           summary.checked += 1;
@@ -285,7 +290,7 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
 
 async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair> {
   const result = await copyOwnedObject(object, context);
-  const repair = result.status === 'copied' || result.status === 'relocated' ? 'copied' : result.status;
+  const repair = result.status === 'copied' || result.status === 'relocated' || result.status === 'present' ? 'copied' : result.status;
   return {
     job: object.job,
     id: object.id,

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { buildFixture, loadFixture, withPrefix, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
@@ -175,5 +176,88 @@ describe('key prefixes and ACL settings', () => {
     const result = await runCli(['run', 'all'], { cwd: config.dir });
     assert.equal(result.code, 0, result.stderr);
     await assertDestinationExact(world, { acl: '' });
+  });
+});
+
+describe('run --skip-existing', () => {
+  let world: World;
+  let config: ReturnType<typeof configFor>;
+  interface Total {
+    copied: number;
+    relocated: number;
+    present: number;
+    missing: number;
+    failed: number;
+  }
+  const totalOf = (stdout: string) => readJsonLines<{ total?: Total }>(stdout).at(-1)!.total!;
+  const objectRequests = () =>
+    proxy.requests.filter((request) =>
+      ['GetObject', 'PutObject', 'CopyObject', 'CreateMultipartUpload', 'UploadPart', 'DeleteObject'].includes(request.operation),
+    );
+
+  before(async () => {
+    world = await makeWorld('current', { source: 'mastodon', destination: 'media' });
+    config = configFor(world);
+  });
+
+  test('on an empty destination it copies everything, as a plain run does', async () => {
+    const result = await runCli(['run', 'all', '--skip-existing', '--json'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+    await assertDestinationExact(world);
+    const total = totalOf(result.stdout);
+    assert.deepEqual(
+      [total.copied + total.relocated, total.present, total.missing, total.failed],
+      [world.fixture.present.length, 0, world.fixture.missing.length, 0],
+    );
+  });
+
+  test('without its checkpoint, a second run over the complete destination sends no object GET or PUT, only listings', async () => {
+    rmSync(config.checkpoint);
+    proxy.reset();
+    const result = await runCli(['run', 'all', '--skip-existing', '--json'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      objectRequests().map((request) => `${request.operation} ${request.key}`),
+      [],
+    );
+    const total = totalOf(result.stdout);
+    assert.deepEqual([total.copied + total.relocated, total.present, total.missing], [0, world.fixture.present.length, world.fixture.missing.length]);
+    // HEADs only for the objects the source does not hold at their exact key (relocated ones, missing ones).
+    const heads = proxy.requests.filter((request) => request.operation === 'HeadObject');
+    assert.ok(heads.length <= 4 * (world.fixture.relocated.length + world.fixture.missing.length), `${heads.length} HEADs`);
+    // Recorded as done: a --resume after it sends nothing to the destination (it only looks again for the missing).
+    proxy.reset();
+    const resumed = await runCli(['run', 'all', '--resume', '--json'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(
+      proxy.requests
+        .filter((request) => request.bucket === world.destinationBucket && request.operation !== 'ListObjects')
+        .map((request) => `${request.operation} ${request.key}`),
+      [],
+    );
+  });
+
+  test('copies exactly what the destination lacks or holds with another size or content', async () => {
+    rmSync(config.checkpoint);
+    const [deleted, shortened, altered] = world.fixture.present.filter((object) => !object.relocated && object.size > 2 && object.size < 100_000);
+    const key = (object: typeof deleted) => withPrefix(object!.key, world.destinationPrefix);
+    await s3.client.send(new DeleteObjectCommand({ Bucket: world.destinationBucket, Key: key(deleted) }));
+    await s3.put(world.destinationBucket, key(shortened), shortened!.body!.subarray(1));
+    const flipped = Buffer.from(altered!.body!);
+    flipped[0]! ^= 1;
+    await s3.put(world.destinationBucket, key(altered), flipped);
+    proxy.reset();
+    const result = await runCli(['run', 'all', '--skip-existing', '--json'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      objectRequests()
+        .filter((request) => request.operation === 'PutObject')
+        .map((request) => request.key)
+        .sort(),
+      [key(deleted), key(shortened), key(altered)].sort(),
+    );
+    await assertDestinationExact(world, { checkAcl: false });
+    const total = totalOf(result.stdout);
+    assert.deepEqual([total.copied, total.present], [3, world.fixture.present.length - 3]);
   });
 });

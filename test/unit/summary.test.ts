@@ -11,6 +11,7 @@ const job = {
   objects: 14,
   copied: 9,
   relocated: 0,
+  present: 0,
   missing: 1,
   failed: 0,
   skipped: 0,
