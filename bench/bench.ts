@@ -936,7 +936,7 @@ function markdown(
       : [
           '### request cost',
           '',
-          `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts, the SDK's own signer and HTTP handler without its middleware stack) ${requestCost.direct.toFixed(2)} ms; the floor, the same two requests with node:http alone and a minimal SigV4 signature, ${requestCost.bare.toFixed(2)} ms, and without a signature ${requestCost.unsigned.toFixed(2)} ms.`,
+          `CPU per object (one GET and one streamed PUT of 40 KB, 16 in flight, ${requestCost.objects} objects, median of 3) of the same S3Store against a trivial local server (bench/fakeS3.ts, bench/requestCost.ts): through the SDK's commands ${requestCost.sdk.toFixed(2)} ms, through its direct requests (src/storage/s3Direct.ts: its own SigV4 signer and the SDK's HTTP handler, without the SDK's middleware stack) ${requestCost.direct.toFixed(2)} ms; the floor, the same two requests with node:http alone and a minimal SigV4 signature, ${requestCost.bare.toFixed(2)} ms, and without a signature ${requestCost.unsigned.toFixed(2)} ms.`,
           '',
         ]),
     ...results.flatMap((scenario) => [
