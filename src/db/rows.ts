@@ -78,9 +78,10 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
 }
 
 /**
- * The rows of `job` whose id lies in one of `ranges` (both ends included), in id order: the rows a page of listed
- * keys could belong to (prune). The ids are found through the primary key, one range scan each, then read as
- * readRowsById reads them.
+ * The rows of `job` whose id lies in one of `ranges` (both ends included; at most 100 ids each, as a partition
+ * names them), in id order: the rows a page of listed keys could belong to (prune). The ranges are spelled out
+ * into ids for one `id = ANY` lookup through the primary key: PostgreSQL plans a join on ranges as a scan of the
+ * whole table against each of them.
  */
 export async function readRowsInIdRanges(
   db: Database,
@@ -88,20 +89,16 @@ export async function readRowsInIdRanges(
   job: JobName,
   ranges: ReadonlyArray<{ readonly from: bigint; readonly to: bigint }>,
 ): Promise<Row[]> {
-  if (ranges.length === 0) return [];
-  const ids = await db.query<{ id: string }>(
-    `SELECT DISTINCT t."id"::text AS "id" FROM "${job}" t JOIN unnest($1::bigint[], $2::bigint[]) AS r(low, high) ON t."id" BETWEEN r.low AND r.high`,
-    [ranges.map((range) => range.from.toString()), ranges.map((range) => range.to.toString())],
-  );
-  return ids.length === 0
-    ? []
-    : readRowsById(
-        db,
-        schema,
-        job,
-        ids.map((row) => row.id),
-      );
+  const ids = new Set<string>();
+  for (const { from, to } of ranges) {
+    if (to - from >= MAX_RANGE) throw new Error(`id range ${from}..${to} is wider than ${MAX_RANGE}`);
+    for (let id = from; id <= to; id++) ids.add(id.toString());
+  }
+  return ids.size === 0 ? [] : readRowsById(db, schema, job, [...ids]);
 }
+
+/** A partition drops at most two digits of an id (docs/storage-layout.md §1.2): 100 ids. */
+const MAX_RANGE = 100n;
 
 interface PageQueries {
   /** The window: $1 the id before it, $2 its size, then the scope's values. */
