@@ -10,12 +10,20 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
 import type { SshConfig } from '../ssh/config.js';
-import type { StoreConfig, SwiftStoreConfig } from '../storage/index.js';
+import type { AzureCredentials, AzureStoreConfig, StoreConfig, SwiftStoreConfig } from '../storage/index.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
+/** type = "azure": Mastodon's AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_ACCESS_KEY, or a SAS or connection string (and container, as Swift's). */
+const AZURE_KEYS = {
+  account: 'string',
+  access_key: 'string',
+  sas_token: 'string',
+  connection_string: 'string',
+} as const;
+
 const STORE_KEYS = {
-  type: ['s3', 'fs', 'swift'],
+  type: ['s3', 'fs', 'swift', 'azure'],
   endpoint: 'string',
   region: 'string',
   bucket: 'string',
@@ -33,6 +41,7 @@ const STORE_KEYS = {
   project_id: 'string',
   domain: 'string',
   container: 'string',
+  ...AZURE_KEYS,
 } as const satisfies Record<string, KeyType>;
 
 const SECTIONS = {
@@ -277,7 +286,8 @@ const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix', 'segment_size']
 const SWIFT_ONLY = ['auth_url', 'username', 'password', 'tenant', 'project_id', 'domain', 'container', 'segment_size'];
 
 function resolveStore(origin: string, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
-  if (store === undefined) throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, or type = "fs" with path)`);
+  if (store === undefined)
+    throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, type = "azure" with container, or type = "fs" with path)`);
   if (Object.keys(store).every((key) => NOT_WHERE.has(key))) {
     throw new UsageError(
       `${origin}: [${section}] is not configured yet: fill in${section === 'destination' ? ' the placeholders `mastosync init` wrote:' : ''} bucket, endpoint and credentials (or type = "fs" with path), or set MASTOSYNC_${section.toUpperCase()}_* variables`,
@@ -289,8 +299,9 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
       throw new UsageError(`${origin}: [${section}] ${key} is still the placeholder ${JSON.stringify(value)}: fill in your own`);
     }
   }
-  const type = (store.type as 's3' | 'fs' | 'swift' | undefined) ?? 's3';
+  const type = (store.type as 's3' | 'fs' | 'swift' | 'azure' | undefined) ?? 's3';
   if (type === 'swift') return resolveSwift(origin, section, store);
+  if (type === 'azure') return resolveAzure(`${origin}: [${section}]`, store);
   const foreign = SWIFT_ONLY.find((key) => store[key] !== undefined);
   if (foreign !== undefined) throw new UsageError(`${origin}: [${section}] ${foreign} is a Swift setting: set type = "swift", or remove it`);
   if (type === 'fs') {
@@ -351,6 +362,43 @@ function resolveSwift(origin: string, section: 'source' | 'destination', store: 
     keyPrefix: store.key_prefix as string | undefined,
     segmentSize: segmentSizeMib === undefined ? undefined : segmentSizeMib * 1024 * 1024,
   };
+}
+
+/** The keys type = "azure" takes, besides the destination's acl (which Azure has no per-blob equivalent of: not sent). */
+const AZURE_STORE_KEYS = new Set(['type', 'endpoint', 'key_prefix', 'acl', 'container', ...Object.keys(AZURE_KEYS)]);
+
+function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
+  const other = Object.keys(store).find((key) => !AZURE_STORE_KEYS.has(key));
+  if (other !== undefined) {
+    throw new UsageError(
+      `${where} ${other} is not an Azure setting: type = "azure" takes account, container, access_key (or sas_token, or connection_string), endpoint and key_prefix`,
+    );
+  }
+  const text = (key: string) => nonEmpty(store[key] as string | undefined);
+  const container = text('container');
+  if (container === undefined) throw new UsageError(`${where} type = "azure" needs container (Mastodon's AZURE_CONTAINER_NAME)`);
+  const given = (['access_key', 'sas_token', 'connection_string'] as const).filter((key) => text(key) !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError(
+      `${where} type = "azure" needs one of access_key (Mastodon's AZURE_STORAGE_ACCESS_KEY), sas_token or connection_string${given.length > 1 ? `, not ${given.join(' and ')}` : ''}`,
+    );
+  }
+  const account = text('account');
+  const endpoint = text('endpoint');
+  const credentials: AzureCredentials =
+    given[0] === 'access_key'
+      ? { kind: 'key', accessKey: text('access_key')! }
+      : given[0] === 'sas_token'
+        ? { kind: 'sas', sasToken: text('sas_token')! }
+        : { kind: 'connectionString', connectionString: text('connection_string')! };
+  if (credentials.kind !== 'connectionString' && account === undefined && endpoint === undefined) {
+    throw new UsageError(`${where} type = "azure" needs account (Mastodon's AZURE_STORAGE_ACCOUNT), or endpoint`);
+  }
+  if (credentials.kind === 'key' && account === undefined) throw new UsageError(`${where} access_key needs account (Mastodon's AZURE_STORAGE_ACCOUNT)`);
+  if (credentials.kind === 'connectionString' && endpoint !== undefined) {
+    throw new UsageError(`${where} endpoint and connection_string both name the service: leave out endpoint (the connection string's BlobEndpoint says it)`);
+  }
+  return { type: 'azure', container, account, credentials, endpoint, keyPrefix: store.key_prefix as string | undefined };
 }
 
 function resolveSsh(origin: string, ssh: RawSection | undefined): SshConfig | undefined {

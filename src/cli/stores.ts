@@ -16,7 +16,7 @@ export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectSto
   if (destination.copyFrom !== undefined && destination.canCopyFrom?.(source, { forced }) === true) return { forced };
   if (forced)
     throw new UsageError(
-      '[sync] copy_mode = "server" copies on the provider: [source] and [destination] must both be type = "s3" or both type = "swift" (or set copy_mode = "stream")',
+      '[sync] copy_mode = "server" copies on the provider: [source] and [destination] must both be type = "s3", both type = "swift" or both type = "azure" (or set copy_mode = "stream")',
     );
   return undefined;
 }

@@ -24,6 +24,23 @@ export class FatalStoreError extends Error {
 }
 
 /**
+ * What makes the FatalStoreErrors of one failed request: `<where> <problem> (<code> on <operation> <key>)`, and the fix.
+ */
+export function fatalOfRequest(
+  error: unknown,
+  request: { readonly side: StoreSide; readonly where: string; readonly key: string; readonly operation: string; readonly code: string },
+): (problem: string, fix: string) => FatalStoreError {
+  const { side, where, key, operation, code } = request;
+  return (problem, fix) => new FatalStoreError(side, key, `${where} ${problem} (${code} on ${operation} ${key})`, fix, { cause: error });
+}
+
+/** The fix when the bucket or container (named by `settings`, e.g. "bucket, endpoint and region") does not exist. */
+export function missingPlaceFix(side: StoreSide, settings: string, place: 'bucket' | 'container'): string {
+  const again = `check ${settings}, then run again with --resume`;
+  return side === 'destination' ? `${again}; if the ${place} was deleted, create it and run again without --resume (what was copied went with it)` : again;
+}
+
+/**
  * The provider refused a request body of `size` bytes as too large (413, EntityTooLarge, or a connection closed
  * while the body was sent). The store remembers the size, and the next attempt goes in smaller parts.
  */
@@ -100,6 +117,16 @@ export function errorCodes(error: unknown): string[] {
     for (const value of [current.name, current.code, current.Code]) if (typeof value === 'string') codes.push(value);
   }
   return codes;
+}
+
+/** A Retry-After header's wait in milliseconds (seconds, or an HTTP date); undefined when absent or unreadable. */
+export function retryAfterHeaderMs(header: string | undefined): number | undefined {
+  const value = header?.trim();
+  if (value === undefined || value === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 /** `20 MiB`, `1.5 MiB`, `800 KiB`: sizes as an admin sets them in nginx or a provider's limits. */

@@ -3,6 +3,8 @@
  * builds a backend from its config. Everything else talks to an ObjectStore (types.ts).
  */
 import { resolve } from 'node:path';
+import { AzureStore } from './azure.js';
+import { azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { FsStore, type FsStoreConfig } from './fs.js';
 import { S3Store } from './s3.js';
 import type { S3StoreConfig } from './s3Config.js';
@@ -11,8 +13,9 @@ import type { SwiftStoreConfig } from './swiftConfig.js';
 import type { StoreSide } from './errors.js';
 import type { ObjectStore, StoreWarning } from './types.js';
 
-export type StoreConfig = S3StoreConfig | FsStoreConfig | SwiftStoreConfig;
+export type StoreConfig = S3StoreConfig | FsStoreConfig | SwiftStoreConfig | AzureStoreConfig;
 export type { SwiftStoreConfig };
+export type { AzureCredentials, AzureStoreConfig } from './azureConfig.js';
 
 /**
  * The part size of a multipart upload, for objects above [sync] upload_cutoff (smaller ones go as one streamed
@@ -37,6 +40,9 @@ export function createStore(config: StoreConfig, options: CreateStoreOptions): O
   const { role, concurrency } = options;
   if (config.type === 'fs') return new FsStore(config.path, role);
   if (config.type === 'swift') return new SwiftStore(config, { role, maxSockets: concurrency + 4, warn: options.warn });
+  if (config.type === 'azure') {
+    return new AzureStore(config, { role, singlePutLimit: options.uploadCutoff, blockSize: PART_SIZE, blockQueue: PART_QUEUE, warn: options.warn });
+  }
   return new S3Store(config, {
     role,
     maxSockets: concurrency * (role === 'destination' ? PART_QUEUE : 1) + 4,
@@ -52,6 +58,9 @@ export function samePlace(a: StoreConfig, b: StoreConfig): boolean {
   if (a.type === 'fs' && b.type === 'fs') return resolve(a.path) === resolve(b.path);
   if (a.type === 'swift' && b.type === 'swift') {
     return a.authUrl === b.authUrl && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '') && a.region === b.region;
+  }
+  if (a.type === 'azure' && b.type === 'azure') {
+    return azureServiceUrl(a) === azureServiceUrl(b) && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
   }
   if (a.type !== 's3' || b.type !== 's3') return false;
   return a.bucket === b.bucket && (a.endpoint ?? '') === (b.endpoint ?? '') && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');

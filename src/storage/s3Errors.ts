@@ -3,7 +3,7 @@
  * answers no retry can fix. src/sync sees only the FailureKind these give (S3Store.classify).
  */
 import { S3ServiceException } from '@aws-sdk/client-s3';
-import { FatalStoreError, classifyCommon, errorCodes, type StoreSide } from './errors.js';
+import { FatalStoreError, classifyCommon, errorCodes, fatalOfRequest, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
 import type { FailureKind } from './types.js';
 
 const RETRYABLE_CODES = new Set([
@@ -55,12 +55,7 @@ function isThrottle(error: unknown): boolean {
 export function retryAfterMs(error: unknown): number | undefined {
   const headers = (error as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response?.headers ?? {};
   const name = Object.keys(headers).find((header) => header.toLowerCase() === 'retry-after');
-  const value = name === undefined ? undefined : headers[name]?.trim();
-  if (value === undefined || value === '') return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+  return retryAfterHeaderMs(name === undefined ? undefined : headers[name]);
 }
 
 export function httpStatus(error: unknown): number | undefined {
@@ -98,16 +93,8 @@ export function fatalS3Error(error: unknown, side: StoreSide, where: string, key
   if (status === undefined) return undefined;
   const { name, Code } = error as { name?: unknown; Code?: unknown };
   const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
-  const answered = `(${code} on ${operation} ${key})`;
-  const fatal = (problem: string, fix: string) => new FatalStoreError(side, key, `${where} ${problem} ${answered}`, fix, { cause: error });
-  if (code === 'NoSuchBucket') {
-    return fatal(
-      'does not exist',
-      side === 'destination'
-        ? 'check bucket, endpoint and region, then run again with --resume; if the bucket was deleted, create it and run again without --resume (what was copied went with it)'
-        : 'check bucket, endpoint and region, then run again with --resume',
-    );
-  }
+  const fatal = fatalOfRequest(error, { side, where, key, operation, code });
+  if (code === 'NoSuchBucket') return fatal('does not exist', missingPlaceFix(side, 'bucket, endpoint and region', 'bucket'));
   if (CREDENTIALS_REFUSED.has(code))
     return fatal('refused the credentials', 'check access_key_id, secret_access_key and session_token, then run again with --resume');
   // B2 says it only in the message of a 403 ("storage cap exceeded"); a 429 or 503 about a request quota is throttling.

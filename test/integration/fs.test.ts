@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
+import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { expectedContentType } from '../support/contentTypes.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
@@ -53,29 +54,6 @@ function tempFolder(name: string): string {
   return folder;
 }
 
-// What Mastodon sends as Content-Type, derived by hand for a source that keeps none (docs/storage-layout.md §6).
-const COLUMN_PREFIX: Record<string, string> = {
-  files: 'file',
-  thumbnails: 'thumbnail',
-  avatars: 'avatar',
-  headers: 'header',
-  images: 'image',
-  icons: 'icon',
-  dumps: 'dump',
-  data: 'data',
-};
-const TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' };
-
-function expectedContentType(expected: ExpectedObject): string | undefined {
-  const row = fixture.rows.find((candidate) => candidate.table === expected.table && String(candidate.values.id) === expected.rowId)!;
-  const databaseType = row.values[`${COLUMN_PREFIX[expected.attachment]}_content_type`] as string | null;
-  if (expected.style === 'original') return databaseType ?? undefined;
-  const name = expected.key.slice(expected.key.lastIndexOf('/') + 1);
-  // A style without a format of its own keeps the original's extension, or none: then it is the original's type.
-  if (!name.includes('.')) return databaseType ?? undefined;
-  return TYPE_OF_EXTENSION[name.slice(name.lastIndexOf('.') + 1)];
-}
-
 describe('filesystem backend', () => {
   test('public/system folder → bucket: exactly the owned objects, bytes, Content-Type from the database and the style, Cache-Control, ACL', async () => {
     const system = join(tempFolder('public'), 'public', 'system');
@@ -110,7 +88,7 @@ describe('filesystem backend', () => {
       assert.equal(sha256(stored.body), expected.sha256, `${expected.key}: bytes`);
       assert.equal(stored.cacheControl, CACHE_CONTROL, `${expected.key}: Cache-Control`);
       assert.equal(acls.get(expected.key), expected.acl, `${expected.key}: ACL`);
-      const contentType = expectedContentType(expected);
+      const contentType = expectedContentType(fixture, expected);
       // A NULL content type in the database leaves the type to the server's default.
       if (contentType !== undefined) assert.equal(stored.contentType, contentType, `${expected.key}: Content-Type`);
     }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { configFromEnv } from '../../src/cli/commands/init.js';
+import { loadConfigParts } from '../../src/cli/config.js';
 import { parseEnvFile } from '../../src/cli/envFile.js';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -124,6 +125,26 @@ S3_KEY_PREFIX=ignored-on-swift
   test('PAPERCLIP_ROOT_PATH wins, absolute or relative to the live directory', () => {
     assert.deepEqual(derive('PAPERCLIP_ROOT_PATH=/srv/mastodon-media\n').source, { type: 'fs', path: '/srv/mastodon-media' });
     assert.deepEqual(derive('PAPERCLIP_ROOT_PATH=media/system\n').source, { type: 'fs', path: '/home/mastodon/live/media/system' });
+  });
+
+  test('AZURE_ENABLED=true (Mastodon 4.2+): account, access key and container, no key prefix; the loader takes it', () => {
+    const env = 'AZURE_ENABLED=true\nAZURE_STORAGE_ACCOUNT=socialmedia\nAZURE_STORAGE_ACCESS_KEY=a2V5+/k=\nAZURE_CONTAINER_NAME=media\nS3_KEY_PREFIX=unused\n';
+    const config = derive(env);
+    assert.deepEqual(config.source, { type: 'azure', account: 'socialmedia', access_key: 'a2V5+/k=', container: 'media' });
+    const file = join(folder(), 'mastosync.toml');
+    writeFileSync(file, configFromEnv(parseEnvFile(env).values, '/home/mastodon/live/.env.production').text);
+    assert.deepEqual(loadConfigParts(file, {}).source, {
+      type: 'azure',
+      account: 'socialmedia',
+      credentials: { kind: 'key', accessKey: 'a2V5+/k=' },
+      container: 'media',
+      endpoint: undefined,
+      keyPrefix: undefined,
+    });
+    assert.throws(
+      () => derive('AZURE_ENABLED=true\nAZURE_STORAGE_ACCOUNT=a\n'),
+      /sets AZURE_ENABLED=true but no AZURE_STORAGE_ACCESS_KEY, AZURE_CONTAINER_NAME/,
+    );
   });
 
   test('DATABASE_URL wins over the DB_* parts; no password key without DB_PASS', () => {

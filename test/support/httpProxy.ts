@@ -1,5 +1,5 @@
 /**
- * A loopback HTTP proxy (reverse proxy) to put in front of s3rver: records every request, adds latency and injects
+ * A loopback HTTP proxy (reverse proxy) to put in front of s3rver (or Azurite): records every request, adds latency and injects
  * faults. Bodies are piped chunk by chunk, never buffered. Keep-alive works on both sides.
  *
  * Point an S3Client at `endpoint` (path style) instead of the s3rver endpoint.
@@ -361,6 +361,8 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
         'content-type': 'application/xml',
         'content-length': body.length,
         'x-amz-request-id': requestId,
+        // Azure's SDK reads the code from this header (its XML body has the same <Error><Code> shape); a HEAD has no body.
+        'x-ms-error-code': fault.code,
       };
       if (fault.retryAfter !== undefined) h['retry-after'] = String(fault.retryAfter);
       // Read (and discard) the request body so the keep-alive connection stays usable.

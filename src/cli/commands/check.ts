@@ -129,7 +129,7 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
     report({
       check: role,
       ok: true,
-      detail: `${store.description} ${settings.type === 's3' ? 'answers a listing' : settings.type === 'swift' ? 'answers: the container exists' : role === 'source' ? 'is readable' : 'is writable'}`,
+      detail: `${store.description} ${settings.type === 's3' || settings.type === 'azure' ? 'answers a listing' : settings.type === 'swift' ? 'answers: the container exists' : role === 'source' ? 'is readable' : 'is writable'}`,
     });
   } catch (error) {
     report({ check: role, ok: false, detail: reason(error) });

@@ -1,7 +1,7 @@
 /**
  * `mastosync init --from-env FILE [--out mastosync.toml] [--force]`: writes a config from what the admin already
  * has, Mastodon's `.env.production`: the database from DATABASE_URL or DB_*, the source from S3_* / AWS_*, or
- * SWIFT_* (or the public/system folder when neither is on), the destination ACL from S3_PERMISSION, and the rest of the
+ * SWIFT_* or AZURE_* (or the public/system folder when none is on), the destination ACL from S3_PERMISSION, and the rest of the
  * destination as commented placeholders. The file holds secrets, so it is created readable by its owner only,
  * and an existing file is replaced only with --force.
  */
@@ -152,10 +152,19 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
     source = `s3://${bucket}${keyPrefix !== undefined ? `/${keyPrefix}` : ''}${endpoint !== undefined ? ` at ${endpoint}` : ` (AWS ${region})`}`;
   } else if (get('SWIFT_ENABLED') === 'true') {
     source = swiftSource(given, envPath, lines);
+  } else if (get('AZURE_ENABLED') === 'true') {
+    // Mastodon 4.2+ (paperclip-azure): the relative keys with no prefix, in one container of one account.
+    const names = ['AZURE_STORAGE_ACCOUNT', 'AZURE_STORAGE_ACCESS_KEY', 'AZURE_CONTAINER_NAME'] as const;
+    const unset = names.filter((name) => given(name) === undefined);
+    if (unset.length > 0) throw new UsageError(`${envPath} sets AZURE_ENABLED=true but no ${unset.join(', ')}: add what Mastodon uses`);
+    const [account, accessKey, container] = names.map((name) => given(name)!);
+    lines.push('# AZURE_ENABLED=true: AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_ACCESS_KEY, AZURE_CONTAINER_NAME (no key prefix on Azure).');
+    lines.push('type = "azure"');
+    lines.push(`account = ${tomlString(account!)}`);
+    lines.push(`access_key = ${tomlString(accessKey!)}`);
+    lines.push(`container = ${tomlString(container!)}`);
+    source = `azure://${account}/${container}`;
   } else {
-    if (get('AZURE_ENABLED') === 'true') {
-      throw new UsageError(`${envPath} sets AZURE_ENABLED=true: mastosync reads S3, OpenStack Swift or Mastodon's public/system folder, not Azure storage`);
-    }
     // Paperclip interpolates :rails_root in the path; Rails runs in the folder that holds .env.production.
     const root = resolve(liveDir, (given('PAPERCLIP_ROOT_PATH') ?? join(liveDir, 'public', 'system')).replaceAll(':rails_root', liveDir));
     lines.push(`# S3_ENABLED is not "true": Mastodon keeps media in PAPERCLIP_ROOT_PATH (default <live>/public/system).`);
@@ -181,6 +190,7 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
   lines.push(`# key_prefix = ${tomlString(keyPrefix ?? '')}`);
   if (storageClass !== undefined) lines.push(`# storage_class = ${tomlString(storageClass)}   # S3_STORAGE_CLASS; check the new provider offers it`);
   lines.push('# ...or OpenStack Swift: type = "swift" with auth_url, username, password, tenant, container (README).');
+  lines.push('# ...or Azure Blob: type = "azure" with account, access_key (or sas_token, or connection_string), container (README).');
   lines.push('# ...or a folder (a new public/system):');
   lines.push('# type = "fs"');
   lines.push('# path = "/home/mastodon/live/public/system"');

@@ -1,0 +1,309 @@
+/**
+ * Azure Blob Storage end to end, against Azurite (Microsoft's emulator), as an admin moving to or off Azure checks it:
+ * - S3 → Azure → S3 round trip, exact: every owned object's bytes, Content-Type and Cache-Control, under a key
+ *   prefix; objects above the upload cutoff go as staged blocks; each blob gets its Content-MD5; `check`, `verify`
+ *   and `manifest` work on Azure;
+ * - a public/system folder → Azure: the Content-Type Mastodon would have sent, its Cache-Control;
+ * - faults through a proxy in front of Azurite (throttling, resets, a byte changed in a body going up or coming
+ *   down, a cut download) are retried and the result is exact;
+ * - a run killed part-way resumes without writing again what it finished;
+ * - a wrong access key stops before anything is written (exit 2, one line); credentials refused mid-run stop the
+ *   run at once (exit 1, one line naming the fix).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CACHE_CONTROL } from '../support/fixture.js';
+import { expectedContentType } from '../support/contentTypes.js';
+import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy, type RecordedRequest } from '../support/httpProxy.js';
+import { AZURITE_KEY, endpointAt, startAzurite, type Azurite } from '../support/azurite.js';
+import { runCli, writeConfig, type CliResult } from '../support/cli.js';
+
+/** Jobs of small objects only: a run of them is quick. */
+const SMALL_JOBS = ['accounts', 'custom_emojis', 'site_uploads'];
+/** Azure's blob service URL through the proxy. */
+const viaProxy = () => endpointAt(proxy.port);
+const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
+const md5 = (body: Buffer) => createHash('md5').update(body).digest('hex');
+
+let postgres: PostgresServer;
+let s3: S3Server;
+let azurite: Azurite;
+/** In front of Azurite: records requests, injects faults. */
+let proxy: HttpProxy;
+let db: TestDatabase;
+let world: IntegrityWorld;
+const folders: string[] = [];
+
+before(async () => {
+  [postgres, s3, azurite] = await Promise.all([startPostgres(), startS3(), startAzurite()]);
+  proxy = await startProxy({ upstreamPort: azurite.port });
+  db = await createDatabase('current');
+  await s3.createBucket('azure-source');
+  // The fixture plus objects uploaded multipart (no MD5 ETag), two of them above the 8 MiB cutoff: staged blocks.
+  world = await buildIntegrityWorld(db, s3, 'azure-source');
+});
+
+after(async () => {
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  await db?.drop();
+  await proxy?.stop();
+  await azurite?.stop();
+  await s3?.stop();
+  await postgres?.stop();
+});
+
+/** A [source] or [destination] of type = "azure" in Azurite's account. */
+function azure(container: string, options: { endpoint?: string; accessKey?: string; keyPrefix?: string } = {}): { lines: string[] } {
+  const lines = [
+    'type = "azure"',
+    'account = "devstoreaccount1"',
+    `access_key = ${JSON.stringify(options.accessKey ?? AZURITE_KEY)}`,
+    `container = ${JSON.stringify(container)}`,
+    `endpoint = ${JSON.stringify(options.endpoint ?? azurite.endpoint)}`,
+  ];
+  if (options.keyPrefix !== undefined) lines.push(`key_prefix = ${JSON.stringify(options.keyPrefix)}`);
+  return { lines };
+}
+
+function config(source: Parameters<typeof writeConfig>[0]['source'], destination: Parameters<typeof writeConfig>[0]['destination'], retries?: number) {
+  const written = writeConfig({ databaseUrl: db.url, source, destination, retries, batchSize: 10 });
+  folders.push(written.dir);
+  return written;
+}
+
+function summaryOf(result: CliResult): { total: Record<string, number>; stopped?: string } {
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number>; stopped?: string };
+}
+
+/** The container holds exactly the owned objects (under `prefix`), byte-exact, with their Content-MD5, type and cache control. */
+async function assertContainerExact(container: string, prefix = '', wanted = world.wanted): Promise<void> {
+  assert.deepEqual(
+    (await azurite.listKeys(container)).sort(),
+    wanted.map((object) => prefix + object.key).sort(),
+    'the container must hold exactly the owned objects',
+  );
+  for (const object of wanted) {
+    const blob = await azurite.getBlob(container, prefix + object.key);
+    assert.ok(blob, `${object.key}: missing in ${container}`);
+    assert.equal(sha256(blob.body), object.sha256, `${object.key}: bytes`);
+    assert.equal(blob.contentType, object.contentType, `${object.key}: Content-Type`);
+    assert.equal(blob.cacheControl, object.cacheControl, `${object.key}: Cache-Control`);
+    assert.equal(blob.md5, md5(blob.body), `${object.key}: the blob's Content-MD5`);
+  }
+}
+
+/** Requests to blobs of `container`, through the proxy (whose path style puts the account first). */
+function blobRequests(container: string, match: (request: RecordedRequest) => boolean = () => true): RecordedRequest[] {
+  return proxy.requests.filter((request) => request.key?.startsWith(`${container}/`) && match(request));
+}
+const blobOf = (container: string, request: RecordedRequest) => request.key!.slice(container.length + 1);
+/** Put Blob (one request), Put Block, Put Block List: told apart by `comp`. */
+const isPutBlob = (request: RecordedRequest) => request.method === 'PUT' && request.query.comp === undefined;
+const isPutBlock = (request: RecordedRequest) => request.method === 'PUT' && request.query.comp === 'block';
+const isCommit = (request: RecordedRequest) => request.method === 'PUT' && request.query.comp === 'blocklist';
+
+describe('Azure Blob backend (Azurite)', () => {
+  test('S3 → Azure → S3 through faults both ways: exact bytes, Content-Type, Cache-Control under a key prefix; check, verify, manifest', async () => {
+    await azurite.createContainer('round-trip');
+    const there = config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('round-trip', { endpoint: viaProxy(), keyPrefix: 'media' }), 3);
+    const check = await runCli(['check'], { cwd: there.dir });
+    assert.equal(check.code, 0, check.stderr + check.stdout);
+    assert.match(check.stdout, /^ok {3}destination: azure:\/\/devstoreaccount1\/round-trip\/media at .* answers a listing$/m);
+
+    // Up: throttled, a body changed on the way (the service refuses it by its Content-MD5), a block upload reset, a
+    // commit failing: each object is copied again, and only whole, proven objects appear.
+    const [small, other] = world.wanted.filter((object) => object.size > 2000 && !world.large.includes(object));
+    assert.ok(small && other);
+    const [video, seventeen, twelve] = world.large;
+    const first = new Map<string, number>();
+    const once = (name: string, matches: boolean) => matches && (first.set(name, (first.get(name) ?? 0) + 1), first.get(name) === 1);
+    const blobIn = (request: RecordedRequest) => (request.key?.startsWith('round-trip/media/') ? request.key.slice('round-trip/media/'.length) : undefined);
+    proxy.reset();
+    proxy.setFault((request) => {
+      const blob = blobIn(request);
+      if (once('busy', isPutBlob(request) && blob === small.key))
+        return { kind: 'status', status: 503, code: 'ServerBusy', message: 'Ingress is over the account limit.' };
+      if (once('flip', isPutBlob(request) && blob === other.key)) return { kind: 'flip-request', atByte: 10 };
+      if (once('reset', isPutBlock(request) && blob === seventeen.key)) return { kind: 'reset' };
+      if (once('commit', isCommit(request) && blob === twelve.key)) return { kind: 'status', status: 500, code: 'InternalError' };
+      return undefined;
+    });
+    const out = await runCli(['run', 'all', '--json', '--quiet'], { cwd: there.dir });
+    proxy.setFault(undefined);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(
+      { ...proxy.faults },
+      { status: 2, 'status:ServerBusy': 1, 'status:InternalError': 1, 'flip-request': 1, reset: 1 },
+      'every fault took effect',
+    );
+    await assertContainerExact('round-trip', 'media/');
+    // Above the cutoff in blocks, each with its Content-MD5; below it one Put Blob with the source's MD5, when known.
+    const blocked = new Set(blobRequests('round-trip', isCommit).map((request) => blobOf('round-trip', request)));
+    assert.deepEqual(
+      [...blocked].sort(),
+      world.wanted
+        .filter((object) => object.size > 8 * 1024 * 1024)
+        .map((object) => `media/${object.key}`)
+        .sort(),
+    );
+    for (const request of blobRequests('round-trip', isPutBlock)) assert.ok(request.headers['content-md5'], `${request.url}: a block without Content-MD5`);
+    for (const request of blobRequests('round-trip', isPutBlob)) {
+      const object = world.wantedByKey.get(blobIn(request)!)!;
+      if (world.large.includes(object)) continue; // uploaded multipart at the source: no MD5 there to send
+      assert.equal(Buffer.from(request.headers['content-md5'] ?? '', 'base64').toString('hex'), md5(world.fixture.expectedByKey.get(object.key)!.body!));
+    }
+
+    const verified = await runCli(['verify', 'all', '--json'], { cwd: there.dir });
+    assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+    assert.equal(summaryOf(verified).total.ok, world.wanted.length);
+
+    // Down: a byte flipped in a download (the S3 destination refuses it by the blob's Content-MD5), a download cut
+    // short, a throttled one.
+    first.clear();
+    proxy.reset();
+    proxy.setFault((request) => {
+      const blob = blobIn(request);
+      if (request.method !== 'GET' || blob === undefined) return undefined;
+      if (once('flip', blob === small.key)) return { kind: 'flip', atByte: 100 };
+      if (once('truncate', blob === video.key)) return { kind: 'truncate', afterBytes: 1024 * 1024 };
+      if (once('busy', blob === other.key)) return { kind: 'status', status: 503, code: 'ServerBusy' };
+      return undefined;
+    });
+    await s3.createBucket('round-trip-back');
+    const back = config(azure('round-trip', { endpoint: viaProxy(), keyPrefix: 'media' }), { endpoint: s3.endpoint, bucket: 'round-trip-back' }, 3);
+    const home = await runCli(['run', 'all', '--json', '--quiet'], { cwd: back.dir });
+    proxy.setFault(undefined);
+    assert.equal(home.code, 0, home.stderr);
+    assert.deepEqual({ ...proxy.faults }, { flip: 1, truncate: 1, status: 1, 'status:ServerBusy': 1 }, 'every fault took effect');
+    await assertDestinationExact(s3, 'round-trip-back', world);
+
+    const manifest = await runCli(['manifest', 'media_attachments', '--format', 'keys'], { cwd: back.dir });
+    assert.equal(manifest.code, 0, manifest.stderr);
+    const media = world.wanted.filter((object) => object.job === 'media_attachments').map((object) => `media/${object.key}`);
+    for (const key of media) assert.ok(manifest.stdout.split('\n').includes(key), `manifest lists ${key} with the key prefix`);
+  });
+
+  test('verify finds a blob changed at the destination, and --repair copies it again', async () => {
+    await azurite.createContainer('changed');
+    const written = config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('changed'));
+    const out = await runCli(['run', 'accounts', '--quiet'], { cwd: written.dir });
+    assert.equal(out.code, 0, out.stderr);
+    const victim = world.wanted.find((object) => object.job === 'accounts')!;
+    await azurite.put('changed', victim.key, Buffer.from('not the avatar'), { contentType: victim.contentType, cacheControl: victim.cacheControl });
+
+    const found = await runCli(['verify', 'accounts'], { cwd: written.dir });
+    assert.equal(found.code, 1, found.stderr + found.stdout);
+    assert.match(found.stdout, new RegExp(`^size differs +${victim.key.replace(/[.]/g, '\\.')} `, 'm'));
+    const repaired = await runCli(['verify', 'accounts', '--repair'], { cwd: written.dir });
+    assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+    assert.equal(sha256((await azurite.getBlob('changed', victim.key))!.body), victim.sha256);
+  });
+
+  test('public/system folder → Azure: the Content-Type Mastodon would have sent, its Cache-Control, no orphan', async () => {
+    const fixture = world.fixture;
+    const system = join(mkdtempSync(join(tmpdir(), 'mastosync-azure-folder-')), 'system');
+    folders.push(dirname(system));
+    for (const object of fixture.sourceObjects) {
+      mkdirSync(dirname(join(system, object.key)), { recursive: true });
+      writeFileSync(join(system, object.key), object.body);
+    }
+    await azurite.createContainer('from-folder');
+    const written = config({ type: 'fs', path: system }, azure('from-folder'));
+    const result = await runCli(['run', 'all', '--quiet'], { cwd: written.dir });
+    assert.equal(result.code, 0, result.stderr);
+    const present = fixture.present;
+    assert.deepEqual((await azurite.listKeys('from-folder')).sort(), present.map((object) => object.key).sort(), 'no orphan copied');
+    for (const expected of present) {
+      const blob = (await azurite.getBlob('from-folder', expected.key))!;
+      assert.equal(sha256(blob.body), expected.sha256, `${expected.key}: bytes`);
+      assert.equal(blob.cacheControl, CACHE_CONTROL, `${expected.key}: Cache-Control`);
+      const contentType = expectedContentType(fixture, expected);
+      if (contentType !== undefined) assert.equal(blob.contentType, contentType, `${expected.key}: Content-Type`);
+    }
+  });
+
+  test('killed part-way, then --resume: the container exact, nothing finished written again', async () => {
+    await azurite.createContainer('resumed');
+    const written = config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('resumed', { endpoint: viaProxy() }));
+    proxy.reset();
+    proxy.setLatency(25);
+    const killed = await runCli(['run', ...SMALL_JOBS], {
+      cwd: written.dir,
+      onSpawn: (child) => {
+        const timer = setInterval(() => {
+          if (finishedIn(written.checkpoint).size >= 10) child.kill('SIGKILL');
+        }, 10);
+        child.on('exit', () => clearInterval(timer));
+      },
+    });
+    proxy.setLatency(0);
+    assert.equal(killed.signal, 'SIGKILL');
+    const finished = finishedIn(written.checkpoint);
+    const wanted = world.wanted.filter((object) => SMALL_JOBS.includes(object.job));
+    assert.ok(finished.size >= 10 && finished.size < wanted.length, `killed part-way (${finished.size} finished)`);
+
+    proxy.reset();
+    const resumed = await runCli(['run', ...SMALL_JOBS, '--resume'], { cwd: written.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const rewritten = blobRequests('resumed', (request) => request.method === 'PUT')
+      .map((request) => blobOf('resumed', request))
+      .filter((key) => finished.has(key));
+    assert.deepEqual(rewritten, [], 'objects finished before the kill must not be uploaded again');
+    await assertContainerExact('resumed', '', wanted);
+  });
+
+  test('a wrong access key: exit 2 before anything is written, one line naming access_key', async () => {
+    await azurite.createContainer('wrong-key');
+    const wrong = Buffer.from('not the account key').toString('base64');
+    const written = config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('wrong-key', { accessKey: wrong }));
+    const result = await runCli(['run', ...SMALL_JOBS], { cwd: written.dir });
+    assert.equal(result.code, 2, result.stderr);
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, /\[destination\] container "wrong-key" .* refused the credentials .*check access_key/);
+    assert.deepEqual(await azurite.listKeys('wrong-key'), []);
+  });
+
+  test('credentials refused mid-run (a key rotated): the run stops at once, exit 1, one line naming the fix', async () => {
+    await azurite.createContainer('rotated');
+    const written = config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('rotated', { endpoint: viaProxy() }));
+    let writes = 0;
+    proxy.reset();
+    proxy.setFault((request) =>
+      request.method === 'PUT' && request.key?.startsWith('rotated/') && ++writes > 5
+        ? { kind: 'status', status: 403, code: 'AuthenticationFailed', message: 'Server failed to authenticate the request.' }
+        : undefined,
+    );
+    const result = await runCli(['run', ...SMALL_JOBS, '--json', '--quiet'], { cwd: written.dir });
+    proxy.setFault(undefined);
+    assert.equal(result.code, 1, result.stderr);
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, /\[destination\] container "rotated" .* refused the credentials \(AuthenticationFailed on PUT .*\): check access_key/);
+    const refused = proxy.requests.filter((request) => request.status === 403).length;
+    assert.ok(refused <= 16, `the run stopped at once, not after ${refused} refused requests`);
+    assert.ok((summaryOf(result).total.copied ?? 0) < world.wanted.length, 'stopped part-way');
+  });
+});
+
+/** The keys the checkpoint records as finished. */
+function finishedIn(checkpoint: string): Set<string> {
+  if (!existsSync(checkpoint)) return new Set();
+  const keys = new Set<string>();
+  for (const line of readFileSync(checkpoint, 'utf8').split('\n')) {
+    try {
+      const parsed = JSON.parse(line) as { key?: string; status?: string };
+      if (parsed.key !== undefined && (parsed.status === 'copied' || parsed.status === 'relocated')) keys.add(parsed.key);
+    } catch {
+      // A torn last line.
+    }
+  }
+  return keys;
+}
