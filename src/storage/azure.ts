@@ -320,20 +320,22 @@ export class AzureStore implements ObjectStore {
   }
 
   /**
-   * Every blob whose key starts with `prefix`, in the service's order (ascending by name), 5000 per page. Azure
-   * resumes a listing only from its own continuation token, so `startAfter` skips names up to it here.
+   * Every blob whose key starts with `prefix`, 5000 per page, in the service's order: ascending by UTF-16 code
+   * unit, which is byte order except where a key has a character above U+FFFF at the place another has one from
+   * U+E000 to U+FFFF (Mastodon's generated file names are ASCII). Azure resumes a listing only from its own
+   * continuation token, so `startAfter` skips names up to it here, in the same order.
    */
   async *list(prefix: string, options?: { readonly startAfter?: string; readonly signal?: AbortSignal }): AsyncIterable<ListedObject> {
     const root = this.locate('');
     const pages = this.container.listBlobsFlat({ prefix: this.locate(prefix) || undefined, abortSignal: options?.signal }).byPage({ maxPageSize: LIST_PAGE });
-    const after = options?.startAfter === undefined ? undefined : Buffer.from(options.startAfter);
+    const after = options?.startAfter;
     for (;;) {
       const page = await this.send(options?.signal, () => pages.next());
       if (page.done === true) return;
       for (const blob of page.value.segment.blobItems) {
         if (!blob.name.startsWith(root)) continue;
         const key = blob.name.slice(root.length);
-        if (after !== undefined && Buffer.compare(Buffer.from(key), after) <= 0) continue;
+        if (after !== undefined && key <= after) continue;
         const md5 = hex(blob.properties.contentMD5);
         yield { key, size: blob.properties.contentLength ?? 0, ...(md5 !== undefined && { md5 }) };
       }

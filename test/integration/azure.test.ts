@@ -22,7 +22,9 @@ import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy, type RecordedRequest } from '../support/httpProxy.js';
-import { AZURITE_KEY, endpointAt, startAzurite, type Azurite } from '../support/azurite.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, endpointAt, startAzurite, type Azurite } from '../support/azurite.js';
+import { createStore } from '../../src/storage/index.js';
+import type { ListedObject } from '../../src/storage/types.js';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 
 /** Jobs of small objects only: a run of them is quick. */
@@ -257,6 +259,78 @@ describe('Azure Blob backend (Azurite)', () => {
       .filter((key) => finished.has(key));
     assert.deepEqual(rewritten, [], 'objects finished before the kill must not be uploaded again');
     await assertContainerExact('resumed', '', wanted);
+  });
+
+  test('Azure → Azure in one account: copied by the service (Copy Blob, no bytes through mastosync), exact', async () => {
+    await azurite.createContainer('copied');
+    const written = config(azure('round-trip', { keyPrefix: 'media', endpoint: viaProxy() }), azure('copied', { endpoint: viaProxy() }));
+    writeFileSync(written.file, readFileSync(written.file, 'utf8').replace('copy_mode = "stream"', 'copy_mode = "auto"'));
+    proxy.reset();
+    const result = await runCli(['run', ...SMALL_JOBS, '--json', '--quiet'], { cwd: written.dir });
+    assert.equal(result.code, 0, result.stderr);
+    const wanted = world.wanted.filter((object) => SMALL_JOBS.includes(object.job));
+    await assertContainerExact('copied', '', wanted);
+    const copies = blobRequests('copied', (request) => request.method === 'PUT' && request.headers['x-ms-copy-source'] !== undefined);
+    assert.equal(copies.length, wanted.length, 'one Copy Blob per object');
+    assert.deepEqual(
+      proxy.requests.filter((request) => request.method === 'GET' && request.key?.startsWith('round-trip/')),
+      [],
+      'no blob read through mastosync',
+    );
+  });
+
+  test("list and delete on the store: under the key prefix only, prefix removed, in the service's order, size and MD5, resumed after a key", async () => {
+    await azurite.createContainer('listing');
+    // Azure (and Azurite) list in UTF-16 code unit order: U+1F600 (a surrogate pair, D83D…) before U+FF5E, which
+    // UTF-8 byte order puts the other way round. Every other pair here sorts alike either way.
+    const keys = ['a.png', 'a0', 'b/c/d.png', 'z', 'é/x', '\u{1F600}.png', '\uFF5E.png'];
+    for (const key of [...keys.map((key) => `pfx/${key}`), 'pfxx/a.png', 'pf', 'other/pfx/a.png'])
+      await azurite.put('listing', key, Buffer.from(`body of ${key}`));
+    const store = createStore(
+      {
+        type: 'azure',
+        account: AZURITE_ACCOUNT,
+        credentials: { kind: 'key', accessKey: AZURITE_KEY },
+        container: 'listing',
+        endpoint: azurite.endpoint,
+        keyPrefix: 'pfx',
+      },
+      { role: 'destination', concurrency: 2 },
+    );
+    const collect = async (listing: AsyncIterable<ListedObject>) => {
+      const listed: ListedObject[] = [];
+      for await (const object of listing) listed.push(object);
+      return listed;
+    };
+    const listed = await collect(store.list!(''));
+    assert.deepEqual(
+      listed,
+      keys.map((key) => ({ key, size: Buffer.byteLength(`body of pfx/${key}`), md5: md5(Buffer.from(`body of pfx/${key}`)) })),
+    );
+    assert.deepEqual(
+      (await collect(store.list!('', { startAfter: 'a0' }))).map((object) => object.key),
+      keys.slice(2),
+    );
+    assert.deepEqual(
+      (await collect(store.list!('', { startAfter: '\u{1F600}.png' }))).map((object) => object.key),
+      ['\uFF5E.png'],
+    );
+    assert.deepEqual(
+      (await collect(store.list!('b/'))).map((object) => object.key),
+      ['b/c/d.png'],
+    );
+    assert.deepEqual(await store.delete!(['a0', 'z', 'not/there.png']), []);
+    assert.deepEqual(await azurite.listKeys('listing'), [
+      'other/pfx/a.png',
+      'pf',
+      'pfx/a.png',
+      'pfx/b/c/d.png',
+      'pfx/é/x',
+      'pfx/\u{1F600}.png',
+      'pfx/\uFF5E.png',
+      'pfxx/a.png',
+    ]);
+    store.close();
   });
 
   test('a wrong access key: exit 2 before anything is written, one line naming access_key', async () => {
