@@ -13,7 +13,8 @@
  * private (UpdateMediaAttachmentsPermissionsService: "when :fog, :azure # Not supported").
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   AnonymousCredential,
   BlobSASPermissions,
@@ -66,6 +67,45 @@ const MAX_BLOCKS = 50_000;
 const DELETES_IN_FLIGHT = 8;
 /** A listing page: Azure's maximum. */
 const LIST_PAGE = 5000;
+/** A connection silent this long fails (and is retried): a stalled service must not hang a run. */
+const IDLE_MS = 60_000;
+/** A staged block may take 1 ms per this many bytes on top of IDLE_MS (128 KB/s): its body is sent in one go. */
+const BLOCK_BYTES_PER_MS = 128;
+
+/** Aborts once `ms` pass without bytes moving or an answer, from start() on. */
+class Watchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly ms: number) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  start(): void {
+    const silent = Object.assign(new Error(`the connection was silent for ${Math.round(this.ms / 1000)} s`), { code: 'ETIMEDOUT' });
+    this.timer ??= setTimeout(() => this.controller.abort(silent), this.ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** `stream`, each chunk that passes restarting the wait; destroyed when the watchdog fires. */
+  watch(stream: Readable): Readable {
+    const touch = () => this.timer?.refresh();
+    const watched = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        touch();
+        callback(null, chunk);
+      },
+    });
+    pipeline(stream, watched).catch(() => undefined);
+    this.signal.addEventListener('abort', () => watched.destroy(this.signal.reason as Error), { once: true });
+    return watched;
+  }
+}
 
 export class AzureStore implements ObjectStore {
   readonly description: string;
@@ -143,17 +183,21 @@ export class AzureStore implements ObjectStore {
 
   async read(key: string, signal?: AbortSignal): Promise<ReadObject | undefined> {
     const blob = this.container.getBlobClient(this.locate(key));
+    const watchdog = new Watchdog(IDLE_MS);
     try {
       // No retries inside the SDK's stream either: a body cut short fails, and the copy starts again from here.
-      const response = await this.send(signal, (abortSignal) => blob.download(0, undefined, { abortSignal, maxRetryRequests: 0 }));
+      const response = await this.send(signal, (abortSignal) => blob.download(0, undefined, { abortSignal, maxRetryRequests: 0 }), watchdog);
+      const body = watchdog.watch(response.readableStreamBody as Readable);
+      body.once('close', () => watchdog.stop());
       return {
-        body: response.readableStreamBody as Readable,
+        body,
         contentLength: response.contentLength,
         contentType: response.contentType,
         cacheControl: response.cacheControl,
         etag: hex(response.blobContentMD5 ?? response.contentMD5),
       };
     } catch (error) {
+      watchdog.stop();
       // Before the not-found check: a container that is gone answers 404 too, and its blobs are not "missing".
       const fatal = fatalAzureError(error, this.options.role, this.where, this.locate(key), 'GET');
       if (fatal !== undefined) throw fatal;
@@ -209,21 +253,27 @@ export class AzureStore implements ObjectStore {
    */
   private async putWhole(blob: BlockBlobClient, body: Readable, options: WriteOptions): Promise<void> {
     const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64');
-    const { sent, hash, failed: bodyFailed, signal } = outgoingBody(body, claimed === undefined, options.signal);
+    const { sent, hash, failed: bodyFailed } = outgoingBody(body, claimed === undefined, undefined);
+    const watchdog = new Watchdog(IDLE_MS);
     let stored: string | undefined;
     try {
-      const response = await this.send(options.signal, () =>
-        blob.upload(sent, options.contentLength!, {
-          blobHTTPHeaders: { blobContentType: options.contentType, blobCacheControl: options.cacheControl },
-          abortSignal: signal,
-          // Sent as Content-MD5: upload() passes it on (setUploadChecksumParameters) though its options type omits it.
-          ...({ transactionalContentMD5: claimed } as BlockBlobUploadOptions),
-        }),
+      const response = await this.send(
+        options.signal,
+        (abortSignal) =>
+          blob.upload(watchdog.watch(sent), options.contentLength!, {
+            blobHTTPHeaders: { blobContentType: options.contentType, blobCacheControl: options.cacheControl },
+            abortSignal: AbortSignal.any([abortSignal, bodyFailed]),
+            // Sent as Content-MD5: upload() passes it on (setUploadChecksumParameters) though its options type omits it.
+            ...({ transactionalContentMD5: claimed } as BlockBlobUploadOptions),
+          }),
+        watchdog,
       );
       stored = hex(response.contentMD5);
     } catch (error) {
       if (bodyFailed.aborted) throw bodyFailed.reason;
       throw error;
+    } finally {
+      watchdog.stop();
     }
     const md5 = claimed?.toString('hex') ?? hash!.digest('hex');
     if (stored === md5) return;
@@ -237,7 +287,7 @@ export class AzureStore implements ObjectStore {
     }
     if (claimed !== undefined)
       this.stopRelyingOnAnswers(blob.name, 'stored a blob whose Content-MD5 differs from the one sent (that blob is deleted and copied again)');
-    const deleted = await this.send(undefined, () => blob.deleteIfExists()).then(
+    const deleted = await this.send(undefined, (abortSignal) => blob.deleteIfExists({ abortSignal })).then(
       () => 'the blob was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
     );
@@ -260,7 +310,11 @@ export class AzureStore implements ObjectStore {
       ids.push(id);
       whole.update(block);
       const md5 = createHash('md5').update(block).digest();
-      const staged = this.send(options.signal, (abortSignal) => blob.stageBlock(id, block, block.length, { transactionalContentMD5: md5, abortSignal })).then(
+      const staged = this.send(
+        options.signal,
+        (abortSignal) => blob.stageBlock(id, block, block.length, { transactionalContentMD5: md5, abortSignal }),
+        new Watchdog(IDLE_MS + block.length / BLOCK_BYTES_PER_MS),
+      ).then(
         () => undefined,
         (error: unknown) => {
           failure ??= { error };
@@ -327,11 +381,17 @@ export class AzureStore implements ObjectStore {
    */
   async *list(prefix: string, options?: { readonly startAfter?: string; readonly signal?: AbortSignal }): AsyncIterable<ListedObject> {
     const root = this.locate('');
-    const pages = this.container.listBlobsFlat({ prefix: this.locate(prefix) || undefined, abortSignal: options?.signal }).byPage({ maxPageSize: LIST_PAGE });
     const after = options?.startAfter;
-    for (;;) {
-      const page = await this.send(options?.signal, () => pages.next());
+    // A fresh page request each time, so that each has its own watchdog.
+    for (let continuationToken: string | undefined = undefined, first = true; first || continuationToken !== undefined; first = false) {
+      const page = await this.send(options?.signal, (abortSignal) =>
+        this.container
+          .listBlobsFlat({ prefix: this.locate(prefix) || undefined, abortSignal })
+          .byPage({ continuationToken, maxPageSize: LIST_PAGE })
+          .next(),
+      );
       if (page.done === true) return;
+      continuationToken = page.value.continuationToken || undefined;
       for (const blob of page.value.segment.blobItems) {
         if (!blob.name.startsWith(root)) continue;
         const key = blob.name.slice(root.length);
@@ -396,10 +456,22 @@ export class AzureStore implements ObjectStore {
 
   close(): void {}
 
-  /** One request to the service, after the --max-rps gate. */
-  private async send<T>(signal: AbortSignal | undefined, request: (abortSignal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  /**
+   * One request to the service, after the --max-rps gate, failing (ETIMEDOUT, retried) once the connection is silent
+   * for IDLE_MS. A caller that passes its `watchdog` stops it itself: it still watches a body after the answer.
+   */
+  private async send<T>(signal: AbortSignal | undefined, request: (abortSignal: AbortSignal) => Promise<T>, watchdog?: Watchdog): Promise<T> {
     await this.gate?.(signal);
-    return request(signal);
+    const dog = watchdog ?? new Watchdog(IDLE_MS);
+    dog.start();
+    try {
+      return await request(signal ? AbortSignal.any([signal, dog.signal]) : dog.signal);
+    } catch (error) {
+      if (dog.signal.aborted && signal?.aborted !== true) throw dog.signal.reason;
+      throw error;
+    } finally {
+      if (watchdog === undefined) dog.stop();
+    }
   }
 }
 

@@ -270,8 +270,9 @@ describe('Azure Blob backend (Azurite)', () => {
     assert.equal(result.code, 0, result.stderr);
     const wanted = world.wanted.filter((object) => SMALL_JOBS.includes(object.job));
     await assertContainerExact('copied', '', wanted);
-    const copies = blobRequests('copied', (request) => request.method === 'PUT' && request.headers['x-ms-copy-source'] !== undefined);
-    assert.equal(copies.length, wanted.length, 'one Copy Blob per object');
+    const copies = blobRequests('copied', (request) => request.method === 'PUT' && request.headers['x-ms-copy-source'] !== undefined && request.status! < 300);
+    // A relocated object's copy is tried from its exact key first, which answers 404.
+    assert.equal(copies.length, wanted.length, 'one successful Copy Blob per object');
     assert.deepEqual(
       proxy.requests.filter((request) => request.method === 'GET' && request.key?.startsWith('round-trip/')),
       [],
