@@ -61,10 +61,12 @@ function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+let everyPrefix: MastodonPrefix[] | undefined;
+
 /** The ways `key` (relative, without S3_KEY_PREFIX) can be read as Mastodon's; none when no row can own it. */
 export function ownersOfKey(key: string): KeyOwner[] {
   const owners: KeyOwner[] = [];
-  for (const { job, attachment, prefix } of mastodonPrefixes()) {
+  for (const { job, attachment, prefix } of (everyPrefix ??= mastodonPrefixes())) {
     if (!key.startsWith(prefix)) continue;
     // KEY = [cache/]CLASS/ATTACH/g1/…/gk/STYLE/NAME: groups of three digits, then the style, then the name (a
     // file name, which holds no "/"). An app icon style such as 120 looks like a group, but it is never last but one.
@@ -80,6 +82,8 @@ export function ownersOfKey(key: string): KeyOwner[] {
   return owners;
 }
 
+let lastPartition: { readonly partition: string; readonly ranges: IdRange[] } | undefined;
+
 const BIGINT_MIN = -(2n ** 63n);
 const BIGINT_MAX = 2n ** 63n - 1n;
 
@@ -89,8 +93,11 @@ const BIGINT_MAX = 2n ** 63n - 1n;
  * Within one such range every id has as many digits, so its ends decide for all of it.
  */
 export function idsWithPartition(partition: string): IdRange[] {
+  // The two keys of a row's folder (original and a style) come one after the other in a listing.
+  if (lastPartition?.partition === partition) return lastPartition.ranges;
   const digits = partition.split('/').join('');
   const ranges: IdRange[] = [];
+  const matches = (id: bigint) => idPartition(id) === partition || (id >= 1_000_000_000n && id < 100_000_000_000n && legacyIdPartition(id) === partition);
   for (const dropped of [0n, 1n, 2n]) {
     const scale = 10n ** dropped;
     const low = BigInt(digits) * scale;
@@ -100,8 +107,8 @@ export function idsWithPartition(partition: string): IdRange[] {
     if (high > 0n) candidates.push({ from: -high, to: low === 0n ? -1n : -low });
     for (const range of candidates) {
       if (range.from < BIGINT_MIN || range.to > BIGINT_MAX) continue;
-      const matches = (id: bigint) => idPartition(id) === partition || legacyIdPartition(id) === partition;
-      if (matches(range.from) && matches(range.to)) ranges.push(range);
+      // The ends have as many digits unless the range starts at 0: then both ends are checked.
+      if (matches(range.from) && (low !== 0n || matches(range.to))) ranges.push(range);
     }
   }
   // Only an all-zero partition gives nested ranges (-9…-1 within -99…-1): keep the widest.
