@@ -12,7 +12,7 @@ import { ownedObjects, type OwnedObject } from '../src/mastodon/keys.js';
 import type { JobName, Row } from '../src/mastodon/tables.js';
 import { seededRandom } from '../test/support/random.js';
 
-export const CACHE_CONTROL = 'public, max-age=315576000, immutable';
+const CACHE_CONTROL = 'public, max-age=315576000, immutable';
 
 export interface MixCounts {
   /** Account rows: an avatar and a header each (a GIF one also a static png). */

@@ -64,7 +64,7 @@ export async function measure(command: string, args: string[], options: { env: N
   };
 }
 
-export interface S3Place {
+interface S3Place {
   readonly endpoint: string;
   readonly bucket: string;
 }
