@@ -112,8 +112,10 @@ export function idsWithPartition(partition: string): IdRange[] {
     }
   }
   // Only an all-zero partition gives nested ranges (-9…-1 within -99…-1): keep the widest.
-  return ranges.filter(
+  const widest = ranges.filter(
     (inner, index) =>
       !ranges.some((outer, other) => other !== index && outer.from <= inner.from && inner.to <= outer.to && (outer.from < inner.from || inner.to < outer.to)),
   );
+  lastPartition = { partition, ranges: widest };
+  return widest;
 }
