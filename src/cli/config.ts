@@ -255,8 +255,8 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
         ? destination
         : {
             ...destination,
-            // Swift has no per-object ACL (resolveSwift refuses one): what the container allows decides.
-            acl: (destinationRaw.acl as string | undefined) ?? (destination.type === 'swift' ? '' : 'public-read'),
+            // Swift and Azure have no per-object ACL (their resolvers refuse one): what the container allows decides.
+            acl: (destinationRaw.acl as string | undefined) ?? (destination.type === 'swift' || destination.type === 'azure' ? '' : 'public-read'),
             storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
           },
     sync: {
@@ -364,7 +364,7 @@ function resolveSwift(origin: string, section: 'source' | 'destination', store: 
   };
 }
 
-/** The keys type = "azure" takes, besides the destination's acl (which Azure has no per-blob equivalent of: not sent). */
+/** The keys type = "azure" takes; acl only as "" (Azure has no per-blob ACL: resolveAzure refuses any other). */
 const AZURE_STORE_KEYS = new Set(['type', 'endpoint', 'key_prefix', 'acl', 'container', ...Object.keys(AZURE_KEYS)]);
 
 function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
@@ -372,6 +372,12 @@ function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
   if (other !== undefined) {
     throw new UsageError(
       `${where} ${other} is not an Azure setting: type = "azure" takes account, container, access_key (or sas_token, or connection_string), endpoint and key_prefix`,
+    );
+  }
+  if (store.acl !== undefined && store.acl !== '') {
+    // Refused rather than ignored: an admin who asks for "private" must not believe Azure keeps those blobs private.
+    throw new UsageError(
+      `${where} acl does not apply to Azure, which has no per-blob ACL (who reads is the container's public access level): remove it, or set acl = ""`,
     );
   }
   const text = (key: string) => nonEmpty(store[key] as string | undefined);

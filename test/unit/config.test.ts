@@ -112,3 +112,10 @@ for (const [name, text, env, message] of MISTAKES) {
 test('no file and no environment: says how to provide a config', () => {
   assert.throws(() => loadConfig(undefined, {}), /pass --config FILE, set MASTOSYNC_CONFIG, or write \.\/mastosync\.toml with `mastosync init`/);
 });
+
+test('Azure has no per-blob ACL: none is sent by default, and one asked for is refused rather than ignored', () => {
+  const azure = MINIMAL.replace('bucket = "new"', 'type = "azure"\naccount = "mastodon"\naccess_key = "a2V5"\ncontainer = "media"');
+  assert.equal(loadConfig(file(azure), {}).destination.acl, '');
+  assert.equal(loadConfig(file(`${azure}\nacl = ""`), {}).destination.acl, '');
+  assert.throws(() => loadConfig(file(`${azure}\nacl = "private"`), {}), /\[destination\] acl does not apply to Azure, which has no per-blob ACL/);
+});
