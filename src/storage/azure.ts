@@ -85,7 +85,9 @@ class Watchdog {
 
   start(): void {
     const silent = Object.assign(new Error(`the connection was silent for ${Math.round(this.ms / 1000)} s`), { code: 'ETIMEDOUT' });
-    this.timer ??= setTimeout(() => this.controller.abort(silent), this.ms);
+    // Unref'd: a request in flight keeps the process alive through its socket; a watchdog a failed call left behind
+    // must not keep a finished run from exiting for up to IDLE_MS.
+    this.timer ??= setTimeout(() => this.controller.abort(silent), this.ms).unref();
   }
 
   stop(): void {
