@@ -331,6 +331,14 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
   };
 }
 
+/**
+ * A store without per-object ACLs takes acl only as "": refused rather than ignored, so that an admin who asks for
+ * "private" does not believe those objects are private.
+ */
+function refuseAcl(where: string, store: RawSection, backend: string): void {
+  if (store.acl !== undefined && store.acl !== '') throw new UsageError(`${where} acl does not apply to ${backend}: remove it, or set acl = ""`);
+}
+
 /** [source] / [destination] type = "swift": Mastodon's SWIFT_* settings (README, OpenStack Swift). */
 function resolveSwift(origin: string, section: 'source' | 'destination', store: RawSection): SwiftStoreConfig {
   const text = (key: string) => nonEmpty(store[key] as string | undefined);
@@ -340,11 +348,7 @@ function resolveSwift(origin: string, section: 'source' | 'destination', store: 
   for (const key of ['bucket', 'endpoint', 'access_key_id', 'secret_access_key', 'session_token', 'force_path_style', 'path', 'storage_class']) {
     if (store[key] !== undefined) throw new UsageError(`${origin}: [${section}] ${key} is not a Swift setting (type = "swift"): remove it`);
   }
-  if (store.acl !== undefined && store.acl !== '') {
-    throw new UsageError(
-      `${origin}: [${section}] acl does not apply to Swift, which has no per-object ACL (who reads is the container's X-Container-Read): remove it, or set acl = ""`,
-    );
-  }
+  refuseAcl(`${origin}: [${section}]`, store, "Swift, which has no per-object ACL (who reads is the container's X-Container-Read)");
   const segmentSizeMib = store.segment_size === undefined ? undefined : positive(origin, section, 'segment_size', store.segment_size, 1);
   if (segmentSizeMib !== undefined && segmentSizeMib > 5120) {
     throw new UsageError(`${origin}: [${section}] segment_size is in MiB and at most 5120 (5 GiB, the most one Swift object may hold), not ${segmentSizeMib}`);
@@ -374,12 +378,7 @@ function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
       `${where} ${other} is not an Azure setting: type = "azure" takes account, container, access_key (or sas_token, or connection_string), endpoint and key_prefix`,
     );
   }
-  if (store.acl !== undefined && store.acl !== '') {
-    // Refused rather than ignored: an admin who asks for "private" must not believe Azure keeps those blobs private.
-    throw new UsageError(
-      `${where} acl does not apply to Azure, which has no per-blob ACL (who reads is the container's public access level): remove it, or set acl = ""`,
-    );
-  }
+  refuseAcl(where, store, "Azure, which has no per-blob ACL (who reads is the container's public access level)");
   const text = (key: string) => nonEmpty(store[key] as string | undefined);
   const container = text('container');
   if (container === undefined) throw new UsageError(`${where} type = "azure" needs container (Mastodon's AZURE_CONTAINER_NAME)`);
