@@ -1,6 +1,6 @@
 /**
  * The S3 backend: AWS and every S3-compatible provider. Each object's GET and single PUT go as direct requests
- * (s3Direct.ts: the SDK's signer and HTTP handler without its per-request middleware); bucket checks, multipart
+ * (s3Direct.ts and s3Http.ts: own signer, node:http on the client's agents, no SDK middleware); bucket checks, multipart
  * uploads and deletes through @aws-sdk/client-s3 and lib-storage.
  */
 import { createHash } from 'node:crypto';
@@ -40,7 +40,8 @@ import type {
   StoreOptions,
   WriteOptions,
 } from './types.js';
-import { DirectRequests, type DirectResponse } from './s3Direct.js';
+import { DirectRequests } from './s3Direct.js';
+import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
@@ -79,7 +80,10 @@ export class S3Store implements ObjectStore {
     if (config.endpoint !== undefined && !/^https?:\/\/[^/]/.test(config.endpoint)) {
       throw new UsageError(`[${options.role}] endpoint must be a URL like https://s3.example.com, not "${config.endpoint}"`);
     }
+    // One pool of sockets for the SDK's requests and the direct ones.
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+    const agents = { httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) };
+    const timeouts = { connectionTimeout: 10_000, socketTimeout: options.socketTimeoutMs ?? 60_000 };
     this.client = new S3Client({
       region: config.region,
       endpoint: config.endpoint,
@@ -97,16 +101,16 @@ export class S3Store implements ObjectStore {
       expectContinueHeader: false,
       // Without a logger the SDK warns on the console about every failed streamed PUT; failures reach our log.
       logger: SILENT_SDK_LOGGER,
-      requestHandler: new NodeHttpHandler({
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
-        connectionTimeout: 10_000,
-        // Inactivity, not total time: a large object may take long, a silent connection must not.
-        socketTimeout: options.socketTimeoutMs ?? 60_000,
-      }),
+      // Inactivity, not total time (socketTimeout): a large object may take long, a silent connection must not.
+      requestHandler: new NodeHttpHandler({ ...agents, ...timeouts }),
     });
     this.client.middlewareStack.add(verifyPartDigest, { step: 'initialize', name: 'mastosyncVerifyPartDigest' });
-    this.direct = new DirectRequests(this.client, config);
+    // The direct requests skip the SDK's handler too: node:http on the same agents, with its timeouts (s3Http.ts).
+    this.direct = new DirectRequests(
+      this.client,
+      config,
+      new HttpTransport({ ...agents, connectionTimeoutMs: timeouts.connectionTimeout, socketTimeoutMs: timeouts.socketTimeout }),
+    );
   }
 
   locate(key: string): string {

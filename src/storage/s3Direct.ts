@@ -1,9 +1,10 @@
 /**
  * The requests a copy sends for every object (GET, PUT, CopyObject) without the SDK's per-request middleware
  * stack, which costs about 0.7 ms of CPU per request, several times the HTTP work itself (docs/performance.md).
- * Only the assembly is ours: the URL comes from the client's own endpoint rules, the signature from its own
- * SigV4 signer, and the request goes through its own HTTP handler (same agents, timeouts and abort). Bucket
- * checks, multipart uploads and deletes still go through the SDK.
+ * The URL comes from the client's own endpoint rules; the signature from a SigV4 signer of ours (the client's for
+ * schemes other than plain SigV4); the request goes through `handler` (S3Store gives s3Http.ts's node:http
+ * transport on the client's own agents, with the SDK handler's timeouts, abort and error shapes). Bucket checks,
+ * multipart uploads and deletes still go through the SDK.
  *
  * An answer other than 2xx becomes an S3ServiceException shaped like the SDK's own (name = the S3 error code,
  * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
@@ -14,31 +15,10 @@ import type { Readable } from 'node:stream';
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3StoreConfig } from './s3Config.js';
-
-export interface DirectResponse {
-  readonly statusCode: number;
-  /** Header names in lower case. */
-  readonly headers: Readonly<Record<string, string | undefined>>;
-  readonly body: Readable;
-}
+import type { DirectResponse, HttpHandler, OutgoingRequest } from './s3Http.js';
 
 interface Signer {
-  sign(request: RequestShape, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<RequestShape>;
-}
-
-interface RequestShape {
-  protocol: string;
-  hostname: string;
-  port?: number;
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body?: Readable;
-}
-
-interface HttpHandler {
-  handle(request: RequestShape, options: { abortSignal?: AbortSignal }): Promise<{ response: DirectResponse }>;
+  sign(request: OutgoingRequest, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<OutgoingRequest>;
 }
 
 /** The parts of the SDK's resolved client config used here (all public). */
@@ -74,6 +54,8 @@ export class DirectRequests {
   constructor(
     private readonly client: S3Client,
     private readonly config: Pick<S3StoreConfig, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>,
+    /** What sends the requests; by default the client's own HTTP handler. */
+    private readonly handler: HttpHandler = (client.config as unknown as ResolvedConfig).requestHandler,
   ) {}
 
   /** GET of a whole object; the body streams. */
@@ -104,7 +86,7 @@ export class DirectRequests {
     await this.gate?.(signal);
     const { url } = target;
     const config = this.client.config as unknown as ResolvedConfig;
-    const request: RequestShape = {
+    const request: OutgoingRequest = {
       protocol: url.protocol,
       hostname: url.hostname,
       port: url.port === '' ? undefined : Number(url.port),
@@ -123,7 +105,7 @@ export class DirectRequests {
     const handler =
       headers.expect === '100-continue'
         ? (this.askingFirst ??= new NodeHttpHandler({ connectionTimeout: 10_000, socketTimeout: 60_000 }) as unknown as HttpHandler)
-        : config.requestHandler;
+        : this.handler;
     const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const text = await readText(response.body).catch(() => '');
@@ -197,7 +179,7 @@ class UnsignedPayloadSigner implements Signer {
     private readonly service: string,
   ) {}
 
-  async sign(request: RequestShape, options: { signingDate: Date }): Promise<RequestShape> {
+  async sign(request: OutgoingRequest, options: { signingDate: Date }): Promise<OutgoingRequest> {
     const { accessKeyId, secretAccessKey, sessionToken } = await this.credentials();
     const time = options.signingDate.toISOString().replace(/[-:]|\.\d{3}/g, '');
     const scope = `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request`;

@@ -7,9 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { Agent as HttpAgent, createServer } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
+import { HttpTransport, type HttpHandler, type OutgoingRequest } from '../../src/storage/s3Http.js';
 import { TokenBucket } from '../../src/sync/rateLimit.js';
 import { S3Store, gateSdkRequests } from '../../src/storage/s3.js';
 import { FsStore } from '../../src/storage/fs.js';
@@ -17,15 +22,7 @@ import { tmpdir } from 'node:os';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
 import type { S3StoreConfig } from '../../src/storage/s3Config.js';
 
-interface Sent {
-  protocol: string;
-  hostname: string;
-  port?: number;
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-}
+type Sent = Omit<OutgoingRequest, 'body'>;
 
 /** An S3Client whose handler records each request and answers 200 with `answer` as the body. */
 function recordingClient(config: S3StoreConfig, answer = ''): { client: S3Client; sent: Sent[] } {
@@ -231,4 +228,57 @@ test("--max-rps: the hard stop ends the SDK requests' wait for a turn, but not a
     ['DELETE upload-1'],
     'only the cleanup was sent',
   );
+});
+
+test("the direct requests' node:http transport fails as the SDK's handler does (timeouts, aborts, resets)", async () => {
+  // A server that answers /ok, stays silent on /silent, and resets the connection on /reset.
+  const server = createServer((request, response) => {
+    if (request.url === '/ok') response.writeHead(200, { etag: '"abc"', 'x-multi': ['a', 'b'] }).end('body');
+    else if (request.url === '/reset') request.socket.destroy();
+  });
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as AddressInfo;
+  const agents = { httpAgent: new HttpAgent({ keepAlive: true }), httpsAgent: new HttpsAgent({ keepAlive: true }) };
+  const handlers = {
+    sdk: new NodeHttpHandler({ ...agents, connectionTimeout: 1000, socketTimeout: 200 }) as unknown as HttpHandler,
+    transport: new HttpTransport({ ...agents, connectionTimeoutMs: 1000, socketTimeoutMs: 200 }),
+  };
+  const request = (path: string) => ({
+    protocol: 'http:',
+    hostname: '127.0.0.1',
+    port,
+    method: 'GET',
+    path,
+    query: {},
+    headers: { host: `127.0.0.1:${port}` },
+  });
+  const failure = (handler: HttpHandler, path: string, signal?: AbortSignal) =>
+    handler.handle(request(path), { abortSignal: signal }).then(
+      () => assert.fail(`${path} answered`),
+      (error: Error & { code?: string; cause?: unknown }) => ({
+        name: error.name,
+        code: error.code,
+        cause: error.cause,
+        timedOut: /timed out/.test(error.message),
+      }),
+    );
+  try {
+    const answers = await Promise.all(Object.values(handlers).map((handler) => handler.handle(request('/ok'), {})));
+    for (const { response } of answers) response.body.resume();
+    assert.deepEqual(answers[1]!.response.statusCode, answers[0]!.response.statusCode);
+    assert.equal(answers[1]!.response.headers.etag, '"abc"');
+    const reason = new Error('copy aborted');
+    const results: string[] = [];
+    for (const path of ['/silent', '/reset', 'abort']) {
+      const [sdk, ours] = await Promise.all(
+        Object.values(handlers).map((handler) => (path === 'abort' ? failure(handler, '/silent', AbortSignal.abort(reason)) : failure(handler, path))),
+      );
+      assert.deepEqual(ours, sdk, path);
+      results.push(`${path}: ${ours!.name}${ours!.code ? ` ${ours!.code}` : ''}`);
+    }
+    assert.deepEqual(results, ['/silent: TimeoutError', '/reset: TimeoutError ECONNRESET', 'abort: AbortError']);
+  } finally {
+    agents.httpAgent.destroy();
+    server.close();
+  }
 });
