@@ -118,6 +118,11 @@ const CASES: Case[] = [
     says: /--manifest lists what --delete deleted: pass --delete too/,
   },
   {
+    name: 'prune --delete --manifest in a folder that does not exist',
+    args: ['prune', 'all', '--delete', '--manifest', '/nonexistent-mastosync-folder/deleted.jsonl'],
+    says: /--manifest \/nonexistent-mastosync-folder\/deleted\.jsonl: the folder \/nonexistent-mastosync-folder does not exist/,
+  },
+  {
     name: 'verify with a wrong credential',
     args: ['verify', 'all'],
     config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),

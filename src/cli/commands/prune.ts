@@ -4,8 +4,8 @@
  * Dry by default (exit 0). With --delete it removes them, unless there are more than --max-delete (by default 10%
  * of what it listed): then it deletes nothing, says so and exits 2. Each key deleted is written to the manifest.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.js';
@@ -43,7 +43,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
   const { all } = parseJobs(flags.jobs);
   const config = readConfig(flags);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
-  if (manifest !== undefined && existsSync(manifest)) throw new UsageError(`--manifest ${manifest} exists: pass a new file name`);
+  if (manifest !== undefined) refuseUnwritableManifest(manifest);
   const session = await openSession(config, flags.jobs, log);
   let destination: ObjectStore | undefined;
   try {
@@ -102,6 +102,23 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
   } finally {
     destination?.close();
     await session.db.close();
+  }
+}
+
+/**
+ * The manifest is the record of what was deleted, so its file must be new and its folder writable before anything is
+ * listed: found out only at the first deletion, a wrong path ended a long listing with a bare ENOENT and exit 1.
+ */
+function refuseUnwritableManifest(manifest: string): void {
+  if (existsSync(manifest)) throw new UsageError(`--manifest ${manifest} exists: pass a new file name`);
+  const folder = dirname(manifest);
+  const stats = statSync(folder, { throwIfNoEntry: false });
+  if (stats === undefined) throw new UsageError(`--manifest ${manifest}: the folder ${folder} does not exist: create it, or name a file in another folder`);
+  if (!stats.isDirectory()) throw new UsageError(`--manifest ${manifest}: ${folder} is not a folder`);
+  try {
+    accessSync(folder, constants.W_OK);
+  } catch {
+    throw new UsageError(`--manifest ${manifest}: the folder ${folder} is not writable by this user: name a file in another folder`);
   }
 }
 
