@@ -7,17 +7,62 @@
  * (/usr/bin/time -v), the requests by kind and the orphans found and deleted. Prints a Markdown table.
  */
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type pg from 'pg';
 import { createDatabase } from '../test/support/postgres.js';
 import { idPartition } from '../src/mastodon/idPartition.js';
-import { ensureDebianPackage, measure } from './tools.js';
+import { ensureDebianPackage, MASTOSYNC_BIN, measure } from './tools.js';
 
-const { values } = parseArgs({ options: { keys: { type: 'string', default: '100000,1000000' }, latency: { type: 'string', default: '30' } } });
+/**
+ * The CPU of the database backends serving `database` while a run lasts (the lookups' cost the CLI's own CPU
+ * does not show): their /proc/PID/stat user + system time, sampled every 100 ms, so a backend's last 100 ms can be missed.
+ */
+function sampleBackendCpu(client: pg.Client, database: string): { stop(): Promise<number> } {
+  const ticks = new Map<number, number>();
+  const tickMs = 1000 / 100; // USER_HZ
+  const sample = async () => {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+    for (const { pid } of rows) {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // exited between the query and the read
+      }
+    }
+  };
+  let sampling = Promise.resolve();
+  const timer = setInterval(() => (sampling = sampling.then(sample).catch(() => undefined)), 100);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      return [...ticks.values()].reduce((sum, value) => sum + value, 0) * tickMs;
+    },
+  };
+}
+
+const { values } = parseArgs({
+  options: {
+    keys: { type: 'string', default: '100000,1000000' },
+    latency: { type: 'string', default: '30' },
+    builds: { type: 'string' },
+    modes: { type: 'string', default: 'dry,delete' },
+    'node-args': { type: 'string', default: '' },
+  },
+});
 const latencyMs = Number(values.latency);
-const BIN = resolve(import.meta.dirname, '../bin/mastosync.js');
+// `--builds before=/elsewhere/bin/mastosync.js,after=bin/mastosync.js` compares builds in one run.
+const builds = (values.builds ?? `this=${MASTOSYNC_BIN}`).split(',').map((entry) => {
+  const [name, bin] = entry.split('=');
+  return { name: name!, bin: resolve(bin!) };
+});
+const modes = values.modes.split(',') as Array<'dry' | 'delete'>;
+// e.g. `--node-args=--cpu-prof,--cpu-prof-dir=/tmp/prof`; the CLI's stderr is then printed.
+const nodeArgs = values['node-args'] === '' ? [] : values['node-args'].split(',');
 const BASE = 109349205816583424n;
 
 ensureDebianPackage('/usr/bin/time', 'time');
@@ -138,19 +183,43 @@ for (const size of values.keys.split(',').map(Number)) {
         'force_path_style = true',
       ].join('\n'),
     );
-    for (const mode of ['dry', 'delete'] as const) {
-      state.counts.clear();
-      const args = [BIN, 'prune', 'all', '--json', ...(mode === 'delete' ? ['--delete', '--manifest', join(folder, 'deleted.jsonl')] : [])];
-      const run = await measure(process.execPath, args, { env: process.env, cwd: folder, timeoutMs: 3_600_000 });
-      if (run.exitCode !== 0) throw new Error(`prune ${mode} exited ${run.exitCode}: ${run.stderr.slice(-2000)}`);
-      const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { total: { listed: number; orphans: number; deleted: number } };
-      if (summary.total.orphans !== expectedOrphans) throw new Error(`prune ${mode} found ${summary.total.orphans} orphans, not ${expectedOrphans}`);
-      const requests = [...state.counts].map(([kind, count]) => `${kind} ${count}`).join(', ');
-      const row = `| ${size.toLocaleString('en')} | ${mode === 'dry' ? 'dry run' : '--delete'} | ${summary.total.listed.toLocaleString('en')} | ${summary.total.orphans.toLocaleString('en')} | ${summary.total.deleted.toLocaleString('en')} | ${(run.wallMs / 1000).toFixed(1)} | ${(run.cpuMs / 1000).toFixed(1)} | ${(run.peakRssBytes / 2 ** 20).toFixed(0)} | ${requests} |`;
-      process.stdout.write(row + '\n');
-      results.push(row);
+    for (const mode of modes) {
+      // Builds alternate within a mode, so they share the machine's load; each --delete starts from the full bucket.
+      for (const build of builds) {
+        state.counts.clear();
+        state.deleted.clear();
+        state.deletedKeys = 0;
+        const manifest = join(folder, `deleted-${build.name}.jsonl`);
+        const args = [...nodeArgs, build.bin, 'prune', 'all', '--json', ...(mode === 'delete' ? ['--delete', '--manifest', manifest] : [])];
+        const backends = sampleBackendCpu(db.client, db.name);
+        const run = await measure(process.execPath, args, { env: process.env, cwd: folder, timeoutMs: 3_600_000 });
+        const dbCpuMs = await backends.stop();
+        if (run.exitCode !== 0) throw new Error(`prune ${mode} (${build.name}) exited ${run.exitCode}: ${run.stderr.slice(-2000)}`);
+        const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { total: { listed: number; orphans: number; deleted: number } };
+        if (summary.total.orphans !== expectedOrphans)
+          throw new Error(`prune ${mode} (${build.name}) found ${summary.total.orphans} orphans, not ${expectedOrphans}`);
+        if (mode === 'delete' && state.deletedKeys !== expectedOrphans)
+          throw new Error(`${build.name}: ${state.deletedKeys} keys deleted, not ${expectedOrphans}`);
+        const requests = [...state.counts].map(([kind, count]) => `${kind} ${count}`).join(', ');
+        const cells = [
+          size.toLocaleString('en'),
+          build.name,
+          mode === 'dry' ? 'dry run' : '--delete',
+          summary.total.listed.toLocaleString('en'),
+          summary.total.orphans.toLocaleString('en'),
+          summary.total.deleted.toLocaleString('en'),
+          (run.wallMs / 1000).toFixed(1),
+          (run.cpuMs / 1000).toFixed(1),
+          (dbCpuMs / 1000).toFixed(1),
+          (run.peakRssBytes / 2 ** 20).toFixed(0),
+          requests,
+        ];
+        const row = `| ${cells.join(' | ')} |`;
+        process.stdout.write(row + '\n');
+        results.push(row);
+        if (values['node-args'] !== '') process.stderr.write(run.stderr.slice(-2000));
+      }
     }
-    if (state.deletedKeys !== expectedOrphans) throw new Error(`${state.deletedKeys} keys deleted, not ${expectedOrphans}`);
     server.close();
   } finally {
     rmSync(folder, { recursive: true, force: true });
@@ -166,8 +235,8 @@ process.stdout.write(
       .map((load) => load.toFixed(2))
       .join(' ')}`,
     '',
-    '| keys | mode | listed | orphans | deleted | wall s | CPU s | peak RSS MB | requests |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+    '| keys | build | mode | listed | orphans | deleted | wall s | CPU s | DB CPU s | peak RSS MB | requests |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...results,
     '',
   ].join('\n'),
