@@ -13,6 +13,7 @@
 import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
+import type { IdRange } from '../mastodon/owners.js';
 import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
 import { ISO_UTC_FORMAT } from './clock.js';
 import { isConnectionLost, type Database } from './connection.js';
@@ -95,6 +96,22 @@ export async function readRowsInIdRanges(
     for (let id = from; id <= to; id++) ids.add(id.toString());
   }
   return ids.size === 0 ? [] : readRowsById(db, schema, job, [...ids]);
+}
+
+/**
+ * For each of `spans` (ranges of ids, sorted), the lowest and highest id of `job` within it; spans that hold no row
+ * are left out. Two index probes a span, however large the table: prune learns which candidate ids a row can have
+ * (src/mastodon/owners.ts clipToRows) before it looks any up.
+ */
+export async function readIdsWithinSpans(db: Database, job: JobName, spans: readonly IdRange[]): Promise<IdRange[]> {
+  const sql = `SELECT s."low"::text AS "from", s."high"::text AS "to"
+                 FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS span("from", "to", "order")
+                 CROSS JOIN LATERAL (SELECT min(t."id") AS "low", max(t."id") AS "high" FROM "${job}" t WHERE t."id" BETWEEN span."from" AND span."to") s
+                WHERE s."low" IS NOT NULL ORDER BY span."order"`;
+  const from = spans.map((span) => span.from.toString());
+  const to = spans.map((span) => span.to.toString());
+  const rows = await withReconnect(db, () => db.query<{ from: string; to: string }>(sql, [from, to]));
+  return rows.map((row) => ({ from: BigInt(row.from), to: BigInt(row.to) }));
 }
 
 /** A partition drops at most two digits of an id (docs/storage-layout.md §1.2): 100 ids. */

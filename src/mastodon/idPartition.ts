@@ -20,8 +20,12 @@ export function legacyIdPartition(id: string | number | bigint): string {
   return groupsOf(rubyZeroPad(BigInt(id), 9));
 }
 
+/** `scan(/\d{3}/)` over a sign and digits: the digits in threes from the left, a shorter rest dropped (no regex: hot in prune). */
 function groupsOf(formatted: string): string {
-  return (formatted.match(/\d{3}/g) ?? []).join('/');
+  const digits = formatted.startsWith('-') ? formatted.slice(1) : formatted;
+  const groups: string[] = [];
+  for (let at = 0; at + 3 <= digits.length; at += 3) groups.push(digits.slice(at, at + 3));
+  return groups.join('/');
 }
 
 /** Ruby's `"%0<width>d" % n`: the sign counts towards the width and zeros go between sign and digits. */

@@ -95,12 +95,12 @@ const BIGINT_MAX = 2n ** 63n - 1n;
 export function idsWithPartition(partition: string): IdRange[] {
   // The two keys of a row's folder (original and a style) come one after the other in a listing.
   if (lastPartition?.partition === partition) return lastPartition.ranges;
-  const digits = partition.split('/').join('');
+  const value = BigInt(partition.split('/').join(''));
   const ranges: IdRange[] = [];
   const matches = (id: bigint) => idPartition(id) === partition || (id >= 1_000_000_000n && id < 100_000_000_000n && legacyIdPartition(id) === partition);
   for (const dropped of [0n, 1n, 2n]) {
     const scale = 10n ** dropped;
-    const low = BigInt(digits) * scale;
+    const low = value * scale;
     const high = low + scale - 1n;
     const candidates: IdRange[] = [{ from: low, to: high }];
     // Negative: -high … -low, leaving out 0, which is not negative.
@@ -112,10 +112,49 @@ export function idsWithPartition(partition: string): IdRange[] {
     }
   }
   // Only an all-zero partition gives nested ranges (-9…-1 within -99…-1): keep the widest.
-  const widest = ranges.filter(
-    (inner, index) =>
-      !ranges.some((outer, other) => other !== index && outer.from <= inner.from && inner.to <= outer.to && (outer.from < inner.from || inner.to < outer.to)),
-  );
+  const widest =
+    value !== 0n
+      ? ranges
+      : ranges.filter(
+          (inner, index) =>
+            !ranges.some(
+              (outer, other) => other !== index && outer.from <= inner.from && inner.to <= outer.to && (outer.from < inner.from || inner.to < outer.to),
+            ),
+        );
   lastPartition = { partition, ranges: widest };
   return widest;
+}
+
+/**
+ * The bigint ids split by length and sign: 0–9, 10–99, … up to the largest bigint, and -9…-1, -99…-10, … down to the
+ * smallest. A table's rows usually fill a few of them (sequential ids of up to 9 digits, 18-digit snowflakes,
+ * the instance actor -99), while a partition names ids in up to six (a dropped digit or two, a sign): prune reads
+ * which of these spans hold rows, and where each begins and ends, before it looks up any candidate (clipToRows).
+ */
+export const ID_LENGTH_SPANS: readonly IdRange[] = (() => {
+  const spans: IdRange[] = [];
+  for (let digits = 1n; digits <= 19n; digits++) {
+    const low = digits === 1n ? 0n : 10n ** (digits - 1n);
+    const high = 10n ** digits - 1n;
+    spans.push({ from: low, to: high < BIGINT_MAX ? high : BIGINT_MAX });
+    spans.push({ from: -high > BIGINT_MIN ? -high : BIGINT_MIN, to: digits === 1n ? -1n : -low });
+  }
+  return spans.sort((a, b) => (a.from < b.from ? -1 : 1));
+})();
+
+/**
+ * The ids of `ranges` that lie within `rows`, the lowest to the highest id of each span of ID_LENGTH_SPANS that
+ * holds rows (sorted, disjoint): the only ids a row had when those were read. A row created since can fall
+ * outside, so what this leaves out must be looked up again, unclipped, before anything is deleted.
+ */
+export function clipToRows(ranges: readonly IdRange[], rows: readonly IdRange[]): IdRange[] {
+  const clipped: IdRange[] = [];
+  for (const range of ranges) {
+    for (const span of rows) {
+      if (span.to < range.from) continue;
+      if (span.from > range.to) break;
+      clipped.push({ from: range.from > span.from ? range.from : span.from, to: range.to < span.to ? range.to : span.to });
+    }
+  }
+  return clipped;
 }

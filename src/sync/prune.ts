@@ -2,7 +2,8 @@
  * `prune`: the objects at the destination that no row owns any more (media of deleted statuses and accounts, remote
  * cache Mastodon removed, the styles of files replaced since), found by listing the destination under the folders
  * Mastodon writes (docs/storage-layout.md §8) and joining each page of 1000 listed keys with the rows they could
- * belong to, looked up by id (`WHERE id = ANY`, through the ranges a partition names). Memory holds one page; the
+ * belong to, looked up by id (`WHERE id = ANY`, through the ranges a partition names, cut to the ids the table's
+ * rows span when the run starts). Memory holds one page being listed and one being looked up; the
  * orphans found are spooled to a file. Dry by default. With `delete`, nothing is deleted when there are more
  * orphans than the limit; otherwise each batch of 1000 is checked again against the database just before its
  * delete request (a row that appeared since the listing keeps its key), and every key deleted goes to a manifest.
@@ -11,10 +12,11 @@ import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Database } from '../db/connection.js';
-import { readRowsInIdRanges } from '../db/rows.js';
+import { readIdsWithinSpans, readRowsInIdRanges } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
-import { mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
+import { idPartition, legacyIdPartition } from '../mastodon/idPartition.js';
+import { clipToRows, ID_LENGTH_SPANS, mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 
@@ -74,7 +76,8 @@ export interface PruneOptions {
   readonly limit: DeleteLimit;
   /** Where the keys deleted are written, one JSON line each, as they go. Required with `delete`. */
   readonly manifest?: string;
-  readonly onOrphan?: (orphan: Orphan) => void;
+  /** The orphans of one page, in listing order (one call a page, so a CLI can print them with one write). */
+  readonly onOrphans?: (orphans: readonly Orphan[]) => void;
   readonly onDeleteFailure?: (failure: { readonly job: JobName; readonly key: string; readonly error: string }) => void;
   readonly stop?: AbortSignal;
   /** Listed keys looked up at once, and keys per delete request (S3's limit: 1000). */
@@ -98,30 +101,41 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
   const spool = spoolFolder === undefined ? undefined : join(spoolFolder, 'orphans.jsonl');
   const stopped = () => options.stop?.aborted === true;
   try {
-    // 1. List every folder of the chosen jobs, a page at a time, and report what no row owns.
-    for (const { job, prefix } of mastodonPrefixes(jobs)) {
-      const summary = summaries.get(job)!;
-      let page: ListedObject[] = [];
-      const flush = async () => {
-        const orphans = await findOrphans(options, job, tableless.has(job), page);
+    // 1. List every folder of the chosen jobs, a page at a time, and report what no row owns. Each page's lookup
+    // runs while the next page is listed; one lookup at a time, so orphans come in listing order.
+    const rowSpans = new Map<JobName, readonly IdRange[]>();
+    for (const job of options.jobs) rowSpans.set(job, await readIdsWithinSpans(options.db, job, ID_LENGTH_SPANS));
+    let lookup: Promise<void> = Promise.resolve();
+    const lookUp = async (job: JobName, page: readonly ListedObject[]) => {
+      await lookup;
+      lookup = findOrphans(options, job, tableless.has(job), page, rowSpans.get(job)).then((orphans) => {
+        const summary = summaries.get(job)!;
         for (const orphan of orphans) {
           summary.orphans++;
           summary.orphanBytes += orphan.size;
-          options.onOrphan?.(orphan);
         }
+        if (orphans.length > 0) options.onOrphans?.(orphans);
         if (spool !== undefined && orphans.length > 0) appendFileSync(spool, orphans.map((orphan) => JSON.stringify(orphan) + '\n').join(''));
-        page = [];
-      };
+      });
+      lookup.catch(() => undefined); // awaited before the next one or at the end; failing meanwhile is not unhandled
+    };
+    for (const { job, prefix } of mastodonPrefixes(jobs)) {
+      const summary = summaries.get(job)!;
+      let page: ListedObject[] = [];
       for await (const object of destination.list(prefix, { signal: options.stop })) {
         summary.listed++;
         summary.listedBytes += object.size;
         page.push(object);
-        if (page.length >= pageSize) await flush();
+        if (page.length >= pageSize) {
+          await lookUp(job, page);
+          page = [];
+        }
         if (stopped()) break;
       }
-      if (page.length > 0 && !stopped()) await flush();
+      if (page.length > 0 && !stopped()) await lookUp(job, page);
       if (stopped()) break;
     }
+    await lookup;
     const listed = [...summaries.values()].reduce((sum, summary) => sum + summary.listed, 0);
     const orphans = [...summaries.values()].reduce((sum, summary) => sum + summary.orphans, 0);
     const limit = 'count' in options.limit ? options.limit.count : Math.floor((listed * options.limit.percent) / 100);
@@ -129,20 +143,25 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     if (!options.delete || spool === undefined || orphans === 0 || stopped()) return result(false);
     if (orphans > limit) return result(true);
 
-    // 2. Delete them, 1000 keys a request, each batch checked against the database again just before.
+    // 2. Delete them, 1000 keys a request, each batch checked against the database again just before: the next
+    // batch is checked while this one's delete request is out.
     if (destination.delete === undefined) throw new Error(`${destination.description} cannot delete objects`);
-    let batch: Orphan[] = [];
-    const deleteBatch = async () => {
+    const deleteKeys = destination.delete.bind(destination);
+    const stillOrphans = async (batch: readonly Orphan[]) => {
       const still = new Map<string, Orphan>();
       for (const job of new Set(batch.map((orphan) => orphan.job))) {
         const ofJob = batch.filter((orphan) => orphan.job === job);
+        // Every id the keys could name, not only those within the rows' spans as read at the start: a row created
+        // since may have an id outside them.
         const orphansNow = await findOrphans(options, job, tableless.has(job), ofJob);
         summaries.get(job)!.keptOnRecheck += ofJob.length - orphansNow.length;
         for (const orphan of orphansNow) still.set(orphan.key, orphan);
       }
-      batch = [];
+      return still;
+    };
+    const remove = async (still: Map<string, Orphan>) => {
       if (still.size === 0) return;
-      const failures = await destination.delete!([...still.keys()], options.stop);
+      const failures = await deleteKeys([...still.keys()], options.stop);
       for (const failure of failures) {
         const orphan = still.get(failure.key);
         if (orphan === undefined) continue;
@@ -158,13 +177,25 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
         summary.deletedBytes += orphan.size;
       }
     };
+    let deleting: Promise<void> = Promise.resolve();
+    const deleteBatch = async (batch: readonly Orphan[]) => {
+      const still = await stillOrphans(batch);
+      await deleting;
+      deleting = remove(still);
+      deleting.catch(() => undefined); // awaited before the next one or at the end
+    };
+    let batch: Orphan[] = [];
     for await (const line of createInterface({ input: createReadStream(spool), crlfDelay: Infinity })) {
       if (line === '') continue;
       batch.push(JSON.parse(line) as Orphan);
-      if (batch.length >= pageSize) await deleteBatch();
+      if (batch.length >= pageSize) {
+        await deleteBatch(batch);
+        batch = [];
+      }
       if (stopped()) break;
     }
-    if (batch.length > 0 && !stopped()) await deleteBatch();
+    if (batch.length > 0 && !stopped()) await deleteBatch(batch);
+    await deleting;
     return result(false);
   } finally {
     if (spoolFolder !== undefined) rmSync(spoolFolder, { recursive: true, force: true });
@@ -173,16 +204,29 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
 
 /**
  * The objects of `page` (all under `job`'s folders) that no row owns: the rows their partitions could name are
- * looked up in one query, their keys derived again, and each listed key compared with them.
+ * looked up in one query, their keys derived again, and each listed key compared with them. With `rowSpans`
+ * (readIdsWithinSpans), only the candidate ids within them are looked up.
  */
-async function findOrphans(options: PruneOptions, job: JobName, tableless: boolean, page: readonly ListedObject[]): Promise<Orphan[]> {
+async function findOrphans(
+  options: PruneOptions,
+  job: JobName,
+  tableless: boolean,
+  page: readonly ListedObject[],
+  rowSpans?: readonly IdRange[],
+): Promise<Orphan[]> {
   const orphan = (object: ListedObject, reason: OrphanReason): Orphan => ({ job, key: object.key, size: object.size, reason });
   if (tableless) return page.map((object) => orphan(object, 'no-table'));
   const readings = page.map((object) => ownersOfKey(object.key).filter((owner) => owner.job === job));
-  const ranges = new Map<string, IdRange>();
-  for (const owners of readings) for (const owner of owners) for (const range of owner.ids) ranges.set(`${range.from}:${range.to}`, range);
-  const rows = await readRowsInIdRanges(options.db, options.schema, job, [...ranges.values()]);
-  const ids = rows.map((row) => BigInt(String(row.id)));
+  // The keys of one folder (original and styles, both sides of cache/) share a partition: its ids once.
+  const partitions = new Map<string, readonly IdRange[]>();
+  for (const owners of readings) for (const owner of owners) partitions.set(owner.partition, owner.ids);
+  const candidates = [...partitions.values()].flatMap((ids) => (rowSpans === undefined ? ids : clipToRows(ids, rowSpans)));
+  const rows = await readRowsInIdRanges(options.db, options.schema, job, candidates);
+  // Whether some row has the key's partition, for the reason given: a key's partition names exactly the ids whose
+  // partition, current or before Paperclip 6.1, it is. Only orphans ask.
+  let rowPartitions: Set<string> | undefined;
+  const anyRowIn = (partition: string) =>
+    (rowPartitions ??= new Set(rows.flatMap((row) => [idPartition(String(row.id)), legacyIdPartition(String(row.id))]))).has(partition);
   const exact = new Set<string>();
   const legacy = new Map<string, Array<{ object: OwnedObject; index: number }>>();
   for (const row of rows) {
@@ -207,10 +251,7 @@ async function findOrphans(options: PruneOptions, job: JobName, tableless: boole
     }
     const owners = readings[index]!;
     if (owners.length === 0) orphans.push(orphan(object, 'shape'));
-    else {
-      const anyRow = ids.some((id) => owners.some((owner) => owner.ids.some((range) => range.from <= id && id <= range.to)));
-      orphans.push(orphan(object, anyRow ? 'not-owned' : 'no-row'));
-    }
+    else orphans.push(orphan(object, owners.some((owner) => anyRowIn(owner.partition)) ? 'not-owned' : 'no-row'));
   }
   return orphans;
 }

@@ -150,7 +150,8 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
     test('--delete within the limit removes exactly the orphans in one request, and writes the manifest', async () => {
       const world = worlds.get(schema)!;
       // In the current schema, a row for one orphan appears after the listing began (when the folders after
-      // cache/preview_cards/ are listed: custom_emojis/): that key must survive the check just before deleting.
+      // cache/preview_cards/ are listed: custom_emojis/): that key must survive the check just before deleting,
+      // which looks up every id its folder names (557 lies beyond the 3-digit ids preview_cards had at the start).
       const late = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
       let inserted = false;
       if (schema === 'current') {

@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JOB_NAMES, ownedObjects, type JobName, type Row } from '../../src/mastodon/index.js';
-import { idsWithPartition, mastodonPrefixes, ownersOfKey, type KeyOwner } from '../../src/mastodon/owners.js';
+import { clipToRows, ID_LENGTH_SPANS, idsWithPartition, mastodonPrefixes, ownersOfKey, type IdRange, type KeyOwner } from '../../src/mastodon/owners.js';
 import { seededRandom } from '../support/random.js';
 
 const range = (from: string, to = from) => ({ from: BigInt(from), to: BigInt(to) });
@@ -109,6 +109,8 @@ describe('§8 owners of a key: literal cases', () => {
       'pfx/accounts/avatars/000/000/001/original/x.png',
       'statuses/000/000/001/original/x.png',
       'accounts/avatars/original/x.png',
+      'accounts/avatars/-99/000/original/x.png',
+      'media_attachments/files/000/-00/099/original/x.png',
     ]) {
       assert.deepEqual(ownersOfKey(key), [], key);
     }
@@ -140,6 +142,45 @@ describe('§8 owners of a key: literal cases', () => {
       mastodonPrefixes(['site_uploads', 'preview_cards']).map((entry) => entry.prefix),
       ['cache/preview_cards/images/', 'preview_cards/images/', 'site_uploads/files/'],
     );
+  });
+});
+
+/** What readIdsWithinSpans answers for a table holding `ids`: the lowest and highest id within each span. */
+function spansOf(ids: readonly bigint[]): IdRange[] {
+  return ID_LENGTH_SPANS.flatMap((span) => {
+    const inside = ids.filter((id) => span.from <= id && id <= span.to).sort((a, b) => (a < b ? -1 : 1));
+    return inside.length === 0 ? [] : [{ from: inside[0]!, to: inside.at(-1)! }];
+  });
+}
+
+describe('§8 candidate ids within the spans that hold rows (clipToRows)', () => {
+  const accounts = spansOf([-99n, 1n, 2n, 57n, 109349205816583424n, 110000000000000000n]);
+  const media = spansOf([1n, 4321n, 109349205816583424n, 110000000000000000n]);
+
+  test('the spans split every bigint by length and sign, in order, without gaps', () => {
+    assert.equal(ID_LENGTH_SPANS.length, 38);
+    assert.deepEqual(ID_LENGTH_SPANS[0], range('-9223372036854775808', '-1000000000000000000'));
+    assert.deepEqual(ID_LENGTH_SPANS.at(-1), range('1000000000000000000', '9223372036854775807'));
+    for (let index = 1; index < ID_LENGTH_SPANS.length; index++) assert.equal(ID_LENGTH_SPANS[index]!.from, ID_LENGTH_SPANS[index - 1]!.to + 1n);
+  });
+
+  test('a snowflake folder names one id, not 22, when no row has 19 digits or a sign', () => {
+    assert.deepEqual(clipToRows(idsWithPartition('109/349/205/816/583/424'), media), [range('109349205816583424')]);
+  });
+
+  test('the instance actor (-99) is still a candidate for its key, and the only one', () => {
+    const [owner] = ownersOfKey('accounts/avatars/000/000/original/actor.png');
+    assert.deepEqual(clipToRows(owner!.ids, accounts), [range('-99')]);
+  });
+
+  test('a media folder 000/000 names no id: media rows have no sign', () => {
+    const [owner] = ownersOfKey('media_attachments/files/000/000/original/x.png');
+    assert.deepEqual(clipToRows(owner!.ids, media), []);
+  });
+
+  test('a range is cut to the lowest to highest row of each length it crosses', () => {
+    assert.deepEqual(clipToRows([range('-5', '60')], accounts), [range('1', '2'), range('57')]);
+    assert.deepEqual(clipToRows([range('3', '50')], accounts), []);
   });
 });
 
@@ -181,9 +222,11 @@ describe('§8 owners of a key: every owned key and alternate reads back with its
   for (const job of JOB_NAMES) {
     test(job, () => {
       const random = seededRandom(JOB_NAMES.indexOf(job) + 1);
+      const rows = Array.from({ length: 400 }, () => randomRow(job, random));
+      // As prune reads them: candidates clipped to the spans this table's rows fill.
+      const spans = spansOf(rows.map((row) => BigInt(String(row.id))));
       let checked = 0;
-      for (let index = 0; index < 400; index++) {
-        const row = randomRow(job, random);
+      for (const row of rows) {
         for (const object of ownedObjects(job, row)) {
           for (const key of [object.key, ...object.alternates]) {
             const owners = ownersOfKey(key);
@@ -191,6 +234,8 @@ describe('§8 owners of a key: every owned key and alternate reads back with its
               ownsThrough(owners, job, BigInt(object.id)),
               `${key} (row ${object.id}) reads as ${JSON.stringify(owners, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
             );
+            const clipped = owners.map((owner) => ({ ...owner, ids: clipToRows(owner.ids, spans) }));
+            assert.ok(ownsThrough(clipped, job, BigInt(object.id)), `${key} (row ${object.id}) within the rows' spans`);
             const exact = owners.find((owner) => owner.job === job && owner.attachment === object.attachment && owner.style === object.style);
             assert.ok(exact, `${key}: attachment ${object.attachment}, style ${object.style}`);
             checked++;

@@ -69,8 +69,15 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
         delete: flags.delete,
         limit: flags.limit,
         manifest,
-        onOrphan: (orphan) =>
-          out.stdout(flags.json ? JSON.stringify({ orphan: orphan.key, job: orphan.job, size: orphan.size, reason: orphan.reason }) : describeOrphan(orphan)),
+        // A page's lines in one write: a pipe takes a system call a write, and millions of orphans are possible.
+        onOrphans: (orphans) =>
+          out.stdout(
+            orphans
+              .map((orphan) =>
+                flags.json ? JSON.stringify({ orphan: orphan.key, job: orphan.job, size: orphan.size, reason: orphan.reason }) : describeOrphan(orphan),
+              )
+              .join('\n'),
+          ),
         onDeleteFailure: (failure) =>
           out.stdout(
             flags.json ? JSON.stringify({ notDeleted: failure.key, job: failure.job, error: failure.error }) : `not deleted  ${failure.key}: ${failure.error}`,
