@@ -325,5 +325,24 @@ describe('verify', () => {
       assert.match(result.stdout, /^by listing: presence, size and MD5 of every object; Content-Type and Cache-Control by HEAD on a 1% sample$/m);
       assert.match(result.stdout, /^verify: 3 of \d+ checked objects are off.*--repair/m);
     });
+
+    test('with a folder on one side the text output does not claim MD5s were compared: a folder keeps none', async () => {
+      const folder = join(config.dir, 'system');
+      mkdirSync(folder);
+      const toFolder = writeConfig({
+        databaseUrl: db.url,
+        source: { endpoint: proxy.endpoint, bucket: 'verify-source' },
+        destination: { type: 'fs', path: folder },
+      });
+      try {
+        const copy = await runCli(['run', 'backups'], { cwd: toFolder.dir });
+        assert.equal(copy.code, 0, copy.stderr);
+        const result = await runCli(['verify', 'backups', '--by-listing'], { cwd: toFolder.dir });
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /^by listing: presence and size of every object \(a folder keeps no MD5\); Content-Type and Cache-Control not checked/m);
+      } finally {
+        rmSync(toFolder.dir, { recursive: true, force: true });
+      }
+    });
   });
 });

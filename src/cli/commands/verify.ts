@@ -112,7 +112,12 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
       });
       const total = totals(jobs);
       if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted }));
-      else out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, method === 'listing' ? samplePercent : undefined));
+      else {
+        // A folder keeps no MD5, so with one on either side a listing compares presence and size only.
+        const md5Compared = config.source.type !== 'fs' && config.destination.type !== 'fs';
+        const listing = method === 'listing' ? { attributesPercent: samplePercent, md5Compared } : undefined;
+        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing));
+      }
       if (stop.signal.aborted) return EXIT.interrupted;
       // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
       if (flags.repair) return total.errors + total.unrepaired > 0 ? EXIT.failures : EXIT.ok;
@@ -188,8 +193,8 @@ function summaryText(
   total: Omit<VerifyJobSummary, 'job'>,
   samplePercent: number,
   repair: boolean,
-  /** By listing: the share whose Content-Type and Cache-Control were HEADed. */
-  attributesPercent?: number,
+  /** By listing: the share whose Content-Type and Cache-Control were HEADed, and whether both listings carry MD5s. */
+  listing?: { attributesPercent: number; md5Compared: boolean },
 ): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
@@ -221,12 +226,13 @@ function summaryText(
       : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${
           repair ? repairVerdict(total) : 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above'
         }`;
+  const compared = listing?.md5Compared === false ? 'presence and size of every object (a folder keeps no MD5)' : 'presence, size and MD5 of every object';
   const attributes =
-    attributesPercent === undefined
+    listing === undefined
       ? []
-      : attributesPercent === 0
-        ? ['by listing: presence, size and MD5 of every object; Content-Type and Cache-Control not checked (--sample PERCENT checks them by HEAD)']
-        : [`by listing: presence, size and MD5 of every object; Content-Type and Cache-Control by HEAD on a ${attributesPercent}% sample`];
+      : listing.attributesPercent === 0
+        ? [`by listing: ${compared}; Content-Type and Cache-Control not checked (--sample PERCENT checks them by HEAD)`]
+        : [`by listing: ${compared}; Content-Type and Cache-Control by HEAD on a ${listing.attributesPercent}% sample`];
   return [...table, ...different, ...missingAtSource, ...attributes, verdict].join('\n');
 }
 
