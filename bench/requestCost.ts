@@ -3,17 +3,21 @@
  * either through the SDK's commands or through its direct requests (src/storage/s3Direct.ts), against the
  * trivial server of bench/fakeS3.ts; and the floor under both, what Node itself costs for the same two requests:
  * bare node:http with a keep-alive agent, signed by a minimal SigV4 (one SHA-256 and one HMAC per request, the
- * signing key derived once) or not signed at all. Only the copy loop is timed (process.cpuUsage), after a warm-up.
- * Usage: node --import tsx bench/requestCost.ts sdk|direct|bare|unsigned PORT OBJECTS; prints {"cpuMsPerObject":…}.
+ * signing key derived once) or not signed at all; and above both, `copy`: the whole copy of one object as a run
+ * makes it (copyOwnedObject: retries, the integrity check, the stream into the PUT), without rows or checkpoint.
+ * Only the copy loop is timed (process.cpuUsage), after a warm-up.
+ * Usage: node --import tsx bench/requestCost.ts sdk|direct|copy|bare|unsigned PORT OBJECTS; prints {"cpuMsPerObject":…}.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../src/storage/s3.js';
+import { copyOwnedObject } from '../src/sync/copy.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const [mode, port, count] = process.argv.slice(2) as ['sdk' | 'direct' | 'bare' | 'unsigned', string, string];
+const [mode, port, count] = process.argv.slice(2) as ['sdk' | 'direct' | 'copy' | 'bare' | 'unsigned', string, string];
 const store = new S3Store(
   {
     type: 's3',
@@ -27,6 +31,9 @@ const store = new S3Store(
 );
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 40 });
+/** As a run has one: its hard stop, which every copy listens to. */
+const stop = new AbortController();
+setMaxListeners(0, stop.signal);
 const REGION = 'us-east-1';
 const AMZ_DATE = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
 const SCOPE = `${AMZ_DATE.slice(0, 8)}/${REGION}/s3/aws4_request`;
@@ -68,6 +75,13 @@ async function copyOne(key: string): Promise<void> {
     const answer = await bareRequest('PUT', path, headers, object);
     answer.resume();
     await new Promise((resolve) => answer.on('end', resolve));
+    return;
+  }
+  if (mode === 'copy') {
+    const object = { job: 'media_attachments', id: '1', attachment: 'file', style: 'original', key, alternates: [], visibility: 'default' } as const;
+    const owned = { ...object, storedContentType: null, storedSize: null, underCache: false };
+    const result = await copyOwnedObject(owned, { source: store, destination: store, acl: 'public-read', retries: 0, signal: stop.signal });
+    if (result.status !== 'copied') throw new Error(`${key}: ${result.status} ${result.error ?? ''}`);
     return;
   }
   if (mode === 'direct') {

@@ -11,7 +11,7 @@ import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage }
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { flatHeaders } from './swiftHttp.js';
+import { flatHeaders, sendBody } from './swiftHttp.js';
 
 /** A request as s3Direct.ts builds and signs it (the shape of the SDK's HttpRequest, which its signer takes). */
 export interface OutgoingRequest {
@@ -79,7 +79,7 @@ export class HttpTransport implements HttpHandler {
         },
       );
       outgoing.on('error', (error: NodeJS.ErrnoException) =>
-        reject(RENAMED_TIMEOUT.has(error.code ?? '') ? Object.assign(error, { name: 'TimeoutError' }) : error),
+        reject(error !== request.body?.errored && RENAMED_TIMEOUT.has(error.code ?? '') ? Object.assign(error, { name: 'TimeoutError' }) : error),
       );
       outgoing.on('timeout', () => {
         // Silent after the whole answer arrived: only the idle connection goes.
@@ -111,7 +111,9 @@ export class HttpTransport implements HttpHandler {
         signal.addEventListener('abort', aborted, { once: true });
         outgoing.once('close', () => signal.removeEventListener('abort', aborted));
       }
-      if (request.body instanceof Readable) request.body.pipe(outgoing);
+      // A body that fails ends the request, with its own error (the SDK's handler leaves that to an abort from the
+      // caller, which costs an AbortController per request).
+      if (request.body instanceof Readable) sendBody(request.body, outgoing);
       else outgoing.end();
     });
   }

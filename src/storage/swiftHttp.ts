@@ -2,7 +2,7 @@
  * Plain HTTP for the Swift backend (node:http and node:https with keep-alive agents): Swift's API is a few verbs on
  * paths with a token header, and a streamed PUT needs an exact Content-Length and a body piped without buffering.
  */
-import http, { type IncomingMessage } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 
@@ -46,10 +46,23 @@ export function send(request: HttpRequest): Promise<IncomingMessage> {
       outgoing.end(body);
       return;
     }
-    // A body that fails ends the request at once: the server would otherwise wait for the missing bytes.
+    sendBody(body, outgoing);
+  });
+}
+
+/**
+ * Pipes `body` into the request. A body that fails ends the request at once, with the body's error, also when it
+ * failed before this (while the request waited for a token or a signature): the server would otherwise wait for the
+ * missing bytes until a timeout.
+ */
+export function sendBody(body: Readable, outgoing: ClientRequest): void {
+  if (body.errored) outgoing.destroy(body.errored);
+  else if (body.destroyed)
+    outgoing.destroy(Object.assign(new Error('the request body was destroyed before it was sent'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+  else {
     body.once('error', (error) => outgoing.destroy(error));
     body.pipe(outgoing);
-  });
+  }
 }
 
 /** The answer's body as text, at most `limit` characters (the rest is read and dropped). */
