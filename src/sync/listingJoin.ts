@@ -6,7 +6,8 @@
  * (ids below 10^9, padded to 9 digits) and `109/349/205/816/583/424` (18 digits) interleave in a listing, and a
  * 13-digit id, cut to its first 12 digits, sorts before a 12-digit one (docs/storage-layout.md §1.2). So the rows are
  * read once per id width that has any (ID_WIDTHS), each width's keys come out in key order, and those streams are
- * merged by key. Each of a job's folders (mastodonPrefixes) is listed and joined on its own.
+ * merged by key. One read of the rows serves all of a job's folders (mastodonPrefixes): each object goes to the
+ * listing of its own folder, and the folders' listings are read side by side, each forward in its own order.
  */
 import type { Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
@@ -59,53 +60,90 @@ export interface OwnedStreamOptions {
   readonly onRow?: (row: Row) => void;
 }
 
-/** An owned object, with the row that owns it. */
-export interface RowObject {
+/** An owned object, with the row that owns it and the folder (one of mastodonPrefixes) its key is under. */
+export interface FolderObject {
   readonly object: OwnedObject;
   readonly row: Row;
+  readonly folder: string;
+  /** The key without its folder: the id partition, the style and the file name. */
+  readonly inFolder: string;
 }
 
-/** The objects of `job`'s rows in scope whose keys start with `prefix`, in byte order of key. */
-export async function* ownedInKeyOrder(options: OwnedStreamOptions, prefix: string): AsyncIterable<RowObject> {
+/**
+ * The objects of `job`'s rows in scope whose keys lie under one of `folders`, each folder's in the byte order of its
+ * keys: one read of the rows per id width serves every folder. Objects of different folders interleave in the order
+ * of their keys without the folder (partition, style, name), which is each folder's own order, so every folder's
+ * listing can be read forward alongside.
+ */
+export async function* ownedByFolder(options: OwnedStreamOptions, folders: readonly string[]): AsyncIterable<FolderObject> {
   const streams = ID_WIDTHS.flatMap((width) => {
     const from = options.scope.minId === undefined ? width.from : max(width.from, BigInt(options.scope.minId));
     const to = options.scope.maxId === undefined ? width.to : min(width.to, BigInt(options.scope.maxId));
-    return from > to ? [] : [ownedOfWidth(options, prefix, from, to, width.sortInMemory === true)];
+    return from > to ? [] : [ownedOfWidth(options, folders, from, to, width.sortInMemory === true)];
   });
-  yield* mergeByKey(streams);
+  yield* mergeInFolderOrder(streams);
 }
 
-async function* ownedOfWidth(options: OwnedStreamOptions, prefix: string, from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<RowObject> {
+function ownedOfWidth(options: OwnedStreamOptions, folders: readonly string[], from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<FolderObject> {
   const scope = { ...options.scope, minId: String(from), maxId: String(to) };
-  // The objects of consecutive rows that share a partition (digits dropped), sorted together.
-  let group: RowObject[] = [];
-  let partition: string | undefined;
-  const sorted = () => group.sort((a, b) => compareKeys(a.object.key, b.object.key));
-  for await (const rows of readRowPages(options.db, options.schema, options.job, { batchSize: options.batchSize, scope })) {
-    for (const row of rows) {
+  const pages = readRowPages(options.db, options.schema, options.job, { batchSize: options.batchSize, scope });
+  return inFolderOrder(
+    pages,
+    (row) => {
       options.onRow?.(row);
-      const objects = ownedInScope(options.job, row, scope).filter((object) => object.key.startsWith(prefix));
-      if (objects.length === 0) continue;
-      const folder = partitionOf(objects[0]!.key, prefix);
-      if (!sortInMemory && folder !== partition) {
-        yield* sorted();
-        group = [];
-        partition = folder;
+      return ownedInScope(options.job, row, scope);
+    },
+    folders,
+    sortInMemory,
+  );
+}
+
+/**
+ * The objects `objectsOf` gives for rows of one id width (`pages`, in id order) whose keys lie under one of
+ * `folders`, in the order of their keys within their folder. Consecutive rows that share a partition (a partition
+ * drops digits of the id) are sorted together, and all objects of a row share its partition whatever their folder, so
+ * at most one partition's objects are held; `sortInMemory` sorts them all (the few negative ids, which partition in
+ * no useful order).
+ */
+export async function* inFolderOrder(
+  pages: AsyncIterable<readonly Row[]>,
+  objectsOf: (row: Row) => readonly OwnedObject[],
+  folders: readonly string[],
+  sortInMemory: boolean,
+): AsyncIterable<FolderObject> {
+  let group: FolderObject[] = [];
+  let partition: string | undefined;
+  const sorted = () => group.sort(byKeyInFolder);
+  for await (const rows of pages) {
+    for (const row of rows) {
+      for (const object of objectsOf(row)) {
+        const folder = folders.find((candidate) => object.key.startsWith(candidate));
+        if (folder === undefined) continue;
+        const inFolder = object.key.slice(folder.length);
+        const objectPartition = partitionOf(inFolder);
+        if (!sortInMemory && objectPartition !== partition) {
+          yield* sorted();
+          group = [];
+          partition = objectPartition;
+        }
+        group.push({ object, row, folder, inFolder });
       }
-      for (const object of objects) group.push({ object, row });
     }
   }
   yield* sorted();
 }
 
-/** `000/000/001` of `<prefix>000/000/001/original/name.png`: all but the last two segments (style and name). */
-function partitionOf(key: string, prefix: string): string {
-  const rest = key.slice(prefix.length);
-  return rest.slice(0, rest.lastIndexOf('/', rest.lastIndexOf('/') - 1));
+function byKeyInFolder(a: FolderObject, b: FolderObject): number {
+  return compareKeys(a.inFolder, b.inFolder);
 }
 
-/** Merges streams that are each in key order into one. */
-async function* mergeByKey(streams: ReadonlyArray<AsyncIterable<RowObject>>): AsyncIterable<RowObject> {
+/** `000/000/001` of `000/000/001/original/name.png`: all but the last two segments (style and name). */
+function partitionOf(inFolder: string): string {
+  return inFolder.slice(0, inFolder.lastIndexOf('/', inFolder.lastIndexOf('/') - 1));
+}
+
+/** Merges streams that are each in order of key within folder into one. */
+export async function* mergeInFolderOrder(streams: ReadonlyArray<AsyncIterable<FolderObject>>): AsyncIterable<FolderObject> {
   const iterators = streams.map((stream) => stream[Symbol.asyncIterator]());
   const heads = await Promise.all(iterators.map((iterator) => iterator.next()));
   try {
@@ -114,10 +152,10 @@ async function* mergeByKey(streams: ReadonlyArray<AsyncIterable<RowObject>>): As
       for (let index = 0; index < heads.length; index++) {
         const head = heads[index]!;
         if (head.done) continue;
-        if (least < 0 || compareKeys(head.value.object.key, (heads[least]!.value as RowObject).object.key) < 0) least = index;
+        if (least < 0 || byKeyInFolder(head.value, heads[least]!.value as FolderObject) < 0) least = index;
       }
       if (least < 0) return;
-      yield heads[least]!.value as RowObject;
+      yield heads[least]!.value as FolderObject;
       heads[least] = await iterators[least]!.next();
     }
   } finally {
@@ -130,41 +168,73 @@ export class ListingOrderError extends Error {
   override readonly name = 'ListingOrderError';
 }
 
-/**
- * Pairs each item (in key order) with the entry `listing` has at its key, if any; listed keys no item has are
- * passed over. Throws ListingOrderError if the listing is not in ascending byte order.
- */
-export async function* joinListing<T>(
-  items: AsyncIterable<T>,
-  keyOf: (item: T) => string,
-  listing: AsyncIterable<ListedObject>,
-  where: string,
-): AsyncIterable<[T, ListedObject | undefined]> {
-  const listed = listing[Symbol.asyncIterator]();
-  let current = await listed.next();
-  let previous: string | undefined;
-  const advance = async () => {
-    previous = (current.value as ListedObject).key;
-    current = await listed.next();
-    if (!current.done && compareKeys(previous, current.value.key) >= 0) {
+/** One folder's listing at one store, read forward as keys are asked for in ascending byte order. */
+class ListingCursor {
+  private readonly listed: AsyncIterator<ListedObject>;
+  private current: IteratorResult<ListedObject> | undefined;
+
+  constructor(
+    listing: AsyncIterable<ListedObject>,
+    private readonly where: string,
+  ) {
+    this.listed = listing[Symbol.asyncIterator]();
+  }
+
+  /** The entry listed at `key`, if any; listed keys before it are passed over. */
+  async at(key: string): Promise<ListedObject | undefined> {
+    this.current ??= await this.listed.next();
+    while (!this.current.done && compareKeys(this.current.value.key, key) < 0) await this.advance();
+    if (this.current.done || this.current.value.key !== key) return undefined;
+    const found = this.current.value;
+    await this.advance();
+    return found;
+  }
+
+  async close(): Promise<void> {
+    await this.listed.return?.();
+  }
+
+  private async advance(): Promise<void> {
+    const previous = (this.current!.value as ListedObject).key;
+    this.current = await this.listed.next();
+    if (!this.current.done && compareKeys(previous, this.current.value.key) >= 0) {
       throw new ListingOrderError(
-        `${where} listed ${JSON.stringify(current.value.key)} after ${JSON.stringify(previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
+        `${this.where} listed ${JSON.stringify(this.current.value.key)} after ${JSON.stringify(previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
       );
     }
-  };
+  }
+}
+
+/** A store to join with: its listing under a folder, and its name for messages. */
+export interface ListingSide {
+  readonly list: (folder: string) => AsyncIterable<ListedObject>;
+  readonly where: string;
+}
+
+/**
+ * Pairs each owned object (from ownedByFolder) with the entry each of `sides` lists at its key, if any; listed keys
+ * no object has are passed over. A folder is listed from the first object under it, and each folder's listing is
+ * read forward on its own, so a folder holding no owned object is never listed. Throws ListingOrderError if a listing
+ * is not in ascending byte order.
+ */
+export async function* joinListings(
+  owned: AsyncIterable<FolderObject>,
+  sides: readonly ListingSide[],
+): AsyncIterable<{ readonly owned: FolderObject; readonly listed: ReadonlyArray<ListedObject | undefined> }> {
+  const cursors = new Map<string, ListingCursor[]>();
   try {
-    for await (const item of items) {
-      const key = keyOf(item);
-      while (!current.done && compareKeys(current.value.key, key) < 0) await advance();
-      if (!current.done && current.value.key === key) {
-        yield [item, current.value];
-        await advance();
-      } else {
-        yield [item, undefined];
+    for await (const item of owned) {
+      let folderCursors = cursors.get(item.folder);
+      if (folderCursors === undefined) {
+        folderCursors = sides.map((side) => new ListingCursor(side.list(item.folder), side.where));
+        cursors.set(item.folder, folderCursors);
       }
+      const listed: Array<ListedObject | undefined> = [];
+      for (const cursor of folderCursors) listed.push(await cursor.at(item.object.key));
+      yield { owned: item, listed };
     }
   } finally {
-    await listed.return?.();
+    await Promise.all([...cursors.values()].flat().map((cursor) => cursor.close()));
   }
 }
 

@@ -14,7 +14,7 @@ import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
 import { mastodonPrefixes } from '../mastodon/owners.js';
-import { joinListing, ownedInKeyOrder, resumingListing } from './listingJoin.js';
+import { joinListings, ownedByFolder, resumingListing } from './listingJoin.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { describeError } from '../errors.js';
@@ -307,67 +307,58 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     };
 
     /**
-     * --skip-existing: each folder's owned objects joined with both listings. An object both list alike is present;
-     * one the source does not list at its exact key is looked for under its legacy keys by HEAD (no GET for an
-     * object the source lacks); the others are copied.
+     * --skip-existing: the job's owned objects joined with both listings, each under its folder, in one read of the
+     * rows. An object both list alike is present; one the source does not list at its exact key is looked for under
+     * its legacy keys by HEAD (no GET for an object the source lacks); the others are copied.
      */
     const copyWhatDiffers = async (minId: string | undefined) => {
       const after = { ...scope, ...(minId !== undefined && { minId }) };
-      let first = true;
-      for (const { prefix } of mastodonPrefixes([job])) {
-        if (stop.aborted) return;
-        const owned = ownedInKeyOrder(
-          {
-            db: options.db,
-            schema: options.schema,
-            job,
-            scope: after,
-            batchSize: options.batchSize,
-            onRow: first
-              ? (row) => {
-                  summary.rows += 1;
-                  if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
-                }
-              : undefined,
+      const { source, destination } = options;
+      const owned = ownedByFolder(
+        {
+          db: options.db,
+          schema: options.schema,
+          job,
+          scope: after,
+          batchSize: options.batchSize,
+          onRow: (row) => {
+            summary.rows += 1;
+            if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
           },
-          prefix,
-        );
-        first = false;
-        const { source, destination } = options;
-        const atDestination = joinListing(
-          owned,
-          ({ object }) => object.key,
-          resumingListing(destination, prefix, options.retries, stop),
-          destination.description,
-        );
-        const both = joinListing(atDestination, ([{ object }]) => object.key, resumingListing(source, prefix, options.retries, stop), source.description);
-        for await (const [[{ object, row }, atDestinationNow], atSource] of both) {
-          if (stop.aborted) return;
-          const key = destination.locate(object.key);
-          summary.objects += 1;
-          if (options.resume.isDone(key)) {
-            summary.skipped += 1;
-            options.onSkipped?.(job, 1);
-            continue;
-          }
-          expect(object.id, 1);
-          const retry = options.resume.wasOutstanding(key);
-          if (atSource !== undefined) {
-            await submit(row, object, retry, false, async () =>
-              atDestinationNow !== undefined && sameListed(atSource, atDestinationNow) ? PRESENT : undefined,
-            );
-            continue;
-          }
-          await submit(row, object, retry, false, async () => {
-            const found = await findAtSource(object, (sourceKey) =>
-              withRetries([source], () => source.head(sourceKey), { retries: options.retries, signal: options.abort }),
-            );
-            if (found === undefined) return MISSING;
-            if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
-            const md5 = md5FromEtag(found.found.etag);
-            return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
-          });
+        },
+        mastodonPrefixes([job]).map(({ prefix }) => prefix),
+      );
+      const joined = joinListings(owned, [
+        { list: (folder) => resumingListing(destination, folder, options.retries, stop), where: destination.description },
+        { list: (folder) => resumingListing(source, folder, options.retries, stop), where: source.description },
+      ]);
+      for await (const {
+        owned: { object, row },
+        listed: [atDestinationNow, atSource],
+      } of joined) {
+        if (stop.aborted) return;
+        const key = destination.locate(object.key);
+        summary.objects += 1;
+        if (options.resume.isDone(key)) {
+          summary.skipped += 1;
+          options.onSkipped?.(job, 1);
+          continue;
         }
+        expect(object.id, 1);
+        const retry = options.resume.wasOutstanding(key);
+        if (atSource !== undefined) {
+          await submit(row, object, retry, false, async () => (atDestinationNow !== undefined && sameListed(atSource, atDestinationNow) ? PRESENT : undefined));
+          continue;
+        }
+        await submit(row, object, retry, false, async () => {
+          const found = await findAtSource(object, (sourceKey) =>
+            withRetries([source], () => source.head(sourceKey), { retries: options.retries, signal: options.abort }),
+          );
+          if (found === undefined) return MISSING;
+          if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
+          const md5 = md5FromEtag(found.found.etag);
+          return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
+        });
       }
     };
 

@@ -22,7 +22,7 @@ import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
-import { joinListing, ownedInKeyOrder, resumingListing } from './listingJoin.js';
+import { joinListings, ownedByFolder, resumingListing } from './listingJoin.js';
 import { mastodonPrefixes } from '../mastodon/owners.js';
 
 type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
@@ -144,8 +144,8 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
 }
 
 /**
- * Every owned object of each job checked against both listings, folder by folder in key order. The objects that
- * need a request of their own (the sample, and those the source does not list at their exact key) go through the
+ * Every owned object of each job checked against both listings, in one read of the job's rows (listingJoin.ts):
+ * each object against its folder's listings, in key order. The objects that need a request of their own (the sample, and those the source does not list at their exact key) go through the
  * pool; the others are decided on the spot.
  */
 async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary[]> {
@@ -167,45 +167,36 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
       if (options.stop?.aborted) break;
       const summary = emptySummary(job);
       summaries.push(summary);
-      let first = true;
-      folders: for (const { prefix } of mastodonPrefixes([job])) {
-        const owned = ownedInKeyOrder(
-          { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRow: first ? () => (summary.rows += 1) : undefined },
-          prefix,
-        );
-        first = false;
-        const atDestination = joinListing(
-          owned,
-          ({ object }) => object.key,
-          resumingListing(destination, prefix, options.retries, options.stop),
-          destination.description,
-        );
-        const both = joinListing(
-          atDestination,
-          ([{ object }]) => object.key,
-          resumingListing(source, prefix, options.retries, options.stop),
-          source.description,
-        );
-        for await (const [[{ object }, listedAtDestination], listedAtSource] of both) {
-          if (options.stop?.aborted) break folders;
-          summary.objects += 1;
-          summary.checked += 1;
-          if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
-            await settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
-            continue;
-          }
-          await pool.submit(async () => {
-            // The sample is checked as by HEAD, attributes included; an object not listed at its exact key at the
-            // source may be under a legacy alternate there, which a HEAD finds as a run would.
-            const outcome =
-              listedAtSource !== undefined
-                ? await verifyObject(object, options)
-                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
-                    problemOf(object, destination, 'error', { error: describeError(error) }),
-                  ]);
-            await settle(summary, object, outcome);
-          });
+      const owned = ownedByFolder(
+        { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRow: () => (summary.rows += 1) },
+        mastodonPrefixes([job]).map(({ prefix }) => prefix),
+      );
+      const joined = joinListings(owned, [
+        { list: (folder) => resumingListing(destination, folder, options.retries, options.stop), where: destination.description },
+        { list: (folder) => resumingListing(source, folder, options.retries, options.stop), where: source.description },
+      ]);
+      for await (const {
+        owned: { object },
+        listed: [listedAtDestination, listedAtSource],
+      } of joined) {
+        if (options.stop?.aborted) break;
+        summary.objects += 1;
+        summary.checked += 1;
+        if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
+          await settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
+          continue;
         }
+        await pool.submit(async () => {
+          // The sample is checked as by HEAD, attributes included; an object not listed at its exact key at the
+          // source may be under a legacy alternate there, which a HEAD finds as a run would.
+          const outcome =
+            listedAtSource !== undefined
+              ? await verifyObject(object, options)
+              : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
+                  problemOf(object, destination, 'error', { error: describeError(error) }),
+                ]);
+          await settle(summary, object, outcome);
+        });
       }
     }
   } finally {

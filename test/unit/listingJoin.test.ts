@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ListingOrderError, compareKeys, joinListing } from '../../src/sync/listingJoin.js';
+import { ListingOrderError, compareKeys, inFolderOrder, joinListings, mergeInFolderOrder, type FolderObject } from '../../src/sync/listingJoin.js';
+import { mastodonPrefixes } from '../../src/mastodon/owners.js';
+import { ownedObjects, type OwnedObject } from '../../src/mastodon/keys.js';
+import type { Row } from '../../src/mastodon/tables.js';
 import type { ListedObject } from '../../src/storage/types.js';
 import { seededRandom } from '../support/random.js';
 
@@ -23,22 +26,126 @@ async function* listed(keys: string[]): AsyncIterable<ListedObject> {
   for (const key of keys) yield { key, size: key.length };
 }
 
-async function* items(keys: string[]): AsyncIterable<string> {
-  yield* keys;
+const FOLDERS = mastodonPrefixes(['media_attachments']).map(({ prefix }) => prefix);
+
+/** A media row: local or remote (then under cache/), an image (original and small) or audio, with a thumbnail or not. */
+function mediaRow(id: string, random: () => number): Row {
+  const remote = random() < 0.5;
+  return {
+    id,
+    remote_url: remote ? `https://remote.example/${id}` : '',
+    file_file_name: `${id}.${random() < 0.5 ? 'png' : 'mp3'}`,
+    file_content_type: random() < 0.5 ? 'image/png' : 'audio/mpeg',
+    file_storage_schema_version: 1,
+    thumbnail_file_name: random() < 0.3 ? `t${id}.jpg` : null,
+    thumbnail_storage_schema_version: 1,
+  };
 }
 
-test('joinListing pairs each item with the entry at its key, passes over listed keys no item has', async () => {
-  const joined: Array<[string, number | undefined]> = [];
-  for await (const [item, entry] of joinListing(items(['a', 'c', 'd']), (key) => key, listed(['a', 'b', 'c', 'e']), 'store')) joined.push([item, entry?.size]);
-  assert.deepEqual(joined, [
-    ['a', 1],
-    ['c', 1],
-    ['d', undefined],
-  ]);
+async function* pagesOf(rows: Row[], size: number): AsyncIterable<Row[]> {
+  for (let start = 0; start < rows.length; start += size) yield rows.slice(start, start + size);
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+/** Every folder's keys, in the order the stream gave them. */
+function byFolder(objects: readonly FolderObject[]): Map<string, string[]> {
+  const folders = new Map<string, string[]>();
+  for (const { folder, object } of objects) folders.set(folder, [...(folders.get(folder) ?? []), object.key]);
+  return folders;
+}
+
+const inByteOrder = (keys: readonly string[]) => [...keys].sort((a, b) => Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
+
+test('inFolderOrder: one read of the rows gives each folder its owned keys in byte order', async () => {
+  const random = seededRandom(12);
+  // 9-digit ids (one partition each) and 13-digit ones (ten share a partition), each width read on its own.
+  const narrow = Array.from({ length: 400 }, (_, index) => mediaRow(String(99_990 + index * 7), random));
+  const wide = Array.from({ length: 400 }, (_, index) => mediaRow(String(1_000_000_000_000n + BigInt(index * 3)), random));
+  for (const rows of [narrow, wide]) {
+    const objects = await collect(inFolderOrder(pagesOf(rows, 37), (row) => ownedObjects('media_attachments', row), FOLDERS, false));
+    const owned = rows.flatMap((row) => ownedObjects('media_attachments', row));
+    assert.equal(objects.length, owned.length, 'every owned object, once');
+    const folders = byFolder(objects);
+    assert.ok(folders.size >= 3, `rows spread over ${folders.size} folders`);
+    for (const [folder, keys] of folders) {
+      assert.deepEqual(keys, inByteOrder(owned.filter((object) => object.key.startsWith(folder)).map((object) => object.key)), folder);
+    }
+  }
 });
 
-test('joinListing refuses a listing out of byte order rather than report objects missing', async () => {
+test('inFolderOrder streams: its first object comes before the second page of rows is read', async () => {
+  const random = seededRandom(5);
+  let pagesRead = 0;
+  async function* counted(): AsyncIterable<Row[]> {
+    for await (const page of pagesOf(
+      Array.from({ length: 100 }, (_, index) => mediaRow(String(index + 1), random)),
+      10,
+    )) {
+      pagesRead += 1;
+      yield page;
+    }
+  }
+  for await (const _ of inFolderOrder(counted(), (row) => ownedObjects('media_attachments', row), FOLDERS, false)) break;
+  assert.equal(pagesRead, 1);
+});
+
+test("mergeInFolderOrder: widths whose keys interleave come out in each folder's byte order", async () => {
+  const random = seededRandom(8);
+  // 109349205 partitions as 109/349/205, and 109349205816583400 as 109/349/205/816/583/4: their keys interleave.
+  const widths = [
+    ['109349205', '109349206', '999999999'],
+    ['109349205816583400', '109349205816583999', '109349206000000000'],
+    ['100000000000', '100000000001'],
+    ['1000000000000', '1000000000005'],
+  ].map((ids) => ids.map((id) => mediaRow(id, random)));
+  const streams = widths.map((rows) => inFolderOrder(pagesOf(rows, 2), (row) => ownedObjects('media_attachments', row), FOLDERS, false));
+  const merged = await collect(mergeInFolderOrder(streams));
+  const owned = widths.flat().flatMap((row) => ownedObjects('media_attachments', row));
+  assert.equal(merged.length, owned.length);
+  for (const [folder, keys] of byFolder(merged)) {
+    assert.deepEqual(keys, inByteOrder(owned.filter((object) => object.key.startsWith(folder)).map((object) => object.key)), folder);
+  }
+});
+
+/** Owned objects with only a key, under two folders. */
+function folderObjects(keys: string[]): FolderObject[] {
+  return keys.map((key) => {
+    const folder = key.slice(0, key.indexOf('/') + 1);
+    return { object: { key } as OwnedObject, row: {}, folder, inFolder: key.slice(folder.length) };
+  });
+}
+
+async function* items<T>(values: T[]): AsyncIterable<T> {
+  yield* values;
+}
+
+test('joinListings pairs each object with what each store lists at its key in its folder, and never lists a folder without objects', async () => {
+  const asked: string[] = [];
+  const side = (where: string, keys: string[]) => ({
+    where,
+    list: (folder: string) => {
+      asked.push(`${where} ${folder}`);
+      return listed(keys.filter((key) => key.startsWith(folder)));
+    },
+  });
+  const destination = side('destination', ['a/1', 'a/2', 'a/3', 'b/1', 'b/9', 'c/1']);
+  const source = side('source', ['a/1', 'a/3', 'a/4', 'b/1', 'b/2', 'c/1']);
+  // Folders interleave, each in its own key order.
+  const owned = folderObjects(['a/1', 'b/1', 'a/3', 'b/2', 'a/4', 'b/3']);
+  const joined = (await collect(joinListings(items(owned), [destination, source]))).map(
+    ({ owned: { object }, listed: [atDestination, atSource] }) => `${object.key} ${atDestination ? 'D' : '-'}${atSource ? 'S' : '-'}`,
+  );
+  assert.deepEqual(joined, ['a/1 DS', 'b/1 DS', 'a/3 DS', 'b/2 -S', 'a/4 -S', 'b/3 --']);
+  assert.deepEqual(asked.sort(), ['destination a/', 'destination b/', 'source a/', 'source b/'], 'c/ owns nothing: not listed');
+});
+
+test('joinListings refuses a listing out of byte order rather than report objects missing', async () => {
   await assert.rejects(async () => {
-    for await (const _ of joinListing(items(['a/b', 'z']), (key) => key, listed(['a/b', 'a-b']), 'store'));
+    for await (const _ of joinListings(items(folderObjects(['a/b', 'a/z'])), [{ where: 'store', list: () => listed(['a/b', 'a-b']) }]));
   }, ListingOrderError);
 });
