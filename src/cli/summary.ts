@@ -33,7 +33,9 @@ export function reportText(report: Report): string {
   const total = totals(report.jobs);
   // `present` only when --skip-existing found some: other runs keep the columns cron mails have always had.
   const columns = report.dryRun
-    ? (['rows', 'objects', 'skipped'] as const)
+    ? total.present > 0
+      ? (['rows', 'objects', 'present', 'missing', 'skipped'] as const)
+      : (['rows', 'objects', 'skipped'] as const)
     : total.present > 0
       ? (['rows', 'changed', 'objects', 'copied', 'relocated', 'present', 'missing', 'failed', 'skipped'] as const)
       : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);

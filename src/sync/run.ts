@@ -290,8 +290,11 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
       if (stop.aborted) return;
       if (options.dryRun) {
-        // --skip-existing: nothing to plan for an object found present or missing.
-        if (known !== undefined && (await known()) !== undefined) {
+        // --skip-existing: nothing to plan for an object found present or missing, but the summary counts it, so that
+        // the plan's few lines are seen against all the destination already holds.
+        const found = known === undefined ? undefined : await known();
+        if (found !== undefined) {
+          summary[found.status] += 1;
           settled(object.id);
           return;
         }

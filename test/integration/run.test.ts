@@ -260,4 +260,17 @@ describe('run --skip-existing', () => {
     const total = totalOf(result.stdout);
     assert.deepEqual([total.copied, total.present], [3, world.fixture.present.length - 3]);
   });
+
+  test('--dry-run over a complete destination plans no copy and counts what is there as present', async () => {
+    proxy.reset();
+    const result = await runCli(['run', 'all', '--skip-existing', '--dry-run', '--json'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(objectRequests(), []);
+    const lines = readJsonLines<{ total?: Total }>(result.stdout);
+    assert.equal(lines.length, 1, 'no key is planned, only the summary');
+    const total = lines[0]!.total!;
+    assert.deepEqual([total.present, total.missing], [world.fixture.present.length, world.fixture.missing.length]);
+    const text = await runCli(['run', 'all', '--skip-existing', '--dry-run'], { cwd: config.dir });
+    assert.match(text.stdout, /^job +rows +objects +present +missing +skipped$/m);
+  });
 });
