@@ -12,6 +12,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError, md5FromEtag } from '../storage/errors.js';
+import { streamed } from './garbage.js';
 
 /** A multipart ETag: the MD5 of the parts' MD5s and the number of parts. */
 export function multipartEtag(etag: string | undefined): { digest: string; parts: number } | undefined {
@@ -97,6 +98,7 @@ export class IntegrityCheck extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
+    streamed(chunk.length);
     const { length } = this.expected;
     if (length !== undefined && this.bytes > length) {
       callback(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`));
