@@ -40,8 +40,17 @@ await build({
   // Optional native parts, each loaded inside a try by its user (ssh2's faster crypto and cpu-features; pg's
   // libpq binding, only on `pg.native`): left out, those users fall back to their JavaScript code.
   external: ['cpu-features', 'pg-native', '*.node'],
+  // As `npm run build` bundles (docs/performance.md, start-up): packages from their ES modules, tree-shaken, minified
+  // with names kept (the SDK's errors and yargs read constructor names), and pg's probe for Cloudflare Workers
+  // (`new Response`, which loads Node's undici at start) compiled out. The SDK's ES modules import two of Node's
+  // built-ins with import(), which a single executable cannot run (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild
+  // turns those into require(), which loads built-ins there.
+  mainFields: ['module', 'main'],
+  supported: { 'dynamic-import': false },
+  minify: true,
+  keepNames: true,
   // ESM packages (yargs) read import.meta.url at load; in a CommonJS bundle it is the executable's own path.
-  define: { 'import.meta.url': 'importMetaUrl' },
+  define: { 'import.meta.url': 'importMetaUrl', Response: 'undefined' },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 
