@@ -15,6 +15,7 @@ import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
+import { FatalStoreError } from '../storage/errors.js';
 import { CheckpointBusyError } from '../sync/lock.js';
 
 /** Every command; add new ones here. */
@@ -74,6 +75,11 @@ export async function main(argv: string[], out: Output = processOutput, version?
     if (error instanceof CheckpointBusyError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.busy;
+    }
+    if (error instanceof FatalStoreError) {
+      // What no retry can fix, met where no run records it (prune's deletes, say): the line run prints, not a class name.
+      out.stderr(`mastosync: stopped: ${error.message}`);
+      return EXIT.failures;
     }
     // Not a usage problem: the run may have written part of its work (all of it recorded in the checkpoint).
     out.stderr(`mastosync: error: ${describeError(error)}`);

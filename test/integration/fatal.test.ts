@@ -185,6 +185,35 @@ describe('a fault no retry can fix stops the run', () => {
   });
 });
 
+describe('prune meets a fault no retry can fix', () => {
+  test('--delete with credentials that may not delete: exit 1, one line "stopped: … denied access", nothing deleted', async () => {
+    await s3.createBucket('fatal-prune');
+    const orphans = ['media_attachments/files/999/999/998/original/x.jpg', 'media_attachments/files/999/999/999/original/y.jpg'];
+    for (const key of orphans) await s3.put('fatal-prune', key, Buffer.from(key));
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'fatal-prune' },
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    proxy.setFault((request) =>
+      request.operation === 'DeleteObjects' || request.operation === 'DeleteObject'
+        ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' }
+        : undefined,
+    );
+    try {
+      const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%'], { cwd: config.dir });
+      assert.equal(result.code, 1, result.stderr);
+      const lines = errorLines(result);
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0]!, /^mastosync: stopped: \[destination\] bucket "fatal-prune" at .* denied access \(AccessDenied/);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    assert.deepEqual((await s3.listKeys('fatal-prune')).sort(), orphans);
+  });
+});
+
 describe('a body the provider refuses for its size', () => {
   test('413 for bodies above 6 MiB (nginx client_max_body_size): named in the log, and the object is copied multipart in smaller parts', async () => {
     await s3.createBucket('fatal-limited');
