@@ -13,7 +13,7 @@
 import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
-import type { IdRange } from '../mastodon/owners.js';
+import { clipToRows, ID_LENGTH_SPANS, type IdRange } from '../mastodon/owners.js';
 import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
 import { ISO_UTC_FORMAT } from './clock.js';
 import { isConnectionLost, type Database } from './connection.js';
@@ -84,34 +84,68 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
  * into ids for one `id = ANY` lookup through the primary key: PostgreSQL plans a join on ranges as a scan of the
  * whole table against each of them.
  */
-export async function readRowsInIdRanges(
-  db: Database,
-  schema: Schema,
-  job: JobName,
-  ranges: ReadonlyArray<{ readonly from: bigint; readonly to: bigint }>,
-): Promise<Row[]> {
+export async function readRowsInIdRanges(db: Database, schema: Schema, job: JobName, ranges: readonly IdRange[]): Promise<Row[]> {
+  const ids = spelledOut(ranges);
+  return ids.length === 0 ? [] : readRowsById(db, schema, job, ids);
+}
+
+/**
+ * As readRowsInIdRanges, with the ranges first cut to the spans `job`'s rows fill (readRowSpans, clipToRows), both
+ * read in one snapshot (a read-only REPEATABLE READ transaction): a row that snapshot holds lies within its span,
+ * so this finds exactly the rows the uncut ranges would, however many ids the cut leaves out. For prune's check
+ * just before deleting, where a row may have appeared since the spans it read at the start.
+ */
+export async function readRowsInIdRangesCut(db: Database, schema: Schema, job: JobName, ranges: readonly IdRange[]): Promise<Row[]> {
+  return withReconnect(db, async () => {
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const spans = toSpans((await client.query<{ from: string; to: string }>(rowSpansSql(job), rowSpansValues())).rows);
+      const ids = spelledOut(clipToRows(ranges, spans));
+      const sql = selectClause(schema, job) + ` WHERE t."id" = ANY($1::bigint[]) ORDER BY t."id"`;
+      const rows = ids.length === 0 ? [] : (await client.query<Row>(sql, [ids])).rows;
+      await client.query('COMMIT');
+      client.release();
+      return rows;
+    } catch (error) {
+      client.release(error as Error); // the transaction ends with the connection
+      throw error;
+    }
+  });
+}
+
+/**
+ * For each span of ID_LENGTH_SPANS (the ids of one length and sign), the lowest and highest id of `job` within it;
+ * spans that hold no row are left out. Two index probes a span, however large the table: prune learns which
+ * candidate ids a row can have (clipToRows) before it looks any up.
+ */
+export async function readRowSpans(db: Database, job: JobName): Promise<IdRange[]> {
+  return toSpans(await withReconnect(db, () => db.query<{ from: string; to: string }>(rowSpansSql(job), rowSpansValues())));
+}
+
+function rowSpansSql(job: JobName): string {
+  return `SELECT s."low"::text AS "from", s."high"::text AS "to"
+            FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS span("from", "to", "order")
+            CROSS JOIN LATERAL (SELECT min(t."id") AS "low", max(t."id") AS "high" FROM "${job}" t WHERE t."id" BETWEEN span."from" AND span."to") s
+           WHERE s."low" IS NOT NULL ORDER BY span."order"`;
+}
+
+function rowSpansValues(): string[][] {
+  return [ID_LENGTH_SPANS.map((span) => span.from.toString()), ID_LENGTH_SPANS.map((span) => span.to.toString())];
+}
+
+function toSpans(rows: ReadonlyArray<{ from: string; to: string }>): IdRange[] {
+  return rows.map((row) => ({ from: BigInt(row.from), to: BigInt(row.to) }));
+}
+
+/** Every id of `ranges`, once each, as text. */
+function spelledOut(ranges: readonly IdRange[]): string[] {
   const ids = new Set<string>();
   for (const { from, to } of ranges) {
     if (to - from >= MAX_RANGE) throw new Error(`id range ${from}..${to} is wider than ${MAX_RANGE}`);
     for (let id = from; id <= to; id++) ids.add(id.toString());
   }
-  return ids.size === 0 ? [] : readRowsById(db, schema, job, [...ids]);
-}
-
-/**
- * For each of `spans` (ranges of ids, sorted), the lowest and highest id of `job` within it; spans that hold no row
- * are left out. Two index probes a span, however large the table: prune learns which candidate ids a row can have
- * (src/mastodon/owners.ts clipToRows) before it looks any up.
- */
-export async function readIdsWithinSpans(db: Database, job: JobName, spans: readonly IdRange[]): Promise<IdRange[]> {
-  const sql = `SELECT s."low"::text AS "from", s."high"::text AS "to"
-                 FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS span("from", "to", "order")
-                 CROSS JOIN LATERAL (SELECT min(t."id") AS "low", max(t."id") AS "high" FROM "${job}" t WHERE t."id" BETWEEN span."from" AND span."to") s
-                WHERE s."low" IS NOT NULL ORDER BY span."order"`;
-  const from = spans.map((span) => span.from.toString());
-  const to = spans.map((span) => span.to.toString());
-  const rows = await withReconnect(db, () => db.query<{ from: string; to: string }>(sql, [from, to]));
-  return rows.map((row) => ({ from: BigInt(row.from), to: BigInt(row.to) }));
+  return [...ids];
 }
 
 /** A partition drops at most two digits of an id (docs/storage-layout.md §1.2): 100 ids. */

@@ -12,12 +12,12 @@ import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Database } from '../db/connection.js';
-import { readIdsWithinSpans, readRowsInIdRanges } from '../db/rows.js';
+import { readRowSpans, readRowsInIdRanges, readRowsInIdRangesCut } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
 import { idPartition, legacyIdPartition } from '../mastodon/idPartition.js';
-import { clipToRows, ID_LENGTH_SPANS, mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
-import type { JobName } from '../mastodon/tables.js';
+import { clipToRows, mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
+import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 
 /**
@@ -104,11 +104,13 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     // 1. List every folder of the chosen jobs, a page at a time, and report what no row owns. Each page's lookup
     // runs while the next page is listed; one lookup at a time, so orphans come in listing order.
     const rowSpans = new Map<JobName, readonly IdRange[]>();
-    for (const job of options.jobs) rowSpans.set(job, await readIdsWithinSpans(options.db, job, ID_LENGTH_SPANS));
+    for (const job of options.jobs) rowSpans.set(job, await readRowSpans(options.db, job));
     let lookup: Promise<void> = Promise.resolve();
     const lookUp = async (job: JobName, page: readonly ListedObject[]) => {
       await lookup;
-      lookup = findOrphans(options, job, tableless.has(job), page, rowSpans.get(job)).then((orphans) => {
+      const spans = rowSpans.get(job) ?? [];
+      const readRows = (candidates: readonly IdRange[]) => readRowsInIdRanges(options.db, options.schema, job, clipToRows(candidates, spans));
+      lookup = findOrphans(options, job, tableless.has(job), page, readRows).then((orphans) => {
         const summary = summaries.get(job)!;
         for (const orphan of orphans) {
           summary.orphans++;
@@ -151,9 +153,10 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       const still = new Map<string, Orphan>();
       for (const job of new Set(batch.map((orphan) => orphan.job))) {
         const ofJob = batch.filter((orphan) => orphan.job === job);
-        // Every id the keys could name, not only those within the rows' spans as read at the start: a row created
-        // since may have an id outside them.
-        const orphansNow = await findOrphans(options, job, tableless.has(job), ofJob);
+        // Not cut to the rows' spans as read at the start, where a row created since may lie outside: to those
+        // read again with the rows, in one snapshot.
+        const readRows = (candidates: readonly IdRange[]) => readRowsInIdRangesCut(options.db, options.schema, job, candidates);
+        const orphansNow = await findOrphans(options, job, tableless.has(job), ofJob, readRows);
         summaries.get(job)!.keptOnRecheck += ofJob.length - orphansNow.length;
         for (const orphan of orphansNow) still.set(orphan.key, orphan);
       }
@@ -204,15 +207,15 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
 
 /**
  * The objects of `page` (all under `job`'s folders) that no row owns: the rows their partitions could name are
- * looked up in one query, their keys derived again, and each listed key compared with them. With `rowSpans`
- * (readIdsWithinSpans), only the candidate ids within them are looked up.
+ * looked up in one query (`readRows`, given every id the partitions name), their keys derived again, and each
+ * listed key compared with them.
  */
 async function findOrphans(
   options: PruneOptions,
   job: JobName,
   tableless: boolean,
   page: readonly ListedObject[],
-  rowSpans?: readonly IdRange[],
+  readRows: (candidates: readonly IdRange[]) => Promise<Row[]>,
 ): Promise<Orphan[]> {
   const orphan = (object: ListedObject, reason: OrphanReason): Orphan => ({ job, key: object.key, size: object.size, reason });
   if (tableless) return page.map((object) => orphan(object, 'no-table'));
@@ -220,8 +223,7 @@ async function findOrphans(
   // The keys of one folder (original and styles, both sides of cache/) share a partition: its ids once.
   const partitions = new Map<string, readonly IdRange[]>();
   for (const owners of readings) for (const owner of owners) partitions.set(owner.partition, owner.ids);
-  const candidates = [...partitions.values()].flatMap((ids) => (rowSpans === undefined ? ids : clipToRows(ids, rowSpans)));
-  const rows = await readRowsInIdRanges(options.db, options.schema, job, candidates);
+  const rows = await readRows([...partitions.values()].flat());
   // Whether some row has the key's partition, for the reason given: a key's partition names exactly the ids whose
   // partition, current or before Paperclip 6.1, it is. Only orphans ask.
   let rowPartitions: Set<string> | undefined;
