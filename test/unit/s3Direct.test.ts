@@ -269,14 +269,18 @@ test("the direct requests' node:http transport fails as the SDK's handler does (
     assert.equal(answers[1]!.response.headers.etag, '"abc"');
     const reason = new Error('copy aborted');
     const results: string[] = [];
-    for (const path of ['/silent', '/reset', 'abort']) {
+    for (const path of ['/silent', '/reset', 'aborted before', 'aborted while waiting']) {
+      // One stop under both requests (as the run's is under all), aborted before they go or while they wait.
+      const stop = new AbortController();
+      if (path === 'aborted before') stop.abort(reason);
+      else setTimeout(() => stop.abort(reason), 50);
       const [sdk, ours] = await Promise.all(
-        Object.values(handlers).map((handler) => (path === 'abort' ? failure(handler, '/silent', AbortSignal.abort(reason)) : failure(handler, path))),
+        Object.values(handlers).map((handler) => (path.startsWith('aborted') ? failure(handler, '/silent', stop.signal) : failure(handler, path))),
       );
       assert.deepEqual(ours, sdk, path);
       results.push(`${path}: ${ours!.name}${ours!.code ? ` ${ours!.code}` : ''}`);
     }
-    assert.deepEqual(results, ['/silent: TimeoutError', '/reset: TimeoutError ECONNRESET', 'abort: AbortError']);
+    assert.deepEqual(results, ['/silent: TimeoutError', '/reset: TimeoutError ECONNRESET', 'aborted before: AbortError', 'aborted while waiting: AbortError']);
   } finally {
     agents.httpAgent.destroy();
     server.close();
