@@ -73,18 +73,19 @@ export interface FolderObject {
  * The objects of `job`'s rows in scope whose keys lie under one of `folders`, each folder's in the byte order of its
  * keys: one read of the rows per id width serves every folder. Objects of different folders interleave in the order
  * of their keys without the folder (partition, style, name), which is each folder's own order, so every folder's
- * listing can be read forward alongside.
+ * listing can be read forward alongside. They come in small batches: a step of an async iteration per object cost
+ * more than the join itself.
  */
-export async function* ownedByFolder(options: OwnedStreamOptions, folders: readonly string[]): AsyncIterable<FolderObject> {
+export function ownedByFolder(options: OwnedStreamOptions, folders: readonly string[]): AsyncIterable<FolderObject[]> {
   const streams = ID_WIDTHS.flatMap((width) => {
     const from = options.scope.minId === undefined ? width.from : max(width.from, BigInt(options.scope.minId));
     const to = options.scope.maxId === undefined ? width.to : min(width.to, BigInt(options.scope.maxId));
     return from > to ? [] : [ownedOfWidth(options, folders, from, to, width.sortInMemory === true)];
   });
-  yield* mergeInFolderOrder(streams);
+  return mergeInFolderOrder(streams);
 }
 
-function ownedOfWidth(options: OwnedStreamOptions, folders: readonly string[], from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<FolderObject> {
+function ownedOfWidth(options: OwnedStreamOptions, folders: readonly string[], from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<FolderObject[]> {
   const scope = { ...options.scope, minId: String(from), maxId: String(to) };
   const pages = readRowPages(options.db, options.schema, options.job, { batchSize: options.batchSize, scope });
   return inFolderOrder(
@@ -100,20 +101,20 @@ function ownedOfWidth(options: OwnedStreamOptions, folders: readonly string[], f
 
 /**
  * The objects `objectsOf` gives for rows of one id width (`pages`, in id order) whose keys lie under one of
- * `folders`, in the order of their keys within their folder. Consecutive rows that share a partition (a partition
- * drops digits of the id) are sorted together, and all objects of a row share its partition whatever their folder, so
- * at most one partition's objects are held; `sortInMemory` sorts them all (the few negative ids, which partition in
- * no useful order).
+ * `folders`, in the order of their keys within their folder, in batches of about BATCH objects. Consecutive rows that share a
+ * partition (a partition drops digits of the id) are sorted together, and all objects of a row share its partition
+ * whatever their folder, so besides a page only one partition's objects are held; `sortInMemory` sorts them all
+ * (the few negative ids, which partition in no useful order).
  */
 export async function* inFolderOrder(
   pages: AsyncIterable<readonly Row[]>,
   objectsOf: (row: Row) => readonly OwnedObject[],
   folders: readonly string[],
   sortInMemory: boolean,
-): AsyncIterable<FolderObject> {
+): AsyncIterable<FolderObject[]> {
   let group: FolderObject[] = [];
   let partition: string | undefined;
-  const sorted = () => group.sort(byKeyInFolder);
+  let ready: FolderObject[] = [];
   for await (const rows of pages) {
     for (const row of rows) {
       for (const object of objectsOf(row)) {
@@ -122,16 +123,27 @@ export async function* inFolderOrder(
         const inFolder = object.key.slice(folder.length);
         const objectPartition = partitionOf(inFolder);
         if (!sortInMemory && objectPartition !== partition) {
-          yield* sorted();
+          for (const done of group.sort(byKeyInFolder)) ready.push(done);
           group = [];
           partition = objectPartition;
+          if (ready.length >= BATCH) {
+            yield ready;
+            ready = [];
+          }
         }
         group.push({ object, row, folder, inFolder });
       }
     }
   }
-  yield* sorted();
+  for (const done of group.sort(byKeyInFolder)) ready.push(done);
+  if (ready.length > 0) yield ready;
 }
+
+/**
+ * Objects per batch, about: enough to spare an async step per object, few enough that a batch's objects die young
+ * (a page of rows at once kept them past the young generation, and the heap grew by 100 MB).
+ */
+const BATCH = 256;
 
 function byKeyInFolder(a: FolderObject, b: FolderObject): number {
   return compareKeys(a.inFolder, b.inFolder);
@@ -142,21 +154,42 @@ function partitionOf(inFolder: string): string {
   return inFolder.slice(0, inFolder.lastIndexOf('/', inFolder.lastIndexOf('/') - 1));
 }
 
-/** Merges streams that are each in order of key within folder into one. */
-export async function* mergeInFolderOrder(streams: ReadonlyArray<AsyncIterable<FolderObject>>): AsyncIterable<FolderObject> {
+/**
+ * Merges streams of batches that are each in order of key within folder into one such stream. A batch ends where a
+ * stream's batch does: that stream's next batch may hold the least key.
+ */
+export async function* mergeInFolderOrder(streams: ReadonlyArray<AsyncIterable<FolderObject[]>>): AsyncIterable<FolderObject[]> {
+  if (streams.length === 1) return yield* streams[0]!;
   const iterators = streams.map((stream) => stream[Symbol.asyncIterator]());
-  const heads = await Promise.all(iterators.map((iterator) => iterator.next()));
-  try {
+  // Each stream's current batch and how far it is taken; undefined once the stream ended.
+  const heads: Array<{ batch: FolderObject[]; taken: number } | undefined> = [];
+  const refill = async (index: number) => {
     for (;;) {
-      let least = -1;
-      for (let index = 0; index < heads.length; index++) {
-        const head = heads[index]!;
-        if (head.done) continue;
-        if (least < 0 || byKeyInFolder(head.value, heads[least]!.value as FolderObject) < 0) least = index;
+      const next = await iterators[index]!.next();
+      heads[index] = next.done ? undefined : { batch: next.value, taken: 0 };
+      if (next.done || next.value.length > 0) return;
+    }
+  };
+  try {
+    await Promise.all(iterators.map((_, index) => refill(index)));
+    for (;;) {
+      const merged: FolderObject[] = [];
+      let emptied = -1;
+      while (emptied < 0) {
+        let least = -1;
+        for (let index = 0; index < heads.length; index++) {
+          const head = heads[index];
+          if (head === undefined) continue;
+          if (least < 0 || byKeyInFolder(head.batch[head.taken]!, heads[least]!.batch[heads[least]!.taken]!) < 0) least = index;
+        }
+        if (least < 0) break;
+        const head = heads[least]!;
+        merged.push(head.batch[head.taken++]!);
+        if (head.taken === head.batch.length) emptied = least;
       }
-      if (least < 0) return;
-      yield heads[least]!.value as FolderObject;
-      heads[least] = await iterators[least]!.next();
+      if (merged.length > 0) yield merged;
+      if (emptied < 0) return;
+      await refill(emptied);
     }
   } finally {
     await Promise.all(iterators.map((iterator) => iterator.return?.()));
@@ -168,10 +201,19 @@ export class ListingOrderError extends Error {
   override readonly name = 'ListingOrderError';
 }
 
-/** One folder's listing at one store, read forward as keys are asked for in ascending byte order. */
+/** Entries a cursor reads ahead at a time once it reads at all: about a listing page, then answered without waiting. */
+const READ_AHEAD = 1000;
+
+/**
+ * One folder's listing at one store, read forward as keys are asked for in ascending byte order: `take` answers
+ * synchronously from the entries read ahead, and `readTo` reads on when they do not reach the key asked for.
+ */
 class ListingCursor {
   private readonly listed: AsyncIterator<ListedObject>;
-  private current: IteratorResult<ListedObject> | undefined;
+  private entries: ListedObject[] = [];
+  private taken = 0;
+  private ended = false;
+  private previous: string | undefined;
 
   constructor(
     listing: AsyncIterable<ListedObject>,
@@ -180,28 +222,46 @@ class ListingCursor {
     this.listed = listing[Symbol.asyncIterator]();
   }
 
-  /** The entry listed at `key`, if any; listed keys before it are passed over. */
-  async at(key: string): Promise<ListedObject | undefined> {
-    this.current ??= await this.listed.next();
-    while (!this.current.done && compareKeys(this.current.value.key, key) < 0) await this.advance();
-    if (this.current.done || this.current.value.key !== key) return undefined;
-    const found = this.current.value;
-    await this.advance();
-    return found;
+  /** Whether `take(key)` can answer now: an entry at or after `key` is read, or the listing has ended. */
+  covers(key: string): boolean {
+    return this.ended || (this.taken < this.entries.length && compareKeys(this.entries.at(-1)!.key, key) >= 0);
+  }
+
+  /** Reads on until `take(key)` can answer, then some entries more, so that the next keys are answered at once. */
+  async readTo(key: string): Promise<void> {
+    // Not covered: every entry read so far sorts before `key` and will be passed over.
+    this.entries = [];
+    this.taken = 0;
+    let reached = false;
+    while (!reached || this.entries.length < READ_AHEAD) {
+      const next = await this.listed.next();
+      if (next.done) {
+        this.ended = true;
+        return;
+      }
+      const listedKey = next.value.key;
+      if (this.previous !== undefined && compareKeys(this.previous, listedKey) >= 0) {
+        throw new ListingOrderError(
+          `${this.where} listed ${JSON.stringify(listedKey)} after ${JSON.stringify(this.previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
+        );
+      }
+      this.previous = listedKey;
+      this.entries.push(next.value);
+      reached ||= compareKeys(listedKey, key) >= 0;
+    }
+  }
+
+  /** The entry listed at `key`, if any, passing over the entries before it; `covers(key)` must hold. */
+  take(key: string): ListedObject | undefined {
+    while (this.taken < this.entries.length && compareKeys(this.entries[this.taken]!.key, key) < 0) this.taken += 1;
+    const entry = this.entries[this.taken];
+    if (entry === undefined || entry.key !== key) return undefined;
+    this.taken += 1;
+    return entry;
   }
 
   async close(): Promise<void> {
     await this.listed.return?.();
-  }
-
-  private async advance(): Promise<void> {
-    const previous = (this.current!.value as ListedObject).key;
-    this.current = await this.listed.next();
-    if (!this.current.done && compareKeys(previous, this.current.value.key) >= 0) {
-      throw new ListingOrderError(
-        `${this.where} listed ${JSON.stringify(this.current.value.key)} after ${JSON.stringify(previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
-      );
-    }
   }
 }
 
@@ -211,27 +271,38 @@ export interface ListingSide {
   readonly where: string;
 }
 
+/** An owned object and what each side lists at its key (undefined: not listed). */
+export interface JoinedObject {
+  readonly owned: FolderObject;
+  readonly listed: ReadonlyArray<ListedObject | undefined>;
+}
+
 /**
- * Pairs each owned object (from ownedByFolder) with the entry each of `sides` lists at its key, if any; listed keys
- * no object has are passed over. A folder is listed from the first object under it, and each folder's listing is
- * read forward on its own, so a folder holding no owned object is never listed. Throws ListingOrderError if a listing
- * is not in ascending byte order.
+ * Pairs each owned object (from ownedByFolder, in batches) with the entry each of `sides` lists at its key, if any;
+ * listed keys no object has are passed over. A folder is listed from the first object under it, and each folder's
+ * listing is read forward on its own, so a folder holding no owned object is never listed. Yields a batch per batch
+ * of objects. Throws ListingOrderError if a listing is not in ascending byte order.
  */
-export async function* joinListings(
-  owned: AsyncIterable<FolderObject>,
-  sides: readonly ListingSide[],
-): AsyncIterable<{ readonly owned: FolderObject; readonly listed: ReadonlyArray<ListedObject | undefined> }> {
+export async function* joinListings(owned: AsyncIterable<readonly FolderObject[]>, sides: readonly ListingSide[]): AsyncIterable<JoinedObject[]> {
   const cursors = new Map<string, ListingCursor[]>();
   try {
-    for await (const item of owned) {
-      let folderCursors = cursors.get(item.folder);
-      if (folderCursors === undefined) {
-        folderCursors = sides.map((side) => new ListingCursor(side.list(item.folder), side.where));
-        cursors.set(item.folder, folderCursors);
+    for await (const batch of owned) {
+      const joined: JoinedObject[] = [];
+      for (const item of batch) {
+        let folderCursors = cursors.get(item.folder);
+        if (folderCursors === undefined) {
+          folderCursors = sides.map((side) => new ListingCursor(side.list(item.folder), side.where));
+          cursors.set(item.folder, folderCursors);
+        }
+        const key = item.object.key;
+        const listed: Array<ListedObject | undefined> = [];
+        for (const cursor of folderCursors) {
+          if (!cursor.covers(key)) await cursor.readTo(key);
+          listed.push(cursor.take(key));
+        }
+        joined.push({ owned: item, listed });
       }
-      const listed: Array<ListedObject | undefined> = [];
-      for (const cursor of folderCursors) listed.push(await cursor.at(item.object.key));
-      yield { owned: item, listed };
+      yield joined;
     }
   } finally {
     await Promise.all([...cursors.values()].flat().map((cursor) => cursor.close()));

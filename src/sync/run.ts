@@ -251,7 +251,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: CopyResult) => {
       // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
       if (stop.aborted) return;
-      const result = known ?? (await copyOwnedObject(object, context));
+      record(object, retry, tracked, updated, known ?? (await copyOwnedObject(object, context)));
+    };
+
+    const record = (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, result: CopyResult) => {
       if (result.fatal !== undefined) stopFor(result.fatal);
       // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
       if (result.status === 'failed' && options.abort.aborted) {
@@ -303,10 +306,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         settled(object.id);
         return;
       }
-      const updated = row[`${object.attachment}_updated_iso`];
-      const recent = typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
       outstanding += 1;
-      await pool.submit(() => copy(object, retry, tracked, recent, known));
+      await pool.submit(() => copy(object, retry, tracked, recentChange(row, object), known));
+    };
+
+    /** --skip-existing: an object both stores list alike is recorded present at once, with no copy to queue. */
+    const recordPresent = (row: Row, object: OwnedObject, retry: boolean) => {
+      if (options.dryRun) settled(object.id);
+      else record(object, retry, false, recentChange(row, object), PRESENT);
+    };
+
+    /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
+    const recentChange = (row: Row, object: OwnedObject): string | undefined => {
+      const updated = row[`${object.attachment}_updated_iso`];
+      return typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
     };
 
     /**
@@ -335,33 +348,36 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         { list: (folder) => resumingListing(destination, folder, options.retries, stop), where: destination.description },
         { list: (folder) => resumingListing(source, folder, options.retries, stop), where: source.description },
       ]);
-      for await (const {
-        owned: { object, row },
-        listed: [atDestinationNow, atSource],
-      } of joined) {
-        if (stop.aborted) return;
-        const key = destination.locate(object.key);
-        summary.objects += 1;
-        if (options.resume.isDone(key)) {
-          summary.skipped += 1;
-          options.onSkipped?.(job, 1);
-          continue;
+      for await (const batch of joined) {
+        for (const {
+          owned: { object, row },
+          listed: [atDestinationNow, atSource],
+        } of batch) {
+          if (stop.aborted) return;
+          const key = destination.locate(object.key);
+          summary.objects += 1;
+          if (options.resume.isDone(key)) {
+            summary.skipped += 1;
+            options.onSkipped?.(job, 1);
+            continue;
+          }
+          expect(object.id, 1);
+          const retry = options.resume.wasOutstanding(key);
+          if (atSource !== undefined) {
+            if (atDestinationNow !== undefined && sameListed(atSource, atDestinationNow)) recordPresent(row, object, retry);
+            else await submit(row, object, retry, false);
+            continue;
+          }
+          await submit(row, object, retry, false, async () => {
+            const found = await findAtSource(object, (sourceKey) =>
+              withRetries([source], () => source.head(sourceKey), { retries: options.retries, signal: options.abort }),
+            );
+            if (found === undefined) return MISSING;
+            if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
+            const md5 = md5FromEtag(found.found.etag);
+            return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
+          });
         }
-        expect(object.id, 1);
-        const retry = options.resume.wasOutstanding(key);
-        if (atSource !== undefined) {
-          await submit(row, object, retry, false, async () => (atDestinationNow !== undefined && sameListed(atSource, atDestinationNow) ? PRESENT : undefined));
-          continue;
-        }
-        await submit(row, object, retry, false, async () => {
-          const found = await findAtSource(object, (sourceKey) =>
-            withRetries([source], () => source.head(sourceKey), { retries: options.retries, signal: options.abort }),
-          );
-          if (found === undefined) return MISSING;
-          if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
-          const md5 = md5FromEtag(found.found.etag);
-          return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
-        });
       }
     };
 

@@ -156,11 +156,11 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
   const scope = options.scope ?? WHOLE_DATABASE;
   const summaries: VerifyJobSummary[] = [];
   options.observe?.(summaries);
-  const settle = async (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome) => {
+  // Returns a promise only when there is a repair to wait for: most objects are settled without one.
+  const settle = (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome): Promise<void> | undefined => {
     tally(summary, outcome, options.onProblem);
-    if (options.repair !== undefined && outcome !== 'missing-at-source' && outcome.length > 0 && outcome[0]!.problem !== 'error') {
-      countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options.onRepair);
-    }
+    if (options.repair === undefined || outcome === 'missing-at-source' || outcome.length === 0 || outcome[0]!.problem === 'error') return undefined;
+    return repairObject(object, outcome[0]!.key, options.repair).then((repair) => countRepair(summary, repair, options.onRepair));
   };
   try {
     for (const job of options.jobs) {
@@ -175,28 +175,32 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
         { list: (folder) => resumingListing(destination, folder, options.retries, options.stop), where: destination.description },
         { list: (folder) => resumingListing(source, folder, options.retries, options.stop), where: source.description },
       ]);
-      for await (const {
-        owned: { object },
-        listed: [listedAtDestination, listedAtSource],
-      } of joined) {
-        if (options.stop?.aborted) break;
-        summary.objects += 1;
-        summary.checked += 1;
-        if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
-          await settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
-          continue;
+      for await (const batch of joined) {
+        for (const {
+          owned: { object },
+          listed: [listedAtDestination, listedAtSource],
+        } of batch) {
+          if (options.stop?.aborted) break;
+          summary.objects += 1;
+          summary.checked += 1;
+          if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
+            const repairing = settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
+            if (repairing !== undefined) await repairing;
+            continue;
+          }
+          await pool.submit(async () => {
+            // The sample is checked as by HEAD, attributes included; an object not listed at its exact key at the
+            // source may be under a legacy alternate there, which a HEAD finds as a run would.
+            const outcome =
+              listedAtSource !== undefined
+                ? await verifyObject(object, options)
+                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
+                    problemOf(object, destination, 'error', { error: describeError(error) }),
+                  ]);
+            await settle(summary, object, outcome);
+          });
         }
-        await pool.submit(async () => {
-          // The sample is checked as by HEAD, attributes included; an object not listed at its exact key at the
-          // source may be under a legacy alternate there, which a HEAD finds as a run would.
-          const outcome =
-            listedAtSource !== undefined
-              ? await verifyObject(object, options)
-              : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
-                  problemOf(object, destination, 'error', { error: describeError(error) }),
-                ]);
-          await settle(summary, object, outcome);
-        });
+        if (options.stop?.aborted) break;
       }
     }
   } finally {
