@@ -1,7 +1,10 @@
 /**
- * `npm run bench:listing [-- --keys 10000,1000000 --s3rver 10000 --latency 30]`: verify by listing against verify by
- * HEAD, and `run --skip-existing` over a complete destination, as requests, wall time and peak RSS of the real CLI
- * (under GNU time), with every request answered after --latency ms:
+ * `npm run bench:listing [-- --keys 10000,1000000 --s3rver 10000 --latency 30 --only listing,head,skip]`: verify by
+ * listing against verify by HEAD, and `run --skip-existing` over a complete destination, as requests, wall time and
+ * peak RSS of the real CLI (under GNU time), run as an admin runs it: the launcher as a command, which gives Node its
+ * flags (bin/mastosync.js), not `node bin/mastosync.js`; every request answered after --latency ms. `--s3rver ''` or
+ * `--keys ''` leaves a server out, `--only` picks the commands (listing: verify by listing; head: verify by HEAD, on
+ * s3rver only; skip: run --skip-existing):
  * - on s3rver (its own process, data in /dev/shm, behind the recording proxy adding the latency): --s3rver media
  *   rows with one 30-byte object each at the source and the destination, by listing, by HEAD (64 in flight), and
  *   skip-existing;
@@ -27,8 +30,10 @@ const { values } = parseArgs({
     keys: { type: 'string', default: '10000,1000000' },
     s3rver: { type: 'string', default: '10000' },
     latency: { type: 'string', default: '30' },
+    only: { type: 'string', default: 'listing,head,skip' },
   },
 });
+const only = new Set(values.only.split(','));
 const latencyMs = Number(values.latency);
 const TIMEOUT_MS = 30 * 60_000;
 
@@ -63,9 +68,10 @@ async function child(args: string[]): Promise<{ port: number; stop: () => void }
 
 async function cli(dir: string, args: string[]): Promise<Measurement> {
   rmSync(join(dir, 'mastosync-checkpoint.jsonl'), { force: true });
-  const measured = await measure(process.execPath, [MASTOSYNC_BIN, ...args, '--json', '--config', join(dir, 'mastosync.toml')], {
+  // The launcher execs `node` from PATH with the flags an admin's runs get: this Node, first on PATH.
+  const measured = await measure(MASTOSYNC_BIN, [...args, '--json', '--config', join(dir, 'mastosync.toml')], {
     cwd: dir,
-    env: { ...process.env },
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
     timeoutMs: TIMEOUT_MS,
   });
   if (measured.exitCode !== 0) throw new Error(`mastosync ${args.join(' ')} exited with ${measured.exitCode}: ${measured.stderr.slice(-2000)}`);
@@ -120,9 +126,11 @@ async function onS3rver(count: number, work: string): Promise<void> {
     // A first listing computes s3rver's MD5 files: not measured.
     await cli(config.dir, ['verify', 'all', '--by-listing']);
     proxy.reset();
-    record('s3rver', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), counted());
-    record('s3rver', count, 'verify --by-head (64 in flight)', await cli(config.dir, ['verify', 'all', '--by-head']), counted());
-    record('s3rver', count, 'run --skip-existing, complete destination', await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']), counted());
+    if (only.has('listing')) record('s3rver', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), counted());
+    if (only.has('head')) record('s3rver', count, 'verify --by-head (64 in flight)', await cli(config.dir, ['verify', 'all', '--by-head']), counted());
+    if (only.has('skip')) {
+      record('s3rver', count, 'run --skip-existing, complete destination', await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']), counted());
+    }
     rmSync(config.dir, { recursive: true, force: true });
   } finally {
     await proxy.stop();
@@ -141,14 +149,13 @@ async function onFakeServer(count: number): Promise<void> {
     const counted = async () => (await (await fetch(`${endpoint}/__requests`)).json()) as Record<string, number>;
     const config = configFor(db, endpoint);
     await counted();
-    record('fake listing server', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), await counted());
-    record(
-      'fake listing server',
-      count,
-      'run --skip-existing, complete destination',
-      await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']),
-      await counted(),
-    );
+    if (only.has('listing')) {
+      record('fake listing server', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), await counted());
+    }
+    if (only.has('skip')) {
+      const what = 'run --skip-existing, complete destination';
+      record('fake listing server', count, what, await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']), await counted());
+    }
     rmSync(config.dir, { recursive: true, force: true });
   } finally {
     server.stop();
