@@ -311,7 +311,9 @@ export async function* joinListings(owned: AsyncIterable<readonly FolderObject[]
 
 /**
  * `store.list(prefix)`, resumed after the last key it gave when a page keeps failing transiently (the store retries
- * each page a few times itself): `retries` more times in a row, with backoff.
+ * each page a few times itself): `retries` more times in a row, with backoff. A stop (`signal`) ends the listing
+ * quietly, not with the aborted request's error, so that a command stopped by SIGINT or SIGTERM while it lists
+ * still ends as interrupted, with its summary: its consumers check the stop before using what follows.
  */
 export async function* resumingListing(store: ObjectStore, prefix: string, retries: number, signal?: AbortSignal): AsyncIterable<ListedObject> {
   let last: string | undefined;
@@ -324,6 +326,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       }
       return;
     } catch (error) {
+      if (signal?.aborted) return;
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
       if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries || signal?.aborted) throw error;

@@ -19,6 +19,7 @@ import { idPartition, legacyIdPartition } from '../mastodon/idPartition.js';
 import { clipToRows, mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
+import { resumingListing } from './listingJoin.js';
 
 /**
  * Why no row owns a key:
@@ -79,7 +80,10 @@ export interface PruneOptions {
   /** The orphans of one page, in listing order (one call a page, so a CLI can print them with one write). */
   readonly onOrphans?: (orphans: readonly Orphan[]) => void;
   readonly onDeleteFailure?: (failure: { readonly job: JobName; readonly key: string; readonly error: string }) => void;
+  /** Ends the listing and starts no new delete request; one in flight is finished, so the manifest names it. */
   readonly stop?: AbortSignal;
+  /** Times a listing page that keeps failing transiently is asked again, resuming after the last key listed. */
+  readonly retries?: number;
   /** Listed keys looked up at once, and keys per delete request (S3's limit: 1000). */
   readonly pageSize?: number;
 }
@@ -124,7 +128,7 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     for (const { job, prefix } of mastodonPrefixes(jobs)) {
       const summary = summaries.get(job)!;
       let page: ListedObject[] = [];
-      for await (const object of destination.list(prefix, { signal: options.stop })) {
+      for await (const object of resumingListing(destination, prefix, options.retries ?? 0, options.stop)) {
         summary.listed++;
         summary.listedBytes += object.size;
         page.push(object);
@@ -164,7 +168,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     };
     const remove = async (still: Map<string, Orphan>) => {
       if (still.size === 0) return;
-      const failures = await deleteKeys([...still.keys()], options.stop);
+      // Not aborted by the stop: a delete cut short leaves unknown which keys went, and the manifest must name them.
+      const failures = await deleteKeys([...still.keys()]);
       for (const failure of failures) {
         const orphan = still.get(failure.key);
         if (orphan === undefined) continue;
@@ -173,7 +178,9 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
         options.onDeleteFailure?.({ job: orphan.job, ...failure });
       }
       const at = new Date().toISOString();
-      appendFileSync(options.manifest!, [...still.values()].map((orphan) => JSON.stringify({ ...orphan, deleted: at }) + '\n').join(''), { mode: 0o600 });
+      // Each key as the bucket (or folder) names it, key_prefix included, as the checkpoint and verify name keys.
+      const lines = [...still.values()].map((orphan) => JSON.stringify({ ...orphan, key: destination.locate(orphan.key), deleted: at }) + '\n');
+      appendFileSync(options.manifest!, lines.join(''), { mode: 0o600 });
       for (const orphan of still.values()) {
         const summary = summaries.get(orphan.job)!;
         summary.deleted++;

@@ -12,7 +12,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -98,9 +98,13 @@ function parse(stdout: string): { orphans: OrphanLine[]; summary: Summary } {
   return { orphans: lines.filter((line) => line.orphan !== undefined), summary: lines.at(-1)! };
 }
 
-/** The orphans of the fixture, and the stray file: what prune must find, by key (no prefix) and size. */
+/**
+ * The orphans of the fixture, and the stray file: what prune must find, by key as the bucket names it (with the
+ * destination's key prefix, as an admin looks it up) and size.
+ */
 function expectedOrphans(world: World): Map<string, number> {
-  return new Map([...world.fixture.orphans.map((orphan) => [orphan.key, orphan.body.length] as const), [STRAY, STRAY.length]]);
+  const orphans = [...world.fixture.orphans.map((orphan) => [orphan.key, orphan.body.length] as const), [STRAY, STRAY.length] as const];
+  return new Map(orphans.map(([key, size]) => [withPrefix(key, world.keyPrefix), size]));
 }
 
 /** What the bucket must hold after prune --delete: every owned object where it is, and everything outside. */
@@ -177,7 +181,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       if (schema === 'current') {
         assert.ok(inserted, 'the row was inserted during the listing');
         assert.equal(summary.total.keptOnRecheck, 1);
-        expected.delete(late);
+        expected.delete(withPrefix(late, world.keyPrefix));
       }
       assert.equal(summary.total.deleted, expected.size);
       const deleted = readJsonLines<{ key: string; size: number }>(readFileSync(manifest, 'utf8'));
@@ -193,6 +197,52 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
     });
   });
 }
+
+describe('stopped by SIGINT while listing', () => {
+  // Each request waits a second at the proxy; SIGINT goes out as the first listing request arrives, so it lands
+  // while that request is in flight: the command must end as interrupted (exit 130) with its summary, not with
+  // the aborted request's error, and delete or copy nothing.
+  for (const args of [
+    ['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', 'stopped.jsonl', '--json'],
+    ['verify', 'all', '--by-listing', '--json'],
+    ['run', 'all', '--skip-existing', '--json'],
+  ]) {
+    test(`${args.slice(0, 3).join(' ')} exits 130 with its summary`, async () => {
+      const world = worlds.get('current')!;
+      let signalled = false;
+      let child: ChildProcess | undefined;
+      const held = await s3.listKeys(world.bucket);
+      proxy.reset();
+      proxy.setLatency(1000);
+      proxy.setFault((request) => {
+        if (!signalled && request.operation.startsWith('ListObjects') && request.query['list-type'] === '2' && request.query['max-keys'] !== '1') {
+          signalled = true;
+          child?.kill('SIGINT');
+        }
+        return undefined;
+      });
+      try {
+        const result = await runCli(args, {
+          cwd: world.config.dir,
+          onSpawn: (spawned) => (child = spawned),
+        });
+        assert.ok(signalled, 'a listing was under way when SIGINT came');
+        assert.equal(result.code, 130, result.stderr);
+        assert.doesNotMatch(result.stderr, /AbortError|mastosync: error/);
+        assert.ok(readJsonLines(result.stdout).length > 0, 'a summary on stdout');
+        assert.deepEqual(
+          proxy.requests.filter((request) => ['DeleteObjects', 'PutObject', 'CopyObject'].includes(request.operation) || request.method === 'DELETE'),
+          [],
+        );
+        assert.deepEqual(await s3.listKeys(world.bucket), held);
+      } finally {
+        proxy.setFault(undefined);
+        proxy.setLatency(0);
+        rmSync(world.config.checkpoint, { force: true });
+      }
+    });
+  }
+});
 
 describe('prune on a folder (the old schema)', () => {
   test('--delete --max-delete N (exactly as many as there are) removes exactly the orphans, and nothing outside Mastodon’s folders', async () => {

@@ -47,8 +47,8 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
   const session = await openSession(config, flags.jobs, log);
   let destination: ObjectStore | undefined;
   try {
-    destination = createStore(config.destination, { role: 'destination', concurrency: config.sync.concurrency, warn: warnTo(log) });
-    if (destination.list === undefined) throw new UsageError(`the destination (${destination.description}) cannot list its objects, which prune needs`);
+    const store = (destination = createStore(config.destination, { role: 'destination', concurrency: config.sync.concurrency, warn: warnTo(log) }));
+    if (store.list === undefined) throw new UsageError(`the destination (${store.description}) cannot list its objects, which prune needs`);
     if (flags.delete && destination.delete === undefined) throw new UsageError(`the destination (${destination.description}) cannot delete objects`);
     limitStoreRates([destination], flags.maxRps ?? config.sync.maxRps);
     await destination.check();
@@ -74,15 +74,20 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
           out.stdout(
             orphans
               .map((orphan) =>
-                flags.json ? JSON.stringify({ orphan: orphan.key, job: orphan.job, size: orphan.size, reason: orphan.reason }) : describeOrphan(orphan),
+                flags.json
+                  ? JSON.stringify({ orphan: store.locate(orphan.key), job: orphan.job, size: orphan.size, reason: orphan.reason })
+                  : describeOrphan(orphan, store.locate(orphan.key)),
               )
               .join('\n'),
           ),
         onDeleteFailure: (failure) =>
           out.stdout(
-            flags.json ? JSON.stringify({ notDeleted: failure.key, job: failure.job, error: failure.error }) : `not deleted  ${failure.key}: ${failure.error}`,
+            flags.json
+              ? JSON.stringify({ notDeleted: store.locate(failure.key), job: failure.job, error: failure.error })
+              : `not deleted  ${store.locate(failure.key)}: ${failure.error}`,
           ),
         stop: stop.signal,
+        retries: config.sync.retries,
       });
       const total = totals(result.jobs);
       const verdict = verdictOf(flags, result.limit, result.refused, total, manifest);
@@ -129,8 +134,9 @@ function refuseUnwritableManifest(manifest: string): void {
   }
 }
 
-function describeOrphan(orphan: Orphan): string {
-  return `orphan  ${String(orphan.size).padStart(12)}  ${orphan.key}  (${orphan.job}: ${REASONS[orphan.reason]})`;
+/** `key`: the orphan's key as its bucket or folder names it (key_prefix included). */
+function describeOrphan(orphan: Orphan, key: string): string {
+  return `orphan  ${String(orphan.size).padStart(12)}  ${key}  (${orphan.job}: ${REASONS[orphan.reason]})`;
 }
 
 function totals(jobs: readonly PruneJobSummary[]): Omit<PruneJobSummary, 'job'> {
@@ -172,7 +178,9 @@ function verdictOf(flags: PruneFlags, limit: number, refused: boolean, total: Om
   if (total.orphans === 0) return `prune: every one of the ${total.listed} listed objects is owned by a row: nothing to delete`;
   const kept = total.keptOnRecheck === 0 ? '' : `; ${total.keptOnRecheck} kept, owned by a row when checked again`;
   const failed = total.failed === 0 ? '' : `; ${total.failed} could not be deleted (not deleted, above): run prune --delete again`;
-  return `prune: deleted ${total.deleted} objects (${total.deletedBytes} bytes) no row owns${kept}${failed}; the manifest is ${manifest}`;
+  // The manifest is written at the first deletion: none when every orphan was kept or refused.
+  const written = total.deleted === 0 ? '' : `; the manifest is ${manifest}`;
+  return `prune: deleted ${total.deleted} objects (${total.deletedBytes} bytes) no row owns${kept}${failed}${written}`;
 }
 
 /** `--max-delete N` (objects) or `P%` (of the objects listed). */
