@@ -14,6 +14,17 @@ import type { FailureKind, ListedObject, ObjectInfo, ObjectStore, ReadObject, Wr
 import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
 
 /** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
+/** A key that, resolved below the folder, lands outside it: no file of it is read, written or deleted. */
+export class KeyOutsideFolderError extends Error {
+  override readonly name = 'KeyOutsideFolderError';
+  constructor(
+    readonly key: string,
+    readonly root: string,
+  ) {
+    super(`key ${JSON.stringify(key)} points outside ${root}: not read, written or deleted`);
+  }
+}
+
 export interface FsStoreConfig {
   readonly type: 'fs';
   /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
@@ -32,10 +43,18 @@ export class FsStore implements ObjectStore {
     this.description = this.root;
   }
 
+  /** Names the file, for messages and the checkpoint; never throws, since a run names every key it meets. */
   locate(key: string): string {
+    return resolve(this.root, key);
+  }
+
+  /**
+   * The file of `key`, for reading or writing it. A file name from the database must never reach outside the root
+   * ("../" in a crafted name): that object fails alone (KeyOutsideFolderError is permanent), the run goes on.
+   */
+  private pathOf(key: string): string {
     const path = resolve(this.root, key);
-    // A file name from the database must never reach outside the root ("../" in a crafted name).
-    if (!path.startsWith(this.root + sep)) throw new Error(`key ${JSON.stringify(key)} points outside ${this.root}`);
+    if (!path.startsWith(this.root + sep)) throw new KeyOutsideFolderError(key, this.root);
     return path;
   }
 
@@ -57,15 +76,15 @@ export class FsStore implements ObjectStore {
     const info = await this.head(key);
     if (info === undefined) return undefined;
     // Opened here, not by the stream, so that a refusal (EACCES) is this store's to classify, not a body error.
-    const file = await open(this.locate(key), 'r').catch((error: unknown) => {
-      throw fatalFsError(error, this.role, this.root, this.locate(key)) ?? error;
+    const file = await open(this.pathOf(key), 'r').catch((error: unknown) => {
+      throw fatalFsError(error, this.role, this.root, this.pathOf(key)) ?? error;
     });
     return { ...info, body: file.createReadStream() };
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const info = await stat(this.locate(key));
+      const info = await stat(this.pathOf(key));
       return info.isFile() ? { contentLength: info.size } : undefined;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
@@ -79,7 +98,7 @@ export class FsStore implements ObjectStore {
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
-    const path = this.locate(key);
+    const path = this.pathOf(key);
     const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
     const mode = options.acl === 'private' ? 0o600 : 0o666;
@@ -125,7 +144,7 @@ export class FsStore implements ObjectStore {
   }
 
   private async *walk(folderKey: string, namePrefix: string, startAfter: Buffer | undefined, signal: AbortSignal | undefined): AsyncIterable<ListedObject> {
-    const folder = folderKey === '' ? this.root : this.locate(folderKey);
+    const folder = folderKey === '' ? this.root : this.pathOf(folderKey);
     let names: string[];
     try {
       names = (await readdir(folder)).filter((name) => name.startsWith(namePrefix) && !isTemporary(name));
@@ -178,7 +197,7 @@ export class FsStore implements ObjectStore {
       signal?.throwIfAborted();
       let path: string;
       try {
-        path = this.locate(key);
+        path = this.pathOf(key);
         await unlink(path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;

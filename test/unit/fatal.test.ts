@@ -7,12 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { FatalStoreError } from '../../src/storage/errors.js';
-import { FsStore, fatalFsError } from '../../src/storage/fs.js';
+import { FsStore, KeyOutsideFolderError, fatalFsError } from '../../src/storage/fs.js';
 import { S3Store } from '../../src/storage/s3.js';
 import { copyOwnedObject } from '../../src/sync/copy.js';
 import type { OwnedObject } from '../../src/mastodon/keys.js';
@@ -193,5 +193,40 @@ test('a copy meeting a fatal error fails at once, unretried, and carries it', as
   } finally {
     source.close();
     rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a crafted file name that climbs out of a folder fails that object alone, unretried, and touches nothing outside', async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'mastosync-outside-'));
+  const root = join(parent, 'system');
+  mkdirSync(root);
+  writeFileSync(join(parent, 'precious.png'), 'precious');
+  const key = 'media_attachments/files/000/000/001/original/../../../../../../../precious.png';
+  const object: OwnedObject = {
+    job: 'media_attachments',
+    id: '1',
+    attachment: 'file',
+    style: 'original',
+    key,
+    alternates: [],
+    visibility: 'default',
+    storedContentType: 'image/png',
+    storedSize: 8,
+    underCache: false,
+  };
+  try {
+    const folder = new FsStore(root, 'source');
+    assert.equal(folder.locate(key), join(parent, 'precious.png'), 'named, for messages and the checkpoint, without throwing');
+    await assert.rejects(folder.head(key), KeyOutsideFolderError);
+    const destination = new FsStore(root, 'destination');
+    const result = await copyOwnedObject(object, { source: new FsStore(parent, 'source'), destination, acl: 'public-read', retries: 5 });
+    assert.equal(result.status, 'failed');
+    assert.equal(result.attempts, 1, 'permanent: not retried');
+    assert.equal(result.fatal, undefined, 'not a stop of the whole run');
+    assert.match(result.error ?? '', /points outside/);
+    assert.deepEqual(await destination.delete([key]), [{ key, error: new KeyOutsideFolderError(key, root).message }]);
+    assert.equal(readFileSync(join(parent, 'precious.png'), 'utf8'), 'precious');
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
   }
 });
