@@ -312,8 +312,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     /** --skip-existing: an object both stores list alike is recorded present at once, with no copy to queue. */
     const recordPresent = (row: Row, object: OwnedObject, retry: boolean) => {
-      if (options.dryRun) settled(object.id);
-      else record(object, retry, false, recentChange(row, object), PRESENT);
+      if (options.dryRun) {
+        summary.present += 1;
+        settled(object.id);
+      } else record(object, retry, false, recentChange(row, object), PRESENT);
     };
 
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
