@@ -1,7 +1,7 @@
 /**
- * The S3 backend: AWS and every S3-compatible provider. Each object's GET and single PUT go as direct requests
- * (s3Direct.ts and s3Http.ts: own signer, node:http on the client's agents, no SDK middleware); bucket checks, multipart
- * uploads and deletes through @aws-sdk/client-s3 and lib-storage.
+ * The S3 backend: AWS and every S3-compatible provider. Each object's GET and single PUT, and listing pages, go as
+ * direct requests (s3Direct.ts and s3Http.ts: own signer, node:http on the client's agents, no SDK middleware; s3List.ts
+ * reads the listing XML); bucket checks, multipart uploads and deletes through @aws-sdk/client-s3 and lib-storage.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
@@ -16,7 +16,6 @@ import {
   HeadObjectCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   type ObjectCannedACL,
@@ -41,6 +40,7 @@ import type {
   WriteOptions,
 } from './types.js';
 import { DirectRequests } from './s3Direct.js';
+import { parseListPage, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
@@ -420,20 +420,20 @@ export class S3Store implements ObjectStore {
     const base = this.locate('');
     const full = base + prefix;
     const page = (token: string | undefined, startAfter: string | undefined) => this.listPage(full, token, startAfter, options.signal);
-    let pending: Promise<ListObjectsV2CommandOutput> | undefined = page(undefined, options.startAfter === undefined ? undefined : base + options.startAfter);
+    let pending: Promise<ListPage> | undefined = page(undefined, options.startAfter === undefined ? undefined : base + options.startAfter);
     try {
       while (pending !== undefined) {
-        const answer: ListObjectsV2CommandOutput = await pending;
-        const contents = answer.Contents ?? [];
-        const last = contents.at(-1)?.Key;
+        const answer: ListPage = await pending;
+        const { contents } = answer;
+        const last = contents.at(-1)?.key;
         pending = undefined;
         // A provider that says "truncated" without a token is asked for what follows its last key instead.
-        if (answer.IsTruncated === true && (answer.NextContinuationToken !== undefined || last !== undefined)) {
-          pending = page(answer.NextContinuationToken, answer.NextContinuationToken === undefined ? last : undefined);
+        if (answer.isTruncated && (answer.nextContinuationToken !== undefined || last !== undefined)) {
+          pending = page(answer.nextContinuationToken, answer.nextContinuationToken === undefined ? last : undefined);
         }
         for (const item of contents) {
-          if (item.Key === undefined || !item.Key.startsWith(base)) continue;
-          yield { key: item.Key.slice(base.length), size: item.Size ?? 0, ...optionalMd5(item.ETag) };
+          if (!item.key.startsWith(base)) continue;
+          yield { key: item.key.slice(base.length), size: item.size, ...optionalMd5(item.etag) };
         }
       }
     } finally {
@@ -442,10 +442,22 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListObjectsV2CommandOutput> {
-    const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
+  /**
+   * A direct request read by s3List.ts's scan of the XML (the SDK's parse of each page is garbage that grows the heap
+   * with the bucket, and most of a prune's CPU); through the SDK where the signature is not ours (s3Direct.ts).
+   */
+  private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListPage> {
     try {
-      return await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+      if (await this.direct.listsDirectly()) {
+        return await this.withRetries(async () => parseListPage(await this.direct.list(prefix, token, startAfter, signal)));
+      }
+      const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
+      const answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+      return {
+        contents: (answer.Contents ?? []).flatMap((item) => (item.Key === undefined ? [] : [{ key: item.Key, size: item.Size ?? 0, etag: item.ETag }])),
+        isTruncated: answer.IsTruncated === true,
+        nextContinuationToken: answer.NextContinuationToken,
+      };
     } catch (error) {
       throw fatalS3Error(error, this.options.role, this.where, prefix, 'LIST') ?? error;
     }

@@ -1,10 +1,10 @@
 /**
- * The requests a copy sends for every object (GET, PUT, CopyObject) without the SDK's per-request middleware
+ * The requests a copy sends for every object (GET, PUT, CopyObject), and listing pages (ListObjectsV2), without the SDK's per-request middleware
  * stack, which costs about 0.7 ms of CPU per request, several times the HTTP work itself (docs/performance.md).
  * The URL comes from the client's own endpoint rules; the signature from a SigV4 signer of ours (the client's for
  * schemes other than plain SigV4); the request goes through `handler` (S3Store gives s3Http.ts's node:http
  * transport on the client's own agents, with the SDK handler's timeouts, abort and error shapes). Bucket checks,
- * multipart uploads and deletes still go through the SDK.
+ * multipart uploads and deletes still go through the SDK, and listings where the signer is the SDK's.
  *
  * An answer other than 2xx becomes an S3ServiceException shaped like the SDK's own (name = the S3 error code,
  * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
@@ -81,7 +81,35 @@ export class DirectRequests {
     return response;
   }
 
-  private async send(method: string, key: string, headers: Record<string, string>, body: Readable | undefined, signal?: AbortSignal): Promise<DirectResponse> {
+  /**
+   * Whether list() may be used: only where the signature is ours (plain SigV4), whose canonical query we build;
+   * otherwise (AWS's multi-region access points) the caller lists through the SDK.
+   */
+  async listsDirectly(): Promise<boolean> {
+    return (await (this.target ??= this.resolveTarget())).signer instanceof UnsignedPayloadSigner;
+  }
+
+  /**
+   * One ListObjectsV2 page (up to 1000 keys) as the XML text the server answered; s3List.ts reads what a listing
+   * needs from it. `token` continues a listing, `startAfter` starts one after a key (S3 takes either).
+   */
+  async list(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<string> {
+    const query: Record<string, string> = { 'list-type': '2', prefix };
+    if (token !== undefined) query['continuation-token'] = token;
+    if (startAfter !== undefined) query['start-after'] = startAfter;
+    // The bucket's own path ('' as the key): `/bucket/` in path style, `/` on a virtual host, as the SDK sends it.
+    const response = await this.send('GET', '', {}, undefined, signal, query);
+    return readUtf8(response.body);
+  }
+
+  private async send(
+    method: string,
+    key: string,
+    headers: Record<string, string>,
+    body: Readable | undefined,
+    signal?: AbortSignal,
+    query: Record<string, string> = {},
+  ): Promise<DirectResponse> {
     const target = await (this.target ??= this.resolveTarget());
     await this.gate?.(signal);
     const { url } = target;
@@ -92,7 +120,7 @@ export class DirectRequests {
       port: url.port === '' ? undefined : Number(url.port),
       method,
       path: objectPath(url, key),
-      query: {},
+      query,
       // S3 takes an unsigned payload, so a streamed body needs no hashing before it is sent.
       headers: { ...headers, host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
       body,
@@ -166,7 +194,7 @@ const UNSIGNABLE = new Set([
 
 /**
  * AWS Signature Version 4 in headers, for S3 requests whose payload is unsigned (x-amz-content-sha256:
- * UNSIGNED-PAYLOAD) and that carry no query: one SHA-256 and one HMAC per request, the signing key derived once
+ * UNSIGNED-PAYLOAD) and a query only on listings: one SHA-256 and one HMAC per request, the signing key derived once
  * a day. The path is signed as sent (S3 encodes it once and never normalises it). test/unit/s3Direct.test.ts
  * checks each signature against one recomputed from the specification.
  */
@@ -195,7 +223,7 @@ class UnsignedPayloadSigner implements Signer {
       lines.push(`${name}:${headerValue(headers, name).trim().replace(/\s+/g, ' ')}\n`);
     }
     const signedHeaders = names.join(';');
-    const canonical = `${request.method}\n${request.path}\n\n${lines.join('')}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
+    const canonical = `${request.method}\n${request.path}\n${canonicalQuery(request.query)}\n${lines.join('')}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
     const toSign = `AWS4-HMAC-SHA256\n${time}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', this.signingKey(scope, secretAccessKey)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
@@ -209,6 +237,20 @@ class UnsignedPayloadSigner implements Signer {
     this.key = { scope, secret, value };
     return value;
   }
+}
+
+/** SigV4's canonical query: names and values encoded as RFC 3986 asks (encodeKey with slashes too), sorted by name. */
+function canonicalQuery(query: Readonly<Record<string, string>>): string {
+  return Object.entries(query)
+    .map(([name, value]) => [encodeQueryPart(name), encodeQueryPart(value)] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+}
+
+/** A query name or value encoded as S3 and SigV4 expect: every character but RFC 3986's unreserved ones. */
+export function encodeQueryPart(text: string): string {
+  return encodeKey(text).replaceAll('/', '%2F');
 }
 
 /** A header's value whatever the case of its name. */
@@ -232,6 +274,13 @@ export function encodeKey(key: string): string {
 /** Whether a key travels percent-encoded (as in x-amz-copy-source), where servers have been seen to decode it wrongly. */
 export function needsEncoding(key: string): boolean {
   return encodeKey(key) !== key;
+}
+
+/** A whole body as UTF-8 text, decoded once (a character may span two chunks). */
+async function readUtf8(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 const MAX_ERROR_BODY = 64 * 1024;

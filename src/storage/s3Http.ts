@@ -11,6 +11,7 @@ import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage }
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { encodeQueryPart } from './s3Direct.js';
 import { flatHeaders, sendBody } from './swiftHttp.js';
 
 /** A request as s3Direct.ts builds and signs it (the shape of the SDK's HttpRequest, which its signer takes). */
@@ -67,7 +68,7 @@ export class HttpTransport implements HttpHandler {
           host: hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname,
           port: request.port,
           method: request.method,
-          path: request.path,
+          path: withQuery(request),
           headers: request.headers,
           agent: secure ? this.options.httpsAgent : this.options.httpAgent,
           // Node keeps this on the socket while the request has it (one timer, pushed back by each read and write).
@@ -116,6 +117,12 @@ export class HttpTransport implements HttpHandler {
       else outgoing.end();
     });
   }
+}
+
+/** The path with the query string, encoded as it was signed (only listings carry one). */
+function withQuery(request: OutgoingRequest): string {
+  const parts = Object.entries(request.query).map(([name, value]) => `${encodeQueryPart(name)}=${encodeQueryPart(value)}`);
+  return parts.length === 0 ? request.path : `${request.path}?${parts.join('&')}`;
 }
 
 /** What each signal's one listener runs: the requests in flight under it. */

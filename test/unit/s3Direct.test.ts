@@ -12,8 +12,9 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
+import { parseListPage } from '../../src/storage/s3List.js';
 import { HttpTransport, type HttpHandler, type OutgoingRequest } from '../../src/storage/s3Http.js';
 import { TokenBucket } from '../../src/sync/rateLimit.js';
 import { S3Store, gateSdkRequests } from '../../src/storage/s3.js';
@@ -71,6 +72,11 @@ const KEYS = [
   'pfx//accounts/avatars/000/000/001/original/a;b=c&d$e,f?g:h.png',
 ];
 
+const rfc3986 = (text: string) =>
+  [...Buffer.from(text, 'utf8')]
+    .map((byte) => (/[A-Za-z0-9\-._~]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`))
+    .join('');
+
 /** SigV4 from the AWS specification: the signature `request` must carry. */
 function expectedSignature(request: Sent, secret: string): string {
   const authorization = request.headers.authorization!;
@@ -83,7 +89,12 @@ function expectedSignature(request: Sent, secret: string): string {
   const canonical = [
     request.method,
     request.path, // S3: the path as sent, encoded once, not normalised
-    '',
+    // Names and values encoded per RFC 3986 (only unreserved characters kept), sorted by name.
+    Object.entries(request.query)
+      .map(([name, value]) => [rfc3986(name), rfc3986(value)])
+      .sort(([a], [b]) => (a! < b! ? -1 : 1))
+      .map(([name, value]) => `${name}=${value}`)
+      .join('&'),
     ...signedHeaders!.split(';').map((name) => `${name}:${headerValue(name)}`),
     '',
     signedHeaders,
@@ -127,6 +138,55 @@ for (const { name, config } of STORES) {
     }
   });
 }
+
+for (const { name, config } of STORES) {
+  test(`a direct listing page goes where the SDK sends ListObjectsV2, signed per SigV4: ${name}`, async () => {
+    const sdk = recordingClient(config);
+    const direct = recordingClient(config);
+    const requests = new DirectRequests(direct.client, config);
+    assert.equal(await requests.listsDirectly(), true);
+    const pages: Array<{ prefix: string; token?: string; startAfter?: string }> = [
+      { prefix: 'media_attachments/files/' },
+      { prefix: 'pfx/', token: '1ueGcx+/a=b&c==' },
+      { prefix: 'pfx/', startAfter: KEYS[1]! },
+      { prefix: '', startAfter: KEYS[2]! },
+    ];
+    for (const { prefix, token, startAfter } of pages) {
+      await sdk.client.send(new ListObjectsV2Command({ Bucket: config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter }));
+      await requests.list(prefix, token, startAfter);
+    }
+    for (const [index, request] of direct.sent.entries()) {
+      const expected = sdk.sent[index]!;
+      const where = `page ${index}`;
+      assert.equal(request.method, 'GET');
+      assert.equal(request.hostname, expected.hostname, `${where}: host`);
+      assert.equal(request.port, expected.port, `${where}: port`);
+      assert.equal(request.path, expected.path, `${where}: path`);
+      assert.deepEqual(request.query, expected.query, `${where}: query`);
+      assert.equal(request.headers.host, expected.headers.host, `${where}: Host header`);
+      const signature = /Signature=([0-9a-f]{64})$/.exec(request.headers.authorization!)?.[1];
+      assert.equal(signature, expectedSignature(request, config.credentials!.secretAccessKey), `${where}: signature`);
+    }
+  });
+}
+
+test("a listing page read from the XML as the SDK's parser reads it", async () => {
+  const config = STORES[0]!.config;
+  const xml =
+    '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>media</Name><Prefix></Prefix>' +
+    '<KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>' +
+    '<Contents><Key>a &amp; b + caf\u00e9 \u{1F418} &#x2603;&#13; &#38;.png</Key><ETag>&quot;9e107d9d372bb6826bd81d3542a419d6&quot;</ETag><Size>30</Size></Contents>' +
+    '<Contents><Key>c&lt;d&gt;e&apos;f&quot;g</Key><ETag>"abc-2"</ETag><Size>7</Size><StorageClass>STANDARD</StorageClass></Contents>' +
+    '<NextContinuationToken>tok+/&amp;=</NextContinuationToken></ListBucketResult>';
+  const answer = await recordingClient(config, xml).client.send(new ListObjectsV2Command({ Bucket: config.bucket }));
+  const page = parseListPage(await new DirectRequests(recordingClient(config, xml).client, config).list('', undefined, undefined));
+  assert.deepEqual(
+    page.contents,
+    answer.Contents!.map((item) => ({ key: item.Key, size: item.Size, etag: item.ETag })),
+  );
+  assert.equal(page.isTruncated, answer.IsTruncated);
+  assert.equal(page.nextContinuationToken, answer.NextContinuationToken);
+});
 
 test('the copy source names the source bucket and the key encoded once', async () => {
   const config = STORES[0]!.config;
