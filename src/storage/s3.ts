@@ -392,15 +392,16 @@ export class S3Store implements ObjectStore {
 
   /**
    * A short request of the store's own, tried again with backoff while the answer is transient (throttling, 5xx, a
-   * reset). The object operations src/sync calls are retried there, as a whole, from a fresh read.
+   * reset). The object operations src/sync calls are retried there, as a whole, from a fresh read. A request the
+   * caller's stop aborted is not tried again: its "aborted" would look transient, and the stop would wait out the backoff.
    */
-  private async withRetries<T>(request: () => Promise<T>): Promise<T> {
+  private async withRetries<T>(request: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await request();
       } catch (error) {
         const failure = this.classify(error);
-        if (attempt + 1 >= HOUSEKEEPING_ATTEMPTS || (failure.kind !== 'retryable' && failure.kind !== 'throttled')) throw error;
+        if (signal?.aborted === true || attempt + 1 >= HOUSEKEEPING_ATTEMPTS || (failure.kind !== 'retryable' && failure.kind !== 'throttled')) throw error;
         // Full jitter, 200 ms × 2^attempt at most, or the server's Retry-After when longer.
         await sleep(Math.max(Math.random() * 200 * 2 ** attempt, Math.min(failure.afterMs ?? 0, HOUSEKEEPING_MAX_WAIT_MS)));
       }
@@ -449,10 +450,10 @@ export class S3Store implements ObjectStore {
   private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListPage> {
     try {
       if (await this.direct.listsDirectly()) {
-        return await this.withRetries(async () => parseListPage(await this.direct.list(prefix, token, startAfter, signal)));
+        return await this.withRetries(async () => parseListPage(await this.direct.list(prefix, token, startAfter, signal)), signal);
       }
       const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
-      const answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+      const answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }), signal);
       return {
         contents: (answer.Contents ?? []).flatMap((item) => (item.Key === undefined ? [] : [{ key: item.Key, size: item.Size ?? 0, etag: item.ETag }])),
         isTruncated: answer.IsTruncated === true,

@@ -199,7 +199,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
 }
 
 describe('stopped by SIGINT while listing', () => {
-  // Each request waits a second at the proxy; SIGINT goes out as the first listing request arrives, so it lands
+  // Each request waits 400 ms at the proxy; SIGINT goes out as the first listing request arrives, so it lands
   // while that request is in flight: the command must end as interrupted (exit 130) with its summary, not with
   // the aborted request's error, and delete or copy nothing.
   for (const args of [
@@ -213,7 +213,7 @@ describe('stopped by SIGINT while listing', () => {
       let child: ChildProcess | undefined;
       const held = await s3.listKeys(world.bucket);
       proxy.reset();
-      proxy.setLatency(1000);
+      proxy.setLatency(400);
       proxy.setFault((request) => {
         if (!signalled && request.operation.startsWith('ListObjects') && request.query['list-type'] === '2' && request.query['max-keys'] !== '1') {
           signalled = true;
