@@ -3,7 +3,7 @@
  * latency proxy, side by side, with the latency limit N × round trips × latency / C. Prints the figures and
  * writes them to BENCHMARKS.md. `npm run bench -- --help` lists the options.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 
 /** The line in BENCHMARKS.md after which figures measured by other commands are kept on a rerun. */
@@ -41,7 +41,18 @@ const DEFAULT_PARTS = '8:8:2,8:8:1,8:5:1,8:16:2,64:8:2,512:8:2';
 // The pinned SDK's advice to move to Node 22 is noise here (as in bin/mastosync.js).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const SCENARIOS = ['requests', 'bucket', 'acceptance', 'stream', 'bound', 'server', 'videos', 'parts', 'rows'] as const;
+const COPY_SCENARIOS = ['requests', 'bucket', 'acceptance', 'stream', 'bound', 'server', 'videos', 'parts', 'rows'] as const;
+/**
+ * The listing scenarios of issue 12, each a script of its own (also run alone by its npm script) whose Markdown
+ * table goes into the report; minutes each at a million keys, so only when named in --scenarios.
+ */
+const SCRIPT_SCENARIOS = {
+  listing: { script: 'bench/listing.ts', title: 'verify by listing against by HEAD, and run --skip-existing over a complete destination' },
+  prune: { script: 'bench/prune.ts', title: 'prune: the destination listed and joined with the rows, dry and --delete' },
+  checkpoint: { script: 'bench/checkpoint.ts', title: 'resuming from checkpoints of up to 10 million lines' },
+} as const;
+type ScriptScenario = keyof typeof SCRIPT_SCENARIOS;
+const SCENARIOS = [...COPY_SCENARIOS, ...(Object.keys(SCRIPT_SCENARIOS) as ScriptScenario[])] as const;
 type Tool = 'mastosync' | 'rclone';
 
 const HELP = `npm run bench -- [options]
@@ -62,7 +73,8 @@ const HELP = `npm run bench -- [options]
                         (default ${DEFAULT_PARTS})
   --rows N --base-rows N
                         the rows scenario: a table of N fileless rows against one of base-rows (1000000, 10000)
-  --scenarios LIST      any of ${SCENARIOS.join(',')} (default all)
+  --scenarios LIST      any of ${SCENARIOS.join(',')} (default: all but ${Object.keys(SCRIPT_SCENARIOS).join(', ')},
+                        which run bench/<name>.ts with its defaults: minutes each at a million keys)
   --tools LIST          mastosync,rclone (default both)
   --compare LIST        the bucket scenarios also run these other builds of mastosync, each as NAME=PATH of its
                         bin/mastosync.js (a copy of the launcher, package.json and dist/bundle), e.g. the build
@@ -93,7 +105,7 @@ const { values: flags } = parseArgs({
     parts: { type: 'string', default: DEFAULT_PARTS },
     rows: { type: 'string', default: '1000000' },
     'base-rows': { type: 'string', default: '10000' },
-    scenarios: { type: 'string', default: SCENARIOS.join(',') },
+    scenarios: { type: 'string', default: COPY_SCENARIOS.join(',') },
     tools: { type: 'string', default: 'mastosync,rclone' },
     compare: { type: 'string', default: '' },
     'rclone-flags': { type: 'string', default: '' },
@@ -385,7 +397,9 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = os.loadavg();
   let requestCost: RequestCost | undefined;
+  const scriptResults: ScriptResult[] = [];
   try {
+    for (const name of Object.keys(SCRIPT_SCENARIOS) as ScriptScenario[]) if (scenarios.includes(name)) scriptResults.push(runScriptScenario(name));
     if (scenarios.includes('requests')) requestCost = await measureRequestCost();
     providers.push(await startProvider(serverData, 'source'), await startProvider(serverData, 'destination'));
     const world: World = { work, source: providers[0]!, destination: providers[1]!, destinations: 0 };
@@ -563,7 +577,7 @@ async function main(): Promise<void> {
     // Figures other commands measure (the tunnel, the fault tests) follow a marker and are kept as they are.
     const previous = existsSync(String(flags.out)) ? readFileSync(String(flags.out), 'utf8') : '';
     const kept = previous.includes(OTHER_FIGURES) ? previous.slice(previous.indexOf(OTHER_FIGURES)) : '';
-    writeFileSync(String(flags.out), markdown(results, notes, verdicts, started, load, requestCost) + (kept ? `\n${kept}` : ''));
+    writeFileSync(String(flags.out), markdown(results, notes, verdicts, started, load, requestCost, scriptResults) + (kept ? `\n${kept}` : ''));
     console.error(`bench: wrote ${flags.out}`);
   }
 }
@@ -909,6 +923,7 @@ function markdown(
   started: Date,
   load: string,
   requestCost: RequestCost | undefined,
+  scriptResults: readonly ScriptResult[],
 ): string {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   return [
@@ -944,11 +959,38 @@ function markdown(
       '',
       ...(scenario.name.startsWith('rows') ? [`First object copied ${scenario.results[0]!.firstObjectMs?.toFixed(0)} ms after start.`, ''] : []),
     ]),
+    ...scriptResults.flatMap((result) => [`### ${result.title}`, '', `\`${result.command}\`:`, '', result.table.trim(), '']),
     '## Targets (issues 5 and 15)',
     '',
     ...verdicts.map((line) => `- ${line}`),
     '',
   ].join('\n');
+}
+
+interface ScriptResult {
+  readonly title: string;
+  readonly command: string;
+  readonly table: string;
+}
+
+/** Runs a listing scenario's script in a process of its own (its progress on stderr) and keeps its Markdown table. */
+function runScriptScenario(name: ScriptScenario): ScriptResult {
+  const { script, title } = SCRIPT_SCENARIOS[name];
+  console.error(`bench: ${name}: node --import tsx ${script}`);
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  if (run.status !== 0) throw new Error(`${script} exited with ${run.status ?? run.signal}`);
+  return { title, command: `node --import tsx ${script}`, table: finalTable(run.stdout) };
+}
+
+/** The last Markdown table a script printed, with the paragraph above it (rows printed as they came go before it). */
+function finalTable(output: string): string {
+  const lines = output.trimEnd().split('\n');
+  let start = lines.length;
+  while (start > 0 && lines[start - 1]!.startsWith('|')) start--;
+  let paragraph = start;
+  while (paragraph > 0 && lines[paragraph - 1] === '') paragraph--;
+  while (paragraph > 0 && lines[paragraph - 1] !== '' && !lines[paragraph - 1]!.startsWith('|')) paragraph--;
+  return lines.slice(paragraph).join('\n');
 }
 
 await main();
