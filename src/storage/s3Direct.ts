@@ -90,16 +90,16 @@ export class DirectRequests {
   }
 
   /**
-   * One ListObjectsV2 page (up to 1000 keys) as the XML text the server answered; s3List.ts reads what a listing
+   * One ListObjectsV2 page (up to 1000 keys) as the XML the server answered; s3List.ts reads what a listing
    * needs from it. `token` continues a listing, `startAfter` starts one after a key (S3 takes either).
    */
-  async list(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<string> {
+  async list(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<Buffer> {
     const query: Record<string, string> = { 'list-type': '2', prefix };
     if (token !== undefined) query['continuation-token'] = token;
     if (startAfter !== undefined) query['start-after'] = startAfter;
     // The bucket's own path ('' as the key): `/bucket/` in path style, `/` on a virtual host, as the SDK sends it.
     const response = await this.send('GET', '', {}, undefined, signal, query);
-    return readUtf8(response.body);
+    return readAll(response.body);
   }
 
   private async send(
@@ -276,11 +276,11 @@ export function needsEncoding(key: string): boolean {
   return encodeKey(key) !== key;
 }
 
-/** A whole body as UTF-8 text, decoded once (a character may span two chunks). */
-async function readUtf8(body: Readable): Promise<string> {
+/** A whole body's bytes. */
+async function readAll(body: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 const MAX_ERROR_BODY = 64 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Reads a ListObjectsV2 answer's XML text for what a listing needs: each object's Key, Size and ETag, and whether
+ * Reads a ListObjectsV2 answer's XML bytes for what a listing needs: each object's Key, Size and ETag, and whether
  * (and from which token) the listing continues. The SDK builds a full object tree per 1000-key page, whose garbage
  * made V8 grow its heap with the size of the bucket (+57 MB of peak RSS from 10 k to 1 M keys) and was most of a
  * prune's CPU; this scans the text for the few elements it needs and builds nothing else.
@@ -32,10 +32,10 @@ export class ListingParseError extends Error {
   }
 }
 
-export function parseListPage(xml: string): ListPage {
+export function parseListPage(xml: Buffer): ListPage {
   const end = xml.lastIndexOf('</ListBucketResult>');
   if (xml.indexOf('<ListBucketResult') === -1 || end === -1) {
-    throw new ListingParseError('the listing answer is not a complete ListBucketResult', xml.slice(0, 200));
+    throw new ListingParseError('the listing answer is not a complete ListBucketResult', xml.toString('utf8', 0, 200));
   }
   const contents: ListedEntry[] = [];
   let from = 0;
@@ -43,9 +43,9 @@ export function parseListPage(xml: string): ListPage {
     const start = xml.indexOf('<Contents>', from);
     if (start === -1) break;
     const close = xml.indexOf('</Contents>', start);
-    if (close === -1) throw new ListingParseError('a <Contents> element is not closed', xml.slice(start, start + 200));
+    if (close === -1) throw new ListingParseError('a <Contents> element is not closed', xml.toString('utf8', start, start + 200));
     const key = element(xml, 'Key', start, close);
-    if (key === undefined) throw new ListingParseError('a listed object has no <Key>', xml.slice(start, Math.min(close, start + 200)));
+    if (key === undefined) throw new ListingParseError('a listed object has no <Key>', xml.toString('utf8', start, Math.min(close, start + 200)));
     const size = element(xml, 'Size', start, close);
     const etag = element(xml, 'ETag', start, close);
     contents.push({ key: decodeXml(key), size: size === undefined ? 0 : Number(size), ...(etag !== undefined && { etag: decodeXml(etag) }) });
@@ -60,16 +60,19 @@ export function parseListPage(xml: string): ListPage {
   };
 }
 
-/** The raw text of the first `<name>…</name>` between `from` and `to`; `<name/>` is empty text. */
-function element(xml: string, name: string, from: number, to: number): string | undefined {
+/**
+ * The text of the first `<name>…</name>` between `from` and `to`; `<name/>` is empty text. Decoded from the bytes
+ * on its own: a slice of one string for the whole page would keep that page alive as long as any key is.
+ */
+function element(xml: Buffer, name: string, from: number, to: number): string | undefined {
   const open = xml.indexOf(`<${name}`, from);
   if (open === -1 || open >= to) return undefined;
   const after = open + name.length + 1;
-  if (xml.startsWith('/>', after)) return '';
-  if (xml[after] !== '>') return element(xml, name, after, to); // a longer name with this one as its start
+  if (xml.toString('latin1', after, after + 2) === '/>') return '';
+  if (xml[after] !== 0x3e /* > */) return element(xml, name, after, to); // a longer name with this one as its start
   const close = xml.indexOf(`</${name}>`, after);
   if (close === -1 || close > to) return undefined;
-  return xml.slice(after + 1, close);
+  return xml.toString('utf8', after + 1, close);
 }
 
 const NAMED: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };

@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ListingParseError, decodeXml, parseListPage } from '../../src/storage/s3List.js';
+import { ListingParseError, decodeXml, parseListPage as parseBytes } from '../../src/storage/s3List.js';
+
+const parseListPage = (xml: string) => parseBytes(Buffer.from(xml));
 
 const escapeXml = (text: string) => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 
