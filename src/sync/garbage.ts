@@ -11,15 +11,24 @@ import { runInNewContext } from 'node:vm';
 
 /** Bytes streamed between two minor collections. */
 const COLLECT_EVERY_BYTES = 2 * 1024 * 1024;
+/**
+ * And at most one collection this often: on a fast link (hundreds of MB/s between two stores on one LAN), 2 MB
+ * come every few milliseconds, and collections of about a millisecond each would take a large share of the thread.
+ */
+const COLLECT_AT_MOST_EVERY_MS = 10;
 
 let streamedSinceCollection = 0;
+let lastCollection = 0;
 let collect: ((options: { type: 'minor' }) => void) | undefined;
 
 /** Counts `bytes` streamed, and collects the young generation (and the buffers it holds) every few MB. */
 export function streamed(bytes: number): void {
   streamedSinceCollection += bytes;
   if (streamedSinceCollection < COLLECT_EVERY_BYTES) return;
+  const now = performance.now();
+  if (now - lastCollection < COLLECT_AT_MOST_EVERY_MS) return;
   streamedSinceCollection = 0;
+  lastCollection = now;
   (collect ??= minorCollector())({ type: 'minor' });
 }
 

@@ -191,6 +191,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     const deleteBatch = async (batch: readonly Orphan[]) => {
       const still = await stillOrphans(batch);
       await deleting;
+      // A stop that came during the re-check or the previous delete starts no new delete request.
+      if (stopped()) return;
       deleting = remove(still);
       deleting.catch(() => undefined); // awaited before the next one or at the end
     };
