@@ -14,6 +14,7 @@ import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
+import { mastodonPrefixes } from '../mastodon/owners.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { backoffMs, classifyFailure } from './retry.js';
@@ -76,7 +77,7 @@ export interface FolderObject {
  * listing can be read forward alongside. They come in small batches: a step of an async iteration per object cost
  * more than the join itself.
  */
-export function ownedByFolder(options: OwnedStreamOptions, folders: readonly string[]): AsyncIterable<FolderObject[]> {
+function ownedByFolder(options: OwnedStreamOptions, folders: readonly string[]): AsyncIterable<FolderObject[]> {
   const streams = ID_WIDTHS.flatMap((width) => {
     const from = options.scope.minId === undefined ? width.from : max(width.from, BigInt(options.scope.minId));
     const to = options.scope.maxId === undefined ? width.to : min(width.to, BigInt(options.scope.maxId));
@@ -317,6 +318,22 @@ export async function* joinListings(owned: AsyncIterable<readonly FolderObject[]
 }
 
 /**
+ * The objects of `owned.job`'s rows in scope under Mastodon's folders for the job, each with what the destination
+ * and the source list at its key (`listed`: [at the destination, at the source]), both listings resumed as
+ * resumingListing does and ended by `signal`. What verify by listing and run --skip-existing compare.
+ */
+export function joinWithBothStores(
+  owned: OwnedStreamOptions,
+  stores: { readonly source: ObjectStore; readonly destination: ObjectStore },
+  retries: number,
+  signal: AbortSignal | undefined,
+): AsyncIterable<JoinedObject[]> {
+  const folders = mastodonPrefixes([owned.job]).map(({ prefix }) => prefix);
+  const side = (store: ObjectStore): ListingSide => ({ list: (folder) => resumingListing(store, folder, retries, signal), where: store.description });
+  return joinListings(ownedByFolder(owned, folders), [side(stores.destination), side(stores.source)]);
+}
+
+/**
  * `store.list(prefix)`, resumed after the last key it gave when a page keeps failing transiently (the store retries
  * each page a few times itself): `retries` more times in a row, with backoff. A stop (`signal`) ends the listing
  * quietly, not with the aborted request's error, so that a command stopped by SIGINT or SIGTERM while it lists
@@ -336,7 +353,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       if (signal?.aborted) return;
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
-      if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries || signal?.aborted) throw error;
+      if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries) throw error;
       await new Promise((resolve) => setTimeout(resolve, backoffMs(failures, failure.afterMs)));
       failures += 1;
     }

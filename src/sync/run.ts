@@ -13,8 +13,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
-import { mastodonPrefixes } from '../mastodon/owners.js';
-import { joinListings, ownedByFolder, resumingListing } from './listingJoin.js';
+import { joinWithBothStores } from './listingJoin.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { describeError } from '../errors.js';
@@ -332,7 +331,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const copyWhatDiffers = async (minId: string | undefined) => {
       const after = { ...scope, ...(minId !== undefined && { minId }) };
       const { source, destination } = options;
-      const owned = ownedByFolder(
+      const joined = joinWithBothStores(
         {
           db: options.db,
           schema: options.schema,
@@ -344,12 +343,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
           },
         },
-        mastodonPrefixes([job]).map(({ prefix }) => prefix),
+        { source, destination },
+        options.retries,
+        stop,
       );
-      const joined = joinListings(owned, [
-        { list: (folder) => resumingListing(destination, folder, options.retries, stop), where: destination.description },
-        { list: (folder) => resumingListing(source, folder, options.retries, stop), where: source.description },
-      ]);
       for await (const batch of joined) {
         for (const {
           owned: { object, row },

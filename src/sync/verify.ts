@@ -22,8 +22,7 @@ import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
-import { joinListings, ownedByFolder, resumingListing } from './listingJoin.js';
-import { mastodonPrefixes } from '../mastodon/owners.js';
+import { joinWithBothStores } from './listingJoin.js';
 
 type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
@@ -167,14 +166,12 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
       if (options.stop?.aborted) break;
       const summary = emptySummary(job);
       summaries.push(summary);
-      const owned = ownedByFolder(
+      const joined = joinWithBothStores(
         { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRow: () => (summary.rows += 1) },
-        mastodonPrefixes([job]).map(({ prefix }) => prefix),
+        { source, destination },
+        options.retries,
+        options.stop,
       );
-      const joined = joinListings(owned, [
-        { list: (folder) => resumingListing(destination, folder, options.retries, options.stop), where: destination.description },
-        { list: (folder) => resumingListing(source, folder, options.retries, options.stop), where: source.description },
-      ]);
       for await (const batch of joined) {
         for (const {
           owned: { object },
