@@ -114,7 +114,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       await lookup;
       const spans = rowSpans.get(job) ?? [];
       const readRows = (candidates: readonly IdRange[]) => readRowsInIdRanges(options.db, options.schema, job, clipToRows(candidates, spans));
-      lookup = findOrphans(options, job, tableless.has(job), page, readRows).then((orphans) => {
+      lookup = findOrphans(options, job, tableless.has(job), page, readRows).then(async (found) => {
+        const orphans = await withoutRowsCreatedSince(options, job, spans, found);
         const summary = summaries.get(job)!;
         for (const orphan of orphans) {
           summary.orphans++;
@@ -265,6 +266,33 @@ async function findOrphans(
     else orphans.push(orphan(object, owners.some((owner) => anyRowIn(owner.partition)) ? 'not-owned' : 'no-row'));
   }
   return orphans;
+}
+
+/**
+ * `found` less the keys a row created since the spans were read owns. Lookups cut to the spans read at the start
+ * find every row inside them (they read the table as it is now), but not a row created since with an id beyond them
+ * (a new status or account while prune runs, its media already copied): those orphans whose ids reach outside the
+ * spans are looked up again with spans read anew, so that a dry run does not name them and the limit does not count
+ * them. The delete still checks every batch again: a row can appear after this too.
+ */
+async function withoutRowsCreatedSince(options: PruneOptions, job: JobName, spans: readonly IdRange[], found: Orphan[]): Promise<Orphan[]> {
+  const unsure = new Set(
+    found.filter(
+      (orphan) =>
+        (orphan.reason === 'no-row' || orphan.reason === 'not-owned') &&
+        ownersOfKey(orphan.key).some((owner) => owner.job === job && reachesOutside(owner.ids, spans)),
+    ),
+  );
+  if (unsure.size === 0) return found;
+  const readRows = (candidates: readonly IdRange[]) => readRowsInIdRangesCut(options.db, options.schema, job, candidates);
+  const still = new Set((await findOrphans(options, job, false, [...unsure], readRows)).map((orphan) => orphan.key));
+  return found.filter((orphan) => !unsure.has(orphan) || still.has(orphan.key));
+}
+
+/** Whether some id of `ranges` lies outside `spans`. */
+function reachesOutside(ranges: readonly IdRange[], spans: readonly IdRange[]): boolean {
+  const count = (list: readonly IdRange[]) => list.reduce((sum, range) => sum + (range.to - range.from + 1n), 0n);
+  return count(clipToRows(ranges, spans)) < count(ranges);
 }
 
 /**

@@ -8,7 +8,8 @@
  * - --delete within the limit removes exactly the orphans: the bucket then holds what the rows own and the files
  *   outside Mastodon's folders, nothing else; one DeleteObjects per 1000 keys, none one by one; the manifest
  *   names each key deleted;
- * - a row that appears after the listing started keeps its key (checked again just before deleting).
+ * - a row that appears after the listing started keeps its key (checked again just before deleting), and a dry run
+ *   does not name the key of a row that appeared before its folder was listed.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +94,12 @@ interface Summary {
   manifest?: string;
 }
 
+/** Runs `sql` at once, blocking: from inside the proxy's hook, before it forwards the request. */
+function psql(world: World, sql: string): void {
+  const result = spawnSync('psql', [world.db.url, '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+}
+
 function parse(stdout: string): { orphans: OrphanLine[]; summary: Summary } {
   const lines = readJsonLines<OrphanLine & Summary>(stdout);
   return { orphans: lines.filter((line) => line.orphan !== undefined), summary: lines.at(-1)! };
@@ -132,6 +139,41 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
     );
 
     test(
+      'a dry run does not name the key of a row created while it lists, beyond the ids the table had at its start',
+      { skip: schema !== 'current' && 'once is enough' },
+      async () => {
+        const world = worlds.get(schema)!;
+        // The row appears just before its folder is listed: its key is listed, and owned by then.
+        const late = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
+        let inserted = false;
+        proxy.setFault((request) => {
+          if (!inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix('cache/preview_cards/images/', world.keyPrefix)) {
+            inserted = true;
+            psql(
+              world,
+              `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
+                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`,
+            );
+          }
+          return undefined;
+        });
+        try {
+          const result = await runCli(['prune', 'all', '--json'], { cwd: world.config.dir });
+          assert.equal(result.code, 0, result.stderr);
+          assert.ok(inserted, 'the row was inserted during the listing');
+          const expected = expectedOrphans(world);
+          assert.ok(expected.delete(withPrefix(late, world.keyPrefix)), 'the fixture holds the key as an orphan');
+          const { orphans, summary } = parse(result.stdout);
+          assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expected);
+          assert.equal(summary.total.orphans, expected.size);
+        } finally {
+          proxy.setFault(undefined);
+          psql(world, 'DELETE FROM preview_cards WHERE id = 557');
+        }
+      },
+    );
+
+    test(
       '--delete over the default limit (10% of the listed objects) deletes nothing, says so and exits 2',
       { skip: schema !== 'current' && 'once is enough' },
       async () => {
@@ -162,10 +204,11 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
         proxy.setFault((request) => {
           if (!inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix('custom_emojis/images/', world.keyPrefix)) {
             inserted = true;
-            const sql = `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
-                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`;
-            const psql = spawnSync('psql', [world.db.url, '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
-            assert.equal(psql.status, 0, psql.stderr);
+            psql(
+              world,
+              `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
+                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`,
+            );
           }
           return undefined;
         });
