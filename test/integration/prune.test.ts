@@ -94,6 +94,29 @@ interface Summary {
   manifest?: string;
 }
 
+/** The key of a preview card the fixture has no row for (an orphan), until insertLateCardWhenListing adds it. */
+const LATE_CARD = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
+
+/**
+ * Adds the row that owns LATE_CARD when prune first lists `prefix` (before the request goes on), beyond the 3-digit
+ * ids preview_cards has when prune starts. Clears the proxy's fault hook at the next `proxy.setFault`.
+ */
+function insertLateCardWhenListing(world: World, prefix: string): { inserted: boolean } {
+  const late = { inserted: false };
+  proxy.setFault((request) => {
+    if (!late.inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix(prefix, world.keyPrefix)) {
+      late.inserted = true;
+      psql(
+        world,
+        `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
+         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`,
+      );
+    }
+    return undefined;
+  });
+  return late;
+}
+
 /** Runs `sql` at once, blocking: from inside the proxy's hook, before it forwards the request. */
 function psql(world: World, sql: string): void {
   const result = spawnSync('psql', [world.db.url, '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
@@ -144,25 +167,13 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       async () => {
         const world = worlds.get(schema)!;
         // The row appears just before its folder is listed: its key is listed, and owned by then.
-        const late = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
-        let inserted = false;
-        proxy.setFault((request) => {
-          if (!inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix('cache/preview_cards/images/', world.keyPrefix)) {
-            inserted = true;
-            psql(
-              world,
-              `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
-                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`,
-            );
-          }
-          return undefined;
-        });
+        const late = insertLateCardWhenListing(world, 'cache/preview_cards/images/');
         try {
           const result = await runCli(['prune', 'all', '--json'], { cwd: world.config.dir });
           assert.equal(result.code, 0, result.stderr);
-          assert.ok(inserted, 'the row was inserted during the listing');
+          assert.ok(late.inserted, 'the row was inserted during the listing');
           const expected = expectedOrphans(world);
-          assert.ok(expected.delete(withPrefix(late, world.keyPrefix)), 'the fixture holds the key as an orphan');
+          assert.ok(expected.delete(withPrefix(LATE_CARD, world.keyPrefix)), 'the fixture holds the key as an orphan');
           const { orphans, summary } = parse(result.stdout);
           assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expected);
           assert.equal(summary.total.orphans, expected.size);
@@ -198,21 +209,7 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       // In the current schema, a row for one orphan appears after the listing began (when the folders after
       // cache/preview_cards/ are listed: custom_emojis/): that key must survive the check just before deleting,
       // which looks up every id its folder names (557 lies beyond the 3-digit ids preview_cards had at the start).
-      const late = 'cache/preview_cards/images/000/000/557/original/abcdefabcdefabcd.png';
-      let inserted = false;
-      if (schema === 'current') {
-        proxy.setFault((request) => {
-          if (!inserted && request.operation.startsWith('ListObjects') && request.query.prefix === withPrefix('custom_emojis/images/', world.keyPrefix)) {
-            inserted = true;
-            psql(
-              world,
-              `INSERT INTO preview_cards (id, url, image_file_name, image_content_type, image_storage_schema_version, created_at, updated_at)
-                         VALUES (557, 'https://late.example', 'abcdefabcdefabcd.png', 'image/png', 1, now(), now())`,
-            );
-          }
-          return undefined;
-        });
-      }
+      const late = schema === 'current' ? insertLateCardWhenListing(world, 'custom_emojis/images/') : undefined;
       proxy.reset();
       const manifest = join(world.config.dir, 'deleted.jsonl');
       const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', manifest, '--json'], { cwd: world.config.dir });
@@ -222,16 +219,16 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       const expected = expectedOrphans(world);
       assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expected, 'the orphans as listed');
       if (schema === 'current') {
-        assert.ok(inserted, 'the row was inserted during the listing');
+        assert.ok(late?.inserted, 'the row was inserted during the listing');
         assert.equal(summary.total.keptOnRecheck, 1);
-        expected.delete(withPrefix(late, world.keyPrefix));
+        expected.delete(withPrefix(LATE_CARD, world.keyPrefix));
       }
       assert.equal(summary.total.deleted, expected.size);
       const deleted = readJsonLines<{ key: string; size: number }>(readFileSync(manifest, 'utf8'));
       assert.deepEqual(new Map(deleted.map((line) => [line.key, line.size])), expected);
 
       const wanted = ownedAndOutside(world);
-      if (schema === 'current') wanted.push(withPrefix(late, world.keyPrefix));
+      if (schema === 'current') wanted.push(withPrefix(LATE_CARD, world.keyPrefix));
       assert.deepEqual((await s3.listKeys(world.bucket)).sort(), wanted.sort(), 'exactly the owned objects and those outside Mastodon’s folders');
 
       const deletes = proxy.requests.filter((request) => request.operation === 'DeleteObjects');
