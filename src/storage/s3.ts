@@ -467,11 +467,20 @@ export class S3Store implements ObjectStore {
   /**
    * DeleteObjects in quiet mode (only failures are answered), with Content-MD5 as S3 and most providers require
    * rather than the SDK's CRC32 header, which some refuse. A key that does not exist counts as deleted, as on S3.
+   * A key an XML parser may read otherwise than it was sent (white space at either end, which parsers that trim
+   * text drop, so that `a.png ` deletes `a.png`; a control character, which XML 1.0 cannot carry or turns `\r`
+   * into `\n`) is deleted alone, with its key in the URL.
    */
   async delete(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>> {
     if (keys.length === 0) return [];
     if (keys.length > MAX_DELETE_KEYS) throw new Error(`delete takes at most ${MAX_DELETE_KEYS} keys a call, not ${keys.length}`);
     const located = new Map(keys.map((key) => [this.locate(key), key]));
+    const failures: Array<{ key: string; error: string }> = [];
+    for (const bucketKey of [...located.keys()].filter((bucketKey) => !XML_SAFE_KEY.test(bucketKey))) {
+      failures.push(...(await this.deleteOne(bucketKey, located.get(bucketKey)!, signal)));
+      located.delete(bucketKey);
+    }
+    if (located.size === 0) return failures;
     const command = new DeleteObjectsCommand({
       Bucket: this.config.bucket,
       Delete: { Quiet: true, Objects: [...located.keys()].map((Key) => ({ Key })) },
@@ -483,10 +492,25 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       throw fatalS3Error(error, this.options.role, this.where, located.keys().next().value!, 'DELETE') ?? error;
     }
-    return (answer.Errors ?? []).map((failure) => ({
-      key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
-      error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
-    }));
+    for (const failure of answer.Errors ?? []) {
+      failures.push({
+        key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
+        error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
+      });
+    }
+    return failures;
+  }
+
+  /** DeleteObject of one key (`bucketKey` as the bucket names it, `key` as the caller does). */
+  private async deleteOne(bucketKey: string, key: string, signal?: AbortSignal): Promise<Array<{ key: string; error: string }>> {
+    try {
+      await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: bucketKey }), { abortSignal: signal }));
+      return [];
+    } catch (error) {
+      const fatal = fatalS3Error(error, this.options.role, this.where, bucketKey, 'DELETE');
+      if (fatal !== undefined) throw fatal;
+      return [{ key, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }];
+    }
   }
 
   /**
@@ -525,6 +549,10 @@ export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
   };
   client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
+
+/** A key DeleteObjects' XML carries as it is: no white space at either end, no control character. */
+// eslint-disable-next-line no-control-regex
+const XML_SAFE_KEY = /^(?![\s])[^\x00-\x1f\x7f]*(?<![\s])$/u;
 
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_DELETE_KEYS = 1000;
