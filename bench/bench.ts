@@ -19,7 +19,7 @@ import { startProxy, type HttpProxy, type RecordedRequest } from '../test/suppor
 import { describeTimeline } from './timeline.js';
 import { insertFilelessRows, insertRows, planMix, uploadObjects, type MixCounts, type PlannedObject } from './dataset.js';
 import { scenarioMarkdown, scenarioText, perObject, type ScenarioResult, type ToolResult } from './report.js';
-import { ensureDebianPackage, measure, rcloneVersion, runMastosync, runRclone, type Measurement } from './tools.js';
+import { ensureDebianPackage, measure, rcloneVersion, runFloor, runMastosync, runRclone, type Measurement } from './tools.js';
 
 /**
  * s3rver stands in for two remote providers, so its disk writes should not slow the copiers down: on this
@@ -53,7 +53,9 @@ const SCRIPT_SCENARIOS = {
 } as const;
 type ScriptScenario = keyof typeof SCRIPT_SCENARIOS;
 const SCENARIOS = [...COPY_SCENARIOS, ...(Object.keys(SCRIPT_SCENARIOS) as ScriptScenario[])] as const;
-type Tool = 'mastosync' | 'rclone';
+type Tool = 'mastosync' | 'rclone' | 'node-floor';
+/** The bare Node copier's name in the tables: the floor under any Node copier (bench/floorCopier.ts). */
+const FLOOR_LABEL = 'node-floor (node:http, minimal SigV4)';
 
 const HELP = `npm run bench -- [options]
   --latency MS          added by the proxy to every request (default 30)
@@ -75,13 +77,17 @@ const HELP = `npm run bench -- [options]
                         the rows scenario: a table of N fileless rows against one of base-rows (1000000, 10000)
   --scenarios LIST      any of ${SCENARIOS.join(',')} (default: all but ${Object.keys(SCRIPT_SCENARIOS).join(', ')},
                         which run bench/<name>.ts with its defaults: minutes each at a million keys)
-  --tools LIST          mastosync,rclone (default both)
+  --tools LIST          mastosync,rclone,node-floor (default all three); node-floor, the bare Node copier of
+                        bench/floorCopier.ts (the floor under any Node copier), runs in the bucket scenarios only
   --compare LIST        the bucket scenarios also run these other builds of mastosync, each as NAME=PATH of its
                         bin/mastosync.js (a copy of the launcher, package.json and dist/bundle), e.g. the build
                         before a change: before=/tmp/before/bin/mastosync.js
   --rclone-flags "..."  extra rclone flags, e.g. "--s3-no-head"
   --repeat N            run each tool N times (alternating) and keep its median run (default 1)
   --trace               after each streamed run, where its time went (bench/timeline.ts)
+  --cpu-prof DIR        the Node tools (mastosync and node-floor) write a CPU profile of each run under DIR/<run>/
+                        (node --cpu-prof, 250 µs samples; mastosync then runs as its launcher would run it, node
+                        --max-semi-space-size=2; the profiler adds CPU, so compare profiles, not figures)
   --data-dir DIR        where s3rver keeps its buckets (default ${DEFAULT_DATA_DIR}); the tools' own files (config,
                         checkpoint, key list) stay in the system's temporary folder
   --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
@@ -106,11 +112,12 @@ const { values: flags } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     'base-rows': { type: 'string', default: '10000' },
     scenarios: { type: 'string', default: COPY_SCENARIOS.join(',') },
-    tools: { type: 'string', default: 'mastosync,rclone' },
+    tools: { type: 'string', default: 'mastosync,rclone,node-floor' },
     compare: { type: 'string', default: '' },
     'rclone-flags': { type: 'string', default: '' },
     repeat: { type: 'string', default: '1' },
     trace: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string', default: '' },
     'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
     out: { type: 'string', default: 'BENCHMARKS.md' },
     help: { type: 'boolean', default: false },
@@ -138,7 +145,9 @@ const list = <T extends string>(name: keyof typeof flags, allowed: readonly T[])
 const latencyMs = number('latency');
 const concurrencies = String(flags.concurrency).split(',').map(Number);
 const scenarios = list('scenarios', SCENARIOS);
-const tools = list('tools', ['mastosync', 'rclone'] as const);
+const tools = list('tools', ['mastosync', 'rclone', 'node-floor'] as const);
+/** The tools of the scenarios other than the bucket ones: the floor copier copies whole buckets only. */
+const copiers = tools.filter((tool): tool is 'mastosync' | 'rclone' => tool !== 'node-floor');
 const rcloneFlags = String(flags['rclone-flags']).split(' ').filter(Boolean);
 const repeat = Math.max(1, Math.round(number('repeat')));
 /** Other builds of mastosync to run beside this one in the bucket scenarios: name → launcher path. */
@@ -271,6 +280,14 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
   const connectionsBefore = world.source.proxy.connections + world.destination.proxy.connections;
   const othersBefore = flags.trace ? othersCpu(world) : undefined;
   let measured: Measurement;
+  const profile = flags['cpu-prof']
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-interval',
+        '250',
+        `--cpu-prof-dir=${resolve(String(flags['cpu-prof']), `${destination}-${spec.label ?? tool}`.replace(/[^\w.-]+/g, '_'))}`,
+      ]
+    : undefined;
   if (tool === 'mastosync') {
     measured = await runMastosync({
       databaseUrl: data.db.url,
@@ -284,7 +301,10 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
       dir,
       timeoutMs: TIMEOUT_MS,
       bin: spec.bin,
+      nodeFlags: profile,
     });
+  } else if (tool === 'node-floor') {
+    measured = await runFloor({ source, destination: target, concurrency, nothing: spec.nothing, dir, timeoutMs: TIMEOUT_MS, nodeFlags: profile });
   } else {
     const keys = spec.nothing ? [] : spec.wholeBucket ? undefined : data.objects.map((object) => object.key);
     measured = await runRclone({
@@ -706,7 +726,7 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
       mode: 'stream' as const,
       latencyMs,
       wholeBucket: true,
-      label: tool === 'mastosync' ? 'mastosync run all' : 'rclone copy --fast-list',
+      label: tool === 'mastosync' ? 'mastosync run all' : tool === 'rclone' ? 'rclone copy --fast-list' : FLOOR_LABEL,
     })),
     ...compared.map(({ name, bin }) => ({
       tool: 'mastosync' as const,
@@ -720,7 +740,15 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
     })),
   ];
   const scenario = (name: string, description: string, set: DataSet, concurrency: number, latencyMs: number, results: ToolResult[], notes: string[] = []) => {
-    const result = { name, description, concurrency, latencyMs, limitMs: (set.objects.length * 2 * latencyMs) / concurrency, results, notes };
+    const result = {
+      name,
+      description,
+      concurrency,
+      latencyMs,
+      limitMs: (set.objects.length * 2 * latencyMs) / concurrency,
+      results,
+      notes: [...notes, ...floorNotes(results)],
+    };
     console.log(`${scenarioText(result)}\n`);
     return result;
   };
@@ -748,11 +776,11 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
       data,
       16,
       latency,
-      main.map((result) => ({ ...result, fixedCpuMs: fixed.get(result.tool.startsWith('mastosync') ? 'mastosync' : 'rclone')?.cpuMs })),
+      main.map((result) => ({ ...result, fixedCpuMs: fixed.get(toolOf(result))?.cpuMs })),
       start === undefined
         ? []
         : [
-            `mastosync's start-up (\`run all --limit 0\`: Node, the bundle, the database session and schema probe, the bucket checks): ${(start.wallMs / 1000).toFixed(2)} s, ${start.cpuMs.toFixed(0)} ms CPU, peak RSS ${(start.peakRssBytes / 1e6).toFixed(0)} MB; "beyond start" takes it off (rclone's: an empty key list, ${fixed.get('rclone')?.cpuMs.toFixed(0) ?? '–'} ms CPU). Node alone (\`node -e 0\`): ${node.cpuMs.toFixed(0)} ms CPU, peak RSS ${(node.peakRssBytes / 1e6).toFixed(0)} MB.`,
+            `mastosync's start-up (\`run all --limit 0\`: Node, the bundle, the database session and schema probe, the bucket checks): ${(start.wallMs / 1000).toFixed(2)} s, ${start.cpuMs.toFixed(0)} ms CPU, peak RSS ${(start.peakRssBytes / 1e6).toFixed(0)} MB; "beyond start" takes it off (rclone's: an empty key list, ${fixed.get('rclone')?.cpuMs.toFixed(0) ?? '–'} ms CPU; the bare Node copier's: Node starting it and copying nothing, \`--limit 0\`, ${fixed.get('node-floor')?.cpuMs.toFixed(0) ?? '–'} ms CPU). Node alone (\`node -e 0\`): ${node.cpuMs.toFixed(0)} ms CPU, peak RSS ${(node.peakRssBytes / 1e6).toFixed(0)} MB.`,
           ],
     ),
   );
@@ -791,6 +819,33 @@ async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[]
   return scenarios;
 }
 
+/** The tool a row of the bucket scenarios belongs to: its label's first word (mastosync, rclone, node-floor). */
+const toolOf = (result: ToolResult) => result.tool.split(' ')[0]!;
+
+/**
+ * How close mastosync (this build's row) is to the bare Node copier, and the bare copier to rclone's bucket copy: where
+ * the copier is over one of issue 15's targets, no Node copier of this bucket meets it on this machine.
+ */
+function floorNotes(results: readonly ToolResult[]): string[] {
+  const floor = results.find((result) => toolOf(result) === 'node-floor' && result.ok);
+  if (floor === undefined) return [];
+  const ours = results.find((result) => toolOf(result) === 'mastosync' && result.ok);
+  const rclone = results.find((result) => result.tool.startsWith('rclone copy --fast-list') && result.ok);
+  const [f, m, r] = [floor, ours, rclone].map((result) => (result === undefined ? undefined : perObject(result)));
+  const mb = (result: ToolResult) => (result.peakRssBytes / 1e6).toFixed(0);
+  const beyond = (a?: number, b?: number) => (a !== undefined && b !== undefined ? `, ${(a / b).toFixed(2)}× beyond start` : '');
+  const lines: string[] = [];
+  if (ours && m)
+    lines.push(
+      `mastosync against the bare Node copier: CPU per object ${(m.cpuMsPerObject / f!.cpuMsPerObject).toFixed(2)}×${beyond(m.marginalCpuMsPerObject, f!.marginalCpuMsPerObject)}, peak RSS ${mb(ours)} against ${mb(floor)} MB, wall ${(ours.wallMs / floor.wallMs).toFixed(2)}×.`,
+    );
+  if (rclone && r)
+    lines.push(
+      `The bare Node copier against rclone's copy --fast-list: CPU per object ${(f!.cpuMsPerObject / r.cpuMsPerObject).toFixed(2)}×${beyond(f!.marginalCpuMsPerObject, r.marginalCpuMsPerObject)}, peak RSS ${mb(floor)} against ${mb(rclone)} MB, wall ${(floor.wallMs / rclone.wallMs).toFixed(2)}× (objects/s ${(rclone.wallMs / floor.wallMs).toFixed(2)}×).`,
+    );
+  return lines;
+}
+
 /** Each tool's CPU when it copies nothing (median of three), per mode: what is not per object. */
 const fixedCpu = new Map<string, number>();
 
@@ -805,13 +860,13 @@ async function runScenario(
   latency = latencyMs,
 ): Promise<ScenarioResult> {
   console.error(`bench: ${name}`);
-  for (const tool of tools) {
+  for (const tool of copiers) {
     if (fixedCpu.has(`${tool} ${mode}`)) continue;
     const runs: number[] = [];
     for (let round = 0; round < 3; round++) runs.push((await runTool(world, { tool, data, concurrency, mode, latencyMs: latency, nothing: true })).cpuMs);
     fixedCpu.set(`${tool} ${mode}`, runs.sort((a, b) => a - b)[1]!);
   }
-  const measured = await runMedian(world, [...tools.map((tool) => ({ tool, data, concurrency, mode, latencyMs: latency })), ...extra]);
+  const measured = await runMedian(world, [...copiers.map((tool) => ({ tool, data, concurrency, mode, latencyMs: latency })), ...extra]);
   const results = measured.map((result) => ({ ...result, fixedCpuMs: fixedCpu.get(`${result.tool.split(' ')[0]} ${mode}`) }));
   const roundTrips = mode === 'server' ? 1 : 2;
   const scenario = { name, description, concurrency, latencyMs: latency, limitMs: (data.objects.length * roundTrips * latency) / concurrency, results };
@@ -830,6 +885,9 @@ function judge(results: readonly ScenarioResult[]): string[] {
     if (!ours.ok) verdict(false, `${scenario.name}: mastosync did not finish exactly (${ours.problem})`);
     if (scenario.name.startsWith('bucket')) {
       judgeBucket(scenario, ours, rclone, verdict);
+      // The same targets for the bare Node copier: one it misses is out of reach for any Node copier here.
+      const floor = scenario.results.find((result) => toolOf(result) === 'node-floor');
+      if (floor?.ok) judgeBucket(scenario, floor, rclone, (holds, text) => verdict(holds, `node-floor, the bare Node copier: ${text}`));
       continue;
     }
     if (scenario.name.startsWith('acceptance')) {
@@ -938,7 +996,10 @@ function markdown(
     `- Node ${process.version}; ${rcloneVersion()}; two providers, each s3rver 3.7.1 in its own process behind its own latency proxy (test/support/httpProxy.ts, in the bench process) adding ${latencyMs} ms to every request: the source buckets on one, streamed copies going to the other; server-side copies stay on the first. s3rver keeps its buckets in ${flags['data-dir']}${flags['data-dir'] === '/dev/shm' ? ' (memory-backed, so the disk does not slow the servers: see docs/performance.md)' : ''}; each tool's config, checkpoint or key list is in ${os.tmpdir()}`,
     '- mastosync: `bin/mastosync.js run <jobs> --json` with `[sync] concurrency = C`; rclone: `rclone copy SRC:bucket DST:bucket --files-from-raw keys.txt --transfers C --checkers C --fast-list --no-traverse --metadata --retries 1` with the ACL set and the same key list' +
       (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : '') +
-      '; in the bucket scenarios, as an admin copies a whole bucket: `bin/mastosync.js run all` with default flags, against `rclone copy SRC:bucket DST:bucket --transfers C --fast-list --retries 1` (the command of issue 15; without `--metadata`, so Cache-Control is not carried over, and no HEAD per object)',
+      '; in the bucket scenarios, as an admin copies a whole bucket: `bin/mastosync.js run all` with default flags, against `rclone copy SRC:bucket DST:bucket --transfers C --fast-list --retries 1` (the command of issue 15; without `--metadata`, so Cache-Control is not carried over, and no HEAD per object)' +
+      (tools.includes('node-floor')
+        ? ', and node-floor, the floor under any Node copier: bench/floorCopier.ts compiled to plain JavaScript and run as `node --max-semi-space-size=2 floorCopier.mjs` (as the launcher runs mastosync), which lists the source as `--fast-list` does and pipes each GET into a PUT over node:http keep-alive agents with a minimal SigV4 signature (unsigned payload), C in flight, with Content-Type, Cache-Control, the ACL and Content-MD5; no SDK, database, checkpoint, progress or retries'
+        : ''),
     `- Each tool runs ${repeat > 1 ? `${repeat} times, alternating with the other, and its median run by wall time is shown; each run ` : ''}under \`/usr/bin/time -v\` (CPU = user + system, peak RSS = maximum resident set size); wall time is from spawn to exit. After each run the destination is listed and must hold exactly the expected keys at the expected sizes.`,
     '- Latency limit: N objects × round trips per object (2 for GET + PUT, 1 for CopyObject) × latency / C in flight.',
     '- CPU ms/object is all the CPU of the run over N; "beyond start" first takes off what the same tool spends copying nothing (median of three runs: mastosync `--limit 0`, rclone an empty key list), i.e. starting, connecting and checking.',

@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { buildSync } from 'esbuild';
 
 export const MASTOSYNC_BIN = resolve(import.meta.dirname, '../bin/mastosync.js');
 
@@ -84,6 +85,11 @@ export interface MastosyncRun {
   readonly timeoutMs: number;
   /** Another build's launcher to run instead of this checkout's (bench --compare). */
   readonly bin?: string;
+  /**
+   * More flags for Node (bench --cpu-prof, which Node 20 refuses in NODE_OPTIONS): the launcher's line is then run
+   * as it would run it, `node --max-semi-space-size=2 FLAGS bin/mastosync.js`.
+   */
+  readonly nodeFlags?: readonly string[];
 }
 
 export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
@@ -116,11 +122,10 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   const env = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('MASTOSYNC_')) delete env[name];
   // The launcher is run as a command, as an admin runs it (npm's bin link), so the flags it starts Node with apply.
-  return measure(run.bin ?? MASTOSYNC_BIN, ['run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])], {
-    env,
-    cwd: run.dir,
-    timeoutMs: run.timeoutMs,
-  });
+  const args = ['run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])];
+  const bin = run.bin ?? MASTOSYNC_BIN;
+  const [command, commandArgs] = run.nodeFlags === undefined ? [bin, args] : [process.execPath, ['--max-semi-space-size=2', ...run.nodeFlags, bin, ...args]];
+  return measure(command, commandArgs, { env, cwd: run.dir, timeoutMs: run.timeoutMs });
 }
 
 export interface RcloneRun {
@@ -183,5 +188,66 @@ export async function runRclone(run: RcloneRun): Promise<Measurement> {
       ...run.extraFlags,
     ],
     { env, cwd: run.dir, timeoutMs: run.timeoutMs },
+  );
+}
+
+export interface FloorRun {
+  readonly source: S3Place;
+  readonly destination: S3Place;
+  readonly concurrency: number;
+  /** Copy nothing: Node's start, the agents, no request. */
+  readonly nothing?: boolean;
+  /** More flags for Node (bench --cpu-prof). */
+  readonly nodeFlags?: readonly string[];
+  readonly dir: string;
+  readonly timeoutMs: number;
+}
+
+/** bench/floorCopier.ts as plain JavaScript, compiled once, so Node runs it without a loader (tsx would add to its start). */
+let floorScript: string | undefined;
+
+/**
+ * The bare Node copier (bench/floorCopier.ts): the floor under any Node copier of the bucket, run as the launcher
+ * runs mastosync (`node --max-semi-space-size=2`), with the same ACL.
+ */
+export async function runFloor(run: FloorRun): Promise<Measurement> {
+  if (floorScript === undefined) {
+    const script = join(run.dir, '..', 'floorCopier.mjs');
+    buildSync({
+      entryPoints: [resolve(import.meta.dirname, 'floorCopier.ts')],
+      outfile: script,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      logLevel: 'warning',
+    });
+    floorScript = script;
+  }
+  const url = (place: S3Place) => `${place.endpoint}/${place.bucket}`;
+  return measure(
+    process.execPath,
+    [
+      '--max-semi-space-size=2',
+      ...(run.nodeFlags ?? []),
+      floorScript,
+      '--source',
+      url(run.source),
+      '--destination',
+      url(run.destination),
+      '--concurrency',
+      String(run.concurrency),
+      '--acl',
+      'public-read',
+      ...(run.nothing ? ['--limit', '0'] : []),
+    ],
+    {
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      },
+      cwd: run.dir,
+      timeoutMs: run.timeoutMs,
+    },
   );
 }
