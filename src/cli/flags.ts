@@ -69,6 +69,31 @@ export function withMetricsOptions<T>(command: Argv<T>, name: 'run' | 'verify'):
     }) as Argv<T & MetricsArgs>;
 }
 
+export interface ProgressArgs {
+  readonly quiet?: boolean;
+  readonly progressInterval?: number;
+}
+
+/** --quiet and --progress-interval, for the commands that show their progress on stderr. */
+export function withProgressOptions<T>(command: Argv<T>): Argv<T & ProgressArgs> {
+  return command
+    .option('quiet', {
+      type: 'boolean',
+      default: false,
+      describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
+    })
+    .option('progress-interval', {
+      type: 'number',
+      requiresArg: true,
+      default: 5,
+      describe: 'seconds between JSON progress lines when stderr is not a terminal',
+    })
+    .check((args) => {
+      wholeNumber('--progress-interval', args.progressInterval, 1);
+      return true;
+    }) as Argv<T & ProgressArgs>;
+}
+
 export function metricsFromArgs(args: MetricsArgs): MetricsFlags {
   return {
     metrics: args.metrics === undefined ? undefined : parseMetricsAddress(args.metrics),

@@ -60,6 +60,11 @@ export class ProgressDisplay {
     },
   };
 
+  /** Takes the live block off the screen until the next tick, so that a line written to stdout lands clean. */
+  clear(): void {
+    this.erase();
+  }
+
   /** The final state, left on screen (or as the last JSON line); `completed` marks every job done. */
   stop(completed: boolean): void {
     if (this.timer === undefined || this.tally === undefined) return;
@@ -118,25 +123,28 @@ export function renderLive(snapshot: ProgressSnapshot, columns: number): string[
   const countWidth = Math.max(...counts.map((text) => text.length));
   const width = Math.max(20, columns - 1);
   const withBar = width >= nameWidth + BAR_WIDTH + 60;
+  // verify counts objects only: no bytes to show.
+  const withBytes = snapshot.total.bytes > 0;
   return all.map((line, index) => {
     const cells = [
       line.job.padEnd(nameWidth),
       ...(withBar ? [bar(line)] : []),
       percent(line).padStart(4),
       counts[index]!.padStart(countWidth),
-      formatBytes(line.bytes).padStart(8),
-      status(line, snapshot.elapsedMs),
+      ...(withBytes ? [formatBytes(line.bytes).padStart(8)] : []),
+      status(line, snapshot.elapsedMs, withBytes),
     ];
     const text = cells.join('  ').trimEnd();
     return text.length > width ? text.slice(0, width) : text;
   });
 }
 
-function status(line: ProgressLine, elapsedMs: number): string {
+function status(line: ProgressLine, elapsedMs: number, withBytes: boolean): string {
   if (line.job === 'total' && line.state === 'done') return `done in ${formatDuration(elapsedMs)}`;
   if (line.state === 'done') return 'done';
   if (line.state === 'waiting') return 'waiting';
-  const rate = `${line.objectsPerSecond < 10 ? line.objectsPerSecond.toFixed(1) : Math.round(line.objectsPerSecond)} obj/s  ${formatBytes(line.bytesPerSecond)}/s`;
+  const objects = `${line.objectsPerSecond < 10 ? line.objectsPerSecond.toFixed(1) : Math.round(line.objectsPerSecond)} obj/s`;
+  const rate = withBytes ? `${objects}  ${formatBytes(line.bytesPerSecond)}/s` : objects;
   const eta = line.etaSeconds === undefined ? '' : `  ETA ${clock(line.etaSeconds)}`;
   return `${rate.padStart(22)}${eta}`;
 }

@@ -96,6 +96,8 @@ export interface VerifyOptions {
   readonly method?: 'head' | 'listing';
   readonly scope?: Scope;
   readonly onProblem: (problem: Problem) => void;
+  /** Called once per object checked, whatever was found (for a progress display). */
+  readonly onChecked?: (job: JobName) => void;
   /** Copy again each object found missing or different, with this context (the one a run gives copyOwnedObject). */
   readonly repair?: CopyContext;
   readonly onRepair?: (repair: Repair) => void;
@@ -127,7 +129,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
             summary.checked += 1;
             await pool.submit(async () => {
               const outcome = await verifyObject(object, options);
-              tally(summary, outcome, options.onProblem);
+              tally(summary, outcome, options);
               if (options.repair !== undefined && outcome !== 'missing-at-source' && outcome.length > 0 && outcome[0]!.problem !== 'error') {
                 countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options.onRepair);
               }
@@ -157,7 +159,7 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
   options.observe?.(summaries);
   // Returns a promise only when there is a repair to wait for: most objects are settled without one.
   const settle = (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome): Promise<void> | undefined => {
-    tally(summary, outcome, options.onProblem);
+    tally(summary, outcome, options);
     if (options.repair === undefined || outcome === 'missing-at-source' || outcome.length === 0 || outcome[0]!.problem === 'error') return undefined;
     return repairObject(object, outcome[0]!.key, options.repair).then((repair) => countRepair(summary, repair, options.onRepair));
   };
@@ -299,7 +301,8 @@ function countRepair(summary: VerifyJobSummary, repair: Repair, onRepair: ((repa
   onRepair?.(repair);
 }
 
-function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem: Problem) => void): void {
+function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<VerifyOptions, 'onProblem' | 'onChecked'>): void {
+  options.onChecked?.(summary.job);
   if (outcome === 'missing-at-source') {
     summary.missingAtSource += 1;
     return;
@@ -312,7 +315,7 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, onProblem: (problem:
   for (const problem of outcome) {
     const differs = DIFFERS[problem.problem];
     if (differs !== undefined) summary[differs] += 1;
-    onProblem(problem);
+    options.onProblem(problem);
   }
 }
 

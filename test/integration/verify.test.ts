@@ -94,6 +94,15 @@ describe('verify', () => {
     assert.equal(total.missing + total.mismatched + total.errors, 0);
   });
 
+  test('--quiet prints no progress line (a cron job mails nothing); without it, one JSON line at least', async () => {
+    const quiet = await verify(['--quiet']);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stderr, /"msg":"progress"/);
+    const shown = await verify(['--progress-interval', '1']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stderr, /"msg":"progress"/);
+  });
+
   test('--sample checks a random share of the objects', async () => {
     const result = await verify(['--sample', '50', '--json']);
     assert.equal(result.code, 0, result.stderr);
@@ -298,6 +307,11 @@ describe('verify', () => {
       const owned = world.fixture.expected.length + 2 + extraIds.length;
       assert.equal(total.objects, owned);
       assert.equal(total.checked, owned);
+      // Off a terminal, the progress goes to stderr as JSON lines, as run's does; the last one counts every object.
+      const progress = readJsonLines<{ msg: string; done: number; owned: number | null }>(result.stderr).filter((line) => line.msg === 'progress');
+      assert.ok(progress.length >= 1, result.stderr);
+      assert.equal(progress.at(-1)!.done, owned);
+      assert.ok([owned, null].includes(progress.at(-1)!.owned), 'the objects in scope, once counted');
       assert.deepEqual([total.missing, total.mismatched, total.sizeDiffers, total.md5Differs], [1, 2, 1, 2]);
       // The source lost one object earlier in this file; the fixture's own missing ones are missing there too.
       assert.equal(total.missingAtSource, world.fixture.missing.length + 1);

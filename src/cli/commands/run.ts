@@ -25,7 +25,7 @@ import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
+import { metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import type { CommandModule } from 'yargs';
 
 interface RunFlags extends MetricsFlags {
@@ -266,51 +266,40 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
     builder: (command) =>
       withMetricsOptions(
         withScopeOptions(
-          command
-            .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
-            .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
-            .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
-            .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
-            .option('skip-existing', {
-              type: 'boolean',
-              default: false,
-              describe:
-                'list both stores and copy only what the destination lacks or holds with another size or MD5 (about one request per 1000 objects present)',
-            })
-            .option('max-rps', {
-              type: 'number',
-              requiresArg: true,
-              describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)',
-            })
-            .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
-            .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
-            .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
-            .option('checkpoint', {
-              type: 'string',
-              requiresArg: true,
-              describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
-            })
-            .option('quiet', {
-              type: 'boolean',
-              default: false,
-              describe: 'no progress display (on a terminal) or progress lines (elsewhere); so does a --log-level above info',
-            })
-            .option('progress-interval', {
-              type: 'number',
-              requiresArg: true,
-              default: 5,
-              describe: 'seconds between JSON progress lines when stderr is not a terminal',
-            })
-            .check((args) => {
-              wholeNumber('--concurrency', args.concurrency, 1);
-              wholeNumber('--limit', args.limit, 0);
-              wholeNumber('--max-rps', args.maxRps, 1);
-              if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
-              if (args.skipExisting && args.retryFailed) throw new UsageError('pass --skip-existing or --retry-failed, not both');
-              if (args.skipExisting && args.limit !== undefined) throw new UsageError('--skip-existing reads every row in scope: leave out --limit');
-              wholeNumber('--progress-interval', args.progressInterval, 1);
-              return true;
-            }),
+          withProgressOptions(
+            command
+              .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
+              .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
+              .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
+              .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+              .option('skip-existing', {
+                type: 'boolean',
+                default: false,
+                describe:
+                  'list both stores and copy only what the destination lacks or holds with another size or MD5 (about one request per 1000 objects present)',
+              })
+              .option('max-rps', {
+                type: 'number',
+                requiresArg: true,
+                describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)',
+              })
+              .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
+              .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
+              .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
+              .option('checkpoint', {
+                type: 'string',
+                requiresArg: true,
+                describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
+              }),
+          ).check((args) => {
+            wholeNumber('--concurrency', args.concurrency, 1);
+            wholeNumber('--limit', args.limit, 0);
+            wholeNumber('--max-rps', args.maxRps, 1);
+            if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+            if (args.skipExisting && args.retryFailed) throw new UsageError('pass --skip-existing or --retry-failed, not both');
+            if (args.skipExisting && args.limit !== undefined) throw new UsageError('--skip-existing reads every row in scope: leave out --limit');
+            return true;
+          }),
         ),
         'run',
       ),

@@ -16,10 +16,13 @@ import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { createLogger } from '../logger.js';
-import { asGiven, metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
+import { asGiven, metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
+import { ProgressDisplay, progressMode } from '../progress.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { createStore, samePlace } from '../../storage/index.js';
+import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
+import { planJob } from '../../sync/plan.js';
+import { ProgressTally } from '../../sync/progress.js';
 import { serverCopier, warnTo } from '../stores.js';
 
 interface VerifyFlags extends MetricsFlags {
@@ -37,7 +40,8 @@ interface VerifyFlags extends MetricsFlags {
   readonly repair: boolean;
 }
 
-async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Promise<number> {
+/** `progress`, when given, shows the objects checked (started once the jobs are known) and carries the log lines. */
+async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -92,6 +96,22 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         },
         'verify started',
       );
+      const tally = new ProgressTally(session.jobs);
+      progress?.start(tally);
+      // The totals are counted beside the check, on their own connection, for the display's percentages.
+      if (progress) {
+        void (async () => {
+          for (const job of session.jobs) {
+            const plan = await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff });
+            tally.owned(job, plan.objects);
+          }
+        })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
+      }
+      // Problem lines go to stdout; on a terminal the live block (on stderr) steps aside for each.
+      const print = (line: string) => {
+        progress?.clear();
+        out.stdout(line);
+      };
       const jobs = await verifyJobs({
         jobs: session.jobs,
         db: session.db,
@@ -104,12 +124,14 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
         samplePercent,
         method,
         scope: flags.scope,
-        onProblem: (problem) => out.stdout(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
+        onProblem: (problem) => print(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
+        onChecked: progress && ((job) => tally.result(job, 0)),
         repair,
-        onRepair: (done) => out.stdout(flags.json ? JSON.stringify(done) : describeRepair(done)),
+        onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
       });
+      progress?.stop(!stop.signal.aborted);
       const total = totals(jobs);
       if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted }));
       else {
@@ -123,6 +145,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output): Prom
       if (flags.repair) return total.errors + total.unrepaired > 0 ? EXIT.failures : EXIT.ok;
       return total.missing + total.mismatched + total.errors > 0 ? EXIT.failures : EXIT.ok;
     } finally {
+      progress?.stop(false); // stopped already unless the check failed
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
@@ -249,7 +272,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
     command: 'verify <jobs..>',
     describe: 'check that the destination holds every owned object with the source size and Content-Type (writes nothing)',
     builder: (command) =>
-      withMetricsOptions(withScopeOptions(command), 'verify')
+      withMetricsOptions(withScopeOptions(withProgressOptions(command)), 'verify')
         .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
         .option('sample', {
           type: 'number',
@@ -279,6 +302,8 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           return true;
         }),
     handler: async (args) => {
+      const mode = progressMode(args.quiet, args.logLevel, process.stderr);
+      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
       context.exitCode = await verifyCommand(
         {
           jobs: (args.jobs ?? []).map(String),
@@ -292,8 +317,10 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           repair: args.repair,
           ...metricsFromArgs(args as MetricsArgs),
         },
-        createLogger(args.logLevel),
+        // On a terminal, log lines go through the display, which prints them above its live block.
+        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
         context.out,
+        progress,
       );
     },
   };
