@@ -59,6 +59,8 @@ export interface OwnedStreamOptions {
   readonly batchSize: number;
   /** Told of each row with a file (every row read, whatever its objects' folders). */
   readonly onRow?: (row: Row) => void;
+  /** Told how many rows each window read, with a file or not, as a plain run counts them (readRowPages' onRead). */
+  readonly onRead?: (rows: number) => void;
 }
 
 /** An owned object, with the row that owns it and the folder (one of mastodonPrefixes) its key is under. */
@@ -95,7 +97,11 @@ const JOIN_WINDOW_ROWS = 2000;
 
 function ownedOfWidth(options: OwnedStreamOptions, folders: readonly string[], from: bigint, to: bigint, sortInMemory: boolean): AsyncIterable<FolderObject[]> {
   const scope = { ...options.scope, minId: String(from), maxId: String(to) };
-  const pages = readRowPages(options.db, options.schema, options.job, { batchSize: Math.min(options.batchSize, JOIN_WINDOW_ROWS), scope });
+  const pages = readRowPages(options.db, options.schema, options.job, {
+    batchSize: Math.min(options.batchSize, JOIN_WINDOW_ROWS),
+    scope,
+    ...(options.onRead !== undefined && { onRead: options.onRead }),
+  });
   return inFolderOrder(
     pages,
     (row) => {

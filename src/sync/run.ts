@@ -338,8 +338,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           job,
           scope: after,
           batchSize: options.batchSize,
+          // Rows as a plain run counts them: every row read, those that own no file too.
+          onRead: (rows) => (summary.rows += rows),
           onRow: (row) => {
-            summary.rows += 1;
             if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
           },
         },

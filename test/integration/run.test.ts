@@ -183,6 +183,7 @@ describe('run --skip-existing', () => {
   let world: World;
   let config: ReturnType<typeof configFor>;
   interface Total {
+    rows: number;
     copied: number;
     relocated: number;
     present: number;
@@ -222,6 +223,9 @@ describe('run --skip-existing', () => {
     );
     const total = totalOf(result.stdout);
     assert.deepEqual([total.copied + total.relocated, total.present, total.missing], [0, world.fixture.present.length, world.fixture.missing.length]);
+    // Rows counted as a plain run counts them: every row read, those that own no file too.
+    const plain = totalOf((await runCli(['run', 'all', '--dry-run', '--json'], { cwd: config.dir })).stdout);
+    assert.equal(total.rows, plain.rows);
     // HEADs only for the objects the source does not hold at their exact key (relocated ones, missing ones).
     const heads = proxy.requests.filter((request) => request.operation === 'HeadObject');
     assert.ok(heads.length <= 4 * (world.fixture.relocated.length + world.fixture.missing.length), `${heads.length} HEADs`);
