@@ -36,10 +36,15 @@ export class ProgressDisplay {
   /** Lines of the live block now on screen (to erase before anything else is written). */
   private drawn = 0;
 
+  /**
+   * `counts`: `owned` when the objects in scope are counted (done of owned, a bar, an ETA); `listed` for a command
+   * that only learns how many there are by listing them all (prune): the count alone.
+   */
   constructor(
     private readonly mode: Exclude<ProgressMode, 'off'>,
     private readonly stream: ProgressStream,
     private readonly jsonIntervalMs = DEFAULT_JSON_INTERVAL_MS,
+    private readonly counts: 'owned' | 'listed' = 'owned',
   ) {}
 
   start(tally: ProgressTally): void {
@@ -82,7 +87,7 @@ export class ProgressDisplay {
       return;
     }
     this.erase();
-    const lines = renderLive(snapshot, this.stream.columns || 100);
+    const lines = renderLive(snapshot, this.stream.columns || 100, this.counts);
     this.stream.write(`${lines.join('\n')}\n`);
     this.drawn = lines.length;
   }
@@ -116,20 +121,22 @@ export function progressJson(snapshot: ProgressSnapshot, now: number): string {
 const BAR_WIDTH = 20;
 
 /** The live block: a line per job and a total, each cut to the terminal's width so none wraps. */
-export function renderLive(snapshot: ProgressSnapshot, columns: number): string[] {
+export function renderLive(snapshot: ProgressSnapshot, columns: number, of: 'owned' | 'listed' = 'owned'): string[] {
   const all = [...snapshot.jobs, snapshot.total];
   const nameWidth = Math.max(...all.map((line) => line.job.length));
-  const counts = all.map((line) => `${number(line.done)} / ${line.owned === undefined ? 'counting…' : number(line.owned)}`);
+  const counts = all.map((line) =>
+    of === 'listed' ? `${number(line.done)} listed` : `${number(line.done)} / ${line.owned === undefined ? 'counting…' : number(line.owned)}`,
+  );
   const countWidth = Math.max(...counts.map((text) => text.length));
   const width = Math.max(20, columns - 1);
-  const withBar = width >= nameWidth + BAR_WIDTH + 60;
+  const withBar = of === 'owned' && width >= nameWidth + BAR_WIDTH + 60;
   // verify counts objects only: no bytes to show.
   const withBytes = snapshot.total.bytes > 0;
   return all.map((line, index) => {
     const cells = [
       line.job.padEnd(nameWidth),
       ...(withBar ? [bar(line)] : []),
-      percent(line).padStart(4),
+      ...(of === 'owned' ? [percent(line).padStart(4)] : []),
       counts[index]!.padStart(countWidth),
       ...(withBytes ? [formatBytes(line.bytes).padStart(8)] : []),
       status(line, snapshot.elapsedMs, withBytes),

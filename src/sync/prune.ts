@@ -77,6 +77,8 @@ export interface PruneOptions {
   readonly limit: DeleteLimit;
   /** Where the keys deleted are written, one JSON line each, as they go. Required with `delete`. */
   readonly manifest?: string;
+  /** Called once per object listed (for a progress display). */
+  readonly onListed?: (job: JobName, size: number) => void;
   /** The orphans of one page, in listing order (one call a page, so a CLI can print them with one write). */
   readonly onOrphans?: (orphans: readonly Orphan[]) => void;
   readonly onDeleteFailure?: (failure: { readonly job: JobName; readonly key: string; readonly error: string }) => void;
@@ -132,6 +134,7 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       for await (const object of resumingListing(destination, prefix, options.retries ?? 0, options.stop)) {
         summary.listed++;
         summary.listedBytes += object.size;
+        options.onListed?.(job, object.size);
         page.push(object);
         if (page.length >= pageSize) {
           await lookUp(job, page);

@@ -166,6 +166,9 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
         assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expectedOrphans(world));
         assert.equal(summary.total.orphans, orphans.length);
         assert.equal(summary.total.deleted, 0);
+        // Off a terminal, progress goes to stderr as JSON lines; the last one counts every object listed.
+        const progress = readJsonLines<{ msg: string; done: number }>(result.stderr).filter((line) => line.msg === 'progress');
+        assert.equal(progress.at(-1)?.done, summary.total.listed, result.stderr);
         assert.deepEqual(await s3.listKeys(world.bucket), world.loaded);
       },
     );

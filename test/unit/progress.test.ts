@@ -102,6 +102,33 @@ test('live lines: one per job and a total, aligned, cut to the terminal width, "
   assert.ok(!narrow[0]!.includes('█') && !narrow[0]!.includes('░'), 'no bar when the terminal is narrow');
 });
 
+test('live lines of verify (objects only) and prune (listed, never counted before): no bytes, no bar for prune', () => {
+  const time = clock();
+  const tally = new ProgressTally(['accounts', 'backups'], time.read);
+  tally.owned('accounts', 1000);
+  tally.owned('backups', 10);
+  time.advance(100);
+  for (let i = 0; i < 200; i++) tally.result('accounts', 0);
+  time.advance(1000);
+  const checked = renderLive(tally.snapshot(), 140);
+  assert.match(checked[0]!, /^accounts +█{4}░{16} +20% +200 \/ 1,000 +200 obj\/s +ETA 4 s$/);
+  assert.ok(
+    checked.every((line) => !/ B\b|B\/s/.test(line)),
+    'no bytes shown when none are counted',
+  );
+
+  const listed = new ProgressTally(['accounts', 'backups'], time.read);
+  for (let i = 0; i < 2500; i++) listed.result('accounts', 1000);
+  time.advance(1000);
+  const lines = renderLive(listed.snapshot(), 140, 'listed');
+  assert.match(lines[0]!, /^accounts +2,500 listed +2\.5 MB +2500 obj\/s +2\.5 MB\/s$/);
+  assert.match(lines[1]!, /^backups +0 listed +0 B +waiting$/);
+  assert.ok(
+    lines.every((line) => !line.includes('░') && !line.includes('counting')),
+    'no bar, no total to wait for',
+  );
+});
+
 test('JSON line: shaped like a log line, with totals and each job', () => {
   const time = clock();
   const tally = new ProgressTally(['backups'], time.read);

@@ -13,9 +13,11 @@ import { JOB_NAMES } from '../../mastodon/tables.js';
 import { createStore } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
+import { ProgressTally } from '../../sync/progress.js';
 import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { wholeNumber } from '../flags.js';
+import { wholeNumber, withProgressOptions } from '../flags.js';
+import { ProgressDisplay, progressMode } from '../progress.js';
 import { createLogger } from '../logger.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { warnTo } from '../stores.js';
@@ -39,7 +41,8 @@ const REASONS: Readonly<Record<OrphanReason, string>> = {
   duplicate: 'a second copy: the object is also where the row says',
 };
 
-async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promise<number> {
+/** `progress`, when given, shows the objects listed (started once the jobs are known) and carries the log lines. */
+async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   const { all } = parseJobs(flags.jobs);
   const config = readConfig(flags);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
@@ -60,6 +63,13 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
     process.on('SIGTERM', onSignal);
     try {
       log.info({ jobs: session.jobs, tablelessJobs, destination: destination.description, delete: flags.delete, maxDelete: flags.limitText }, 'prune started');
+      const tally = new ProgressTally([...session.jobs, ...tablelessJobs]);
+      progress?.start(tally);
+      // Orphan lines go to stdout; on a terminal the live block (on stderr) steps aside for them.
+      const print = (text: string) => {
+        progress?.clear();
+        out.stdout(text);
+      };
       const result = await pruneJobs({
         jobs: session.jobs,
         tablelessJobs,
@@ -70,8 +80,9 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
         limit: flags.limit,
         manifest,
         // A page's lines in one write: a pipe takes a system call a write, and millions of orphans are possible.
+        onListed: progress && ((job, size) => tally.result(job, size)),
         onOrphans: (orphans) =>
-          out.stdout(
+          print(
             orphans
               .map((orphan) =>
                 flags.json
@@ -81,7 +92,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
               .join('\n'),
           ),
         onDeleteFailure: (failure) =>
-          out.stdout(
+          print(
             flags.json
               ? JSON.stringify({ notDeleted: store.locate(failure.key), job: failure.job, error: failure.error })
               : `not deleted  ${store.locate(failure.key)}: ${failure.error}`,
@@ -89,6 +100,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
         stop: stop.signal,
         retries: config.sync.retries,
       });
+      progress?.stop(!result.interrupted);
       const total = totals(result.jobs);
       const verdict = verdictOf(flags, result.limit, result.refused, total, manifest);
       if (flags.json)
@@ -108,6 +120,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output): Promis
       if (result.refused) return EXIT.usage;
       return total.failed > 0 ? EXIT.failures : EXIT.ok;
     } finally {
+      progress?.stop(false); // stopped already unless prune failed
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
@@ -198,7 +211,7 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
     command: 'prune <jobs..>',
     describe: 'list the destination and report (with --delete: remove) the objects no row owns any more',
     builder: (command) =>
-      command
+      withProgressOptions(command)
         .positional('jobs', { type: 'string', array: true, describe: `tables whose folders to list (${JOB_NAMES.join(', ')}), or all` })
         .option('delete', { type: 'boolean', default: false, describe: 'delete the objects no row owns (default: only list them)' })
         .option('max-delete', {
@@ -221,6 +234,8 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
           return true;
         }),
     handler: async (args) => {
+      const mode = progressMode(args.quiet, args.logLevel, process.stderr);
+      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000, 'listed');
       context.exitCode = await pruneCommand(
         {
           jobs: (args.jobs ?? []).map(String),
@@ -232,8 +247,10 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
           maxRps: args.maxRps,
           json: args.json,
         },
-        createLogger(args.logLevel),
+        // On a terminal, log lines go through the display, which prints them above its live block.
+        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
         context.out,
+        progress,
       );
     },
   };
