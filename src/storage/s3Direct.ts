@@ -21,6 +21,8 @@ interface Signer {
   sign(request: OutgoingRequest, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<OutgoingRequest>;
 }
 
+type Credentials = Awaited<ReturnType<ResolvedConfig['credentials']>>;
+
 /** The parts of the SDK's resolved client config used here (all public). */
 interface ResolvedConfig {
   endpointProvider(params: Record<string, unknown>): {
@@ -29,13 +31,15 @@ interface ResolvedConfig {
   };
   signer(authScheme?: unknown): Promise<Signer>;
   /** The client's credential provider (it caches and refreshes). */
-  credentials(): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
+  credentials(): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>;
   requestHandler: HttpHandler;
   systemClockOffset?: number;
 }
 
 interface Target {
   readonly url: URL;
+  /** The URL's path without its last slash: `/bucket` in path style, '' on a virtual host. */
+  readonly base: string;
   readonly signer: Signer;
   readonly signingRegion?: string;
   readonly signingService: string;
@@ -43,6 +47,8 @@ interface Target {
 
 export class DirectRequests {
   private target: Promise<Target> | undefined;
+  /** The target once resolved: each request then starts without an await. */
+  private resolved: Target | undefined;
   /**
    * For requests that ask first (`expect: 100-continue`): the client's handler has agents of its own, and the SDK then
    * sends the body at once without waiting for the server's go-ahead, racing a refusal (413) into a reset.
@@ -110,8 +116,9 @@ export class DirectRequests {
     signal?: AbortSignal,
     query: Record<string, string> = {},
   ): Promise<DirectResponse> {
-    const target = await (this.target ??= this.resolveTarget());
-    await this.gate?.(signal);
+    // Each await is a turn of the microtask queue and a promise: a request awaits only what is not known yet.
+    const target = this.resolved ?? (this.resolved = await (this.target ??= this.resolveTarget()));
+    if (this.gate !== undefined) await this.gate(signal);
     const { url } = target;
     const config = this.client.config as unknown as ResolvedConfig;
     const request: OutgoingRequest = {
@@ -119,17 +126,22 @@ export class DirectRequests {
       hostname: url.hostname,
       port: url.port === '' ? undefined : Number(url.port),
       method,
-      path: objectPath(url, key),
+      path: `${target.base}/${encodeKey(key)}`,
       query,
       // S3 takes an unsigned payload, so a streamed body needs no hashing before it is sent.
       headers: { ...headers, host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
       body,
     };
-    const signed = await target.signer.sign(request, {
+    const options = {
       signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
       signingRegion: target.signingRegion,
       signingService: target.signingService,
-    });
+    };
+    const { signer } = target;
+    const signed =
+      signer instanceof UnsignedPayloadSigner
+        ? (signer.signNow(request, options) ?? (await signer.sign(request, options)))
+        : await signer.sign(request, options);
     const handler =
       headers.expect === '100-continue'
         ? (this.askingFirst ??= new NodeHttpHandler({ connectionTimeout: 10_000, socketTimeout: 60_000 }) as unknown as HttpHandler)
@@ -163,7 +175,7 @@ export class DirectRequests {
       scheme === undefined || scheme.name === 'sigv4'
         ? new UnsignedPayloadSigner(() => config.credentials(), signingRegion, signingService)
         : await config.signer(scheme);
-    return { url: endpoint.url, signer, signingRegion, signingService };
+    return { url: endpoint.url, base: endpoint.url.pathname.replace(/\/$/, ''), signer, signingRegion, signingService };
   }
 
   /** As the SDK does: sign later requests with the server's clock. */
@@ -200,6 +212,12 @@ const UNSIGNABLE = new Set([
  */
 class UnsignedPayloadSigner implements Signer {
   private key: { readonly scope: string; readonly secret: string; readonly value: Buffer } | undefined;
+  /**
+   * The provider's last credentials and until when they sign without asking it again (its promise costs a turn of
+   * the microtask queue per request): forever for keys without an expiry, else until five minutes before it, when
+   * the SDK's provider refreshes them.
+   */
+  private held: { readonly credentials: Credentials; readonly until: number } | undefined;
 
   constructor(
     private readonly credentials: ResolvedConfig['credentials'],
@@ -208,26 +226,39 @@ class UnsignedPayloadSigner implements Signer {
   ) {}
 
   async sign(request: OutgoingRequest, options: { signingDate: Date }): Promise<OutgoingRequest> {
-    const { accessKeyId, secretAccessKey, sessionToken } = await this.credentials();
+    const credentials = await this.credentials();
+    const { expiration } = credentials;
+    this.held = { credentials, until: expiration === undefined ? Number.POSITIVE_INFINITY : expiration.getTime() - 5 * 60_000 };
+    return this.signWith(credentials, request, options);
+  }
+
+  /** Signs at once with the credentials held; undefined when there are none or they are due for a refresh (sign()). */
+  signNow(request: OutgoingRequest, options: { signingDate: Date }): OutgoingRequest | undefined {
+    const held = this.held;
+    return held !== undefined && Date.now() < held.until ? this.signWith(held.credentials, request, options) : undefined;
+  }
+
+  /** Signs `request` in place (its headers replaced by the signed ones) and returns it. */
+  private signWith({ accessKeyId, secretAccessKey, sessionToken }: Credentials, request: OutgoingRequest, options: { signingDate: Date }): OutgoingRequest {
     const time = options.signingDate.toISOString().replace(/[-:]|\.\d{3}/g, '');
     const scope = `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request`;
     const headers: Record<string, string> = { ...request.headers, 'x-amz-date': time };
     if (sessionToken !== undefined) headers['x-amz-security-token'] = sessionToken;
-    const names: string[] = [];
-    const lines: string[] = [];
+    let signedHeaders = '';
+    let lines = '';
     for (const name of Object.keys(headers)
       .map((header) => header.toLowerCase())
       .sort()) {
       if (UNSIGNABLE.has(name) || name.startsWith('proxy-') || name.startsWith('sec-')) continue;
-      names.push(name);
-      lines.push(`${name}:${headerValue(headers, name).trim().replace(/\s+/g, ' ')}\n`);
+      signedHeaders += signedHeaders === '' ? name : `;${name}`;
+      lines += `${name}:${canonicalValue(headerValue(headers, name))}\n`;
     }
-    const signedHeaders = names.join(';');
-    const canonical = `${request.method}\n${request.path}\n${canonicalQuery(request.query)}\n${lines.join('')}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
+    const canonical = `${request.method}\n${request.path}\n${canonicalQuery(request.query)}\n${lines}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
     const toSign = `AWS4-HMAC-SHA256\n${time}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', this.signingKey(scope, secretAccessKey)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
-    return { ...request, headers };
+    request.headers = headers;
+    return request;
   }
 
   private signingKey(scope: string, secret: string): Buffer {
@@ -237,6 +268,11 @@ class UnsignedPayloadSigner implements Signer {
     this.key = { scope, secret, value };
     return value;
   }
+}
+
+/** A header value as SigV4 signs it: trimmed, runs of spaces as one (tested first: most values have none to fold). */
+function canonicalValue(value: string): string {
+  return /^\s|\s$|\s\s|[\t\n\r\f\v]/.test(value) ? value.trim().replace(/\s+/g, ' ') : value;
 }
 
 /** SigV4's canonical query: names and values encoded as RFC 3986 asks (encodeKey with slashes too), sorted by name. */
@@ -257,11 +293,6 @@ export function encodeQueryPart(text: string): string {
 function headerValue(headers: Readonly<Record<string, string>>, lowerCaseName: string): string {
   if (headers[lowerCaseName] !== undefined) return headers[lowerCaseName];
   return Object.entries(headers).find(([name]) => name.toLowerCase() === lowerCaseName)?.[1] ?? '';
-}
-
-/** The request path of `key` in the bucket at `url` (path style: `/bucket/key`, virtual host: `/key`). */
-function objectPath(url: URL, key: string): string {
-  return `${url.pathname.replace(/\/$/, '')}/${encodeKey(key)}`;
 }
 
 /** Each segment percent-encoded as S3 (and the SDK) expects, slashes kept: RFC 3986 unreserved characters stay. */

@@ -170,6 +170,45 @@ for (const { name, config } of STORES) {
   });
 }
 
+test('direct requests sign with rotated credentials once the old ones are due to expire, and ask for them no more often', async () => {
+  const config = STORES[0]!.config;
+  const sent: Sent[] = [];
+  let asked = 0;
+  let lifetimeMs = 60_000;
+  const client = new S3Client({
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: true,
+    // As an instance role's provider: new keys each time it is asked, each with an expiry.
+    credentials: async () => {
+      asked++;
+      return { accessKeyId: `ROTATED${asked}`, secretAccessKey: `secret${asked}`, expiration: new Date(Date.now() + lifetimeMs) };
+    },
+    requestHandler: {
+      handle: async (request: Sent) => {
+        sent.push(request);
+        return { response: { statusCode: 200, headers: {}, body: Readable.from([]) } };
+      },
+    },
+  });
+  const requests = new DirectRequests(client, config);
+  const keyId = (request: Sent) => /Credential=([^/]+)\//.exec(request.headers.authorization!)?.[1];
+  const signedRight = (request: Sent) =>
+    /Signature=([0-9a-f]{64})$/.exec(request.headers.authorization!)?.[1] === expectedSignature(request, keyId(request)!.replace('ROTATED', 'secret'));
+  // Keys within five minutes of their expiry are asked for again before each request, as the SDK's signer does.
+  for (const key of KEYS.slice(0, 3)) await requests.get(key);
+  assert.equal(new Set(sent.map(keyId)).size, 3, 'new keys for each request');
+  assert.ok(sent.every(signedRight));
+  // Keys valid for an hour are asked for once, and sign every request after.
+  lifetimeMs = 60 * 60_000;
+  sent.length = 0;
+  const askedBefore = asked;
+  for (const key of KEYS) await requests.get(key);
+  assert.equal(asked, askedBefore + 1);
+  assert.deepEqual(new Set(sent.map(keyId)), new Set([`ROTATED${asked}`]));
+  assert.ok(sent.every(signedRight));
+});
+
 test("a listing page read from the XML as the SDK's parser reads it", async () => {
   const config = STORES[0]!.config;
   const xml =
