@@ -96,8 +96,11 @@ export interface VerifyOptions {
   readonly method?: 'head' | 'listing';
   readonly scope?: Scope;
   readonly onProblem: (problem: Problem) => void;
-  /** Called once per object checked, whatever was found (for a progress display). */
-  readonly onChecked?: (job: JobName) => void;
+  /**
+   * Called once per object in scope when it is settled, whatever was found, or at once when the sample leaves it out
+   * (for a progress display: so the count reaches the objects in scope).
+   */
+  readonly onSettled?: (job: JobName) => void;
   /** Copy again each object found missing or different, with this context (the one a run gives copyOwnedObject). */
   readonly repair?: CopyContext;
   readonly onRepair?: (repair: Repair) => void;
@@ -125,7 +128,10 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
           summary.rows += 1;
           for (const object of ownedInScope(job, row, scope)) {
             summary.objects += 1;
-            if (random() * 100 >= options.samplePercent) continue;
+            if (random() * 100 >= options.samplePercent) {
+              options.onSettled?.(job);
+              continue;
+            }
             summary.checked += 1;
             await pool.submit(async () => {
               const outcome = await verifyObject(object, options);
@@ -301,8 +307,8 @@ function countRepair(summary: VerifyJobSummary, repair: Repair, onRepair: ((repa
   onRepair?.(repair);
 }
 
-function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<VerifyOptions, 'onProblem' | 'onChecked'>): void {
-  options.onChecked?.(summary.job);
+function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<VerifyOptions, 'onProblem' | 'onSettled'>): void {
+  options.onSettled?.(summary.job);
   if (outcome === 'missing-at-source') {
     summary.missingAtSource += 1;
     return;

@@ -108,6 +108,9 @@ describe('verify', () => {
     assert.equal(result.code, 0, result.stderr);
     const { total } = readJsonLines<Summary>(result.stdout).at(-1)!;
     assert.ok(total.checked > 0 && total.checked < total.objects, `${total.checked} of ${total.objects} checked`);
+    // The progress goes through every object in scope, those the sample leaves out too, so it ends at 100%.
+    const progress = readJsonLines<{ msg: string; done: number }>(result.stderr).filter((line) => line.msg === 'progress');
+    assert.equal(progress.at(-1)?.done, total.objects, result.stderr);
   });
 
   describe('after the destination was damaged', () => {

@@ -125,7 +125,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progr
         method,
         scope: flags.scope,
         onProblem: (problem) => print(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
-        onChecked: progress && ((job) => tally.result(job, 0)),
+        onSettled: progress && ((job) => tally.result(job, 0)),
         repair,
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
