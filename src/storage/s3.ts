@@ -420,26 +420,28 @@ export class S3Store implements ObjectStore {
   async *list(prefix: string, options: { readonly startAfter?: string; readonly signal?: AbortSignal } = {}): AsyncIterable<ListedObject> {
     const base = this.locate('');
     const full = base + prefix;
-    const page = (token: string | undefined, startAfter: string | undefined) => this.listPage(full, token, startAfter, options.signal);
+    const page = (token: string | undefined, startAfter: string | undefined) => {
+      const asked = this.listPage(full, token, startAfter, options.signal);
+      // Awaited when the caller reaches it, or never when it stops early. Until then its failure (a stop aborts it
+      // while the caller works elsewhere, holding this listing) must not count as an unhandled rejection, which ends
+      // the process.
+      asked.catch(() => undefined);
+      return asked;
+    };
     let pending: Promise<ListPage> | undefined = page(undefined, options.startAfter === undefined ? undefined : base + options.startAfter);
-    try {
-      while (pending !== undefined) {
-        const answer: ListPage = await pending;
-        const { contents } = answer;
-        const last = contents.at(-1)?.key;
-        pending = undefined;
-        // A provider that says "truncated" without a token is asked for what follows its last key instead.
-        if (answer.isTruncated && (answer.nextContinuationToken !== undefined || last !== undefined)) {
-          pending = page(answer.nextContinuationToken, answer.nextContinuationToken === undefined ? last : undefined);
-        }
-        for (const item of contents) {
-          if (!item.key.startsWith(base)) continue;
-          yield { key: item.key.slice(base.length), size: item.size, ...optionalMd5(item.etag) };
-        }
+    while (pending !== undefined) {
+      const answer: ListPage = await pending;
+      const { contents } = answer;
+      const last = contents.at(-1)?.key;
+      pending = undefined;
+      // A provider that says "truncated" without a token is asked for what follows its last key instead.
+      if (answer.isTruncated && (answer.nextContinuationToken !== undefined || last !== undefined)) {
+        pending = page(answer.nextContinuationToken, answer.nextContinuationToken === undefined ? last : undefined);
       }
-    } finally {
-      // A caller that stops early leaves the page asked for ahead unread: its failure is nobody's business.
-      pending?.catch(() => undefined);
+      for (const item of contents) {
+        if (!item.key.startsWith(base)) continue;
+        yield { key: item.key.slice(base.length), size: item.size, ...optionalMd5(item.etag) };
+      }
     }
   }
 

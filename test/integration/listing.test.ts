@@ -138,6 +138,33 @@ describe('S3 listing and deleting', () => {
     );
   });
 
+  test('a stop while the next page is asked for ahead, its caller busy elsewhere, is no unhandled rejection', async () => {
+    // The caller holds the listing after its first key (as a join does while it reads rows or the other store) when
+    // SIGINT aborts the stop: the page asked for ahead fails with the abort, and nobody awaits it yet.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      proxy.reset();
+      proxy.setLatency(300);
+      const stop = new AbortController();
+      const listing = s3Store('pfx').list!('', { signal: stop.signal })[Symbol.asyncIterator]();
+      assert.equal((await listing.next()).done, false);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the second page's request is out
+      assert.ok(
+        proxy.requests.some((request) => request.query['continuation-token'] !== undefined),
+        'the next page was asked for ahead',
+      );
+      stop.abort();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(unhandled, []);
+      await listing.return?.();
+    } finally {
+      proxy.setLatency(0);
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   test('deletes exactly the keys given, with Content-MD5, a missing key counting as deleted', async () => {
     const store = s3Store(PREFIX);
     proxy.reset();
