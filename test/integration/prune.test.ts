@@ -207,7 +207,13 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
         assert.ok(summary.total.orphans > summary.total.listed / 10, 'the fixture has more than 10% orphans');
         assert.equal(result.code, 2, result.stderr);
         assert.equal(summary.refused, true);
-        assert.match(result.stderr, /more than --max-delete allows .*nothing deleted/);
+        assert.match(result.stderr, /more than --max-delete allows \(\d+, 10% of those listed\).*nothing deleted/);
+        // Without --json too: the table on stdout, the refusal once, on stderr.
+        const text = await runCli(['prune', 'all', '--delete'], { cwd: world.config.dir });
+        assert.equal(text.code, 2, text.stderr);
+        assert.match(text.stdout, /^total /m);
+        assert.doesNotMatch(text.stdout, /more than --max-delete/);
+        assert.equal(text.stderr.match(/more than --max-delete/g)?.length, 1, text.stderr);
         assert.deepEqual(
           proxy.requests.filter((request) => request.operation === 'DeleteObjects' || request.method === 'DELETE'),
           [],
@@ -259,9 +265,9 @@ describe('stopped by SIGINT while listing', () => {
   // while that request is in flight: the command must end as interrupted (exit 130) with its summary, not with
   // the aborted request's error, and delete or copy nothing.
   for (const args of [
-    ['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', 'stopped.jsonl', '--json'],
-    ['verify', 'all', '--by-listing', '--json'],
-    ['run', 'all', '--skip-existing', '--json'],
+    ['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', 'stopped.jsonl'],
+    ['verify', 'all', '--by-listing'],
+    ['run', 'all', '--skip-existing'],
   ]) {
     test(`${args.slice(0, 3).join(' ')} exits 130 with its summary`, async () => {
       const world = worlds.get('current')!;
@@ -285,7 +291,8 @@ describe('stopped by SIGINT while listing', () => {
         assert.ok(signalled, 'a listing was under way when SIGINT came');
         assert.equal(result.code, 130, result.stderr);
         assert.doesNotMatch(result.stderr, /AbortError|mastosync: error/);
-        assert.ok(readJsonLines(result.stdout).length > 0, 'a summary on stdout');
+        // The summary's last line says it was interrupted, not "all ... match" or "deleted N objects".
+        assert.match(result.stdout.trimEnd().split('\n').at(-1)!, /^(prune: |verify: )?interrupted/, result.stdout);
         assert.deepEqual(
           proxy.requests.filter((request) => ['DeleteObjects', 'PutObject', 'CopyObject'].includes(request.operation) || request.method === 'DELETE'),
           [],

@@ -233,7 +233,7 @@ describe('verify', () => {
 
       const text = await verify([]);
       assert.equal(text.code, 0);
-      assert.match(text.stdout, new RegExp(`^missing at source: ${world.fixture.missing.length + 1} objects the source lacks too`, 'm'));
+      assert.match(text.stdout, new RegExp(`^missing at source: ${world.fixture.missing.length + 1} objects the source lacks:`, 'm'));
     });
 
     test('--repair has nothing to copy: exit 0, nothing written', async () => {

@@ -102,7 +102,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progres
       });
       progress?.stop(!result.interrupted);
       const total = totals(result.jobs);
-      const verdict = verdictOf(flags, result.limit, result.refused, total, manifest);
+      const verdict = verdictOf(flags, result.limit, result.refused, result.interrupted, total, manifest);
       if (flags.json)
         out.stdout(
           JSON.stringify({
@@ -114,7 +114,8 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progres
             manifest: total.deleted > 0 ? manifest : undefined,
           }),
         );
-      else out.stdout([...table(result.jobs, total, flags.delete), verdict].join('\n'));
+      // A refusal is the one line on stderr (exit 2), after the table that shows what was found.
+      else out.stdout([...table(result.jobs, total, flags.delete), ...(result.refused ? [] : [verdict])].join('\n'));
       if (result.refused) out.stderr(`mastosync: ${verdict}`);
       if (result.interrupted) return EXIT.interrupted;
       if (result.refused) return EXIT.usage;
@@ -177,15 +178,31 @@ function table(jobs: readonly PruneJobSummary[], total: Omit<PruneJobSummary, 'j
   return rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
 }
 
-function verdictOf(flags: PruneFlags, limit: number, refused: boolean, total: Omit<PruneJobSummary, 'job'>, manifest: string | undefined): string {
+function verdictOf(
+  flags: PruneFlags,
+  limit: number,
+  refused: boolean,
+  interrupted: boolean,
+  total: Omit<PruneJobSummary, 'job'>,
+  manifest: string | undefined,
+): string {
   const orphans = `${total.orphans} of ${total.listed} listed objects (${total.orphanBytes} bytes) are owned by no row`;
+  // The limit as given, and what a percentage came to.
+  const allowed = 'count' in flags.limit ? `${limit}` : `${limit}, ${flags.limitText} of those listed`;
   if (refused) {
-    return `prune: ${orphans}, more than --max-delete allows (${limit}, from ${flags.limitText}): nothing deleted; check the list (mastosync prune without --delete) and pass --max-delete ${total.orphans} to delete them`;
+    return `prune: ${orphans}, more than --max-delete allows (${allowed}): nothing deleted; check the list (mastosync prune without --delete) and pass --max-delete ${total.orphans} to delete them`;
+  }
+  if (interrupted) {
+    const deleted = !flags.delete
+      ? 'nothing deleted (dry run)'
+      : total.deleted === 0
+        ? 'nothing deleted'
+        : `${total.deleted} deleted (${total.deletedBytes} bytes; the manifest is ${manifest}), the others not`;
+    return `prune: interrupted after listing ${total.listed} objects, ${total.orphans} of them owned by no row so far; ${deleted}: run prune again to finish`;
   }
   if (!flags.delete) {
     if (total.orphans === 0) return `prune: every one of the ${total.listed} listed objects is owned by a row`;
-    const over =
-      total.orphans > limit ? `; more than --max-delete allows (${limit}, from ${flags.limitText}), so pass --max-delete ${total.orphans} with it` : '';
+    const over = total.orphans > limit ? `; more than --max-delete allows (${allowed}), so pass --max-delete ${total.orphans} with it` : '';
     return `prune: ${orphans}; nothing deleted (dry run): delete them with --delete${over}`;
   }
   if (total.orphans === 0) return `prune: every one of the ${total.listed} listed objects is owned by a row: nothing to delete`;

@@ -138,7 +138,7 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progr
         // A folder keeps no MD5, so with one on either side a listing compares presence and size only.
         const md5Compared = config.source.type !== 'fs' && config.destination.type !== 'fs';
         const listing = method === 'listing' ? { attributesPercent: samplePercent, md5Compared } : undefined;
-        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing));
+        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, stop.signal.aborted));
       }
       if (stop.signal.aborted) return EXIT.interrupted;
       // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
@@ -217,7 +217,9 @@ function summaryText(
   samplePercent: number,
   repair: boolean,
   /** By listing: the share whose Content-Type and Cache-Control were HEADed, and whether both listings carry MD5s. */
-  listing?: { attributesPercent: number; md5Compared: boolean },
+  listing: { attributesPercent: number; md5Compared: boolean } | undefined,
+  /** Stopped by SIGINT or SIGTERM before every object was checked. */
+  interrupted: boolean,
 ): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
@@ -241,10 +243,13 @@ function summaryText(
     total.missingAtSource === 0
       ? []
       : [
-          `missing at source: ${total.missingAtSource} objects the source lacks too: not a fault of the copy (a run records them as missing), and nothing to compare`,
+          `missing at source: ${total.missingAtSource} objects the source lacks: not a fault of the copy (a run records them as missing), and nothing to compare`,
         ];
-  const verdict =
-    problems === 0
+  const verdict = interrupted
+    ? `verify: interrupted after checking ${total.checked} objects${sampled}, ${problems === 0 ? 'none' : problems} of them off${
+        problems === 0 || repair ? '' : ' (the lines above)'
+      }: the others were not checked; run verify again to check them all`
+    : problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
       : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${
           repair ? repairVerdict(total) : 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above'
@@ -270,7 +275,7 @@ function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
 export function verifyCommandModule(context: CommandContext): CommandModule<object, any> {
   return {
     command: 'verify <jobs..>',
-    describe: 'check that the destination holds every owned object with the source size and Content-Type (writes nothing)',
+    describe: 'check that the destination holds every owned object as the source has it (writes nothing unless --repair)',
     builder: (command) =>
       withMetricsOptions(withScopeOptions(withProgressOptions(command)), 'verify')
         .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
