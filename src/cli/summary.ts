@@ -5,6 +5,8 @@ export interface Report {
   readonly jobs: JobSummary[];
   readonly interrupted: boolean;
   readonly dryRun: boolean;
+  /** Run with --skip-existing: an interrupted one continues with it too, or it copies again what it found present. */
+  readonly skipExisting: boolean;
   readonly notes: string[];
   /** What stopped the run that no retry could fix, and the fix. */
   readonly stopped?: string;
@@ -55,7 +57,7 @@ export function reportText(report: Report): string {
     : report.stopped !== undefined
       ? `stopped: ${report.stopped} (${rowsFinished})`
       : report.interrupted
-        ? `interrupted: run again with --resume to continue (${rowsFinished})`
+        ? `interrupted: run again with --resume${report.skipExisting ? ' --skip-existing' : ''} to continue (${rowsFinished})`
         : undefined;
   const times = `started ${report.started}, finished ${report.finished}`;
   return [...text, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');

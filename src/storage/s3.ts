@@ -43,7 +43,7 @@ import { DirectRequests } from './s3Direct.js';
 import { parseListPage, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
-import { classifyS3Error, fatalS3Error, httpStatus, isNotFound } from './s3Errors.js';
+import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
 
 export interface S3StoreOptions extends StoreOptions {
@@ -130,8 +130,15 @@ export class S3Store implements ObjectStore {
       const status = httpStatus(error);
       const where = this.where;
       if (status === 404) throw new UsageError(`${where} does not exist: check bucket, endpoint and region`, { cause: error });
+      if ((status === 403 || status === 401) && refusedCredentials(error)) {
+        throw new UsageError(`${where} refused the credentials (${s3ErrorCode(error)}): check access_key_id and secret_access_key`, { cause: error });
+      }
       if (status === 403 || status === 401) {
-        throw new UsageError(`${where} refused the credentials: check access_key_id and secret_access_key`, { cause: error });
+        // Valid credentials without the permission to list: every command lists (the check, verify, prune, skip-existing).
+        throw new UsageError(
+          `${where} denied listing it (${s3ErrorCode(error)}): give the credentials s3:ListBucket on the bucket (under its key prefix at least), or check access_key_id and secret_access_key`,
+          { cause: error },
+        );
       }
       if (status === 301 || status === 400) {
         throw new UsageError(`${where} answered ${status}: check region (now "${this.config.region}") and endpoint`, { cause: error });

@@ -78,6 +78,17 @@ const ACCESS_FIX: Record<string, (side: StoreSide) => string> = {
 };
 
 const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
+
+/** The provider's error code (AccessDenied, InvalidAccessKeyId...), else `HTTP <status>`. */
+export function s3ErrorCode(error: unknown): string {
+  const { name, Code } = (error ?? {}) as { name?: unknown; Code?: unknown };
+  return typeof Code === 'string' ? Code : typeof name === 'string' && name !== 'Error' ? name : `HTTP ${httpStatus(error) ?? '?'}`;
+}
+
+/** The provider did not accept the credentials themselves (as opposed to denying them one permission). */
+export function refusedCredentials(error: unknown): boolean {
+  return CREDENTIALS_REFUSED.has(s3ErrorCode(error));
+}
 /** Ceph RGW, MinIO (disk or bucket quota), and any provider answering 507 Insufficient Storage. */
 const QUOTA_EXCEEDED = new Set(['QuotaExceeded', 'XMinioStorageFull', 'XMinioAdminBucketQuotaExceeded', 'InsufficientStorage']);
 /** 403s about one object or one request, not about the run's credentials: retried or failed alone. */

@@ -210,9 +210,16 @@ export async function* mergeInFolderOrder(streams: ReadonlyArray<AsyncIterable<F
   }
 }
 
-/** A store listed keys out of byte order: a merge with it would report objects missing that are not. */
+/**
+ * A store listed keys out of byte order: a merge with it would report objects missing that are not. The command
+ * that meets it names the way around it (`withFix`).
+ */
 export class ListingOrderError extends Error {
   override readonly name = 'ListingOrderError';
+
+  withFix(fix: string): ListingOrderError {
+    return new ListingOrderError(`${this.message}: ${fix}`, { cause: this.cause });
+  }
 }
 
 /** Entries a cursor reads ahead at a time once it reads at all: about a listing page, then answered without waiting. */
@@ -256,7 +263,7 @@ class ListingCursor {
       const listedKey = next.value.key;
       if (this.previous !== undefined && compareKeys(this.previous, listedKey) >= 0) {
         throw new ListingOrderError(
-          `${this.where} listed ${JSON.stringify(listedKey)} after ${JSON.stringify(this.previous)}, not in the byte order of keys S3 lists in, so a listing cannot be joined with the database: use --by-head`,
+          `${this.where} listed ${JSON.stringify(listedKey)} after ${JSON.stringify(this.previous)}, not in the byte order of keys S3 lists in, so its listing cannot be joined with the database`,
         );
       }
       this.previous = listedKey;

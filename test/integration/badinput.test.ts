@@ -65,7 +65,7 @@ const CASES: Case[] = [
     name: 'a wrong source credential',
     args: ['run', 'all'],
     config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),
-    says: /\[source\] bucket "bad-source".* refused the credentials: check access_key_id/,
+    says: /\[source\] bucket "bad-source".* refused the credentials \(InvalidAccessKeyId\): check access_key_id/,
   },
   {
     name: 'a wrong destination credential',

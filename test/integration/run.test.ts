@@ -277,4 +277,23 @@ describe('run --skip-existing', () => {
     const text = await runCli(['run', 'all', '--skip-existing', '--dry-run'], { cwd: config.dir });
     assert.match(text.stdout, /^job +rows +objects +present +missing +skipped$/m);
   });
+
+  test('a listing out of byte order stops run and verify by listing with one line naming the way around it', async () => {
+    // s3rver lists `x.png ` before `x.png` (it sorts its files, named KEY._S3rver_object, by name): not S3's order.
+    const owned = world.fixture.present.find((object) => !object.relocated)!;
+    const spaced = `${withPrefix(owned.key, world.destinationPrefix)} `;
+    await s3.put(world.destinationBucket, spaced, Buffer.from('x'));
+    try {
+      const run = await runCli(['run', 'all', '--skip-existing', '--dry-run'], { cwd: config.dir });
+      assert.equal(run.code, 1, run.stderr);
+      const runLines = run.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+      assert.equal(runLines.length, 1, run.stderr);
+      assert.match(runLines[0]!, /^mastosync: stopped: .* not in the byte order .*: run without --skip-existing/);
+      const verify = await runCli(['verify', 'all', '--by-listing'], { cwd: config.dir });
+      assert.equal(verify.code, 1, verify.stderr);
+      assert.match(verify.stderr, /^mastosync: stopped: .* not in the byte order .*: verify with --by-head instead$/m);
+    } finally {
+      await s3.client.send(new DeleteObjectCommand({ Bucket: world.destinationBucket, Key: spaced }));
+    }
+  });
 });

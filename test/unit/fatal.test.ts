@@ -30,6 +30,9 @@ const ANSWERS: Record<string, [number, string]> = {
   '/b/minio-full': [507, 'XMinioStorageFull'],
   '/b/slowdown': [503, 'SlowDown'],
   '/b/internal': [500, 'InternalError'],
+  // Buckets whose check (a one-key listing) is refused.
+  '/list-denied': [403, 'AccessDenied'],
+  '/list-bad-key': [403, 'InvalidAccessKeyId'],
 };
 let server: http.Server;
 let endpoint: string;
@@ -38,7 +41,8 @@ let requests = 0;
 before(async () => {
   server = http.createServer((req, res) => {
     requests += 1;
-    const [status, code] = ANSWERS[new URL(req.url!, 'http://x').pathname] ?? [400, 'InvalidRequest'];
+    // A bucket's own path comes with a slash after it (a listing).
+    const [status, code] = ANSWERS[new URL(req.url!, 'http://x').pathname.replace(/\/$/, '')] ?? [400, 'InvalidRequest'];
     const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`;
     req.resume().on('end', () => res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body));
   });
@@ -82,6 +86,34 @@ async function writeFailure(key: string): Promise<unknown> {
     s3.close();
   }
 }
+
+describe('the bucket check', () => {
+  const checked = async (bucket: string) => {
+    const s3 = new S3Store(
+      { type: 's3', bucket, region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
+      { role: 'destination', maxSockets: 4, partSize: 8 * 1024 * 1024, queueSize: 1 },
+    );
+    try {
+      return await s3.check().then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      );
+    } finally {
+      s3.close();
+    }
+  };
+
+  test('credentials the provider does not accept: says so, with its code', async () => {
+    const error = await checked('list-bad-key');
+    assert.match(error?.message ?? '', /bucket "list-bad-key" .* refused the credentials \(InvalidAccessKeyId\): check access_key_id and secret_access_key/);
+  });
+
+  test('valid credentials without the permission to list: names s3:ListBucket, not the keys', async () => {
+    const error = await checked('list-denied');
+    assert.match(error?.message ?? '', /bucket "list-denied" .* denied listing it \(AccessDenied\): give the credentials s3:ListBucket/);
+    assert.doesNotMatch(error?.message ?? '', /refused the credentials/);
+  });
+});
 
 describe('S3 answers no retry can fix', () => {
   const fatal: Array<[key: string, problem: RegExp, fix: RegExp]> = [

@@ -18,10 +18,11 @@ const job = {
   bytes: 2048,
   ms: 1500,
 };
-const report = (interrupted: boolean): Report => ({
+const report = (interrupted: boolean, skipExisting = false): Report => ({
   jobs: [job],
   interrupted,
   dryRun: false,
+  skipExisting,
   notes: [],
   started: '2026-05-01T03:00:00Z',
   finished: '2026-05-01T03:00:02Z',
@@ -37,6 +38,10 @@ test('an interrupted run: the column is "rows read", and the status line says th
   const text = reportText(report(true));
   assert.match(text, /^job +rows read +changed +objects +copied/m);
   assert.match(text, /^interrupted: run again with --resume to continue \(of the 10 rows read, 7 are finished; the objects of the other 3 stay to do\)$/m);
+});
+
+test('an interrupted run --skip-existing is told to go on with --skip-existing, or a --resume copies again what it found present', () => {
+  assert.match(reportText(report(true, true)), /^interrupted: run again with --resume --skip-existing to continue/m);
 });
 
 test('--json carries started and finished', () => {

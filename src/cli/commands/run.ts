@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import { CheckpointWriteError, runJobs } from '../../sync/run.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
+import { ListingOrderError } from '../../sync/listingJoin.js';
 import { checkpointForShard } from '../../sync/shard.js';
 import type { Scope } from '../../db/scope.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
@@ -206,6 +207,10 @@ async function runLocked(
         stop: stop.signal,
         abort: abort.signal,
         log,
+      }).catch((error: unknown) => {
+        throw error instanceof ListingOrderError
+          ? error.withFix('run without --skip-existing (add --resume to keep what this run recorded in its checkpoint)')
+          : error;
       });
       progress?.stop(!summary.interrupted);
       if (!summary.interrupted) tally.finish();
@@ -231,6 +236,7 @@ async function runLocked(
         jobs: summary.jobs,
         interrupted: summary.interrupted,
         dryRun: flags.dryRun,
+        skipExisting: flags.skipExisting,
         notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),

@@ -23,6 +23,7 @@ import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
+import { ListingOrderError } from '../../sync/listingJoin.js';
 import { serverCopier, warnTo } from '../stores.js';
 
 interface VerifyFlags extends MetricsFlags {
@@ -130,6 +131,8 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progr
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
+      }).catch((error: unknown) => {
+        throw error instanceof ListingOrderError ? error.withFix('verify with --by-head instead') : error;
       });
       progress?.stop(!stop.signal.aborted);
       const total = totals(jobs);
