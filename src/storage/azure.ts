@@ -15,18 +15,10 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  AnonymousCredential,
-  BlobSASPermissions,
-  BlobServiceClient,
-  StorageSharedKeyCredential,
-  newPipeline,
-  type BlobClient,
-  type BlockBlobClient,
-  type BlockBlobUploadOptions,
-  type ContainerClient,
-  type StoragePipelineOptions,
-} from '@azure/storage-blob';
+// Types only: the SDK itself (half of the bundle) is loaded by the first request (connect()), so a run without an
+// Azure store neither loads nor compiles it.
+import type * as AzureSdk from '@azure/storage-blob';
+import type { BlobClient, BlockBlobClient, BlockBlobUploadOptions, ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import { UsageError, describeError } from '../errors.js';
 import { azureAccount, azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
@@ -109,12 +101,18 @@ class Watchdog {
   }
 }
 
+/** The SDK, loaded, and the container's client made with it. */
+interface Connection {
+  readonly sdk: typeof AzureSdk;
+  readonly container: ContainerClient;
+}
+
 export class AzureStore implements ObjectStore {
   readonly description: string;
-  private readonly container: ContainerClient;
-  /** The container's URL without a SAS, which error URLs start with. */
-  private readonly containerUrl: string;
+  /** The container's URL without a SAS, which error URLs start with (the client's own once connected). */
+  private containerUrl: string;
   private readonly serviceUrl: string;
+  private connection: Promise<Connection> | undefined;
   private gate: RequestGate | undefined;
   /** False once a Put Blob's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
@@ -129,24 +127,40 @@ export class AzureStore implements ObjectStore {
     if (!/^https?:\/\/[^/]/.test(this.serviceUrl)) {
       throw new UsageError(`[${options.role}] endpoint must be a URL like https://<account>.blob.core.windows.net, not "${this.serviceUrl}"`);
     }
+    if (config.credentials.kind === 'key' && account === undefined) throw new UsageError(`[${options.role}] type = "azure" with access_key needs account`);
+    this.containerUrl = `${this.serviceUrl}/${encodeURIComponent(config.container)}`;
+  }
+
+  /** Loads the SDK and makes the container's client, once: every request awaits it. */
+  private connect(): Promise<Connection> {
+    return (this.connection ??= this.makeClient());
+  }
+
+  private async makeClient(): Promise<Connection> {
+    const sdk = await import('@azure/storage-blob');
+    const { config, options } = this;
     // Retries are ours (src/sync/retry): each attempt restarts the whole object from a fresh read.
     const pipelineOptions: StoragePipelineOptions = { retryOptions: { maxTries: 1 }, keepAliveOptions: { enable: true } };
-    let service: BlobServiceClient;
+    let service: AzureSdk.BlobServiceClient;
     const { credentials } = config;
     if (credentials.kind === 'connectionString') {
       try {
-        service = BlobServiceClient.fromConnectionString(credentials.connectionString, pipelineOptions);
+        service = sdk.BlobServiceClient.fromConnectionString(credentials.connectionString, pipelineOptions);
       } catch (error) {
         throw new UsageError(`[${options.role}] connection_string is not one Azure gives (${describeError(error)}): copy it from the portal's Access keys`);
       }
     } else if (credentials.kind === 'sas') {
-      service = new BlobServiceClient(`${this.serviceUrl}?${credentials.sasToken.replace(/^\?/, '')}`, newPipeline(new AnonymousCredential(), pipelineOptions));
+      service = new sdk.BlobServiceClient(
+        `${this.serviceUrl}?${credentials.sasToken.replace(/^\?/, '')}`,
+        sdk.newPipeline(new sdk.AnonymousCredential(), pipelineOptions),
+      );
     } else {
-      if (account === undefined) throw new UsageError(`[${options.role}] type = "azure" with access_key needs account`);
-      service = new BlobServiceClient(this.serviceUrl, newPipeline(new StorageSharedKeyCredential(account, credentials.accessKey), pipelineOptions));
+      const credential = new sdk.StorageSharedKeyCredential(azureAccount(config)!, credentials.accessKey);
+      service = new sdk.BlobServiceClient(this.serviceUrl, sdk.newPipeline(credential, pipelineOptions));
     }
-    this.container = service.getContainerClient(config.container);
-    this.containerUrl = this.container.url.split('?')[0]!;
+    const container = service.getContainerClient(config.container);
+    this.containerUrl = container.url.split('?')[0]!;
+    return { sdk, container };
   }
 
   locate(key: string): string {
@@ -159,10 +173,11 @@ export class AzureStore implements ObjectStore {
   }
 
   async check(): Promise<void> {
+    const { container } = await this.connect();
     try {
       // A one-blob listing under the key prefix: what a SAS limited to the container (with list) allows too.
       const prefix = this.config.keyPrefix ? this.locate('') : undefined;
-      await this.send(undefined, (abortSignal) => this.container.listBlobsFlat({ prefix, abortSignal }).byPage({ maxPageSize: 1 }).next());
+      await this.send(undefined, (abortSignal) => container.listBlobsFlat({ prefix, abortSignal }).byPage({ maxPageSize: 1 }).next());
     } catch (error) {
       const status = azureStatus(error);
       const code = azureErrorCode(error);
@@ -184,7 +199,7 @@ export class AzureStore implements ObjectStore {
   }
 
   async read(key: string, signal?: AbortSignal): Promise<ReadObject | undefined> {
-    const blob = this.container.getBlobClient(this.locate(key));
+    const blob = (await this.connect()).container.getBlobClient(this.locate(key));
     const watchdog = new Watchdog(IDLE_MS);
     try {
       // No retries inside the SDK's stream either: a body cut short fails, and the copy starts again from here.
@@ -209,7 +224,7 @@ export class AzureStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    const blob = this.container.getBlobClient(this.locate(key));
+    const blob = (await this.connect()).container.getBlobClient(this.locate(key));
     try {
       const properties = await this.send(undefined, (abortSignal) => blob.getProperties({ abortSignal }));
       return {
@@ -227,7 +242,7 @@ export class AzureStore implements ObjectStore {
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
-    const blob = this.container.getBlockBlobClient(this.locate(key));
+    const blob = (await this.connect()).container.getBlockBlobClient(this.locate(key));
     try {
       if (this.goesAsOnePut(options.contentLength)) await this.putWhole(blob, body, options);
       else await this.putInBlocks(blob, body, options);
@@ -382,12 +397,13 @@ export class AzureStore implements ObjectStore {
    * continuation token, so `startAfter` skips names up to it here, in the same order.
    */
   async *list(prefix: string, options?: { readonly startAfter?: string; readonly signal?: AbortSignal }): AsyncIterable<ListedObject> {
+    const { container } = await this.connect();
     const root = this.locate('');
     const after = options?.startAfter;
     // A fresh page request each time, so that each has its own watchdog.
     for (let continuationToken: string | undefined = undefined, first = true; first || continuationToken !== undefined; first = false) {
       const page = await this.send(options?.signal, (abortSignal) =>
-        this.container
+        container
           .listBlobsFlat({ prefix: this.locate(prefix) || undefined, abortSignal })
           .byPage({ continuationToken, maxPageSize: LIST_PAGE })
           .next(),
@@ -406,12 +422,13 @@ export class AzureStore implements ObjectStore {
 
   /** Deletes each blob (a missing one counts as deleted), a few at once. */
   async delete(keys: readonly string[], signal?: AbortSignal): Promise<ReadonlyArray<{ readonly key: string; readonly error: string }>> {
+    const { container } = await this.connect();
     const failed: Array<{ key: string; error: string }> = [];
     let next = 0;
     const worker = async () => {
       for (let index = next++; index < keys.length; index = next++) {
         const key = keys[index]!;
-        const blob = this.container.getBlobClient(this.locate(key));
+        const blob = container.getBlobClient(this.locate(key));
         await this.send(signal, (abortSignal) => blob.deleteIfExists({ abortSignal })).catch((error: unknown) => {
           failed.push({ key, error: describeError(error) });
         });
@@ -432,10 +449,11 @@ export class AzureStore implements ObjectStore {
 
   async copyFrom(source: ObjectStore, sourceKey: string, key: string, options: ServerCopyOptions): Promise<ServerCopyOutcome> {
     if (!(source instanceof AzureStore) || !this.canCopyFrom(source, options)) return 'declined';
-    const from = source.container.getBlobClient(source.locate(sourceKey));
-    const to = this.container.getBlobClient(this.locate(key));
+    const [{ sdk, container: sourceContainer }, { container }] = await Promise.all([source.connect(), this.connect()]);
+    const from = sourceContainer.getBlobClient(source.locate(sourceKey));
+    const to = container.getBlobClient(this.locate(key));
     try {
-      const url = await readableUrl(from);
+      const url = await readableUrl(sdk, from);
       const poller = await this.send(options.signal, (abortSignal) => to.beginCopyFromURL(url, { abortSignal, intervalInMs: 500 }));
       const result = await poller.pollUntilDone();
       if (result.copyStatus !== undefined && result.copyStatus !== 'success') throw new Error(`the service's copy ended ${result.copyStatus}`);
@@ -478,10 +496,10 @@ export class AzureStore implements ObjectStore {
 }
 
 /** The source blob's URL with a read SAS for an hour (signed with its account key), or with its store's SAS. */
-async function readableUrl(blob: BlobClient): Promise<string> {
-  if (!(blob.credential instanceof StorageSharedKeyCredential)) return blob.url;
+async function readableUrl(sdk: typeof AzureSdk, blob: BlobClient): Promise<string> {
+  if (!(blob.credential instanceof sdk.StorageSharedKeyCredential)) return blob.url;
   return blob.generateSasUrl({
-    permissions: BlobSASPermissions.parse('r'),
+    permissions: sdk.BlobSASPermissions.parse('r'),
     startsOn: new Date(Date.now() - 5 * 60_000),
     expiresOn: new Date(Date.now() + 3600_000),
   });

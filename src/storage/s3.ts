@@ -21,7 +21,6 @@ import {
   type ObjectCannedACL,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
 import { applyKeyPrefix } from '../mastodon/keys.js';
@@ -217,6 +216,8 @@ export class S3Store implements ObjectStore {
     // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
     const partSize = this.partSize();
     if (partSize === undefined) throw this.cannotGoBelow(params.Key);
+    // lib-storage (and the commands it sends) is loaded by the first object above the upload cutoff only.
+    const { Upload } = await import('@aws-sdk/lib-storage');
     const upload = new Upload({
       client: this.client,
       params: { ...params, Body: body },
