@@ -10,6 +10,10 @@
  *   skip-existing;
  * - on bench/fakeListing.ts, a listing server generating its keys, for each of --keys: by listing and skip-existing
  *   (by HEAD at a million would be two million requests).
+ * `--builds before=/elsewhere/bin/mastosync.js,after=bin/mastosync.js` runs each command with each build in turn (a
+ * copy of bin/, dist/ and package.json is a build), so that they share the machine's load; `--node-options` sets
+ * NODE_OPTIONS for the CLI only (e.g. `--import=/tmp/sampler.mjs`; the CLI's stdout and stderr then go to
+ * the bench's).
  * Prints a Markdown table for BENCHMARKS.md.
  */
 import { spawn } from 'node:child_process';
@@ -31,14 +35,22 @@ const { values } = parseArgs({
     s3rver: { type: 'string', default: '10000' },
     latency: { type: 'string', default: '30' },
     only: { type: 'string', default: 'listing,head,skip' },
+    builds: { type: 'string' },
+    'node-options': { type: 'string' },
   },
 });
+const builds = (values.builds ?? `this=${MASTOSYNC_BIN}`).split(',').map((entry) => {
+  const [name, bin] = entry.split('=');
+  return { name: name!, bin: resolve(bin!) };
+});
+const nodeOptions = values['node-options'];
 const only = new Set(values.only.split(','));
 const latencyMs = Number(values.latency);
 const TIMEOUT_MS = 30 * 60_000;
 
 interface Row {
   readonly server: string;
+  readonly build: string;
   readonly keys: number;
   readonly what: string;
   readonly measured: Measurement;
@@ -46,11 +58,16 @@ interface Row {
 }
 const rows: Row[] = [];
 
+/**
+ * Rows a day old, as an instance's are: the checkpoint's compaction at the end of `run` keeps a hash of each object
+ * whose row changed within the change margin (an hour), so rows all written a minute ago made the end of a 1 M
+ * skip-existing peak 20-40 MB above its listing, a cost of the fixture.
+ */
 async function mediaRows(count: number): Promise<TestDatabase> {
   const db = await createDatabase('current');
   await db.client.query(
     `INSERT INTO media_attachments (id, account_id, type, file_file_name, file_content_type, file_file_size, created_at, updated_at)
-     SELECT g, 1, 4, g || '.mp3', 'audio/mpeg', 30, now(), now() FROM generate_series(1, $1::bigint) g`,
+     SELECT g, 1, 4, g || '.mp3', 'audio/mpeg', 30, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, $1::bigint) g`,
     [count],
   );
   await db.client.query('ANALYZE media_attachments');
@@ -66,22 +83,32 @@ async function child(args: string[]): Promise<{ port: number; stop: () => void }
   return { port: (JSON.parse(line) as { port: number }).port, stop: () => process_.kill('SIGTERM') };
 }
 
-async function cli(dir: string, args: string[]): Promise<Measurement> {
+async function cli(dir: string, args: string[], bin = MASTOSYNC_BIN): Promise<Measurement> {
   rmSync(join(dir, 'mastosync-checkpoint.jsonl'), { force: true });
   // The launcher execs `node` from PATH with the flags an admin's runs get: this Node, first on PATH.
-  const measured = await measure(MASTOSYNC_BIN, [...args, '--json', '--config', join(dir, 'mastosync.toml')], {
-    cwd: dir,
-    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
-    timeoutMs: TIMEOUT_MS,
-  });
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  if (nodeOptions !== undefined) env.NODE_OPTIONS = nodeOptions;
+  const measured = await measure(bin, [...args, '--json', '--config', join(dir, 'mastosync.toml')], { cwd: dir, env, timeoutMs: TIMEOUT_MS });
   if (measured.exitCode !== 0) throw new Error(`mastosync ${args.join(' ')} exited with ${measured.exitCode}: ${measured.stderr.slice(-2000)}`);
+  if (nodeOptions !== undefined) process.stderr.write(measured.stdout + measured.stderr);
   return measured;
 }
 
-function record(server: string, keys: number, what: string, measured: Measurement, requests: Record<string, number>): void {
-  const row = { server, keys, what, measured, requests };
-  rows.push(row);
-  console.error(`bench: ${line(row)}`);
+/** Runs `args` with each build in turn and records each run. */
+async function eachBuild(
+  server: string,
+  keys: number,
+  what: string,
+  dir: string,
+  args: string[],
+  requests: () => Promise<Record<string, number>> | Record<string, number>,
+) {
+  for (const build of builds) {
+    const measured = await cli(dir, args, build.bin);
+    const row = { server, build: build.name, keys, what, measured, requests: await requests() };
+    rows.push(row);
+    console.error(`bench: ${line(row)}`);
+  }
 }
 
 function line(row: Row): string {
@@ -89,7 +116,8 @@ function line(row: Row): string {
   const kinds = Object.entries(row.requests)
     .map(([kind, count]) => `${count} ${kind}`)
     .join(', ');
-  return `| ${row.server} | ${row.keys.toLocaleString('en')} | ${row.what} | ${total.toLocaleString('en')} (${kinds}) | ${(row.measured.wallMs / 1000).toFixed(1)} s | ${(row.measured.cpuMs / 1000).toFixed(1)} s | ${Math.round(row.measured.peakRssBytes / 1024 / 1024)} MB |`;
+  const build = builds.length > 1 ? ` | ${row.build}` : '';
+  return `| ${row.server}${build} | ${row.keys.toLocaleString('en')} | ${row.what} | ${total.toLocaleString('en')} (${kinds}) | ${(row.measured.wallMs / 1000).toFixed(1)} s | ${(row.measured.cpuMs / 1000).toFixed(1)} s | ${Math.round(row.measured.peakRssBytes / 1024 / 1024)} MB |`;
 }
 
 /** Both buckets at `endpoint`; 64 in flight for the HEADs; pages of 10 000 rows. */
@@ -126,10 +154,10 @@ async function onS3rver(count: number, work: string): Promise<void> {
     // A first listing computes s3rver's MD5 files: not measured.
     await cli(config.dir, ['verify', 'all', '--by-listing']);
     proxy.reset();
-    if (only.has('listing')) record('s3rver', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), counted());
-    if (only.has('head')) record('s3rver', count, 'verify --by-head (64 in flight)', await cli(config.dir, ['verify', 'all', '--by-head']), counted());
+    if (only.has('listing')) await eachBuild('s3rver', count, 'verify --by-listing', config.dir, ['verify', 'all', '--by-listing'], counted);
+    if (only.has('head')) await eachBuild('s3rver', count, 'verify --by-head (64 in flight)', config.dir, ['verify', 'all', '--by-head'], counted);
     if (only.has('skip')) {
-      record('s3rver', count, 'run --skip-existing, complete destination', await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']), counted());
+      await eachBuild('s3rver', count, 'run --skip-existing, complete destination', config.dir, ['run', 'all', '--skip-existing', '--quiet'], counted);
     }
     rmSync(config.dir, { recursive: true, force: true });
   } finally {
@@ -149,12 +177,16 @@ async function onFakeServer(count: number): Promise<void> {
     const counted = async () => (await (await fetch(`${endpoint}/__requests`)).json()) as Record<string, number>;
     const config = configFor(db, endpoint);
     await counted();
-    if (only.has('listing')) {
-      record('fake listing server', count, 'verify --by-listing', await cli(config.dir, ['verify', 'all', '--by-listing']), await counted());
-    }
+    if (only.has('listing')) await eachBuild('fake listing server', count, 'verify --by-listing', config.dir, ['verify', 'all', '--by-listing'], counted);
     if (only.has('skip')) {
-      const what = 'run --skip-existing, complete destination';
-      record('fake listing server', count, what, await cli(config.dir, ['run', 'all', '--skip-existing', '--quiet']), await counted());
+      await eachBuild(
+        'fake listing server',
+        count,
+        'run --skip-existing, complete destination',
+        config.dir,
+        ['run', 'all', '--skip-existing', '--quiet'],
+        counted,
+      );
     }
     rmSync(config.dir, { recursive: true, force: true });
   } finally {
@@ -180,8 +212,10 @@ console.log(
       .map((load) => load.toFixed(2))
       .join(' ')} at the end.`,
     '',
-    '| server | owned objects | command | requests | wall | CPU | peak RSS |',
-    '|---|---:|---|---:|---:|---:|---:|',
+    builds.length > 1
+      ? '| server | build | owned objects | command | requests | wall | CPU | peak RSS |'
+      : '| server | owned objects | command | requests | wall | CPU | peak RSS |',
+    builds.length > 1 ? '|---|---|---:|---|---:|---:|---:|---:|' : '|---|---:|---|---:|---:|---:|---:|',
     ...rows.map(line),
   ].join('\n'),
 );

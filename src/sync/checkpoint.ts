@@ -29,6 +29,7 @@ import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { UsageError, describeError } from '../errors.js';
 import type { CopyStatus } from './copy.js';
+import { collectIfGrown } from './garbage.js';
 
 export interface ObjectLine {
   readonly job: string;
@@ -415,6 +416,9 @@ async function forEachLine(path: string, start: number, visit: (line: string, of
     }
     offset += lineStart - chunkStart;
     carry = Buffer.from(buffer.subarray(lineStart));
+    // A chunk outlives V8's young generation while its lines are read, and its 1 MB outside the heap waited for a
+    // full collection: compacting a 1 M-line checkpoint peaked 35-40 MB above the listing before it.
+    collectIfGrown();
   }
   if (carry.length > 0) visit(carry.toString('utf8'), offset);
 }

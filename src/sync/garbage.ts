@@ -5,8 +5,9 @@
  * against about 70 at rest. A minor collection every few MB streamed frees them (dead young Buffers take their
  * memory with them) for about a millisecond each. `gc` is not exposed without --expose-gc, which the launcher
  * cannot give the single executable; a context created while the flag is set has it, and nothing else sees it.
+ * Joins of listings with rows (and the checkpoint's read) ask for full collections as they grow: collectIfGrown.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** Bytes streamed between two minor collections. */
@@ -19,7 +20,8 @@ const COLLECT_AT_MOST_EVERY_MS = 10;
 
 let streamedSinceCollection = 0;
 let lastCollection = 0;
-let collect: ((options: { type: 'minor' }) => void) | undefined;
+/** V8's `gc`: a full collection without an argument (V8 11's `{ type: 'major' }` makes a minor one), a minor one with `{ type: 'minor' }`. */
+let collect: ((options?: { type: 'minor' }) => void) | undefined;
 
 /** Counts `bytes` streamed, and collects the young generation (and the buffers it holds) every few MB. */
 export function streamed(bytes: number): void {
@@ -29,15 +31,52 @@ export function streamed(bytes: number): void {
   if (now - lastCollection < COLLECT_AT_MOST_EVERY_MS) return;
   streamedSinceCollection = 0;
   lastCollection = now;
-  (collect ??= minorCollector())({ type: 'minor' });
+  (collect ??= collector())({ type: 'minor' });
 }
 
-function minorCollector(): (options: { type: 'minor' }) => void {
+/**
+ * What a listing join may add to the memory held (V8's heap in use and the Buffers outside it) before it collects.
+ * Every object of a join outlives V8's 2 MB young generation (a listing page or a window of rows lives a thousand
+ * keys), so 1.5 KB a key are promoted, and V8 lets its old generation reach about three times the live heap (14–17
+ * MB) before collecting it, with the dead Buffers of listing pages waiting for that collection too: a 1 M verify
+ * peaked 44 MB above a 10 k one. A major collection costs about 20 ms here (docs/performance.md).
+ */
+const GROWTH_BEFORE_COLLECTION = 20 * 1024 * 1024;
+const grown = growthTrigger(GROWTH_BEFORE_COLLECTION);
+
+/** Collects the whole heap when what is held grew by GROWTH_BEFORE_COLLECTION since the last time; called often. */
+export function collectIfGrown(): void {
+  if (!grown(held())) return;
+  (collect ??= collector())();
+  grown(held());
+}
+
+function held(): number {
+  const { used_heap_size: heap, external_memory: external } = getHeapStatistics();
+  return heap + external;
+}
+
+/**
+ * Told what is held, says whether it grew by `growth` bytes over the least it was told since it last said so (then
+ * the next value, taken after the collection, is the new least). The least, not the first: a collection V8 makes on
+ * its own lowers what the growth is counted from.
+ */
+export function growthTrigger(growth: number): (held: number) => boolean {
+  let least = Infinity;
+  return (held) => {
+    least = Math.min(least, held);
+    if (held - least < growth) return false;
+    least = Infinity;
+    return true;
+  };
+}
+
+function collector(): (options?: { type: 'minor' }) => void {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
     setFlagsFromString('--no-expose-gc');
-    if (typeof gc === 'function') return gc as (options: { type: 'minor' }) => void;
+    if (typeof gc === 'function') return gc as (options?: { type: 'minor' }) => void;
   } catch {
     // A runtime without the flag or the function: V8 collects on its own schedule, as without this.
   }
