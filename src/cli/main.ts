@@ -16,7 +16,7 @@ import { EXIT, guardPipes, processOutput, type CommandContext, type Output } fro
 import { LOG_LEVELS } from './logger.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
 import { FatalStoreError } from '../storage/errors.js';
-import { ListingOrderError } from '../sync/listingJoin.js';
+import { ListingFailedError, ListingOrderError } from '../sync/listingJoin.js';
 import { CheckpointBusyError } from '../sync/lock.js';
 
 /** Every command; add new ones here. */
@@ -77,7 +77,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.busy;
     }
-    if (error instanceof FatalStoreError || error instanceof ListingOrderError) {
+    if (error instanceof FatalStoreError || error instanceof ListingOrderError || error instanceof ListingFailedError) {
       // What no retry can fix, met where no run records it (prune's deletes, say): the line run prints, not a class name.
       out.stderr(`mastosync: stopped: ${error.message}`);
       return EXIT.failures;

@@ -9,6 +9,7 @@
  * merged by key. One read of the rows serves all of a job's folders (mastodonPrefixes): each object goes to the
  * listing of its own folder, and the folders' listings are read side by side, each forward in its own order.
  */
+import { describeError } from '../errors.js';
 import type { Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
@@ -346,6 +347,15 @@ export function joinWithBothStores(
   return joinListings(ownedByFolder(owned, folders), [side(stores.destination), side(stores.source)]);
 }
 
+/** A listing kept failing, past the store's own retries and resumingListing's: the command cannot go on. */
+export class ListingFailedError extends Error {
+  override readonly name = 'ListingFailedError';
+
+  constructor(store: ObjectStore, prefix: string, cause: unknown) {
+    super(`${store.description} failed to list ${store.locate(prefix)} (${describeError(cause)}), again after retries: run again later`, { cause });
+  }
+}
+
 /**
  * `store.list(prefix)`, resumed after the last key it gave when a page keeps failing transiently (the store retries
  * each page a few times itself): `retries` more times in a row, with backoff. A stop (`signal`) ends the listing
@@ -366,7 +376,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       if (signal?.aborted) return;
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
-      if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries) throw error;
+      if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries) throw new ListingFailedError(store, prefix, error);
       await new Promise((resolve) => setTimeout(resolve, backoffMs(failures, failure.afterMs)));
       failures += 1;
     }

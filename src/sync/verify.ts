@@ -122,10 +122,11 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
       if (options.stop?.aborted) break;
       const summary = emptySummary(job);
       summaries.push(summary);
-      reading: for await (const rows of readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope })) {
+      // Rows as run counts them: every row read, those that own no file too.
+      const onRead = (rows: number) => (summary.rows += rows);
+      reading: for await (const rows of readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope, onRead })) {
         for (const row of rows) {
           if (options.stop?.aborted) break reading;
-          summary.rows += 1;
           for (const object of ownedInScope(job, row, scope)) {
             summary.objects += 1;
             if (random() * 100 >= options.samplePercent) {
@@ -175,7 +176,7 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
       const summary = emptySummary(job);
       summaries.push(summary);
       const joined = joinWithBothStores(
-        { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRow: () => (summary.rows += 1) },
+        { db: options.db, schema: options.schema, job, scope, batchSize: options.batchSize, onRead: (rows) => (summary.rows += rows) },
         { source, destination },
         options.retries,
         options.stop,

@@ -113,6 +113,11 @@ const CASES: Case[] = [
     says: /--max-delete takes a number of objects or a percentage of those listed \(e\.g\. 500 or 10%\), not "10x"/,
   },
   {
+    name: 'prune --dry-run --delete',
+    args: ['prune', 'all', '--dry-run', '--delete'],
+    says: /--dry-run deletes nothing and --delete deletes the orphans: pass one of them/,
+  },
+  {
     name: 'prune --manifest without --delete',
     args: ['prune', 'all', '--manifest', 'x.jsonl'],
     says: /--manifest lists what --delete deleted: pass --delete too/,

@@ -160,7 +160,8 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       { skip: schema !== 'current' && 'the delete below names them too' },
       async () => {
         const world = worlds.get(schema)!;
-        const result = await runCli(['prune', 'all', '--json'], { cwd: world.config.dir });
+        // --dry-run, as for run, is the default made explicit.
+        const result = await runCli(['prune', 'all', '--dry-run', '--json'], { cwd: world.config.dir });
         assert.equal(result.code, 0, result.stderr);
         const { orphans, summary } = parse(result.stdout);
         assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expectedOrphans(world));
@@ -304,6 +305,33 @@ describe('stopped by SIGINT while listing', () => {
         rmSync(world.config.checkpoint, { force: true });
       }
     });
+  }
+});
+
+test('a listing that keeps failing stops with one line naming the store, the folder and the cause', async () => {
+  const world = worlds.get('current')!;
+  const config = writeConfig({
+    databaseUrl: world.db.url,
+    source: { endpoint: proxy.endpoint, bucket: world.bucket },
+    destination: { endpoint: proxy.endpoint, bucket: world.bucket, keyPrefix: world.keyPrefix },
+    retries: 0,
+  });
+  const folder = withPrefix('accounts/avatars/', world.keyPrefix);
+  proxy.setFault((request) =>
+    request.operation === 'ListObjectsV2' && request.query.prefix === folder ? { kind: 'status', status: 500, code: 'InternalError' } : undefined,
+  );
+  try {
+    const result = await runCli(['prune', 'all'], { cwd: config.dir });
+    assert.equal(result.code, 1, result.stderr);
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+    assert.deepEqual(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(`^mastosync: stopped: s3://${world.bucket}\\S* at .* failed to list ${folder} \\(InternalError.*\\), again after retries: run again later$`),
+    );
+  } finally {
+    proxy.setFault(undefined);
+    rmSync(config.dir, { recursive: true, force: true });
   }
 });
 

@@ -26,7 +26,7 @@ let world: IntegrityWorld;
 let config: ReturnType<typeof writeConfig>;
 
 interface Summary {
-  total: Omit<VerifyJobSummary, 'job' | 'rows'>;
+  total: Omit<VerifyJobSummary, 'job'>;
 }
 interface RepairLine {
   key: string;
@@ -92,6 +92,11 @@ describe('verify', () => {
     assert.equal(total.ok, world.wanted.length, 'relocated objects are found at their legacy source key too');
     assert.equal(total.missingAtSource, world.fixture.missing.length);
     assert.equal(total.missing + total.mismatched + total.errors, 0);
+    // Rows counted as run counts them: every row read, those that own no file too.
+    const plain = await runCli(['run', 'all', '--dry-run', '--json'], { cwd: config.dir });
+    assert.equal(total.rows, readJsonLines<{ total?: { rows: number } }>(plain.stdout).at(-1)!.total!.rows);
+    const listed = readJsonLines<Summary>((await runCli(['verify', 'all', '--by-listing', '--json'], { cwd: config.dir })).stdout).at(-1)!;
+    assert.equal(listed.total.rows, total.rows, 'by listing too');
   });
 
   test('--quiet prints no progress line (a cron job mails nothing); without it, one JSON line at least', async () => {

@@ -231,6 +231,7 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
       withProgressOptions(command)
         .positional('jobs', { type: 'string', array: true, describe: `tables whose folders to list (${JOB_NAMES.join(', ')}), or all` })
         .option('delete', { type: 'boolean', default: false, describe: 'delete the objects no row owns (default: only list them)' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'only list them, delete nothing (the default; as for run)' })
         .option('max-delete', {
           type: 'string',
           requiresArg: true,
@@ -244,6 +245,7 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
         })
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .check((args) => {
+          if (args.dryRun && args.delete) throw new UsageError('--dry-run deletes nothing and --delete deletes the orphans: pass one of them');
           parseLimit(String(args.maxDelete));
           wholeNumber('--max-rps', args.maxRps, 1);
           if (args.manifest !== undefined && !args.delete)
