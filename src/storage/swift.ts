@@ -321,6 +321,8 @@ export class SwiftStore implements ObjectStore {
       const page = JSON.parse(await readText(response, Number.MAX_SAFE_INTEGER)) as ListingEntry[];
       if (page.length === 0) return;
       yield* page;
+      // A page short of the limit is the last: asking on would cost each folder a request more.
+      if (page.length < PAGE) return;
       marker = page.at(-1)!.name;
     }
   }

@@ -321,8 +321,11 @@ describe('OpenStack Swift', { skip: !available && 'Debian swift packages are not
       ]);
       for (const [key, body] of bodies) await store.write(key, Readable.from([body]), { contentType: 'image/png', contentLength: body.length });
       await swift.putObject('listing', 'elsewhere.png', Buffer.from('not under the prefix'));
+      proxy.reset();
       const listed = [];
       for await (const entry of store.list!('')) listed.push(entry);
+      const pages = proxy.requests.filter((request) => request.method === 'GET' && request.query.format === 'json');
+      assert.equal(pages.length, 1, 'a page short of the limit is the last: no request more');
       const keys = [...bodies.keys()].sort(byteOrder);
       assert.deepEqual(
         listed.map((entry) => entry.key),
