@@ -77,6 +77,8 @@ export class ProgressDisplay {
     this.timer = undefined;
     if (completed) this.tally.finish();
     this.show();
+    // The last block stays on screen as it is: what follows (the summary, a log line) goes below it, not over it.
+    this.drawn = 0;
   }
 
   private show(): void {

@@ -128,10 +128,13 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       const status = httpStatus(error);
       const where = this.where;
-      if (status === 404) throw new UsageError(`${where} does not exist: check bucket, endpoint and region`, { cause: error });
-      if ((status === 403 || status === 401) && refusedCredentials(error)) {
-        throw new UsageError(`${where} refused the credentials (${s3ErrorCode(error)}): check access_key_id and secret_access_key`, { cause: error });
+      // Before the statuses: AWS answers an expired session token with 400, which reads as a wrong region otherwise.
+      if (refusedCredentials(error)) {
+        throw new UsageError(`${where} refused the credentials (${s3ErrorCode(error)}): check access_key_id, secret_access_key and session_token`, {
+          cause: error,
+        });
       }
+      if (status === 404) throw new UsageError(`${where} does not exist: check bucket, endpoint and region`, { cause: error });
       if (status === 403 || status === 401) {
         // Valid credentials without the permission to list: every command lists (the check, verify, prune, skip-existing).
         throw new UsageError(
@@ -228,6 +231,8 @@ export class S3Store implements ObjectStore {
     // Stopping the body (not upload.abort(), which returns before the parts in flight settle) lets done()
     // reject only once the upload id is known and no part is still being sent.
     const stop = () => body.destroy(new Error('copy aborted'));
+    // A stop that came while lib-storage was being loaded (the first large object) stops this upload too.
+    if (options.signal?.aborted) stop();
     options.signal?.addEventListener('abort', stop, { once: true });
     try {
       await upload.done();
@@ -485,12 +490,28 @@ export class S3Store implements ObjectStore {
     if (keys.length === 0) return [];
     if (keys.length > MAX_DELETE_KEYS) throw new Error(`delete takes at most ${MAX_DELETE_KEYS} keys a call, not ${keys.length}`);
     const located = new Map(keys.map((key) => [this.locate(key), key]));
-    const failures: Array<{ key: string; error: string }> = [];
-    for (const bucketKey of [...located.keys()].filter((bucketKey) => !XML_SAFE_KEY.test(bucketKey))) {
-      failures.push(...(await this.deleteOne(bucketKey, located.get(bucketKey)!, signal)));
-      located.delete(bucketKey);
+    const alone = [...located.keys()].filter((bucketKey) => !XML_SAFE_KEY.test(bucketKey));
+    for (const bucketKey of alone) located.delete(bucketKey);
+    // The batch first: it throws (a fatal refusal) before anything is deleted. After it, a key deleted alone that
+    // fails, fatally or not, is one key not deleted: the caller must learn what the batch did.
+    const failures = located.size === 0 ? [] : await this.deleteBatch(located, signal);
+    const deletedSome = failures.length < located.size;
+    for (const bucketKey of alone) {
+      try {
+        await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: bucketKey }), { abortSignal: signal }));
+      } catch (error) {
+        // A key already gone counts as deleted, as in the batch.
+        if (isNotFound(error)) continue;
+        const fatal = fatalS3Error(error, this.options.role, this.where, bucketKey, 'DELETE');
+        if (fatal !== undefined && !deletedSome && bucketKey === alone[0]) throw fatal;
+        failures.push({ key: this.keyOf(bucketKey, keys), error: describeError(fatal ?? error) });
+      }
     }
-    if (located.size === 0) return failures;
+    return failures;
+  }
+
+  /** DeleteObjects of `located` (the keys as the bucket names them, to the caller's): the keys it did not delete. */
+  private async deleteBatch(located: ReadonlyMap<string, string>, signal?: AbortSignal): Promise<Array<{ key: string; error: string }>> {
     const command = new DeleteObjectsCommand({
       Bucket: this.config.bucket,
       Delete: { Quiet: true, Objects: [...located.keys()].map((Key) => ({ Key })) },
@@ -502,25 +523,15 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       throw fatalS3Error(error, this.options.role, this.where, located.keys().next().value!, 'DELETE') ?? error;
     }
-    for (const failure of answer.Errors ?? []) {
-      failures.push({
-        key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
-        error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
-      });
-    }
-    return failures;
+    return (answer.Errors ?? []).map((failure) => ({
+      key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
+      error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
+    }));
   }
 
-  /** DeleteObject of one key (`bucketKey` as the bucket names it, `key` as the caller does). */
-  private async deleteOne(bucketKey: string, key: string, signal?: AbortSignal): Promise<Array<{ key: string; error: string }>> {
-    try {
-      await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: bucketKey }), { abortSignal: signal }));
-      return [];
-    } catch (error) {
-      const fatal = fatalS3Error(error, this.options.role, this.where, bucketKey, 'DELETE');
-      if (fatal !== undefined) throw fatal;
-      return [{ key, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }];
-    }
+  /** The caller's name of `bucketKey` among `keys`. */
+  private keyOf(bucketKey: string, keys: readonly string[]): string {
+    return keys.find((key) => this.locate(key) === bucketKey) ?? bucketKey;
   }
 
   /**

@@ -376,7 +376,9 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       if (signal?.aborted) return;
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
-      if ((failure.kind !== 'retryable' && failure.kind !== 'throttled') || failures >= retries) throw new ListingFailedError(store, prefix, error);
+      // A failure no wait would fix (a refusal, a missing folder, bad input) passes as it is.
+      if (failure.kind !== 'retryable' && failure.kind !== 'throttled') throw error;
+      if (failures >= retries) throw new ListingFailedError(store, prefix, error);
       await new Promise((resolve) => setTimeout(resolve, backoffMs(failures, failure.afterMs)));
       failures += 1;
     }

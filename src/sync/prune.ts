@@ -288,8 +288,9 @@ async function withoutRowsCreatedSince(options: PruneOptions, job: JobName, span
   );
   if (unsure.size === 0) return found;
   const readRows = (candidates: readonly IdRange[]) => readRowsInIdRangesCut(options.db, options.schema, job, candidates);
-  const still = new Set((await findOrphans(options, job, false, [...unsure], readRows)).map((orphan) => orphan.key));
-  return found.filter((orphan) => !unsure.has(orphan) || still.has(orphan.key));
+  // The orphans as looked up again, with the reason they have now (a row created since may make a key `not-owned`).
+  const still = new Map((await findOrphans(options, job, false, [...unsure], readRows)).map((orphan) => [orphan.key, orphan]));
+  return found.flatMap((orphan) => (!unsure.has(orphan) ? [orphan] : still.has(orphan.key) ? [still.get(orphan.key)!] : []));
 }
 
 /** Whether some id of `ranges` lies outside `spans`. */

@@ -33,6 +33,7 @@ const ANSWERS: Record<string, [number, string]> = {
   // Buckets whose check (a one-key listing) is refused.
   '/list-denied': [403, 'AccessDenied'],
   '/list-bad-key': [403, 'InvalidAccessKeyId'],
+  '/list-expired': [400, 'ExpiredToken'],
 };
 let server: http.Server;
 let endpoint: string;
@@ -105,7 +106,12 @@ describe('the bucket check', () => {
 
   test('credentials the provider does not accept: says so, with its code', async () => {
     const error = await checked('list-bad-key');
-    assert.match(error?.message ?? '', /bucket "list-bad-key" .* refused the credentials \(InvalidAccessKeyId\): check access_key_id and secret_access_key/);
+    assert.match(error?.message ?? '', /bucket "list-bad-key" .* refused the credentials \(InvalidAccessKeyId\): check access_key_id, secret_access_key/);
+  });
+
+  test('an expired session token, which AWS answers with 400: the credentials, not the region', async () => {
+    const error = await checked('list-expired');
+    assert.match(error?.message ?? '', /bucket "list-expired" .* refused the credentials \(ExpiredToken\): check .*session_token/);
   });
 
   test('valid credentials without the permission to list: names s3:ListBucket, not the keys', async () => {

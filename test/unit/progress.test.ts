@@ -162,18 +162,24 @@ test('mode: live on a terminal, JSON lines elsewhere, nothing with --quiet or a 
   }
 });
 
-test('on a terminal, a log line erases the live block first and the block is redrawn below it', () => {
+test('on a terminal, a log line erases the live block first and the block is redrawn below it; the final block stays', async () => {
   const written: string[] = [];
   const display = new ProgressDisplay('live', { write: (text: string) => written.push(text), columns: 120 });
   const tally = new ProgressTally(['accounts']);
   display.logDestination.write('before start\n');
   display.start(tally);
+  await new Promise((resolve) => setTimeout(resolve, 400)); // the live block is drawn every 250 ms
+  display.logDestination.write('{"level":30,"msg":"during"}\n');
   display.stop(true);
   display.logDestination.write('{"level":30,"msg":"after"}\n');
   assert.equal(written[0], 'before start\n', 'nothing to erase before the block is drawn');
-  assert.match(written[1]!, /^accounts .*done\ntotal .*done in/);
+  assert.match(written[1]!, /^accounts .*\ntotal /);
   assert.equal(written[2], '\x1b[2A\r\x1b[J', 'the two lines of the block are erased');
-  assert.equal(written[3], 'info  after\n');
+  assert.equal(written[3], 'info  during\n');
+  assert.match(written[4]!, /^accounts .*done\ntotal .*done in/);
+  // After stop, the final block stays: what follows (the summary on stdout, a log line) goes below it.
+  assert.equal(written[5], 'info  after\n');
+  assert.equal(written.length, 6);
 });
 
 test('on a terminal, a warning from the logger is a readable line above the live block, never JSON', () => {
@@ -187,12 +193,11 @@ test('on a terminal, a warning from the logger is a readable line above the live
   display.stop(false);
   log.warn({ job: 'media_attachments', id: '123', key: 'media_attachments/files/000/000/123/original/a.png' }, 'missing at the source');
   log.warn({ job: 'media_attachments', id: '124', key: 'media_attachments/files/000/000/124/original/b.png', error: 'SlowDown', attempts: 6 }, 'copy failed');
-  const [block, erase, missing, failed] = screen;
+  const [block, missing, failed] = screen;
   assert.match(block!, /^media_attachments .*0 \/ 3/);
-  assert.equal(erase, '\x1b[2A\r\x1b[J');
   assert.equal(missing, 'warn  missing at the source: media_attachments 123 media_attachments/files/000/000/123/original/a.png\n');
   assert.equal(failed, 'warn  copy failed: media_attachments 124 media_attachments/files/000/000/124/original/b.png error=SlowDown attempts=6\n');
-  assert.equal(screen.length, 4);
+  assert.equal(screen.length, 3, 'the final block is not erased');
   assert.ok(
     screen.every((text) => !text.includes('{"')),
     'no JSON on the terminal',
