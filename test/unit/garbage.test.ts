@@ -24,6 +24,16 @@ test('growthTrigger says so once what is held grew by the allowance over the lea
   assert.equal(grown(28 * MiB), true);
 });
 
+test('growthTrigger with a share: a large live heap must grow by that share of itself, so its collections stay few', () => {
+  const grown = growthTrigger(10 * MiB, 0.5);
+  assert.equal(grown(100 * MiB), false);
+  assert.equal(grown(140 * MiB), false, '40 MB over 100 is more than 10 MB, less than half of 100');
+  assert.equal(grown(150 * MiB), true);
+  // A small heap: the 10 MB allowance rules.
+  assert.equal(grown(12 * MiB), false);
+  assert.equal(grown(22 * MiB), true);
+});
+
 /** Old garbage: a target that lives through the allocation of 600,000 objects moves to the old generation. */
 function oldGarbage(): { ref: WeakRef<object>; grownTo: number } {
   const target = { name: 'old' };
