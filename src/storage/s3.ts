@@ -571,9 +571,13 @@ export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
   client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
 
-/** A key DeleteObjects' XML carries as it is: no white space at either end, no control character. */
+/**
+ * A key DeleteObjects' XML carries as it is: no white space at either end, no control character, none of the
+ * characters XML 1.0 cannot carry (U+FFFE, U+FFFF) or that XML 1.1 parsers turn into line ends (U+0085, U+2028).
+ * Nor a lone surrogate (with the `u` flag, a pair is one code point and matches no part of that range).
+ */
 // eslint-disable-next-line no-control-regex
-const XML_SAFE_KEY = /^(?![\s])[^\x00-\x1f\x7f]*(?<![\s])$/u;
+const XML_SAFE_KEY = /^(?![\s])[^\x00-\x1f\x7f\u0085\u2028\ud800-\udfff\ufffe\uffff]*(?<![\s])$/u;
 
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_DELETE_KEYS = 1000;
