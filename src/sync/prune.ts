@@ -18,6 +18,7 @@ import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
 import { idPartition, legacyIdPartition } from '../mastodon/idPartition.js';
 import { clipToRows, mastodonPrefixes, ownersOfKey, type IdRange } from '../mastodon/owners.js';
 import type { JobName, Row } from '../mastodon/tables.js';
+import { FatalStoreError } from '../storage/errors.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { resumingListing } from './listingJoin.js';
 
@@ -62,6 +63,8 @@ export interface PruneResult {
   /** More orphans than the limit: nothing was deleted. */
   readonly refused: boolean;
   readonly interrupted: boolean;
+  /** What stopped the deletes that no retry could fix, naming the fix. */
+  readonly stoppedBy?: FatalStoreError;
 }
 
 export interface PruneOptions {
@@ -200,18 +203,25 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       deleting = remove(still);
       deleting.catch(() => undefined); // awaited before the next one or at the end
     };
-    let batch: Orphan[] = [];
-    for await (const line of createInterface({ input: createReadStream(spool), crlfDelay: Infinity })) {
-      if (line === '') continue;
-      batch.push(JSON.parse(line) as Orphan);
-      if (batch.length >= pageSize) {
-        await deleteBatch(batch);
-        batch = [];
+    try {
+      let batch: Orphan[] = [];
+      for await (const line of createInterface({ input: createReadStream(spool), crlfDelay: Infinity })) {
+        if (line === '') continue;
+        batch.push(JSON.parse(line) as Orphan);
+        if (batch.length >= pageSize) {
+          await deleteBatch(batch);
+          batch = [];
+        }
+        if (stopped()) break;
       }
-      if (stopped()) break;
+      if (batch.length > 0 && !stopped()) await deleteBatch(batch);
+      await deleting;
+    } catch (error) {
+      // What no retry can fix (the delete permission refused, the bucket gone): what was deleted so far is in the
+      // manifest and the counts, which the caller reports with the cause.
+      if (error instanceof FatalStoreError) return { ...result(false), stoppedBy: error };
+      throw error;
     }
-    if (batch.length > 0 && !stopped()) await deleteBatch(batch);
-    await deleting;
     return result(false);
   } finally {
     if (spoolFolder !== undefined) rmSync(spoolFolder, { recursive: true, force: true });

@@ -13,6 +13,7 @@
  *   does not name the key of a row that appeared before its folder was listed.
  */
 import { after, before, describe, test } from 'node:test';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -305,6 +306,32 @@ describe('stopped by SIGINT while listing', () => {
         rmSync(world.config.checkpoint, { force: true });
       }
     });
+  }
+});
+
+test('deletes refused (AccessDenied): the summary, then one stopped line naming the permission; exit 1, nothing deleted', async () => {
+  const world = worlds.get('current')!;
+  // An orphan of its own: the tests above deleted the fixture's.
+  const orphan = withPrefix('media_attachments/files/.refused', world.keyPrefix);
+  await s3.put(world.bucket, orphan, Buffer.from('an orphan'));
+  const held = await s3.listKeys(world.bucket);
+  proxy.setFault((request) =>
+    request.operation === 'DeleteObjects' || request.method === 'DELETE' ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined,
+  );
+  const manifest = join(world.config.dir, 'refused.jsonl');
+  try {
+    const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', manifest], { cwd: world.config.dir });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /^total +\d+/m, 'the table');
+    assert.match(result.stdout.trimEnd().split('\n').at(-1)!, /^prune: stopped after deleting 0 objects \(0 bytes\): .*denied access \(AccessDenied on DELETE/);
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, /^mastosync: stopped: .*give the credentials s3:DeleteObject/);
+    assert.deepEqual(await s3.listKeys(world.bucket), held);
+  } finally {
+    proxy.setFault(undefined);
+    rmSync(manifest, { force: true });
+    await s3.client.send(new DeleteObjectCommand({ Bucket: world.bucket, Key: orphan }));
   }
 });
 

@@ -102,7 +102,9 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progres
       });
       progress?.stop(!result.interrupted);
       const total = totals(result.jobs);
-      const verdict = verdictOf(flags, result.limit, result.refused, result.interrupted, total, manifest);
+      const verdict = result.stoppedBy
+        ? `prune: stopped after deleting ${total.deleted} objects (${total.deletedBytes} bytes${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${result.stoppedBy.message}`
+        : verdictOf(flags, result.limit, result.refused, result.interrupted, total, manifest);
       if (flags.json)
         out.stdout(
           JSON.stringify({
@@ -111,12 +113,18 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progres
             limit: result.limit,
             refused: result.refused,
             interrupted: result.interrupted,
+            stopped: result.stoppedBy?.message,
             manifest: total.deleted > 0 ? manifest : undefined,
           }),
         );
       // A refusal is the one line on stderr (exit 2), after the table that shows what was found.
       else out.stdout([...table(result.jobs, total, flags.delete), ...(result.refused ? [] : [verdict])].join('\n'));
       if (result.refused) out.stderr(`mastosync: ${verdict}`);
+      // As run says it: one line naming the cause and the fix, exit 1.
+      if (result.stoppedBy) {
+        out.stderr(`mastosync: stopped: ${result.stoppedBy.message}`);
+        return EXIT.failures;
+      }
       if (result.interrupted) return EXIT.interrupted;
       if (result.refused) return EXIT.usage;
       return total.failed > 0 ? EXIT.failures : EXIT.ok;
