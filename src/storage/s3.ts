@@ -453,7 +453,12 @@ export class S3Store implements ObjectStore {
       }
       for (const item of contents) {
         if (!item.key.startsWith(base)) continue;
-        yield { key: item.key.slice(base.length), size: item.size, ...optionalMd5(item.etag) };
+        // Without a key prefix the entry is the listed object as it is: no copy per key.
+        if (base === '') yield item;
+        else
+          yield item.md5 === undefined
+            ? { key: item.key.slice(base.length), size: item.size }
+            : { key: item.key.slice(base.length), size: item.size, md5: item.md5 };
       }
     }
   }
@@ -470,7 +475,9 @@ export class S3Store implements ObjectStore {
       const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
       const answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }), signal);
       return {
-        contents: (answer.Contents ?? []).flatMap((item) => (item.Key === undefined ? [] : [{ key: item.Key, size: item.Size ?? 0, etag: item.ETag }])),
+        contents: (answer.Contents ?? []).flatMap((item) =>
+          item.Key === undefined ? [] : [{ key: item.Key, size: item.Size ?? 0, ...optionalMd5(item.ETag) }],
+        ),
         isTruncated: answer.IsTruncated === true,
         nextContinuationToken: answer.NextContinuationToken,
       };

@@ -11,8 +11,8 @@
 interface ListedEntry {
   readonly key: string;
   readonly size: number;
-  /** As listed, quotes included (decoded from `&quot;`). */
-  readonly etag?: string;
+  /** The ETag when it is a plain MD5 (a single-part upload's), lower-case hex without quotes. */
+  readonly md5?: string;
 }
 
 export interface ListPage {
@@ -47,8 +47,13 @@ export function parseListPage(xml: Buffer): ListPage {
     const key = element(xml, 'Key', start, close);
     if (key === undefined) throw new ListingParseError('a listed object has no <Key>', xml.toString('utf8', start, Math.min(close, start + 200)));
     const size = element(xml, 'Size', start, close);
-    const etag = element(xml, 'ETag', start, close);
-    contents.push({ key: decodeXml(key), size: size === undefined ? 0 : Number(size), ...(etag !== undefined && { etag: decodeXml(etag) }) });
+    const etag = bounds(xml, 'ETag', start, close);
+    const md5 = etag === undefined ? undefined : md5Of(xml, etag[0], etag[1]);
+    const decodedKey = decodeXml(key);
+    const bytes = size === undefined ? 0 : Number(size);
+    // One object per entry, of one of two shapes, and no string for the ETag beyond its MD5: every entry of a page
+    // lives a thousand keys and is promoted, so what it allocates is what a long listing's collections cost.
+    contents.push(md5 === undefined ? { key: decodedKey, size: bytes } : { key: decodedKey, size: bytes, md5 });
     from = close + '</Contents>'.length;
   }
   // IsTruncated and NextContinuationToken are unique names in the answer (no object carries either).
@@ -65,14 +70,45 @@ export function parseListPage(xml: Buffer): ListPage {
  * on its own: a slice of one string for the whole page would keep that page alive as long as any key is.
  */
 function element(xml: Buffer, name: string, from: number, to: number): string | undefined {
+  const found = bounds(xml, name, from, to);
+  return found === undefined ? undefined : xml.toString('utf8', found[0], found[1]);
+}
+
+/** Where the text of the first `<name>…</name>` between `from` and `to` lies: [start, end) of its bytes. */
+function bounds(xml: Buffer, name: string, from: number, to: number): [number, number] | undefined {
   const open = xml.indexOf(`<${name}`, from);
   if (open === -1 || open >= to) return undefined;
   const after = open + name.length + 1;
-  if (xml.toString('latin1', after, after + 2) === '/>') return '';
-  if (xml[after] !== 0x3e /* > */) return element(xml, name, after, to); // a longer name with this one as its start
+  if (xml[after] === 0x2f /* / */ && xml[after + 1] === 0x3e /* > */) return [after, after];
+  if (xml[after] !== 0x3e /* > */) return bounds(xml, name, after, to); // a longer name with this one as its start
   const close = xml.indexOf(`</${name}>`, after);
   if (close === -1 || close > to) return undefined;
-  return xml.toString('utf8', after + 1, close);
+  return [after + 1, close];
+}
+
+const QUOT = Buffer.from('&quot;');
+const HEX_MD5 = /^[0-9a-f]{32}$/i;
+
+/**
+ * The MD5 an ETag's text (bytes `from` to `to`) carries, read from the bytes where it is spelled as S3 spells it
+ * (`&quot;` or `"` around 32 hex digits); any other spelling decoded first. None for a multipart upload's ETag.
+ */
+function md5Of(xml: Buffer, from: number, to: number): string | undefined {
+  let start = from;
+  let end = to;
+  if (end - start === 32 + 2 * QUOT.length && xml.subarray(start, start + QUOT.length).equals(QUOT) && xml.subarray(end - QUOT.length, end).equals(QUOT)) {
+    start += QUOT.length;
+    end -= QUOT.length;
+  } else if (end - start === 34 && xml[start] === 0x22 && xml[end - 1] === 0x22) {
+    start += 1;
+    end -= 1;
+  }
+  if (end - start === 32) {
+    const hex = xml.toString('latin1', start, end);
+    return HEX_MD5.test(hex) ? hex.toLowerCase() : undefined;
+  }
+  const decoded = decodeXml(xml.toString('utf8', from, to)).replace(/^"|"$/g, '');
+  return HEX_MD5.test(decoded) ? decoded.toLowerCase() : undefined;
 }
 
 const NAMED: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };

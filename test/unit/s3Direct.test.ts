@@ -221,7 +221,11 @@ test("a listing page read from the XML as the SDK's parser reads it", async () =
   const page = parseListPage(await new DirectRequests(recordingClient(config, xml).client, config).list('', undefined, undefined));
   assert.deepEqual(
     page.contents,
-    answer.Contents!.map((item) => ({ key: item.Key, size: item.Size, etag: item.ETag })),
+    answer.Contents!.map((item) => {
+      // The MD5 the SDK's ETag carries, where it is one (a multipart upload's is not).
+      const md5 = /^"([0-9a-f]{32})"$/.exec(item.ETag ?? '')?.[1];
+      return md5 === undefined ? { key: item.Key, size: item.Size } : { key: item.Key, size: item.Size, md5 };
+    }),
   );
   assert.equal(page.isTruncated, answer.IsTruncated);
   assert.equal(page.nextContinuationToken, answer.NextContinuationToken);

@@ -25,14 +25,34 @@ function answer(objects: Array<{ key: string; size: number; etag?: string }>, ta
   );
 }
 
-test('a page: keys with entities, unicode, spaces and +, sizes and quoted ETags', () => {
+test('a page: keys with entities, unicode, spaces and +, sizes, and the MD5 of each ETag that is one', () => {
   const objects = [
     { key: 'pfx/a&b <c> "d" \'e\'.png', size: 30, etag: '"9e107d9d372bb6826bd81d3542a419d6"' },
     { key: 'pfx/My Photo + café 100% #1 🐘.jpg', size: 0, etag: '"0f343b0931126a20f133d67c2b018a3b-2"' },
     { key: 'pfx/no-etag', size: 12345678901 },
+    { key: 'pfx/upper', size: 1, etag: '"9E107D9D372BB6826BD81D3542A419D6"' },
+    { key: 'pfx/bare', size: 2, etag: '9e107d9d372bb6826bd81d3542a419d6' },
   ];
   const page = parseListPage(answer(objects, '<IsTruncated>false</IsTruncated>'));
-  assert.deepEqual(page, { contents: objects, isTruncated: false });
+  assert.deepEqual(page, {
+    contents: [
+      { key: 'pfx/a&b <c> "d" \'e\'.png', size: 30, md5: '9e107d9d372bb6826bd81d3542a419d6' },
+      { key: 'pfx/My Photo + café 100% #1 🐘.jpg', size: 0 },
+      { key: 'pfx/no-etag', size: 12345678901 },
+      { key: 'pfx/upper', size: 1, md5: '9e107d9d372bb6826bd81d3542a419d6' },
+      { key: 'pfx/bare', size: 2, md5: '9e107d9d372bb6826bd81d3542a419d6' },
+    ],
+    isTruncated: false,
+  });
+  // Quotes spelled otherwise (a numeric reference, or not escaped at all) give the same MD5.
+  const spelled = (etag: string) =>
+    parseListPage(
+      answer([], '<IsTruncated>false</IsTruncated>').replace('</MaxKeys>', `</MaxKeys><Contents><Key>k</Key><ETag>${etag}</ETag><Size>1</Size></Contents>`),
+    ).contents[0]!.md5;
+  assert.equal(spelled('&#34;9e107d9d372bb6826bd81d3542a419d6&#34;'), '9e107d9d372bb6826bd81d3542a419d6');
+  assert.equal(spelled('"9e107d9d372bb6826bd81d3542a419d6"'), '9e107d9d372bb6826bd81d3542a419d6');
+  assert.equal(spelled('&quot;9e107d9d372bb6826bd81d3542a419dX&quot;'), undefined, 'not hex: no MD5');
+  assert.equal(spelled(''), undefined);
 });
 
 test('a truncated page carries its continuation token, decoded', () => {
@@ -44,7 +64,7 @@ test('a truncated page carries its continuation token, decoded', () => {
   );
   assert.equal(page.isTruncated, true);
   assert.equal(page.nextContinuationToken, '1ueGcx+/a&b==');
-  assert.deepEqual(page.contents, [{ key: 'pfx/a', size: 1, etag: '"x"' }]);
+  assert.deepEqual(page.contents, [{ key: 'pfx/a', size: 1 }], 'an ETag that is no MD5 gives none');
 });
 
 test('an empty page, and an answer that is not a listing', () => {
