@@ -497,21 +497,22 @@ export class S3Store implements ObjectStore {
     if (keys.length === 0) return [];
     if (keys.length > MAX_DELETE_KEYS) throw new Error(`delete takes at most ${MAX_DELETE_KEYS} keys a call, not ${keys.length}`);
     const located = new Map(keys.map((key) => [this.locate(key), key]));
-    const alone = [...located.keys()].filter((bucketKey) => !XML_SAFE_KEY.test(bucketKey));
-    for (const bucketKey of alone) located.delete(bucketKey);
+    // [as the bucket names it, as the caller does]
+    const alone = [...located].filter(([bucketKey]) => !XML_SAFE_KEY.test(bucketKey));
+    for (const [bucketKey] of alone) located.delete(bucketKey);
     // The batch first: it throws (a fatal refusal) before anything is deleted. After it, a key deleted alone that
     // fails, fatally or not, is one key not deleted: the caller must learn what the batch did.
     const failures = located.size === 0 ? [] : await this.deleteBatch(located, signal);
     const deletedSome = failures.length < located.size;
-    for (const bucketKey of alone) {
+    for (const [bucketKey, key] of alone) {
       try {
         await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: bucketKey }), { abortSignal: signal }));
       } catch (error) {
         // A key already gone counts as deleted, as in the batch.
         if (isNotFound(error)) continue;
         const fatal = fatalS3Error(error, this.options.role, this.where, bucketKey, 'DELETE');
-        if (fatal !== undefined && !deletedSome && bucketKey === alone[0]) throw fatal;
-        failures.push({ key: this.keyOf(bucketKey, keys), error: describeError(fatal ?? error) });
+        if (fatal !== undefined && !deletedSome && bucketKey === alone[0]![0]) throw fatal;
+        failures.push({ key, error: describeError(fatal ?? error) });
       }
     }
     return failures;
@@ -534,11 +535,6 @@ export class S3Store implements ObjectStore {
       key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
       error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
     }));
-  }
-
-  /** The caller's name of `bucketKey` among `keys`. */
-  private keyOf(bucketKey: string, keys: readonly string[]): string {
-    return keys.find((key) => this.locate(key) === bucketKey) ?? bucketKey;
   }
 
   /**
