@@ -3,8 +3,11 @@
  * place a few times a second, with log lines printed above it. Elsewhere (cron, CI, a log collector): one JSON
  * line every few seconds, shaped like the log lines, and one at the end.
  */
+import type { Logger } from 'pino';
+import type { JobName } from '../mastodon/tables.js';
 import type { ProgressLine, ProgressSnapshot, ProgressTally } from '../sync/progress.js';
-import { logsInfo, readableLogLine } from './logger.js';
+import type { Output } from './exit.js';
+import { createLogger, logsInfo, readableLogLine } from './logger.js';
 import { formatBytes, formatDuration } from './summary.js';
 
 export type ProgressMode = 'live' | 'json' | 'off';
@@ -16,6 +19,37 @@ export type ProgressMode = 'live' | 'json' | 'off';
 export function progressMode(quiet: boolean, logLevel: string, stream: { isTTY?: boolean }): ProgressMode {
   if (quiet || !logsInfo(logLevel)) return 'off';
   return stream.isTTY ? 'live' : 'json';
+}
+
+/**
+ * A command's display as its flags ask for it (none when `quiet`, or at a log level above info) and its logger, which
+ * on a terminal writes through the display, above its live block. `counts` as for ProgressDisplay.
+ */
+export function progressAndLogger(
+  flags: { readonly quiet: boolean; readonly logLevel: string; readonly progressIntervalSeconds: number },
+  counts: 'owned' | 'listed' = 'owned',
+): { progress?: ProgressDisplay; log: Logger } {
+  const mode = progressMode(flags.quiet, flags.logLevel, process.stderr);
+  const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, flags.progressIntervalSeconds * 1000, counts);
+  return { progress, log: createLogger(flags.logLevel, mode === 'live' ? progress?.logDestination : undefined) };
+}
+
+/**
+ * Counts each job's objects in scope (`count`) beside the work, one job after the other, for the display's totals and
+ * ETA: the work never waits for them, and a count that fails leaves the totals unknown.
+ */
+export function countBeside(tally: ProgressTally, jobs: readonly JobName[], count: (job: JobName) => Promise<number>, log: Logger): void {
+  void (async () => {
+    for (const job of jobs) tally.owned(job, await count(job));
+  })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
+}
+
+/** Writes a line to stdout; on a terminal the live block (on stderr) steps aside for it first. */
+export function stdoutBeside(progress: ProgressDisplay | undefined, out: Output): (text: string) => void {
+  return (text) => {
+    progress?.clear();
+    out.stdout(text);
+  };
 }
 
 export interface ProgressStream {

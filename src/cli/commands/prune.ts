@@ -17,8 +17,7 @@ import { ProgressTally } from '../../sync/progress.js';
 import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
 import { wholeNumber, withProgressOptions } from '../flags.js';
-import { ProgressDisplay, progressMode } from '../progress.js';
-import { createLogger } from '../logger.js';
+import { progressAndLogger, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { warnTo } from '../stores.js';
 
@@ -65,11 +64,7 @@ async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progres
       log.info({ jobs: session.jobs, tablelessJobs, destination: destination.description, delete: flags.delete, maxDelete: flags.limitText }, 'prune started');
       const tally = new ProgressTally([...session.jobs, ...tablelessJobs]);
       progress?.start(tally);
-      // Orphan lines go to stdout; on a terminal the live block (on stderr) steps aside for them.
-      const print = (text: string) => {
-        progress?.clear();
-        out.stdout(text);
-      };
+      const print = stdoutBeside(progress, out);
       const result = await pruneJobs({
         jobs: session.jobs,
         tablelessJobs,
@@ -261,8 +256,7 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
           return true;
         }),
     handler: async (args) => {
-      const mode = progressMode(args.quiet, args.logLevel, process.stderr);
-      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000, 'listed');
+      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval }, 'listed');
       context.exitCode = await pruneCommand(
         {
           jobs: (args.jobs ?? []).map(String),
@@ -274,8 +268,7 @@ export function pruneCommandModule(context: CommandContext): CommandModule<objec
           maxRps: args.maxRps,
           json: args.json,
         },
-        // On a terminal, log lines go through the display, which prints them above its live block.
-        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
+        log,
         context.out,
         progress,
       );

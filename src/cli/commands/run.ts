@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
-import { JOB_NAMES } from '../../mastodon/tables.js';
+import { JOB_NAMES, type JobName } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
 import { CheckpointLock } from '../../sync/lock.js';
@@ -20,11 +20,10 @@ import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { serverCopier, warnTo } from '../stores.js';
-import { ProgressDisplay, progressMode } from '../progress.js';
+import { countBeside, progressAndLogger, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { isoSeconds, reportJson, reportText } from '../summary.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { createLogger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
 import type { CommandModule } from 'yargs';
@@ -160,17 +159,10 @@ async function runLocked(
       // The totals are counted beside the copy, on their own connection: the first copy never waits for them.
       // (--retry-failed takes only the checkpoint's failures, which a count of the database cannot tell.)
       if ((progress || metrics) && !flags.retryFailed) {
-        void (async () => {
-          for (const job of session.jobs) {
-            const plan = await planJob(session.db, session.schema, job, flags.scope, {
-              afterId: resume.watermark(job),
-              limit: flags.limit,
-              partSize: PART_SIZE,
-              multipartAbove: config.sync.uploadCutoff,
-            });
-            tally.owned(job, plan.objects);
-          }
-        })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
+        const options = { limit: flags.limit, partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff };
+        const count = async (job: JobName) =>
+          (await planJob(session.db, session.schema, job, flags.scope, { ...options, afterId: resume.watermark(job) })).objects;
+        countBeside(tally, session.jobs, count, log);
       }
       const summary = await runJobs({
         jobs: session.jobs,
@@ -311,8 +303,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
       ),
     handler: async (args) => {
       const dryRun = Boolean(args.dryRun || args.dev);
-      const mode = progressMode(args.quiet || dryRun, args.logLevel, process.stderr);
-      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
+      const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
       context.exitCode = await runCommand(
         {
           jobs: (args.jobs ?? []).map(String),
@@ -329,8 +320,7 @@ export function runCommandModule(context: CommandContext): CommandModule<object,
           maxRps: args.maxRps,
           ...metricsFromArgs(args as MetricsArgs),
         },
-        // On a terminal, log lines go through the display, which prints them above its live block.
-        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
+        log,
         context.out,
         progress,
       );

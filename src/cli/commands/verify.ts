@@ -15,9 +15,8 @@ import { limitStoreRates } from '../../sync/rateLimit.js';
 import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { createLogger } from '../logger.js';
 import { asGiven, metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
-import { ProgressDisplay, progressMode } from '../progress.js';
+import { countBeside, progressAndLogger, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
@@ -99,20 +98,11 @@ async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progr
       );
       const tally = new ProgressTally(session.jobs);
       progress?.start(tally);
-      // The totals are counted beside the check, on their own connection, for the display's percentages.
       if (progress) {
-        void (async () => {
-          for (const job of session.jobs) {
-            const plan = await planJob(session.db, session.schema, job, flags.scope, { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff });
-            tally.owned(job, plan.objects);
-          }
-        })().catch((error: unknown) => log.debug({ err: error }, 'could not count the objects in scope; progress shows no totals'));
+        const options = { partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff };
+        countBeside(tally, session.jobs, async (job) => (await planJob(session.db, session.schema, job, flags.scope, options)).objects, log);
       }
-      // Problem lines go to stdout; on a terminal the live block (on stderr) steps aside for each.
-      const print = (line: string) => {
-        progress?.clear();
-        out.stdout(line);
-      };
+      const print = stdoutBeside(progress, out);
       const jobs = await verifyJobs({
         jobs: session.jobs,
         db: session.db,
@@ -310,8 +300,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           return true;
         }),
     handler: async (args) => {
-      const mode = progressMode(args.quiet, args.logLevel, process.stderr);
-      const progress = mode === 'off' ? undefined : new ProgressDisplay(mode, process.stderr, args.progressInterval * 1000);
+      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
       context.exitCode = await verifyCommand(
         {
           jobs: (args.jobs ?? []).map(String),
@@ -325,8 +314,7 @@ export function verifyCommandModule(context: CommandContext): CommandModule<obje
           repair: args.repair,
           ...metricsFromArgs(args as MetricsArgs),
         },
-        // On a terminal, log lines go through the display, which prints them above its live block.
-        createLogger(args.logLevel, mode === 'live' ? progress?.logDestination : undefined),
+        log,
         context.out,
         progress,
       );
