@@ -6,7 +6,7 @@
 import { S3Store } from '../src/storage/s3.js';
 import { copyOwnedObject } from '../src/sync/copy.js';
 import { BoundedPool } from '../src/sync/pool.js';
-import type { OwnedObject } from '../src/mastodon/keys.js';
+import { mediaOriginal } from '../test/support/objects.js';
 
 interface Spec {
   readonly source: { endpoint: string; bucket: string };
@@ -37,18 +37,7 @@ const destination = store(spec.destination, 'destination');
 const pool = new BoundedPool(spec.concurrency);
 let failed = 0;
 for (const key of spec.keys) {
-  const object: OwnedObject = {
-    job: 'media_attachments',
-    id: '1',
-    attachment: 'file',
-    style: 'original',
-    key,
-    alternates: [],
-    visibility: 'default',
-    storedContentType: null,
-    storedSize: null,
-    underCache: false,
-  };
+  const object = mediaOriginal(key, { contentType: null, size: null });
   await pool.submit(async () => {
     const result = await copyOwnedObject(object, { source, destination, acl: 'public-read', retries: 5 });
     if (result.status !== 'copied') {

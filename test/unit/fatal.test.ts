@@ -15,7 +15,7 @@ import { FatalStoreError } from '../../src/storage/errors.js';
 import { FsStore, KeyOutsideFolderError, fatalFsError } from '../../src/storage/fs.js';
 import { S3Store } from '../../src/storage/s3.js';
 import { copyOwnedObject } from '../../src/sync/copy.js';
-import type { OwnedObject } from '../../src/mastodon/keys.js';
+import { mediaOriginal } from '../support/objects.js';
 
 /** Path → [status, code] the server answers, for any method. */
 const ANSWERS: Record<string, [number, string]> = {
@@ -206,18 +206,7 @@ describe('folder errors no retry can fix', () => {
 });
 
 test('a copy meeting a fatal error fails at once, unretried, and carries it', async () => {
-  const object: OwnedObject = {
-    job: 'media_attachments',
-    id: '1',
-    attachment: 'file',
-    style: 'original',
-    key: 'no-bucket',
-    alternates: [],
-    visibility: 'default',
-    storedContentType: 'image/png',
-    storedSize: 100,
-    underCache: false,
-  };
+  const object = mediaOriginal('no-bucket', { contentType: 'image/png', size: 100 });
   const folder = mkdtempSync(join(tmpdir(), 'mastosync-fatal-'));
   const source = store('source');
   try {
@@ -240,18 +229,7 @@ test('a crafted file name that climbs out of a folder fails that object alone, u
   mkdirSync(root);
   writeFileSync(join(parent, 'precious.png'), 'precious');
   const key = 'media_attachments/files/000/000/001/original/../../../../../../../precious.png';
-  const object: OwnedObject = {
-    job: 'media_attachments',
-    id: '1',
-    attachment: 'file',
-    style: 'original',
-    key,
-    alternates: [],
-    visibility: 'default',
-    storedContentType: 'image/png',
-    storedSize: 8,
-    underCache: false,
-  };
+  const object = mediaOriginal(key, { contentType: 'image/png', size: 8 });
   try {
     const folder = new FsStore(root, 'source');
     assert.equal(folder.locate(key), join(parent, 'precious.png'), 'named, for messages and the checkpoint, without throwing');

@@ -20,7 +20,7 @@ import { retryAfterMs } from '../../src/storage/s3Errors.js';
 import { backoffMs, classifyFailure, withRetries } from '../../src/sync/retry.js';
 import { copyOwnedObject } from '../../src/sync/copy.js';
 import { UsageError } from '../../src/errors.js';
-import type { OwnedObject } from '../../src/mastodon/keys.js';
+import { mediaOriginal } from '../support/objects.js';
 
 const BODY = Buffer.alloc(1000, 7);
 const ETAG = createHash('md5').update(BODY).digest('hex');
@@ -304,18 +304,7 @@ describe('backoff and the retry loop', () => {
 });
 
 describe('a copy retries from a fresh read', () => {
-  const object: OwnedObject = {
-    job: 'media_attachments',
-    id: '1',
-    attachment: 'file',
-    style: 'original',
-    key: 'media_attachments/files/000/000/001/original/a.png',
-    alternates: [],
-    visibility: 'default',
-    storedContentType: 'image/png',
-    storedSize: BODY.length,
-    underCache: false,
-  };
+  const object = mediaOriginal('media_attachments/files/000/000/001/original/a.png', { contentType: 'image/png', size: BODY.length });
 
   for (const key of ['stalls-once', 'ends-early-once']) {
     test(`${key}: the second attempt copies the whole object`, async () => {
