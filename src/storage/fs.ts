@@ -13,7 +13,6 @@ import { UsageError } from '../errors.js';
 import type { FailureKind, ListedObject, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
 
-/** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
 /** A key that, resolved below the folder, lands outside it: no file of it is read, written or deleted. */
 export class KeyOutsideFolderError extends Error {
   override readonly name = 'KeyOutsideFolderError';
@@ -25,6 +24,7 @@ export class KeyOutsideFolderError extends Error {
   }
 }
 
+/** What the folder backend needs; src/cli maps [source] / [destination] type = "fs" onto it. */
 export interface FsStoreConfig {
   readonly type: 'fs';
   /** Mastodon's public/system folder (PAPERCLIP_ROOT_PATH). */
@@ -76,8 +76,9 @@ export class FsStore implements ObjectStore {
     const info = await this.head(key);
     if (info === undefined) return undefined;
     // Opened here, not by the stream, so that a refusal (EACCES) is this store's to classify, not a body error.
-    const file = await open(this.pathOf(key), 'r').catch((error: unknown) => {
-      throw fatalFsError(error, this.role, this.root, this.pathOf(key)) ?? error;
+    const path = this.pathOf(key);
+    const file = await open(path, 'r').catch((error: unknown) => {
+      throw fatalFsError(error, this.role, this.root, path) ?? error;
     });
     return { ...info, body: file.createReadStream() };
   }

@@ -50,7 +50,7 @@ const GROWTH_BEFORE_COLLECTION = 20 * 1024 * 1024;
 const GROWTH_SHARE_OF_LIVE = 0.5;
 const grown = growthTrigger(GROWTH_BEFORE_COLLECTION, GROWTH_SHARE_OF_LIVE);
 
-/** Collects the whole heap when what is held grew by GROWTH_BEFORE_COLLECTION since the last time; called often. */
+/** Collects the whole heap when what is held grew by its allowance (above) since the last time; called often. */
 export function collectIfGrown(): void {
   if (!grown(held())) return;
   (collect ??= collector())();
