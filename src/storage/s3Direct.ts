@@ -6,16 +6,16 @@
  * transport on the client's own agents, with the SDK handler's timeouts, abort and error shapes). Bucket checks,
  * multipart uploads and deletes still go through the SDK, and listings where the signer is the SDK's.
  *
- * An answer other than 2xx becomes an S3ServiceException shaped like the SDK's own (name = the S3 error code,
+ * An answer other than 2xx becomes an S3ResponseError (s3Errors.ts), shaped like the SDK's S3ServiceException (name = the S3 error code,
  * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3StoreConfig } from './s3Config.js';
 import type { DirectResponse, HttpHandler, OutgoingRequest } from './s3Http.js';
+import { responseError } from './s3Errors.js';
 
 interface Signer {
   sign(request: OutgoingRequest, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<OutgoingRequest>;
@@ -83,7 +83,7 @@ export class DirectRequests {
   async copy(sourceBucket: string, sourceKey: string, key: string, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
     const response = await this.send('PUT', key, { ...headers, 'x-amz-copy-source': `${sourceBucket}/${encodeKey(sourceKey)}` }, undefined, signal);
     const text = await readText(response.body);
-    if (text.includes('<Error>')) throw serviceError(500, response.headers, text);
+    if (text.includes('<Error>')) throw responseError(500, response.headers, text);
     return response;
   }
 
@@ -149,7 +149,7 @@ export class DirectRequests {
     const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const text = await readText(response.body).catch(() => '');
-    const error = serviceError(response.statusCode, response.headers, text);
+    const error = responseError(response.statusCode, response.headers, text);
     if (error.name === 'RequestTimeTooSkewed') this.correctClock(response.headers.date);
     throw error;
   }
@@ -320,17 +320,4 @@ async function readText(body: Readable): Promise<string> {
   let text = '';
   for await (const chunk of body) if (text.length < MAX_ERROR_BODY) text += String(chunk);
   return text;
-}
-
-function serviceError(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, text: string): S3ServiceException {
-  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
-  const code = field('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
-  const requestId = headers['x-amz-request-id'];
-  const error = new S3ServiceException({
-    name: code,
-    $fault: status >= 500 ? 'server' : 'client',
-    $metadata: { httpStatusCode: status, requestId: typeof requestId === 'string' ? requestId : undefined },
-    message: field('Message') ?? `HTTP ${status}`,
-  });
-  return Object.assign(error, { Code: code, $response: { statusCode: status, headers } });
 }

@@ -1,10 +1,39 @@
 /**
- * How the S3 backend reads the AWS SDK's errors: HTTP status, error code, Retry-After, throttling, and the
- * answers no retry can fix. src/sync sees only the FailureKind these give (S3Store.classify).
+ * How the S3 backend reads its errors, the direct requests' (S3ResponseError) and the AWS SDK's alike, by their shape
+ * (no SDK class is imported: a run that never needs the SDK never loads it): HTTP status, error code, Retry-After,
+ * throttling, and the answers no retry can fix. src/sync sees only the FailureKind these give (S3Store.classify).
  */
-import { S3ServiceException } from '@aws-sdk/client-s3';
+import type { IncomingHttpHeaders } from 'node:http';
 import { FatalStoreError, classifyCommon, errorCodes, fatalOfRequest, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
 import type { FailureKind } from './types.js';
+
+/**
+ * An answer other than 2xx to a direct request, shaped as the SDK's S3ServiceException (name = the S3 error code,
+ * `Code`, `$fault`, `$metadata.httpStatusCode`, the raw answer as `$response`), so that everything here reads both alike.
+ */
+export class S3ResponseError extends Error {
+  readonly Code: string;
+  readonly $fault: 'client' | 'server';
+  readonly $metadata: { readonly httpStatusCode: number; readonly requestId?: string };
+  readonly $response: { readonly statusCode: number; readonly headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>> };
+
+  constructor(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, code: string, message: string) {
+    super(message);
+    this.name = code;
+    this.Code = code;
+    this.$fault = status >= 500 ? 'server' : 'client';
+    const requestId = headers['x-amz-request-id'];
+    this.$metadata = { httpStatusCode: status, requestId: typeof requestId === 'string' ? requestId : undefined };
+    this.$response = { statusCode: status, headers };
+  }
+}
+
+/** The error of an answer `status` whose body is `text` (S3's <Error> XML, or nothing, as a HEAD's answer). */
+export function responseError(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, text: string): S3ResponseError {
+  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
+  const code = field('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
+  return new S3ResponseError(status, headers, code, field('Message') ?? `HTTP ${status}`);
+}
 
 const RETRYABLE_CODES = new Set([
   'SlowDown',
@@ -59,7 +88,6 @@ export function retryAfterMs(error: unknown): number | undefined {
 }
 
 export function httpStatus(error: unknown): number | undefined {
-  if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
