@@ -14,6 +14,7 @@ import { runCommandModule } from './commands/run.js';
 import { verifyCommandModule } from './commands/verify.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './logger.js';
+import { guardUnsettled } from './unsettled.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
 import { FatalStoreError } from '../storage/errors.js';
 import { ListingFailedError, ListingOrderError } from '../sync/listingJoin.js';
@@ -65,6 +66,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
     });
   skipHelpCaching(parser);
 
+  const settled = out === processOutput ? guardUnsettled(out, `mastosync ${argv[0] ?? ''}`.trim()) : undefined;
   try {
     await parser.parseAsync();
     return context.exitCode;
@@ -86,6 +88,8 @@ export async function main(argv: string[], out: Output = processOutput, version?
     out.stderr(`mastosync: error: ${describeError(error)}`);
     if (process.env.MASTOSYNC_DEBUG) out.stderr(String((error as Error).stack));
     return EXIT.failures;
+  } finally {
+    settled?.();
   }
 }
 
