@@ -9,6 +9,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
+import { DEFAULT_CONFIG_FILE } from './flags.js';
 import type { SshConfig } from '../ssh/config.js';
 import type { AzureCredentials, AzureStoreConfig, StoreConfig, SwiftStoreConfig } from '../storage/index.js';
 
@@ -102,7 +103,6 @@ export interface Config {
   };
 }
 
-export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 /** Streamed whole, memory does not follow object size; docs/performance.md has the measurements. */
 const DEFAULT_UPLOAD_CUTOFF_MIB = 512;
 /**

@@ -4,8 +4,6 @@
  */
 import pino, { type Logger } from 'pino';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
 /**
  * `destination` replaces stderr, e.g. to print log lines above a live progress display. On a terminal the lines
  * are readable ones (readableLogLine); elsewhere JSON, for log collectors.

@@ -1,27 +1,15 @@
 /**
  * The command line. Each command lives in src/cli/commands/ as a yargs command module whose handler sets
  * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, any other error
- * one line and exit 1.
+ * one line and exit 1. The commands' flags and help are in ./commandLine.ts; what each does is loaded when it runs.
  */
 import yargs, { type Argv } from 'yargs';
 import { UsageError, describeError } from '../errors.js';
-import { checkCommandModule } from './commands/check.js';
-import { initCommandModule } from './commands/init.js';
-import { manifestCommandModule } from './commands/manifest.js';
-import { planCommandModule } from './commands/plan.js';
-import { pruneCommandModule } from './commands/prune.js';
-import { runCommandModule } from './commands/run.js';
-import { verifyCommandModule } from './commands/verify.js';
+import { commandModules } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
-import { LOG_LEVELS } from './logger.js';
+import { LOG_LEVELS } from './flags.js';
 import { guardUnsettled } from './unsettled.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
-import { FatalStoreError } from '../storage/errors.js';
-import { ListingFailedError, ListingOrderError } from '../sync/listingJoin.js';
-import { CheckpointBusyError } from '../sync/lock.js';
-
-/** Every command; add new ones here. */
-const COMMANDS = [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule, pruneCommandModule];
 
 /** `version` is what --version prints: bin/mastosync.js reads it from package.json (yargs cannot find it from a bundle). */
 export async function main(argv: string[], out: Output = processOutput, version?: string): Promise<number> {
@@ -49,7 +37,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
     .option('config', { type: 'string', requiresArg: true, describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
     .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
-  const modules = COMMANDS.map((command) => command(context));
+  const modules = commandModules(context);
   for (const module of modules) parser = parser.command(module);
   const commandNames = modules.map((module) => String(module.command).split(' ')[0]!);
   parser = parser
@@ -75,6 +63,13 @@ export async function main(argv: string[], out: Output = processOutput, version?
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.usage;
     }
+    // The classes below come from the modules of the command that threw them, loaded by then; importing them here
+    // up front would load storage and sync code for --help.
+    const [{ CheckpointBusyError }, { FatalStoreError }, { ListingFailedError, ListingOrderError }] = await Promise.all([
+      import('../sync/lock.js'),
+      import('../storage/errors.js'),
+      import('../sync/listingJoin.js'),
+    ]);
     if (error instanceof CheckpointBusyError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.busy;

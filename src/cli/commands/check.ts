@@ -6,15 +6,13 @@
  * problem. Exit 2 when any failed.
  */
 import type { Logger } from 'pino';
-import type { CommandModule } from 'yargs';
 import { connectDatabase, type Database } from '../../db/connection.js';
 import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
 import { UsageError, describeError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { createLogger } from '../logger.js';
+import { EXIT, type Output } from '../exit.js';
 import { createStore, samePlace } from '../../storage/index.js';
 
 interface CheckFlags {
@@ -30,7 +28,7 @@ interface CheckResult {
   readonly detail: string;
 }
 
-async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
+export async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
   const results: CheckResult[] = [];
   const report = (result: CheckResult) => {
     results.push(result);
@@ -146,16 +144,4 @@ function reason(error: unknown): string {
 function formatResult(result: CheckResult): string {
   const [first, ...rest] = result.detail.split('\n');
   return [`${result.ok ? 'ok  ' : 'FAIL'} ${result.check}: ${first}`, ...rest.map((line) => `     ${line}`)].join('\n');
-}
-
-/** `check` for the CLI (src/cli/main.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function checkCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'check',
-    describe: 'preflight, writes nothing: database (through SSH if configured), tables, source and destination',
-    handler: async (args) => {
-      context.exitCode = await checkCommand({ config: args.config, json: args.json }, createLogger(args.logLevel), context.out);
-    },
-  };
 }

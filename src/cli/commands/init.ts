@@ -8,11 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { CommandModule } from 'yargs';
 import { UsageError, describeError } from '../../errors.js';
-import { DEFAULT_CONFIG_FILE } from '../config.js';
 import { parseEnvFile } from '../envFile.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
+import { EXIT, type Output } from '../exit.js';
 
 interface InitFlags {
   readonly fromEnv: string;
@@ -29,7 +27,7 @@ export interface DerivedConfig {
   readonly notes: string[];
 }
 
-async function initCommand(flags: InitFlags, out: Output): Promise<number> {
+export async function initCommand(flags: InitFlags, out: Output): Promise<number> {
   const envPath = resolve(flags.fromEnv);
   let envText: string;
   try {
@@ -266,26 +264,4 @@ async function writePrivateFile(path: string, text: string, force: boolean): Pro
     // After a link the temporary name is a second name of the file; after a rename it is gone already.
     await rm(temp, { force: true });
   }
-}
-
-/** `init` for the CLI (src/cli/main.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function initCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'init',
-    describe: "write a config from Mastodon's .env.production (destination left to fill in)",
-    builder: (command) =>
-      command
-        .option('from-env', {
-          type: 'string',
-          requiresArg: true,
-          demandOption: true,
-          describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production",
-        })
-        .option('out', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
-        .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),
-    handler: async (args) => {
-      context.exitCode = await initCommand({ fromEnv: args.fromEnv, out: args.out, force: args.force, json: args.json }, context.out);
-    },
-  };
 }

@@ -6,20 +6,15 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { CommandModule } from 'yargs';
 import { readRowPages } from '../../db/rows.js';
 import { ownedInScope, type Scope } from '../../db/scope.js';
 import { applyKeyPrefix } from '../../mastodon/keys.js';
-import { JOB_NAMES } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
 import type { StoreConfig } from '../../storage/index.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { createLogger } from '../logger.js';
-import { REMOTE_CACHE_WARNING, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
+import type { ManifestFormat } from '../commandLine.js';
+import { EXIT, type Output } from '../exit.js';
+import { REMOTE_CACHE_WARNING } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-
-const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
-export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
 
 interface ManifestFlags {
   readonly jobs: string[];
@@ -30,7 +25,7 @@ interface ManifestFlags {
   readonly scope: Scope;
 }
 
-async function manifestCommand(flags: ManifestFlags, log: Logger, out: Output): Promise<number> {
+export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const line = manifestLine(flags.format, config.source);
@@ -130,31 +125,4 @@ export function encodeKey(key: string): string {
   return encodeURIComponent(key)
     .replace(/[!'()*]/g, (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`)
     .replace(/%2F/g, '/');
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function manifestCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'manifest <jobs..>',
-    describe: 'write the keys the database owns, for rclone --files-from-raw or S3 Batch Operations',
-    builder: (command) =>
-      withScopeOptions(
-        command
-          .positional('jobs', { type: 'string', array: true, describe: `tables to list (${JOB_NAMES.join(', ')}), or all` })
-          .option('format', {
-            requiresArg: true,
-            choices: MANIFEST_FORMATS,
-            default: 'keys' as ManifestFormat,
-            describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key',
-          })
-          .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
-      ),
-    handler: async (args) => {
-      context.exitCode = await manifestCommand(
-        { jobs: (args.jobs ?? []).map(String), config: args.config, format: args.format, output: args.output, scope: scopeFromArgs(args as ScopeArgs) },
-        createLogger(args.logLevel),
-        context.out,
-      );
-    },
-  };
 }

@@ -4,18 +4,13 @@
  * under cache/, and the requests and time a copy would take.
  */
 import type { Logger } from 'pino';
-import type { CommandModule } from 'yargs';
 import type { Scope } from '../../db/scope.js';
-import { JOB_NAMES } from '../../mastodon/tables.js';
-import { UsageError } from '../../errors.js';
 import { planJob, type JobPlan } from '../../sync/plan.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { createLogger } from '../logger.js';
-import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
+import { EXIT, type Output } from '../exit.js';
+import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE } from '../../storage/index.js';
 import { formatBytes, formatDuration } from '../summary.js';
-import { asGiven } from '../flags.js';
 
 interface PlanFlags {
   readonly jobs: string[];
@@ -26,7 +21,7 @@ interface PlanFlags {
   readonly rate?: number;
 }
 
-async function planCommand(flags: PlanFlags, log: Logger, out: Output): Promise<number> {
+export async function planCommand(flags: PlanFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const session = await openSession(config, flags.jobs, log);
@@ -97,31 +92,4 @@ function sum(plans: readonly JobPlan[]): Omit<JobPlan, 'job'> {
 
 function count(value: number): string {
   return value.toLocaleString('en-US');
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function planCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'plan <jobs..>',
-    describe: 'count what the database owns and what a copy would cost; contacts no object store',
-    builder: (command) =>
-      withScopeOptions(
-        command
-          .positional('jobs', { type: 'string', array: true, describe: `tables to count (${JOB_NAMES.join(', ')}), or all` })
-          .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
-          .check((args) => {
-            if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
-              throw new UsageError(`--rate must be a number of objects per second above 0, not ${asGiven(args.rate)}`);
-            }
-            return true;
-          }),
-      ),
-    handler: async (args) => {
-      context.exitCode = await planCommand(
-        { jobs: (args.jobs ?? []).map(String), config: args.config, json: args.json, scope: scopeFromArgs(args as ScopeArgs), rate: args.rate },
-        createLogger(args.logLevel),
-        context.out,
-      );
-    },
-  };
 }

@@ -7,7 +7,6 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { createStore } from '../../storage/index.js';
@@ -15,9 +14,8 @@ import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { wholeNumber, withProgressOptions } from '../flags.js';
-import { progressAndLogger, stdoutBeside, type ProgressDisplay } from '../progress.js';
+import { EXIT, type Output } from '../exit.js';
+import { stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { warnTo } from '../stores.js';
 
@@ -41,7 +39,7 @@ const REASONS: Readonly<Record<OrphanReason, string>> = {
 };
 
 /** `progress`, when given, shows the objects listed (started once the jobs are known) and carries the log lines. */
-async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   const { all } = parseJobs(flags.jobs);
   const config = readConfig(flags);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
@@ -214,64 +212,4 @@ function verdictOf(
   // The manifest is written at the first deletion: none when every orphan was kept or refused.
   const written = total.deleted === 0 ? '' : `; the manifest is ${manifest}`;
   return `prune: deleted ${total.deleted} objects (${total.deletedBytes} bytes) no row owns${kept}${failed}${written}`;
-}
-
-/** `--max-delete N` (objects) or `P%` (of the objects listed). */
-function parseLimit(text: string): DeleteLimit {
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
-  if (percent !== null && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
-  if (/^\d+$/.test(text)) return { count: Number(text) };
-  throw new UsageError(`--max-delete takes a number of objects or a percentage of those listed (e.g. 500 or 10%), not "${text}"`);
-}
-
-/** `prune <jobs..>` for the CLI (src/cli/main.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function pruneCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'prune <jobs..>',
-    describe: 'list the destination and report (with --delete: remove) the objects no row owns any more',
-    builder: (command) =>
-      withProgressOptions(command)
-        .positional('jobs', { type: 'string', array: true, describe: `tables whose folders to list (${JOB_NAMES.join(', ')}), or all` })
-        .option('delete', { type: 'boolean', default: false, describe: 'delete the objects no row owns (default: only list them)' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'only list them, delete nothing (the default; as for run)' })
-        .option('max-delete', {
-          type: 'string',
-          requiresArg: true,
-          default: '10%',
-          describe: 'delete nothing when more objects than this (N, or P% of those listed) are owned by no row',
-        })
-        .option('manifest', {
-          type: 'string',
-          requiresArg: true,
-          describe: 'with --delete, the JSON lines file of the keys deleted (default ./mastosync-prune-<time>.jsonl)',
-        })
-        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
-        .check((args) => {
-          if (args.dryRun && args.delete) throw new UsageError('--dry-run deletes nothing and --delete deletes the orphans: pass one of them');
-          parseLimit(String(args.maxDelete));
-          wholeNumber('--max-rps', args.maxRps, 1);
-          if (args.manifest !== undefined && !args.delete)
-            throw new UsageError('--manifest lists what --delete deleted: pass --delete too, or leave --manifest out');
-          return true;
-        }),
-    handler: async (args) => {
-      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval }, 'listed');
-      context.exitCode = await pruneCommand(
-        {
-          jobs: (args.jobs ?? []).map(String),
-          config: args.config,
-          delete: args.delete,
-          limit: parseLimit(String(args.maxDelete)),
-          limitText: String(args.maxDelete),
-          manifest: args.manifest,
-          maxRps: args.maxRps,
-          json: args.json,
-        },
-        log,
-        context.out,
-        progress,
-      );
-    },
-  };
 }

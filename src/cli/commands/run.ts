@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
-import { JOB_NAMES, type JobName } from '../../mastodon/tables.js';
+import { type JobName } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
 import { CheckpointLock } from '../../sync/lock.js';
@@ -20,13 +20,12 @@ import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { serverCopier, warnTo } from '../stores.js';
-import { countBeside, progressAndLogger, type ProgressDisplay } from '../progress.js';
-import { REMOTE_CACHE_WARNING, describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
+import { countBeside, type ProgressDisplay } from '../progress.js';
+import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
 import { isoSeconds, reportJson, reportText } from '../summary.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
+import { EXIT, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
-import { metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
-import type { CommandModule } from 'yargs';
+import { startMetrics, type MetricsFlags } from '../flags.js';
 
 interface RunFlags extends MetricsFlags {
   readonly jobs: string[];
@@ -46,7 +45,7 @@ interface RunFlags extends MetricsFlags {
 }
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
-async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -253,77 +252,4 @@ async function runLocked(
     for (const store of stores) store.close();
     await session.db.close();
   }
-}
-
-/** `run <jobs..>` for the CLI (src/cli/main.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function runCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'run <jobs..>',
-    describe: `copy what the database owns (jobs: ${JOB_NAMES.join(', ')}, or all)`,
-    builder: (command) =>
-      withMetricsOptions(
-        withScopeOptions(
-          withProgressOptions(
-            command
-              .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
-              .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
-              .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
-              .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
-              .option('skip-existing', {
-                type: 'boolean',
-                default: false,
-                describe:
-                  'list both stores and copy only what the destination lacks or holds with another size or MD5 (about one request per 1000 objects present)',
-              })
-              .option('max-rps', {
-                type: 'number',
-                requiresArg: true,
-                describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)',
-              })
-              .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
-              .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
-              .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
-              .option('checkpoint', {
-                type: 'string',
-                requiresArg: true,
-                describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
-              }),
-          ).check((args) => {
-            wholeNumber('--concurrency', args.concurrency, 1);
-            wholeNumber('--limit', args.limit, 0);
-            wholeNumber('--max-rps', args.maxRps, 1);
-            if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
-            if (args.skipExisting && args.retryFailed) throw new UsageError('pass --skip-existing or --retry-failed, not both');
-            if (args.skipExisting && args.limit !== undefined) throw new UsageError('--skip-existing reads every row in scope: leave out --limit');
-            return true;
-          }),
-        ),
-        'run',
-      ),
-    handler: async (args) => {
-      const dryRun = Boolean(args.dryRun || args.dev);
-      const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
-      context.exitCode = await runCommand(
-        {
-          jobs: (args.jobs ?? []).map(String),
-          config: args.config,
-          concurrency: args.concurrency,
-          resume: args.resume,
-          retryFailed: args.retryFailed,
-          skipExisting: args.skipExisting,
-          dryRun,
-          limit: args.limit,
-          checkpoint: args.checkpoint,
-          json: args.json,
-          scope: scopeFromArgs(args as ScopeArgs),
-          maxRps: args.maxRps,
-          ...metricsFromArgs(args as MetricsArgs),
-        },
-        log,
-        context.out,
-        progress,
-      );
-    },
-  };
 }

@@ -6,18 +6,16 @@
  * class, retries, copy on the provider), one line each; exit 0 when every one of them was.
  */
 import type { Logger } from 'pino';
-import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.js';
-import { JOB_NAMES } from '../../mastodon/tables.js';
 import { coversEveryRow, type Scope } from '../../db/scope.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
-import { EXIT, type CommandContext, type Output } from '../exit.js';
-import { asGiven, metricsFromArgs, startMetrics, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs, type MetricsFlags } from '../flags.js';
-import { countBeside, progressAndLogger, stdoutBeside, type ProgressDisplay } from '../progress.js';
-import { describeScope, scopeFromArgs, withScopeOptions, type ScopeArgs } from '../scope.js';
+import { EXIT, type Output } from '../exit.js';
+import { startMetrics, type MetricsFlags } from '../flags.js';
+import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
+import { describeScope } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { planJob } from '../../sync/plan.js';
@@ -41,7 +39,7 @@ interface VerifyFlags extends MetricsFlags {
 }
 
 /** `progress`, when given, shows the objects checked (started once the jobs are known) and carries the log lines. */
-async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
+export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
@@ -261,63 +259,4 @@ function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
   const unchecked = total.errors === 0 ? '' : `; ${total.errors} could not be checked (unchecked, above): run verify again`;
   if (total.unrepaired === 0) return `all ${total.repaired} missing or different were copied again${unchecked}`;
   return `${total.repaired} copied again, ${total.unrepaired} not (not repaired, above)${unchecked}`;
-}
-
-/** `verify <jobs..>` for the CLI (src/cli/main.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
-export function verifyCommandModule(context: CommandContext): CommandModule<object, any> {
-  return {
-    command: 'verify <jobs..>',
-    describe: 'check that the destination holds every owned object as the source has it (writes nothing unless --repair)',
-    builder: (command) =>
-      withMetricsOptions(withScopeOptions(withProgressOptions(command)), 'verify')
-        .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
-        .option('sample', {
-          type: 'number',
-          requiresArg: true,
-          describe:
-            'by HEAD: check only this percentage of the objects, chosen at random (default 100); by listing: HEAD this share for Content-Type and Cache-Control (default none)',
-        })
-        .option('by-head', { type: 'boolean', describe: 'HEAD every owned object at both stores (the default up to 2000 objects)' })
-        .option('by-listing', {
-          type: 'boolean',
-          describe: 'list both stores and join with the database, about one request per 1000 objects (the default above 2000)',
-        })
-        .conflicts('by-head', 'by-listing')
-        .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
-        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
-        .option('repair', {
-          type: 'boolean',
-          default: false,
-          describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
-        })
-        .check((args) => {
-          if (args.sample !== undefined && !(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
-            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
-          }
-          wholeNumber('--concurrency', args.concurrency, 1);
-          wholeNumber('--max-rps', args.maxRps, 1);
-          return true;
-        }),
-    handler: async (args) => {
-      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
-      context.exitCode = await verifyCommand(
-        {
-          jobs: (args.jobs ?? []).map(String),
-          config: args.config,
-          concurrency: args.concurrency,
-          samplePercent: args.sample,
-          method: args.byHead ? 'head' : args.byListing ? 'listing' : undefined,
-          maxRps: args.maxRps,
-          json: args.json,
-          scope: scopeFromArgs(args as ScopeArgs),
-          repair: args.repair,
-          ...metricsFromArgs(args as MetricsArgs),
-        },
-        log,
-        context.out,
-        progress,
-      );
-    },
-  };
 }

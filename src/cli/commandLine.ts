@@ -1,0 +1,301 @@
+/**
+ * Every command's words, flags and help, as yargs command modules: all that parsing the command line and printing
+ * --help need. What a command does lives in src/cli/commands/ and is imported by its handler only when it runs, so
+ * a start loads the code, and the packages, of one command, not of all seven (`--version` and `--help` of none;
+ * docs/performance.md, start-up).
+ */
+import type { CommandModule } from 'yargs';
+import { UsageError } from '../errors.js';
+import { JOB_NAMES } from '../mastodon/tables.js';
+import type { DeleteLimit } from '../sync/prune.js';
+import type { CommandContext } from './exit.js';
+import { DEFAULT_CONFIG_FILE, asGiven, metricsFromArgs, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs } from './flags.js';
+import { scopeFromArgs, withScopeOptions, type ScopeArgs } from './scope.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
+type Command = CommandModule<object, any>;
+
+/** Every command, in the order --help lists them; add new ones here. */
+export function commandModules(context: CommandContext): Command[] {
+  return [runCommandModule, initCommandModule, checkCommandModule, planCommandModule, manifestCommandModule, verifyCommandModule, pruneCommandModule].map(
+    (command) => command(context),
+  );
+}
+
+export const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
+export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
+
+function runCommandModule(context: CommandContext): Command {
+  return {
+    command: 'run <jobs..>',
+    describe: `copy what the database owns (jobs: ${JOB_NAMES.join(', ')}, or all)`,
+    builder: (command) =>
+      withMetricsOptions(
+        withScopeOptions(
+          withProgressOptions(
+            command
+              .positional('jobs', { type: 'string', array: true, describe: 'tables to copy, or all' })
+              .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
+              .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
+              .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+              .option('skip-existing', {
+                type: 'boolean',
+                default: false,
+                describe:
+                  'list both stores and copy only what the destination lacks or holds with another size or MD5 (about one request per 1000 objects present)',
+              })
+              .option('max-rps', {
+                type: 'number',
+                requiresArg: true,
+                describe: 'requests per second at most, over the whole run (default: [sync] max_rps, none)',
+              })
+              .option('dry-run', { type: 'boolean', default: false, describe: 'list source -> destination keys and counts; write nothing' })
+              .option('dev', { type: 'boolean', default: false, describe: 'alias of --dry-run' })
+              .option('limit', { type: 'number', requiresArg: true, describe: 'at most N rows per job' })
+              .option('checkpoint', {
+                type: 'string',
+                requiresArg: true,
+                describe: 'checkpoint file (default: [sync] checkpoint; with a shard, its own file named after it)',
+              }),
+          ).check((args) => {
+            wholeNumber('--concurrency', args.concurrency, 1);
+            wholeNumber('--limit', args.limit, 0);
+            wholeNumber('--max-rps', args.maxRps, 1);
+            if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+            if (args.skipExisting && args.retryFailed) throw new UsageError('pass --skip-existing or --retry-failed, not both');
+            if (args.skipExisting && args.limit !== undefined) throw new UsageError('--skip-existing reads every row in scope: leave out --limit');
+            return true;
+          }),
+        ),
+        'run',
+      ),
+    handler: async (args) => {
+      const [{ runCommand }, { progressAndLogger }] = await Promise.all([import('./commands/run.js'), import('./progress.js')]);
+      const dryRun = Boolean(args.dryRun || args.dev);
+      const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
+      context.exitCode = await runCommand(
+        {
+          jobs: (args.jobs ?? []).map(String),
+          config: args.config,
+          concurrency: args.concurrency,
+          resume: args.resume,
+          retryFailed: args.retryFailed,
+          skipExisting: args.skipExisting,
+          dryRun,
+          limit: args.limit,
+          checkpoint: args.checkpoint,
+          json: args.json,
+          scope: scopeFromArgs(args as ScopeArgs),
+          maxRps: args.maxRps,
+          ...metricsFromArgs(args as MetricsArgs),
+        },
+        log,
+        context.out,
+        progress,
+      );
+    },
+  };
+}
+
+function initCommandModule(context: CommandContext): Command {
+  return {
+    command: 'init',
+    describe: "write a config from Mastodon's .env.production (destination left to fill in)",
+    builder: (command) =>
+      command
+        .option('from-env', {
+          type: 'string',
+          requiresArg: true,
+          demandOption: true,
+          describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production",
+        })
+        .option('out', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),
+    handler: async (args) => {
+      const { initCommand } = await import('./commands/init.js');
+      context.exitCode = await initCommand({ fromEnv: args.fromEnv, out: args.out, force: args.force, json: args.json }, context.out);
+    },
+  };
+}
+
+function checkCommandModule(context: CommandContext): Command {
+  return {
+    command: 'check',
+    describe: 'preflight, writes nothing: database (through SSH if configured), tables, source and destination',
+    handler: async (args) => {
+      const [{ checkCommand }, { createLogger }] = await Promise.all([import('./commands/check.js'), import('./logger.js')]);
+      context.exitCode = await checkCommand({ config: args.config, json: args.json }, createLogger(args.logLevel), context.out);
+    },
+  };
+}
+
+function planCommandModule(context: CommandContext): Command {
+  return {
+    command: 'plan <jobs..>',
+    describe: 'count what the database owns and what a copy would cost; contacts no object store',
+    builder: (command) =>
+      withScopeOptions(
+        command
+          .positional('jobs', { type: 'string', array: true, describe: `tables to count (${JOB_NAMES.join(', ')}), or all` })
+          .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
+          .check((args) => {
+            if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
+              throw new UsageError(`--rate must be a number of objects per second above 0, not ${asGiven(args.rate)}`);
+            }
+            return true;
+          }),
+      ),
+    handler: async (args) => {
+      const [{ planCommand }, { createLogger }] = await Promise.all([import('./commands/plan.js'), import('./logger.js')]);
+      context.exitCode = await planCommand(
+        { jobs: (args.jobs ?? []).map(String), config: args.config, json: args.json, scope: scopeFromArgs(args as ScopeArgs), rate: args.rate },
+        createLogger(args.logLevel),
+        context.out,
+      );
+    },
+  };
+}
+
+function manifestCommandModule(context: CommandContext): Command {
+  return {
+    command: 'manifest <jobs..>',
+    describe: 'write the keys the database owns, for rclone --files-from-raw or S3 Batch Operations',
+    builder: (command) =>
+      withScopeOptions(
+        command
+          .positional('jobs', { type: 'string', array: true, describe: `tables to list (${JOB_NAMES.join(', ')}), or all` })
+          .option('format', {
+            requiresArg: true,
+            choices: MANIFEST_FORMATS,
+            default: 'keys' as ManifestFormat,
+            describe: 'keys: source keys; rclone: paths relative to the source root; s3-batch-csv: bucket,url-encoded-key',
+          })
+          .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
+      ),
+    handler: async (args) => {
+      const [{ manifestCommand }, { createLogger }] = await Promise.all([import('./commands/manifest.js'), import('./logger.js')]);
+      context.exitCode = await manifestCommand(
+        { jobs: (args.jobs ?? []).map(String), config: args.config, format: args.format, output: args.output, scope: scopeFromArgs(args as ScopeArgs) },
+        createLogger(args.logLevel),
+        context.out,
+      );
+    },
+  };
+}
+
+function verifyCommandModule(context: CommandContext): Command {
+  return {
+    command: 'verify <jobs..>',
+    describe: 'check that the destination holds every owned object as the source has it (writes nothing unless --repair)',
+    builder: (command) =>
+      withMetricsOptions(withScopeOptions(withProgressOptions(command)), 'verify')
+        .positional('jobs', { type: 'string', array: true, describe: `tables to check (${JOB_NAMES.join(', ')}), or all` })
+        .option('sample', {
+          type: 'number',
+          requiresArg: true,
+          describe:
+            'by HEAD: check only this percentage of the objects, chosen at random (default 100); by listing: HEAD this share for Content-Type and Cache-Control (default none)',
+        })
+        .option('by-head', { type: 'boolean', describe: 'HEAD every owned object at both stores (the default up to 2000 objects)' })
+        .option('by-listing', {
+          type: 'boolean',
+          describe: 'list both stores and join with the database, about one request per 1000 objects (the default above 2000)',
+        })
+        .conflicts('by-head', 'by-listing')
+        .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
+        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
+        .option('repair', {
+          type: 'boolean',
+          default: false,
+          describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
+        })
+        .check((args) => {
+          if (args.sample !== undefined && !(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
+            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
+          }
+          wholeNumber('--concurrency', args.concurrency, 1);
+          wholeNumber('--max-rps', args.maxRps, 1);
+          return true;
+        }),
+    handler: async (args) => {
+      const [{ verifyCommand }, { progressAndLogger }] = await Promise.all([import('./commands/verify.js'), import('./progress.js')]);
+      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
+      context.exitCode = await verifyCommand(
+        {
+          jobs: (args.jobs ?? []).map(String),
+          config: args.config,
+          concurrency: args.concurrency,
+          samplePercent: args.sample,
+          method: args.byHead ? 'head' : args.byListing ? 'listing' : undefined,
+          maxRps: args.maxRps,
+          json: args.json,
+          scope: scopeFromArgs(args as ScopeArgs),
+          repair: args.repair,
+          ...metricsFromArgs(args as MetricsArgs),
+        },
+        log,
+        context.out,
+        progress,
+      );
+    },
+  };
+}
+
+function pruneCommandModule(context: CommandContext): Command {
+  return {
+    command: 'prune <jobs..>',
+    describe: 'list the destination and report (with --delete: remove) the objects no row owns any more',
+    builder: (command) =>
+      withProgressOptions(command)
+        .positional('jobs', { type: 'string', array: true, describe: `tables whose folders to list (${JOB_NAMES.join(', ')}), or all` })
+        .option('delete', { type: 'boolean', default: false, describe: 'delete the objects no row owns (default: only list them)' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'only list them, delete nothing (the default; as for run)' })
+        .option('max-delete', {
+          type: 'string',
+          requiresArg: true,
+          default: '10%',
+          describe: 'delete nothing when more objects than this (N, or P% of those listed) are owned by no row',
+        })
+        .option('manifest', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'with --delete, the JSON lines file of the keys deleted (default ./mastosync-prune-<time>.jsonl)',
+        })
+        .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
+        .check((args) => {
+          if (args.dryRun && args.delete) throw new UsageError('--dry-run deletes nothing and --delete deletes the orphans: pass one of them');
+          parseLimit(String(args.maxDelete));
+          wholeNumber('--max-rps', args.maxRps, 1);
+          if (args.manifest !== undefined && !args.delete)
+            throw new UsageError('--manifest lists what --delete deleted: pass --delete too, or leave --manifest out');
+          return true;
+        }),
+    handler: async (args) => {
+      const [{ pruneCommand }, { progressAndLogger }] = await Promise.all([import('./commands/prune.js'), import('./progress.js')]);
+      const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval }, 'listed');
+      context.exitCode = await pruneCommand(
+        {
+          jobs: (args.jobs ?? []).map(String),
+          config: args.config,
+          delete: args.delete,
+          limit: parseLimit(String(args.maxDelete)),
+          limitText: String(args.maxDelete),
+          manifest: args.manifest,
+          maxRps: args.maxRps,
+          json: args.json,
+        },
+        log,
+        context.out,
+        progress,
+      );
+    },
+  };
+}
+
+/** `--max-delete N` (objects) or `P%` (of the objects listed). */
+function parseLimit(text: string): DeleteLimit {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (percent !== null && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
+  if (/^\d+$/.test(text)) return { count: Number(text) };
+  throw new UsageError(`--max-delete takes a number of objects or a percentage of those listed (e.g. 500 or 10%), not "${text}"`);
+}
