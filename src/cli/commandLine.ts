@@ -22,7 +22,7 @@ export function commandModules(context: CommandContext): Command[] {
   );
 }
 
-export const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
+const MANIFEST_FORMATS = ['keys', 'rclone', 's3-batch-csv'] as const;
 export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
 
 function runCommandModule(context: CommandContext): Command {
