@@ -247,24 +247,35 @@ async function fetchPage(db: Database, queries: PageQueries, after: string, size
  * The rows of one window through pg-query-stream, in one fetch (its batch is larger than the window). Rows are
  * taken with 'data' events rather than for-await (no promise per row), and the stream fails when the connection
  * does: pg-cursor can otherwise end a stream early, or never, when its socket dies, and a window cut short
- * must never pass for a complete one.
+ * must never pass for a complete one. A failure settles the page at once, not through the stream's 'error': that
+ * waits for pg-cursor to close its portal, which takes the server's answer, and a dead connection never answers.
  */
 async function streamRows(client: pg.PoolClient, sql: string, values: unknown[], windowSize: number): Promise<Row[]> {
   const stream = client.query(new QueryStream(sql, values, { batchSize: windowSize + 1 }));
+  const cursor = (stream as unknown as { cursor: EventEmitter }).cursor;
   const rows: Row[] = [];
   let completed = false;
-  (stream as unknown as { cursor: EventEmitter }).cursor.once('end', () => (completed = true));
+  cursor.once('end', () => (completed = true));
   return new Promise<Row[]>((resolve, reject) => {
-    const lost = (error?: Error) => stream.destroy(error ?? new Error('Connection terminated unexpectedly'));
+    let settled = false;
     const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
       client.off('error', lost);
       client.off('end', lost);
+      cursor.off('error', settle);
       if (error) reject(error);
       else if (!completed) reject(new Error('Connection terminated unexpectedly: the page was cut short'));
       else resolve(rows);
     };
+    const lost = (error?: Error) => {
+      const cause = error ?? new Error('Connection terminated unexpectedly');
+      settle(cause);
+      stream.destroy(cause);
+    };
     client.on('error', lost);
     client.on('end', lost);
+    cursor.once('error', settle);
     stream.on('data', (row: Row) => rows.push(row));
     stream.once('error', settle);
     stream.once('end', () => settle());

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../../src/cli/config.js';
 import { connectDatabase } from '../../src/db/connection.js';
@@ -464,6 +465,59 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.ok(Date.now() - started < 15_000, 'no retry loop against a server that failed host key verification');
     assert.doesNotMatch(impostor.log(), /Accepted|Failed (publickey|password)|Postponed/, 'no credentials were offered to the impostor');
     assert.ok(!logLines(finished.stderr).some((line) => line.msg === 'database still unreachable'), 'a host key mismatch is not retried');
+  });
+
+  test('the tunnel dropped while a page of rows streams in: the read fails, reconnects and the run ends exact', async () => {
+    const bucket = await newDestination();
+    const config = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint }, { batchSize: 2 });
+    // Media rows are read with their statuses joined (for the ACL) and the window before them is not: locking statuses
+    // holds the first page's rows query, the pg-query-stream one, in flight for as long as the test wants.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    cleanups.push(() => locker.end().catch(() => undefined));
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE statuses IN ACCESS EXCLUSIVE MODE');
+    let stderr = '';
+    const result = runCli(['run', 'all', '--json'], {
+      cwd: config.dir,
+      onSpawn: (child) => child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString())),
+    });
+    // Asked on another connection: within the locker's transaction pg_stat_activity would stay as first read.
+    const streaming = async () =>
+      (
+        await db.client.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'mastosync' AND wait_event_type = 'Lock' AND query LIKE '%LEFT JOIN "statuses"%' AND query LIKE '%<= $2::bigint%'`,
+        )
+      ).rowCount! > 0;
+    const deadline = Date.now() + 30_000;
+    while (!(await streaming())) {
+      if (Date.now() > deadline) {
+        const activity = await db.client.query(`SELECT state, wait_event_type, query FROM pg_stat_activity WHERE application_name = 'mastosync'`);
+        assert.fail(`the run never reached the rows query: ${JSON.stringify(activity.rows)}\n${stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    await sshd.killSessions();
+    await waitFor(() => stderr.includes('ssh tunnel dropped'), 'the run to see the tunnel drop');
+    await locker.query('COMMIT');
+
+    const finished = await result;
+    assert.equal(finished.code, 0, finished.stderr);
+    const logs = logLines(finished.stderr);
+    assert.ok(
+      logs.some((line) => line.msg === 'database connection restored'),
+      finished.stderr,
+    );
+    const summary = JSON.parse(finished.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
+    assert.equal(summary.total.rows, fixture.rows.filter((row) => row.table !== 'statuses').length, 'every row read exactly once');
+    assert.equal(summary.total.failed, 0);
+    await assertDestinationExact(bucket);
+    assert.deepEqual(
+      [...uploadsPerKey(proxy, bucket)].filter(([, count]) => count !== 1),
+      [],
+      'each destination key written exactly once',
+    );
   });
 
   test('200k rows stream through the tunnel complete and in id order with the default batch size', async (t) => {
