@@ -79,7 +79,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
     const [oldPool, oldTunnel] = [pool, tunnel];
     pool = undefined;
     tunnel = undefined;
-    await oldPool?.end().catch(() => undefined);
+    if (oldPool) await endPool(oldPool);
     await oldTunnel?.close().catch(() => undefined);
   };
 
@@ -175,6 +175,21 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
     throw connectionUsageError(forwardError ?? error, description);
   }
   return database;
+}
+
+/** How long closing waits for clients still out to come back before it cuts the tunnel under them. */
+const POOL_END_PATIENCE_MS = 5_000;
+
+/**
+ * pool.end() waits until every client taken out is returned; one that never is (its reader waits on a connection
+ * that died without a word) would hold it, and the run, forever, and with nothing else left to do Node would end
+ * the run silently. Wait a while, then carry on: closing the tunnel ends what is left.
+ */
+async function endPool(pool: pg.Pool): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const patience = new Promise<void>((resolve) => (timer = setTimeout(resolve, POOL_END_PATIENCE_MS)));
+  await Promise.race([pool.end().catch(() => undefined), patience]);
+  clearTimeout(timer);
 }
 
 function clientConfig(config: DatabaseConfig): pg.ClientConfig {

@@ -520,6 +520,17 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     );
   });
 
+  test('closing the session after the tunnel dropped under a connection still taken out: returns within seconds', { timeout: 60_000 }, async () => {
+    const config = configFor(await newDestination(), { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint });
+    const session = await connectDatabase(loadConfig(config.file, {}).database, pino({ level: 'silent' }));
+    // A reader that never gives its connection back (as one waiting on a dead connection did): closing must not wait for it.
+    await session.connect();
+    await sshd.killSessions();
+    const started = Date.now();
+    await session.close();
+    assert.ok(Date.now() - started < 15_000, `close took ${Date.now() - started} ms`);
+  });
+
   test('200k rows stream through the tunnel complete and in id order with the default batch size', async (t) => {
     const big = await createDatabase('current');
     cleanups.push(() => big.drop());
