@@ -117,6 +117,16 @@ class SshTunnel extends EventEmitter implements Tunnel {
       this.forwardGone();
     });
     // Until the channel opens the socket stays paused, so pg's first bytes wait in its buffer and are not lost.
+    try {
+      this.openChannel(sock, (ch) => (channel = ch));
+    } catch {
+      // ssh2 throws "Not connected" once its socket has ended, a moment before it reports the session closed: the
+      // connection goes the way of all of them at the drop, and pg sees it close.
+      sock.destroy();
+    }
+  }
+
+  private openChannel(sock: net.Socket, opened: (ch: ClientChannel) => void): void {
     this.client.forwardOut(sock.remoteAddress ?? '127.0.0.1', sock.remotePort ?? 0, this.target.host, this.target.port, (err, ch) => {
       if (err) {
         sock.destroy();
@@ -134,7 +144,7 @@ class SshTunnel extends EventEmitter implements Tunnel {
         ch.resume();
         return;
       }
-      channel = ch;
+      opened(ch);
       ch.on('error', () => sock.destroy());
       sock.pipe(ch).pipe(sock);
     });
