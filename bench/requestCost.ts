@@ -96,9 +96,10 @@ async function copyOne(key: string): Promise<void> {
     });
     return;
   }
-  const object = await store.client.send(new GetObjectCommand({ Bucket: 'bench', Key: key }));
+  const client = await store.sdkClient();
+  const object = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: key }));
   const contentMd5 = Buffer.from(object.ETag!.replaceAll('"', ''), 'hex').toString('base64');
-  await store.client.send(
+  await client.send(
     new PutObjectCommand({
       Bucket: 'bench',
       Key: key,

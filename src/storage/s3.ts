@@ -1,7 +1,8 @@
 /**
- * The S3 backend: AWS and every S3-compatible provider. Each object's GET and single PUT, and listing pages, go as
- * direct requests (s3Direct.ts and s3Http.ts: own signer, node:http on the client's agents, no SDK middleware; s3List.ts
- * reads the listing XML); bucket checks, multipart uploads and deletes through @aws-sdk/client-s3 and lib-storage.
+ * The S3 backend: AWS and every S3-compatible provider. Every request but a multipart upload's goes direct
+ * (s3Direct.ts and s3Http.ts: our endpoint rules and signer, node:http on the store's agents, no SDK; s3List.ts reads
+ * the listing XML). The AWS SDK (@aws-sdk/client-s3 and lib-storage, s3Sdk.ts) is loaded only when something needs
+ * it: an object above the single-PUT limit, a copy in parts, a configuration our endpoint rules do not cover.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
@@ -9,20 +10,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  HeadObjectCommand,
-  ListObjectsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type ObjectCannedACL,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
+import type { ObjectCannedACL, S3Client, StorageClass } from '@aws-sdk/client-s3';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import type { S3StoreConfig } from './s3Config.js';
 import { UsageError, describeError } from '../errors.js';
@@ -38,8 +26,8 @@ import type {
   StoreOptions,
   WriteOptions,
 } from './types.js';
-import { DirectRequests } from './s3Direct.js';
-import { parseListPage, type ListPage } from './s3List.js';
+import { DirectRequests, credentialProvider, digestEtag, type CredentialProvider, type SdkRules } from './s3Direct.js';
+import { decodeXml, parseListPage, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
@@ -61,9 +49,15 @@ const HOUSEKEEPING_MAX_WAIT_MS = 100_000;
 
 export class S3Store implements ObjectStore {
   readonly description: string;
-  readonly client: S3Client;
-  /** GET and single PUT of every object, without the SDK's per-request overhead (s3Direct.ts). */
+  /** Every request but a multipart upload's, without the SDK (s3Direct.ts). */
   readonly direct: DirectRequests;
+  /** The keep-alive sockets of the direct requests and of the SDK's, once loaded. */
+  private readonly agents: { readonly httpAgent: HttpAgent; readonly httpsAgent: HttpsAgent };
+  private readonly credentials: CredentialProvider;
+  /** The SDK's client, created on first need (sdkClient()). */
+  private sdk: Promise<S3Client> | undefined;
+  private loadedSdk: S3Client | undefined;
+  private gate: RequestGate | undefined;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
   /** The smallest request body the provider refused as too large: later bodies stay below it. */
@@ -79,37 +73,40 @@ export class S3Store implements ObjectStore {
     if (config.endpoint !== undefined && !/^https?:\/\/[^/]/.test(config.endpoint)) {
       throw new UsageError(`[${options.role}] endpoint must be a URL like https://s3.example.com, not "${config.endpoint}"`);
     }
-    // One pool of sockets for the SDK's requests and the direct ones.
+    // One pool of sockets for the direct requests and the SDK's.
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
-    const agents = { httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) };
-    const timeouts = { connectionTimeout: 10_000, socketTimeout: options.socketTimeoutMs ?? 60_000 };
-    this.client = new S3Client({
-      region: config.region,
-      endpoint: config.endpoint,
-      forcePathStyle: config.forcePathStyle,
-      credentials: config.credentials,
-      // The SDK's default checksum mode frames streamed bodies as aws-chunked, which some servers store
-      // verbatim (corrupting the object) and R2/B2 reject. Integrity is checked by Content-MD5 and the answered
-      // ETag (put()) and, where those prove nothing, by src/sync/integrity.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // Retries are ours (src/sync/retry): each attempt restarts the whole object from a fresh GET.
-      maxAttempts: 1,
-      // "Expect: 100-continue" (the default above 2 MiB) costs a round trip per part, and the SDK's handler sends
-      // such requests on a fresh connection each: a TCP and TLS handshake for every part of every large object.
-      expectContinueHeader: false,
-      // Without a logger the SDK warns on the console about every failed streamed PUT; failures reach our log.
-      logger: SILENT_SDK_LOGGER,
-      // Inactivity, not total time (socketTimeout): a large object may take long, a silent connection must not.
-      requestHandler: new NodeHttpHandler({ ...agents, ...timeouts }),
-    });
-    this.client.middlewareStack.add(verifyPartDigest, { step: 'initialize', name: 'mastosyncVerifyPartDigest' });
-    // The direct requests skip the SDK's handler too: node:http on the same agents, with its timeouts (s3Http.ts).
+    this.agents = { httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) };
+    this.credentials = credentialProvider(config);
     this.direct = new DirectRequests(
-      this.client,
       config,
-      new HttpTransport({ ...agents, connectionTimeoutMs: timeouts.connectionTimeout, socketTimeoutMs: timeouts.socketTimeout }),
+      new HttpTransport({ ...this.agents, connectionTimeoutMs: CONNECTION_TIMEOUT_MS, socketTimeoutMs: this.socketTimeoutMs }),
+      this.credentials,
+      async () => (await this.sdkClient()).config as unknown as SdkRules,
     );
+  }
+
+  /** Inactivity, not total time: a large object may take long, a silent connection must not. */
+  private get socketTimeoutMs(): number {
+    return this.options.socketTimeoutMs ?? 60_000;
+  }
+
+  /**
+   * The SDK's client on the store's agents, credentials and rate gate: loaded (its own chunk of the bundle, 17 MB of
+   * RSS) by the first multipart upload, copy in parts or configuration our endpoint rules leave to the SDK's.
+   */
+  sdkClient(): Promise<S3Client> {
+    this.sdk ??= import('./s3Sdk.js').then(({ createSdkClient }) => {
+      this.loadedSdk = createSdkClient(this.config, {
+        agents: this.agents,
+        connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+        socketTimeoutMs: this.socketTimeoutMs,
+        credentials: this.credentials,
+        clockOffset: this.direct.clockOffset,
+        gate: this.gate,
+      });
+      return this.loadedSdk;
+    });
+    return this.sdk;
   }
 
   locate(key: string): string {
@@ -117,14 +114,12 @@ export class S3Store implements ObjectStore {
   }
 
   async check(): Promise<void> {
-    const { bucket } = this.config;
     try {
       // A one-key listing needs the same permission as HeadBucket (s3:ListBucket) and costs some servers far less
-      // (s3rver's HeadBucket lists the whole bucket). Version 1, because s3rver encrypts a version-2 page token
-      // with DES, which Node 20's OpenSSL lacks: it answers 500 for any bucket of two keys or more. Under the key
-      // prefix, so a policy that allows listing only there passes too.
+      // (s3rver's HeadBucket lists the whole bucket). Under the key prefix, so a policy that allows listing only there
+      // passes too.
       const prefix = this.config.keyPrefix ? applyKeyPrefix(this.config.keyPrefix, '') : undefined;
-      await this.withRetries(() => this.client.send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: 1, Prefix: prefix })));
+      await this.withRetries(() => this.direct.listOne(prefix));
     } catch (error) {
       const status = httpStatus(error);
       const where = this.where;
@@ -163,7 +158,7 @@ export class S3Store implements ObjectStore {
         contentLength: length === undefined ? undefined : Number(length),
         contentType: response.headers['content-type'],
         cacheControl: response.headers['cache-control'],
-        etag: digestEtag(sdkShape(response)),
+        etag: digestEtag(response.headers),
       };
     } catch (error) {
       // Before the not-found check: a bucket that is gone answers 404 too, and its objects are not "missing".
@@ -176,17 +171,23 @@ export class S3Store implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.locate(key) }));
-      return {
-        contentLength: response.ContentLength,
-        contentType: response.ContentType,
-        cacheControl: response.CacheControl,
-        etag: digestEtag(response),
-      };
+      return await this.headLocated(this.locate(key));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+
+  /** HEAD of `bucketKey` (as the bucket names it). */
+  async headLocated(bucketKey: string, signal?: AbortSignal): Promise<ObjectInfo> {
+    const { headers } = await this.direct.head(bucketKey, signal);
+    const length = headers['content-length'];
+    return {
+      contentLength: length === undefined ? undefined : Number(length),
+      contentType: headers['content-type'],
+      cacheControl: headers['cache-control'],
+      etag: digestEtag(headers),
+    };
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
@@ -208,8 +209,8 @@ export class S3Store implements ObjectStore {
       Key: this.locate(key),
       ContentType: options.contentType,
       CacheControl: options.cacheControl,
-      ACL: options.acl ? (options.acl as ObjectCannedACL) : undefined,
-      StorageClass: options.storageClass ? (options.storageClass as StorageClass) : undefined,
+      ACL: options.acl || undefined,
+      StorageClass: options.storageClass || undefined,
     };
     if (this.goesAsOnePut(options.contentLength)) {
       await this.put(params, body, options);
@@ -219,11 +220,11 @@ export class S3Store implements ObjectStore {
     // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
     const partSize = this.partSize();
     if (partSize === undefined) throw this.cannotGoBelow(params.Key);
-    // lib-storage (and the commands it sends) is loaded by the first object above the upload cutoff only.
-    const { Upload } = await import('@aws-sdk/lib-storage');
+    // lib-storage and the SDK's client are loaded by the first object above the upload cutoff only.
+    const [{ Upload }, client] = await Promise.all([import('@aws-sdk/lib-storage'), this.sdkClient()]);
     const upload = new Upload({
-      client: this.client,
-      params: { ...params, Body: body },
+      client,
+      params: { ...params, ACL: params.ACL as ObjectCannedACL | undefined, StorageClass: params.StorageClass as StorageClass | undefined, Body: body },
       partSize,
       queueSize: this.options.queueSize,
       leavePartsOnError: true,
@@ -355,7 +356,7 @@ export class S3Store implements ObjectStore {
       throw error;
     }
     this.resetWhileSending.delete(params.Key);
-    const stored = md5FromEtag(digestEtag(sdkShape(response)));
+    const stored = md5FromEtag(digestEtag(response.headers));
     const md5 = claimed ?? hash!.digest('hex');
     if (stored === md5) return;
     if (stored === undefined) {
@@ -378,7 +379,7 @@ export class S3Store implements ObjectStore {
         params.Key,
         'stored an object whose ETag differs from the Content-MD5 sent (it ignores that header, or its ETags are not MD5s; that object is deleted and copied again)',
       );
-    const deleted = await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: params.Bucket, Key: params.Key }))).then(
+    const deleted = await this.withRetries(() => this.direct.delete(params.Key)).then(
       () => 'the object was deleted',
       (error: unknown) => `deleting it failed too (${describeError(error)}); the next attempt overwrites it`,
     );
@@ -393,7 +394,7 @@ export class S3Store implements ObjectStore {
 
   private async abortUpload(key: string, uploadId: string): Promise<void> {
     try {
-      await this.withRetries(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: key, UploadId: uploadId })));
+      await this.withRetries(() => this.direct.abortUpload(key, uploadId));
     } catch (error) {
       if ((error as { name?: string }).name === 'NoSuchUpload') return;
       this.options.warn?.(
@@ -465,30 +466,19 @@ export class S3Store implements ObjectStore {
 
   /**
    * A direct request read by s3List.ts's scan of the XML (the SDK's parse of each page is garbage that grows the heap
-   * with the bucket, and most of a prune's CPU); through the SDK where the signature is not ours (s3Direct.ts).
+   * with the bucket, and most of a prune's CPU).
    */
   private async listPage(prefix: string, token: string | undefined, startAfter: string | undefined, signal?: AbortSignal): Promise<ListPage> {
     try {
-      if (await this.direct.listsDirectly()) {
-        return await this.withRetries(async () => parseListPage(await this.direct.list(prefix, token, startAfter, signal)), signal);
-      }
-      const command = new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token, StartAfter: startAfter });
-      const answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }), signal);
-      return {
-        contents: (answer.Contents ?? []).flatMap((item) =>
-          item.Key === undefined ? [] : [{ key: item.Key, size: item.Size ?? 0, ...optionalMd5(item.ETag) }],
-        ),
-        isTruncated: answer.IsTruncated === true,
-        nextContinuationToken: answer.NextContinuationToken,
-      };
+      return await this.withRetries(async () => parseListPage(await this.direct.list(prefix, token, startAfter, signal)), signal);
     } catch (error) {
       throw fatalS3Error(error, this.options.role, this.where, prefix, 'LIST') ?? error;
     }
   }
 
   /**
-   * DeleteObjects in quiet mode (only failures are answered), with Content-MD5 as S3 and most providers require
-   * rather than the SDK's CRC32 header, which some refuse. A key that does not exist counts as deleted, as on S3.
+   * DeleteObjects in quiet mode (only failures are answered), with Content-MD5 (s3Direct.ts). A key that does not
+   * exist counts as deleted, as on S3.
    * A key an XML parser may read otherwise than it was sent (white space at either end, which parsers that trim
    * text drop, so that `a.png ` deletes `a.png`; a control character, which XML 1.0 cannot carry or turns `\r`
    * into `\n`) is deleted alone, with its key in the URL.
@@ -506,7 +496,7 @@ export class S3Store implements ObjectStore {
     const deletedSome = failures.length < located.size;
     for (const [bucketKey, key] of alone) {
       try {
-        await this.withRetries(() => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: bucketKey }), { abortSignal: signal }));
+        await this.withRetries(() => this.direct.delete(bucketKey, signal));
       } catch (error) {
         // A key already gone counts as deleted, as in the batch.
         if (isNotFound(error)) continue;
@@ -520,20 +510,15 @@ export class S3Store implements ObjectStore {
 
   /** DeleteObjects of `located` (the keys as the bucket names them, to the caller's): the keys it did not delete. */
   private async deleteBatch(located: ReadonlyMap<string, string>, signal?: AbortSignal): Promise<Array<{ key: string; error: string }>> {
-    const command = new DeleteObjectsCommand({
-      Bucket: this.config.bucket,
-      Delete: { Quiet: true, Objects: [...located.keys()].map((Key) => ({ Key })) },
-    });
-    command.middlewareStack.addRelativeTo(contentMd5Instead, { relation: 'after', toMiddleware: 'flexibleChecksumsMiddleware', name: 'mastosyncContentMd5' });
-    let answer;
+    let answer: Buffer;
     try {
-      answer = await this.withRetries(() => this.client.send(command, { abortSignal: signal }));
+      answer = await this.withRetries(() => this.direct.deleteMany([...located.keys()], signal));
     } catch (error) {
       throw fatalS3Error(error, this.options.role, this.where, located.keys().next().value!, 'DELETE') ?? error;
     }
-    return (answer.Errors ?? []).map((failure) => ({
-      key: (failure.Key !== undefined && located.get(failure.Key)) || failure.Key || '',
-      error: `${failure.Code ?? 'error'}: ${failure.Message ?? 'not deleted'}`,
+    return deleteFailures(answer.toString()).map((failure) => ({
+      key: (failure.key !== undefined && located.get(failure.key)) || failure.key || '',
+      error: `${failure.code ?? 'error'}: ${failure.message ?? 'not deleted'}`,
     }));
   }
 
@@ -550,28 +535,33 @@ export class S3Store implements ObjectStore {
     return copyOnProvider(source, sourceKey, this, key, options);
   }
 
-  /** Every request waits for `gate`: the SDK's (bucket checks, multipart parts, deletes) and the direct ones. */
+  /** Every request waits for `gate`: the direct ones, and the SDK's (multipart parts) once it is loaded. */
   limitRequests(gate: RequestGate): void {
-    gateSdkRequests(this.client, gate);
+    this.gate = gate;
     this.direct.gate = gate;
+    if (this.loadedSdk !== undefined) void import('./s3Sdk.js').then(({ gateSdkRequests }) => gateSdkRequests(this.loadedSdk!, gate));
   }
 
   close(): void {
-    this.client.destroy();
+    this.loadedSdk?.destroy();
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
   }
 }
 
-/** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
-const NEVER_ABORTED = new AbortController().signal;
+const CONNECTION_TIMEOUT_MS = 10_000;
 
-/** Makes every request `client` sends through its middleware wait for `gate` first. */
-export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
-  const middleware: BuildMiddleware<any, any> = (next, context) => async (args) => {
-    await gate(context.commandName === 'AbortMultipartUploadCommand' ? NEVER_ABORTED : undefined);
-    return next(args);
+/** The <Error> entries of a DeleteObjects answer: the keys not deleted. */
+function deleteFailures(xml: string): Array<{ key?: string; code?: string; message?: string }> {
+  const field = (entry: string, name: string) => {
+    const text = new RegExp(`<${name}>([^<]*)</${name}>`).exec(entry)?.[1];
+    return text === undefined ? undefined : decodeXml(text);
   };
-  client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
+  return [...xml.matchAll(/<Error>([\s\S]*?)<\/Error>/g)].map(([, entry]) => ({
+    key: field(entry!, 'Key'),
+    code: field(entry!, 'Code'),
+    message: field(entry!, 'Message'),
+  }));
 }
 
 /**
@@ -585,47 +575,14 @@ const XML_SAFE_KEY = /^(?![\s])[^\x00-\x1f\x7f\u0085\u2028\ud800-\udfff\ufffe\uf
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_DELETE_KEYS = 1000;
 
-/** The body's Content-MD5 in place of the x-amz-checksum-* headers the SDK adds to a request that needs a checksum. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for a command whose input and output types do not matter here
-const contentMd5Instead: BuildMiddleware<any, any> = (next) => async (args) => {
-  const request = args.request as { headers?: Record<string, string>; body?: unknown } | undefined;
-  if (request?.headers !== undefined && (typeof request.body === 'string' || request.body instanceof Uint8Array)) {
-    for (const name of Object.keys(request.headers)) {
-      if (name.toLowerCase().startsWith('x-amz-checksum-') || name.toLowerCase() === 'x-amz-sdk-checksum-algorithm') delete request.headers[name];
-    }
-    request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
-  }
-  return next(args);
-};
-
-/** A listed ETag's MD5, when it is a plain one. */
-function optionalMd5(etag: string | undefined): { md5?: string } {
-  const md5 = md5FromEtag(unquote(etag));
-  return md5 === undefined ? {} : { md5 };
+interface PutParams {
+  readonly Bucket: string;
+  readonly Key: string;
+  readonly ContentType?: string;
+  readonly CacheControl?: string;
+  readonly ACL?: string;
+  readonly StorageClass?: string;
 }
-
-const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-
-type PutParams = Omit<ConstructorParameters<typeof PutObjectCommand>[0], 'Body'> & { Bucket: string; Key: string };
-
-/**
- * Each part of a multipart upload carries Content-MD5, so the destination refuses a part altered on the way;
- * a server that ignores the header is caught by comparing the part's ETag, and the upload is then aborted.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one middleware for every command, whose input and output types differ
-const verifyPartDigest: InitializeMiddleware<any, any> = (next, context) => async (args) => {
-  const body: unknown = args.input.Body;
-  if (context.commandName !== 'UploadPartCommand' || !(body instanceof Uint8Array)) return next(args);
-  const digest = createHash('md5').update(body).digest();
-  args.input.ContentMD5 = digest.toString('base64');
-  const result = await next(args);
-  const stored = digestEtag(result.output as { ETag?: string });
-  const md5 = digest.toString('hex');
-  if (md5FromEtag(stored) !== undefined && stored !== md5) {
-    throw new IntegrityError(`the destination stored part ${String(args.input.PartNumber)} with MD5 ${stored}, not the ${md5} sent`);
-  }
-  return result;
-};
 
 /** The headers of a single PUT of `params`. */
 function putHeaders(params: PutParams, options: WriteOptions): Record<string, string> {
@@ -636,24 +593,6 @@ function putHeaders(params: PutParams, options: WriteOptions): Record<string, st
   if (params.StorageClass !== undefined) headers['x-amz-storage-class'] = params.StorageClass;
   if (options.contentMd5 !== undefined) headers['content-md5'] = options.contentMd5;
   return headers;
-}
-
-/** The fields of an SDK response that digestEtag reads, from a direct response's headers. */
-function sdkShape(response: DirectResponse): { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string } {
-  return {
-    ETag: response.headers.etag,
-    ServerSideEncryption: response.headers['x-amz-server-side-encryption'],
-    SSECustomerAlgorithm: response.headers['x-amz-server-side-encryption-customer-algorithm'],
-  };
-}
-
-/**
- * The ETag when it can be a digest of the bytes: with SSE-KMS or customer keys it is not an MD5 even when it looks
- * like one, and comparing it would fail every copy.
- */
-function digestEtag(response: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string }): string | undefined {
-  if (response.SSECustomerAlgorithm !== undefined || (response.ServerSideEncryption?.startsWith('aws:kms') ?? false)) return undefined;
-  return unquote(response.ETag);
 }
 
 const MiB = 1024 * 1024;
@@ -675,8 +614,4 @@ function describeRefusal(error: unknown): string {
   const status = httpStatus(error);
   if (status !== undefined) return String(status);
   return `${String((error as { code?: unknown }).code)} while sending it`;
-}
-
-function unquote(etag: string | undefined): string | undefined {
-  return etag?.replace(/^"|"$/g, '');
 }

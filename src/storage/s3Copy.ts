@@ -2,25 +2,17 @@
  * Server-side copy ([sync] copy_mode): CopyObject from a bucket to another on the same provider, so no object
  * bytes pass through mastosync, one request per object. MetadataDirective COPY keeps the source's Content-Type
  * and Cache-Control; a copy does not carry the ACL or the storage class, so both are sent. Objects above
- * CopyObject's 5 GiB limit are copied in parts (UploadPartCopy).
+ * CopyObject's 5 GiB limit are copied in parts (UploadPartCopy), through the SDK, loaded then.
  *
  * Servers have been seen to decode a percent-encoded x-amz-copy-source wrongly (s3rver leaves %2B, a '+', as is),
  * answering NoSuchKey for an object that exists. So a NoSuchKey for a key that travels encoded is not trusted:
  * the store declines, and the caller streams that object instead, and only a GET may then call it missing.
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  HeadObjectCommand,
-  UploadPartCopyCommand,
-  type ObjectCannedACL,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
+import type { ObjectCannedACL, StorageClass } from '@aws-sdk/client-s3';
 import type { S3StoreConfig } from './s3Config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
 import type { S3Store } from './s3.js';
-import type { ServerCopyOptions, ServerCopyOutcome } from './types.js';
+import type { ObjectInfo, ServerCopyOptions, ServerCopyOutcome } from './types.js';
 import { fatalS3Error } from './s3Errors.js';
 
 /** The largest object one CopyObject copies (AWS; most providers share the limit). */
@@ -62,8 +54,8 @@ export async function copyOnProvider(
     if (fatal !== undefined) throw fatal;
     if (isNoSuchKey(error)) return needsEncoding(from) ? 'declined' : 'missing';
     if (!isTooLarge(error)) throw error;
-    const head = await source.client.send(new HeadObjectCommand({ Bucket: source.config.bucket, Key: from }), { abortSignal: options.signal });
-    if ((head.ContentLength ?? 0) <= MAX_COPY_OBJECT) throw error;
+    const head = await source.headLocated(from, options.signal);
+    if ((head.contentLength ?? 0) <= MAX_COPY_OBJECT) throw error;
     await copyInParts(source, from, destination, destination.locate(key), head, options);
     return 'copied';
   }
@@ -77,30 +69,26 @@ export function copyRanges(size: number): Array<{ first: number; last: number }>
   return ranges;
 }
 
-async function copyInParts(
-  source: S3Store,
-  from: string,
-  destination: S3Store,
-  key: string,
-  head: { ContentLength?: number; ContentType?: string; CacheControl?: string },
-  options: ServerCopyOptions,
-): Promise<void> {
-  const { client } = destination;
+async function copyInParts(source: S3Store, from: string, destination: S3Store, key: string, head: ObjectInfo, options: ServerCopyOptions): Promise<void> {
+  const [client, { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCopyCommand }] = await Promise.all([
+    destination.sdkClient(),
+    import('@aws-sdk/client-s3'),
+  ]);
   const Bucket = destination.config.bucket;
   const abortSignal = options.signal;
   const { UploadId } = await client.send(
     new CreateMultipartUploadCommand({
       Bucket,
       Key: key,
-      ContentType: head.ContentType,
-      CacheControl: head.CacheControl,
+      ContentType: head.contentType,
+      CacheControl: head.cacheControl,
       ACL: options.acl ? (options.acl as ObjectCannedACL) : undefined,
       StorageClass: options.storageClass ? (options.storageClass as StorageClass) : undefined,
     }),
     { abortSignal },
   );
   try {
-    const ranges = copyRanges(head.ContentLength!);
+    const ranges = copyRanges(head.contentLength!);
     const etags: string[] = [];
     let next = 0;
     const worker = async () => {
@@ -132,7 +120,7 @@ async function copyInParts(
     );
   } catch (error) {
     // Parts of an unfinished upload cost storage until aborted.
-    await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => undefined);
+    await destination.direct.abortUpload(key, UploadId!).catch(() => undefined);
     throw error;
   }
 }

@@ -1,19 +1,20 @@
 /**
- * The requests a copy sends for every object (GET, PUT, CopyObject), and listing pages (ListObjectsV2), without the SDK's per-request middleware
- * stack, which costs about 0.7 ms of CPU per request, several times the HTTP work itself (docs/performance.md).
- * The URL comes from the client's own endpoint rules; the signature from a SigV4 signer of ours (the client's for
- * schemes other than plain SigV4); the request goes through `handler` (S3Store gives s3Http.ts's node:http
- * transport on the client's own agents, with the SDK handler's timeouts, abort and error shapes). Bucket checks,
- * multipart uploads and deletes still go through the SDK, and listings where the signer is the SDK's.
+ * The requests the S3 backend sends itself — each object's GET, single PUT, HEAD and CopyObject, listing pages, the
+ * bucket check, deletes (one key, or DeleteObjects' batch) and the abort of a multipart upload — without the SDK's
+ * per-request middleware stack, which costs about 0.7 ms of CPU per request, several times the HTTP work itself
+ * (docs/performance.md), and without loading the SDK at all where it is not needed (17 MB of RSS, 0.16 s of CPU).
+ * The URL comes from our endpoint rules (s3Endpoint.ts), the signature from a SigV4 signer of ours; a configuration
+ * those rules do not cover takes the SDK's endpoint rules and signer (`sdkRules`, loaded then). The request goes
+ * through `handler` (S3Store gives s3Http.ts's node:http transport on its keep-alive agents, with the SDK handler's
+ * timeouts, abort and error shapes). Multipart uploads and copies in parts go through the SDK (s3Sdk.ts).
  *
- * An answer other than 2xx becomes an S3ResponseError (s3Errors.ts), shaped like the SDK's S3ServiceException (name = the S3 error code,
- * `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
+ * An answer other than 2xx becomes an S3ResponseError (s3Errors.ts), shaped like the SDK's S3ServiceException (name =
+ * the S3 error code, `$metadata.httpStatusCode`, `$response`), so retry and not-found handling cannot tell the difference.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Readable } from 'node:stream';
 import type { S3StoreConfig } from './s3Config.js';
+import { bucketUrl } from './s3Endpoint.js';
 import type { DirectResponse, HttpHandler, OutgoingRequest } from './s3Http.js';
 import { responseError } from './s3Errors.js';
 
@@ -21,22 +22,41 @@ interface Signer {
   sign(request: OutgoingRequest, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<OutgoingRequest>;
 }
 
-type Credentials = Awaited<ReturnType<ResolvedConfig['credentials']>>;
+interface Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
 
-/** The parts of the SDK's resolved client config used here (all public). */
-interface ResolvedConfig {
+/** Gives the credentials to sign with; a provider that refreshes them gives each with its expiry. */
+export type CredentialProvider = () => Promise<Credentials>;
+
+/** The parts of the SDK's resolved client config used where our endpoint rules end (all public). */
+export interface SdkRules {
   endpointProvider(params: Record<string, unknown>): {
     url: URL;
     properties?: { authSchemes?: Array<{ name?: string; signingRegion?: string; signingName?: string }> };
   };
   signer(authScheme?: unknown): Promise<Signer>;
-  /** The client's credential provider (it caches and refreshes). */
-  credentials(): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>;
-  requestHandler: HttpHandler;
-  systemClockOffset?: number;
+}
+
+/**
+ * The credentials of the config when it has keys; else the AWS default chain (environment, profile, container or
+ * instance role), loaded when first asked: only its provider, not the client. It caches and refreshes what it gives.
+ */
+export function credentialProvider({ credentials, region }: Pick<S3StoreConfig, 'credentials' | 'region'>): CredentialProvider {
+  if (credentials !== undefined) return () => Promise.resolve(credentials);
+  let chain: Promise<CredentialProvider> | undefined;
+  return async () => {
+    // The region as the SDK's client hands it: a role's STS client must be in the bucket's partition.
+    chain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) => defaultProvider({ parentClientConfig: { region } }));
+    return (await chain)();
+  };
 }
 
 interface Target {
+  /** protocol, host and port of every request; the URL's path is `base`. */
   readonly url: URL;
   /** The URL's path without its last slash: `/bucket` in path style, '' on a virtual host. */
   readonly base: string;
@@ -45,35 +65,92 @@ interface Target {
   readonly signingService: string;
 }
 
+/** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
+const NEVER_ABORTED = new AbortController().signal;
+
+interface SendOptions {
+  readonly headers?: Record<string, string>;
+  readonly body?: Readable;
+  readonly signal?: AbortSignal;
+  readonly query?: Record<string, string>;
+  /** Waits for the rate gate even after a hard stop (cleanup). */
+  readonly mustGo?: boolean;
+}
+
 export class DirectRequests {
   private target: Promise<Target> | undefined;
   /** The target once resolved: each request then starts without an await. */
   private resolved: Target | undefined;
+  /** Milliseconds to add to our clock to sign with the server's, learnt from a RequestTimeTooSkewed (as the SDK does). */
+  clockOffset = 0;
   /**
-   * For requests that ask first (`expect: 100-continue`): the client's handler has agents of its own, and the SDK then
-   * sends the body at once without waiting for the server's go-ahead, racing a refusal (413) into a reset.
+   * For requests that ask first (`expect: 100-continue`): the SDK's handler with agents of its own, which sends the
+   * body only after the server's go-ahead (our transport on a shared agent would race a refusal, 413, into a reset).
    */
-  private askingFirst: HttpHandler | undefined;
+  private askingFirst: Promise<HttpHandler> | undefined;
   /** Awaited before each request (a request-rate limit); rejects if `signal` aborts first. */
   gate?: (signal?: AbortSignal) => Promise<void>;
 
   constructor(
-    private readonly client: S3Client,
     private readonly config: Pick<S3StoreConfig, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>,
-    /** What sends the requests; by default the client's own HTTP handler. */
-    private readonly handler: HttpHandler = (client.config as unknown as ResolvedConfig).requestHandler,
+    /** What sends the requests. */
+    private readonly handler: HttpHandler,
+    private readonly credentials: CredentialProvider,
+    /** The SDK's endpoint rules and signer, asked only for a configuration bucketUrl() does not cover. */
+    private readonly sdkRules: () => Promise<SdkRules>,
   ) {}
 
   /** GET of a whole object; the body streams. */
   get(key: string, signal?: AbortSignal): Promise<DirectResponse> {
-    return this.send('GET', key, {}, undefined, signal);
+    return this.send('GET', key, { signal });
+  }
+
+  /** HEAD of an object: its headers. */
+  async head(key: string, signal?: AbortSignal): Promise<DirectResponse> {
+    const response = await this.send('HEAD', key, { signal });
+    response.body.resume();
+    return response;
   }
 
   /** A single PUT streaming `body`; `headers` must carry content-length. Resolves once the server answered. */
   async put(key: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
-    const response = await this.send('PUT', key, headers, body, signal);
+    const response = await this.send('PUT', key, { headers, body, signal });
     response.body.resume();
     return response;
+  }
+
+  /** DeleteObject of one key (S3 answers 204 whether it existed or not; some providers 404). */
+  async delete(key: string, signal?: AbortSignal): Promise<void> {
+    (await this.send('DELETE', key, { signal })).body.resume();
+  }
+
+  /**
+   * DeleteObjects of up to 1000 keys, in quiet mode (only failures are answered), with Content-MD5 as S3 and most
+   * providers require (the SDK would send a CRC32 header instead, which some refuse). Every key must be one XML
+   * carries as it is (S3Store sends the others alone). Resolves to the answer's XML (a DeleteResult).
+   */
+  async deleteMany(keys: readonly string[], signal?: AbortSignal): Promise<Buffer> {
+    const objects = keys.map((key) => `<Object><Key>${escapeXml(key)}</Key></Object>`).join('');
+    const xml = Buffer.from(
+      `<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>${objects}</Delete>`,
+    );
+    const headers = {
+      'content-type': 'application/xml',
+      'content-length': String(xml.length),
+      'content-md5': createHash('md5').update(xml).digest('base64'),
+      // A small body: signed, as the SDK signs it, rather than sent as an unsigned payload.
+      'x-amz-content-sha256': createHash('sha256').update(xml).digest('hex'),
+    };
+    const response = await this.send('POST', '', { headers, body: Readable.from([xml]), signal, query: { delete: '' } });
+    const text = await readAll(response.body);
+    // A failure of the whole request that S3 answered late, with 200.
+    if (text.includes('<Error>') && !text.includes('<DeleteResult')) throw responseError(500, response.headers, text.toString());
+    return text;
+  }
+
+  /** AbortMultipartUpload: sent even after a hard stop (the parts cost storage until it is). */
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    (await this.send('DELETE', key, { query: { uploadId }, mustGo: true })).body.resume();
   }
 
   /**
@@ -81,18 +158,10 @@ export class DirectRequests {
    * and still have failed (an <Error> body), so the body is read.
    */
   async copy(sourceBucket: string, sourceKey: string, key: string, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
-    const response = await this.send('PUT', key, { ...headers, 'x-amz-copy-source': `${sourceBucket}/${encodeKey(sourceKey)}` }, undefined, signal);
+    const response = await this.send('PUT', key, { headers: { ...headers, 'x-amz-copy-source': `${sourceBucket}/${encodeKey(sourceKey)}` }, signal });
     const text = await readText(response.body);
     if (text.includes('<Error>')) throw responseError(500, response.headers, text);
     return response;
-  }
-
-  /**
-   * Whether list() may be used: only where the signature is ours (plain SigV4), whose canonical query we build;
-   * otherwise (AWS's multi-region access points) the caller lists through the SDK.
-   */
-  async listsDirectly(): Promise<boolean> {
-    return (await (this.target ??= this.resolveTarget())).signer instanceof UnsignedPayloadSigner;
   }
 
   /**
@@ -104,23 +173,26 @@ export class DirectRequests {
     if (token !== undefined) query['continuation-token'] = token;
     if (startAfter !== undefined) query['start-after'] = startAfter;
     // The bucket's own path ('' as the key): `/bucket/` in path style, `/` on a virtual host, as the SDK sends it.
-    const response = await this.send('GET', '', {}, undefined, signal, query);
+    const response = await this.send('GET', '', { signal, query });
     return readAll(response.body);
   }
 
-  private async send(
-    method: string,
-    key: string,
-    headers: Record<string, string>,
-    body: Readable | undefined,
-    signal?: AbortSignal,
-    query: Record<string, string> = {},
-  ): Promise<DirectResponse> {
+  /**
+   * A ListObjects (version 1) page of one key under `prefix`: the bucket check. Version 1, because s3rver encrypts
+   * a version-2 page token with DES, which Node 20's OpenSSL lacks: it answers 500 for any bucket of two keys or more.
+   */
+  async listOne(prefix: string | undefined, signal?: AbortSignal): Promise<void> {
+    const query: Record<string, string> = { 'max-keys': '1' };
+    if (prefix !== undefined) query.prefix = prefix;
+    await readAll((await this.send('GET', '', { signal, query })).body);
+  }
+
+  private async send(method: string, key: string, options: SendOptions): Promise<DirectResponse> {
+    const { headers = {}, body, signal, query = {} } = options;
     // Each await is a turn of the microtask queue and a promise: a request awaits only what is not known yet.
     const target = this.resolved ?? (this.resolved = await (this.target ??= this.resolveTarget()));
-    if (this.gate !== undefined) await this.gate(signal);
+    if (this.gate !== undefined) await this.gate(options.mustGo === true ? NEVER_ABORTED : signal);
     const { url } = target;
-    const config = this.client.config as unknown as ResolvedConfig;
     const request: OutgoingRequest = {
       protocol: url.protocol,
       hostname: url.hostname,
@@ -129,23 +201,20 @@ export class DirectRequests {
       path: `${target.base}/${encodeKey(key)}`,
       query,
       // S3 takes an unsigned payload, so a streamed body needs no hashing before it is sent.
-      headers: { ...headers, host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers, host: url.host },
       body,
     };
-    const options = {
-      signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
+    const signing = {
+      signingDate: new Date(Date.now() + this.clockOffset),
       signingRegion: target.signingRegion,
       signingService: target.signingService,
     };
     const { signer } = target;
     const signed =
       signer instanceof UnsignedPayloadSigner
-        ? (signer.signNow(request, options) ?? (await signer.sign(request, options)))
-        : await signer.sign(request, options);
-    const handler =
-      headers.expect === '100-continue'
-        ? (this.askingFirst ??= new NodeHttpHandler({ connectionTimeout: 10_000, socketTimeout: 60_000 }) as unknown as HttpHandler)
-        : this.handler;
+        ? (signer.signNow(request, signing) ?? (await signer.sign(request, signing)))
+        : await signer.sign(request, signing);
+    const handler = headers.expect === '100-continue' ? await (this.askingFirst ??= askingFirstHandler()) : this.handler;
     const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     const text = await readText(response.body).catch(() => '');
@@ -154,10 +223,15 @@ export class DirectRequests {
     throw error;
   }
 
-  /** The bucket's URL and signing parameters, as the SDK's endpoint rules give them for this config. */
+  /** The bucket's URL and signing parameters: by our rules, or as the SDK's endpoint rules give them. */
   private async resolveTarget(): Promise<Target> {
-    const config = this.client.config as unknown as ResolvedConfig;
-    const endpoint = config.endpointProvider({
+    const url = bucketUrl(this.config);
+    if (url !== undefined) {
+      const signer = new UnsignedPayloadSigner(this.credentials, this.config.region, 's3');
+      return { url, base: url.pathname.replace(/\/$/, ''), signer, signingRegion: this.config.region, signingService: 's3' };
+    }
+    const rules = await this.sdkRules();
+    const endpoint = rules.endpointProvider({
       Bucket: this.config.bucket,
       Region: this.config.region,
       Endpoint: this.config.endpoint,
@@ -169,20 +243,24 @@ export class DirectRequests {
     const scheme = endpoint.properties?.authSchemes?.[0];
     const signingRegion = scheme?.signingRegion ?? this.config.region;
     const signingService = scheme?.signingName ?? 's3';
-    // Plain SigV4 (every provider but AWS's multi-region access points) is signed here: the SDK's signer costs
-    // several times as much per request (docs/performance.md). Anything else keeps the SDK's.
+    // Plain SigV4 (every provider but AWS's multi-region access points and directory buckets) is signed here: the
+    // SDK's signer costs several times as much per request (docs/performance.md). Anything else keeps the SDK's.
     const signer =
-      scheme === undefined || scheme.name === 'sigv4'
-        ? new UnsignedPayloadSigner(() => config.credentials(), signingRegion, signingService)
-        : await config.signer(scheme);
+      scheme === undefined || scheme.name === 'sigv4' ? new UnsignedPayloadSigner(this.credentials, signingRegion, signingService) : await rules.signer(scheme);
     return { url: endpoint.url, base: endpoint.url.pathname.replace(/\/$/, ''), signer, signingRegion, signingService };
   }
 
   /** As the SDK does: sign later requests with the server's clock. */
   private correctClock(date: string | undefined): void {
     const server = date === undefined ? Number.NaN : Date.parse(date);
-    if (!Number.isNaN(server)) (this.client.config as unknown as ResolvedConfig).systemClockOffset = server - Date.now();
+    if (!Number.isNaN(server)) this.clockOffset = server - Date.now();
   }
+}
+
+/** The SDK's handler, loaded for the rare request that asks first (after a reset while sending that object). */
+async function askingFirstHandler(): Promise<HttpHandler> {
+  const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+  return new NodeHttpHandler({ connectionTimeout: 10_000, socketTimeout: 60_000 }) as unknown as HttpHandler;
 }
 
 /** Headers never signed, as the SDK's signer leaves them out (a proxy on the way may change them). */
@@ -220,7 +298,7 @@ class UnsignedPayloadSigner implements Signer {
   private held: { readonly credentials: Credentials; readonly until: number } | undefined;
 
   constructor(
-    private readonly credentials: ResolvedConfig['credentials'],
+    private readonly credentials: CredentialProvider,
     private readonly region: string,
     private readonly service: string,
   ) {}
@@ -316,8 +394,30 @@ async function readAll(body: Readable): Promise<Buffer> {
 
 const MAX_ERROR_BODY = 64 * 1024;
 
+/** An answer's text, its first 64 KiB (an error's, or a copy's): the rest is read and dropped. */
 async function readText(body: Readable): Promise<string> {
   let text = '';
   for await (const chunk of body) if (text.length < MAX_ERROR_BODY) text += String(chunk);
   return text;
+}
+
+/** A key as XML text: the five characters XML escapes. */
+function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => XML_ENTITIES[character]!);
+}
+
+const XML_ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+/**
+ * The ETag when it can be a digest of the bytes: with SSE-KMS or customer keys it is not an MD5 even when it looks
+ * like one, and comparing it would fail every copy.
+ */
+export function digestEtag(headers: Readonly<Record<string, string | undefined>>): string | undefined {
+  const kms = headers['x-amz-server-side-encryption']?.startsWith('aws:kms') ?? false;
+  if (headers['x-amz-server-side-encryption-customer-algorithm'] !== undefined || kms) return undefined;
+  return unquote(headers.etag);
+}
+
+function unquote(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/g, '');
 }

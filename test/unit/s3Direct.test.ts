@@ -1,7 +1,8 @@
 /**
- * The direct GET/PUT/CopyObject requests (src/storage/s3Direct.ts) bypass the SDK's middleware, and s3rver checks
- * no signatures, so their correctness is proven here without a network: each request goes where the SDK would
- * send the same operation (host, port, path for every key shape), and its SigV4 signature is recomputed from the
+ * The direct requests (src/storage/s3Direct.ts) use neither the SDK's endpoint rules nor its signer, and s3rver
+ * checks no signatures, so their correctness is proven here without a network: our endpoint rules give the SDK's URL
+ * for every bucket, endpoint and region shape they cover, each request goes where the SDK would send the same
+ * operation (host, port, path, query for every key shape), and its SigV4 signature is recomputed from the
  * specification, independently of the SDK's signer. Also the pure parts of server-side copy (src/storage/s3Copy.ts).
  */
 import { test } from 'node:test';
@@ -12,12 +13,23 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { AbortMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DirectRequests, encodeKey } from '../../src/storage/s3Direct.js';
-import { parseListPage } from '../../src/storage/s3List.js';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { DirectRequests, credentialProvider, encodeKey, type CredentialProvider, type SdkRules } from '../../src/storage/s3Direct.js';
+import { bucketUrl } from '../../src/storage/s3Endpoint.js';
+import { decodeXml, parseListPage } from '../../src/storage/s3List.js';
 import { HttpTransport, type HttpHandler, type OutgoingRequest } from '../../src/storage/s3Http.js';
 import { TokenBucket } from '../../src/sync/rateLimit.js';
-import { S3Store, gateSdkRequests } from '../../src/storage/s3.js';
+import { S3Store } from '../../src/storage/s3.js';
+import { gateSdkRequests } from '../../src/storage/s3Sdk.js';
 import { FsStore } from '../../src/storage/fs.js';
 import { tmpdir } from 'node:os';
 import { MAX_COPY_OBJECT, copyRanges, sameProvider } from '../../src/storage/s3Copy.js';
@@ -43,6 +55,33 @@ function recordingClient(config: S3StoreConfig, answer = ''): { client: S3Client
   return { client, sent };
 }
 
+/**
+ * Direct requests for `config` whose handler records each request (its body read) and answers 200 with `answer`;
+ * `sdkRulesAsked` counts the loads of the SDK's endpoint rules, which only configurations ours do not cover need.
+ */
+function recordingDirect(
+  config: S3StoreConfig,
+  answer = '',
+  credentials: CredentialProvider = credentialProvider(config),
+): { requests: DirectRequests; sent: Array<Sent & { body?: Buffer }>; sdkRulesAsked: () => number } {
+  const sent: Array<Sent & { body?: Buffer }> = [];
+  let asked = 0;
+  const handler: HttpHandler = {
+    handle: async (request) => {
+      const { body, ...rest } = request;
+      const chunks: Buffer[] = [];
+      if (body !== undefined) for await (const chunk of body) chunks.push(chunk as Buffer);
+      sent.push(body === undefined ? rest : { ...rest, body: Buffer.concat(chunks) });
+      return { response: { statusCode: 200, headers: {}, body: Readable.from([Buffer.from(answer)]) } };
+    },
+  };
+  const sdkRules = async () => {
+    asked++;
+    return recordingClient(config).client.config as unknown as SdkRules;
+  };
+  return { requests: new DirectRequests(config, handler, credentials, sdkRules), sent, sdkRulesAsked: () => asked };
+}
+
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const STORES: Array<{ name: string; config: S3StoreConfig }> = [
   {
@@ -52,6 +91,22 @@ const STORES: Array<{ name: string; config: S3StoreConfig }> = [
   {
     name: 'AWS, virtual-hosted style',
     config: { type: 's3', bucket: 'mastodon-media', region: 'eu-central-1', forcePathStyle: false, credentials: CREDENTIALS },
+  },
+  {
+    name: 'AWS us-east-1, a bucket with dots (path style: no certificate covers it as a host)',
+    config: { type: 's3', bucket: 'media.example.org', region: 'us-east-1', forcePathStyle: false, credentials: CREDENTIALS },
+  },
+  {
+    name: 'a named endpoint with a path, virtual-hosted style',
+    config: { type: 's3', bucket: 'media', region: 'fr-par', endpoint: 'https://s3.example.com/storage', forcePathStyle: false, credentials: CREDENTIALS },
+  },
+  {
+    name: 'a named http endpoint, a bucket of dots, virtual-hosted style',
+    config: { type: 's3', bucket: 'media.files', region: 'garage', endpoint: 'http://minio:9000', forcePathStyle: false, credentials: CREDENTIALS },
+  },
+  {
+    name: "AWS China (another partition: the SDK's endpoint rules)",
+    config: { type: 's3', bucket: 'media', region: 'cn-north-1', forcePathStyle: false, credentials: CREDENTIALS },
   },
   {
     name: 'an https provider with a session token',
@@ -109,8 +164,8 @@ function expectedSignature(request: Sent, secret: string): string {
 for (const { name, config } of STORES) {
   test(`direct requests go where the SDK sends them, signed per SigV4: ${name}`, async () => {
     const sdk = recordingClient(config);
-    const direct = recordingClient(config);
-    const requests = new DirectRequests(direct.client, config);
+    const direct = recordingDirect(config);
+    const { requests } = direct;
     for (const key of KEYS) {
       await sdk.client.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
       await requests.get(key);
@@ -136,15 +191,132 @@ for (const { name, config } of STORES) {
         if (config.credentials?.sessionToken) assert.equal(request.headers['x-amz-security-token'], config.credentials.sessionToken);
       }
     }
+    // The SDK's rules only where ours end (another partition), and then once.
+    assert.equal(direct.sdkRulesAsked(), bucketUrl(config) === undefined ? 1 : 0);
+  });
+
+  test(`the bucket check, HEAD, deletes and an upload's abort go where the SDK sends them, signed per SigV4: ${name}`, async () => {
+    const sdk = recordingClient(config);
+    const direct = recordingDirect(config);
+    const { requests } = direct;
+    const [key, other] = [KEYS[1]!, KEYS[2]!];
+    const Bucket = config.bucket;
+    await sdk.client.send(new ListObjectsCommand({ Bucket, MaxKeys: 1, Prefix: 'pfx/' }));
+    await requests.listOne('pfx/');
+    await sdk.client.send(new ListObjectsCommand({ Bucket, MaxKeys: 1 }));
+    await requests.listOne(undefined);
+    await sdk.client.send(new HeadObjectCommand({ Bucket, Key: key }));
+    await requests.head(key);
+    await sdk.client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+    await requests.delete(key);
+    await sdk.client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: 'upload/1+2' }));
+    await requests.abortUpload(key, 'upload/1+2');
+    await sdk.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Quiet: true, Objects: [{ Key: key }, { Key: other }] } }));
+    await requests.deleteMany([key, other]);
+    assert.equal(direct.sent.length, sdk.sent.length);
+    for (const [index, request] of direct.sent.entries()) {
+      const expected = sdk.sent[index]!;
+      const where = `${expected.method} ${JSON.stringify(expected.query)}`;
+      assert.equal(request.method, expected.method, `${where}: method`);
+      assert.equal(request.protocol, expected.protocol, `${where}: protocol`);
+      assert.equal(request.hostname, expected.hostname, `${where}: host`);
+      assert.equal(request.port, expected.port, `${where}: port`);
+      assert.equal(request.path, expected.path, `${where}: path`);
+      // The SDK sends a query name without a value (`?delete`) as null; S3 reads `delete=` alike.
+      const query = Object.fromEntries(
+        Object.entries(expected.query)
+          .filter(([name]) => name !== 'x-id')
+          .map(([name, value]) => [name, value ?? '']),
+      );
+      assert.deepEqual(request.query, query, `${where}: query`);
+      assert.equal(request.headers.host, expected.headers.host, `${where}: Host header`);
+      const signature = /Signature=([0-9a-f]{64})$/.exec(request.headers.authorization!)?.[1];
+      assert.equal(signature, expectedSignature(request, config.credentials!.secretAccessKey), `${where}: signature`);
+    }
+    // DeleteObjects: the keys as XML, quiet, with the body's MD5 and SHA-256 (signed).
+    const batch = direct.sent.at(-1)!;
+    assert.equal(batch.headers['content-md5'], createHash('md5').update(batch.body!).digest('base64'));
+    assert.equal(batch.headers['x-amz-content-sha256'], createHash('sha256').update(batch.body!).digest('hex'));
+    assert.match(batch.body!.toString(), /<Quiet>true<\/Quiet>/);
+    const keys = [...batch.body!.toString().matchAll(/<Key>([^<]*)<\/Key>/g)].map(([, text]) => decodeXml(text!));
+    assert.deepEqual(keys, [key, other]);
   });
 }
+
+test('our endpoint rules give the URL the SDK gives, for every bucket, endpoint and region shape they cover', () => {
+  const buckets = ['media', 'mastodon-media', 'my.bucket.name', 'My_Bucket', 'ab', 'a'.repeat(63), 'a'.repeat(64), '192.168.1.1', 'bucket-', 'foo--bar'];
+  const more = ['x.y', 'a..b', 'a.-b', 'sp ace', 'a!b', 'media--x-s3', 'media--ol-s3', 'arn:aws:s3:us-east-1:123456789012:accesspoint/ap'];
+  const endpoints = [
+    undefined,
+    'http://127.0.0.1:9000',
+    'https://s3.example.com',
+    'http://localhost:4566',
+    'http://[::1]:9000',
+    'https://s3.example.com/prefix/',
+    'http://minio:9000/',
+    'HTTPS://S3.Example.COM:443',
+    'https://s3.example.com:8443',
+  ];
+  const regions = [
+    'us-east-1',
+    'eu-central-1',
+    'ap-southeast-2',
+    'auto',
+    'garage',
+    'fr-par',
+    'US-East-1',
+    'cn-north-1',
+    'us-gov-west-1',
+    'aws-global',
+    'us-east-1-fips',
+  ];
+  let covered = 0;
+  for (const region of regions) {
+    for (const endpoint of endpoints) {
+      for (const forcePathStyle of [false, true]) {
+        const rules = recordingClient({ type: 's3', bucket: 'media', region, endpoint, forcePathStyle, credentials: CREDENTIALS }).client
+          .config as unknown as SdkRules;
+        for (const bucket of [...buckets, ...more]) {
+          const ours = bucketUrl({ bucket, region, endpoint, forcePathStyle });
+          if (ours === undefined) continue;
+          covered++;
+          const params = {
+            Bucket: bucket,
+            Region: region,
+            Endpoint: endpoint,
+            ForcePathStyle: forcePathStyle,
+            UseFIPS: false,
+            UseDualStack: false,
+            Accelerate: false,
+          };
+          const theirs = rules.endpointProvider(params);
+          const where = JSON.stringify({ bucket, region, endpoint, forcePathStyle });
+          // The path without its last slash: the direct requests append `/key`, as the SDK does.
+          const bare = (url: URL) => `${url.protocol}//${url.host}${url.pathname.replace(/\/$/, '')}`;
+          assert.equal(bare(ours), bare(theirs.url), where);
+          const scheme = theirs.properties?.authSchemes?.[0];
+          assert.deepEqual(
+            [scheme?.name, scheme?.signingName, scheme?.signingRegion],
+            ['sigv4', 's3', region],
+            `${where}: signed as plain SigV4 for the region`,
+          );
+        }
+      }
+    }
+  }
+  assert.ok(covered > 1500, `${covered} shapes compared`);
+  // What ours leave to the SDK: ARNs, directory buckets and access point aliases, other partitions, pseudo-regions.
+  const aws = { region: 'eu-central-1', endpoint: undefined, forcePathStyle: false };
+  for (const bucket of more.slice(-3)) assert.equal(bucketUrl({ ...aws, bucket }), undefined, bucket);
+  for (const region of ['cn-north-1', 'us-gov-west-1', 'aws-global', 'us-east-1-fips'])
+    assert.equal(bucketUrl({ ...aws, bucket: 'media', region }), undefined, region);
+});
 
 for (const { name, config } of STORES) {
   test(`a direct listing page goes where the SDK sends ListObjectsV2, signed per SigV4: ${name}`, async () => {
     const sdk = recordingClient(config);
-    const direct = recordingClient(config);
-    const requests = new DirectRequests(direct.client, config);
-    assert.equal(await requests.listsDirectly(), true);
+    const direct = recordingDirect(config);
+    const { requests } = direct;
     const pages: Array<{ prefix: string; token?: string; startAfter?: string }> = [
       { prefix: 'media_attachments/files/' },
       { prefix: 'pfx/', token: '1ueGcx+/a=b&c==' },
@@ -172,26 +344,13 @@ for (const { name, config } of STORES) {
 
 test('direct requests sign with rotated credentials once the old ones are due to expire, and ask for them no more often', async () => {
   const config = STORES[0]!.config;
-  const sent: Sent[] = [];
   let asked = 0;
   let lifetimeMs = 60_000;
-  const client = new S3Client({
-    region: config.region,
-    endpoint: config.endpoint,
-    forcePathStyle: true,
-    // As an instance role's provider: new keys each time it is asked, each with an expiry.
-    credentials: async () => {
-      asked++;
-      return { accessKeyId: `ROTATED${asked}`, secretAccessKey: `secret${asked}`, expiration: new Date(Date.now() + lifetimeMs) };
-    },
-    requestHandler: {
-      handle: async (request: Sent) => {
-        sent.push(request);
-        return { response: { statusCode: 200, headers: {}, body: Readable.from([]) } };
-      },
-    },
+  // As an instance role's provider: new keys each time it is asked, each with an expiry.
+  const { requests, sent } = recordingDirect(config, '', async () => {
+    asked++;
+    return { accessKeyId: `ROTATED${asked}`, secretAccessKey: `secret${asked}`, expiration: new Date(Date.now() + lifetimeMs) };
   });
-  const requests = new DirectRequests(client, config);
   const keyId = (request: Sent) => /Credential=([^/]+)\//.exec(request.headers.authorization!)?.[1];
   const signedRight = (request: Sent) =>
     /Signature=([0-9a-f]{64})$/.exec(request.headers.authorization!)?.[1] === expectedSignature(request, keyId(request)!.replace('ROTATED', 'secret'));
@@ -209,6 +368,28 @@ test('direct requests sign with rotated credentials once the old ones are due to
   assert.ok(sent.every(signedRight));
 });
 
+test('without keys in the config, requests are signed with what the AWS default chain finds (here the environment)', async (t) => {
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, token: process.env.AWS_SESSION_TOKEN };
+  t.after(() => {
+    for (const [name, value] of [
+      ['AWS_ACCESS_KEY_ID', saved.id],
+      ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ['AWS_SESSION_TOKEN', saved.token],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIAFROMENV', AWS_SECRET_ACCESS_KEY: 'secret-from-env', AWS_SESSION_TOKEN: 'token-from-env' });
+  const config: S3StoreConfig = { ...STORES[0]!.config, credentials: undefined };
+  const { requests, sent } = recordingDirect(config);
+  await requests.get(KEYS[0]!);
+  const [request] = sent;
+  assert.match(request!.headers.authorization!, /Credential=AKIAFROMENV\//);
+  assert.equal(request!.headers['x-amz-security-token'], 'token-from-env');
+  assert.equal(/Signature=([0-9a-f]{64})$/.exec(request!.headers.authorization!)?.[1], expectedSignature(request!, 'secret-from-env'));
+});
+
 test("a listing page read from the XML as the SDK's parser reads it", async () => {
   const config = STORES[0]!.config;
   const xml =
@@ -218,7 +399,7 @@ test("a listing page read from the XML as the SDK's parser reads it", async () =
     '<Contents><Key>c&lt;d&gt;e&apos;f&quot;g</Key><ETag>"abc-2"</ETag><Size>7</Size><StorageClass>STANDARD</StorageClass></Contents>' +
     '<NextContinuationToken>tok+/&amp;=</NextContinuationToken></ListBucketResult>';
   const answer = await recordingClient(config, xml).client.send(new ListObjectsV2Command({ Bucket: config.bucket }));
-  const page = parseListPage(await new DirectRequests(recordingClient(config, xml).client, config).list('', undefined, undefined));
+  const page = parseListPage(await recordingDirect(config, xml).requests.list('', undefined, undefined));
   assert.deepEqual(
     page.contents,
     answer.Contents!.map((item) => {
@@ -233,19 +414,19 @@ test("a listing page read from the XML as the SDK's parser reads it", async () =
 
 test('the copy source names the source bucket and the key encoded once', async () => {
   const config = STORES[0]!.config;
-  const { client, sent } = recordingClient(config);
-  await new DirectRequests(client, config).copy('old-media', 'a/My Photo + café.jpg', 'b/x.jpg', {});
+  const { requests, sent } = recordingDirect(config);
+  await requests.copy('old-media', 'a/My Photo + café.jpg', 'b/x.jpg', {});
   assert.equal(sent[0]!.headers['x-amz-copy-source'], 'old-media/a/My%20Photo%20%2B%20caf%C3%A9.jpg');
   assert.equal(encodeKey("a!b'c(d)e*f~g"), 'a%21b%27c%28d%29e%2Af~g');
 });
 
 test('a copy answered 200 with an <Error> body is an error (S3 reports late copy failures so)', async () => {
   const config = STORES[0]!.config;
-  const { client } = recordingClient(
+  const { requests } = recordingDirect(
     config,
     '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>We encountered an internal error</Message></Error>',
   );
-  await assert.rejects(new DirectRequests(client, config).copy('old', 'a', 'b', {}), (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
+  await assert.rejects(requests.copy('old', 'a', 'b', {}), (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
     assert.equal(error.name, 'InternalError');
     assert.equal(error.$metadata?.httpStatusCode, 500);
     return true;
@@ -302,8 +483,7 @@ test('a copy in parts covers every byte once, in at most 10,000 parts', () => {
 
 test('--max-rps: a direct request hands its own abort signal to the rate gate', async () => {
   const config = STORES[0]!.config;
-  const { client } = recordingClient(config);
-  const direct = new DirectRequests(client, config);
+  const { requests: direct } = recordingDirect(config);
   let given: AbortSignal | undefined;
   direct.gate = async (signal) => {
     given = signal;
@@ -323,6 +503,24 @@ test("--max-rps: the hard stop ends the SDK requests' wait for a turn, but not a
   await bucket.take(); // the next turn is 500 ms away
   const waiting = client.send(new HeadObjectCommand({ Bucket: 'media', Key: 'a/b.png' }));
   const cleanup = client.send(new AbortMultipartUploadCommand({ Bucket: 'media', Key: 'a/big.mp4', UploadId: 'upload-1' }));
+  hardStop.abort();
+  await assert.rejects(waiting, { name: 'AbortError' });
+  await cleanup;
+  assert.deepEqual(
+    sent.map((request) => `${request.method} ${request.query.uploadId ?? ''}`),
+    ['DELETE upload-1'],
+    'only the cleanup was sent',
+  );
+});
+
+test("--max-rps: the hard stop ends a direct request's wait for a turn, but not a multipart upload's abort", async () => {
+  const { requests, sent } = recordingDirect(STORES[0]!.config);
+  const bucket = new TokenBucket(2);
+  const hardStop = new AbortController();
+  requests.gate = (signal) => bucket.take(signal ?? hardStop.signal);
+  await bucket.take(); // the next turn is 500 ms away
+  const waiting = requests.head('a/b.png');
+  const cleanup = requests.abortUpload('a/big.mp4', 'upload-1');
   hardStop.abort();
   await assert.rejects(waiting, { name: 'AbortError' });
   await cleanup;
