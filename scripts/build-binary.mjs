@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { lazyHelpText } from './lazyHelpText.mjs';
 
 // --no-code-cache and --out FILE are for bench/startup.ts, which compares the start with and without the cache.
 const { values: flags } = parseArgs({ options: { 'no-code-cache': { type: 'boolean', default: false }, out: { type: 'string' } } });
@@ -52,6 +53,7 @@ await build({
   // ESM packages (yargs) read import.meta.url at load; in a CommonJS bundle it is the executable's own path.
   define: { 'import.meta.url': 'importMetaUrl', Response: 'undefined' },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazyHelpText],
 });
 
 const blob = join(work, 'mastosync.blob');
