@@ -1,59 +1,99 @@
 /**
- * A bounded work pool. p-limit caps how many copies run at once but queues without bound; `submit` also
- * waits while the queue is full, so the row reader stops reading and memory does not grow with the row count.
+ * A bounded work pool: at most `concurrency` tasks run at once, and `submit` waits while `maxQueued` more wait for
+ * a slot, so the row reader stops reading and memory does not grow with the row count. A task costs one promise
+ * (its own) and one callback here: this runs once per object, and p-limit's promise chain cost several times that
+ * in allocations and CPU.
  */
-import pLimit, { type LimitFunction } from 'p-limit';
-
 export class BoundedPool {
-  private readonly limit: LimitFunction;
+  private limit: number;
+  private running = 0;
+  /** Tasks waiting for a slot, oldest first (at most maxQueued: shift() is cheap on so few). */
+  private readonly queue: Array<() => Promise<void>> = [];
+  /** Submitters waiting for room in the queue. */
   private waiters: Array<() => void> = [];
-  private readonly running = new Set<Promise<void>>();
+  /** Resolves `drain` once nothing runs or waits. */
+  private drained: (() => void) | undefined;
+  private readonly settle = () => {
+    this.running -= 1;
+    this.startQueued();
+    if (this.waiters.length > 0) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const wake of waiters) wake();
+    }
+    if (this.drained !== undefined && this.inFlight === 0) this.drained();
+  };
 
   constructor(
     concurrency: number,
     /** Tasks allowed to wait for a slot, beyond those running. */
     private readonly maxQueued: number = concurrency,
   ) {
-    this.limit = pLimit(concurrency);
+    this.limit = Math.max(1, Math.floor(concurrency));
   }
 
   get concurrency(): number {
-    return this.limit.concurrency;
+    return this.limit;
   }
 
-  /** Changes how many tasks run at once (throttling); queued tasks start as slots free up. */
+  /** Changes how many tasks run at once (throttling); queued tasks start as slots free up, or at once when raised. */
   set concurrency(value: number) {
-    this.limit.concurrency = Math.max(1, Math.floor(value));
+    this.limit = Math.max(1, Math.floor(value));
+    this.startQueued();
   }
 
   /** Tasks submitted and not settled: those running and those waiting for a slot. */
   get inFlight(): number {
-    return this.running.size;
+    return this.running + this.queue.length;
   }
 
   /** Tasks running now. */
   get active(): number {
-    return this.limit.activeCount;
+    return this.running;
   }
 
-  /** Queues `task` once there is room; resolves when it is queued, not when it finishes. */
-  async submit(task: () => Promise<void>): Promise<void> {
-    while (this.running.size >= this.limit.concurrency + this.maxQueued) {
+  /**
+   * Queues `task` once there is room. Returns undefined when it was queued (or started) at once, else a promise that
+   * resolves when it is: not when it finishes. A task's failure is its own to report: the pool only frees its slot.
+   */
+  submit(task: () => Promise<void>): Promise<void> | undefined {
+    if (this.inFlight >= this.limit + this.maxQueued) return this.submitWhenRoom(task);
+    this.enqueue(task);
+    return undefined;
+  }
+
+  private async submitWhenRoom(task: () => Promise<void>): Promise<void> {
+    while (this.inFlight >= this.limit + this.maxQueued) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
-    const promise: Promise<void> = this.limit(task)
-      .catch(() => undefined)
-      .finally(() => {
-        this.running.delete(promise);
-        const waiters = this.waiters;
-        this.waiters = [];
-        for (const wake of waiters) wake();
-      });
-    this.running.add(promise);
+    this.enqueue(task);
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    if (this.running < this.limit) this.start(task);
+    else this.queue.push(task);
   }
 
   /** Resolves once every submitted task has settled. */
   async drain(): Promise<void> {
-    while (this.running.size > 0) await Promise.all([...this.running]);
+    while (this.inFlight > 0) {
+      await new Promise<void>((resolve) => (this.drained = resolve));
+      this.drained = undefined;
+    }
+  }
+
+  private start(task: () => Promise<void>): void {
+    this.running += 1;
+    let started: Promise<void>;
+    try {
+      started = task();
+    } catch {
+      started = Promise.resolve();
+    }
+    started.then(this.settle, this.settle);
+  }
+
+  private startQueued(): void {
+    while (this.running < this.limit && this.queue.length > 0) this.start(this.queue.shift()!);
   }
 }

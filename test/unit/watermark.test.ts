@@ -54,7 +54,7 @@ test('BoundedPool runs at most `concurrency` tasks and makes submit wait while t
   await pool.submit(task);
   await pool.submit(task); // queued: 2 running + 1 waiting fills the pool
   let fourthQueued = false;
-  const fourth = pool.submit(task).then(() => (fourthQueued = true));
+  const fourth = pool.submit(task)!.then(() => (fourthQueued = true));
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(fourthQueued, false, 'submit must wait while the pool is full');
   releases.shift()!();
