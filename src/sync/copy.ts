@@ -55,47 +55,56 @@ export interface ServerCopy {
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
 
 export async function copyOwnedObject(object: OwnedObject, context: CopyContext): Promise<CopyResult> {
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  // What earlier reads gave, for a multipart ETag that cannot be recomputed (src/sync/integrity.ts).
-  const earlierMd5s = new Set<string>();
-  const finished = (from: string, bytes: number, attempt: number): CopyResult => {
-    const relocated = from !== object.key;
-    return {
-      status: relocated ? 'relocated' : 'copied',
-      bytes,
-      ms: elapsed(),
-      ...(relocated && { from: context.source.locate(from) }),
-      attempts: attempt + 1,
-    };
-  };
-  let attempts = 0;
+  // Per object: no closure but the attempt's, and nothing else allocated until something fails.
+  const attempts: Attempts = { started: performance.now(), count: 0, earlierMd5s: undefined };
   try {
-    return await withRetries(
-      [context.source, context.destination],
-      async (attempt) => {
-        attempts = attempt + 1;
-        let found: { found: ReadObject; from: string } | undefined;
-        try {
-          const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
-          if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
-          // No bytes passed through: a server-side copy counts none.
-          if (onServer !== 'stream') return finished(onServer.from, 0, attempt);
-          found = await findAtSource(object, (key) => context.source.read(key, context.signal));
-          if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsed(), attempts };
-          return finished(found.from, await streamToDestination(object, found.found, context, earlierMd5s), attempt);
-        } catch (error) {
-          found?.found.body.destroy();
-          if (error instanceof IntegrityError && error.md5 !== undefined) earlierMd5s.add(error.md5);
-          throw error;
-        }
-      },
-      { retries: context.retries, signal: context.signal, onThrottle: context.onThrottle },
-    );
+    return await withRetries([context.source, context.destination], (attempt) => copyOnce(object, context, attempt, attempts), {
+      retries: context.retries,
+      signal: context.signal,
+      onThrottle: context.onThrottle,
+    });
   } catch (error) {
-    if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms: elapsed(), error: error.message, attempts, fatal: error };
-    return { status: 'failed', bytes: 0, ms: elapsed(), error: describeError(error), attempts };
+    const ms = elapsedMs(attempts);
+    if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms, error: error.message, attempts: attempts.count, fatal: error };
+    return { status: 'failed', bytes: 0, ms, error: describeError(error), attempts: attempts.count };
   }
+}
+
+/** One object's attempts so far. */
+interface Attempts {
+  readonly started: number;
+  count: number;
+  /** What earlier reads gave, for a multipart ETag that cannot be recomputed (src/sync/integrity.ts). */
+  earlierMd5s: Set<string> | undefined;
+}
+
+function elapsedMs(attempts: Attempts): number {
+  return Math.round(performance.now() - attempts.started);
+}
+
+async function copyOnce(object: OwnedObject, context: CopyContext, attempt: number, attempts: Attempts): Promise<CopyResult> {
+  attempts.count = attempt + 1;
+  let found: { found: ReadObject; from: string } | undefined;
+  try {
+    const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
+    if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
+    // No bytes passed through: a server-side copy counts none.
+    if (onServer !== 'stream') return finished(object, context, onServer.from, 0, attempts);
+    found = await findAtSource(object, (key) => context.source.read(key, context.signal));
+    if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
+    return finished(object, context, found.from, await streamToDestination(object, found.found, context, attempts.earlierMd5s), attempts);
+  } catch (error) {
+    found?.found.body.destroy();
+    if (error instanceof IntegrityError && error.md5 !== undefined) (attempts.earlierMd5s ??= new Set()).add(error.md5);
+    throw error;
+  }
+}
+
+function finished(object: OwnedObject, context: CopyContext, from: string, bytes: number, attempts: Attempts): CopyResult {
+  const ms = elapsedMs(attempts);
+  return from === object.key
+    ? { status: 'copied', bytes, ms, attempts: attempts.count }
+    : { status: 'relocated', bytes, ms, from: context.source.locate(from), attempts: attempts.count };
 }
 
 /** The provider's copy of the first candidate key the source has; `stream` as soon as the destination declines one. */
@@ -114,23 +123,17 @@ async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context
   return found === undefined ? 'missing' : { from: found.from };
 }
 
-async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, earlierMd5s: ReadonlySet<string>): Promise<number> {
+async function streamToDestination(
+  object: OwnedObject,
+  source: ReadObject,
+  context: CopyContext,
+  earlierMd5s: ReadonlySet<string> | undefined,
+): Promise<number> {
   const md5 = md5FromEtag(source.etag);
   // A destination that proves what it stored against the source's MD5 needs no hashing here, which would only cost
   // CPU (most of it on large objects). The length is checked, and the last chunk held back, either way.
   const provedByDestination = md5 !== undefined && context.destination.provesWrites(source.contentLength);
-  const check = new IntegrityCheck({ length: source.contentLength, etag: provedByDestination ? undefined : source.etag, earlierMd5s });
-  // The first failure of the source body or of the check is the cause; whatever it then does to the upload
-  // (an ended request, a reset) is not. Destroying the check, the upload's body, ends the upload at once: every
-  // store ends a request whose body fails (no AbortController per object, which costs in Node 20).
-  let failure: unknown;
-  const fail = (error: unknown) => {
-    failure ??= error;
-    check.destroy(error as Error);
-  };
-  source.body.on('error', fail);
-  check.on('error', fail);
-  source.body.pipe(check);
+  const check = new IntegrityCheck({ length: source.contentLength, etag: provedByDestination ? undefined : source.etag, earlierMd5s }).from(source.body);
   try {
     await context.destination.write(object.key, check, {
       contentType: source.contentType ?? contentTypeFromRow(object),
@@ -146,9 +149,9 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   } catch (error) {
     // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
     // body's reset, reach the body too).
-    throw error instanceof FatalStoreError || error instanceof BodyRefusedError ? error : (failure ?? error);
+    throw error instanceof FatalStoreError || error instanceof BodyRefusedError ? error : (check.failure ?? error);
   }
-  if (failure !== undefined) throw failure;
+  if (check.failure !== undefined) throw check.failure;
   return check.bytes;
 }
 
