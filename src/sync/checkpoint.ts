@@ -473,12 +473,14 @@ export class CheckpointWriter {
 
   private append(line: string): void {
     if (this.fd === undefined) return;
-    const bytes = Buffer.from(`${line}\n`);
+    // The string as it is: Node encodes it for the write without a Buffer on the heap per line.
+    const text = `${line}\n`;
     try {
-      const written = writeSync(this.fd, bytes);
+      const written = writeSync(this.fd, text);
+      const length = Buffer.byteLength(text);
       // A short write is what a nearly full disk does, without an error of its own.
-      if (written !== bytes.length)
-        throw Object.assign(new Error(`no space left: only ${written} of ${bytes.length} bytes of a line could be written`), { code: 'ENOSPC' });
+      if (written !== length)
+        throw Object.assign(new Error(`no space left: only ${written} of ${length} bytes of a line could be written`), { code: 'ENOSPC' });
     } catch (error) {
       // Once a line is lost or torn, no later line may be trusted, a watermark past it least of all: write nothing more.
       this.close();

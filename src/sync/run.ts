@@ -17,7 +17,7 @@ import { joinWithBothStores } from './listingJoin.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { describeError } from '../errors.js';
-import { lessMargin, type CheckpointWriter, type ResumeState } from './checkpoint.js';
+import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
@@ -234,9 +234,13 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       finished();
     };
 
+    // Per object: one async function (this), one closure (the pool's task), no other promise.
     const copy = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: () => Promise<CopyResult | undefined>) => {
       try {
-        await copyAndRecord(object, retry, tracked, updated, await known?.());
+        const found = known === undefined ? undefined : await known();
+        // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
+        if (stop.aborted) return;
+        record(object, retry, tracked, updated, found ?? (await copyOwnedObject(object, context)));
       } catch (error) {
         // Only the bookkeeping can throw (a checkpoint write on a full disk): say so, and never leave the job waiting.
         log.error({ job, id: object.id, key: object.key, err: error }, 'could not record a copy');
@@ -245,12 +249,6 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         outstanding -= 1;
         finishIfDone();
       }
-    };
-
-    const copyAndRecord = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: CopyResult) => {
-      // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
-      if (stop.aborted) return;
-      record(object, retry, tracked, updated, known ?? (await copyOwnedObject(object, context)));
     };
 
     const record = (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, result: CopyResult) => {
@@ -262,20 +260,22 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      writeCheckpoint((checkpoint) =>
-        checkpoint.record({
+      if (options.checkpoint !== undefined) {
+        // The line's optional fields stay undefined when absent: the line builder leaves those out.
+        const line: ObjectLine = {
           job,
           id: object.id,
           key,
           status: result.status,
           bytes: result.bytes,
           ms: result.ms,
-          ...(result.from !== undefined && { from: result.from }),
-          ...(result.error !== undefined && { error: result.error }),
-          ...(retry && { retry: true as const }),
-          ...(updated !== undefined && { updated }),
-        }),
-      );
+          from: result.from,
+          error: result.error,
+          retry: retry || undefined,
+          updated,
+        };
+        writeCheckpoint((checkpoint) => checkpoint.record(line));
+      }
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       settled(object.id);
@@ -287,26 +287,32 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
     };
 
-    /** `known`: what --skip-existing found out first (present, missing), else undefined to copy. */
-    const submit = async (row: Row, object: OwnedObject, retry: boolean, tracked: boolean, known?: () => Promise<CopyResult | undefined>) => {
+    /**
+     * `known`: what --skip-existing found out first (present, missing), else undefined to copy. A promise only when
+     * the caller must wait (the pool is full, or a dry run looks something up): the row loop awaits nothing per object
+     * otherwise.
+     */
+    const submit = (row: Row, object: OwnedObject, retry: boolean, tracked: boolean, known?: () => Promise<CopyResult | undefined>) => {
       // A graceful stop starts no new copy, not even the rest of a row's styles.
-      if (stop.aborted) return;
-      if (options.dryRun) {
-        // --skip-existing: nothing to plan for an object found present or missing, but the summary counts it, so that
-        // the plan's few lines are seen against all the destination already holds.
-        const found = known === undefined ? undefined : await known();
-        if (found !== undefined) {
-          summary[found.status] += 1;
-          settled(object.id);
-          return;
-        }
-        options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
-        if (tracked) tracker.settle(object.id);
+      if (stop.aborted) return undefined;
+      if (options.dryRun) return plan(object, tracked, known);
+      outstanding += 1;
+      const updated = recentChange(row, object);
+      return pool.submit(() => copy(object, retry, tracked, updated, known));
+    };
+
+    const plan = async (object: OwnedObject, tracked: boolean, known?: () => Promise<CopyResult | undefined>) => {
+      // --skip-existing: nothing to plan for an object found present or missing, but the summary counts it, so that
+      // the plan's few lines are seen against all the destination already holds.
+      const found = known === undefined ? undefined : await known();
+      if (found !== undefined) {
+        summary[found.status] += 1;
         settled(object.id);
         return;
       }
-      outstanding += 1;
-      await pool.submit(() => copy(object, retry, tracked, recentChange(row, object), known));
+      options.onPlan?.(object, options.source.locate(object.key), options.destination.locate(object.key));
+      if (tracked) tracker.settle(object.id);
+      settled(object.id);
     };
 
     /** --skip-existing: an object both stores list alike is recorded present at once, with no copy to queue. */
@@ -319,7 +325,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
     const recentChange = (row: Row, object: OwnedObject): string | undefined => {
-      const updated = row[`${object.attachment}_updated_iso`];
+      const updated = row[updatedColumn(object.attachment)];
       return typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
     };
 
@@ -459,10 +465,13 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           summary.objects += owned.length;
           summary.skipped += owned.length - pending.length;
           if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
-          tracker.begin(String(row.id), pending.length);
-          if (pending.length > 0) expect(String(row.id), pending.length);
+          const id = String(row.id);
+          tracker.begin(id, pending.length);
+          if (pending.length > 0) expect(id, pending.length);
           for (const object of pending) {
-            await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), true);
+            // Awaited only when the pool is full: most objects of a row are queued without a promise in between.
+            const full = submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), true);
+            if (full !== undefined) await full;
           }
         }
       }
@@ -486,6 +495,14 @@ function sameListed(source: ListedObject, destination: ListedObject): boolean {
 function laterOf(minId: string | undefined, watermark: string): string {
   const next = BigInt(watermark) + 1n;
   return minId !== undefined && BigInt(minId) > next ? minId : String(next);
+}
+
+/** `<attachment>_updated_iso`, the column a row's attachment says when it changed in (src/db/rows.ts), made once per attachment. */
+const updatedColumns = new Map<string, string>();
+function updatedColumn(attachment: string): string {
+  let column = updatedColumns.get(attachment);
+  if (column === undefined) updatedColumns.set(attachment, (column = `${attachment}_updated_iso`));
+  return column;
 }
 
 /** `again`: the object was failed or missing before; one still missing is news only the first time (cron mails). */
