@@ -31,35 +31,41 @@ export interface OwnedObject {
 
 /** Every object `row` of `job` owns, in attachment then style order. A NULL or empty file name owns nothing. */
 export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
+  // Once per row read: no closure, spread or column name made here per object (the names are made once).
   const table = TABLES[job];
   const id = String(row.id);
   const visibility = visibilityOf(table, row);
+  const partition = idPartition(id);
+  const legacyPartition = legacyIdPartition(id);
   const objects: OwnedObject[] = [];
   for (const attachment of table.attachments) {
-    const fileName = row[`${attachment.name}_file_name`];
+    const columns = columnsOf(attachment);
+    const fileName = row[columns.fileName];
     if (typeof fileName !== 'string' || fileName === '') continue;
-    const underCache = isUnderCache(table, attachment, row);
     const mayMove = table.isLocal !== undefined && !table.isLocal(row);
-    const folder = `${job}/${attachment.folder}/${idPartition(id)}`;
-    const legacyFolder = `${job}/${attachment.folder}/${legacyIdPartition(id)}`;
-    const styles: Style[] = [{ name: 'original' }, ...attachment.styles(row)];
-    for (const style of styles) {
+    const underCache = mayMove && Number(row[columns.storageSchemaVersion] ?? 0) >= 1;
+    const folder = `${job}/${attachment.folder}/${partition}`;
+    // Paperclip before 6.1 padded ids to 9 digits (§1.2): a 10- or 11-digit id's object written then, never moved.
+    const legacyFolder = legacyPartition === partition ? undefined : `${job}/${attachment.folder}/${legacyPartition}`;
+    const storedContentType = stringOrNull(row[columns.contentType]);
+    const storedSize = numberOrNull(row[columns.fileSize]);
+    const styles = attachment.styles(row);
+    for (let index = -1; index < styles.length; index++) {
+      const style = index === -1 ? ORIGINAL : styles[index]!;
       const name = styleFileName(fileName, style.name, style.format);
       const relative = `${folder}/${style.name}/${name}`;
+      const alternates = legacyAlternates(relative, underCache, mayMove, style, fileName, folder);
+      if (legacyFolder !== undefined) alternates.push(`${legacyFolder}/${style.name}/${name}`);
       objects.push({
         job,
         id,
         attachment: attachment.name,
         style: style.name,
-        key: (underCache ? CACHE_PREFIX : '') + relative,
-        alternates: [
-          ...legacyAlternates(relative, underCache, mayMove, style, fileName, folder),
-          // Paperclip before 6.1 padded ids to 9 digits (§1.2): a 10- or 11-digit id's object written then, never moved.
-          ...(legacyFolder === folder ? [] : [`${legacyFolder}/${style.name}/${name}`]),
-        ],
+        key: underCache ? CACHE_PREFIX + relative : relative,
+        alternates,
         visibility,
-        storedContentType: stringOrNull(row[`${attachment.name}_content_type`]),
-        storedSize: numberOrNull(row[`${attachment.name}_file_size`]),
+        storedContentType,
+        storedSize,
         underCache,
       });
     }
@@ -67,28 +73,47 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
   return objects;
 }
 
-/** §1.2 `:prefix_url`: cache/ only if version ≥ 1, the model defines local?, and the row is not local. */
-function isUnderCache(table: TableSpec, attachment: AttachmentSpec, row: Row): boolean {
-  if (!table.isLocal) return false;
-  const version = Number(row[`${attachment.name}_storage_schema_version`] ?? 0);
-  return version >= 1 && !table.isLocal(row);
+const ORIGINAL: Style = { name: 'original' };
+
+/** The columns an attachment's key and copy read. */
+interface AttachmentColumns {
+  readonly fileName: string;
+  readonly contentType: string;
+  readonly fileSize: string;
+  readonly storageSchemaVersion: string;
+}
+
+const columnsByAttachment = new Map<AttachmentSpec, AttachmentColumns>();
+
+function columnsOf(attachment: AttachmentSpec): AttachmentColumns {
+  let columns = columnsByAttachment.get(attachment);
+  if (columns === undefined) {
+    const prefix = attachment.name;
+    columns = {
+      fileName: `${prefix}_file_name`,
+      contentType: `${prefix}_content_type`,
+      fileSize: `${prefix}_file_size`,
+      storageSchemaVersion: `${prefix}_storage_schema_version`,
+    };
+    columnsByAttachment.set(attachment, columns);
+  }
+  return columns;
 }
 
 /**
  * Keys where an older layout may hold the object when the exact key is absent: the other side of `cache/`
  * for rows that are not local (the only move Mastodon ever makes is `X/` → `cache/X/`, by `tootctl upgrade
  * storage-schema`, which can be interrupted; §4, §7) and, for a non-original style, the original's extension
- * (styles whose format changed across versions, §2.1 version drift), then both.
+ * (styles whose format changed across versions, §2.1 version drift), then both. §1.2 `:prefix_url`: cache/ only if
+ * version ≥ 1, the model defines local?, and the row is not local, so only a row that may move is ever under it.
  */
 function legacyAlternates(relative: string, underCache: boolean, mayMove: boolean, style: Style, fileName: string, folder: string): string[] {
-  const inPlace = (key: string) => (underCache ? CACHE_PREFIX : '') + key;
-  const swapped = (key: string) => (underCache ? '' : CACHE_PREFIX) + key;
-  const alternates = mayMove ? [swapped(relative)] : [];
+  const alternates = mayMove ? [underCache ? relative : CACHE_PREFIX + relative] : [];
   if (style.name !== 'original' && extensionOf(fileName) !== '') {
     const withOriginalExtension = `${folder}/${style.name}/${styleFileName(fileName, style.name, undefined)}`;
     if (withOriginalExtension !== relative) {
-      alternates.push(inPlace(withOriginalExtension));
-      if (mayMove) alternates.push(swapped(withOriginalExtension));
+      alternates.push(underCache ? CACHE_PREFIX + withOriginalExtension : withOriginalExtension);
+      if (mayMove) alternates.push(underCache ? withOriginalExtension : CACHE_PREFIX + withOriginalExtension);
     }
   }
   return alternates;
