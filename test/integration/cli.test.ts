@@ -8,12 +8,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { runCli, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { makeS3Client, s3Helpers, type S3Server } from '../support/s3.js';
 
+const RECORD_LOADS = pathToFileURL(resolve(import.meta.dirname, '../support/recordLoads.mjs')).href;
 const ownVersion = (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 
 test("--version prints mastosync's version, not that of the folder it runs in", async () => {
@@ -33,6 +35,38 @@ test('--help lists every command', async () => {
   assert.equal(result.code, 0, result.stderr);
   for (const command of ['run', 'init', 'check', 'plan', 'manifest', 'verify', 'prune'])
     assert.match(result.stdout, new RegExp(`mastosync ${command}\\b`), command);
+});
+
+/** Names that only the code of a command's work holds: its logging, config file parsing, database, stores and sync. */
+const WORK_NAMES = ['"pino"', '"TomlError"', '"Pool"', '"S3Store"', '"CheckpointWriter"'];
+
+test("--version, --help and a command's --help load the command line only, none of the commands' work", async () => {
+  const bundle = resolve(import.meta.dirname, '../../dist/bundle');
+  const scratch = mkdtempSync(join(tmpdir(), 'mastosync-loads-'));
+  try {
+    for (const args of [['--version'], ['--help'], ['run', '--help']]) {
+      const loads = join(scratch, `${args.join('')}.txt`);
+      const result = await runCli(args, { cwd: scratch, env: { NODE_OPTIONS: `--import ${RECORD_LOADS}`, TEST_RECORD_LOADS_FILE: loads } });
+      assert.equal(result.code, 0, result.stderr);
+      const loaded = readFileSync(loads, 'utf8')
+        .split('\n')
+        .filter((url) => url.startsWith(pathToFileURL(bundle).href));
+      assert.ok(
+        loaded.some((url) => url.endsWith('/main.js')),
+        'the loads were recorded',
+      );
+      for (const url of loaded) {
+        const text = readFileSync(fileURLToPath(url), 'utf8');
+        assert.deepEqual(
+          WORK_NAMES.filter((name) => text.includes(name)),
+          [],
+          `${args.join(' ')} loaded ${url}`,
+        );
+      }
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 });
 
 describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen copies in flight', () => {
