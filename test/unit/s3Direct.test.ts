@@ -470,6 +470,36 @@ test('the destination copies on the provider from a store of one account, from a
   }
 });
 
+test("a store whose configuration our endpoint rules leave to the SDK's loads them, and its requests go where they say", async () => {
+  // aws-global: the SDK signs for us-east-1 (ours would sign for the region as written).
+  const seen: Array<{ url?: string; authorization?: string }> = [];
+  const server = createServer((request, response) => {
+    seen.push({ url: request.url, authorization: request.headers.authorization });
+    response.writeHead(200, { 'content-length': '2' }).end('ok');
+  });
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as AddressInfo;
+  const config: S3StoreConfig = {
+    type: 's3',
+    bucket: 'media',
+    region: 'aws-global',
+    endpoint: `http://127.0.0.1:${port}`,
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+  };
+  assert.equal(bucketUrl(config), undefined);
+  const store = new S3Store(config, { role: 'source', maxSockets: 1, partSize: 8 * 1024 * 1024, queueSize: 1 });
+  try {
+    const object = await store.read('a/b.png');
+    for await (const chunk of object!.body) void chunk;
+    assert.equal(seen[0]!.url, '/media/a/b.png');
+    assert.match(seen[0]!.authorization!, /Credential=AKIDEXAMPLE\/\d{8}\/us-east-1\/s3\/aws4_request/);
+  } finally {
+    store.close();
+    server.close();
+  }
+});
+
 test('a copy in parts covers every byte once, in at most 10,000 parts', () => {
   for (const size of [MAX_COPY_OBJECT + 1, 7 * 1024 ** 3 + 12345, 6 * 1024 ** 4]) {
     const ranges = copyRanges(size);
