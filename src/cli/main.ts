@@ -54,7 +54,9 @@ export async function main(argv: string[], out: Output = processOutput, version?
     });
   skipHelpCaching(parser);
 
-  const settled = out === processOutput ? guardUnsettled(out, `mastosync ${argv[0] ?? ''}`.trim()) : undefined;
+  // Named as typed (`mastosync run`), whatever options come before the command.
+  const command = `mastosync ${argv.find((argument) => commandNames.includes(argument)) ?? ''}`.trim();
+  const settled = out === processOutput ? guardUnsettled(out, command) : undefined;
   try {
     await parser.parseAsync();
     return context.exitCode;
