@@ -467,30 +467,39 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.ok(!logLines(finished.stderr).some((line) => line.msg === 'database still unreachable'), 'a host key mismatch is not retried');
   });
 
-  test('the tunnel dropped while a page of rows streams in: the read fails, reconnects and the run ends exact', async () => {
+  /**
+   * Starts a run whose first page of rows (the pg-query-stream query) is held in flight, cuts its connection with
+   * `cut` while it waits, and lets it go on: the page must fail and be read again over a new connection, never hang.
+   */
+  async function cutWhileRowsStream(cut: (streamingPid: number) => Promise<void>, cutSeen?: string): Promise<CliResult> {
     const bucket = await newDestination();
     const config = configFor(bucket, { privateKey: sshd.clientKeyPath, hostKey: sshd.hostKeyFingerprint }, { batchSize: 2 });
     // Media rows are read with their statuses joined (for the ACL) and the window before them is not: locking statuses
-    // holds the first page's rows query, the pg-query-stream one, in flight for as long as the test wants.
+    // holds the first page's rows query in flight for as long as the test wants.
     const locker = new pg.Client({ connectionString: db.url });
     await locker.connect();
     cleanups.push(() => locker.end().catch(() => undefined));
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE statuses IN ACCESS EXCLUSIVE MODE');
     let stderr = '';
+    let run: ChildProcess | undefined;
     const result = runCli(['run', 'all', '--json'], {
       cwd: config.dir,
-      onSpawn: (child) => child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString())),
+      onSpawn: (child) => {
+        run = child;
+        child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      },
     });
     // Asked on another connection: within the locker's transaction pg_stat_activity would stay as first read.
     const streaming = async () =>
       (
-        await db.client.query(
-          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'mastosync' AND wait_event_type = 'Lock' AND query LIKE '%LEFT JOIN "statuses"%' AND query LIKE '%<= $2::bigint%'`,
+        await db.client.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE application_name = 'mastosync' AND wait_event_type = 'Lock' AND query LIKE '%LEFT JOIN "statuses"%' AND query LIKE '%<= $2::bigint%'`,
         )
-      ).rowCount! > 0;
+      ).rows[0]?.pid;
     const deadline = Date.now() + 30_000;
-    while (!(await streaming())) {
+    let pid: number | undefined;
+    while ((pid = await streaming()) === undefined) {
       if (Date.now() > deadline) {
         const activity = await db.client.query(`SELECT state, wait_event_type, query FROM pg_stat_activity WHERE application_name = 'mastosync'`);
         assert.fail(`the run never reached the rows query: ${JSON.stringify(activity.rows)}\n${stderr}`);
@@ -498,17 +507,15 @@ describe('run all through a real OpenSSH server', { skip }, () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
 
-    await sshd.killSessions();
-    await waitFor(() => stderr.includes('ssh tunnel dropped'), 'the run to see the tunnel drop');
+    await cut(pid);
+    if (cutSeen !== undefined) await waitFor(() => stderr.includes(cutSeen), `the run to log "${cutSeen}"`);
     await locker.query('COMMIT');
 
-    const finished = await result;
+    // A page left waiting on the dead connection would hang the run for good (or end it silently, exit 13).
+    const hung = setTimeout(() => run!.kill('SIGKILL'), 60_000);
+    const finished = await result.finally(() => clearTimeout(hung));
+    assert.notEqual(finished.signal, 'SIGKILL', `the run hung after the cut: ${stderr}`);
     assert.equal(finished.code, 0, finished.stderr);
-    const logs = logLines(finished.stderr);
-    assert.ok(
-      logs.some((line) => line.msg === 'database connection restored'),
-      finished.stderr,
-    );
     const summary = JSON.parse(finished.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
     assert.equal(summary.total.rows, fixture.rows.filter((row) => row.table !== 'statuses').length, 'every row read exactly once');
     assert.equal(summary.total.failed, 0);
@@ -518,6 +525,21 @@ describe('run all through a real OpenSSH server', { skip }, () => {
       [],
       'each destination key written exactly once',
     );
+    return finished;
+  }
+
+  test('the tunnel dropped while a page of rows streams in: the read fails, reconnects and the run ends exact', async () => {
+    const finished = await cutWhileRowsStream(() => sshd.killSessions(), 'ssh tunnel dropped');
+    assert.ok(
+      logLines(finished.stderr).some((line) => line.msg === 'database connection restored'),
+      finished.stderr,
+    );
+  });
+
+  test('the database ending the connection while a page of rows streams in (as a restart does): reconnects, ends exact', async () => {
+    await cutWhileRowsStream(async (streamingPid) => {
+      await db.client.query('SELECT pg_terminate_backend($1)', [streamingPid]);
+    });
   });
 
   test('closing the session after the tunnel dropped under a connection still taken out: returns within seconds', { timeout: 60_000 }, async () => {
