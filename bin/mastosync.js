@@ -1,12 +1,8 @@
-#!/bin/sh
-// 2>/dev/null; exec node --max-semi-space-size=2 "$0" "$@"
-// The line above is a comment to Node, and to sh a failed command (its error silenced) then the exec: run as a
-// command (npm's bin link), the launcher starts Node with a young generation of 2 MiB per semi-space instead of
-// 16, which keeps a run's peak RSS about 20 MB lower at the same CPU (docs/performance.md); V8 takes that flag only
-// at start. `node bin/mastosync.js` runs without it.
+#!/usr/bin/env node
 // Thin launcher. `npm run build` (run by `npm ci` through `prepare`) compiles src/ to dist/ and bundles it into
 // dist/bundle/: one file to load instead of hundreds, which halves the start (docs/performance.md). ssh2 stays
 // outside and is loaded only for a tunnel.
+// No V8 flags on the line above: each would cost every start its built-ins' code cache (src/cli/heap.ts).
 import { readFileSync } from 'node:fs';
 
 // The pinned AWS SDK supports Node 20 (package.json engines); its advice to upgrade is noise in cron mail.
