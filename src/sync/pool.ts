@@ -11,8 +11,8 @@ export class BoundedPool {
   private readonly queue: Array<() => Promise<void>> = [];
   /** Submitters waiting for room in the queue. */
   private waiters: Array<() => void> = [];
-  /** Resolves `drain` once nothing runs or waits. */
-  private drained: (() => void) | undefined;
+  /** Resolves every `drain` waiting once nothing runs or waits. */
+  private drained: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined;
   private readonly settle = () => {
     this.running -= 1;
     this.startQueued();
@@ -21,7 +21,11 @@ export class BoundedPool {
       this.waiters = [];
       for (const wake of waiters) wake();
     }
-    if (this.drained !== undefined && this.inFlight === 0) this.drained();
+    if (this.drained !== undefined && this.inFlight === 0) {
+      const { resolve } = this.drained;
+      this.drained = undefined;
+      resolve();
+    }
   };
 
   constructor(
@@ -77,8 +81,12 @@ export class BoundedPool {
   /** Resolves once every submitted task has settled. */
   async drain(): Promise<void> {
     while (this.inFlight > 0) {
-      await new Promise<void>((resolve) => (this.drained = resolve));
-      this.drained = undefined;
+      if (this.drained === undefined) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((settle) => (resolve = settle));
+        this.drained = { promise, resolve };
+      }
+      await this.drained.promise;
     }
   }
 
