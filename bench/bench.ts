@@ -86,8 +86,8 @@ const HELP = `npm run bench -- [options]
   --repeat N            run each tool N times (alternating) and keep its median run (default 1)
   --trace               after each streamed run, where its time went (bench/timeline.ts)
   --cpu-prof DIR        the Node tools (mastosync and node-floor) write a CPU profile of each run under DIR/<run>/
-                        (node --cpu-prof, 250 µs samples; mastosync then runs as its launcher would run it, node
-                        --max-semi-space-size=2; the profiler adds CPU, so compare profiles, not figures)
+                        (node --cpu-prof, 250 µs samples; mastosync then runs as its launcher would run it, plain
+                        node with the flags added; the profiler adds CPU, so compare profiles, not figures)
   --data-dir DIR        where s3rver keeps its buckets (default ${DEFAULT_DATA_DIR}); the tools' own files (config,
                         checkpoint, key list) stay in the system's temporary folder
   --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
@@ -998,7 +998,7 @@ function markdown(
       (rcloneFlags.length ? ` plus \`${rcloneFlags.join(' ')}\`` : '') +
       '; in the bucket scenarios, as an admin copies a whole bucket: `bin/mastosync.js run all` with default flags, against `rclone copy SRC:bucket DST:bucket --transfers C --fast-list --retries 1` (the command of issue 15; without `--metadata`, so Cache-Control is not carried over, and no HEAD per object)' +
       (tools.includes('node-floor')
-        ? ', and node-floor, the floor under any Node copier: bench/floorCopier.ts compiled to plain JavaScript and run as `node --max-semi-space-size=2 floorCopier.mjs` (as the launcher runs mastosync), which lists the source as `--fast-list` does and pipes each GET into a PUT over node:http keep-alive agents with a minimal SigV4 signature (unsigned payload), C in flight, with Content-Type, Cache-Control, the ACL and Content-MD5, a failed copy tried again from a fresh GET; no SDK, database, checkpoint, progress or integrity check'
+        ? ', and node-floor, the floor under any Node copier: bench/floorCopier.ts compiled to plain JavaScript and run as `node floorCopier.mjs` (as the launcher runs mastosync: no V8 flag, the young generation kept at two 2 MiB semi-spaces from inside), which lists the source as `--fast-list` does and pipes each GET into a PUT over node:http keep-alive agents with a minimal SigV4 signature (unsigned payload), C in flight, with Content-Type, Cache-Control, the ACL and Content-MD5, a failed copy tried again from a fresh GET; no SDK, database, checkpoint, progress or integrity check'
         : ''),
     `- Each tool runs ${repeat > 1 ? `${repeat} times, alternating with the other, and its median run by wall time is shown; each run ` : ''}under \`/usr/bin/time -v\` (CPU = user + system, peak RSS = maximum resident set size); wall time is from spawn to exit. After each run the destination is listed and must hold exactly the expected keys at the expected sizes.`,
     '- Latency limit: N objects × round trips per object (2 for GET + PUT, 1 for CopyObject) × latency / C in flight.',

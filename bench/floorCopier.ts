@@ -6,15 +6,17 @@
  * Content-Type, Cache-Control, the ACL and Content-MD5 (from a plain MD5 ETag) as mastosync writes them. Whatever
  * CPU and memory this spends, a Node copier of the same bucket spends too.
  *
- * The bench compiles it to plain JavaScript (no loader at start) and runs it as the launcher runs mastosync:
- * `node --max-semi-space-size=2 floorCopier.mjs --source URL/BUCKET --destination URL/BUCKET --concurrency N
- * [--acl ACL] [--limit N]`, the keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. `--limit 0` lists and copies
+ * The bench compiles it to plain JavaScript (no loader at start) and runs it as the launcher runs mastosync, with no
+ * V8 flag on Node's line (which would cost every built-in module its code cache) and the young generation kept at
+ * two 2 MiB semi-spaces from inside (as src/cli/heap.ts keeps mastosync's):
+ * `node floorCopier.mjs --source URL/BUCKET --destination URL/BUCKET --concurrency N [--acl ACL] [--limit N]`, the keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. `--limit 0` lists and copies
  * nothing: the floor's start. A copy that fails is tried again from a fresh GET, twice at most (as rclone's low-level
  * retries do: the proxies answer 502 when s3rver closed a kept-alive connection under them); exits 1 if it still fails.
  */
 import { createHash, createHmac } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 
 const { values } = parseArgs({
   options: {
@@ -174,11 +176,28 @@ async function copyOnce(key: string): Promise<void> {
   bytes += Number(headers['content-length']);
 }
 
+let youngGenerationStopped = false;
+/**
+ * mastosync's run stops V8 growing its young generation once its code is loaded, when it is two 2 MiB semi-spaces
+ * (src/cli/heap.ts). This copier loads next to nothing, so its young generation is still at V8's first 1 MiB then:
+ * it stops the growth once the copying has grown it to the same size, neither smaller (more collections) nor larger.
+ */
+function stopYoungGenerationAt2MiB(): void {
+  if (youngGenerationStopped) return;
+  const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+  if (young === undefined || young.space_size < 4 * 1024 * 1024) return;
+  setFlagsFromString('--semi-space-growth-factor=1');
+  youngGenerationStopped = true;
+}
+
 async function main(): Promise<void> {
   const keys = values.limit === '0' ? [] : await listSource();
   let next = 0;
   const worker = async () => {
-    for (let index = next++; index < keys.length; index = next++) await copy(keys[index]!);
+    for (let index = next++; index < keys.length; index = next++) {
+      await copy(keys[index]!);
+      stopYoungGenerationAt2MiB();
+    }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   source.agent.destroy();

@@ -86,8 +86,8 @@ export interface MastosyncRun {
   /** Another build's launcher to run instead of this checkout's (bench --compare). */
   readonly bin?: string;
   /**
-   * More flags for Node (bench --cpu-prof, which Node 20 refuses in NODE_OPTIONS): the launcher's line is then run
-   * as it would run it, `node --max-semi-space-size=2 FLAGS bin/mastosync.js`.
+   * More flags for Node (bench --cpu-prof, which Node 20 refuses in NODE_OPTIONS): the launcher is then run as
+   * `node FLAGS bin/mastosync.js`, as its shebang runs it with the flags added.
    */
   readonly nodeFlags?: readonly string[];
 }
@@ -124,7 +124,7 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   // The launcher is run as a command, as an admin runs it (npm's bin link), so the flags it starts Node with apply.
   const args = ['run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])];
   const bin = run.bin ?? MASTOSYNC_BIN;
-  const [command, commandArgs] = run.nodeFlags === undefined ? [bin, args] : [process.execPath, ['--max-semi-space-size=2', ...run.nodeFlags, bin, ...args]];
+  const [command, commandArgs] = run.nodeFlags === undefined ? [bin, args] : [process.execPath, [...run.nodeFlags, bin, ...args]];
   return measure(command, commandArgs, { env, cwd: run.dir, timeoutMs: run.timeoutMs });
 }
 
@@ -208,7 +208,7 @@ let floorScript: string | undefined;
 
 /**
  * The bare Node copier (bench/floorCopier.ts): the floor under any Node copier of the bucket, run as the launcher
- * runs mastosync (`node --max-semi-space-size=2`), with the same ACL.
+ * runs mastosync (plain `node`, the young generation stopped from inside), with the same ACL.
  */
 export async function runFloor(run: FloorRun): Promise<Measurement> {
   if (floorScript === undefined) {
@@ -227,7 +227,6 @@ export async function runFloor(run: FloorRun): Promise<Measurement> {
   return measure(
     process.execPath,
     [
-      '--max-semi-space-size=2',
       ...(run.nodeFlags ?? []),
       floorScript,
       '--source',
