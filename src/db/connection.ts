@@ -3,6 +3,7 @@
  * read-only and named `mastosync`; queries are short keyset pages run outside any explicit transaction, so no
  * snapshot outlives one page and a days-long run never holds back vacuum.
  */
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
@@ -37,11 +38,22 @@ const SESSION_SETUP = [
   "SET idle_in_transaction_session_timeout = '60s'",
 ].join('; ');
 
+/**
+ * How long a query may wait for the server's next word before its connection counts as lost: longer than any
+ * statement may run (statement_timeout above), so only a dead path takes this long.
+ */
+const ANSWER_DEADLINE_MS = 5.5 * 60_000;
+
+export interface SessionOptions {
+  /** Tests shorten the wait for an answer (ANSWER_DEADLINE_MS); nothing else should. */
+  readonly answerDeadlineMs?: number;
+}
+
 /** How long a run keeps trying to restore a lost connection (a rebooting server, a flapping link). */
 const RECONNECT_PATIENCE_MS = 5 * 60_000;
 const RECONNECT_MAX_DELAY_MS = 30_000;
 
-export async function connectDatabase(config: DatabaseConfig, log: Logger): Promise<Database> {
+export async function connectDatabase(config: DatabaseConfig, log: Logger, options: SessionOptions = {}): Promise<Database> {
   const base = clientConfig(config);
   const target = { host: base.host ?? '127.0.0.1', port: base.port ?? 5432 };
   const description = `${base.user ?? 'postgres'}@${target.host}:${target.port}/${base.database ?? ''}${config.ssh ? ` via ssh ${config.ssh.user}@${config.ssh.host}:${config.ssh.port}` : ''}`;
@@ -144,6 +156,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
         // pg also emits a dead socket's error on a checked-out client, where the pool listens no more; unheard it
         // would crash the process. The failing query reports it and reconnects, so nothing is lost by this.
         client.on('error', () => undefined);
+        watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS);
         try {
           await client.query(SESSION_SETUP);
         } catch (error) {
@@ -175,6 +188,31 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger): Prom
     throw connectionUsageError(forwardError ?? error, description);
   }
   return database;
+}
+
+/** pg's internals read by watchAnswers (pg 8; `activeQuery` without the underscore is deprecated and warns). */
+interface ClientInternals {
+  readonly connection: { readonly stream: Socket };
+  readonly _activeQuery: unknown;
+  readonly _queryQueue: readonly unknown[];
+}
+
+/**
+ * A frozen database host, proxy or NAT leaves the socket open and silent, and TCP may not notice for hours (its
+ * keepalive waits two hours by default, and sees nothing wrong while a proxy's kernel still acknowledges): the
+ * query waits forever, and so does the run, holding its checkpoint lock. When a query has waited longer than any
+ * statement may run, the socket is cut, so the query fails as a lost connection, which is reconnected and read
+ * again. An idle client is left alone: there is nothing to wait for.
+ */
+function watchAnswers(client: pg.PoolClient, deadlineMs: number): void {
+  const internals = client as unknown as ClientInternals;
+  const socket = internals.connection.stream;
+  socket.setTimeout(deadlineMs);
+  socket.on('timeout', () => {
+    if (internals._activeQuery == null && internals._queryQueue.length === 0) return;
+    const seconds = Math.round(deadlineMs / 1000);
+    socket.destroy(Object.assign(new Error(`Connection terminated: the database sent nothing for ${seconds} s while a query waited`), { code: 'ETIMEDOUT' }));
+  });
 }
 
 /** How long closing waits for clients still out to come back before it cuts the tunnel under them. */

@@ -1,0 +1,138 @@
+/**
+ * A path to the database that freezes: a proxy, NAT or host that stops forwarding without closing anything, so
+ * the socket stays open and silent and TCP notices nothing for hours. A query waiting on it must fail as a lost
+ * connection once it has waited longer than any statement may run, and be read again over a new connection; a
+ * run must never wait on it for good (found by an admin-style test: the run sat silent, holding its lock).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import pino from 'pino';
+import { connectDatabase, type Database } from '../../src/db/connection.js';
+import { readRowPages } from '../../src/db/rows.js';
+import { probeSchema } from '../../src/db/schema.js';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+
+/**
+ * A TCP relay to PostgreSQL that can freeze: the connections open at that moment then forward nothing, ever, and
+ * stay open; connections made while frozen wait, and go through once it thaws.
+ */
+class FreezingRelay {
+  private readonly server: Server;
+  private readonly live = new Set<{ frozen: boolean }>();
+  private readonly held: Array<() => void> = [];
+  private frozen = false;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly target: { host: string; port: number }) {
+    this.server = createServer((client) => {
+      this.sockets.add(client);
+      const start = () => this.forward(client);
+      if (this.frozen) this.held.push(start);
+      else start();
+    });
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return (this.server.address() as { port: number }).port;
+  }
+
+  private forward(client: Socket): void {
+    const pair = { frozen: false };
+    this.live.add(pair);
+    const upstream = connect(this.target.port, this.target.host);
+    this.sockets.add(upstream);
+    client.on('data', (chunk) => pair.frozen || upstream.write(chunk));
+    upstream.on('data', (chunk) => pair.frozen || client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  }
+
+  freeze(): void {
+    this.frozen = true;
+    for (const pair of this.live) pair.frozen = true;
+    this.live.clear();
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const start of this.held.splice(0)) start();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let postgres: PostgresServer;
+let db: TestDatabase;
+
+before(async () => {
+  postgres = await startPostgres();
+  db = await createDatabase('current');
+  await db.client.query(
+    `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
+     SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now() FROM generate_series(1, 30) AS g`,
+  );
+});
+
+after(async () => {
+  await db?.drop();
+  await postgres?.stop();
+});
+
+describe('a frozen path to the database', () => {
+  let relay: FreezingRelay;
+  let session: Database;
+
+  before(async () => {
+    const url = new URL(db.url);
+    relay = new FreezingRelay({ host: url.hostname, port: Number(url.port || 5432) });
+    url.port = String(await relay.listen());
+    // A wait of 1 s for the server's next word stands for the 5.5 minutes a run waits.
+    session = await connectDatabase({ connectionString: url.toString(), ssl: false, batchSize: 10 }, pino({ level: 'silent' }), { answerDeadlineMs: 1000 });
+  });
+  after(async () => {
+    await session?.close();
+    await relay?.close();
+  });
+
+  /** Freezes the relay, starts `read`, thaws the relay for new connections once the deadline has passed, and gives what `read` gave. */
+  async function acrossAFreeze<T>(read: () => Promise<T>): Promise<T> {
+    relay.freeze();
+    const result = read();
+    setTimeout(() => relay.thaw(), 1500);
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('still waiting on the frozen connection after 15 s')), 15_000);
+    });
+    try {
+      return await Promise.race([result, hung]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  test('a short query waiting on it is answered over a new connection', async () => {
+    const rows = await acrossAFreeze(() => session.query<{ n: number }>('SELECT 42 AS n'));
+    assert.deepEqual(rows, [{ n: 42 }]);
+  });
+
+  test('pages of rows read across it are all read, each row once', async () => {
+    const schema = await probeSchema(session);
+    const ids: string[] = [];
+    await acrossAFreeze(async () => {
+      for await (const rows of readRowPages(session, schema, 'accounts', { batchSize: 10 })) ids.push(...rows.map((row) => String(row.id)));
+    });
+    assert.deepEqual(
+      ids.map(Number),
+      Array.from({ length: 30 }, (_, index) => index + 1),
+    );
+  });
+});
