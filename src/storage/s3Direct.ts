@@ -296,6 +296,7 @@ class UnsignedPayloadSigner implements Signer {
    * the SDK's provider refreshes them.
    */
   private held: { readonly credentials: Credentials; readonly until: number } | undefined;
+  private stamp: { readonly second: number; readonly time: string; readonly scope: string } | undefined;
 
   constructor(
     private readonly credentials: CredentialProvider,
@@ -316,27 +317,38 @@ class UnsignedPayloadSigner implements Signer {
     return held !== undefined && Date.now() < held.until ? this.signWith(held.credentials, request, options) : undefined;
   }
 
-  /** Signs `request` in place (its headers replaced by the signed ones) and returns it. */
+  /**
+   * Signs `request` in place (x-amz-date, the token and authorization added to its headers) and returns it. Our
+   * callers name every header in lower case, so that a request's canonical headers are its own, sorted by name; a
+   * name in another case is lower-cased first (of two names differing only in case, the later one is sent).
+   */
   private signWith({ accessKeyId, secretAccessKey, sessionToken }: Credentials, request: OutgoingRequest, options: { signingDate: Date }): OutgoingRequest {
-    const time = options.signingDate.toISOString().replace(/[-:]|\.\d{3}/g, '');
-    const scope = `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request`;
-    const headers: Record<string, string> = { ...request.headers, 'x-amz-date': time };
+    const { time, scope } = this.stampOf(options.signingDate);
+    const headers = hasUpperCaseName(request.headers) ? lowerCaseNames(request.headers) : request.headers;
+    headers['x-amz-date'] = time;
     if (sessionToken !== undefined) headers['x-amz-security-token'] = sessionToken;
     let signedHeaders = '';
     let lines = '';
-    for (const name of Object.keys(headers)
-      .map((header) => header.toLowerCase())
-      .sort()) {
+    for (const name of Object.keys(headers).sort()) {
       if (UNSIGNABLE.has(name) || name.startsWith('proxy-') || name.startsWith('sec-')) continue;
       signedHeaders += signedHeaders === '' ? name : `;${name}`;
-      lines += `${name}:${canonicalValue(headerValue(headers, name))}\n`;
+      lines += `${name}:${canonicalValue(headers[name]!)}\n`;
     }
-    const canonical = `${request.method}\n${request.path}\n${canonicalQuery(request.query)}\n${lines}\n${signedHeaders}\n${headerValue(headers, 'x-amz-content-sha256')}`;
+    const canonical = `${request.method}\n${request.path}\n${canonicalQuery(request.query)}\n${lines}\n${signedHeaders}\n${headers['x-amz-content-sha256'] ?? ''}`;
     const toSign = `AWS4-HMAC-SHA256\n${time}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', this.signingKey(scope, secretAccessKey)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     request.headers = headers;
     return request;
+  }
+
+  /** The signing time (ISO 8601 basic, to the second) and credential scope: made once a second, not per request. */
+  private stampOf(date: Date): { readonly second: number; readonly time: string; readonly scope: string } {
+    const second = Math.floor(date.getTime() / 1000);
+    if (this.stamp?.second === second) return this.stamp;
+    const time = new Date(second * 1000).toISOString().replace(/[-:]|\.\d{3}/g, '');
+    this.stamp = { second, time, scope: `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request` };
+    return this.stamp;
   }
 
   private signingKey(scope: string, secret: string): Buffer {
@@ -367,10 +379,20 @@ export function encodeQueryPart(text: string): string {
   return encodeKey(text).replaceAll('/', '%2F');
 }
 
-/** A header's value whatever the case of its name. */
-function headerValue(headers: Readonly<Record<string, string>>, lowerCaseName: string): string {
-  if (headers[lowerCaseName] !== undefined) return headers[lowerCaseName];
-  return Object.entries(headers).find(([name]) => name.toLowerCase() === lowerCaseName)?.[1] ?? '';
+/** Whether a header name has a capital letter (checked per character: a regex or toLowerCase() per name costs more). */
+function hasUpperCaseName(headers: Readonly<Record<string, string>>): boolean {
+  for (const name of Object.keys(headers))
+    for (let index = 0; index < name.length; index++) {
+      const code = name.charCodeAt(index);
+      if (code >= 65 && code <= 90) return true;
+    }
+  return false;
+}
+
+function lowerCaseNames(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const lower: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) lower[name.toLowerCase()] = value;
+  return lower;
 }
 
 /** Each segment percent-encoded as S3 (and the SDK) expects, slashes kept: RFC 3986 unreserved characters stay. */
