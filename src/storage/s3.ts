@@ -308,13 +308,13 @@ export class S3Store implements ObjectStore {
     const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64').toString('hex');
     const hash = claimed === undefined ? createHash('md5') : undefined;
     // A body that fails ends the request at once (s3Http.ts), and its error is the cause, not the request's.
+    // Inline and unnamed: the bundle's keepNames would name a named closure per PUT (Object.defineProperty).
     let bodyFailure: { error: unknown } | undefined;
-    const bodyFailed = (error: unknown) => {
-      bodyFailure ??= { error };
-    };
     let sent: Readable = body;
     if (hash === undefined) {
-      body.once('error', bodyFailed);
+      body.once('error', (error: unknown) => {
+        bodyFailure ??= { error };
+      });
     } else {
       const hashing = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -322,7 +322,9 @@ export class S3Store implements ObjectStore {
           callback(null, chunk);
         },
       });
-      pipeline(body, hashing).catch(bodyFailed);
+      pipeline(body, hashing).catch((error: unknown) => {
+        bodyFailure ??= { error };
+      });
       sent = hashing;
     }
     // Only objects of known length go as one PUT (goesAsOnePut).
