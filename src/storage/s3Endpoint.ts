@@ -37,12 +37,29 @@ export function bucketUrl(config: Pick<S3StoreConfig, 'bucket' | 'region' | 'end
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
     return undefined;
   }
-  const path = url.pathname.replace(/\/$/, '');
+  const path = url.pathname.replace(/\/+$/, '');
   const isIp = IPV4.test(url.hostname) || url.hostname.startsWith('[');
   // Over TLS only a name without dots: a dotted one would not match the endpoint's wildcard certificate.
   const virtual = !forcePathStyle && !isIp && (virtualHostable(bucket, false) || (url.protocol === 'http:' && virtualHostable(bucket, true)));
   if (virtual) return new URL(`${url.protocol}//${bucket}.${url.host}${path}`);
   return new URL(`${url.protocol}//${url.host}${path}/${encodeBucket(bucket)}`);
+}
+
+/**
+ * The endpoint and addressing style to give the SDK's client, so that what it sends (multipart uploads, copies in
+ * parts) goes where the direct requests go. Where our rules decide, the SDK is told their choice: path style
+ * whenever they chose it (for a dotted bucket on an IP endpoint the SDK's own rules make an invalid URL), and the
+ * endpoint without trailing slashes (with one, the SDK's virtual-host URL has an empty path segment before the
+ * key: another key on a server that keeps it). Elsewhere the SDK's rules decide everything, as configured.
+ */
+export function sdkAddressing(config: Pick<S3StoreConfig, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>): {
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+} {
+  const ours = bucketUrl(config);
+  if (ours === undefined) return { endpoint: config.endpoint, forcePathStyle: config.forcePathStyle };
+  const virtual = ours.hostname.startsWith(`${config.bucket}.`);
+  return { endpoint: config.endpoint?.replace(/\/+$/, ''), forcePathStyle: config.forcePathStyle || !virtual };
 }
 
 /** The SDK's isVirtualHostableS3Bucket: lower-case DNS labels of 3 to 63 characters, not an IP address. */

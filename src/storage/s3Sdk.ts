@@ -12,6 +12,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
 import type { S3StoreConfig } from './s3Config.js';
 import { digestEtag, type CredentialProvider } from './s3Direct.js';
+import { sdkAddressing } from './s3Endpoint.js';
 import { IntegrityError, md5FromEtag } from './errors.js';
 import type { RequestGate } from './types.js';
 
@@ -29,8 +30,7 @@ export interface SdkClientOptions {
 export function createSdkClient(config: S3StoreConfig, options: SdkClientOptions): S3Client {
   const client = new S3Client({
     region: config.region,
-    endpoint: config.endpoint,
-    forcePathStyle: config.forcePathStyle,
+    ...sdkAddressing(config),
     credentials: options.credentials,
     systemClockOffset: options.clockOffset,
     // The SDK's default checksum mode frames streamed bodies as aws-chunked, which some servers store
