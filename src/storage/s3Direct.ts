@@ -50,10 +50,16 @@ export function credentialProvider({ credentials, region }: Pick<S3StoreConfig, 
   let chain: Promise<CredentialProvider> | undefined;
   return async () => {
     // The region as the SDK's client hands it: a role's STS client must be in the bucket's partition.
-    chain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) => defaultProvider({ parentClientConfig: { region } }));
+    // Silent, as the SDK's client was given it: its warnings (AWS_PROFILE beside AWS_ACCESS_KEY_ID) went to the console, into cron mail.
+    chain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) =>
+      defaultProvider({ parentClientConfig: { region }, logger: SILENT_SDK_LOGGER }),
+    );
     return (await chain)();
   };
 }
+
+/** A logger for the SDK's parts that says nothing: what matters reaches our log as errors. */
+export const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 interface Target {
   /** protocol, host and port of every request; the URL's path is `base`. */
@@ -143,8 +149,14 @@ export class DirectRequests {
     };
     const response = await this.send('POST', '', { headers, body: Readable.from([xml]), signal, query: { delete: '' } });
     const text = await readAll(response.body);
-    // A failure of the whole request that S3 answered late, with 200.
-    if (text.includes('<Error>') && !text.includes('<DeleteResult')) throw responseError(500, response.headers, text.toString());
+    // A failure of the whole request that S3 answered late, with 200; or no DeleteResult at all (a proxy's page, an
+    // empty body), which would otherwise read as every key deleted.
+    if (!text.includes('<DeleteResult'))
+      throw responseError(
+        500,
+        response.headers,
+        text.includes('<Error>') ? text.toString() : '<Code>NoDeleteResult</Code><Message>the answer to DeleteObjects held no DeleteResult</Message>',
+      );
     return text;
   }
 
