@@ -32,6 +32,7 @@ import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
+import { isRegionName, shownEndpoint } from './s3Endpoint.js';
 
 export interface S3StoreOptions extends StoreOptions {
   /** Objects up to this size go as one streamed PUT (nothing buffered); larger ones as a multipart upload. Default: partSize. */
@@ -69,9 +70,12 @@ export class S3Store implements ObjectStore {
     readonly config: S3StoreConfig,
     private readonly options: S3StoreOptions,
   ) {
-    this.description = `s3://${config.bucket}${config.keyPrefix ? `/${config.keyPrefix}` : ''}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
+    this.description = `s3://${config.bucket}${config.keyPrefix ? `/${config.keyPrefix}` : ''}${config.endpoint ? ` at ${shownEndpoint(config.endpoint)}` : ''}`;
     if (config.endpoint !== undefined && !/^https?:\/\/[^/]/.test(config.endpoint)) {
-      throw new UsageError(`[${options.role}] endpoint must be a URL like https://s3.example.com, not "${config.endpoint}"`);
+      throw new UsageError(`[${options.role}] endpoint must be a URL like https://s3.example.com, not "${shownEndpoint(config.endpoint)}"`);
+    }
+    if (!isRegionName(config.region)) {
+      throw new UsageError(`[${options.role}] region must be a region's name like us-east-1, fr-par or auto, not "${config.region}"`);
     }
     // One pool of sockets for the direct requests and the SDK's.
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
@@ -145,6 +149,13 @@ export class S3Store implements ObjectStore {
           cause: error,
         });
       }
+      // Nothing was sent: no key in the config, and none in the environment, a profile or an instance role.
+      if ((error as Error | undefined)?.name === 'CredentialsProviderError') {
+        throw new UsageError(
+          `${where}: no credentials found (${describeError(error)}): set access_key_id and secret_access_key in [${this.options.role}], or AWS credentials in the environment or a profile`,
+          { cause: error },
+        );
+      }
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check endpoint and network`, { cause: error });
     }
   }
@@ -200,7 +211,7 @@ export class S3Store implements ObjectStore {
 
   /** `[destination] bucket "media" at https://…`, for messages. */
   get where(): string {
-    return `[${this.options.role}] bucket "${this.config.bucket}"${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`;
+    return `[${this.options.role}] bucket "${this.config.bucket}"${this.config.endpoint ? ` at ${shownEndpoint(this.config.endpoint)}` : ''}`;
   }
 
   private async upload(key: string, body: Readable, options: WriteOptions): Promise<void> {

@@ -18,6 +18,19 @@ const PSEUDO_REGION = /^aws-global$|fips/;
 /** Names the SDK treats otherwise: directory buckets (--x-s3), access point aliases, Outposts. */
 const SPECIAL_BUCKET = /^arn:|--[a-z0-9]+-s3$/;
 
+/**
+ * Whether `region` can be signed for and put in a host name, as the SDK's rules require of it (they refused
+ * "us-east-1 " or "eu central 1" when the client was made; the direct requests would sign with it as written).
+ */
+export function isRegionName(region: string): boolean {
+  return HOST_LABEL.test(region);
+}
+
+/** The endpoint as messages and logs show it: a user name or password written into the URL is masked. */
+export function shownEndpoint(endpoint: string): string {
+  return endpoint.replace(/^(https?:\/\/)[^/@]*@/, '$1***@');
+}
+
 /** The bucket's URL (with its path in path style), or undefined where the SDK's rules must decide. */
 export function bucketUrl(config: Pick<S3StoreConfig, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>): URL | undefined {
   const { bucket, region, endpoint, forcePathStyle } = config;

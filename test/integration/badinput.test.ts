@@ -4,7 +4,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { buildFixture, loadFixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -55,6 +57,15 @@ interface Case {
   readonly text?: () => string;
   /** What the one line must say (the thing to fix). */
   readonly says: RegExp | (() => RegExp);
+  /** What the line must not show. */
+  readonly hides?: RegExp;
+  /** The command's whole environment (nothing of this process's), when the case depends on it. */
+  readonly env?: () => NodeJS.ProcessEnv;
+}
+
+/** A [source] on the tests' s3rver with these lines instead of the usual keys. */
+function sourceWith(lines: string[]): Partial<ConfigSettings> {
+  return { source: { lines: ['type = "s3"', `endpoint = ${JSON.stringify(s3.endpoint)}`, 'bucket = "bad-source"', 'force_path_style = true', ...lines] } };
 }
 
 const CASES: Case[] = [
@@ -133,6 +144,37 @@ const CASES: Case[] = [
     config: () => ({ source: { endpoint: s3.endpoint, bucket: 'bad-source', accessKeyId: 'AKIAWRONG' } }),
     says: /\[source\] bucket "bad-source".* refused the credentials/,
   },
+  {
+    name: 'a region with a space in it',
+    args: ['run', 'all'],
+    config: () => sourceWith(['access_key_id = "S3RVER"', 'secret_access_key = "S3RVER"', 'region = "eu central 1"']),
+    says: /\[source\] region must be a region's name like us-east-1, fr-par or auto, not "eu central 1"/,
+  },
+  {
+    name: 'no credentials anywhere',
+    args: ['run', 'all'],
+    config: () => sourceWith([]),
+    // No AWS_* variable, no ~/.aws, and no instance metadata service asked (tests talk to 127.0.0.1 only).
+    env: () => ({ PATH: process.env.PATH, HOME: mkdtempSync(join(tmpdir(), 'mastosync-home-')), AWS_EC2_METADATA_DISABLED: 'true' }),
+    says: /\[source\] bucket "bad-source".*: no credentials found .*: set access_key_id and secret_access_key in \[source\], or AWS credentials in the environment or a profile/,
+  },
+  {
+    name: 'an endpoint with a password in it, unreachable',
+    args: ['run', 'all'],
+    config: () => ({
+      source: {
+        lines: [
+          'type = "s3"',
+          `endpoint = "http://media:hunter2@127.0.0.1:${closedPort}"`,
+          'bucket = "bad-source"',
+          'access_key_id = "S3RVER"',
+          'secret_access_key = "S3RVER"',
+        ],
+      },
+    }),
+    says: /\[source\] bucket "bad-source" at http:\/\/\*\*\*@127\.0\.0\.1:\d+ is unreachable/,
+    hides: /hunter2/,
+  },
 ];
 
 describe('bad input: one clear line, exit 2, nothing written', () => {
@@ -142,12 +184,13 @@ describe('bad input: one clear line, exit 2, nothing written', () => {
       dirs.push(config.dir);
       if (badCase.text) writeFileSync(config.file, badCase.text());
       const started = Date.now();
-      const result = await runCli(badCase.args, { cwd: config.dir });
+      const result = await runCli(badCase.args, { cwd: config.dir, ...(badCase.env && { env: badCase.env(), replaceEnv: true }) });
       assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
       const lines = result.stderr.split('\n').filter((line) => line.trim() !== '');
       assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${result.stderr}`);
       assert.match(lines[0]!, /^mastosync: /);
       assert.match(lines[0]!, typeof badCase.says === 'function' ? badCase.says() : badCase.says);
+      if (badCase.hides) assert.doesNotMatch(result.stderr, badCase.hides);
       assert.equal(result.stdout, '', 'nothing on stdout');
       assert.ok(Date.now() - started < 15_000, 'a bad input must fail fast, not after minutes of retrying');
       assert.deepEqual(await s3.listKeys('bad-destination'), [], 'no object may be written');
