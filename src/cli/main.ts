@@ -67,16 +67,17 @@ export async function main(argv: string[], out: Output = processOutput, version?
     }
     // The classes below come from the modules of the command that threw them, loaded by then; importing them here
     // up front would load storage and sync code for --help.
-    const [{ CheckpointBusyError }, { FatalStoreError }, { ListingFailedError, ListingOrderError }] = await Promise.all([
+    const [{ CheckpointBusyError }, { FatalStoreError }, { ListingFailedError, ListingOrderError }, { DatabaseLostError }] = await Promise.all([
       import('../sync/lock.js'),
       import('../storage/errors.js'),
       import('../sync/listingJoin.js'),
+      import('../db/connection.js'),
     ]);
     if (error instanceof CheckpointBusyError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.busy;
     }
-    if (error instanceof FatalStoreError || error instanceof ListingOrderError || error instanceof ListingFailedError) {
+    if (error instanceof FatalStoreError || error instanceof ListingOrderError || error instanceof ListingFailedError || error instanceof DatabaseLostError) {
       // What no retry can fix, met where no run records it (prune's deletes, say): the line run prints, not a class name.
       out.stderr(`mastosync: stopped: ${error.message}`);
       return EXIT.failures;

@@ -117,7 +117,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         log.info({ attempt: attempt + 1 }, 'database connection restored');
         return;
       } catch (error) {
-        if (!worthRetrying(error) || Date.now() - started >= RECONNECT_PATIENCE_MS) throw lostConnectionError(error, description);
+        if (!worthRetrying(error) || Date.now() - started >= RECONNECT_PATIENCE_MS) throw new DatabaseLostError(description, { cause: error });
         const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** attempt);
         log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'database still unreachable');
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -269,12 +269,19 @@ function worthRetrying(error: unknown): boolean {
   return isConnectionLost(error);
 }
 
-function lostConnectionError(error: unknown, description: string): Error {
-  return new Error(
-    `lost the connection to ${description} and could not restore it: ${describeError(error)}\n` +
-      'Finished objects are in the checkpoint: once the cause is fixed, run again with --resume.',
-    { cause: error },
-  );
+/**
+ * The connection was lost and could not be restored within the patience: a run stops on it as on a store error no
+ * retry fixes (the summary, then one `stopped:` line), since what it finished is recorded.
+ */
+export class DatabaseLostError extends Error {
+  override readonly name = 'DatabaseLostError';
+  constructor(description: string, options: { cause: unknown }) {
+    super(
+      `lost the connection to ${description} and could not restore it (${describeError(options.cause)}): ` +
+        'finished objects are in the checkpoint; once the cause is fixed, run again with --resume',
+      options,
+    );
+  }
 }
 
 function connectionUsageError(error: unknown, description: string): UsageError {

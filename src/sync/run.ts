@@ -5,7 +5,7 @@
  * finish; the hard stop aborts them.
  */
 import type { Logger } from 'pino';
-import type { Database } from '../db/connection.js';
+import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, coversEveryRow, ownedInScope, type Scope } from '../db/scope.js';
@@ -105,8 +105,11 @@ export interface RunSummary {
   readonly jobs: JobSummary[];
   readonly interrupted: boolean;
   /** What stopped the run because no retry could fix it (a bucket gone, a full disk), naming the fix. */
-  readonly stoppedBy?: FatalStoreError | CheckpointWriteError;
+  readonly stoppedBy?: RunStop;
 }
+
+/** What stops a run that no retry can fix: a store's answer, the checkpoint's disk, the database gone for good. */
+type RunStop = FatalStoreError | CheckpointWriteError | DatabaseLostError;
 
 /** The checkpoint could not be written (a full disk where it lives): the run stops, as for a fatal store error. */
 export class CheckpointWriteError extends Error {
@@ -124,10 +127,10 @@ const WATERMARK_EVERY_MS = 1000;
 export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const { log } = options;
   // The first error no retry can fix stops the run as a graceful stop does: queued copies never start.
-  let stoppedBy: FatalStoreError | CheckpointWriteError | undefined;
+  let stoppedBy: RunStop | undefined;
   const halt = new AbortController();
   const stop = AbortSignal.any([options.stop, halt.signal]);
-  const stopFor = (cause: FatalStoreError | CheckpointWriteError) => {
+  const stopFor = (cause: RunStop) => {
     if (stoppedBy !== undefined) return;
     stoppedBy = cause;
     // The CLI says the cause and the fix in one line at the end; here only that the stop began, for JSON logs.
@@ -175,6 +178,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (stop.aborted) break;
       await runJob(job);
     }
+  } catch (error) {
+    // Reconnecting gave up: what was copied is recorded, so the run ends with its summary, like a store's fatal error.
+    if (!(error instanceof DatabaseLostError)) throw error;
+    stopFor(error);
   } finally {
     // Even when reading fails, the copies already started finish and are recorded before the error surfaces.
     await pool.drain();

@@ -459,9 +459,14 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const started = Date.now();
     const finished = await result;
     assert.equal(finished.code, 1, finished.stderr);
-    assert.match(finished.stderr, /lost the connection to .* could not restore it: .*host key verification failed/);
+    // Stopped as on a store error no retry fixes: the summary of what was copied first, then one `stopped:` line.
+    assert.match(finished.stderr, /^mastosync: stopped: lost the connection to .* could not restore it \(.*host key verification failed/m);
     assert.ok(finished.stderr.includes(impostor.hostKeyFingerprint), `names the key the impostor offered: ${finished.stderr}`);
     assert.match(finished.stderr, /run again with --resume/);
+    assert.doesNotMatch(finished.stderr, /mastosync: error:/);
+    const summary = JSON.parse(finished.stdout.trim().split('\n').at(-1)!) as { stopped?: string; total: Record<string, number> };
+    assert.match(summary.stopped ?? '', /lost the connection/);
+    assert.ok(summary.total.copied! >= 10, `the summary counts what was copied: ${finished.stdout}`);
     assert.ok(Date.now() - started < 15_000, 'no retry loop against a server that failed host key verification');
     assert.doesNotMatch(impostor.log(), /Accepted|Failed (publickey|password)|Postponed/, 'no credentials were offered to the impostor');
     assert.ok(!logLines(finished.stderr).some((line) => line.msg === 'database still unreachable'), 'a host key mismatch is not retried');
