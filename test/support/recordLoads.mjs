@@ -1,7 +1,7 @@
 /**
  * Loaded into a child CLI with `node --import`: appends the URL of every module the child loads, one a line, to the
  * file named by TEST_RECORD_LOADS_FILE (the module hooks run in a thread of their own, which sees the environment).
- * test/integration/s3-without-sdk.test.ts reads it to learn which chunks of the bundle a run loaded.
+ * test/integration/s3-direct.test.ts and cli.test.ts read it to learn which chunks of the bundle a command loaded.
  */
 import { register } from 'node:module';
 
