@@ -51,7 +51,9 @@ export function reportText(report: Report): string {
   const rows = [header, ...report.jobs.map((job) => line(job.job, job)), line('total', total)];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
-  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished; the objects of the other ${total.unfinishedRows} stay to do`;
+  // A row is finished when each of its objects is recorded: a failed one too, which --resume tries again.
+  const failedAmong = total.failed > 0 ? `, with ${total.failed} failed objects that --resume tries again` : '';
+  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished${failedAmong}; the objects of the other ${total.unfinishedRows} stay to do`;
   const status = report.dryRun
     ? 'dry run: nothing was written'
     : report.stopped !== undefined

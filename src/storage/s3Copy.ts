@@ -13,7 +13,8 @@ import type { S3StoreConfig } from './s3Config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
 import type { S3Store } from './s3.js';
 import type { ObjectInfo, ServerCopyOptions, ServerCopyOutcome } from './types.js';
-import { fatalS3Error } from './s3Errors.js';
+import { fatalOfRequest, type FatalStoreError } from './errors.js';
+import { fatalS3Error, s3ErrorCode } from './s3Errors.js';
 
 /** The largest object one CopyObject copies (AWS; most providers share the limit). */
 export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
@@ -49,8 +50,9 @@ export async function copyOnProvider(
     await destination.direct.copy(source.config.bucket, from, destination.locate(key), headers, options.signal);
     return 'copied';
   } catch (error) {
-    // The answer cannot tell which bucket is gone or which side refused: it names the destination, which sent it.
-    const fatal = fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject');
+    const fatal =
+      sourceUnreadable(error, source, destination, destination.locate(key)) ??
+      fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject');
     if (fatal !== undefined) throw fatal;
     if (isNoSuchKey(error)) return needsEncoding(from) ? 'declined' : 'missing';
     if (!isTooLarge(error)) throw error;
@@ -59,6 +61,20 @@ export async function copyOnProvider(
     await copyInParts(source, from, destination, destination.locate(key), head, options);
     return 'copied';
   }
+}
+
+/**
+ * NoSuchBucket or AccessDenied answered to CopyObject: the destination bucket was checked at the run's start, so it
+ * is the source bucket that the destination's provider cannot see (another provider or region) or read (another
+ * account): not a bucket to create, but a copy to stream.
+ */
+function sourceUnreadable(error: unknown, source: S3Store, destination: S3Store, key: string): FatalStoreError | undefined {
+  const code = s3ErrorCode(error);
+  if (code !== 'NoSuchBucket' && code !== 'AccessDenied') return undefined;
+  return fatalOfRequest(error, { side: 'destination', where: destination.where, key, operation: 'CopyObject', code })(
+    `cannot read from ${source.where} on the provider`,
+    `a copy on the provider needs both buckets on one provider, readable with the destination's credentials: set [sync] copy_mode = "stream" (or "auto"), then run again with --resume`,
+  );
 }
 
 /** The byte ranges (inclusive) of a copy in parts: 512 MiB each, more if 10,000 parts would not hold it. */

@@ -138,3 +138,19 @@ test('copy_mode = "server" with a folder on one side is a usage error, and nothi
   assert.match(result.stderr, /copy_mode = "server".*must both be type = "s3"/);
   assert.equal(existsSync(config.checkpoint), false, 'nothing is written');
 });
+
+test('copy_mode = "server" onto another provider names the source bucket it cannot read, and the fix to stream', async () => {
+  const world = await makeWorld();
+  const other = await startS3();
+  cleanups.push(() => other.stop());
+  await other.createBucket(world.destination);
+  const config = configFor(world, { copyMode: 'server', destination: { endpoint: other.endpoint, bucket: world.destination } });
+  const result = await runCli(['run', 'all'], { cwd: config.dir });
+  assert.equal(result.code, 1, result.stderr);
+  const stopped = result.stderr.split('\n').filter((line) => line.startsWith('mastosync: stopped:'));
+  assert.equal(stopped.length, 1, result.stderr);
+  // The destination bucket exists (checked at the start); the other provider has no source bucket to copy from.
+  assert.match(stopped[0]!, new RegExp(`bucket "${world.destination}" .*cannot read from \\[source\\] bucket "${world.source}"`));
+  assert.match(stopped[0]!, /copy_mode = "stream"/);
+  assert.doesNotMatch(stopped[0]!, /does not exist|create it/);
+});

@@ -40,6 +40,14 @@ test('an interrupted run: the column is "rows read", and the status line says th
   assert.match(text, /^interrupted: run again with --resume to continue \(of the 10 rows read, 7 are finished; the objects of the other 3 stay to do\)$/m);
 });
 
+test('a stopped run whose finished rows hold failed objects says so: they were tried, not copied', () => {
+  const stopped = { ...report(false), jobs: [{ ...job, copied: 0, missing: 0, failed: 8, unfinishedRows: 2 }], stopped: 'the cause: the fix' };
+  assert.match(
+    reportText(stopped),
+    /^stopped: the cause: the fix \(of the 10 rows read, 8 are finished, with 8 failed objects that --resume tries again; the objects of the other 2 stay to do\)$/m,
+  );
+});
+
 test('an interrupted run --skip-existing is told to go on with --skip-existing, or a --resume copies again what it found present', () => {
   assert.match(reportText(report(true, true)), /^interrupted: run again with --resume --skip-existing to continue/m);
 });
