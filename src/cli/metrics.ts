@@ -147,7 +147,12 @@ export class Metrics {
         reject(
           error.code === 'EADDRINUSE' || error.code === 'EADDRNOTAVAIL' || error.code === 'EACCES'
             ? new UsageError(`--metrics cannot listen on ${address.host}:${address.port} (${error.code}): pick another address or port`)
-            : error,
+            : // A host name the resolver does not know (EAI_AGAIN where no DNS answers at all).
+              error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN'
+              ? new UsageError(
+                  `--metrics cannot listen on ${address.host}:${address.port} (${error.code}: no such host): give an address of this machine, e.g. 127.0.0.1:9464`,
+                )
+              : error,
         ),
       );
       server.listen(address.port, address.host, () => resolve());

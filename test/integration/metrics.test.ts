@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
@@ -250,6 +250,15 @@ describe('--metrics during a real run', () => {
       const result = await runCli(['run', 'all', '--metrics', 'localhost:99999'], { cwd: config.dir });
       assert.equal(result.code, 2);
       assert.equal(result.stderr.trim(), 'mastosync: --metrics takes HOST:PORT or PORT (e.g. 127.0.0.1:9464 or 9464), not "localhost:99999"');
+      // A host that does not resolve (.invalid never does) is a usage error too, not a resolver's raw error.
+      const unknown = await runCli(['run', 'all', '--metrics', 'no-such-host.invalid:1'], { cwd: config.dir });
+      assert.equal(unknown.code, 2, unknown.stderr);
+      assert.match(
+        unknown.stderr.trim(),
+        /^mastosync: --metrics cannot listen on no-such-host\.invalid:1 \((ENOTFOUND|EAI_AGAIN): no such host\): give an address/,
+      );
+      assert.equal(unknown.stderr.trim().split('\n').length, 1, unknown.stderr);
+      assert.equal(existsSync(config.checkpoint), false, 'nothing written');
     } finally {
       rmSync(config.dir, { recursive: true, force: true });
     }
