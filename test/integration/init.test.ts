@@ -208,6 +208,22 @@ describe('init on the command line', () => {
     assert.match(swift.stderr, /sets SWIFT_ENABLED=true but no SWIFT_CONTAINER: add the one Mastodon uses/);
     assert.equal(existsSync(join(dir, 'mastosync.toml')), false);
   });
+
+  test('a file without one KEY=value line (another file given by mistake, or an empty one): exit 2, one line, nothing written', async () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'passwd'), 'root:x:0:0:root:/root:/bin/bash\nmastodon:x:991:991::/home/mastodon:/bin/bash\n');
+    writeFileSync(join(dir, 'empty.env'), '# nothing yet\n\n');
+    for (const file of ['passwd', 'empty.env']) {
+      const result = await runCli(['init', '--from-env', file], { cwd: dir });
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        `mastosync: ${file} holds no KEY=value line: pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`,
+      );
+      assert.equal(result.stdout, '');
+      assert.equal(existsSync(join(dir, 'mastosync.toml')), false, 'nothing written');
+    }
+  });
 });
 
 describe('the written config works: init, then check and run --dry-run', () => {

@@ -38,6 +38,10 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
     );
   }
   const env = parseEnvFile(envText);
+  // Another file given by mistake (or an empty one) would still make a config, of Mastodon's defaults alone.
+  if (env.values.size === 0) {
+    throw new UsageError(`${flags.fromEnv} holds no KEY=value line: pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`);
+  }
   const derived = configFromEnv(env.values, envPath);
   const notes = [...env.ignoredLines.map((line) => `line ${line} of ${flags.fromEnv} is not KEY=value: ignored`), ...derived.notes];
   await writePrivateFile(flags.out, derived.text, flags.force);
