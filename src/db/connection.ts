@@ -47,6 +47,8 @@ const ANSWER_DEADLINE_MS = 5.5 * 60_000;
 export interface SessionOptions {
   /** Tests shorten the wait for an answer (ANSWER_DEADLINE_MS); nothing else should. */
   readonly answerDeadlineMs?: number;
+  /** Tests shorten how long a lost connection is tried again (RECONNECT_PATIENCE_MS); nothing else should. */
+  readonly reconnectPatienceMs?: number;
 }
 
 /** How long a run keeps trying to restore a lost connection (a rebooting server, a flapping link). */
@@ -117,7 +119,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         log.info({ attempt: attempt + 1 }, 'database connection restored');
         return;
       } catch (error) {
-        if (!worthRetrying(error) || Date.now() - started >= RECONNECT_PATIENCE_MS) throw new DatabaseLostError(description, { cause: error });
+        if (!worthRetrying(error) || Date.now() - started >= (options.reconnectPatienceMs ?? RECONNECT_PATIENCE_MS))
+          throw new DatabaseLostError(description, { cause: error });
         const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** attempt);
         log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'database still unreachable');
         await new Promise((resolve) => setTimeout(resolve, delay));

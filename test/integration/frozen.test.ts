@@ -8,9 +8,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import pino from 'pino';
-import { connectDatabase, type Database } from '../../src/db/connection.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseLostError, connectDatabase, type Database } from '../../src/db/connection.js';
 import { readRowPages } from '../../src/db/rows.js';
 import { probeSchema } from '../../src/db/schema.js';
+import { FsStore } from '../../src/storage/fs.js';
+import { EMPTY_RESUME_STATE } from '../../src/sync/checkpoint.js';
+import { runJobs } from '../../src/sync/run.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 
 /**
@@ -134,5 +140,50 @@ describe('a frozen path to the database', () => {
       ids.map(Number),
       Array.from({ length: 30 }, (_, index) => index + 1),
     );
+  });
+});
+
+describe('a database gone for good mid-run', () => {
+  test('the run stops as on an error no retry fixes: what it read is in its summary, the stop says to --resume', async () => {
+    const url = new URL(db.url);
+    const relay = new FreezingRelay({ host: url.hostname, port: Number(url.port || 5432) });
+    url.port = String(await relay.listen());
+    // Half a second of reconnecting stands for the 5 minutes a run keeps trying.
+    const session = await connectDatabase({ connectionString: url.toString(), ssl: false, batchSize: 10 }, pino({ level: 'silent' }), {
+      reconnectPatienceMs: 500,
+    });
+    const folder = mkdtempSync(join(tmpdir(), 'mastosync-gone-'));
+    try {
+      let gone = false;
+      const summary = await runJobs({
+        jobs: ['accounts'],
+        db: session,
+        schema: await probeSchema(session),
+        source: new FsStore(join(folder, 'source'), 'source'),
+        destination: new FsStore(join(folder, 'destination'), 'destination'),
+        batchSize: 10,
+        concurrency: 2,
+        acl: '',
+        retries: 0,
+        resume: EMPTY_RESUME_STATE,
+        dryRun: true,
+        // The database (here, the only path to it) goes away once the first page is read, and never comes back.
+        onPlan: () => {
+          if (!gone) void relay.close();
+          gone = true;
+        },
+        stop: new AbortController().signal,
+        abort: new AbortController().signal,
+        log: pino({ level: 'silent' }),
+      });
+      assert.ok(summary.stoppedBy instanceof DatabaseLostError, String(summary.stoppedBy));
+      assert.match(summary.stoppedBy.message, /^lost the connection to .* could not restore it \(.*\): .*run again with --resume$/);
+      const [accounts] = summary.jobs;
+      assert.ok(accounts!.rows >= 10 && accounts!.rows < 30, `rows read before the loss: ${accounts!.rows}`);
+      assert.equal(summary.interrupted, false);
+    } finally {
+      await session.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
