@@ -379,11 +379,19 @@ function canonicalValue(value: string): string {
 
 /** SigV4's canonical query: names and values encoded as RFC 3986 asks (encodeKey with slashes too), sorted by name. */
 function canonicalQuery(query: Readonly<Record<string, string>>): string {
+  // Only listings, deletes and aborts have a query: an object's GET and PUT skip the five arrays below.
+  if (isEmpty(query)) return '';
   return Object.entries(query)
     .map(([name, value]) => [encodeQueryPart(name), encodeQueryPart(value)] as const)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, value]) => `${name}=${value}`)
     .join('&');
+}
+
+/** Whether `record` has no key (without the array of Object.keys). */
+export function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return false;
+  return true;
 }
 
 /** A query name or value encoded as S3 and SigV4 expect: every character but RFC 3986's unreserved ones. */

@@ -11,7 +11,7 @@ import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage }
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { encodeQueryPart } from './s3Direct.js';
+import { encodeQueryPart, isEmpty } from './s3Direct.js';
 import { flatHeaders, sendBody } from './swiftHttp.js';
 
 /** A request as s3Direct.ts builds and signs it (the shape of the SDK's HttpRequest, which its signer takes). */
@@ -121,6 +121,7 @@ export class HttpTransport implements HttpHandler {
 
 /** The path with the query string, encoded as it was signed (only listings carry one). */
 function withQuery(request: OutgoingRequest): string {
+  if (isEmpty(request.query)) return request.path;
   const parts = Object.entries(request.query).map(([name, value]) => `${encodeQueryPart(name)}=${encodeQueryPart(value)}`);
   return parts.length === 0 ? request.path : `${request.path}?${parts.join('&')}`;
 }
