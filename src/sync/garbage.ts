@@ -66,6 +66,14 @@ const GROWTH_BEFORE_COLLECTION = 20 * 1024 * 1024;
 const GROWTH_SHARE_OF_LIVE = 0.5;
 const grown = growthTrigger(GROWTH_BEFORE_COLLECTION, GROWTH_SHARE_OF_LIVE);
 
+/**
+ * Collects the whole heap now: what loading the code and setting up left behind (parsed sources, the bundle's
+ * start-up objects) waits in the old space until a full collection, which a short run may never make on its own.
+ */
+export function collectAll(): void {
+  (collect ??= collector())();
+}
+
 /** Collects the whole heap when what is held grew by its allowance (above) since the last time; called often. */
 export function collectIfGrown(): void {
   if (!grown(held())) return;

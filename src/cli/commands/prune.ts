@@ -14,7 +14,7 @@ import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
-import { stopYoungGenerationGrowth } from '../heap.js';
+import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import { stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
@@ -41,7 +41,7 @@ const REASONS: Readonly<Record<OrphanReason, string>> = {
 
 /** `progress`, when given, shows the objects listed (started once the jobs are known) and carries the log lines. */
 export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
-  stopYoungGenerationGrowth();
+  settleHeapForWork();
   const { all } = parseJobs(flags.jobs);
   const config = readConfig(flags);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;

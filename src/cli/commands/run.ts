@@ -23,7 +23,7 @@ import { serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
 import { isoSeconds, reportJson, reportText } from '../summary.js';
-import { stopYoungGenerationGrowth } from '../heap.js';
+import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
@@ -47,7 +47,7 @@ interface RunFlags extends MetricsFlags {
 
 /** `progress`, when given, shows the run live (started once the jobs are known) and carries the log lines. */
 export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
-  stopYoungGenerationGrowth();
+  settleHeapForWork();
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;

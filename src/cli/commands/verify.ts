@@ -12,7 +12,7 @@ import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
-import { stopYoungGenerationGrowth } from '../heap.js';
+import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
 import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
@@ -41,7 +41,7 @@ interface VerifyFlags extends MetricsFlags {
 
 /** `progress`, when given, shows the objects checked (started once the jobs are known) and carries the log lines. */
 export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
-  stopYoungGenerationGrowth();
+  settleHeapForWork();
   parseJobs(flags.jobs);
   const config = readConfig(flags);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
