@@ -27,7 +27,7 @@ import type {
   WriteOptions,
 } from './types.js';
 import { DirectRequests, credentialProvider, digestEtag, type CredentialProvider, type SdkRules } from './s3Direct.js';
-import { decodeXml, parseListPage, type ListPage } from './s3List.js';
+import { parseListPage, xmlField, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
@@ -57,7 +57,7 @@ export class S3Store implements ObjectStore {
   private readonly credentials: CredentialProvider;
   /** The SDK's client, created on first need (sdkClient()). */
   private sdk: Promise<S3Client> | undefined;
-  private loadedSdk: S3Client | undefined;
+  private loadedSdk: { readonly client: S3Client; readonly module: typeof import('./s3Sdk.js') } | undefined;
   private gate: RequestGate | undefined;
   /** False once a PUT's answer has not shown the MD5 of what was stored (see provesWrites). */
   private answersProve = true;
@@ -99,8 +99,8 @@ export class S3Store implements ObjectStore {
    * RSS) by the first multipart upload, copy in parts or configuration our endpoint rules leave to the SDK's.
    */
   sdkClient(): Promise<S3Client> {
-    this.sdk ??= import('./s3Sdk.js').then(({ createSdkClient }) => {
-      this.loadedSdk = createSdkClient(this.config, {
+    this.sdk ??= import('./s3Sdk.js').then((module) => {
+      const client = module.createSdkClient(this.config, {
         agents: this.agents,
         connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
         socketTimeoutMs: this.socketTimeoutMs,
@@ -108,7 +108,8 @@ export class S3Store implements ObjectStore {
         clockOffset: this.direct.clockOffset,
         gate: this.gate,
       });
-      return this.loadedSdk;
+      this.loadedSdk = { client, module };
+      return client;
     });
     return this.sdk;
   }
@@ -163,14 +164,7 @@ export class S3Store implements ObjectStore {
   async read(key: string, signal?: AbortSignal): Promise<ReadObject | undefined> {
     try {
       const response = await this.direct.get(this.locate(key), signal);
-      const length = response.headers['content-length'];
-      return {
-        body: response.body,
-        contentLength: length === undefined ? undefined : Number(length),
-        contentType: response.headers['content-type'],
-        cacheControl: response.headers['cache-control'],
-        etag: digestEtag(response.headers),
-      };
+      return { body: response.body, ...objectInfo(response.headers) };
     } catch (error) {
       // Before the not-found check: a bucket that is gone answers 404 too, and its objects are not "missing".
       const fatal = fatalS3Error(error, this.options.role, this.where, this.locate(key), 'GET');
@@ -191,14 +185,7 @@ export class S3Store implements ObjectStore {
 
   /** HEAD of `bucketKey` (as the bucket names it). */
   async headLocated(bucketKey: string, signal?: AbortSignal): Promise<ObjectInfo> {
-    const { headers } = await this.direct.head(bucketKey, signal);
-    const length = headers['content-length'];
-    return {
-      contentLength: length === undefined ? undefined : Number(length),
-      contentType: headers['content-type'],
-      cacheControl: headers['cache-control'],
-      etag: digestEtag(headers),
-    };
+    return objectInfo((await this.direct.head(bucketKey, signal)).headers);
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
@@ -552,11 +539,12 @@ export class S3Store implements ObjectStore {
   limitRequests(gate: RequestGate): void {
     this.gate = gate;
     this.direct.gate = gate;
-    if (this.loadedSdk !== undefined) void import('./s3Sdk.js').then(({ gateSdkRequests }) => gateSdkRequests(this.loadedSdk!, gate));
+    // At once: a client already loaded sends nothing ungated, and a failure here is the caller's to see.
+    if (this.loadedSdk !== undefined) this.loadedSdk.module.gateSdkRequests(this.loadedSdk.client, gate);
   }
 
   close(): void {
-    this.loadedSdk?.destroy();
+    this.loadedSdk?.client.destroy();
     this.agents.httpAgent.destroy();
     this.agents.httpsAgent.destroy();
   }
@@ -564,16 +552,23 @@ export class S3Store implements ObjectStore {
 
 const CONNECTION_TIMEOUT_MS = 10_000;
 
+/** What a GET's or a HEAD's answer tells of its object. */
+function objectInfo(headers: Readonly<Record<string, string | undefined>>): ObjectInfo {
+  const length = headers['content-length'];
+  return {
+    contentLength: length === undefined ? undefined : Number(length),
+    contentType: headers['content-type'],
+    cacheControl: headers['cache-control'],
+    etag: digestEtag(headers),
+  };
+}
+
 /** The <Error> entries of a DeleteObjects answer: the keys not deleted. */
 function deleteFailures(xml: string): Array<{ key?: string; code?: string; message?: string }> {
-  const field = (entry: string, name: string) => {
-    const text = new RegExp(`<${name}>([^<]*)</${name}>`).exec(entry)?.[1];
-    return text === undefined ? undefined : decodeXml(text);
-  };
   return [...xml.matchAll(/<Error>([\s\S]*?)<\/Error>/g)].map(([, entry]) => ({
-    key: field(entry!, 'Key'),
-    code: field(entry!, 'Code'),
-    message: field(entry!, 'Message'),
+    key: xmlField(entry!, 'Key'),
+    code: xmlField(entry!, 'Code'),
+    message: xmlField(entry!, 'Message'),
   }));
 }
 

@@ -72,7 +72,7 @@ interface Target {
 }
 
 /** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
-const NEVER_ABORTED = new AbortController().signal;
+export const NEVER_ABORTED = new AbortController().signal;
 
 interface SendOptions {
   readonly headers?: Record<string, string>;
@@ -223,9 +223,7 @@ export class DirectRequests {
     };
     const { signer } = target;
     const signed =
-      signer instanceof UnsignedPayloadSigner
-        ? (signer.signNow(request, signing) ?? (await signer.sign(request, signing)))
-        : await signer.sign(request, signing);
+      signer instanceof SigV4Signer ? (signer.signNow(request, signing) ?? (await signer.sign(request, signing))) : await signer.sign(request, signing);
     const handler = headers.expect === '100-continue' ? await (this.askingFirst ??= askingFirstHandler()) : this.handler;
     const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
@@ -239,7 +237,7 @@ export class DirectRequests {
   private async resolveTarget(): Promise<Target> {
     const url = bucketUrl(this.config);
     if (url !== undefined) {
-      const signer = new UnsignedPayloadSigner(this.credentials, this.config.region, 's3');
+      const signer = new SigV4Signer(this.credentials, this.config.region, 's3');
       return { url, base: url.pathname.replace(/\/$/, ''), signer, signingRegion: this.config.region, signingService: 's3' };
     }
     const rules = await this.sdkRules();
@@ -258,7 +256,7 @@ export class DirectRequests {
     // Plain SigV4 (every provider but AWS's multi-region access points and directory buckets) is signed here: the
     // SDK's signer costs several times as much per request (docs/performance.md). Anything else keeps the SDK's.
     const signer =
-      scheme === undefined || scheme.name === 'sigv4' ? new UnsignedPayloadSigner(this.credentials, signingRegion, signingService) : await rules.signer(scheme);
+      scheme === undefined || scheme.name === 'sigv4' ? new SigV4Signer(this.credentials, signingRegion, signingService) : await rules.signer(scheme);
     return { url: endpoint.url, base: endpoint.url.pathname.replace(/\/$/, ''), signer, signingRegion, signingService };
   }
 
@@ -295,12 +293,12 @@ const UNSIGNABLE = new Set([
 ]);
 
 /**
- * AWS Signature Version 4 in headers, for S3 requests whose payload is unsigned (x-amz-content-sha256:
- * UNSIGNED-PAYLOAD) and a query only on listings: one SHA-256 and one HMAC per request, the signing key derived once
- * a day. The path is signed as sent (S3 encodes it once and never normalises it). test/unit/s3Direct.test.ts
+ * AWS Signature Version 4 in headers, with the payload hash the request carries in x-amz-content-sha256
+ * (UNSIGNED-PAYLOAD for objects, the body's SHA-256 for a batch delete) and its query, if any: one SHA-256 and one
+ * HMAC per request, the signing key derived once a day. The path is signed as sent (S3 encodes it once and never normalises it). test/unit/s3Direct.test.ts
  * checks each signature against one recomputed from the specification.
  */
-class UnsignedPayloadSigner implements Signer {
+class SigV4Signer implements Signer {
   private key: { readonly scope: string; readonly secret: string; readonly value: Buffer } | undefined;
   /**
    * The provider's last credentials and until when they sign without asking it again (its promise costs a turn of

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { FatalStoreError, classifyCommon, errorCodes, fatalOfRequest, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
 import type { FailureKind } from './types.js';
+import { xmlField } from './s3List.js';
 
 /**
  * An answer other than 2xx to a direct request, shaped as the SDK's S3ServiceException (name = the S3 error code,
@@ -30,9 +31,8 @@ export class S3ResponseError extends Error {
 
 /** The error of an answer `status` whose body is `text` (S3's <Error> XML, or nothing, as a HEAD's answer). */
 export function responseError(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, text: string): S3ResponseError {
-  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
-  const code = field('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
-  return new S3ResponseError(status, headers, code, field('Message') ?? `HTTP ${status}`);
+  const code = xmlField(text, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
+  return new S3ResponseError(status, headers, code, xmlField(text, 'Message') ?? `HTTP ${status}`);
 }
 
 const RETRYABLE_CODES = new Set([

@@ -119,7 +119,7 @@ export class HttpTransport implements HttpHandler {
   }
 }
 
-/** The path with the query string, encoded as it was signed (only listings carry one). */
+/** The path with the query string, if any (listings, the bucket check, a batch delete, an abort), encoded as it was signed. */
 function withQuery(request: OutgoingRequest): string {
   if (isEmpty(request.query)) return request.path;
   const parts = Object.entries(request.query).map(([name, value]) => `${encodeQueryPart(name)}=${encodeQueryPart(value)}`);

@@ -113,6 +113,12 @@ function md5Of(xml: Buffer, from: number, to: number): string | undefined {
 
 const NAMED: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
+/** The text of the first <name> element of `xml` (one without child elements), decoded; undefined without one. */
+export function xmlField(xml: string, name: string): string | undefined {
+  const text = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
+  return text === undefined ? undefined : decodeXml(text);
+}
+
 /** XML's five named entities and numeric references (decimal and hex) decoded; most keys have none. */
 export function decodeXml(text: string): string {
   if (!text.includes('&')) return text;

@@ -11,7 +11,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { BuildMiddleware, InitializeMiddleware } from '@smithy/types';
 import type { S3StoreConfig } from './s3Config.js';
-import { SILENT_SDK_LOGGER, digestEtag, type CredentialProvider } from './s3Direct.js';
+import { NEVER_ABORTED, SILENT_SDK_LOGGER, digestEtag, type CredentialProvider } from './s3Direct.js';
 import { sdkAddressing } from './s3Endpoint.js';
 import { IntegrityError, md5FromEtag } from './errors.js';
 import type { RequestGate } from './types.js';
@@ -66,9 +66,6 @@ export function gateSdkRequests(client: S3Client, gate: RequestGate): void {
   };
   client.middlewareStack.add(middleware, { step: 'build', name: 'mastosyncMaxRps' });
 }
-
-/** Handed to the gate for a request that must go even after a hard stop: the abort of a multipart upload cleans up. */
-const NEVER_ABORTED = new AbortController().signal;
 
 /**
  * Each part of a multipart upload carries Content-MD5, so the destination refuses a part altered on the way;
