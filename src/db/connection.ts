@@ -86,6 +86,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     });
     // An idle client whose connection dies emits here; without a listener the process would crash.
     next.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+    // Every client, those the reconnect's own check takes too, so that no query waits on a frozen path for good.
+    next.on('connect', (client) => watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS));
     pool = next;
   };
 
@@ -147,7 +149,9 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       } catch (error) {
         if (!isConnectionLost(error) || closed) throw error;
         await database.reconnect(error);
-        return await run();
+        return await run().catch((again: unknown) => {
+          throw isConnectionLost(again) ? new DatabaseLostError(description, { cause: again }) : again;
+        });
       }
     },
     async connect() {
@@ -159,7 +163,6 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         // pg also emits a dead socket's error on a checked-out client, where the pool listens no more; unheard it
         // would crash the process. The failing query reports it and reconnects, so nothing is lost by this.
         client.on('error', () => undefined);
-        watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS);
         try {
           await client.query(SESSION_SETUP);
         } catch (error) {
@@ -207,7 +210,7 @@ interface ClientInternals {
  * statement may run, the socket is cut, so the query fails as a lost connection, which is reconnected and read
  * again. An idle client is left alone: there is nothing to wait for.
  */
-function watchAnswers(client: pg.PoolClient, deadlineMs: number): void {
+function watchAnswers(client: pg.Client, deadlineMs: number): void {
   const internals = client as unknown as ClientInternals;
   const socket = internals.connection.stream;
   socket.setTimeout(deadlineMs);
@@ -252,6 +255,8 @@ const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'E
 
 /** Errors after which the same query may succeed on a new connection. */
 export function isConnectionLost(error: unknown): boolean {
+  // Reconnecting already gave up (its message quotes the cause, which would match below): a stop, not a retry.
+  if (error instanceof DatabaseLostError) return false;
   const code = (error as { code?: string } | undefined)?.code;
   if (code !== undefined && CONNECTION_LOST_CODES.has(code)) return true;
   const message = (error as Error | undefined)?.message ?? '';

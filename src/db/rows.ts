@@ -16,7 +16,7 @@ import QueryStream from 'pg-query-stream';
 import { clipToRows, ID_LENGTH_SPANS, type IdRange } from '../mastodon/owners.js';
 import { TABLES, type JobName, type Row } from '../mastodon/tables.js';
 import { ISO_UTC_FORMAT } from './clock.js';
-import { isConnectionLost, type Database } from './connection.js';
+import { DatabaseLostError, isConnectionLost, type Database } from './connection.js';
 import { hasColumn, selectableColumns, type Schema } from './schema.js';
 import { WHOLE_DATABASE, scopeSql, utcTimestamp, type Scope, type ScopeSql } from './scope.js';
 
@@ -291,7 +291,9 @@ async function withReconnect<T>(db: Database, read: () => Promise<T>): Promise<T
     try {
       return await read();
     } catch (error) {
-      if (!isConnectionLost(error) || attempt >= 5) throw error;
+      if (!isConnectionLost(error)) throw error;
+      // A path on which the connection comes back and every read dies again (a blackhole for large answers): stop.
+      if (attempt >= 5) throw new DatabaseLostError(db.description, { cause: error });
       await db.reconnect(error);
     }
   }

@@ -28,7 +28,8 @@ export function isRegionName(region: string): boolean {
 
 /** The endpoint as messages and logs show it: a user name or password written into the URL is masked. */
 export function shownEndpoint(endpoint: string): string {
-  return endpoint.replace(/^(https?:\/\/)[^/@]*@/, '$1***@');
+  // Any scheme, any case, and up to the last @ before the path: a password may hold an @ of its own.
+  return endpoint.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
 }
 
 /** The bucket's URL (with its path in path style), or undefined where the SDK's rules must decide. */

@@ -228,11 +228,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     let readingDone = false;
     let finished!: () => void;
     finishing.push(new Promise<void>((resolve) => (finished = resolve)));
-    // --skip-existing reads rows out of id order: the job's last row is the watermark once everything is settled.
+    // --skip-existing reads rows out of id order: the job's last row is the watermark once everything is settled,
+    // and only if the join read every row: a read that failed partway (the database lost for good) left rows below
+    // the last one read unread, and a resume from past them would never copy their objects.
     let lastRow: string | undefined;
+    let joinedEveryRow = false;
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
-      if (lastRow !== undefined && !stop.aborted) tracker.begin(lastRow, 0);
+      if (lastRow !== undefined && joinedEveryRow && !stop.aborted) tracker.begin(lastRow, 0);
       summary.ms = Math.round(performance.now() - started);
       summary.unfinishedRows = unsettled.size;
       if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
@@ -452,6 +455,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
       if (options.skipExisting) {
         await copyWhatDiffers(tracker.watermark === undefined ? scope.minId : laterOf(scope.minId, tracker.watermark));
+        joinedEveryRow = true;
         readEverything = !stop.aborted && wholeScope;
         return;
       }

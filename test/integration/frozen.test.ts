@@ -125,6 +125,17 @@ describe('a frozen path to the database', () => {
     }
   }
 
+  test('a connection with no query waiting is left alone, however long it is idle', async () => {
+    const client = await session.connect();
+    try {
+      // Twice the deadline with nothing asked: the deadline is for an answer, not for silence.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      assert.deepEqual((await client.query<{ n: number }>('SELECT 7 AS n')).rows, [{ n: 7 }]);
+    } finally {
+      client.release();
+    }
+  });
+
   test('a short query waiting on it is answered over a new connection', async () => {
     const rows = await acrossAFreeze(() => session.query<{ n: number }>('SELECT 42 AS n'));
     assert.deepEqual(rows, [{ n: 42 }]);
