@@ -71,8 +71,10 @@ export async function copyOnProvider(
 function sourceUnreadable(error: unknown, source: S3Store, destination: S3Store, key: string): FatalStoreError | undefined {
   const code = s3ErrorCode(error);
   if (code !== 'NoSuchBucket' && code !== 'AccessDenied') return undefined;
+  // AccessDenied may also be the destination's credentials refused the write itself (the start's check only lists).
+  const orWrite = code === 'AccessDenied' ? ', or may not write to it (give its credentials s3:PutObject on the bucket)' : '';
   return fatalOfRequest(error, { side: 'destination', where: destination.where, key, operation: 'CopyObject', code })(
-    `cannot read from ${source.where} on the provider`,
+    `cannot read from ${source.where} on the provider${orWrite}`,
     `a copy on the provider needs both buckets on one provider, readable with the destination's credentials: set [sync] copy_mode = "stream" (or "auto"), then run again with --resume`,
   );
 }
