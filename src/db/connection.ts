@@ -64,6 +64,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   /** Why the SSH server last refused to open a channel to the database: pg itself only sees the socket close. */
   let forwardError: TunnelError | undefined;
   let pool: pg.Pool | undefined;
+  /** The sockets of the current pool's clients: those still open once it is ended wait on a peer that is gone. */
+  let sockets = new Set<Socket>();
   let closed = false;
   let reconnecting: Promise<void> | undefined;
 
@@ -87,7 +89,13 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     // An idle client whose connection dies emits here; without a listener the process would crash.
     next.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
     // Every client, those the reconnect's own check takes too, so that no query waits on a frozen path for good.
-    next.on('connect', (client) => watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS));
+    const opened = new Set<Socket>();
+    next.on('connect', (client) => {
+      const socket = watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS);
+      opened.add(socket);
+      socket.once('close', () => opened.delete(socket));
+    });
+    sockets = opened;
     pool = next;
   };
 
@@ -95,7 +103,11 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     const [oldPool, oldTunnel] = [pool, tunnel];
     pool = undefined;
     tunnel = undefined;
+    const oldSockets = sockets;
     if (oldPool) await endPool(oldPool);
+    // A client ended on a frozen path half-closes its socket and waits for good for the peer's end: with it open,
+    // Node would not exit after the run's last line. Nothing more is asked of them.
+    for (const socket of oldSockets) socket.destroy();
     await oldTunnel?.close().catch(() => undefined);
   };
 
@@ -210,7 +222,7 @@ interface ClientInternals {
  * statement may run, the socket is cut, so the query fails as a lost connection, which is reconnected and read
  * again. An idle client is left alone: there is nothing to wait for.
  */
-function watchAnswers(client: pg.Client, deadlineMs: number): void {
+function watchAnswers(client: pg.Client, deadlineMs: number): Socket {
   const internals = client as unknown as ClientInternals;
   const socket = internals.connection.stream;
   socket.setTimeout(deadlineMs);
@@ -219,6 +231,7 @@ function watchAnswers(client: pg.Client, deadlineMs: number): void {
     const seconds = Math.round(deadlineMs / 1000);
     socket.destroy(Object.assign(new Error(`Connection terminated: the database sent nothing for ${seconds} s while a query waited`), { code: 'ETIMEDOUT' }));
   });
+  return socket;
 }
 
 /** How long closing waits for clients still out to come back before it cuts the tunnel under them. */
