@@ -77,7 +77,7 @@ export function collectAll(): void {
 /** Collects the whole heap when what is held grew by its allowance (above) since the last time; called often. */
 export function collectIfGrown(): void {
   if (!grown(held())) return;
-  (collect ??= collector())();
+  collectAll();
   grown(held());
 }
 
