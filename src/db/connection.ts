@@ -291,17 +291,22 @@ function worthRetrying(error: unknown): boolean {
 }
 
 /**
- * The connection was lost and could not be restored within the patience: a run stops on it as on a store error no
- * retry fixes (the summary, then one `stopped:` line), since what it finished is recorded.
+ * The connection was lost and could not be restored within the patience: a command stops on it as on a store error
+ * no retry fixes (its summary, then one `stopped:` line). What to do next depends on the command (a run resumes from
+ * its checkpoint, verify and prune start again), so each says it with `withFix`.
  */
 export class DatabaseLostError extends Error {
   override readonly name = 'DatabaseLostError';
-  constructor(description: string, options: { cause: unknown }) {
-    super(
-      `lost the connection to ${description} and could not restore it (${describeError(options.cause)}): ` +
-        'finished objects are in the checkpoint; once the cause is fixed, run again with --resume',
-      options,
-    );
+  constructor(
+    private readonly description: string,
+    options: { cause: unknown },
+    fix = 'once the cause is fixed, run the command again',
+  ) {
+    super(`lost the connection to ${description} and could not restore it (${describeError(options.cause)}): ${fix}`, options);
+  }
+
+  withFix(fix: string): DatabaseLostError {
+    return new DatabaseLostError(this.description, { cause: this.cause }, fix);
   }
 }
 

@@ -11,7 +11,7 @@
 import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Database } from '../db/connection.js';
+import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowSpans, readRowsInIdRanges, readRowsInIdRangesCut } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { ownedObjects, type OwnedObject } from '../mastodon/keys.js';
@@ -63,8 +63,8 @@ export interface PruneResult {
   /** More orphans than the limit: nothing was deleted. */
   readonly refused: boolean;
   readonly interrupted: boolean;
-  /** What stopped the deletes that no retry could fix, naming the fix. */
-  readonly stoppedBy?: FatalStoreError;
+  /** What stopped the listing or the deletes that no retry could fix (the store's answer, the database lost), naming the fix. */
+  readonly stoppedBy?: FatalStoreError | DatabaseLostError;
 }
 
 export interface PruneOptions {
@@ -109,6 +109,11 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
   const spoolFolder = options.delete ? mkdtempSync(join(dirname(options.manifest ?? './manifest'), '.mastosync-prune-')) : undefined;
   const spool = spoolFolder === undefined ? undefined : join(spoolFolder, 'orphans.jsonl');
   const stopped = () => options.stop?.aborted === true;
+  const limitOf = () => {
+    const listed = [...summaries.values()].reduce((sum, summary) => sum + summary.listed, 0);
+    return 'count' in options.limit ? options.limit.count : Math.floor((listed * options.limit.percent) / 100);
+  };
+  const result = (refused: boolean) => ({ jobs: [...summaries.values()], limit: limitOf(), refused, interrupted: stopped() });
   try {
     // 1. List every folder of the chosen jobs, a page at a time, and report what no row owns. Each page's lookup
     // runs while the next page is listed; one lookup at a time, so orphans come in listing order.
@@ -149,10 +154,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       if (stopped()) break;
     }
     await lookup;
-    const listed = [...summaries.values()].reduce((sum, summary) => sum + summary.listed, 0);
     const orphans = [...summaries.values()].reduce((sum, summary) => sum + summary.orphans, 0);
-    const limit = 'count' in options.limit ? options.limit.count : Math.floor((listed * options.limit.percent) / 100);
-    const result = (refused: boolean) => ({ jobs: [...summaries.values()], limit, refused, interrupted: stopped() });
+    const limit = limitOf();
     if (!options.delete || spool === undefined || orphans === 0 || stopped()) return result(false);
     if (orphans > limit) return result(true);
 
@@ -220,9 +223,16 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       // What no retry can fix (the delete permission refused, the bucket gone): what was deleted so far is in the
       // manifest and the counts, which the caller reports with the cause.
       if (error instanceof FatalStoreError) return { ...result(false), stoppedBy: error };
+      // Lost while checking a batch again: the delete request in flight ends first, so that the manifest names its keys.
+      if (error instanceof DatabaseLostError) await deleting.catch(() => undefined);
       throw error;
     }
     return result(false);
+  } catch (error) {
+    // The database lost for good, while listing or checking again before a delete: what was found and deleted so
+    // far is in the counts (and the manifest), and a new prune lists everything again.
+    if (!(error instanceof DatabaseLostError)) throw error;
+    return { ...result(false), stoppedBy: error.withFix('once the cause is fixed, run prune again: it lists every object from the start') };
   } finally {
     if (spoolFolder !== undefined) rmSync(spoolFolder, { recursive: true, force: true });
   }

@@ -181,7 +181,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   } catch (error) {
     // Reconnecting gave up: what was copied is recorded, so the run ends with its summary, like a store's fatal error.
     if (!(error instanceof DatabaseLostError)) throw error;
-    stopFor(error);
+    stopFor(error.withFix('finished objects are in the checkpoint; once the cause is fixed, run again with --resume'));
   } finally {
     // Even when reading fails, the copies already started finish and are recorded before the error surfaces.
     await pool.drain();

@@ -9,7 +9,7 @@
  * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
  * found missing or different is copied again, by the copy a run uses.
  */
-import type { Database } from '../db/connection.js';
+import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
@@ -77,6 +77,13 @@ export interface Repair {
   readonly error?: string;
 }
 
+export interface VerifyResult {
+  /** The summaries of the jobs begun: those of a stopped verify count what was checked before the stop. */
+  readonly jobs: VerifyJobSummary[];
+  /** The database was lost for good: the objects not yet read were not checked (a verify keeps no record: run it again). */
+  readonly stoppedBy?: DatabaseLostError;
+}
+
 export interface VerifyOptions {
   readonly jobs: readonly JobName[];
   readonly db: Database;
@@ -110,13 +117,24 @@ export interface VerifyOptions {
   readonly observe?: (jobs: ReadonlyArray<Readonly<VerifyJobSummary>>) => void;
 }
 
-export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSummary[]> {
-  if (options.method === 'listing') return verifyByListing(options);
+export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> {
+  const summaries: VerifyJobSummary[] = [];
+  options.observe?.(summaries);
+  try {
+    await (options.method === 'listing' ? verifyByListing(options, summaries) : verifyByHead(options, summaries));
+  } catch (error) {
+    // What was checked is worth its summary; the objects still unread stay unchecked.
+    if (!(error instanceof DatabaseLostError)) throw error;
+    return { jobs: summaries, stoppedBy: error.withFix('once the cause is fixed, run verify again: it checks every object from the start') };
+  }
+  return { jobs: summaries };
+}
+
+/** Each owned object (or the sample) HEADed at both stores; `summaries` fill as the jobs go. */
+async function verifyByHead(options: VerifyOptions, summaries: VerifyJobSummary[]): Promise<void> {
   const pool = new BoundedPool(options.concurrency);
   const random = options.random ?? Math.random;
   const scope = options.scope ?? WHOLE_DATABASE;
-  const summaries: VerifyJobSummary[] = [];
-  options.observe?.(summaries);
   try {
     for (const job of options.jobs) {
       if (options.stop?.aborted) break;
@@ -148,7 +166,6 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
   } finally {
     await pool.drain();
   }
-  return summaries;
 }
 
 /**
@@ -156,14 +173,12 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyJobSumma
  * each object against its folder's listings, in key order. The objects that need a request of their own (the sample, and those the source does not list at their exact key) go through the
  * pool; the others are decided on the spot.
  */
-async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary[]> {
+async function verifyByListing(options: VerifyOptions, summaries: VerifyJobSummary[]): Promise<void> {
   const { source, destination } = options;
   if (source.list === undefined || destination.list === undefined) throw new Error('verify by listing needs two stores that list');
   const pool = new BoundedPool(options.concurrency);
   const random = options.random ?? Math.random;
   const scope = options.scope ?? WHOLE_DATABASE;
-  const summaries: VerifyJobSummary[] = [];
-  options.observe?.(summaries);
   // Returns a promise only when there is a repair to wait for: most objects are settled without one.
   const settle = (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome): Promise<void> | undefined => {
     tally(summary, outcome, options);
@@ -212,7 +227,6 @@ async function verifyByListing(options: VerifyOptions): Promise<VerifyJobSummary
   } finally {
     await pool.drain();
   }
-  return summaries;
 }
 
 async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: VerifyOptions): Promise<Outcome> {

@@ -6,7 +6,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,63 +17,7 @@ import { FsStore } from '../../src/storage/fs.js';
 import { EMPTY_RESUME_STATE } from '../../src/sync/checkpoint.js';
 import { runJobs } from '../../src/sync/run.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-
-/**
- * A TCP relay to PostgreSQL that can freeze: the connections open at that moment then forward nothing, ever, and
- * stay open; connections made while frozen wait, and go through once it thaws.
- */
-class FreezingRelay {
-  private readonly server: Server;
-  private readonly live = new Set<{ frozen: boolean }>();
-  private readonly held: Array<() => void> = [];
-  private frozen = false;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(private readonly target: { host: string; port: number }) {
-    this.server = createServer((client) => {
-      this.sockets.add(client);
-      const start = () => this.forward(client);
-      if (this.frozen) this.held.push(start);
-      else start();
-    });
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  private forward(client: Socket): void {
-    const pair = { frozen: false };
-    this.live.add(pair);
-    const upstream = connect(this.target.port, this.target.host);
-    this.sockets.add(upstream);
-    client.on('data', (chunk) => pair.frozen || upstream.write(chunk));
-    upstream.on('data', (chunk) => pair.frozen || client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  }
-
-  freeze(): void {
-    this.frozen = true;
-    for (const pair of this.live) pair.frozen = true;
-    this.live.clear();
-  }
-
-  thaw(): void {
-    this.frozen = false;
-    for (const start of this.held.splice(0)) start();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+import { PgRelay } from '../support/pgRelay.js';
 
 let postgres: PostgresServer;
 let db: TestDatabase;
@@ -94,15 +37,15 @@ after(async () => {
 });
 
 describe('a frozen path to the database', () => {
-  let relay: FreezingRelay;
+  let relay: PgRelay;
   let session: Database;
 
   before(async () => {
-    const url = new URL(db.url);
-    relay = new FreezingRelay({ host: url.hostname, port: Number(url.port || 5432) });
-    url.port = String(await relay.listen());
+    relay = new PgRelay(postgres);
     // A wait of 1 s for the server's next word stands for the 5.5 minutes a run waits.
-    session = await connectDatabase({ connectionString: url.toString(), ssl: false, batchSize: 10 }, pino({ level: 'silent' }), { answerDeadlineMs: 1000 });
+    session = await connectDatabase({ connectionString: await relay.listen(db.url), ssl: false, batchSize: 10 }, pino({ level: 'silent' }), {
+      answerDeadlineMs: 1000,
+    });
   });
   after(async () => {
     await session?.close();
@@ -156,11 +99,10 @@ describe('a frozen path to the database', () => {
 
 describe('a database gone for good mid-run', () => {
   test('the run stops as on an error no retry fixes: what it read is in its summary, the stop says to --resume', async () => {
-    const url = new URL(db.url);
-    const relay = new FreezingRelay({ host: url.hostname, port: Number(url.port || 5432) });
-    url.port = String(await relay.listen());
+    const relay = new PgRelay(postgres);
+    const url = await relay.listen(db.url);
     // Half a second of reconnecting stands for the 5 minutes a run keeps trying.
-    const session = await connectDatabase({ connectionString: url.toString(), ssl: false, batchSize: 10 }, pino({ level: 'silent' }), {
+    const session = await connectDatabase({ connectionString: url, ssl: false, batchSize: 10 }, pino({ level: 'silent' }), {
       reconnectPatienceMs: 500,
     });
     const folder = mkdtempSync(join(tmpdir(), 'mastosync-gone-'));

@@ -8,12 +8,13 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { UsageError } from '../../errors.js';
+import { DatabaseLostError } from '../../db/connection.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { createStore } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { ProgressTally } from '../../sync/progress.js';
-import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary } from '../../sync/prune.js';
+import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary, type PruneResult } from '../../sync/prune.js';
 import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import { stdoutBeside, type ProgressDisplay } from '../progress.js';
@@ -95,10 +96,10 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
         stop: stop.signal,
         retries: config.sync.retries,
       });
-      progress?.stop(!result.interrupted);
+      progress?.stop(!result.interrupted && result.stoppedBy === undefined);
       const total = totals(result.jobs);
       const verdict = result.stoppedBy
-        ? `prune: stopped after deleting ${total.deleted} objects (${total.deletedBytes} bytes${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${result.stoppedBy.message}`
+        ? stoppedVerdict(result.stoppedBy, total, manifest)
         : verdictOf(flags, result.limit, result.refused, result.interrupted, total, manifest);
       if (flags.json)
         out.stdout(
@@ -179,6 +180,17 @@ function table(jobs: readonly PruneJobSummary[], total: Omit<PruneJobSummary, 'j
   ];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   return rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
+}
+
+/**
+ * A stop no retry fixes: what was deleted before it (the manifest names those), or, the database lost before any
+ * delete, what was listed and found so far.
+ */
+function stoppedVerdict(stop: NonNullable<PruneResult['stoppedBy']>, total: Omit<PruneJobSummary, 'job'>, manifest: string | undefined): string {
+  if (stop instanceof DatabaseLostError && total.deleted === 0) {
+    return `prune: stopped after listing ${total.listed} objects, ${total.orphans} of them found owned by no row; nothing deleted: ${stop.message}`;
+  }
+  return `prune: stopped after deleting ${total.deleted} objects (${total.deletedBytes} bytes${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${stop.message}`;
 }
 
 function verdictOf(

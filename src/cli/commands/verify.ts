@@ -103,7 +103,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         countBeside(tally, session.jobs, async (job) => (await planJob(session.db, session.schema, job, flags.scope, options)).objects, log);
       }
       const print = stdoutBeside(progress, out);
-      const jobs = await verifyJobs({
+      const { jobs, stoppedBy } = await verifyJobs({
         jobs: session.jobs,
         db: session.db,
         schema: session.schema,
@@ -124,14 +124,21 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
       }).catch((error: unknown) => {
         throw error instanceof ListingOrderError ? error.withFix('verify with --by-head instead') : error;
       });
-      progress?.stop(!stop.signal.aborted);
+      progress?.stop(!stop.signal.aborted && stoppedBy === undefined);
       const total = totals(jobs);
-      if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted }));
+      const stopped = stoppedBy?.message;
+      if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted, stopped }));
       else {
         // A folder keeps no MD5, so with one on either side a listing compares presence and size only.
         const md5Compared = config.source.type !== 'fs' && config.destination.type !== 'fs';
         const listing = method === 'listing' ? { attributesPercent: samplePercent, md5Compared } : undefined;
-        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, stop.signal.aborted));
+        const cutShort = stopped !== undefined ? 'stopped' : stop.signal.aborted ? 'interrupted' : undefined;
+        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, cutShort));
+      }
+      // As run says it: the summary of what was checked, then one line naming the cause and what to do, exit 1.
+      if (stopped !== undefined) {
+        out.stderr(`mastosync: stopped: ${stopped}`);
+        return EXIT.failures;
       }
       if (stop.signal.aborted) return EXIT.interrupted;
       // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
@@ -211,8 +218,8 @@ function summaryText(
   repair: boolean,
   /** By listing: the share whose Content-Type and Cache-Control were HEADed, and whether both listings carry MD5s. */
   listing: { attributesPercent: number; md5Compared: boolean } | undefined,
-  /** Stopped by SIGINT or SIGTERM before every object was checked. */
-  interrupted: boolean,
+  /** Ended before every object was checked: by SIGINT or SIGTERM, or stopped by the database lost for good. */
+  cutShort: 'interrupted' | 'stopped' | undefined,
 ): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
@@ -238,10 +245,10 @@ function summaryText(
       : [
           `missing at source: ${total.missingAtSource} objects the source lacks: not a fault of the copy (a run records them as missing), and nothing to compare`,
         ];
-  const verdict = interrupted
-    ? `verify: interrupted after checking ${total.checked} objects${sampled}, ${problems === 0 ? 'none' : problems} of them off${
+  const verdict = cutShort
+    ? `verify: ${cutShort} after checking ${total.checked} objects${sampled}, ${problems === 0 ? 'none' : problems} of them off${
         problems === 0 || repair ? '' : ' (the lines above)'
-      }: the others were not checked; run verify again to check them all`
+      }: the others were not checked${cutShort === 'stopped' ? '' : '; run verify again to check them all'}`
     : problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
       : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${

@@ -1,0 +1,128 @@
+/**
+ * `verify` and `prune` (the real CLI) when the database is lost for good partway (here: every connection cut at a
+ * chosen statement, and every reconnect refused as a rotated password is, which no waiting heals): each ends as a
+ * run does on an error no retry fixes, with its own summary of what it did before, then one `stopped:` line whose
+ * next step is its own (neither takes --resume), and exit 1. It ended with the bare `stopped:` line, which said to
+ * --resume.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { PgRelay } from '../support/pgRelay.js';
+import { runCli, writeConfig } from '../support/cli.js';
+
+let postgres: PostgresServer;
+let db: TestDatabase;
+let folder: string;
+
+/** Accounts 1..ROWS, each with a PNG avatar (one object: no static style). */
+const ROWS = 1200;
+
+function avatarKey(id: number, name = `a${id}.png`): string {
+  const digits = String(id).padStart(9, '0');
+  return `accounts/avatars/${digits.slice(0, 3)}/${digits.slice(3, 6)}/${digits.slice(6)}/original/${name}`;
+}
+
+function put(root: string, key: string): void {
+  mkdirSync(dirname(join(root, key)), { recursive: true });
+  writeFileSync(join(root, key), `bytes of ${key}`);
+}
+
+before(async () => {
+  postgres = await startPostgres();
+  db = await createDatabase('current');
+  await db.client.query(
+    `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
+     SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now() FROM generate_series(1, ${ROWS}) AS g`,
+  );
+  folder = mkdtempSync(join(tmpdir(), 'mastosync-dblost-'));
+  for (let id = 1; id <= ROWS; id++) put(join(folder, 'source'), avatarKey(id));
+});
+
+after(async () => {
+  await db?.drop();
+  await postgres?.stop();
+  if (folder) rmSync(folder, { recursive: true, force: true });
+});
+
+/** The CLI against `destination`, through a relay that loses the database at `statement`'s `occurrence`. */
+async function lostPartway(args: string[], destination: string, statement: RegExp, occurrence: number) {
+  const relay = new PgRelay(postgres);
+  const config = writeConfig({
+    databaseUrl: await relay.listen(db.url),
+    source: { type: 'fs', path: join(folder, 'source') },
+    destination: { type: 'fs', path: destination },
+    batchSize: 10,
+  });
+  relay.loseAt(statement, occurrence);
+  try {
+    const result = await runCli([...args, '--config', config.file, '--log-level', 'error'], { cwd: config.dir });
+    return { ...result, stderrLines: result.stderr.trimEnd().split('\n') };
+  } finally {
+    await relay.close();
+    rmSync(config.dir, { recursive: true, force: true });
+  }
+}
+
+const LOST = String.raw`lost the connection to postgres@127\.0\.0\.1:\d+/\S+ and could not restore it \(.*password authentication failed.*\)`;
+
+describe('the database lost for good partway', () => {
+  test('verify: its summary of what it checked, then a stop that says to run verify again; exit 1', async () => {
+    const destination = join(folder, 'empty');
+    mkdirSync(destination);
+    // Rows come 10 a window, the next read while one is checked: the third window is asked for once the first is checked.
+    const result = await lostPartway(['verify', 'accounts', '--by-head'], destination, /LIMIT \$2/, 3);
+    assert.equal(result.code, 1, result.stderr);
+    const lines = result.stdout.trimEnd().split('\n');
+    const missing = lines.filter((line) => line.startsWith('missing '));
+    const verdict = /^verify: stopped after checking (\d+) objects, (\d+) of them off \(the lines above\): the others were not checked$/.exec(lines.at(-1)!);
+    assert.ok(verdict, lines.at(-1));
+    const checked = Number(verdict[1]);
+    assert.ok(checked >= 10 && checked < ROWS, `checked before the loss: ${checked}`);
+    assert.equal(Number(verdict[2]), checked);
+    assert.equal(missing.length, checked);
+    assert.match(
+      lines.find((line) => line.startsWith('total'))!,
+      new RegExp(`^total\\s+${checked}\\s+${checked}\\s+0\\s+${checked}\\s`),
+    );
+    assert.match(
+      result.stderrLines.at(-1)!,
+      new RegExp(`^mastosync: stopped: ${LOST}: once the cause is fixed, run verify again: it checks every object from the start$`),
+    );
+    assert.doesNotMatch(result.stdout + result.stderr, /--resume/);
+  });
+
+  test('verify --json: the summary says it stopped, and why', async () => {
+    const destination = join(folder, 'empty-json');
+    mkdirSync(destination);
+    const result = await lostPartway(['verify', 'accounts', '--by-head', '--json'], destination, /LIMIT \$2/, 3);
+    assert.equal(result.code, 1, result.stderr);
+    const summary = JSON.parse(result.stdout.trimEnd().split('\n').at(-1)!) as { total: { checked: number }; interrupted: boolean; stopped?: string };
+    assert.ok(summary.total.checked >= 10 && summary.total.checked < ROWS);
+    assert.equal(summary.interrupted, false);
+    assert.match(summary.stopped ?? '', new RegExp(`^${LOST}: once the cause is fixed, run verify again`));
+  });
+
+  test('prune: its summary of what it listed and found, nothing deleted, then a stop that says to run prune again; exit 1', async () => {
+    // Every owned object, and an orphan beside each of the first ten rows' (in the first page of 1000 listed keys).
+    const destination = join(folder, 'copied');
+    for (let id = 1; id <= ROWS; id++) put(destination, avatarKey(id));
+    for (let id = 1; id <= 10; id++) put(destination, avatarKey(id, 'replaced.png'));
+    // The listed keys' rows are looked up a page of 1000 at a time: lost at the second page's lookup.
+    const result = await lostPartway(['prune', 'accounts', '--delete', '--max-delete', '100%'], destination, /= ANY\(\$1::bigint\[\]\)/, 2);
+    assert.equal(result.code, 1, result.stderr);
+    const lines = result.stdout.trimEnd().split('\n');
+    assert.equal(lines.filter((line) => line.startsWith('orphan ')).length, 10);
+    const verdict = /^prune: stopped after listing (\d+) objects, 10 of them found owned by no row; nothing deleted: (.*)$/.exec(lines.at(-1)!);
+    assert.ok(verdict, lines.at(-1));
+    assert.ok(Number(verdict[1]) >= 1000, `listed before the loss: ${verdict[1]}`);
+    assert.match(
+      result.stderrLines.at(-1)!,
+      new RegExp(`^mastosync: stopped: ${LOST}: once the cause is fixed, run prune again: it lists every object from the start$`),
+    );
+    assert.doesNotMatch(result.stdout + result.stderr, /--resume/);
+  });
+});
