@@ -7,12 +7,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { PgRelay } from '../support/pgRelay.js';
 import { runCli, writeConfig } from '../support/cli.js';
+import pino from 'pino';
+import { DatabaseLostError, connectDatabase, type Database } from '../../src/db/connection.js';
+import { probeSchema } from '../../src/db/schema.js';
+import { FsStore } from '../../src/storage/fs.js';
+import { CheckpointWriter, EMPTY_RESUME_STATE, loadCheckpoint, type ResumeState } from '../../src/sync/checkpoint.js';
+import { runJobs, type RunOptions } from '../../src/sync/run.js';
 
 let postgres: PostgresServer;
 let db: TestDatabase;
@@ -124,5 +130,87 @@ describe('the database lost for good partway', () => {
       new RegExp(`^mastosync: stopped: ${LOST}: once the cause is fixed, run prune again: it lists every object from the start$`),
     );
     assert.doesNotMatch(result.stdout + result.stderr, /--resume/);
+  });
+});
+
+describe('a --skip-existing run that loses the database partway', () => {
+  let skipDb: TestDatabase;
+  let world: string;
+  before(async () => {
+    // Rows of two id widths, which the join reads side by side (src/sync/listingJoin.ts, ID_WIDTHS): the few long
+    // ids are all read before most short ones are.
+    skipDb = await createDatabase('current');
+    await skipDb.client.query(
+      `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
+       SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now()
+         FROM (SELECT generate_series(1, 600) AS g UNION ALL SELECT generate_series(1000000001, 1000000005)) AS ids`,
+    );
+    world = mkdtempSync(join(tmpdir(), 'mastosync-skiplost-'));
+  });
+  after(async () => {
+    await skipDb?.drop();
+    if (world) rmSync(world, { recursive: true, force: true });
+  });
+
+  test('moves no watermark past rows it never read: the run resumed after it copies every object', async () => {
+    const log = pino({ level: 'silent' });
+    const source = new FsStore(join(world, 'source'), 'source');
+    const destination = new FsStore(join(world, 'destination'), 'destination');
+    const checkpoint = join(world, 'checkpoint.jsonl');
+    const identity = { source: source.description, destination: destination.description, scope: 'the whole database' };
+    const direct = await connectDatabase({ connectionString: skipDb.url, ssl: false, batchSize: 10 }, log);
+    const schema = await probeSchema(direct);
+    const run = (db: Database, resume: ResumeState, writer?: CheckpointWriter, onPlan?: RunOptions['onPlan']) =>
+      runJobs({
+        jobs: ['accounts'],
+        db,
+        schema,
+        source,
+        destination,
+        batchSize: 10,
+        concurrency: 2,
+        acl: '',
+        retries: 0,
+        resume,
+        // The plan of every key is that of a plain run: with nothing at the source, --skip-existing plans nothing.
+        skipExisting: onPlan === undefined,
+        checkpoint: writer,
+        dryRun: writer === undefined,
+        onPlan,
+        stop: new AbortController().signal,
+        abort: new AbortController().signal,
+        log,
+      });
+    const relay = new PgRelay(postgres);
+    const lossy = await connectDatabase({ connectionString: await relay.listen(skipDb.url), ssl: false, batchSize: 10 }, log);
+    try {
+      // The source holds every object the rows own.
+      const keys: string[] = [];
+      await run(direct, EMPTY_RESUME_STATE, undefined, (object) => keys.push(object.key));
+      assert.equal(keys.length, 605);
+      for (const key of keys) put(join(world, 'source'), key);
+
+      // Every width's first window, then the short ids' windows: lost at the 30th, with most short ids unread.
+      relay.loseAt(/LIMIT \$2/, 30);
+      const writer = CheckpointWriter.open(checkpoint, { run: new Date().toISOString(), mode: 'fresh', ...identity });
+      const lost = await run(lossy, EMPTY_RESUME_STATE, writer);
+      writer.close();
+      assert.ok(lost.stoppedBy instanceof DatabaseLostError, String(lost.stoppedBy));
+      const unread = keys.filter((key) => !existsSync(join(world, 'destination', key)));
+      assert.ok(unread.length > 0, 'the loss came after every row was read');
+
+      const resume = await loadCheckpoint(checkpoint, identity, { changeMarginMs: 0 });
+      const resumed = await run(direct, resume, CheckpointWriter.open(checkpoint, { run: new Date().toISOString(), mode: 'resume', ...identity }));
+      assert.equal(resumed.stoppedBy, undefined);
+      assert.deepEqual(
+        keys.filter((key) => !existsSync(join(world, 'destination', key))),
+        [],
+        `objects never copied (the watermark was ${resume.watermark('accounts')})`,
+      );
+    } finally {
+      await lossy.close();
+      await direct.close();
+      await relay.close();
+    }
   });
 });
