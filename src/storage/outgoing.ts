@@ -25,14 +25,19 @@ export function outgoingBody(body: Readable, hashIt: boolean, signal: AbortSigna
   if (hash === undefined) {
     body.once('error', (error) => failed.abort(error));
   } else {
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
+    const hashing = hashingStream(hash);
     pipeline(body, hashing).catch((error: unknown) => failed.abort(error));
     sent = hashing;
   }
   return { sent, hash, failed: failed.signal, signal: signal ? AbortSignal.any([signal, failed.signal]) : failed.signal };
+}
+
+/** Passes the bytes through unchanged, into `hash` on the way. */
+export function hashingStream(hash: Hash): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
 }

@@ -4,10 +4,10 @@
  * the listing XML). The AWS SDK (@aws-sdk/client-s3 and lib-storage, s3Sdk.ts) is loaded only when something needs
  * it: an object above the single-PUT limit, a copy in parts, a configuration our endpoint rules do not cover.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Transform, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectCannedACL, S3Client, StorageClass } from '@aws-sdk/client-s3';
@@ -32,6 +32,7 @@ import { HttpTransport, type DirectResponse } from './s3Http.js';
 import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
+import { hashingStream } from './outgoing.js';
 import { isRegionName, shownEndpoint } from './s3Endpoint.js';
 
 export interface S3StoreOptions extends StoreOptions {
@@ -188,7 +189,16 @@ export class S3Store implements ObjectStore {
     return objectInfo((await this.direct.head(bucketKey, signal)).headers);
   }
 
-  async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+  write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+    return this.writeBody(key, body, options);
+  }
+
+  /** A body held whole goes as one write of the request's headers and bytes, with no stream (s3Http.ts). */
+  writeBytes(key: string, bytes: Buffer, options: WriteOptions): Promise<void> {
+    return this.writeBody(key, bytes, options);
+  }
+
+  private async writeBody(key: string, body: Readable | Buffer, options: WriteOptions): Promise<void> {
     try {
       await this.upload(key, body, options);
     } catch (error) {
@@ -201,7 +211,7 @@ export class S3Store implements ObjectStore {
     return `[${this.options.role}] bucket "${this.config.bucket}"${this.config.endpoint ? ` at ${shownEndpoint(this.config.endpoint)}` : ''}`;
   }
 
-  private async upload(key: string, body: Readable, options: WriteOptions): Promise<void> {
+  private async upload(key: string, given: Readable | Buffer, options: WriteOptions): Promise<void> {
     const params = {
       Bucket: this.config.bucket,
       Key: this.locate(key),
@@ -211,9 +221,11 @@ export class S3Store implements ObjectStore {
       StorageClass: options.storageClass || undefined,
     };
     if (this.goesAsOnePut(options.contentLength)) {
-      await this.put(params, body, options);
+      await this.put(params, given, options);
       return;
     }
+    // Only after a refused body can one held whole go in parts (or fail as too small for them): as a stream.
+    const body = given instanceof Readable ? given : Readable.from([given]);
     // Multipart. Each part is checked on arrival (verifyPartDigest); a failed upload is aborted here, with retries,
     // rather than by lib-storage, which tries once and then reports the abort's error instead of the cause.
     const partSize = this.partSize();
@@ -295,31 +307,27 @@ export class S3Store implements ObjectStore {
   }
 
   /**
-   * One streamed PUT: nothing buffered. Content-MD5 (when the source's MD5 is known) lets the server refuse bytes
-   * that changed on the way; the ETag it answers is compared with the MD5 of what was sent, which catches a
-   * server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays. An answer
+   * One PUT of a streamed body (nothing buffered here) or of one held whole. Content-MD5 (when the source's MD5 is
+   * known) lets the server refuse bytes that changed on the way; the ETag it answers is compared with the MD5 of what
+   * was sent, which catches a server that ignores Content-MD5. A mismatch deletes the object, so no corrupted object stays. An answer
    * without an MD5 ETag shows nothing: it fails a write whose body was not hashed on the way (proofRequired).
    */
-  private async put(params: PutParams, body: Readable, options: WriteOptions): Promise<void> {
+  private async put(params: PutParams, body: Readable | Buffer, options: WriteOptions): Promise<void> {
     // With Content-MD5 the digest the bytes must have is known already: the ETag answered is compared with it
     // (src/sync/integrity may check the bytes on the way too). Only a body without one is hashed here.
     const claimed = options.contentMd5 === undefined ? undefined : Buffer.from(options.contentMd5, 'base64').toString('hex');
-    const hash = claimed === undefined ? createHash('md5') : undefined;
-    // A body that fails ends the request at once (s3Http.ts), and its error is the cause, not the request's.
+    // A streamed body that fails ends the request at once (s3Http.ts), and its error is the cause, not the request's.
     // Inline and unnamed: the bundle's keepNames would name a named closure per PUT (Object.defineProperty).
     let bodyFailure: { error: unknown } | undefined;
-    let sent: Readable = body;
-    if (hash === undefined) {
+    // What is sent: a body held whole as it is (hashed once answered, if need be), a stream through the hash.
+    let sent: Readable | Buffer = body;
+    let hash: Hash | undefined;
+    if (body instanceof Readable && claimed !== undefined) {
       body.once('error', (error: unknown) => {
         bodyFailure ??= { error };
       });
-    } else {
-      const hashing = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          callback(null, chunk);
-        },
-      });
+    } else if (body instanceof Readable) {
+      const hashing = hashingStream((hash = createHash('md5')));
       pipeline(body, hashing).catch((error: unknown) => {
         bodyFailure ??= { error };
       });
@@ -332,7 +340,7 @@ export class S3Store implements ObjectStore {
     // answers 413 before any of it is sent, where it would otherwise close the connection under it.
     const suspect = this.resetWhileSending.has(params.Key);
     let signal = options.signal;
-    if (suspect) {
+    if (suspect && sent instanceof Readable) {
       // Asking first goes through the SDK's handler, which does not end a request whose body failed: an abort does.
       const bodyStop = new AbortController();
       sent.once('error', (error) => bodyStop.abort(error));
@@ -345,8 +353,9 @@ export class S3Store implements ObjectStore {
       if (refusesBody(error)) throw this.bodyRefused(params.Key, size, error);
       // A server that refuses the body may close the connection before its answer can be read: only a reset while
       // the body was being sent shows. Once is a flaky network (other PUTs cut by the same blip prove nothing about
-      // this one); the same object reset again although it asked first, a refusal, if smaller parts can follow.
-      if (isReset(error) && !sent.readableEnded) {
+      // this one); the same object reset again although it asked first, a refusal, if smaller parts can follow. A
+      // body held whole goes in one write with the headers, so any reset before the answer came while it was sent.
+      if (isReset(error) && (!(sent instanceof Readable) || !sent.readableEnded)) {
         if (!suspect) this.resetWhileSending.add(params.Key);
         else if (this.partSizeBelow(Math.min(size, this.refusedBody ?? Infinity)) !== undefined) {
           this.resetWhileSending.delete(params.Key);
@@ -357,7 +366,7 @@ export class S3Store implements ObjectStore {
     }
     this.resetWhileSending.delete(params.Key);
     const stored = md5FromEtag(digestEtag(response.headers));
-    const md5 = claimed ?? hash!.digest('hex');
+    const md5 = claimed ?? (hash ?? createHash('md5').update(sent as Buffer)).digest('hex');
     if (stored === md5) return;
     if (stored === undefined) {
       // No ETag, an encrypted object's or an opaque one: nothing shows what was stored.

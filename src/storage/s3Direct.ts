@@ -76,7 +76,7 @@ export const NEVER_ABORTED = new AbortController().signal;
 
 interface SendOptions {
   readonly headers?: Record<string, string>;
-  readonly body?: Readable;
+  readonly body?: Readable | Buffer;
   readonly signal?: AbortSignal;
   readonly query?: Record<string, string>;
   /** Waits for the rate gate even after a hard stop (cleanup). */
@@ -118,8 +118,8 @@ export class DirectRequests {
     return response;
   }
 
-  /** A single PUT streaming `body`; `headers` must carry content-length. Resolves once the server answered. */
-  async put(key: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
+  /** A single PUT of `body`, streamed or held whole; `headers` must carry content-length. Resolves once the server answered. */
+  async put(key: string, body: Readable | Buffer, headers: Record<string, string>, signal?: AbortSignal): Promise<DirectResponse> {
     const response = await this.send('PUT', key, { headers, body, signal });
     response.body.resume();
     return response;

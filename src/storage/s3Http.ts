@@ -23,7 +23,8 @@ export interface OutgoingRequest {
   path: string;
   query: Record<string, string>;
   headers: Record<string, string>;
-  body?: Readable;
+  /** A stream, or a body held whole (sent in one write with the headers). */
+  body?: Readable | Buffer;
 }
 
 export interface DirectResponse {
@@ -79,8 +80,13 @@ export class HttpTransport implements HttpHandler {
           resolve({ response: { statusCode: response.statusCode ?? -1, headers: flatHeaders(response), body: response } });
         },
       );
+      const { body } = request;
       outgoing.on('error', (error: NodeJS.ErrnoException) =>
-        reject(error !== request.body?.errored && RENAMED_TIMEOUT.has(error.code ?? '') ? Object.assign(error, { name: 'TimeoutError' }) : error),
+        reject(
+          !(body instanceof Readable && error === body.errored) && RENAMED_TIMEOUT.has(error.code ?? '')
+            ? Object.assign(error, { name: 'TimeoutError' })
+            : error,
+        ),
       );
       outgoing.on('timeout', () => {
         // Silent after the whole answer arrived: only the idle connection goes.
@@ -113,8 +119,8 @@ export class HttpTransport implements HttpHandler {
       }
       // A body that fails ends the request, with its own error (the SDK's handler leaves that to an abort from the
       // caller, which costs an AbortController per request).
-      if (request.body instanceof Readable) sendBody(request.body, outgoing);
-      else outgoing.end();
+      if (body instanceof Readable) sendBody(body, outgoing);
+      else outgoing.end(body);
     });
   }
 }

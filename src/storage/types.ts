@@ -64,6 +64,11 @@ export interface ObjectStore {
   // Optional capabilities: a backend without one leaves it undefined, and the caller falls back (or says why not).
 
   /**
+   * As write, for a small body the caller holds whole and has checked already: sent from memory, with no stream
+   * (S3: the headers and the body in one write). Without it the caller streams the body to write.
+   */
+  writeBytes?(key: string, bytes: Buffer, options: WriteOptions): Promise<void>;
+  /**
    * Every object whose key starts with `prefix` (a relative key prefix, '' for all), in ascending byte order of
    * key, streamed page by page: memory does not grow with the number of objects. `startAfter` resumes a listing.
    */

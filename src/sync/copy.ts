@@ -5,10 +5,10 @@
  * (one CopyObject per candidate key) and nothing is streamed. Never throws: every outcome is a CopyResult.
  */
 import type { OwnedObject } from '../mastodon/keys.js';
-import type { ObjectStore, ReadObject } from '../storage/types.js';
+import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
 import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
-import { IntegrityCheck } from './integrity.js';
+import { IntegrityCheck, readChecked } from './integrity.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 
@@ -50,6 +50,12 @@ export interface ServerCopy {
   /** copy_mode = "server": ask even for a pair that does not share an account (see ServerCopyOptions.forced). */
   readonly forced: boolean;
 }
+
+/**
+ * Bodies up to this size are read whole before they are written (readChecked); larger ones stream. Memory is at most
+ * this much per copy in flight: 16 MiB at 64 in flight.
+ */
+const READ_WHOLE_AT_MOST = 256 * 1024;
 
 /** Mastodon's Cache-Control on every object it writes (docs/storage-layout.md §6), for sources that carry none (a folder). */
 export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
@@ -130,22 +136,32 @@ async function streamToDestination(
   earlierMd5s: ReadonlySet<string> | undefined,
 ): Promise<number> {
   const md5 = md5FromEtag(source.etag);
+  const length = source.contentLength;
   // A destination that proves what it stored against the source's MD5 needs no hashing here, which would only cost
-  // CPU (most of it on large objects). The length is checked, and the last chunk held back, either way.
-  const provedByDestination = md5 !== undefined && context.destination.provesWrites(source.contentLength);
-  const check = new IntegrityCheck({ length: source.contentLength, etag: provedByDestination ? undefined : source.etag, earlierMd5s }).from(source.body);
+  // CPU (most of it on large objects). The length is checked either way, before the body's last byte is sent.
+  const provedByDestination = md5 !== undefined && context.destination.provesWrites(length);
+  const expected = { length, etag: provedByDestination ? undefined : source.etag, earlierMd5s };
+  const options: WriteOptions = {
+    contentType: source.contentType ?? contentTypeFromRow(object),
+    cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
+    contentLength: length,
+    acl: aclFor(object, context.acl),
+    storageClass: context.storageClass,
+    contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
+    proofRequired: provedByDestination,
+    // The run's hard stop ends the upload too.
+    signal: context.signal,
+  };
+  // A small body is read whole and checked before any of it is sent, then written from memory: no stream between
+  // the GET and the PUT (three stream types meeting in Node's stream code kept V8 recompiling it, issue 15).
+  if (length !== undefined && length <= READ_WHOLE_AT_MOST && context.destination.writeBytes !== undefined) {
+    const bytes = await readChecked(source.body, { length, etag: expected.etag, earlierMd5s });
+    await context.destination.writeBytes(object.key, bytes, options);
+    return length;
+  }
+  const check = new IntegrityCheck(expected).from(source.body);
   try {
-    await context.destination.write(object.key, check, {
-      contentType: source.contentType ?? contentTypeFromRow(object),
-      cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
-      contentLength: source.contentLength,
-      acl: aclFor(object, context.acl),
-      storageClass: context.storageClass,
-      contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
-      proofRequired: provedByDestination,
-      // The run's hard stop ends the upload too.
-      signal: context.signal,
-    });
+    await context.destination.write(object.key, check, options);
   } catch (error) {
     // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
     // body's reset, reach the body too).

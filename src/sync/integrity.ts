@@ -78,13 +78,59 @@ class PartDigests {
 
 const NO_PARTS: readonly PartDigests[] = [];
 
-export class IntegrityCheck extends Transform {
-  private held: Buffer | undefined;
+/** The digests of a body's bytes, as they come, and the verdict on them against its source's ETag. */
+class Digests {
   /** Only when there is an ETag to check against: hashing costs CPU on every byte. */
   private readonly hash: Hash | undefined;
   private readonly parts: readonly PartDigests[];
   private readonly plainMd5: string | undefined;
   private readonly multipart: { digest: string; parts: number } | undefined;
+
+  constructor(private readonly expected: Expected) {
+    this.plainMd5 = md5FromEtag(expected.etag);
+    this.multipart = multipartEtag(expected.etag);
+    this.hash = this.plainMd5 !== undefined || this.multipart !== undefined ? createHash('md5') : undefined;
+    this.parts =
+      this.multipart && expected.length !== undefined
+        ? candidatePartSizes(expected.length, this.multipart.parts).map((size) => new PartDigests(size))
+        : NO_PARTS;
+  }
+
+  update(chunk: Buffer): void {
+    this.hash?.update(chunk);
+    for (const part of this.parts) part.update(chunk);
+  }
+
+  /**
+   * Once every byte passed (and the length was checked): the MD5 of the bytes (undefined without an ETag to check:
+   * a folder, an encrypted object), and the failure when they do not match the ETag.
+   */
+  verdict(): { readonly md5: string | undefined; readonly failure: IntegrityError | undefined } {
+    if (this.hash === undefined) return { md5: undefined, failure: undefined };
+    const md5 = this.hash.digest('hex');
+    return { md5, failure: this.verify(md5) };
+  }
+
+  private verify(md5: string): IntegrityError | undefined {
+    const { etag, earlierMd5s } = this.expected;
+    if (this.plainMd5 !== undefined) {
+      return md5 === this.plainMd5 ? undefined : new IntegrityError(`MD5 of the streamed bytes is ${md5}, the source ETag says ${this.plainMd5}`);
+    }
+    if (this.parts.some((part) => part.etag() === `${this.multipart!.digest}-${this.multipart!.parts}`)) return undefined;
+    // Corruption in transit is random: two reads that agree are the stored bytes.
+    if (earlierMd5s?.has(md5)) return undefined;
+    return new IntegrityError(
+      earlierMd5s === undefined || earlierMd5s.size === 0
+        ? `the streamed bytes do not match the source's multipart ETag ${etag} at any common part size; reading again to compare`
+        : `this read (MD5 ${md5}) agrees with no earlier read of the source, and none matches its multipart ETag ${etag}`,
+      md5,
+    );
+  }
+}
+
+export class IntegrityCheck extends Transform {
+  private held: Buffer | undefined;
+  private readonly digests: Digests;
   bytes = 0;
   /** The MD5 of every byte that passed, once the body ended (when there was an ETag to check). */
   md5: string | undefined;
@@ -96,13 +142,7 @@ export class IntegrityCheck extends Transform {
 
   constructor(private readonly expected: Expected) {
     super();
-    this.plainMd5 = md5FromEtag(expected.etag);
-    this.multipart = multipartEtag(expected.etag);
-    this.hash = this.plainMd5 !== undefined || this.multipart !== undefined ? createHash('md5') : undefined;
-    this.parts =
-      this.multipart && expected.length !== undefined
-        ? candidatePartSizes(expected.length, this.multipart.parts).map((size) => new PartDigests(size))
-        : NO_PARTS;
+    this.digests = new Digests(expected);
   }
 
   /**
@@ -130,8 +170,7 @@ export class IntegrityCheck extends Transform {
       callback(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`));
       return;
     }
-    this.hash?.update(chunk);
-    for (const part of this.parts) part.update(chunk);
+    this.digests.update(chunk);
     const previous = this.held;
     this.held = chunk;
     callback(null, previous);
@@ -143,28 +182,48 @@ export class IntegrityCheck extends Transform {
       callback(new IntegrityError(`source body ended after ${this.bytes} of ${length} bytes`));
       return;
     }
-    // No ETag to check against (a folder, an encrypted object): the length was checked.
-    const failure = this.hash === undefined ? undefined : this.verify((this.md5 = this.hash.digest('hex')));
+    const { md5, failure } = this.digests.verdict();
+    this.md5 = md5;
     if (failure !== undefined) {
       callback(failure);
       return;
     }
     callback(null, this.held);
   }
+}
 
-  private verify(md5: string): IntegrityError | undefined {
-    const { etag, earlierMd5s } = this.expected;
-    if (this.plainMd5 !== undefined) {
-      return md5 === this.plainMd5 ? undefined : new IntegrityError(`MD5 of the streamed bytes is ${md5}, the source ETag says ${this.plainMd5}`);
-    }
-    if (this.parts.some((part) => part.etag() === `${this.multipart!.digest}-${this.multipart!.parts}`)) return undefined;
-    // Corruption in transit is random: two reads that agree are the stored bytes.
-    if (earlierMd5s?.has(md5)) return undefined;
-    return new IntegrityError(
-      earlierMd5s === undefined || earlierMd5s.size === 0
-        ? `the streamed bytes do not match the source's multipart ETag ${etag} at any common part size; reading again to compare`
-        : `this read (MD5 ${md5}) agrees with no earlier read of the source, and none matches its multipart ETag ${etag}`,
-      md5,
-    );
-  }
+/**
+ * A small body read whole, then checked: resolves with its bytes only once their length (and, with an ETag, their
+ * digest) are the source's, so nothing of a body cut short or altered is sent anywhere, not even its first bytes.
+ * No stream stands between the GET and the PUT. The caller bounds `length`: memory is that bound per copy in flight.
+ */
+export function readChecked(body: Readable, expected: Expected & { readonly length: number }): Promise<Buffer> {
+  const { length } = expected;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    body.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > length) body.destroy(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`));
+      else chunks.push(chunk);
+    });
+    body.once('error', reject);
+    body.once('end', () => {
+      if (bytes !== length) {
+        reject(new IntegrityError(`source body ended after ${bytes} of ${length} bytes`));
+        return;
+      }
+      streamed(bytes);
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes);
+      const digests = new Digests(expected);
+      digests.update(whole);
+      const { failure } = digests.verdict();
+      if (failure === undefined) resolve(whole);
+      else reject(failure);
+    });
+    // Closed without its end or an error (after end, resolved already: a no-op).
+    body.once('close', () => {
+      if (!body.readableEnded) reject(new IntegrityError(`source body ended after ${bytes} of ${length} bytes`));
+    });
+  });
 }

@@ -48,6 +48,8 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
   const list = store.list?.bind(store);
   // A listing is timed whole, from the first page asked to the last entry given.
   if (list) observed.list = (prefix, options) => timedListing(list(prefix, options), (seconds, outcome) => observe(side, 'list', seconds, outcome), outcomeOf);
+  const writeBytes = store.writeBytes?.bind(store);
+  if (writeBytes) observed.writeBytes = (key, bytes, options) => timed('write', () => writeBytes(key, bytes, options));
   const remove = store.delete?.bind(store);
   if (remove) observed.delete = (keys, signal) => timed('delete', () => remove(keys, signal));
   const canCopyFrom = store.canCopyFrom?.bind(store);

@@ -257,4 +257,53 @@ describe('a body the provider refuses for its size', () => {
       proxy.setFault(undefined);
     }
   });
+
+  test('a small body, sent whole in one write, whose PUT is reset unanswered: asked again with 100-continue, the 413 is read and named', async () => {
+    await s3.createBucket('fatal-small-limit');
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'fatal-small-limit' },
+      concurrency: CONCURRENCY,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    // Small objects are read whole and sent with their headers in one write: a server that refuses such a body
+    // (here bodies above 85 kB) and closes before its 413 can be read leaves only a reset, after all was sent.
+    const limit = 85_000;
+    const refused = fixture.present.filter((object) => object.size > limit && object.size < 256 * 1024);
+    assert.equal(refused.length, 1, 'one small object above the limit');
+    const [object] = refused;
+    proxy.reset();
+    proxy.setFault((request) =>
+      request.method === 'PUT' && Number(request.headers['content-length']) > limit && Number(request.headers['content-length']) < 256 * 1024
+        ? request.headers.expect === '100-continue'
+          ? { kind: 'refuse-body' }
+          : { kind: 'reset' }
+        : undefined,
+    );
+    try {
+      const result = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
+      assert.equal(result.code, 1, result.stderr);
+      const puts = proxy
+        .requestsFor(object!.key, 'fatal-small-limit')
+        .filter((request) => request.operation === 'PutObject')
+        .map((request) => `${request.headers.expect ?? 'at once'} ${request.status ?? 'cut'}`);
+      assert.deepEqual(puts, ['at once cut', '100-continue 413'], 'reset once, then asked first and refused: not retried further');
+      const failure = objectLines(config.checkpoint).find((line) => line.key === object!.key);
+      assert.equal(failure?.status, 'failed');
+      assert.match(String(failure?.error), /the provider refused a .* body \(413\).*raise its limit on request bodies \(nginx: client_max_body_size\)/);
+      // Every smaller object copied; larger bodies are known to be refused from then on (the video too, unless it
+      // was copied before).
+      const copied = new Set(await s3.listKeys('fatal-small-limit'));
+      assert.deepEqual(
+        fixture.present.filter((present) => present.size < object!.size && !copied.has(present.key)).map((present) => present.key),
+        [],
+        'every smaller object copied',
+      );
+      assert.ok(!copied.has(object!.key));
+      assert.ok(summaryOf(result).total.failed! <= 2, result.stdout);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
 });

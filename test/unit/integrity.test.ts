@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IntegrityError, md5FromEtag } from '../../src/storage/errors.js';
-import { IntegrityCheck, candidatePartSizes, multipartEtag, type Expected } from '../../src/sync/integrity.js';
+import { IntegrityCheck, candidatePartSizes, multipartEtag, readChecked, type Expected } from '../../src/sync/integrity.js';
 
 const MiB = 1024 * 1024;
 const md5 = (body: Buffer) => createHash('md5').update(body).digest('hex');
@@ -146,5 +146,53 @@ describe('IntegrityCheck', () => {
       afterCorrupted.add(md5(large));
       assert.equal((await check(large, { length: large.length, etag, earlierMd5s: afterCorrupted })).error, undefined);
     });
+  });
+});
+
+describe('readChecked: a small body read whole', () => {
+  const body = randomBytes(200_000);
+  /** `body` in chunks of `size`, as a socket gives it. */
+  const chunked = (bytes: Buffer, size = 16 * 1024) =>
+    Readable.from(
+      (function* () {
+        for (let offset = 0; offset < bytes.length; offset += size) yield bytes.subarray(offset, offset + size);
+      })(),
+    );
+  const failure = (promise: Promise<Buffer>) =>
+    promise.then(
+      () => assert.fail('the body must not be given'),
+      (error: unknown) => error,
+    );
+
+  test('gives the exact bytes, in one or many chunks, an empty body too', async () => {
+    assert.ok((await readChecked(chunked(body), { length: body.length, etag: md5(body) })).equals(body));
+    assert.ok((await readChecked(chunked(body, body.length), { length: body.length, etag: md5(body) })).equals(body));
+    assert.equal((await readChecked(Readable.from([]), { length: 0, etag: md5(Buffer.alloc(0)) })).length, 0);
+    const etag = s3MultipartEtag(body, 5 * MiB);
+    assert.ok((await readChecked(chunked(body), { length: body.length, etag })).equals(body), 'an upload in one part, md5(md5)-1');
+  });
+
+  test('a body cut short, longer than its Content-Length, or with a flipped byte is never given', async () => {
+    const short = await failure(readChecked(chunked(body.subarray(0, 150_000)), { length: body.length, etag: md5(body) }));
+    assert.ok(short instanceof IntegrityError);
+    assert.match(short.message, /ended after 150000 of 200000 bytes/);
+    const long = await failure(readChecked(chunked(Buffer.concat([body, Buffer.from('x')])), { length: body.length }));
+    assert.match(String((long as Error).message), /more than its Content-Length/);
+    const bad = await failure(readChecked(chunked(flipped(body, 123_456)), { length: body.length, etag: md5(body) }));
+    assert.ok(bad instanceof IntegrityError);
+    assert.match(bad.message, /MD5 of the streamed bytes/);
+    // Without an ETag (a folder, an encrypted object, a destination that proves the bytes itself): the length alone.
+    assert.ok((await readChecked(chunked(flipped(body, 5)), { length: body.length })).equals(flipped(body, 5)));
+  });
+
+  test("the source's failure, or a close without an end, is never given either", async () => {
+    const broken = new Readable({ read() {} });
+    broken.push(body.subarray(0, 1000));
+    setImmediate(() => broken.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    assert.equal(((await failure(readChecked(broken, { length: body.length }))) as NodeJS.ErrnoException).code, 'ECONNRESET');
+    const closed = new Readable({ read() {} });
+    closed.push(body.subarray(0, 1000));
+    setImmediate(() => closed.destroy());
+    assert.match(String(((await failure(readChecked(closed, { length: body.length }))) as Error).message), /ended after 1000 of 200000 bytes/);
   });
 });
