@@ -1,9 +1,12 @@
 /**
- * `verify` and `prune` (the real CLI) when the database is lost for good partway (here: every connection cut at a
- * chosen statement, and every reconnect refused as a rotated password is, which no waiting heals): each ends as a
- * run does on an error no retry fixes, with its own summary of what it did before, then one `stopped:` line whose
- * next step is its own (neither takes --resume), and exit 1. It ended with the bare `stopped:` line, which said to
- * --resume.
+ * The database lost for good partway (here: every connection cut at a chosen statement, and every reconnect refused
+ * as a rotated password is, which no waiting heals), and a path that freezes as a command leaves:
+ * - `verify` and `prune` (the real CLI) end as a run does on an error no retry fixes: their own summary of what they
+ *   did before, then one `stopped:` line whose next step is their own (neither takes --resume), exit 1 (they ended
+ *   with the bare `stopped:` line, which said to --resume);
+ * - a --skip-existing run writes no watermark past rows its join never read (d3470c8);
+ * - goodbyes that go unanswered (Terminate and FIN swallowed, the connections half-open for good) hold no process
+ *   alive after its last line (16501f9).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -211,6 +214,43 @@ describe('a --skip-existing run that loses the database partway', () => {
       await lossy.close();
       await direct.close();
       await relay.close();
+    }
+  });
+});
+
+describe('a path that freezes as the command leaves', () => {
+  test('its goodbyes unanswered (Terminate and FIN swallowed, the connections half-open for good), the process still exits at once after its last line', async () => {
+    const relay = new PgRelay(postgres, { swallowGoodbyes: true });
+    mkdirSync(join(folder, 'unwritten'));
+    const config = writeConfig({
+      databaseUrl: await relay.listen(db.url),
+      source: { type: 'fs', path: join(folder, 'source') },
+      destination: { type: 'fs', path: join(folder, 'unwritten') },
+      batchSize: 100,
+    });
+    let lastLine = 0;
+    let exited = 0;
+    try {
+      const result = await runCli(['run', 'accounts', '--dry-run', '--config', config.file, '--log-level', 'error'], {
+        cwd: config.dir,
+        onSpawn: (child) => {
+          child.stdout!.on('data', () => (lastLine = performance.now()));
+          // Killed if it hangs, so that the test fails rather than waits.
+          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          child.on('exit', () => {
+            exited = performance.now();
+            clearTimeout(timer);
+          });
+        },
+      });
+      assert.equal(result.signal, null, 'still running 30 s on: killed');
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^dry run: nothing was written$/m);
+      // Closing waits 5 s (POOL_END_PATIENCE_MS) for clients that do not end, then cuts what is left.
+      assert.ok(exited - lastLine < 8000, `exited ${Math.round(exited - lastLine)} ms after its last line`);
+    } finally {
+      await relay.close();
+      rmSync(config.dir, { recursive: true, force: true });
     }
   });
 });
