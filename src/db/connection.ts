@@ -73,7 +73,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     if (config.ssh) {
       const { openTunnel } = await import('../ssh/tunnel.js');
       tunnel = await openTunnel(config.ssh, target);
-      tunnel.onDrop((reason) => log.warn({ err: reason }, 'ssh tunnel dropped; reconnecting on the next query'));
+      tunnel.onDrop((reason) => log.warn({ error: describeError(reason) }, 'ssh tunnel dropped; reconnecting on the next query'));
       tunnel.on('forwardError', (error) => (forwardError = error));
     }
     const next = new pg.Pool({
@@ -86,8 +86,9 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       connectionTimeoutMillis: 20_000,
       keepAlive: true,
     });
-    // An idle client whose connection dies emits here; without a listener the process would crash.
-    next.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+    // An idle client whose connection dies emits here; without a listener the process would crash. Errors are
+    // logged as their code and message: pg-pool hangs the whole Client (its cancel key among it) on this one.
+    next.on('error', (error) => log.warn({ error: describeError(error), database: description }, 'idle database connection lost'));
     // Every client, those the reconnect's own check takes too, so that no query waits on a frozen path for good.
     const opened = new Set<Socket>();
     next.on('connect', (client) => {
@@ -122,7 +123,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   const restore = async (reason: unknown): Promise<void> => {
     // Two readers can lose the connection at once; the second must not tear down what the first rebuilt.
     if (await works()) return;
-    log.warn({ err: reason }, 'database connection lost; reconnecting');
+    log.warn({ error: describeError(reason), database: description }, 'database connection lost; reconnecting');
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       if (closed) throw new Error('the database session is closed');
@@ -136,7 +137,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         if (!worthRetrying(error) || Date.now() - started >= (options.reconnectPatienceMs ?? RECONNECT_PATIENCE_MS))
           throw new DatabaseLostError(description, { cause: error });
         const delay = Math.min(RECONNECT_MAX_DELAY_MS, 500 * 2 ** attempt);
-        log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'database still unreachable');
+        log.warn({ error: describeError(error), database: description, attempt: attempt + 1, retryInMs: delay }, 'database still unreachable');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

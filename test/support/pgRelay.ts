@@ -6,6 +6,7 @@
  * - `loseAt(statement, occurrence)`: the database gone for good at a chosen statement (the occurrence-th one whose
  *   text matches, counted over every connection): that statement never reaches the server, every connection is cut,
  *   and every connection after is refused as a rotated password is (FATAL 28P01), which no reconnecting heals;
+ * - `drop()` / `restore()`: a database restarting: every connection cut, and each new one reset, until restored;
  * - `swallowGoodbyes`: the path freezes as the client leaves: a client's Terminate is not forwarded, and its FIN
  *   is never answered (the connection stays half-open for good).
  */
@@ -65,6 +66,7 @@ export class PgRelay {
   private readonly sockets = new Set<Socket>();
   private frozen = false;
   private gone = false;
+  private dropped = false;
   private lose: { statement: RegExp; left: number } | undefined;
   /** Statements that reached the server. */
   readonly statements: string[] = [];
@@ -78,6 +80,7 @@ export class PgRelay {
       this.sockets.add(client);
       client.on('error', () => client.destroy());
       if (this.gone) return this.refuse(client);
+      if (this.dropped) return void client.resetAndDestroy();
       const start = () => this.forward(client);
       if (this.frozen) this.held.push(start);
       else start();
@@ -140,6 +143,16 @@ export class PgRelay {
   thaw(): void {
     this.frozen = false;
     for (const start of this.held.splice(0)) start();
+  }
+
+  /** Every connection cut, and every new one reset, until `restore()`. */
+  drop(): void {
+    this.dropped = true;
+    for (const pair of [...this.live]) pair.end();
+  }
+
+  restore(): void {
+    this.dropped = false;
   }
 
   /** The database goes away for good when the `occurrence`-th statement matching `statement` is sent. */
