@@ -200,6 +200,11 @@ export class IntegrityCheck extends Transform {
 export function readChecked(body: Readable, expected: Expected & { readonly length: number }): Promise<Buffer> {
   const { length } = expected;
   return new Promise((resolve, reject) => {
+    // Ended already (destroyed on a stop), its error or close will not come again.
+    if (body.destroyed) {
+      reject(body.errored ?? new IntegrityError(`source body ended after 0 of ${length} bytes`));
+      return;
+    }
     const chunks: Buffer[] = [];
     let bytes = 0;
     body.on('data', (chunk: Buffer) => {

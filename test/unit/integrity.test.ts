@@ -194,5 +194,9 @@ describe('readChecked: a small body read whole', () => {
     closed.push(body.subarray(0, 1000));
     setImmediate(() => closed.destroy());
     assert.match(String(((await failure(readChecked(closed, { length: body.length }))) as Error).message), /ended after 1000 of 200000 bytes/);
+    const gone = new Readable({ read() {} }).on('error', () => undefined);
+    gone.destroy(new Error('stopped'));
+    await new Promise((resolve) => gone.once('close', resolve));
+    assert.equal(((await failure(readChecked(gone, { length: body.length }))) as Error).message, 'stopped', 'a body destroyed before it was read');
   });
 });
