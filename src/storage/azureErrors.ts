@@ -2,7 +2,7 @@
  * How the Azure Blob backend reads @azure/storage-blob's errors (a RestError with the HTTP status and the service's
  * x-ms-error-code), and the answers no retry can fix. src/sync sees only the FailureKind these give.
  */
-import { FatalStoreError, classifyCommon, fatalOfRequest, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
+import { FatalStoreError, classifyCommon, fatalOfRequest, gatewayFoundNoStore, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
 import type { FailureKind } from './types.js';
 
 interface AzureErrorShape {
@@ -42,6 +42,8 @@ const TRANSIENT_CODES = new Set(['InternalError', 'OperationTimedOut', 'Md5Misma
  * container is fatal (fatalAzureError); a blob that is not there is notFound.
  */
 export function classifyAzureError(error: unknown, side: StoreSide, where: string, containerUrl: string): FailureKind {
+  // Before the common verdicts, which would read "Gateway Timeout" as any timeout.
+  if (gatewayFoundNoStore(azureStatus(error))) return { kind: 'retryable', afterMs: retryAfterMs(error), noAnswer: true };
   const common = classifyCommon(error);
   if (common !== undefined) return common;
   const status = azureStatus(error);

@@ -77,8 +77,12 @@ export function md5FromEtag(etag: string | undefined): string | undefined {
   return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;
 }
 
-/** Node's own codes for a dropped connection, a timeout or a stream cut short: transient whichever store met them. */
-const TRANSIENT_NODE_CODES = new Set([
+/**
+ * Node's (and undici's) codes for a store that did not answer: nothing listens, no such name, no route, no answer
+ * in time, the connection dropped. Transient whichever store met them, and what every request meets while a store
+ * is away (restarting, or gone).
+ */
+const NO_ANSWER_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
   'ECONNABORTED',
@@ -86,24 +90,42 @@ const TRANSIENT_NODE_CODES = new Set([
   'ETIMEDOUT',
   'ENOTFOUND',
   'EAI_AGAIN',
-  'ERR_STREAM_PREMATURE_CLOSE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
   'TimeoutError',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_SOCKET',
 ]);
+const NO_ANSWER = { kind: 'retryable', noAnswer: true } as const;
 
 /**
  * What every store judges alike: its own FatalStoreError, bytes that arrived wrong, a refused body (retried when
- * the next attempt sends a smaller one), and Node's errors for a connection or stream cut short. Undefined for
- * anything else, which the backend judges.
+ * the next attempt sends a smaller one), Node's errors for a store that did not answer, and a stream cut short.
+ * Undefined for anything else, which the backend judges.
  */
 export function classifyCommon(error: unknown): FailureKind | undefined {
   if (error instanceof FatalStoreError) return { kind: 'fatal', error };
   if (error instanceof IntegrityError) return { kind: 'retryable' };
   // Its store sends smaller bodies from now on: tried again, unless it could not (then no retry helps).
   if (error instanceof BodyRefusedError) return error.retryable ? { kind: 'retryable' } : { kind: 'permanent' };
-  if (errorCodes(error).some((code) => TRANSIENT_NODE_CODES.has(code))) return { kind: 'retryable' };
+  const codes = errorCodes(error);
+  if (codes.some((code) => NO_ANSWER_CODES.has(code))) return NO_ANSWER;
+  // A body cut short: the source's or the destination's, which the code cannot tell.
+  if (codes.includes('ERR_STREAM_PREMATURE_CLOSE')) return { kind: 'retryable' };
   const message = error instanceof Error ? error.message : String(error);
-  if (/socket hang up|aborted|premature close|ECONNRESET|EPIPE|timed? ?out/i.test(message)) return { kind: 'retryable' };
+  // SDKs that keep only the message of the socket's error (Azure's REQUEST_SEND_ERROR, say).
+  if (/socket hang up|ECONNRESET|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE/.test(message)) return NO_ANSWER;
+  // Not a silence for sure: an answer may say it (S3's 400 RequestTimeout), and a stop aborts requests.
+  if (/aborted|premature close|timed? ?out/i.test(message)) return { kind: 'retryable' };
   return undefined;
+}
+
+/** A gateway's answer that the store behind it is down or silent (502 Bad Gateway, 504 Gateway Timeout). */
+export function gatewayFoundNoStore(status: number | undefined): boolean {
+  return status === 502 || status === 504;
 }
 
 /** The names and codes of an error and of its causes (a few levels deep), as SDKs and Node set them. */

@@ -4,7 +4,16 @@
  * throttling, and the answers no retry can fix. src/sync sees only the FailureKind these give (S3Store.classify).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { FatalStoreError, classifyCommon, errorCodes, fatalOfRequest, missingPlaceFix, retryAfterHeaderMs, type StoreSide } from './errors.js';
+import {
+  FatalStoreError,
+  classifyCommon,
+  errorCodes,
+  fatalOfRequest,
+  gatewayFoundNoStore,
+  missingPlaceFix,
+  retryAfterHeaderMs,
+  type StoreSide,
+} from './errors.js';
 import type { FailureKind } from './types.js';
 import { xmlField } from './s3List.js';
 
@@ -59,9 +68,11 @@ export function classifyS3Error(error: unknown): FailureKind {
   if (error instanceof FatalStoreError) return { kind: 'fatal', error };
   const afterMs = retryAfterMs(error);
   if (isThrottle(error)) return { kind: 'throttled', afterMs };
+  const status = httpStatus(error);
+  // Before the common verdicts, which would read "Gateway Timeout" as any timeout.
+  if (gatewayFoundNoStore(status)) return { kind: 'retryable', afterMs, noAnswer: true };
   const common = classifyCommon(error);
   if (common !== undefined) return common;
-  const status = httpStatus(error);
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return { kind: 'retryable', afterMs };
   if (errorCodes(error).some((code) => RETRYABLE_CODES.has(code))) return { kind: 'retryable', afterMs };
   if (isNotFound(error)) return { kind: 'notFound' };

@@ -2,7 +2,7 @@
  * How the Swift backend judges its answers: the HTTP status of a request, Retry-After, and the answers no retry can
  * fix (FatalStoreError). src/sync sees only the FailureKind (SwiftStore.classify).
  */
-import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
+import { FatalStoreError, classifyCommon, gatewayFoundNoStore, type StoreSide } from './errors.js';
 import type { FailureKind } from './types.js';
 
 /** An answer outside 2xx to one request of the store. */
@@ -27,6 +27,8 @@ export class SwiftHttpError extends Error {
  * fix are transient; 404 means not there. Everything else fails the request alone.
  */
 export function classifySwiftError(error: unknown): FailureKind {
+  // Before the common verdicts, which would read "Gateway Timeout" as any timeout.
+  if (error instanceof SwiftHttpError && gatewayFoundNoStore(error.status)) return { kind: 'retryable', afterMs: error.retryAfterMs, noAnswer: true };
   const common = classifyCommon(error);
   if (common !== undefined) return common;
   if (!(error instanceof SwiftHttpError)) return { kind: 'permanent' };

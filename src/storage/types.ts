@@ -102,7 +102,9 @@ export interface ListedObject {
  * What a failure means, as the store that threw it judges it: src/sync keeps one retry loop and acts on this,
  * so it never parses a backend's errors itself.
  * - `retryable`: transient (a dropped connection, a 5xx, a body that arrived wrong); try again after a backoff,
- *   at least `afterMs` when the server said so (Retry-After).
+ *   at least `afterMs` when the server said so (Retry-After). `noAnswer`: the store itself did not answer (no
+ *   connection, no name, no answer in time, a gateway saying the store behind it is down), which every request
+ *   meets while a store is away; src/sync/storeWatch.ts waits for the store, not the object, on those.
  * - `throttled`: as retryable, and the caller should also send fewer requests.
  * - `fatal`: no retry can fix it and every later request would fail the same way (a bucket gone, credentials
  *   refused, a full disk): the run stops at once.
@@ -110,7 +112,7 @@ export interface ListedObject {
  * - `permanent`: this request will never succeed, but others may (a malformed key, an object too large).
  */
 export type FailureKind =
-  | { readonly kind: 'retryable'; readonly afterMs?: number }
+  | { readonly kind: 'retryable'; readonly afterMs?: number; readonly noAnswer?: true }
   | { readonly kind: 'throttled'; readonly afterMs?: number }
   | { readonly kind: 'fatal'; readonly error: FatalStoreError }
   | { readonly kind: 'notFound' }

@@ -20,6 +20,7 @@ import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { collectIfGrown } from './garbage.js';
 import { backoffMs, classifyFailure } from './retry.js';
+import { heardFrom, waitForSilentStore } from './storeWatch.js';
 
 /**
  * Id ranges within which the id partition grows with the id. Negative ids (only the instance actor, -99, has one)
@@ -369,6 +370,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       for await (const object of store.list!(prefix, { startAfter: last, signal })) {
         last = object.key;
         failures = 0;
+        heardFrom(store);
         yield object;
       }
       return;
@@ -376,6 +378,12 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       if (signal?.aborted) return;
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
+      // A store that answers nothing is waited for, up to its patience (its StoreUnreachableError then passes).
+      const away = waitForSilentStore(error);
+      if (away !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, away));
+        continue;
+      }
       // A failure no wait would fix (a refusal, a missing folder, bad input) passes as it is.
       if (failure.kind !== 'retryable' && failure.kind !== 'throttled') throw error;
       if (failures >= retries) throw new ListingFailedError(store, prefix, error);

@@ -12,7 +12,8 @@ export type StoreOperation = 'read' | 'head' | 'write' | 'list' | 'delete' | 'co
 /** `ok`, or the kind of failure as the store classifies it. */
 export type RequestOutcome = 'ok' | FailureKind['kind'];
 
-export type RequestObserver = (side: StoreSide, operation: StoreOperation, seconds: number, outcome: RequestOutcome) => void;
+/** `error`: what a failed request threw. */
+export type RequestObserver = (side: StoreSide, operation: StoreOperation, seconds: number, outcome: RequestOutcome, error?: unknown) => void;
 
 /** Observed store → the store it wraps: a server-side copy (and the question whether one can be) takes the real source. */
 const inner = new WeakMap<ObjectStore, ObjectStore>();
@@ -26,7 +27,7 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
       observe(side, operation, (performance.now() - started) / 1000, 'ok');
       return result;
     } catch (error) {
-      observe(side, operation, (performance.now() - started) / 1000, outcomeOf(error));
+      observe(side, operation, (performance.now() - started) / 1000, outcomeOf(error), error);
       throw error;
     }
   };
@@ -47,7 +48,9 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
   };
   const list = store.list?.bind(store);
   // A listing is timed whole, from the first page asked to the last entry given.
-  if (list) observed.list = (prefix, options) => timedListing(list(prefix, options), (seconds, outcome) => observe(side, 'list', seconds, outcome), outcomeOf);
+  if (list)
+    observed.list = (prefix, options) =>
+      timedListing(list(prefix, options), (seconds, outcome, error) => observe(side, 'list', seconds, outcome, error), outcomeOf);
   const writeBytes = store.writeBytes?.bind(store);
   if (writeBytes) observed.writeBytes = (key, bytes, options) => timed('write', () => writeBytes(key, bytes, options));
   const remove = store.delete?.bind(store);
@@ -67,18 +70,20 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
 
 async function* timedListing(
   listing: AsyncIterable<ListedObject>,
-  report: (seconds: number, outcome: RequestOutcome) => void,
+  report: (seconds: number, outcome: RequestOutcome, error?: unknown) => void,
   outcomeOf: (error: unknown) => RequestOutcome,
 ): AsyncIterable<ListedObject> {
   const started = performance.now();
   let outcome: RequestOutcome = 'ok';
+  let failure: unknown;
   try {
     yield* listing;
   } catch (error) {
     outcome = outcomeOf(error);
+    failure = error;
     throw error;
   } finally {
     // Also when the caller stops early (a break ends the listing here).
-    report((performance.now() - started) / 1000, outcome);
+    report((performance.now() - started) / 1000, outcome, failure);
   }
 }

@@ -11,6 +11,7 @@
 import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowSpans, readRowsInIdRanges, readRowsInIdRangesCut } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
@@ -21,6 +22,8 @@ import type { JobName, Row } from '../mastodon/tables.js';
 import { FatalStoreError } from '../storage/errors.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { resumingListing } from './listingJoin.js';
+import { withRetries } from './retry.js';
+import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
 /**
  * Why no row owns a key:
@@ -91,6 +94,10 @@ export interface PruneOptions {
   readonly retries?: number;
   /** Listed keys looked up at once, and keys per delete request (S3's limit: 1000). */
   readonly pageSize?: number;
+  /** Told when the destination falls silent and answers again. */
+  readonly log?: Logger;
+  /** Tests shorten how long the destination may answer nothing before prune stops (src/sync/storeWatch.ts); nothing else should. */
+  readonly storePatienceMs?: number;
 }
 
 const PAGE = 1000;
@@ -100,7 +107,8 @@ export function emptyPruneSummary(job: JobName): PruneJobSummary {
 }
 
 export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
-  const { destination } = options;
+  // A destination that answers nothing is waited for, and stops prune once it has for the patience.
+  const destination = new StoreWatch('once it answers again, run prune again', options.log, options.storePatienceMs).watch(options.destination, 'destination');
   if (destination.list === undefined) throw new Error(`${destination.description} cannot list its objects`);
   const pageSize = Math.min(options.pageSize ?? PAGE, PAGE);
   const tableless = new Set(options.tablelessJobs ?? []);
@@ -136,22 +144,28 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
       });
       lookup.catch(() => undefined); // awaited before the next one or at the end; failing meanwhile is not unhandled
     };
-    for (const { job, prefix } of mastodonPrefixes(jobs)) {
-      const summary = summaries.get(job)!;
-      let page: ListedObject[] = [];
-      for await (const object of resumingListing(destination, prefix, options.retries ?? 0, options.stop)) {
-        summary.listed++;
-        summary.listedBytes += object.size;
-        options.onListed?.(job, object.size);
-        page.push(object);
-        if (page.length >= pageSize) {
-          await lookUp(job, page);
-          page = [];
+    try {
+      for (const { job, prefix } of mastodonPrefixes(jobs)) {
+        const summary = summaries.get(job)!;
+        let page: ListedObject[] = [];
+        for await (const object of resumingListing(destination, prefix, options.retries ?? 0, options.stop)) {
+          summary.listed++;
+          summary.listedBytes += object.size;
+          options.onListed?.(job, object.size);
+          page.push(object);
+          if (page.length >= pageSize) {
+            await lookUp(job, page);
+            page = [];
+          }
+          if (stopped()) break;
         }
+        if (page.length > 0 && !stopped()) await lookUp(job, page);
         if (stopped()) break;
       }
-      if (page.length > 0 && !stopped()) await lookUp(job, page);
-      if (stopped()) break;
+    } catch (error) {
+      // The destination gone while listed: the page being looked up is counted before the summary is made.
+      if (error instanceof StoreUnreachableError) await lookup.catch(() => undefined);
+      throw error;
     }
     await lookup;
     const orphans = [...summaries.values()].reduce((sum, summary) => sum + summary.orphans, 0);
@@ -163,6 +177,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     // batch is checked while this one's delete request is out.
     if (destination.delete === undefined) throw new Error(`${destination.description} cannot delete objects`);
     const deleteKeys = destination.delete.bind(destination);
+    // A delete that meets the destination away is sent again once it answers (deleting a key twice is harmless).
+    const deleteWhenAnswered = (keys: readonly string[]) => withRetries([destination], () => deleteKeys(keys), { retries: 0 });
     const stillOrphans = async (batch: readonly Orphan[]) => {
       const still = new Map<string, Orphan>();
       for (const job of new Set(batch.map((orphan) => orphan.job))) {
@@ -179,7 +195,7 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     const remove = async (still: Map<string, Orphan>) => {
       if (still.size === 0) return;
       // Not aborted by the stop: a delete cut short leaves unknown which keys went, and the manifest must name them.
-      const failures = await deleteKeys([...still.keys()]);
+      const failures = await deleteWhenAnswered([...still.keys()]);
       for (const failure of failures) {
         const orphan = still.get(failure.key);
         if (orphan === undefined) continue;
@@ -229,6 +245,8 @@ export async function pruneJobs(options: PruneOptions): Promise<PruneResult> {
     }
     return result(false);
   } catch (error) {
+    // The destination answered nothing for the patience while listed: nothing was deleted; what was listed is counted.
+    if (error instanceof StoreUnreachableError) return { ...result(false), stoppedBy: error };
     // The database lost for good, while listing or checking again before a delete: what was found and deleted so
     // far is in the counts (and the manifest), and a new prune lists everything again.
     if (!(error instanceof DatabaseLostError)) throw error;

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FailureKind, ObjectStore } from '../storage/types.js';
+import { waitForSilentStore } from './storeWatch.js';
 
 /** Full-jitter backoff: a random wait up to base × 2^attempt (capped), or the server's Retry-After if longer. */
 export function backoffMs(attempt: number, afterMs: number | undefined, baseMs = 200, capMs = 20_000, random = Math.random): number {
@@ -43,19 +44,28 @@ export interface RetryOptions {
 /**
  * Runs `operation` (given the attempt number, from 0) until it succeeds, or fails in a way no retry fixes, or
  * `retries` further attempts have failed; then throws the last error, or the FatalStoreError a store made of it.
+ * A watched store that answers nothing is waited for, up to its patience, and that counts against no retry
+ * (src/sync/storeWatch.ts); past the patience its StoreUnreachableError is thrown.
  */
 export async function withRetries<T>(stores: readonly ObjectStore[], operation: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0, failed = 0; ; attempt++) {
     try {
       return await operation(attempt);
     } catch (error) {
       const failure = classifyFailure(stores, error);
       // Every attempt would fail the same way, and so would every other object: no retry, the run stops.
       if (failure.kind === 'fatal') throw failure.error;
+      if (options.signal?.aborted) throw error;
+      const away = waitForSilentStore(error);
+      if (away !== undefined) {
+        await sleep(away, undefined, { signal: options.signal }).catch(() => undefined);
+        continue;
+      }
       if (failure.kind === 'throttled') options.onThrottle?.();
       const transient = failure.kind === 'retryable' || failure.kind === 'throttled';
-      if (attempt >= options.retries || !transient || options.signal?.aborted) throw error;
-      await sleep(backoffMs(attempt, failure.afterMs), undefined, { signal: options.signal }).catch(() => undefined);
+      if (failed >= options.retries || !transient) throw error;
+      await sleep(backoffMs(failed, failure.afterMs), undefined, { signal: options.signal }).catch(() => undefined);
+      failed += 1;
     }
   }
 }

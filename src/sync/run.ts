@@ -21,6 +21,7 @@ import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } 
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
+import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
 export interface RunOptions {
   readonly jobs: readonly JobName[];
@@ -63,6 +64,8 @@ export interface RunOptions {
   readonly onSkipped?: (job: JobName, objects: number) => void;
   /** Given, once, a live view of the run for readers that look now and then (metrics): cheap to keep, read on demand. */
   readonly observe?: (view: RunView) => void;
+  /** Tests shorten how long a store may answer nothing before the run stops (src/sync/storeWatch.ts); nothing else should. */
+  readonly storePatienceMs?: number;
   /** Stop reading rows; in-flight copies finish. */
   readonly stop: AbortSignal;
   /** Abort in-flight copies too. */
@@ -147,9 +150,13 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   };
   const pool = new BoundedPool(options.concurrency);
   const throttle = new Throttle(pool, options.concurrency, log);
+  // A store that answers nothing is waited for, and stops the run once it has for the patience.
+  const watch = new StoreWatch('finished objects are in the checkpoint; once it answers again, run again with --resume', log, options.storePatienceMs);
+  const source = watch.watch(options.source, 'source');
+  const destination = watch.watch(options.destination, 'destination');
   const context: CopyContext = {
-    source: options.source,
-    destination: options.destination,
+    source,
+    destination,
     acl: options.acl,
     storageClass: options.storageClass,
     retries: options.retries,
@@ -179,9 +186,11 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       await runJob(job);
     }
   } catch (error) {
-    // Reconnecting gave up: what was copied is recorded, so the run ends with its summary, like a store's fatal error.
-    if (!(error instanceof DatabaseLostError)) throw error;
-    stopFor(error.withFix('finished objects are in the checkpoint; once the cause is fixed, run again with --resume'));
+    // Reconnecting gave up, or a store listed answered nothing for the patience: what was copied is recorded, so the
+    // run ends with its summary, like a store's fatal error.
+    if (error instanceof DatabaseLostError) stopFor(error.withFix('finished objects are in the checkpoint; once the cause is fixed, run again with --resume'));
+    else if (error instanceof StoreUnreachableError) stopFor(error);
+    else throw error;
   } finally {
     // Even when reading fails, the copies already started finish and are recorded before the error surfaces.
     await pool.drain();
@@ -263,8 +272,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     const record = (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, result: CopyResult) => {
       if (result.fatal !== undefined) stopFor(result.fatal);
-      // Cut short by the hard stop: not a failure of the object, and not done either; the next run copies it.
-      if (result.status === 'failed' && options.abort.aborted) {
+      // Cut short by the hard stop, or by a store gone: not a failure of the object, and not done either; the next
+      // run copies it.
+      if (result.status === 'failed' && (options.abort.aborted || result.fatal instanceof StoreUnreachableError)) {
         log.debug({ job, id: object.id, key: object.key, error: result.error }, 'copy aborted by the stop');
         return;
       }
@@ -346,7 +356,6 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
      */
     const copyWhatDiffers = async (minId: string | undefined) => {
       const after = { ...scope, ...(minId !== undefined && { minId }) };
-      const { source, destination } = options;
       const joined = joinWithBothStores(
         {
           db: options.db,

@@ -9,6 +9,7 @@
  * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
  * found missing or different is copied again, by the copy a run uses.
  */
+import type { Logger } from 'pino';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
@@ -23,6 +24,7 @@ import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { joinWithBothStores } from './listingJoin.js';
+import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
 type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
 
@@ -80,8 +82,11 @@ export interface Repair {
 export interface VerifyResult {
   /** The summaries of the jobs begun: those of a stopped verify count what was checked before the stop. */
   readonly jobs: VerifyJobSummary[];
-  /** The database was lost for good: the objects not yet read were not checked (a verify keeps no record: run it again). */
-  readonly stoppedBy?: DatabaseLostError;
+  /**
+   * The database was lost for good, or a store answered nothing for the patience: the objects not yet read were not
+   * checked (a verify keeps no record: run it again).
+   */
+  readonly stoppedBy?: DatabaseLostError | StoreUnreachableError;
 }
 
 export interface VerifyOptions {
@@ -115,23 +120,54 @@ export interface VerifyOptions {
   readonly random?: () => number;
   /** Given, once, the summaries as they fill (the same objects verifyJobs returns), for metrics. */
   readonly observe?: (jobs: ReadonlyArray<Readonly<VerifyJobSummary>>) => void;
+  /** Told when a store falls silent and answers again. */
+  readonly log?: Logger;
+  /** Tests shorten how long a store may answer nothing before verify stops (src/sync/storeWatch.ts); nothing else should. */
+  readonly storePatienceMs?: number;
+}
+
+/** The options as verifying goes: the stores watched, the stop that a store gone sets too. */
+interface Verifying extends VerifyOptions {
+  readonly stop: AbortSignal;
+  /** A store answered nothing for the patience: check no more. */
+  halt(cause: StoreUnreachableError): void;
 }
 
 export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> {
   const summaries: VerifyJobSummary[] = [];
   options.observe?.(summaries);
+  // A store that answers nothing is waited for, and stops verify once it has for the patience.
+  const watch = new StoreWatch('once it answers again, run verify again', options.log, options.storePatienceMs);
+  const source = watch.watch(options.source, 'source');
+  const destination = watch.watch(options.destination, 'destination');
+  let gone: StoreUnreachableError | undefined;
+  const halted = new AbortController();
+  const verifying: Verifying = {
+    ...options,
+    source,
+    destination,
+    repair: options.repair && { ...options.repair, source, destination },
+    stop: options.stop === undefined ? halted.signal : AbortSignal.any([options.stop, halted.signal]),
+    halt: (cause) => {
+      gone ??= cause;
+      halted.abort(cause);
+    },
+  };
   try {
-    await (options.method === 'listing' ? verifyByListing(options, summaries) : verifyByHead(options, summaries));
+    await (options.method === 'listing' ? verifyByListing(verifying, summaries) : verifyByHead(verifying, summaries));
   } catch (error) {
     // What was checked is worth its summary; the objects still unread stay unchecked.
-    if (!(error instanceof DatabaseLostError)) throw error;
-    return { jobs: summaries, stoppedBy: error.withFix('once the cause is fixed, run verify again: it checks every object from the start') };
+    if (error instanceof DatabaseLostError)
+      return { jobs: summaries, stoppedBy: error.withFix('once the cause is fixed, run verify again: it checks every object from the start') };
+    // A listing that met a store gone.
+    if (!(error instanceof StoreUnreachableError)) throw error;
+    verifying.halt(error);
   }
-  return { jobs: summaries };
+  return { jobs: summaries, ...(gone !== undefined && { stoppedBy: gone }) };
 }
 
 /** Each owned object (or the sample) HEADed at both stores; `summaries` fill as the jobs go. */
-async function verifyByHead(options: VerifyOptions, summaries: VerifyJobSummary[]): Promise<void> {
+async function verifyByHead(options: Verifying, summaries: VerifyJobSummary[]): Promise<void> {
   const pool = new BoundedPool(options.concurrency);
   const random = options.random ?? Math.random;
   const scope = options.scope ?? WHOLE_DATABASE;
@@ -155,8 +191,8 @@ async function verifyByHead(options: VerifyOptions, summaries: VerifyJobSummary[
             await pool.submit(async () => {
               const outcome = await verifyObject(object, options);
               tally(summary, outcome, options);
-              if (options.repair !== undefined && outcome !== 'missing-at-source' && outcome.length > 0 && outcome[0]!.problem !== 'error') {
-                countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options.onRepair);
+              if (options.repair !== undefined && Array.isArray(outcome) && outcome.length > 0 && outcome[0]!.problem !== 'error') {
+                countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options);
               }
             });
           }
@@ -173,7 +209,7 @@ async function verifyByHead(options: VerifyOptions, summaries: VerifyJobSummary[
  * each object against its folder's listings, in key order. The objects that need a request of their own (the sample, and those the source does not list at their exact key) go through the
  * pool; the others are decided on the spot.
  */
-async function verifyByListing(options: VerifyOptions, summaries: VerifyJobSummary[]): Promise<void> {
+async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]): Promise<void> {
   const { source, destination } = options;
   if (source.list === undefined || destination.list === undefined) throw new Error('verify by listing needs two stores that list');
   const pool = new BoundedPool(options.concurrency);
@@ -182,8 +218,8 @@ async function verifyByListing(options: VerifyOptions, summaries: VerifyJobSumma
   // Returns a promise only when there is a repair to wait for: most objects are settled without one.
   const settle = (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome): Promise<void> | undefined => {
     tally(summary, outcome, options);
-    if (options.repair === undefined || outcome === 'missing-at-source' || outcome.length === 0 || outcome[0]!.problem === 'error') return undefined;
-    return repairObject(object, outcome[0]!.key, options.repair).then((repair) => countRepair(summary, repair, options.onRepair));
+    if (options.repair === undefined || !Array.isArray(outcome) || outcome.length === 0 || outcome[0]!.problem === 'error') return undefined;
+    return repairObject(object, outcome[0]!.key, options.repair).then((repair) => countRepair(summary, repair, options));
   };
   try {
     for (const job of options.jobs) {
@@ -215,9 +251,7 @@ async function verifyByListing(options: VerifyOptions, summaries: VerifyJobSumma
             const outcome =
               listedAtSource !== undefined
                 ? await verifyObject(object, options)
-                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => [
-                    problemOf(object, destination, 'error', { error: describeError(error) }),
-                  ]);
+                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => failedCheck(object, error, options));
             await settle(summary, object, outcome);
           });
         }
@@ -227,6 +261,13 @@ async function verifyByListing(options: VerifyOptions, summaries: VerifyJobSumma
   } finally {
     await pool.drain();
   }
+}
+
+/** A check that could not be made: a problem of the object, or, when a store is gone, the stop of verify. */
+function failedCheck(object: OwnedObject, error: unknown, options: Verifying): Outcome {
+  if (!(error instanceof StoreUnreachableError)) return [problemOf(object, options.destination, 'error', { error: describeError(error) })];
+  options.halt(error);
+  return 'unchecked';
 }
 
 async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: VerifyOptions): Promise<Outcome> {
@@ -293,8 +334,8 @@ export function emptySummary(job: JobName): VerifyJobSummary {
   };
 }
 
-/** The problems of one object (none: it matches), or that the source lacks it. */
-type Outcome = Problem[] | 'missing-at-source';
+/** The problems of one object (none: it matches), or that the source lacks it, or that a store gone left it unchecked. */
+type Outcome = Problem[] | 'missing-at-source' | 'unchecked';
 
 const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' | 'cacheControlDiffers' | 'md5Differs'>> = {
   size: 'sizeDiffers',
@@ -303,8 +344,9 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
   etag: 'md5Differs',
 };
 
-async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair> {
+async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair | StoreUnreachableError> {
   const result = await copyOwnedObject(object, context);
+  if (result.fatal instanceof StoreUnreachableError) return result.fatal;
   const repair = result.status === 'copied' || result.status === 'relocated' || result.status === 'present' ? 'copied' : result.status;
   return {
     job: object.job,
@@ -316,13 +358,20 @@ async function repairObject(object: OwnedObject, key: string, context: CopyConte
   };
 }
 
-function countRepair(summary: VerifyJobSummary, repair: Repair, onRepair: ((repair: Repair) => void) | undefined): void {
+function countRepair(summary: VerifyJobSummary, repair: Repair | StoreUnreachableError, options: Verifying): void {
+  // Cut short by a store gone: not repaired, nor unrepairable; the next verify finds it again.
+  if (repair instanceof StoreUnreachableError) return options.halt(repair);
   if (repair.repair === 'copied') summary.repaired += 1;
   else summary.unrepaired += 1;
-  onRepair?.(repair);
+  options.onRepair?.(repair);
 }
 
 function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<VerifyOptions, 'onProblem' | 'onSettled'>): void {
+  // Checked by no one: a store gone stopped verify.
+  if (outcome === 'unchecked') {
+    summary.checked -= 1;
+    return;
+  }
   options.onSettled?.(summary.job);
   if (outcome === 'missing-at-source') {
     summary.missingAtSource += 1;
@@ -340,7 +389,7 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verify
   }
 }
 
-async function verifyObject(object: OwnedObject, options: VerifyOptions): Promise<Outcome> {
+async function verifyObject(object: OwnedObject, options: Verifying): Promise<Outcome> {
   const problem = (kind: ProblemKind, fields: Partial<Problem> = {}) => problemOf(object, options.destination, kind, fields);
   let atSource: { found: ObjectInfo; from: string } | undefined;
   let atDestination: ObjectInfo | undefined;
@@ -350,7 +399,7 @@ async function verifyObject(object: OwnedObject, options: VerifyOptions): Promis
       headWithRetries(options.destination, object.key, options.retries),
     ]);
   } catch (error) {
-    return [problem('error', { error: describeError(error) })];
+    return failedCheck(object, error, options);
   }
   // At the destination only, the source lost it since the copy: nothing to compare with, so no match either.
   if (atSource === undefined) return 'missing-at-source';

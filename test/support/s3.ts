@@ -104,6 +104,14 @@ export interface S3Server extends S3Helpers {
   stop(): Promise<void>;
 }
 
+/** The s3rver startS3 runs in this process, which can also go away for a while. */
+export interface LocalS3Server extends S3Server {
+  /** The server goes away (its connections are cut, its port refuses), keeping what it stores: a store restarting. */
+  halt(): Promise<void>;
+  /** Back on the same port, with what it stored. */
+  restart(): Promise<void>;
+}
+
 async function streamToBuffer(body: unknown): Promise<Buffer> {
   if (!body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
@@ -175,10 +183,10 @@ export function s3Helpers(client: S3Client): S3Helpers {
 }
 
 /** Start s3rver on 127.0.0.1:0 in a fresh temp folder. */
-export async function startS3(): Promise<S3Server> {
+export async function startS3(): Promise<LocalS3Server> {
   installS3rverDesShim();
   const directory = await fsp.mkdtemp(path.join(os.tmpdir(), 'mastosync-s3-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+  let server: S3rver | undefined = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
   let addr: { port: number };
   try {
     addr = (await server.run()) as { port: number };
@@ -190,19 +198,31 @@ export async function startS3(): Promise<S3Server> {
   const endpoint = `http://127.0.0.1:${port}`;
   const client = makeS3Client(endpoint);
   let stopped = false;
+  const halt = async () => {
+    const running = server;
+    server = undefined;
+    if (running === undefined) return;
+    const http = (running as unknown as { httpServer?: Server }).httpServer;
+    const closed = running.close().catch(() => undefined);
+    http?.closeAllConnections();
+    await closed;
+  };
   return {
     ...s3Helpers(client),
     endpoint,
     port,
     directory,
+    halt,
+    async restart() {
+      if (server !== undefined) return;
+      server = new S3rver({ address: '127.0.0.1', port, silent: true, directory });
+      await server.run();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       client.destroy();
-      const http = (server as unknown as { httpServer?: Server }).httpServer;
-      const closed = server.close().catch(() => undefined);
-      http?.closeAllConnections();
-      await closed;
+      await halt();
       await fsp.rm(directory, { recursive: true, force: true });
     },
   };

@@ -125,7 +125,8 @@ test('failures: 429 and 498 throttle (with Retry-After), 5xx and resets are retr
   assert.deepEqual(classifySwiftError(error(401)), { kind: 'retryable', afterMs: undefined }, 'a refused token is renewed');
   assert.deepEqual(classifySwiftError(error(404)), { kind: 'notFound' });
   assert.deepEqual(classifySwiftError(error(400)), { kind: 'permanent' });
-  assert.deepEqual(classifySwiftError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), { kind: 'retryable' });
+  assert.deepEqual(classifySwiftError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), { kind: 'retryable', noAnswer: true });
+  assert.deepEqual(classifySwiftError(error(504)), { kind: 'retryable', afterMs: undefined, noAnswer: true }, 'a gateway found no store behind it');
   assert.deepEqual(classifySwiftError(new IntegrityError('422')), { kind: 'retryable' });
   assert.deepEqual(classifySwiftError(new Error('something else')), { kind: 'permanent' });
 });

@@ -13,6 +13,7 @@ import { JOB_NAMES } from '../../mastodon/tables.js';
 import { createStore } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
+import { StoreUnreachableError } from '../../sync/storeWatch.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type OrphanReason, type PruneJobSummary, type PruneResult } from '../../sync/prune.js';
 import { settleHeapForWork } from '../heap.js';
@@ -95,6 +96,7 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
           ),
         stop: stop.signal,
         retries: config.sync.retries,
+        log,
       });
       progress?.stop(!result.interrupted && result.stoppedBy === undefined);
       const total = totals(result.jobs);
@@ -183,11 +185,11 @@ function table(jobs: readonly PruneJobSummary[], total: Omit<PruneJobSummary, 'j
 }
 
 /**
- * A stop no retry fixes: what was deleted before it (the manifest names those), or, the database lost before any
- * delete, what was listed and found so far.
+ * A stop no retry fixes: what was deleted before it (the manifest names those), or, the database or the destination
+ * lost before any delete, what was listed and found so far.
  */
 function stoppedVerdict(stop: NonNullable<PruneResult['stoppedBy']>, total: Omit<PruneJobSummary, 'job'>, manifest: string | undefined): string {
-  if (stop instanceof DatabaseLostError && total.deleted === 0) {
+  if ((stop instanceof DatabaseLostError || stop instanceof StoreUnreachableError) && total.deleted === 0) {
     return `prune: stopped after listing ${total.listed} objects, ${total.orphans} of them found owned by no row; nothing deleted: ${stop.message}`;
   }
   return `prune: stopped after deleting ${total.deleted} objects (${total.deletedBytes} bytes${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${stop.message}`;

@@ -121,6 +121,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
+        log,
       }).catch((error: unknown) => {
         throw error instanceof ListingOrderError ? error.withFix('verify with --by-head instead') : error;
       });

@@ -1,0 +1,131 @@
+/**
+ * Whether a store is away. A request the store left unanswered (FailureKind `noAnswer`: refused, reset, no name, no
+ * answer in time) while it had answered nothing since that request began says the store failed, not the object: the
+ * retry loops wait for the store then, and count no retry against the object, so a restart or a blip is ridden
+ * through and loses nothing. Once a store has answered nothing for the patience, each wait ends in a
+ * StoreUnreachableError, a FatalStoreError: the command stops as it does on a bucket gone, with its summary. Any
+ * answer resets it, a 404 or a 500 too; a request that fails alone while the store answers others is the object's.
+ */
+import type { Logger } from 'pino';
+import { describeError } from '../errors.js';
+import { FatalStoreError, type StoreSide } from '../storage/errors.js';
+import type { ObjectStore } from '../storage/types.js';
+import { observeStore, type RequestOutcome, type StoreOperation } from './observedStore.js';
+
+/** How long a store may answer nothing before a command stops (as long as the database gets: src/db/connection.ts). */
+const STORE_PATIENCE_MS = 5 * 60_000;
+/** The longest wait between two tries of a store that is away. */
+const AWAY_WAIT_MAX_MS = 5_000;
+
+/** A store answered no request for the patience: the command stops; what it finished is recorded. */
+export class StoreUnreachableError extends FatalStoreError {}
+
+interface Presence {
+  readonly side: StoreSide;
+  readonly where: string;
+  /** performance.now() of its last answer. */
+  lastAnswer: number;
+  /** When the first request it left unanswered began; undefined while it answers. */
+  silentSince: number | undefined;
+  gone: StoreUnreachableError | undefined;
+}
+
+/** A request's error → the store that left it unanswered, while silent. Read by the retry loops. */
+const silences = new WeakMap<object, { readonly watch: StoreWatch; readonly presence: Presence }>();
+/** Watched store → its presence, for listings, which answer entry by entry. */
+const presences = new WeakMap<ObjectStore, { readonly watch: StoreWatch; readonly presence: Presence }>();
+
+export class StoreWatch {
+  private readonly patienceMs: number;
+  private readonly waitMaxMs: number;
+
+  constructor(
+    /** What the admin does once the store answers again, e.g. `run again with --resume`. */
+    private readonly fix: string,
+    /** Told once when a store falls silent, and once when it answers again. */
+    private readonly log: Logger | undefined,
+    /** Tests shorten it; nothing else should. */
+    patienceMs = STORE_PATIENCE_MS,
+  ) {
+    this.patienceMs = patienceMs;
+    this.waitMaxMs = Math.min(AWAY_WAIT_MAX_MS, patienceMs / 4);
+  }
+
+  /** `store`, telling this watch how each of its requests ended. */
+  watch(store: ObjectStore, side: StoreSide): ObjectStore {
+    const presence: Presence = { side, where: store.description, lastAnswer: performance.now(), silentSince: undefined, gone: undefined };
+    const observe = (_side: StoreSide, _operation: StoreOperation, seconds: number, outcome: RequestOutcome, error?: unknown) => {
+      const now = performance.now();
+      if (outcome !== 'retryable' || !silent(store, error)) {
+        this.answered(presence, now);
+        return;
+      }
+      const began = now - seconds * 1000;
+      // It answered another request since this one began: this one failed alone, as any failure of an object does.
+      if (presence.lastAnswer > began || typeof error !== 'object' || error === null) return;
+      if (presence.silentSince === undefined) {
+        presence.silentSince = began;
+        this.log?.warn(
+          { [side]: presence.where, err: error, patienceS: Math.round(this.patienceMs / 1000) },
+          `the ${side} answers nothing; waiting for it, and stopping if it stays silent for the patience`,
+        );
+      }
+      silences.set(error, { watch: this, presence });
+    };
+    const watched = observeStore(store, side, observe);
+    presences.set(watched, { watch: this, presence });
+    return watched;
+  }
+
+  /** `presence`'s store answered a request. */
+  answered(presence: Presence, now = performance.now()): void {
+    presence.lastAnswer = now;
+    if (presence.silentSince === undefined) return;
+    this.log?.info({ [presence.side]: presence.where, silentS: Math.round((now - presence.silentSince) / 1000) }, `the ${presence.side} answers again`);
+    presence.silentSince = undefined;
+  }
+
+  /**
+   * How long to wait before trying a silent store again; throws its StoreUnreachableError once it has been silent
+   * for the patience.
+   */
+  waitFor(presence: Presence, cause: unknown): number {
+    if (presence.gone !== undefined) throw presence.gone;
+    // It answered since (another copy got through): try again at once.
+    if (presence.silentSince === undefined) return 0;
+    const silentMs = performance.now() - presence.silentSince;
+    if (silentMs >= this.patienceMs) {
+      const problem = `the ${presence.side} ${presence.where} answered no request for ${duration(silentMs)} (${describeError(cause)})`;
+      throw (presence.gone = new StoreUnreachableError(presence.side, '', problem, this.fix, { cause }));
+    }
+    // Full jitter up to half the silence so far: a blip is over soon after it is over, an outage costs few requests.
+    return Math.random() * Math.min(this.waitMaxMs, Math.max(200, silentMs / 2));
+  }
+}
+
+/** The store classifies the error as its silence (no connection, no answer), not as an answer. */
+function silent(store: ObjectStore, error: unknown): boolean {
+  const kind = store.classify(error);
+  return kind.kind === 'retryable' && kind.noAnswer === true;
+}
+
+/**
+ * For a retry loop: undefined when `error` is no silence of a watched store (it counts against the object's
+ * retries as before), else how long to wait for the store before trying again; throws the store's
+ * StoreUnreachableError once it has answered nothing for the patience.
+ */
+export function waitForSilentStore(error: unknown): number | undefined {
+  const silence = typeof error === 'object' && error !== null ? silences.get(error) : undefined;
+  return silence?.watch.waitFor(silence.presence, error);
+}
+
+/** A listing gave an entry: the store answers (a listing is one request to its watch, however long it runs). */
+export function heardFrom(store: ObjectStore): void {
+  const watched = presences.get(store);
+  watched?.watch.answered(watched.presence);
+}
+
+function duration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  return seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
+}

@@ -1,0 +1,121 @@
+/**
+ * A store away: which failures say the store did not answer (the store layer's classification), and what the retry
+ * loop does with them once the store is watched: wait for it without using up the object's retries, stop once it
+ * has answered nothing for the patience, naming it; a request that fails alone while the store answers others
+ * counts against the object as before. The stores here are fakes whose requests fail as Node's sockets do.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyCommon, IntegrityError } from '../../src/storage/errors.js';
+import { S3ResponseError, classifyS3Error } from '../../src/storage/s3Errors.js';
+import type { ObjectInfo, ObjectStore } from '../../src/storage/types.js';
+import { withRetries } from '../../src/sync/retry.js';
+import { StoreUnreachableError, StoreWatch } from '../../src/sync/storeWatch.js';
+
+const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+
+describe('what says the store did not answer', () => {
+  test("Node's socket errors, and a gateway's 502 and 504, are the store's silence", () => {
+    assert.deepEqual(classifyCommon(refused()), { kind: 'retryable', noAnswer: true });
+    assert.deepEqual(classifyCommon(Object.assign(new Error('getaddrinfo ENOTFOUND s3.example'), { code: 'ENOTFOUND' })), {
+      kind: 'retryable',
+      noAnswer: true,
+    });
+    assert.deepEqual(classifyCommon(new Error('socket hang up')), { kind: 'retryable', noAnswer: true });
+    assert.equal((classifyS3Error(new S3ResponseError(502, {}, 'BadGateway', 'Bad Gateway')) as { noAnswer?: true }).noAnswer, true);
+    assert.equal((classifyS3Error(new S3ResponseError(504, {}, 'GatewayTimeout', 'Gateway Timeout')) as { noAnswer?: true }).noAnswer, true);
+  });
+
+  test('an answer is no silence: a 500, a 404, bytes that arrived wrong, a stream cut short', () => {
+    assert.deepEqual(classifyS3Error(new S3ResponseError(500, {}, 'InternalError', 'boom')), { kind: 'retryable', afterMs: undefined });
+    assert.deepEqual(classifyS3Error(new S3ResponseError(404, {}, 'NoSuchKey', 'no')), { kind: 'notFound' });
+    const timeoutAnswer = classifyS3Error(new S3ResponseError(400, {}, 'RequestTimeout', 'not read from within the timeout period'));
+    assert.equal(timeoutAnswer.kind, 'retryable');
+    assert.equal((timeoutAnswer as { noAnswer?: true }).noAnswer, undefined);
+    assert.deepEqual(classifyCommon(new IntegrityError('cut short')), { kind: 'retryable' });
+    assert.deepEqual(classifyCommon(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })), { kind: 'retryable' });
+  });
+});
+
+/** A store whose HEAD answers as `answer` says at the time of the request. */
+function fakeStore(description: string, answer: (key: string) => Promise<ObjectInfo | undefined>): ObjectStore {
+  return {
+    description,
+    locate: (key) => key,
+    check: async () => undefined,
+    read: async () => undefined,
+    head: answer,
+    write: async () => undefined,
+    provesWrites: () => false,
+    classify: (error) => classifyCommon(error) ?? { kind: 'permanent' },
+    close: () => undefined,
+  };
+}
+
+const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a watched store that answers nothing', () => {
+  test('is waited for past the retries, and stops the operation once silent for the patience, named with its side', async () => {
+    const store = new StoreWatch('run again with --resume', undefined, 400).watch(
+      fakeStore('s3://gone at http://127.0.0.1:9', async () => Promise.reject(refused())),
+      'source',
+    );
+    const started = performance.now();
+    let attempts = 0;
+    const error = await withRetries(
+      [store],
+      () => {
+        attempts += 1;
+        return store.head('a');
+      },
+      { retries: 1 },
+    ).catch((thrown: unknown) => thrown);
+    assert.ok(error instanceof StoreUnreachableError, String(error));
+    assert.match(
+      error.message,
+      /^the source s3:\/\/gone at http:\/\/127\.0\.0\.1:9 answered no request for 0 s \(ECONNREFUSED: connect ECONNREFUSED 127\.0\.0\.1:9\): run again with --resume$/,
+    );
+    assert.equal(error.side, 'source');
+    assert.ok(attempts > 2, `tried ${attempts} times: more than the retries, while waiting for the store`);
+    assert.ok(performance.now() - started < 2000);
+  });
+
+  test('back before the patience, the operation succeeds, whatever the retries', async () => {
+    let away = true;
+    setTimeout(() => (away = false), 300);
+    const store = new StoreWatch('run again with --resume', undefined, 3000).watch(
+      fakeStore('s3://blip', async () => (away ? Promise.reject(refused()) : { contentLength: 1 })),
+      'destination',
+    );
+    assert.deepEqual(await withRetries([store], () => store.head('a'), { retries: 0 }), { contentLength: 1 });
+  });
+
+  test('a request that fails alone while the store answers others counts against its retries', async () => {
+    const store = new StoreWatch('run again with --resume', undefined, 60_000).watch(
+      fakeStore('s3://flaky', async (key) => {
+        await later(30);
+        if (key === 'bad') throw reset();
+        return { contentLength: 1 };
+      }),
+      'destination',
+    );
+    let answering = true;
+    const others = (async () => {
+      while (answering) await store.head('good');
+    })();
+    let attempts = 0;
+    const error = await withRetries(
+      [store],
+      () => {
+        attempts += 1;
+        return store.head('bad');
+      },
+      { retries: 2 },
+    ).catch((thrown: unknown) => thrown);
+    answering = false;
+    await others;
+    assert.equal((error as { code?: string }).code, 'ECONNRESET');
+    assert.equal(attempts, 3);
+  });
+});
