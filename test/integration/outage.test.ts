@@ -94,6 +94,54 @@ function objectLines(checkpoint: string): Array<{ key: string; status: string }>
     .map((line) => ({ key: line.key!, status: line.status! }));
 }
 
+/**
+ * A run (in-process, as the CLI makes it, with the patience shortened) into `bucket` during which `store` goes away
+ * after a few copies and stays away until the run has ended; then it comes back.
+ */
+async function runUntilGone(bucket: string, store: LocalS3Server) {
+  await destination.createBucket(bucket);
+  const config = configFor(bucket);
+  const { session, stores, close } = await open(config.file);
+  const checkpoint = CheckpointWriter.open(config.checkpoint, {
+    run: new Date().toISOString(),
+    mode: 'fresh',
+    source: stores.source.description,
+    destination: stores.destination.description,
+    scope: 'the whole database',
+  });
+  let results = 0;
+  let haltedAt = 0;
+  try {
+    const summary = await runJobs({
+      jobs: session.jobs,
+      db: session.db,
+      schema: session.schema,
+      ...stores,
+      batchSize: 10,
+      concurrency: 4,
+      acl: 'public-read',
+      retries: 5,
+      resume: EMPTY_RESUME_STATE,
+      checkpoint,
+      dryRun: false,
+      storePatienceMs: PATIENCE_MS,
+      onResult: () => {
+        if (++results !== 8) return;
+        haltedAt = performance.now();
+        void store.halt();
+      },
+      stop: new AbortController().signal,
+      abort: new AbortController().signal,
+      log,
+    });
+    return { config, summary, stoppedAfterMs: performance.now() - haltedAt };
+  } finally {
+    checkpoint.close();
+    await close();
+    await store.restart();
+  }
+}
+
 describe('the destination gone for longer than the patience', () => {
   const bucket = 'outage-gone';
   let config: ReturnType<typeof configFor>;
@@ -101,48 +149,7 @@ describe('the destination gone for longer than the patience', () => {
   let stoppedAfterMs: number;
 
   before(async () => {
-    await destination.createBucket(bucket);
-    config = configFor(bucket);
-    const { session, stores, close } = await open(config.file);
-    const checkpoint = CheckpointWriter.open(config.checkpoint, {
-      run: new Date().toISOString(),
-      mode: 'fresh',
-      source: stores.source.description,
-      destination: stores.destination.description,
-      scope: 'the whole database',
-    });
-    let results = 0;
-    let haltedAt = 0;
-    try {
-      summary = await runJobs({
-        jobs: session.jobs,
-        db: session.db,
-        schema: session.schema,
-        ...stores,
-        batchSize: 10,
-        concurrency: 4,
-        acl: 'public-read',
-        retries: 5,
-        resume: EMPTY_RESUME_STATE,
-        checkpoint,
-        dryRun: false,
-        storePatienceMs: PATIENCE_MS,
-        // The destination goes away after a few copies, and stays away.
-        onResult: () => {
-          if (++results !== 8) return;
-          haltedAt = performance.now();
-          void destination.halt();
-        },
-        stop: new AbortController().signal,
-        abort: new AbortController().signal,
-        log,
-      });
-      stoppedAfterMs = performance.now() - haltedAt;
-    } finally {
-      checkpoint.close();
-      await close();
-      await destination.restart();
-    }
+    ({ config, summary, stoppedAfterMs } = await runUntilGone(bucket, destination));
   });
 
   test('the run stops soon after the patience, naming the destination and --resume', () => {
@@ -180,6 +187,26 @@ describe('the destination gone for longer than the patience', () => {
     const { total } = readJsonLines<{ total: { failed: number } }>(result.stdout).at(-1)!;
     assert.equal(total.failed, 0);
     await assertDestinationExact(destination, bucket, world);
+  });
+});
+
+describe('the source gone for longer than the patience, behind a proxy that answers 502 for it', () => {
+  test('the run stops soon after the patience, naming the source; no object failed for it', async () => {
+    const { config, summary, stoppedAfterMs } = await runUntilGone('outage-source-gone', source);
+    assert.ok(summary.stoppedBy instanceof StoreUnreachableError, String(summary.stoppedBy));
+    assert.match(
+      summary.stoppedBy.message,
+      /^the source s3:\/\/outage-source at http:\/\/127\.0\.0\.1:\d+ answered no request for \d+ s \(.*502.*\): .*--resume$/,
+    );
+    assert.ok(stoppedAfterMs < PATIENCE_MS + 8000, `stopped ${Math.round(stoppedAfterMs)} ms after the source went`);
+    assert.equal(
+      summary.jobs.reduce((sum, job) => sum + job.failed, 0),
+      0,
+    );
+    assert.deepEqual(
+      objectLines(config.checkpoint).filter((line) => line.status === 'failed'),
+      [],
+    );
   });
 });
 
