@@ -1,7 +1,9 @@
 /**
- * The database session: a small pg pool that is harmless on a production primary. Every session is
- * read-only and named `mastosync`; queries are short keyset pages run outside any explicit transaction, so no
- * snapshot outlives one page and a days-long run never holds back vacuum.
+ * The database session: a small pg pool that is harmless on a production primary. Every read is read-only and bound
+ * by a statement timeout, on connections named `mastosync`; reads are short keyset pages, so no snapshot outlives
+ * one page and a days-long run never holds back vacuum. Connected to PostgreSQL itself, the settings are the
+ * session's, from the startup packet, and pages run as plain statements; behind a pooler that refuses or drops
+ * them (PgBouncer), each read carries them in its own short transaction (SETTINGS).
  */
 import type { Socket } from 'node:net';
 import pg from 'pg';
@@ -18,8 +20,13 @@ export interface Database {
   readonly description: string;
   /** A short query; retried once over a fresh connection (and tunnel) when the connection was lost. */
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: readonly unknown[]): Promise<T[]>;
-  /** A dedicated client for streaming one query; release it when the stream ends. */
+  /** A dedicated client for streaming one query; release it when the stream ends (with the error, if `read` failed). */
   connect(): Promise<pg.PoolClient>;
+  /**
+   * Runs `read` (queries on `client`, from connect()) as every read must run: read-only, with a statement timeout
+   * (SETTINGS); in one snapshot with `REPEATABLE READ`.
+   */
+  read<T>(client: pg.PoolClient, read: () => Promise<T>, isolation?: 'REPEATABLE READ'): Promise<T>;
   /**
    * Replaces a lost connection (and tunnel) after a drop; waits with backoff until it works. Concurrent callers
    * share one attempt, and a connection that works again (another caller restored it) is kept.
@@ -30,17 +37,49 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const SESSION_SETUP = [
-  // Belt and braces: the tool never writes, and a bug must not be able to either.
-  'SET default_transaction_read_only = on',
-  // No statement may run away on a production primary; keyset pages take milliseconds.
-  "SET statement_timeout = '5min'",
-  "SET idle_in_transaction_session_timeout = '60s'",
-].join('; ');
+/**
+ * What every read runs under: read-only, as belt and braces (the tool never writes, and a bug must not be able to
+ * either), and no statement may run away on a production primary (keyset pages take milliseconds).
+ */
+const SETTINGS = { default_transaction_read_only: 'on', statement_timeout: '5min', idle_in_transaction_session_timeout: '60s' } as const;
+
+/** The settings in the startup packet: the session's own, for every statement, where no pooler stands between. */
+const STARTUP_OPTIONS = Object.entries(SETTINGS)
+  .map(([name, value]) => `-c ${name}=${value}`)
+  .join(' ');
+
+/**
+ * The settings for one transaction (SET LOCAL), opened in one round trip. Never a session's SET: behind PgBouncer in
+ * transaction mode (Mastodon's documented setup) each transaction may run on another server connection, so a
+ * session's SET held for no later statement, and stayed on the server connection for whichever client took it next:
+ * Mastodon's own, whose writes a read-only default then failed. (PgBouncer refuses settings in the startup packet.)
+ */
+const READ_TRANSACTION = (isolation: 'READ COMMITTED' | 'REPEATABLE READ') =>
+  [
+    `BEGIN ISOLATION LEVEL ${isolation} READ ONLY`,
+    `SET LOCAL statement_timeout = '${SETTINGS.statement_timeout}'`,
+    `SET LOCAL idle_in_transaction_session_timeout = '${SETTINGS.idle_in_transaction_session_timeout}'`,
+  ].join('; ');
+
+/**
+ * `read` (queries on `client`) inside a read transaction (READ_TRANSACTION), committed when it is done. On failure
+ * the caller releases the client with the error, which closes its connection and the transaction with it.
+ */
+async function inReadTransaction<T>(client: pg.ClientBase, read: () => Promise<T>, isolation: 'READ COMMITTED' | 'REPEATABLE READ'): Promise<T> {
+  await client.query(READ_TRANSACTION(isolation));
+  const result = await read();
+  await client.query('COMMIT');
+  return result;
+}
+
+/** A pooler's answer to settings in the startup packet (PgBouncer: `unsupported startup parameter: options`). */
+function refusesStartupOptions(error: unknown): boolean {
+  return (error as { code?: string }).code === '08P01' && /startup parameter/i.test((error as Error).message);
+}
 
 /**
  * How long a query may wait for the server's next word before its connection counts as lost: longer than any
- * statement may run (statement_timeout above), so only a dead path takes this long.
+ * statement may run (statement_timeout, READ_TRANSACTION), so only a dead path takes this long.
  */
 const ANSWER_DEADLINE_MS = 5.5 * 60_000;
 
@@ -68,6 +107,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   let sockets = new Set<Socket>();
   let closed = false;
   let reconnecting: Promise<void> | undefined;
+  /** Each read opens a transaction with the settings: a pooler refused or dropped them from the startup packet. */
+  let perTransaction = false;
 
   const open = async () => {
     if (config.ssh) {
@@ -80,6 +121,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       ...base,
       ...(tunnel ? { host: tunnel.localHost, port: tunnel.localPort } : {}),
       application_name: 'mastosync',
+      ...(!perTransaction && { options: [base.options, STARTUP_OPTIONS].filter(Boolean).join(' ') }),
       max: 3,
       idleTimeoutMillis: 30_000,
       // A silently dead path must fail (and be reconnected) rather than hang a run.
@@ -143,17 +185,45 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     }
   };
 
+  /** Takes a first client, and learns whether the settings hold for the session or must come with each read. */
+  const firstContact = async () => {
+    let client: pg.PoolClient;
+    try {
+      client = await database.connect();
+    } catch (error) {
+      if (!refusesStartupOptions(error)) throw error;
+      perTransaction = true;
+      await shut();
+      await open();
+      client = await database.connect();
+    }
+    try {
+      if (!perTransaction) {
+        // A pooler may take the startup packet's settings and drop them (PgBouncer's ignore_startup_parameters).
+        const { rows } = await client.query<{ read_only: string; timeout: string }>(
+          `SELECT current_setting('default_transaction_read_only') AS read_only, current_setting('statement_timeout') AS timeout`,
+        );
+        perTransaction = rows[0]?.read_only !== SETTINGS.default_transaction_read_only || rows[0]?.timeout !== SETTINGS.statement_timeout;
+      }
+      client.release();
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+  };
+
   const database: Database = {
     description,
     async query(text, values) {
       const run = async () => {
         const client = await database.connect();
         try {
-          const rows = (await client.query(text, values as unknown[])).rows;
+          const rows = await database.read(client, async () => (await client.query(text, values as unknown[])).rows);
           client.release();
           return rows;
         } catch (error) {
-          client.release(isConnectionLost(error) ? (error as Error) : undefined);
+          // Whatever failed, the transaction is left open or aborted: it ends with the connection.
+          client.release(error as Error);
           throw error;
         }
       };
@@ -171,20 +241,17 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       // While the pool is being replaced there is none to take a client from: wait for the new one.
       if (reconnecting) await reconnecting;
       if (closed || !pool) throw new Error('the database session is closed');
-      const client = (await pool.connect()) as pg.PoolClient & { mastosyncReady?: boolean };
-      if (!client.mastosyncReady) {
+      const client = (await pool.connect()) as pg.PoolClient & { mastosyncHeard?: boolean };
+      if (!client.mastosyncHeard) {
         // pg also emits a dead socket's error on a checked-out client, where the pool listens no more; unheard it
         // would crash the process. The failing query reports it and reconnects, so nothing is lost by this.
         client.on('error', () => undefined);
-        try {
-          await client.query(SESSION_SETUP);
-        } catch (error) {
-          client.release(error as Error);
-          throw error;
-        }
-        client.mastosyncReady = true;
+        client.mastosyncHeard = true;
       }
       return client;
+    },
+    read(client, read, isolation) {
+      return perTransaction || isolation !== undefined ? inReadTransaction(client, read, isolation ?? 'READ COMMITTED') : read();
     },
     reconnect(reason) {
       reconnecting ??= restore(reason).finally(() => (reconnecting = undefined));
@@ -201,7 +268,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   try {
     await open();
     // The first contact fails fast with what to fix; reconnecting with backoff is for a run under way.
-    (await database.connect()).release();
+    await firstContact();
   } catch (error) {
     await shut();
     throw connectionUsageError(forwardError ?? error, description);

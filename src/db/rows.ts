@@ -6,8 +6,9 @@
  * counted (`onRead`, and `limit`), and a window takes bounded time however sparse the files, so the first copy
  * starts at once.
  *
- * A page's rows come through pg-query-stream and arrive whole before they are used, so no cursor or snapshot
- * lives longer than one page however slowly the copies go. The next page is fetched while
+ * A page's two queries run as every read does (db.read: behind a pooler, in one short transaction), and its rows
+ * come through pg-query-stream and arrive whole before they are used, so no cursor, transaction or snapshot lives
+ * longer than one page however slowly the copies go. The next page is fetched while
  * the current one is being copied, so the pool does not wait on the database.
  */
 import type { EventEmitter } from 'node:events';
@@ -99,12 +100,16 @@ export async function readRowsInIdRangesCut(db: Database, schema: Schema, job: J
   return withReconnect(db, async () => {
     const client = await db.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const spans = toSpans((await client.query<{ from: string; to: string }>(rowSpansSql(job), rowSpansValues())).rows);
-      const ids = spelledOut(clipToRows(ranges, spans));
-      const sql = selectClause(schema, job) + ` WHERE t."id" = ANY($1::bigint[]) ORDER BY t."id"`;
-      const rows = ids.length === 0 ? [] : (await client.query<Row>(sql, [ids])).rows;
-      await client.query('COMMIT');
+      const rows = await db.read(
+        client,
+        async () => {
+          const spans = toSpans((await client.query<{ from: string; to: string }>(rowSpansSql(job), rowSpansValues())).rows);
+          const ids = spelledOut(clipToRows(ranges, spans));
+          const sql = selectClause(schema, job) + ` WHERE t."id" = ANY($1::bigint[]) ORDER BY t."id"`;
+          return ids.length === 0 ? [] : (await client.query<Row>(sql, [ids])).rows;
+        },
+        'REPEATABLE READ',
+      );
       client.release();
       return rows;
     } catch (error) {
@@ -235,11 +240,14 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
 async function fetchPage(db: Database, queries: PageQueries, after: string, size: number): Promise<Page> {
   const client = await db.connect();
   try {
-    const window = await client.query<{ end: string | null; read: number }>(queries.windowSql, [after, size, ...queries.values]);
-    const { end, read } = window.rows[0]!;
-    const rows = end === null ? [] : await streamRows(client, queries.rowsSql, [after, end, ...queries.rowValues], read);
+    const page = await db.read(client, async () => {
+      const window = await client.query<{ end: string | null; read: number }>(queries.windowSql, [after, size, ...queries.values]);
+      const { end, read } = window.rows[0]!;
+      const rows = end === null ? [] : await streamRows(client, queries.rowsSql, [after, end, ...queries.rowValues], read);
+      return { rows, read, end: end ?? undefined };
+    });
     client.release();
-    return { rows, read, end: end ?? undefined };
+    return page;
   } catch (error) {
     client.release(error as Error);
     throw error;

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { PgRelay } from '../support/pgRelay.js';
 import { runCli, writeConfig } from '../support/cli.js';
 import pino from 'pino';
@@ -27,7 +27,7 @@ let postgres: PostgresServer;
 let db: TestDatabase;
 let folder: string;
 
-/** Accounts 1..ROWS, each with a PNG avatar (one object: no static style). */
+/** Accounts 1..ROWS, each with a PNG avatar. */
 const ROWS = 1200;
 
 function avatarKey(id: number, name = `a${id}.png`): string {
@@ -43,10 +43,7 @@ function put(root: string, key: string): void {
 before(async () => {
   postgres = await startPostgres();
   db = await createDatabase('current');
-  await db.client.query(
-    `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
-     SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now() FROM generate_series(1, ${ROWS}) AS g`,
-  );
+  await insertAvatarAccounts(db.client, `generate_series(1, ${ROWS}) AS g`);
   folder = mkdtempSync(join(tmpdir(), 'mastosync-dblost-'));
   for (let id = 1; id <= ROWS; id++) put(join(folder, 'source'), avatarKey(id));
 });
@@ -143,11 +140,7 @@ describe('a --skip-existing run that loses the database partway', () => {
     // Rows of two id widths, which the join reads side by side (src/sync/listingJoin.ts, ID_WIDTHS): the few long
     // ids are all read before most short ones are.
     skipDb = await createDatabase('current');
-    await skipDb.client.query(
-      `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
-       SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now()
-         FROM (SELECT generate_series(1, 600) AS g UNION ALL SELECT generate_series(1000000001, 1000000005)) AS ids`,
-    );
+    await insertAvatarAccounts(skipDb.client, '(SELECT generate_series(1, 600) AS g UNION ALL SELECT generate_series(1000000001, 1000000005)) AS ids');
     world = mkdtempSync(join(tmpdir(), 'mastosync-skiplost-'));
   });
   after(async () => {

@@ -16,7 +16,7 @@ import { probeSchema } from '../../src/db/schema.js';
 import { FsStore } from '../../src/storage/fs.js';
 import { EMPTY_RESUME_STATE } from '../../src/sync/checkpoint.js';
 import { runJobs } from '../../src/sync/run.js';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { PgRelay } from '../support/pgRelay.js';
 
 let postgres: PostgresServer;
@@ -25,10 +25,7 @@ let db: TestDatabase;
 before(async () => {
   postgres = await startPostgres();
   db = await createDatabase('current');
-  await db.client.query(
-    `INSERT INTO accounts (id, username, created_at, updated_at, avatar_file_name, avatar_content_type, avatar_file_size, avatar_updated_at)
-     SELECT g, 'user' || g, now(), now(), 'a' || g || '.png', 'image/png', 100, now() FROM generate_series(1, 30) AS g`,
-  );
+  await insertAvatarAccounts(db.client, 'generate_series(1, 30) AS g');
 });
 
 after(async () => {

@@ -69,18 +69,20 @@ async function checkDatabase(config: ConfigParts, log: Logger, report: (result: 
     const hostKey = db.hostKeyFingerprint === undefined ? '' : ` (ssh host key ${db.hostKeyFingerprint} verified)`;
     report({ check: 'database', ok: true, detail: `${db.description}${hostKey}` });
 
-    const [session] = await db.query<{ read_only: string; application_name: string; version: string }>(
-      `SELECT current_setting('default_transaction_read_only') AS read_only,
+    // As every read runs (src/db/connection.ts, READ_TRANSACTION): in a read-only transaction with a statement timeout.
+    const [session] = await db.query<{ read_only: string; statement_timeout: string; application_name: string; version: string }>(
+      `SELECT current_setting('transaction_read_only') AS read_only,
+              current_setting('statement_timeout') AS statement_timeout,
               current_setting('application_name') AS application_name,
               current_setting('server_version') AS version`,
     );
-    const harmless = session?.read_only === 'on' && session.application_name === 'mastosync';
+    const harmless = session?.read_only === 'on' && session.statement_timeout !== '0' && session.application_name === 'mastosync';
     report({
       check: 'session',
       ok: harmless,
       detail: harmless
         ? `read-only, application_name mastosync, PostgreSQL ${session.version}`
-        : `expected a read-only session named mastosync, got default_transaction_read_only=${session?.read_only}, application_name=${session?.application_name}`,
+        : `expected read-only reads with a statement timeout, named mastosync; got transaction_read_only=${session?.read_only}, statement_timeout=${session?.statement_timeout}, application_name=${session?.application_name}`,
     });
 
     const schema = await probeSchema(db);

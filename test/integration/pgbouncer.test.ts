@@ -1,0 +1,113 @@
+/**
+ * Through PgBouncer in transaction mode (Mastodon's documented setup), with one server connection that every
+ * client's transactions share: PgBouncer refuses settings in the startup packet (or, told to, drops them), and a session's SET would hold for
+ * no later transaction of ours (another server connection may run it) but stay on the server connection for the
+ * next client (Mastodon's, read-only: its writes failed). Each read carries its settings in its own transaction:
+ * - what the tool sets never reaches another client, who can still write;
+ * - every read is read-only and bounded by the statement timeout;
+ * - pages, and reads in one snapshot, read every row.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { connectDatabase, type Database } from '../../src/db/connection.js';
+import { readRowPages, readRowsInIdRangesCut } from '../../src/db/rows.js';
+import { probeSchema } from '../../src/db/schema.js';
+import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { isPgBouncerAvailable, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
+import { runCli, writeConfig } from '../support/cli.js';
+
+const skip = isPgBouncerAvailable() ? false : 'pgbouncer is not installed (apt-get install -y pgbouncer)';
+
+for (const [name, options] of [
+  ['refusing settings in the startup packet', {}],
+  ['dropping settings in the startup packet (ignore_startup_parameters = options)', { ignoreStartupOptions: true }],
+] as const) {
+  describe(`through PgBouncer in transaction mode, ${name}`, { skip }, () => {
+    let postgres: PostgresServer;
+    let db: TestDatabase;
+    let bouncer: PgBouncer;
+    let url: string;
+    let session: Database;
+
+    before(async () => {
+      postgres = await startPostgres();
+      db = await createDatabase('current');
+      await insertAvatarAccounts(db.client, 'generate_series(1, 30) AS g');
+      await db.client.query('CREATE TABLE written_by_others (id int)');
+      bouncer = await startPgBouncer(postgres, options);
+      url = bouncer.through(db.url);
+      session = await connectDatabase({ connectionString: url, ssl: false, batchSize: 10 }, pino({ level: 'silent' }));
+    });
+    after(async () => {
+      await session?.close();
+      await bouncer?.stop();
+      await db?.drop();
+      await postgres?.stop();
+    });
+
+    /** Another client of the same PgBouncer, database and user: Mastodon's, in production. */
+    async function asAnotherClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return await use(client);
+      } finally {
+        await client.end();
+      }
+    }
+
+    test('every read is read-only and bounded by the statement timeout', async () => {
+      const [settings] = await session.query<{ read_only: string; timeout: string; idle: string }>(
+        `SELECT current_setting('transaction_read_only') AS read_only, current_setting('statement_timeout') AS timeout,
+              current_setting('idle_in_transaction_session_timeout') AS idle`,
+      );
+      assert.deepEqual(settings, { read_only: 'on', timeout: '5min', idle: '1min' });
+      await assert.rejects(session.query('INSERT INTO written_by_others VALUES (1)'), { code: '25006' });
+    });
+
+    test('pages, and reads in one snapshot, read every row', async () => {
+      const schema = await probeSchema(session);
+      const ids: number[] = [];
+      for await (const rows of readRowPages(session, schema, 'accounts', { batchSize: 10 })) ids.push(...rows.map((row) => Number(row.id)));
+      assert.deepEqual(
+        ids,
+        Array.from({ length: 30 }, (_, index) => index + 1),
+      );
+      const some = await readRowsInIdRangesCut(session, schema, 'accounts', [{ from: 5n, to: 7n }]);
+      assert.deepEqual(
+        some.map((row) => Number(row.id)),
+        [5, 6, 7],
+      );
+    });
+
+    test('what the tool sets never reaches another client, whose writes still go through', async () => {
+      // The tool's reads first, on the one server connection the other client then takes.
+      await session.query('SELECT 1');
+      const seen = await asAnotherClient(async (client) => {
+        const { rows } = await client.query<{ read_only: string; timeout: string; idle: string }>(
+          `SELECT current_setting('default_transaction_read_only') AS read_only, current_setting('statement_timeout') AS timeout,
+                current_setting('idle_in_transaction_session_timeout') AS idle`,
+        );
+        await client.query('INSERT INTO written_by_others VALUES (1)');
+        return rows[0];
+      });
+      assert.deepEqual(seen, { read_only: 'off', timeout: '0', idle: '0' });
+    });
+
+    test('mastosync check: the session is read-only, with a statement timeout', async () => {
+      const folder = join(db.name, 'store');
+      const config = writeConfig({ databaseUrl: url, source: { type: 'fs', path: folder }, destination: { type: 'fs', path: folder } });
+      mkdirSync(join(config.dir, folder), { recursive: true });
+      try {
+        const result = await runCli(['check', '--config', config.file], { cwd: config.dir });
+        assert.match(result.stdout, /^ok {3}session: read-only, application_name mastosync, PostgreSQL \d+/m);
+      } finally {
+        rmSync(config.dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
