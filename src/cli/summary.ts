@@ -21,7 +21,20 @@ export function isoSeconds(date: Date): string {
 }
 
 function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
-  const total = { rows: 0, changed: 0, objects: 0, copied: 0, relocated: 0, present: 0, missing: 0, failed: 0, skipped: 0, unfinishedRows: 0, bytes: 0 };
+  const total = {
+    rows: 0,
+    changed: 0,
+    objects: 0,
+    copied: 0,
+    relocated: 0,
+    present: 0,
+    missing: 0,
+    failed: 0,
+    skipped: 0,
+    unfinishedRows: 0,
+    aclsReapplied: 0,
+    bytes: 0,
+  };
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }
@@ -62,7 +75,10 @@ export function reportText(report: Report): string {
         ? `interrupted: run again with --resume${report.skipExisting ? ' --skip-existing' : ''} to continue (${rowsFinished})`
         : undefined;
   const times = `started ${report.started}, finished ${report.finished}`;
-  return [...text, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
+  // Not a column: most runs have none, and cron mails keep the columns they always had.
+  const acls =
+    total.aclsReapplied > 0 ? [`${total.aclsReapplied} ACLs re-applied (accounts suspended or unsuspended, statuses discarded since the last run)`] : [];
+  return [...text, ...acls, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
 }
 
 export function formatBytes(bytes: number): string {

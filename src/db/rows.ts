@@ -219,11 +219,7 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
   ];
   const joins: string[] = [];
   if (job === 'media_attachments') {
-    const suspended = hasColumn(schema, 'accounts', 'suspended_at')
-      ? 'a."suspended_at" IS NOT NULL'
-      : hasColumn(schema, 'accounts', 'suspended')
-        ? 'COALESCE(a."suspended", false)'
-        : undefined;
+    const suspended = suspendedSql(schema);
     if (suspended && hasColumn(schema, job, 'account_id')) {
       columns.push(`COALESCE(${suspended}, false) AS account_suspended`);
       joins.push('LEFT JOIN "accounts" a ON a."id" = t."account_id"');
@@ -234,6 +230,78 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
     }
   }
   return `SELECT ${columns.join(', ')} FROM "${job}" t ${joins.join(' ')}`;
+}
+
+/** Whether the account aliased `a` is suspended, as this version says it; undefined when it cannot. */
+function suspendedSql(schema: Schema): string | undefined {
+  if (hasColumn(schema, 'accounts', 'suspended_at')) return 'a."suspended_at" IS NOT NULL';
+  return hasColumn(schema, 'accounts', 'suspended') ? 'COALESCE(a."suspended", false)' : undefined;
+}
+
+/** Owners whose media may have changed access since a time (docs/operations.md, "Suspensions"). */
+export interface AccessChanges {
+  /** Accounts whose row changed (Account#suspend! and #unsuspend! update it), with whether each is suspended now. */
+  readonly accounts: ReadonlyArray<{ readonly id: string; readonly suspended: boolean }>;
+  /** Statuses discarded since (Status#discard_with_reblogs sets deleted_at). */
+  readonly statuses: readonly string[];
+}
+
+/**
+ * The accounts updated at or after `since` (ISO UTC, the database's clock) and the statuses discarded since, of
+ * those that own a media row with a file up to id `maxId`. One scan of accounts (Mastodon has no index on its
+ * updated_at) and, for statuses, the partial index on deleted_at.
+ */
+export async function readAccessChanges(db: Database, schema: Schema, since: string, maxId: string): Promise<AccessChanges> {
+  const job = 'media_attachments';
+  const values = [utcTimestamp(since), maxId];
+  const media = (column: string, owner: string) =>
+    `EXISTS (SELECT 1 FROM "${job}" t WHERE t."${column}" = ${owner} AND t."id" <= $2::bigint AND ${ownsAFile(schema, job)})`;
+  const suspended = suspendedSql(schema);
+  const accounts =
+    suspended === undefined || !hasColumn(schema, job, 'account_id') || !hasColumn(schema, 'accounts', 'updated_at')
+      ? []
+      : await withReconnect(db, () =>
+          db.query<{ id: string; suspended: boolean }>(
+            `SELECT a."id"::text AS "id", COALESCE(${suspended}, false) AS "suspended" FROM "accounts" a
+              WHERE a."updated_at" >= $1::timestamp AND ${media('account_id', 'a."id"')} ORDER BY a."id"`,
+            values,
+          ),
+        );
+  const statuses =
+    !hasColumn(schema, 'statuses', 'deleted_at') || !hasColumn(schema, job, 'status_id')
+      ? []
+      : await withReconnect(db, () =>
+          db.query<{ id: string }>(
+            `SELECT s."id"::text AS "id" FROM "statuses" s WHERE s."deleted_at" >= $1::timestamp AND ${media('status_id', 's."id"')} ORDER BY s."id"`,
+            values,
+          ),
+        );
+  return { accounts, statuses: statuses.map((row) => row.id) };
+}
+
+/**
+ * Up to `limit` media rows with a file whose `column` is one of `ids`, with id at most `maxId` and beyond `beyond`
+ * (above it ascending, below it descending), in scope, in id order.
+ */
+export async function readMediaOwnedBy(
+  db: Database,
+  schema: Schema,
+  column: 'account_id' | 'status_id',
+  ids: readonly string[],
+  options: { readonly maxId: string; readonly order: 'asc' | 'desc'; readonly beyond?: string; readonly limit: number; readonly scope: Scope },
+): Promise<Row[]> {
+  const job = 'media_attachments';
+  const scoped = scopeSql(schema, job, options.scope, 5);
+  const beyond = options.order === 'asc' ? '>' : '<';
+  const conditions = [
+    `t."${column}" = ANY($1::bigint[])`,
+    `t."id" <= $2::bigint`,
+    `($3::bigint IS NULL OR t."id" ${beyond} $3::bigint)`,
+    ownsAFile(schema, job),
+    ...scoped.conditions,
+  ];
+  const sql = selectClause(schema, job, scoped.windows) + ` WHERE ${conditions.join(' AND ')} ORDER BY t."id" ${options.order.toUpperCase()} LIMIT $4`;
+  return withReconnect(db, () => db.query(sql, [ids, options.maxId, options.beyond ?? null, options.limit, ...scoped.values]));
 }
 
 /** One window: its size and last id, then its rows that own a file, each query's result whole. */

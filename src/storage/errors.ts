@@ -72,6 +72,14 @@ export class IntegrityError extends Error {
   }
 }
 
+/**
+ * The provider keeps no per-object access (S3 answers NotImplemented to GetObjectAcl, as Cloudflare R2 does): as
+ * Mastodon, which logs it and goes on, there is nothing to re-apply.
+ */
+export class AccessUnsupportedError extends Error {
+  override readonly name = 'AccessUnsupportedError';
+}
+
 /** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */
 export function md5FromEtag(etag: string | undefined): string | undefined {
   return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;

@@ -4,13 +4,13 @@
  * and are renamed into place, so a reader never sees half an object.
  */
 import { accessSync, constants, createWriteStream } from 'node:fs';
-import { access, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors.js';
-import type { FailureKind, ListedObject, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
+import type { FailureKind, ListedObject, ObjectAccess, ObjectInfo, ObjectStore, ReadObject, WriteOptions } from './types.js';
 import { FatalStoreError, classifyCommon, type StoreSide } from './errors.js';
 
 /** A key that, resolved below the folder, lands outside it: no file of it is read, written or deleted. */
@@ -72,6 +72,28 @@ export class FsStore implements ObjectStore {
     });
   }
 
+  /**
+   * The file mode, as Mastodon's UpdateMediaAttachmentsPermissionsService sets it on a folder (chmod of 0666 or 0600
+   * less the umask). Modes match when both or neither let anyone but the owner read.
+   */
+  readonly access: ObjectAccess = {
+    matches: async (key, acl) => {
+      const info = await stat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
+      if (info === undefined || !info.isFile()) return undefined;
+      return ((info.mode & OTHERS_READ) !== 0) === ((modeFor(acl) & ~process.umask() & OTHERS_READ) !== 0);
+    },
+    set: async (key, acl) => {
+      const path = this.pathOf(key);
+      try {
+        await chmod(path, modeFor(acl) & ~process.umask());
+        return true;
+      } catch (error) {
+        if (isAbsent(error)) return false;
+        throw fatalFsError(error, this.role, this.root, path) ?? error;
+      }
+    },
+  };
+
   async read(key: string): Promise<ReadObject | undefined> {
     const info = await this.head(key);
     if (info === undefined) return undefined;
@@ -102,7 +124,7 @@ export class FsStore implements ObjectStore {
     const path = this.pathOf(key);
     const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
-    const mode = options.acl === 'private' ? 0o600 : 0o666;
+    const mode = modeFor(options.acl);
     // Only the file system's own errors say something about this folder; a failing body passes through pipeline too.
     let fileFailed: unknown;
     try {
@@ -281,4 +303,17 @@ function readable(folder: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Mastodon's file modes before the umask: private objects 0600, every other 0666. */
+function modeFor(acl: string | undefined): number {
+  return acl === 'private' ? 0o600 : 0o666;
+}
+
+/** Group and others may read. */
+const OTHERS_READ = 0o044;
+
+function isAbsent(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }

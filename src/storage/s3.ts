@@ -17,6 +17,7 @@ import { UsageError, describeError } from '../errors.js';
 import type {
   FailureKind,
   ListedObject,
+  ObjectAccess,
   ObjectInfo,
   ObjectStore,
   ReadObject,
@@ -29,7 +30,7 @@ import type {
 import { DirectRequests, credentialProvider, digestEtag, type CredentialProvider, type SdkRules } from './s3Direct.js';
 import { parseListPage, xmlField, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
-import { BodyRefusedError, IntegrityError, formatSize, md5FromEtag } from './errors.js';
+import { AccessUnsupportedError, BodyRefusedError, IntegrityError, formatSize, md5FromEtag, type StoreSide } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
 import { hashingStream } from './outgoing.js';
@@ -205,6 +206,34 @@ export class S3Store implements ObjectStore {
       throw fatalS3Error(error, this.options.role, this.where, this.locate(key), 'PUT') ?? error;
     }
   }
+
+  /**
+   * GetObjectAcl and PutObjectAcl with a canned ACL, as Mastodon's UpdateMediaAttachmentsPermissionsService sends it.
+   * Two ACLs match when both or neither grant reading to a group (everyone, or any AWS user): the owner's own grants
+   * differ between providers and say nothing of who can see the object.
+   */
+  readonly access: ObjectAccess = {
+    matches: async (key, acl, signal) => {
+      const located = this.locate(key);
+      try {
+        const policy = await this.direct.getAcl(located, signal);
+        return GROUP_GRANT.test(policy) === SHARED_CANNED_ACLS.has(acl);
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw aclError(error, this.options.role, this.where, located);
+      }
+    },
+    set: async (key, acl, signal) => {
+      const located = this.locate(key);
+      try {
+        await this.direct.putAcl(located, acl, signal);
+        return true;
+      } catch (error) {
+        if (isNotFound(error)) return false;
+        throw aclError(error, this.options.role, this.where, located);
+      }
+    },
+  };
 
   /** `[destination] bucket "media" at https://…`, for messages. */
   get where(): string {
@@ -557,6 +586,17 @@ export class S3Store implements ObjectStore {
     this.agents.httpAgent.destroy();
     this.agents.httpsAgent.destroy();
   }
+}
+
+/** Canned ACLs that let someone besides the owner read the object. */
+const SHARED_CANNED_ACLS: ReadonlySet<string> = new Set(['public-read', 'public-read-write', 'authenticated-read']);
+/** A grant to everyone or to every authenticated AWS user, in a GetObjectAcl answer. */
+const GROUP_GRANT = /acs\.amazonaws\.com\/groups\/global\/(AllUsers|AuthenticatedUsers)/;
+
+/** A failed GetObjectAcl or PutObjectAcl: fatal (denied), a provider without ACLs, or the error as it is. */
+function aclError(error: unknown, side: StoreSide, where: string, key: string): unknown {
+  if (s3ErrorCode(error) === 'NotImplemented') return new AccessUnsupportedError(`${where} keeps no per-object ACL (NotImplemented)`, { cause: error });
+  return fatalS3Error(error, side, where, key, 'ACL') ?? error;
 }
 
 const CONNECTION_TIMEOUT_MS = 10_000;

@@ -160,6 +160,16 @@ export class DirectRequests {
     return text;
   }
 
+  /** GetObjectAcl: the AccessControlPolicy XML. */
+  async getAcl(key: string, signal?: AbortSignal): Promise<string> {
+    return readText((await this.send('GET', key, { signal, query: { acl: '' } })).body);
+  }
+
+  /** PutObjectAcl with a canned ACL (no body). */
+  async putAcl(key: string, acl: string, signal?: AbortSignal): Promise<void> {
+    (await this.send('PUT', key, { headers: { 'x-amz-acl': acl, 'content-length': '0' }, signal, query: { acl: '' } })).body.resume();
+  }
+
   /** AbortMultipartUpload: sent even after a hard stop (the parts cost storage until it is). */
   async abortUpload(key: string, uploadId: string): Promise<void> {
     (await this.send('DELETE', key, { query: { uploadId }, mustGo: true })).body.resume();

@@ -114,6 +114,7 @@ const ACCESS_FIX: Record<string, (side: StoreSide) => string> = {
   PUT: (side) => `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
   LIST: () => 'give the credentials s3:ListBucket on the bucket (under its key prefix at least), then run again',
   DELETE: () => 'give the credentials s3:DeleteObject on the bucket, then run again',
+  ACL: () => 'give the credentials s3:GetObjectAcl and s3:PutObjectAcl on the bucket (or set [destination] acl = ""), then run again with --resume',
 };
 
 const CREDENTIALS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);

@@ -83,8 +83,24 @@ export interface ObjectStore {
    * still meet 'declined' for one key. Defined whenever copyFrom is.
    */
   canCopyFrom?(source: ObjectStore, options?: { readonly forced?: boolean }): boolean;
+  /**
+   * Who may read an object once written: S3's per-object ACL, a folder's file mode (Mastodon changes both when an
+   * account is suspended or unsuspended). Absent where access belongs to the whole container (Azure, Swift).
+   */
+  readonly access?: ObjectAccess;
   /** Makes every request this store sends (parts, listings and retries included) wait for `gate` first. */
   limitRequests?(gate: RequestGate): void;
+}
+
+/** Per-object access, as `write` sets it from WriteOptions.acl (a canned ACL; "private" for Mastodon's private objects). */
+export interface ObjectAccess {
+  /**
+   * Whether readers see `key` as a write with `acl` would have left it (public or not: grants that differ only in
+   * who owns the object count as the same); undefined when there is no such object.
+   */
+  matches(key: string, acl: string, signal?: AbortSignal): Promise<boolean | undefined>;
+  /** Gives the existing object the access a write with `acl` gives; false when there is no such object. */
+  set(key: string, acl: string, signal?: AbortSignal): Promise<boolean>;
 }
 
 /**

@@ -172,7 +172,7 @@ async function streamToDestination(
 }
 
 /** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */
-function aclFor(object: OwnedObject, configured: string): string | undefined {
+export function aclFor(object: OwnedObject, configured: string): string | undefined {
   if (configured === '') return undefined;
   return object.visibility === 'private' ? 'private' : configured;
 }

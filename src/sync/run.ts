@@ -15,6 +15,7 @@ import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
 import { joinWithBothStores } from './listingJoin.js';
 import { withRetries } from './retry.js';
+import { reapplyAccess } from './access.js';
 import { findAtSource } from './source.js';
 import { describeError } from '../errors.js';
 import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } from './checkpoint.js';
@@ -100,6 +101,8 @@ export interface JobSummary {
   skipped: number;
   /** Rows read whose objects were not all finished (a stop cut them short): the next --resume copies the rest. */
   unfinishedRows: number;
+  /** Objects copied before whose access was set again: their account was (un)suspended or their status discarded since. */
+  aclsReapplied: number;
   bytes: number;
   ms: number;
 }
@@ -211,6 +214,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       failed: 0,
       skipped: 0,
       unfinishedRows: 0,
+      aclsReapplied: 0,
       bytes: 0,
       ms: 0,
     };
@@ -462,10 +466,24 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         }
       }
 
+      // Accounts (un)suspended and statuses discarded since the last sync, or since --since (a migration's delta pass):
+      // Mastodon changed the access of their objects, not their rows. Every object of such an owner, not only those
+      // whose attachment changed in the window.
+      let accessFailed = false;
+      const accessSince = changesFrom !== undefined && watermark !== undefined ? { since: changesFrom, maxId: watermark } : sinceOnly(scope);
+      if (accessSince !== undefined && !options.dryRun && !stop.aborted) {
+        const whole = { ...scope, since: undefined, until: undefined };
+        const access = await reapplyAccess({ ...options, job, ...accessSince, scope: whole, stop });
+        summary.aclsReapplied += access.reapplied;
+        summary.failed += access.failed;
+        accessFailed = access.failed > 0;
+        if (access.fatal !== undefined) stopFor(access.fatal);
+      }
+
       if (options.skipExisting) {
         await copyWhatDiffers(tracker.watermark === undefined ? scope.minId : laterOf(scope.minId, tracker.watermark));
         joinedEveryRow = true;
-        readEverything = !stop.aborted && wholeScope;
+        readEverything = !stop.aborted && wholeScope && !accessFailed;
         return;
       }
 
@@ -495,7 +513,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           }
         }
       }
-      readEverything = !stop.aborted && options.limit === undefined && wholeScope;
+      readEverything = !stop.aborted && options.limit === undefined && wholeScope && !accessFailed;
     } finally {
       readingDone = true;
       finishIfDone();
@@ -515,6 +533,11 @@ function sameListed(source: ListedObject, destination: ListedObject): boolean {
 function laterOf(minId: string | undefined, watermark: string): string {
   const next = BigInt(watermark) + 1n;
   return minId !== undefined && BigInt(minId) > next ? minId : String(next);
+}
+
+/** A --since run's window for the access pass: every row up to --max-id. */
+function sinceOnly(scope: Scope): { since: string; maxId: string } | undefined {
+  return scope.since === undefined ? undefined : { since: scope.since, maxId: scope.maxId ?? '9223372036854775807' };
 }
 
 /** `<attachment>_updated_iso`, the column a row's attachment says when it changed in (src/db/rows.ts), made once per attachment. */

@@ -94,6 +94,11 @@ export interface ProxyOptions {
   fault?: FaultFn;
   /** Upstream response headers (lower case) to leave out of the answer to `request`: a provider that sends fewer. */
   dropResponseHeaders?: (request: Readonly<RecordedRequest>) => readonly string[];
+  /**
+   * Keep each object's canned ACL as S3 does and answer GetObjectAcl and PutObjectAcl from it (s3rver stores no ACL:
+   * it refuses PutObjectAcl and answers GetObjectAcl with the owner's grant alone).
+   */
+  objectAcls?: boolean;
 }
 
 export interface UploadHeaders {
@@ -128,6 +133,8 @@ export interface HttpProxy {
   uploadsByKey(bucket?: string): Map<string, UploadHeaders>;
   /** Key → the `x-amz-acl` header of the upload that created it (undefined when none was sent). */
   aclByKey(bucket?: string): Map<string, string | undefined>;
+  /** With `objectAcls`: the canned ACL `key` has now (its upload's, or the last PutObjectAcl's), over every reset. */
+  objectAcl(bucket: string, key: string): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -291,6 +298,55 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     if (sub) faults[`${name}:${sub}`] = (faults[`${name}:${sub}`] ?? 0) + 1;
   };
 
+  /** bucket/key → canned ACL ('' when none was sent), with `objectAcls`. */
+  const objectAcls = new Map<string, string>();
+  const aclKey = (bucket: string, key: string) => `${bucket}/${key}`;
+  const GROUPS: Record<string, string> = { 'public-read': 'AllUsers', 'public-read-write': 'AllUsers', 'authenticated-read': 'AuthenticatedUsers' };
+  /** Answers an ACL request itself, or records an upload's ACL once it succeeded; true when it answered. */
+  const answerAcl = (rec: RecordedRequest, req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+    const name = aclKey(rec.bucket!, rec.key!);
+    if (rec.operation === 'PutObject' || rec.operation === 'CopyObject' || rec.operation === 'CreateMultipartUpload') {
+      res.on('finish', () => {
+        if (res.statusCode >= 200 && res.statusCode < 300) objectAcls.set(name, rec.headers['x-amz-acl'] ?? '');
+      });
+      return false;
+    }
+    const known = objectAcls.get(name);
+    if (rec.operation === 'PutObjectAcl' && known !== undefined) {
+      objectAcls.set(name, rec.headers['x-amz-acl'] ?? '');
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-length': 0 }).end());
+      return true;
+    }
+    if (rec.operation === 'GetObjectAcl' && known !== undefined) {
+      const group = GROUPS[known];
+      const grant = (grantee: string, permission: string) => `<Grant>${grantee}<Permission>${permission}</Permission></Grant>`;
+      const body = Buffer.from(
+        '<?xml version="1.0" encoding="UTF-8"?><AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>owner</ID></Owner><AccessControlList>' +
+          grant('<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>owner</ID></Grantee>', 'FULL_CONTROL') +
+          (group === undefined
+            ? ''
+            : grant(
+                `<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/${group}</URI></Grantee>`,
+                'READ',
+              )) +
+          '</AccessControlList></AccessControlPolicy>',
+      );
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/xml', 'content-length': body.length }).end(body));
+      return true;
+    }
+    if (rec.operation === 'PutObjectAcl' || rec.operation === 'GetObjectAcl') {
+      const body = Buffer.from(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+      );
+      req.resume();
+      req.on('end', () => res.writeHead(404, { 'content-type': 'application/xml', 'content-length': body.length }).end(body));
+      return true;
+    }
+    return false;
+  };
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
     const url = req.url ?? '/';
     const target = parseTarget(url);
@@ -381,6 +437,8 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       req.resume();
       return;
     }
+
+    if (options.objectAcls && rec.bucket !== undefined && rec.key !== undefined && answerAcl(rec, req, res)) return;
 
     const fwdHeaders: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) {
@@ -555,6 +613,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       return requests.filter((r) => r.key === key && matches(r, bucket));
     },
     uploadsByKey,
+    objectAcl(bucket, key) {
+      const acl = objectAcls.get(aclKey(bucket, key));
+      return acl === '' ? undefined : acl;
+    },
     aclByKey(bucket) {
       const out = new Map<string, string | undefined>();
       for (const [k, u] of uploadsByKey(bucket)) out.set(k, u.acl);

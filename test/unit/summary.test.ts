@@ -15,6 +15,7 @@ const job = {
   missing: 1,
   failed: 0,
   skipped: 0,
+  aclsReapplied: 0,
   bytes: 2048,
   ms: 1500,
 };
@@ -50,6 +51,13 @@ test('a stopped run whose finished rows hold failed objects says so: they were t
 
 test('an interrupted run --skip-existing is told to go on with --skip-existing, or a --resume copies again what it found present', () => {
   assert.match(reportText(report(true, true)), /^interrupted: run again with --resume --skip-existing to continue/m);
+});
+
+test('ACLs re-applied (an account suspended since the last run) are said in one line, not a column: most runs have none', () => {
+  assert.doesNotMatch(reportText(report(false)), /ACLs/);
+  const text = reportText({ ...report(false), jobs: [{ ...job, aclsReapplied: 6 }] });
+  assert.match(text, /^6 ACLs re-applied \(accounts suspended or unsuspended, statuses discarded since the last run\)$/m);
+  assert.match(text.split('\n')[0]!, /^job +rows +changed +objects +copied +relocated +missing +failed +skipped +bytes +time$/);
 });
 
 test('--json carries started and finished', () => {

@@ -1,0 +1,154 @@
+/**
+ * Access changes that reach no file: Mastodon makes every media object of an account private when it suspends it and
+ * public again when it unsuspends it, and those of a status it discards private (UpdateMediaAttachmentsPermissionsService,
+ * docs/storage-layout.md §6), without touching the media rows. Account#suspend! and #unsuspend! update the account's
+ * row, and discarding a status sets its deleted_at, so a resumed run finds them by the owners' rows changed since the
+ * last sync, and gives the objects it copied before the access a write would give them now.
+ *
+ * The common case stays cheap: an account's row changes for many reasons (a profile edit, a remote account fetched
+ * again), so for each one a single object is asked first, the lowest id's, and the account's objects are set only
+ * when it differs. Its objects all have one access: each copy writes the account's state at the time, in id order,
+ * and this pass sets them all, highest id first, so a pass cut short leaves its probe as it was, to be found again.
+ */
+import type { Logger } from 'pino';
+import type { Database } from '../db/connection.js';
+import { readAccessChanges, readMediaOwnedBy } from '../db/rows.js';
+import type { Schema } from '../db/schema.js';
+import { ownedInScope, type Scope } from '../db/scope.js';
+import type { OwnedObject } from '../mastodon/keys.js';
+import type { JobName, Row } from '../mastodon/tables.js';
+import { AccessUnsupportedError, FatalStoreError } from '../storage/errors.js';
+import type { ObjectStore } from '../storage/types.js';
+import { aclFor } from './copy.js';
+import { BoundedPool } from './pool.js';
+import { withRetries } from './retry.js';
+
+export interface AccessPassOptions {
+  readonly job: JobName;
+  readonly db: Database;
+  readonly schema: Schema;
+  /** Owners changed at or after this database time (ISO UTC) are looked at. */
+  readonly since: string;
+  /** Only rows up to this id: those above it are copied by this run with the access they have now. */
+  readonly maxId: string;
+  readonly scope: Scope;
+  readonly destination: ObjectStore;
+  /** The configured ACL ("" sends none: then there is nothing to re-apply). */
+  readonly acl: string;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly retries: number;
+  /** No new request starts once this aborts. */
+  readonly stop: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface AccessPassResult {
+  /** Objects whose access was set. */
+  reapplied: number;
+  /** Objects whose access could not be set or read (logged): the job is not synced, so the next run looks again. */
+  failed: number;
+  /** An answer no retry fixes (credentials without s3:PutObjectAcl): the run stops. */
+  fatal?: FatalStoreError;
+}
+
+/** Gives the media objects of accounts (un)suspended and statuses discarded since `since` the access they should have. */
+export async function reapplyAccess(options: AccessPassOptions): Promise<AccessPassResult> {
+  const result: AccessPassResult = { reapplied: 0, failed: 0 };
+  const access = options.destination.access;
+  // Only media change access (§6). A store whose access belongs to the container (Azure, Swift) has nothing to
+  // change, nor has Mastodon there; nor has an S3 bucket written with no ACL (S3_PERMISSION="").
+  if (options.job !== 'media_attachments' || access === undefined || options.acl === '') return result;
+  const { db, schema, scope, stop, log } = options;
+  const changes = await readAccessChanges(db, schema, options.since, options.maxId);
+  const pool = new BoundedPool(options.concurrency);
+  const retrying = <T>(request: () => Promise<T>) => withRetries([options.destination], request, { retries: options.retries, signal: stop });
+  let unsupported = false;
+  const failed = (object: OwnedObject, error: unknown) => {
+    if (error instanceof FatalStoreError) result.fatal ??= error;
+    else if (error instanceof AccessUnsupportedError) {
+      if (!unsupported) log.info({ cause: error.message }, 'the destination keeps no per-object ACL: none to re-apply');
+      unsupported = true;
+    } else {
+      result.failed += 1;
+      log.warn({ job: object.job, id: object.id, key: object.key, err: error }, 'could not re-apply the ACL');
+    }
+  };
+  const halted = () => stop.aborted || unsupported || result.fatal !== undefined;
+
+  /** Sets `object`'s access (if it still differs, with `check`), in the pool. */
+  const set = async (object: OwnedObject, check: boolean) => {
+    const acl = aclFor(object, options.acl)!;
+    await pool.submit(async () => {
+      if (halted()) return;
+      try {
+        if (check && (await retrying(() => access.matches(object.key, acl, stop))) !== false) return;
+        if (await retrying(() => access.set(object.key, acl, stop))) result.reapplied += 1;
+      } catch (error) {
+        failed(object, error);
+      }
+    });
+  };
+  const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope);
+
+  for (const account of changes.accounts) {
+    if (halted()) break;
+    // The lowest id's object whose access follows the account: media of a discarded status stay private whatever it is.
+    let probe: OwnedObject | undefined;
+    for (let after: string | undefined; probe === undefined;) {
+      const rows = await readMediaOwnedBy(db, schema, 'account_id', [account.id], {
+        maxId: options.maxId,
+        order: 'asc',
+        beyond: after,
+        limit: options.batchSize,
+        scope,
+      });
+      probe = rows.filter((row) => row.status_discarded !== true).flatMap(objectsOf)[0];
+      if (rows.length < options.batchSize) break;
+      after = String(rows.at(-1)!.id);
+    }
+    if (probe === undefined) continue;
+    try {
+      if ((await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop))) === true) continue;
+    } catch (error) {
+      failed(probe, error);
+      continue;
+    }
+    log.info({ account: account.id, suspended: account.suspended }, 're-applying the ACL of the media of an account (un)suspended since the last run');
+    const failedBefore = result.failed;
+    let beyond: string | undefined;
+    for (;;) {
+      const rows = await readMediaOwnedBy(db, schema, 'account_id', [account.id], {
+        maxId: options.maxId,
+        order: 'desc',
+        beyond,
+        limit: options.batchSize,
+        scope,
+      });
+      for (const row of rows) {
+        if (row.status_discarded === true) continue;
+        for (const object of objectsOf(row)) if (object.key !== probe.key) await set(object, false);
+      }
+      if (rows.length < options.batchSize || halted()) break;
+      beyond = String(rows.at(-1)!.id);
+    }
+    // The probe last, once every other object is set: until then the next run finds the account to do again.
+    await pool.drain();
+    if (result.failed === failedBefore) await set(probe, false);
+  }
+
+  // Statuses discarded since: few objects each; each asked first, so the count says what changed.
+  for (let start = 0; start < changes.statuses.length && !halted(); start += options.batchSize) {
+    const statuses = changes.statuses.slice(start, start + options.batchSize);
+    let beyond: string | undefined;
+    for (;;) {
+      const rows = await readMediaOwnedBy(db, schema, 'status_id', statuses, { maxId: options.maxId, order: 'desc', beyond, limit: options.batchSize, scope });
+      for (const row of rows) for (const object of objectsOf(row)) await set(object, true);
+      if (rows.length < options.batchSize || halted()) break;
+      beyond = String(rows.at(-1)!.id);
+    }
+  }
+  await pool.drain();
+  if (result.reapplied > 0) log.info({ reapplied: result.reapplied }, 'ACLs re-applied');
+  return result;
+}

@@ -1,0 +1,129 @@
+/**
+ * A suspension after the copy reaches the copy: Mastodon makes every media object of a suspended account private
+ * (UpdateMediaAttachmentsPermissionsService), and public again when it unsuspends it, touching the account's row only.
+ * A cron `run all --resume` then gives the objects it copied before the ACL Mastodon gave them; a profile edit
+ * re-applies nothing (one GetObjectAcl for the account, no write). The proxy keeps ACLs as S3 does (s3rver does not).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
+import { createDatabase, type TestDatabase } from '../support/postgres.js';
+import { startS3, type S3Server } from '../support/s3.js';
+import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { runCli, writeConfig } from '../support/cli.js';
+import type { JobSummary } from '../../src/sync/run.js';
+
+const SOURCE = 'acl-source';
+const DESTINATION = 'acl-destination';
+/** Fixture: account 1 (local, with media) and account 7 (suspended, remote media); a discarded and a live status of 1. */
+const DISCARDED_STATUS = '109349205816500001';
+const LIVE_STATUS = '109349205816500002';
+
+let s3: S3Server;
+let proxy: HttpProxy;
+let db: TestDatabase;
+let fixture: Fixture;
+let config: ReturnType<typeof writeConfig>;
+
+before(async () => {
+  s3 = await startS3();
+  proxy = await startProxy({ upstreamPort: s3.port, objectAcls: true });
+  db = await createDatabase('current');
+  fixture = buildFixture('current');
+  await s3.createBucket(SOURCE);
+  await s3.createBucket(DESTINATION);
+  await loadFixture(fixture, db.client, s3, SOURCE);
+  config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: proxy.endpoint, bucket: SOURCE },
+    destination: { endpoint: proxy.endpoint, bucket: DESTINATION },
+    concurrency: 4,
+    batchSize: 4,
+  });
+});
+
+after(async () => {
+  rmSync(config?.dir ?? '/nonexistent', { recursive: true, force: true });
+  await db?.drop();
+  await proxy?.stop();
+  await s3?.stop();
+});
+
+async function cronRun(): Promise<{ media: JobSummary }> {
+  proxy.reset();
+  const result = await runCli(['run', 'all', '--resume', '--quiet', '--log-level', 'warn', '--json'], { cwd: config.dir });
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  const report = JSON.parse(result.stdout) as { jobs: JobSummary[] };
+  return { media: report.jobs.find((job) => job.job === 'media_attachments')! };
+}
+
+/** The media objects copied of `account`'s rows, less those of `excluded` statuses (private whatever the account). */
+function mediaOf(account: string, ...excluded: string[]): ExpectedObject[] {
+  const rows = new Map((fixture.rowsByTable.media_attachments ?? []).map((row) => [String(row.id), row]));
+  return fixture.present.filter((object) => {
+    const row = object.table === 'media_attachments' ? rows.get(object.rowId) : undefined;
+    return row !== undefined && String(row.account_id) === account && !excluded.includes(String(row.status_id));
+  });
+}
+
+const aclOf = (object: ExpectedObject) => proxy.objectAcl(DESTINATION, object.key);
+const requests = (operation: string) => proxy.requests.filter((request) => request.bucket === DESTINATION && request.operation === operation);
+/** As Account#suspend! and #unsuspend! do: update! sets updated_at. */
+const setSuspended = (account: string, suspended: boolean) =>
+  db.client.query(
+    `UPDATE accounts SET suspended_at = ${suspended ? "(now() AT TIME ZONE 'UTC')" : 'NULL'}, updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1`,
+    [account],
+  );
+
+test('suspending, unsuspending and discarding after the copy: --resume re-applies the ACLs Mastodon changed, and a profile edit none', async () => {
+  const first = await cronRun();
+  assert.equal(first.media.aclsReapplied, 0);
+  const ofOne = mediaOf('1', DISCARDED_STATUS);
+  const ofSeven = mediaOf('7');
+  assert.ok(ofOne.length >= 4 && ofSeven.length >= 3, `fixture: ${ofOne.length} objects of account 1, ${ofSeven.length} of account 7`);
+  for (const object of ofOne) assert.equal(aclOf(object), 'public-read', object.key);
+  for (const object of ofSeven) assert.equal(aclOf(object), 'private', object.key);
+
+  // Account 1 suspended, account 7 unsuspended: each object flips, none is copied again.
+  await setSuspended('1', true);
+  await setSuspended('7', false);
+  const second = await cronRun();
+  for (const object of ofOne) assert.equal(aclOf(object), 'private', `${object.key}: suspended account`);
+  for (const object of ofSeven) assert.equal(aclOf(object), 'public-read', `${object.key}: unsuspended account`);
+  for (const object of mediaOf('1').filter((object) => !ofOne.includes(object))) assert.equal(aclOf(object), 'private', `${object.key}: discarded status`);
+  // One PutObjectAcl per object the destination holds (a style missing at the source was found at a legacy key).
+  const set = requests('PutObjectAcl').filter((request) => request.status === 200);
+  assert.equal(second.media.aclsReapplied, set.length);
+  assert.ok(set.length >= ofOne.length + ofSeven.length);
+  assert.equal(second.media.copied, 0);
+  assert.deepEqual(requests('PutObject'), [], 'no object is copied again');
+
+  // A profile edit of account 7 (a remote account fetched again): its one probe matches, nothing is written.
+  await db.client.query(`UPDATE accounts SET username = username || 'x', updated_at = (now() AT TIME ZONE 'UTC') WHERE id = 7`);
+  const edit = await cronRun();
+  assert.equal(edit.media.aclsReapplied, 0);
+  assert.deepEqual(requests('PutObjectAcl'), []);
+  assert.ok(requests('GetObjectAcl').length <= 3, `a probe per account changed since the last sync: ${requests('GetObjectAcl').length}`);
+
+  // Unsuspended: public again. A status discarded (reported, kept): its media private.
+  await setSuspended('1', false);
+  await db.client.query(`UPDATE statuses SET deleted_at = (now() AT TIME ZONE 'UTC'), updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1`, [LIVE_STATUS]);
+  const third = await cronRun();
+  const ofLive = new Set(mediaOf('1').filter((object) => !mediaOf('1', LIVE_STATUS).includes(object)));
+  assert.ok(ofLive.size > 0, 'fixture: the live status of account 1 has media');
+  for (const object of ofOne) assert.equal(aclOf(object), ofLive.has(object) ? 'private' : 'public-read', object.key);
+  assert.ok(third.media.aclsReapplied >= ofOne.length - ofLive.size, 'the media of the discarded status were private already');
+  assert.equal(third.media.aclsReapplied, requests('PutObjectAcl').filter((request) => request.status === 200).length);
+
+  // A migration's delta pass (`--since` the bulk copy's start, its own checkpoint): an account suspended meanwhile.
+  const [{ now }] = (await db.client.query<{ now: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS now`)).rows;
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await setSuspended('7', true);
+  proxy.reset();
+  const delta = await runCli(['run', 'all', '--since', now!, '--checkpoint', 'delta.jsonl', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+  assert.equal(delta.code, 0, delta.stderr + delta.stdout);
+  for (const object of ofSeven) assert.equal(aclOf(object), 'private', `${object.key}: suspended during a migration`);
+  assert.match(delta.stdout, new RegExp(`^${requests('PutObjectAcl').length} ACLs re-applied`, 'm'));
+  assert.deepEqual(requests('PutObject'), []);
+});
