@@ -45,6 +45,8 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     provesWrites: (contentLength) => store.provesWrites(contentLength),
     classify: (error) => store.classify(error),
     close: () => store.close(),
+    // Not timed: a few requests a run, for suspensions (access.ts).
+    ...(store.access !== undefined && { access: store.access }),
   };
   const list = store.list?.bind(store);
   // A listing is timed whole, from the first page asked to the last entry given.

@@ -52,7 +52,8 @@ after(async () => {
 
 async function cronRun(): Promise<{ media: JobSummary }> {
   proxy.reset();
-  const result = await runCli(['run', 'all', '--resume', '--quiet', '--log-level', 'warn', '--json'], { cwd: config.dir });
+  // With --metrics: the observed destination keeps its access.
+  const result = await runCli(['run', 'all', '--resume', '--quiet', '--log-level', 'warn', '--json', '--metrics', '127.0.0.1:0'], { cwd: config.dir });
   assert.equal(result.code, 0, result.stderr + result.stdout);
   const report = JSON.parse(result.stdout) as { jobs: JobSummary[] };
   return { media: report.jobs.find((job) => job.job === 'media_attachments')! };
@@ -117,11 +118,11 @@ test('suspending, unsuspending and discarding after the copy: --resume re-applie
   assert.equal(third.media.aclsReapplied, requests('PutObjectAcl').filter((request) => request.status === 200).length);
 
   // A migration's delta pass (`--since` the bulk copy's start, its own checkpoint): an account suspended meanwhile.
-  const [{ now }] = (await db.client.query<{ now: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS now`)).rows;
+  const now = (await db.client.query<{ now: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS now`)).rows[0]!.now;
   await new Promise((resolve) => setTimeout(resolve, 1100));
   await setSuspended('7', true);
   proxy.reset();
-  const delta = await runCli(['run', 'all', '--since', now!, '--checkpoint', 'delta.jsonl', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+  const delta = await runCli(['run', 'all', '--since', now, '--checkpoint', 'delta.jsonl', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
   assert.equal(delta.code, 0, delta.stderr + delta.stdout);
   for (const object of ofSeven) assert.equal(aclOf(object), 'private', `${object.key}: suspended during a migration`);
   assert.match(delta.stdout, new RegExp(`^${requests('PutObjectAcl').length} ACLs re-applied`, 'm'));
