@@ -66,7 +66,8 @@ export class StoreWatch {
       if (presence.silentSince === undefined) {
         presence.silentSince = began;
         this.log?.warn(
-          { [side]: presence.where, err: error, patienceS: Math.round(this.patienceMs / 1000) },
+          // The cause as one line: an error object would carry its stack, and a socket's internals.
+          { [side]: presence.where, error: describeError(error), patienceS: Math.round(this.patienceMs / 1000) },
           `the ${side} answers nothing; waiting for it, and stopping if it stays silent for the patience`,
         );
       }
