@@ -82,7 +82,16 @@ export class AccessUnsupportedError extends Error {
 
 /** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */
 export function md5FromEtag(etag: string | undefined): string | undefined {
-  return etag !== undefined && /^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined;
+  if (etag === undefined || etag.length !== 32) return undefined;
+  // Per character rather than a regular expression: two or three ETags are read per object copied.
+  let upper = false;
+  for (let index = 0; index < 32; index++) {
+    const code = etag.charCodeAt(index);
+    if ((code >= 48 && code <= 57) || (code >= 97 && code <= 102)) continue;
+    if (code >= 65 && code <= 70) upper = true;
+    else return undefined;
+  }
+  return upper ? etag.toLowerCase() : etag;
 }
 
 /**

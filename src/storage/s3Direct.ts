@@ -64,6 +64,12 @@ export const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {},
 interface Target {
   /** protocol, host and port of every request; the URL's path is `base`. */
   readonly url: URL;
+  /** The URL's parts every request names, read once: each of URL's getters makes a new string per call. */
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly port?: number;
+  /** host[:port], the Host header. */
+  readonly host: string;
   /** The URL's path without its last slash: `/bucket` in path style, '' on a virtual host. */
   readonly base: string;
   readonly signer: Signer;
@@ -210,30 +216,27 @@ export class DirectRequests {
   }
 
   private async send(method: string, key: string, options: SendOptions): Promise<DirectResponse> {
-    const { headers = {}, body, signal, query = {} } = options;
+    const { headers = NO_FIELDS, body, signal, query = NO_FIELDS } = options;
     // Each await is a turn of the microtask queue and a promise: a request awaits only what is not known yet.
     const target = this.resolved ?? (this.resolved = await (this.target ??= this.resolveTarget()));
     if (this.gate !== undefined) await this.gate(options.mustGo === true ? NEVER_ABORTED : signal);
-    const { url } = target;
     const request: OutgoingRequest = {
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port === '' ? undefined : Number(url.port),
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
       method,
       path: `${target.base}/${encodeKey(key)}`,
       query,
       // S3 takes an unsigned payload, so a streamed body needs no hashing before it is sent.
-      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers, host: url.host },
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers, host: target.host },
       body,
     };
-    const signing = {
-      signingDate: new Date(Date.now() + this.clockOffset),
-      signingRegion: target.signingRegion,
-      signingService: target.signingService,
-    };
     const { signer } = target;
+    const now = Date.now() + this.clockOffset;
+    // Our signer signs at once from the time alone (no Date, no options object per request) while its keys hold.
     const signed =
-      signer instanceof SigV4Signer ? (signer.signNow(request, signing) ?? (await signer.sign(request, signing))) : await signer.sign(request, signing);
+      (signer instanceof SigV4Signer ? signer.signNow(request, now) : undefined) ??
+      (await signer.sign(request, { signingDate: new Date(now), signingRegion: target.signingRegion, signingService: target.signingService }));
     const handler = headers.expect === '100-continue' ? await (this.askingFirst ??= askingFirstHandler()) : this.handler;
     const { response } = await handler.handle(signed, { abortSignal: signal });
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
@@ -248,7 +251,7 @@ export class DirectRequests {
     const url = bucketUrl(this.config);
     if (url !== undefined) {
       const signer = new SigV4Signer(this.credentials, this.config.region, 's3');
-      return { url, base: url.pathname.replace(/\/$/, ''), signer, signingRegion: this.config.region, signingService: 's3' };
+      return { ...urlParts(url), signer, signingRegion: this.config.region, signingService: 's3' };
     }
     const rules = await this.sdkRules();
     const endpoint = rules.endpointProvider({
@@ -267,7 +270,7 @@ export class DirectRequests {
     // SDK's signer costs several times as much per request (docs/performance.md). Anything else keeps the SDK's.
     const signer =
       scheme === undefined || scheme.name === 'sigv4' ? new SigV4Signer(this.credentials, signingRegion, signingService) : await rules.signer(scheme);
-    return { url: endpoint.url, base: endpoint.url.pathname.replace(/\/$/, ''), signer, signingRegion, signingService };
+    return { ...urlParts(endpoint.url), signer, signingRegion, signingService };
   }
 
   /** As the SDK does: sign later requests with the server's clock. */
@@ -275,6 +278,21 @@ export class DirectRequests {
     const server = date === undefined ? Number.NaN : Date.parse(date);
     if (!Number.isNaN(server)) this.clockOffset = server - Date.now();
   }
+}
+
+/** No headers, or no query: one shared empty record rather than a new one per request. */
+const NO_FIELDS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** What every request to `url` names of it. */
+function urlParts(url: URL): Pick<Target, 'url' | 'protocol' | 'hostname' | 'port' | 'host' | 'base'> {
+  return {
+    url,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port === '' ? undefined : Number(url.port),
+    host: url.host,
+    base: url.pathname.replace(/\/$/, ''),
+  };
 }
 
 /** The SDK's handler, loaded for the rare request that asks first (after a reset while sending that object). */
@@ -328,13 +346,16 @@ class SigV4Signer implements Signer {
     const credentials = await this.credentials();
     const { expiration } = credentials;
     this.held = { credentials, until: expiration === undefined ? Number.POSITIVE_INFINITY : expiration.getTime() - 5 * 60_000 };
-    return this.signWith(credentials, request, options);
+    return this.signWith(credentials, request, options.signingDate.getTime());
   }
 
-  /** Signs at once with the credentials held; undefined when there are none or they are due for a refresh (sign()). */
-  signNow(request: OutgoingRequest, options: { signingDate: Date }): OutgoingRequest | undefined {
+  /**
+   * Signs at once, as at `time` (ms since the epoch), with the credentials held; undefined when there are none or
+   * they are due for a refresh (sign()).
+   */
+  signNow(request: OutgoingRequest, time: number): OutgoingRequest | undefined {
     const held = this.held;
-    return held !== undefined && Date.now() < held.until ? this.signWith(held.credentials, request, options) : undefined;
+    return held !== undefined && Date.now() < held.until ? this.signWith(held.credentials, request, time) : undefined;
   }
 
   /**
@@ -342,8 +363,8 @@ class SigV4Signer implements Signer {
    * callers name every header in lower case, so that a request's canonical headers are its own, sorted by name; a
    * name in another case is lower-cased first (of two names differing only in case, the later one is sent).
    */
-  private signWith({ accessKeyId, secretAccessKey, sessionToken }: Credentials, request: OutgoingRequest, options: { signingDate: Date }): OutgoingRequest {
-    const { time, scope } = this.stampOf(options.signingDate);
+  private signWith({ accessKeyId, secretAccessKey, sessionToken }: Credentials, request: OutgoingRequest, at: number): OutgoingRequest {
+    const { time, scope } = this.stampOf(at);
     const headers = hasUpperCaseName(request.headers) ? lowerCaseNames(request.headers) : request.headers;
     headers['x-amz-date'] = time;
     if (sessionToken !== undefined) headers['x-amz-security-token'] = sessionToken;
@@ -363,8 +384,8 @@ class SigV4Signer implements Signer {
   }
 
   /** The signing time (ISO 8601 basic, to the second) and credential scope: made once a second, not per request. */
-  private stampOf(date: Date): { readonly second: number; readonly time: string; readonly scope: string } {
-    const second = Math.floor(date.getTime() / 1000);
+  private stampOf(at: number): { readonly second: number; readonly time: string; readonly scope: string } {
+    const second = Math.floor(at / 1000);
     if (this.stamp?.second === second) return this.stamp;
     const time = new Date(second * 1000).toISOString().replace(/[-:]|\.\d{3}/g, '');
     this.stamp = { second, time, scope: `${time.slice(0, 8)}/${this.region}/${this.service}/aws4_request` };
@@ -382,7 +403,28 @@ class SigV4Signer implements Signer {
 
 /** A header value as SigV4 signs it: trimmed, runs of spaces as one (tested first: most values have none to fold). */
 function canonicalValue(value: string): string {
-  return /^\s|\s$|\s\s|[\t\n\r\f\v]/.test(value) ? value.trim().replace(/\s+/g, ' ') : value;
+  return needsFolding(value) ? value.trim().replace(/\s+/g, ' ') : value;
+}
+
+/** White space that canonicalValue trims or folds: at either end, two in a row, or any but a plain space. */
+const FOLDABLE = /^\s|\s$|\s\s|[\t\n\r\f\v]/;
+
+/**
+ * FOLDABLE's answer, per character for ASCII (about eight values are signed per request); a value with any other
+ * character is left to the expression, whose \s also knows Unicode's spaces.
+ */
+function needsFolding(value: string): boolean {
+  let afterSpace = true;
+  for (let index = 0; index < value.length; index++) {
+    const code = value.charCodeAt(index);
+    if (code === 32) {
+      if (afterSpace) return true;
+      afterSpace = true;
+    } else if (code >= 9 && code <= 13) return true;
+    else if (code >= 127) return FOLDABLE.test(value);
+    else afterSpace = false;
+  }
+  return afterSpace && value.length > 0;
 }
 
 /** SigV4's canonical query: names and values encoded as RFC 3986 asks (encodeKey with slashes too), sorted by name. */
@@ -409,7 +451,8 @@ export function encodeQueryPart(text: string): string {
 
 /** Whether a header name has a capital letter (checked per character: a regex or toLowerCase() per name costs more). */
 function hasUpperCaseName(headers: Readonly<Record<string, string>>): boolean {
-  for (const name of Object.keys(headers))
+  // for…in: no array of names per request (the caller's records have no inherited enumerable keys).
+  for (const name in headers)
     for (let index = 0; index < name.length; index++) {
       const code = name.charCodeAt(index);
       if (code >= 65 && code <= 90) return true;
@@ -425,9 +468,22 @@ function lowerCaseNames(headers: Readonly<Record<string, string>>): Record<strin
 
 /** Each segment percent-encoded as S3 (and the SDK) expects, slashes kept: RFC 3986 unreserved characters stay. */
 export function encodeKey(key: string): string {
-  // Most keys need nothing beyond encodeURIComponent: skip the second pass for them (it runs twice per object).
+  // Mastodon's keys are letters, digits, `/`, `.`, `_` and `-`, which stay as they are: no new string for them (this
+  // runs twice per object).
+  if (isUnreservedPath(key)) return key;
+  // Most other keys need nothing beyond encodeURIComponent: skip the second pass for them.
   const encoded = encodeURIComponent(key).replaceAll('%2F', '/');
   return /[!'()*]/.test(encoded) ? encoded.replace(/[!'()*]/g, (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`) : encoded;
+}
+
+/** Whether every character of `key` is `/` or one RFC 3986 leaves unreserved (A–Z, a–z, 0–9, `-._~`). */
+function isUnreservedPath(key: string): boolean {
+  for (let index = 0; index < key.length; index++) {
+    const code = key.charCodeAt(index);
+    const unreserved = (code >= 97 && code <= 122) || (code >= 45 && code <= 57) || (code >= 65 && code <= 90) || code === 95 || code === 126;
+    if (!unreserved) return false;
+  }
+  return true;
 }
 
 /** Whether a key travels percent-encoded (as in x-amz-copy-source), where servers have been seen to decode it wrongly. */
@@ -468,6 +524,10 @@ export function digestEtag(headers: Readonly<Record<string, string | undefined>>
   return unquote(headers.etag);
 }
 
+/** The ETag without its quotes (sliced, not by a regular expression: two ETags are read per object). */
 function unquote(etag: string | undefined): string | undefined {
-  return etag?.replace(/^"|"$/g, '');
+  if (etag === undefined) return undefined;
+  const start = etag.startsWith('"') ? 1 : 0;
+  const end = etag.length > start && etag.endsWith('"') ? etag.length - 1 : etag.length;
+  return start === 0 && end === etag.length ? etag : etag.slice(start, end);
 }

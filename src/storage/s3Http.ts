@@ -70,7 +70,9 @@ export class HttpTransport implements HttpHandler {
           port: request.port,
           method: request.method,
           path: withQuery(request),
-          headers: request.headers,
+          // Raw ([name, value, …]): node:http writes the head from them at once, where a record costs a setHeader per
+          // header (its name lower-cased again, an array per header, a record of them) and the head at the first write.
+          headers: rawHeaders(request.headers),
           agent: secure ? this.options.httpsAgent : this.options.httpAgent,
           // Node keeps this on the socket while the request has it (one timer, pushed back by each read and write).
           timeout: this.options.socketTimeoutMs,
@@ -99,8 +101,9 @@ export class HttpTransport implements HttpHandler {
         outgoing.destroy();
         reject(error);
       });
-      // Only a new connection is connecting; a reused one skips this at once.
-      outgoing.once('socket', (socket: Socket) => {
+      // Only a new connection is connecting; a reused one skips this at once. `on`, not `once`: a request is given
+      // one socket, and once() wraps each listener in two more objects (two listeners per request here).
+      outgoing.on('socket', (socket: Socket) => {
         if (!socket.connecting) return;
         const { connectionTimeoutMs } = this.options;
         const timer = setTimeout(() => {
@@ -115,7 +118,7 @@ export class HttpTransport implements HttpHandler {
           outgoing.destroy();
           reject(abortError(signal));
         });
-        outgoing.once('close', forget);
+        outgoing.on('close', forget);
       }
       // A body that fails ends the request, with its own error (the SDK's handler leaves that to an abort from the
       // caller, which costs an AbortController per request).
@@ -123,6 +126,13 @@ export class HttpTransport implements HttpHandler {
       else outgoing.end(body);
     });
   }
+}
+
+/** The headers as node:http takes them raw, as IncomingMessage.rawHeaders has them (names as the caller gave them). */
+function rawHeaders(headers: Readonly<Record<string, string>>): string[] {
+  const raw: string[] = [];
+  for (const name in headers) raw.push(name, headers[name]!);
+  return raw;
 }
 
 /** The path with the query string, if any (listings, the bucket check, a batch delete, an abort), encoded as it was signed. */

@@ -80,8 +80,12 @@ export async function drain(response: IncomingMessage): Promise<void> {
 
 /** One value per header (repeated ones joined), names in lower case. */
 export function flatHeaders(response: IncomingMessage): Record<string, string | undefined> {
+  // Node gives every header as one string but set-cookie (an array): without one, its own object is already flat,
+  // and no copy is made per answer (two per object copied).
+  const given = response.headers;
+  if (given['set-cookie'] === undefined) return given as Record<string, string | undefined>;
   const headers: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(response.headers)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  for (const [name, value] of Object.entries(given)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   return headers;
 }
 

@@ -60,6 +60,23 @@ describe('ETags', () => {
     assert.equal(md5FromEtag('D41D8CD98F00B204E9800998ECF8427E'), 'd41d8cd98f00b204e9800998ecf8427e');
     assert.equal(md5FromEtag('d41d8cd98f00b204e9800998ecf8427e-3'), undefined);
     assert.equal(md5FromEtag('W/"x"'), undefined);
+    // Read per character: every shape agrees with the expression it replaced.
+    const before = (etag: string) => (/^[0-9a-f]{32}$/i.test(etag) ? etag.toLowerCase() : undefined);
+    const hex = 'd41d8cd98f00b204e9800998ecf8427e';
+    for (const etag of [
+      hex,
+      hex.toUpperCase(),
+      `${hex.slice(0, 31)}G`,
+      `${hex.slice(0, 31)}g`,
+      `/${hex.slice(1)}`,
+      `:${hex.slice(1)}`,
+      `@${hex.slice(1)}`,
+      hex.slice(1),
+      `${hex}0`,
+      '',
+      `"${hex.slice(2)}"`,
+    ])
+      assert.equal(md5FromEtag(etag), before(etag), etag);
     assert.deepEqual(multipartEtag('d41d8cd98f00b204e9800998ecf8427e-3'), { digest: 'd41d8cd98f00b204e9800998ecf8427e', parts: 3 });
     assert.equal(multipartEtag('d41d8cd98f00b204e9800998ecf8427e'), undefined);
   });
