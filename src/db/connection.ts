@@ -5,7 +5,7 @@
  * session's, from the startup packet, and pages run as plain statements; behind a pooler that refuses or drops
  * them (PgBouncer), each read carries them in its own short transaction (SETTINGS).
  */
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
@@ -287,19 +287,54 @@ interface ClientInternals {
  * A frozen database host, proxy or NAT leaves the socket open and silent, and TCP may not notice for hours (its
  * keepalive waits two hours by default, and sees nothing wrong while a proxy's kernel still acknowledges): the
  * query waits forever, and so does the run, holding its checkpoint lock. When a query has waited longer than any
- * statement may run, the socket is cut, so the query fails as a lost connection, which is reconnected and read
- * again. An idle client is left alone: there is nothing to wait for.
+ * statement may run, the server is asked to cancel it and the socket is cut, so the query fails as a lost
+ * connection, which is reconnected and read again. An idle client is left alone: there is nothing to wait for.
  */
 function watchAnswers(client: pg.Client, deadlineMs: number): Socket {
   const internals = client as unknown as ClientInternals;
   const socket = internals.connection.stream;
   socket.setTimeout(deadlineMs);
+  let cutting = false;
   socket.on('timeout', () => {
-    if (internals._activeQuery == null && internals._queryQueue.length === 0) return;
+    if (cutting || (internals._activeQuery == null && internals._queryQueue.length === 0)) return;
+    cutting = true;
     const seconds = Math.round(deadlineMs / 1000);
-    socket.destroy(Object.assign(new Error(`Connection terminated: the database sent nothing for ${seconds} s while a query waited`), { code: 'ETIMEDOUT' }));
+    const cut = Object.assign(new Error(`Connection terminated: the database sent nothing for ${seconds} s while a query waited`), { code: 'ETIMEDOUT' });
+    // Nothing more is read, so that the query fails as cut (read again), not as cancelled (an error that stops).
+    socket.pause();
+    // Cut once the cancel went out: a pooler forgets a client's queries when the client goes (PgBouncer).
+    void cancelQuery(client).then(() => socket.destroy(cut));
   });
   return socket;
+}
+
+/** How long a cancel request may take to go out before the connection is cut anyway (on a frozen path it never goes). */
+const CANCEL_PATIENCE_MS = 2_000;
+
+/**
+ * Asks the server to cancel what `client` runs (PostgreSQL's CancelRequest, on a connection of its own, which a
+ * pooler passes on): the server notices a client gone only when it next writes to it, so a query whose connection
+ * is cut at the answer deadline would run on alone, and its snapshot hold vacuum back, up to the statement timeout.
+ * Best effort: settles once the request went out or the patience ran out, never fails, keeps no process alive.
+ */
+function cancelQuery(client: pg.Client): Promise<void> {
+  const { host, port, processID, secretKey } = client as unknown as { host: string; port: number; processID: number | null; secretKey: number | null };
+  if (processID === null || secretKey === null) return Promise.resolve();
+  const request = Buffer.alloc(16);
+  request.writeInt32BE(16, 0);
+  request.writeInt32BE(80877102, 4); // the cancel request code
+  request.writeInt32BE(processID, 8);
+  request.writeInt32BE(secretKey, 12);
+  return new Promise<void>((resolve) => {
+    const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
+    // Not ended after it: the server closes the connection once it has acted on the request, and PgBouncer takes an
+    // end before that for a client gone, and passes nothing on.
+    socket.once('connect', () => socket.write(request));
+    socket.once('close', () => resolve());
+    socket.setTimeout(CANCEL_PATIENCE_MS, () => socket.destroy());
+    socket.on('error', () => undefined);
+    socket.unref();
+  });
 }
 
 /** How long closing waits for clients still out to come back before it cuts the tunnel under them. */

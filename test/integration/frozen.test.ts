@@ -137,3 +137,27 @@ describe('a database gone for good mid-run', () => {
     }
   });
 });
+
+describe('a query cut at the answer deadline', () => {
+  test('is cancelled at the server as well: it does not run on alone there', async () => {
+    const session = await connectDatabase({ connectionString: db.url, ssl: false, batchSize: 10 }, pino({ level: 'silent' }), { answerDeadlineMs: 1000 });
+    try {
+      // Silent for longer than the deadline on a path that works, as every query on a frozen one is: cut, read again
+      // over a new connection, cut again.
+      await assert.rejects(session.query('SELECT pg_sleep(30)'), DatabaseLostError);
+      // The server notices a client gone only when it next writes to it: pg_sleep would have run on for 30 s.
+      const running = async () =>
+        (
+          await db.client.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND state = 'active' AND query = 'SELECT pg_sleep(30)'`,
+          )
+        ).rows[0]!.n;
+      const until = Date.now() + 3000;
+      while ((await running()) > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await running(), 0, 'a cut query still runs at the server');
+    } finally {
+      await session.close();
+    }
+  });
+});

@@ -13,7 +13,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
-import { connectDatabase, type Database } from '../../src/db/connection.js';
+import { DatabaseLostError, connectDatabase, type Database } from '../../src/db/connection.js';
 import { readRowPages, readRowsInIdRangesCut } from '../../src/db/rows.js';
 import { probeSchema } from '../../src/db/schema.js';
 import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -96,6 +96,22 @@ for (const [name, options] of [
         return rows[0];
       });
       assert.deepEqual(seen, { read_only: 'off', timeout: '0', idle: '0' });
+    });
+
+    test('a query cut at the answer deadline is cancelled at the server through it', async () => {
+      const cutting = await connectDatabase({ connectionString: url, ssl: false, batchSize: 10 }, pino({ level: 'silent' }), {
+        answerDeadlineMs: 1000,
+        reconnectPatienceMs: 500,
+      });
+      try {
+        await assert.rejects(cutting.query('SELECT pg_sleep(30)'), DatabaseLostError);
+      } finally {
+        await cutting.close();
+      }
+      const { rows } = await db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query = 'SELECT pg_sleep(30)'`,
+      );
+      assert.equal(rows[0]!.n, 0, 'a cut query still runs at the server');
     });
 
     test('mastosync check: the session is read-only, with a statement timeout', async () => {
