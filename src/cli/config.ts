@@ -234,8 +234,11 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
   if (database.url === undefined && database.database === undefined) {
     throw new UsageError(`${origin}: [database] needs url (postgres://user:pass@host:5432/mastodon_production) or database`);
   }
-  const destination = resolveOrError(() => resolveStore(origin, 'destination', raw.destination));
   const destinationRaw = raw.destination ?? {};
+  const destination = resolveOrError(() => {
+    const store = resolveStore(origin, 'destination', raw.destination);
+    return { store, acl: destinationAcl(origin, store.type, destinationRaw.acl as string | undefined) };
+  });
   return {
     origin,
     database: {
@@ -253,12 +256,7 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
     destination:
       destination instanceof UsageError
         ? destination
-        : {
-            ...destination,
-            // Swift and Azure have no per-object ACL (their resolvers refuse one): what the container allows decides.
-            acl: (destinationRaw.acl as string | undefined) ?? (destination.type === 'swift' || destination.type === 'azure' ? '' : 'public-read'),
-            storageClass: nonEmpty(destinationRaw.storage_class as string | undefined),
-          },
+        : { ...destination.store, acl: destination.acl, storageClass: nonEmpty(destinationRaw.storage_class as string | undefined) },
     sync: {
       concurrency: positive(origin, 'sync', 'concurrency', sync.concurrency, 8),
       checkpoint: expandHome((sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl'),
@@ -269,6 +267,23 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
       changeMarginMs: nonNegative(origin, 'sync', 'change_margin', sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
     },
   };
+}
+
+/**
+ * S3's canned ACLs for an object, the values Mastodon's S3_PERMISSION can take (it hands it to the SDK as is). Any
+ * other is sent as it is and refused by the provider object by object (400 InvalidArgument), or stored silently.
+ */
+const CANNED_ACLS = ['public-read', 'private', 'public-read-write', 'authenticated-read', 'bucket-owner-read', 'bucket-owner-full-control', 'aws-exec-read'];
+
+/** `[destination] acl`: a canned ACL or "" (none sent); public-read by default. Swift and Azure have none (their resolvers refuse one). */
+function destinationAcl(origin: string, type: StoreConfig['type'], acl: string | undefined): string {
+  if (type === 'swift' || type === 'azure') return acl ?? '';
+  if (acl === undefined) return 'public-read';
+  if (acl !== '' && !CANNED_ACLS.includes(acl)) {
+    const allowed = CANNED_ACLS.map((name) => `"${name}"`).join(', ');
+    throw new UsageError(`${origin}: [destination] acl must be one of ${allowed}, or "" (no ACL, as S3_PERMISSION=""), not ${JSON.stringify(acl)}`);
+  }
+  return acl;
 }
 
 function resolveOrError<T>(resolveSection: () => T): T | UsageError {

@@ -69,6 +69,13 @@ function sourceWith(lines: string[]): Partial<ConfigSettings> {
 }
 
 const CASES: Case[] = [
+  {
+    // Not a canned ACL: every provider refuses it object by object (400 InvalidArgument), after check said ok.
+    name: 'an acl that is not one of S3\'s canned ACLs ("public" for "public-read")',
+    args: ['run', 'all'],
+    config: () => ({ destination: { endpoint: s3.endpoint, bucket: 'bad-destination', acl: 'public' } }),
+    says: /\[destination\] acl must be one of "public-read", "private", .*"bucket-owner-full-control".*, or "" \(no ACL, as S3_PERMISSION=""\), not "public"$/,
+  },
   { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
   { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
   { name: 'a wrong type', args: ['run', 'all'], config: () => ({ extra: 'retries = "five"' }), says: /\[sync\] retries must be an integer/ },
@@ -197,4 +204,13 @@ describe('bad input: one clear line, exit 2, nothing written', () => {
       assert.equal(existsSync(config.checkpoint), false, 'no checkpoint may be written');
     });
   }
+});
+
+test('check fails the destination on an acl that is not a canned ACL, naming the allowed values (it said ok before)', async () => {
+  const config = writeConfig(settings({ destination: { endpoint: s3.endpoint, bucket: 'bad-destination', acl: 'public_read' } }));
+  dirs.push(config.dir);
+  const result = await runCli(['check'], { cwd: config.dir });
+  assert.equal(result.code, 2, result.stdout + result.stderr);
+  assert.match(result.stdout, /^FAIL destination: .*\[destination\] acl must be one of "public-read", .*, not "public_read"$/m);
+  assert.deepEqual(await s3.listKeys('bad-destination'), []);
 });

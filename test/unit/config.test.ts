@@ -78,6 +78,13 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['wrong type', MINIMAL.replace('[source]', '[source]\nforce_path_style = "yes"'), {}, /\[source\] force_path_style must be a boolean/],
   ['bad choice', MINIMAL.replace('[source]', '[source]\ntype = "gcs"'), {}, /\[source\] type must be one of "s3", "fs"/],
   ['integer below 1', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /\[sync\] concurrency must be at least 1/],
+  [
+    'not a canned ACL',
+    MINIMAL.replace('bucket = "new"', 'bucket = "new"\nacl = "publicread"'),
+    {},
+    /\[destination\] acl must be one of "public-read", "private", .*, not "publicread"/,
+  ],
+  ['not a canned ACL, from the environment', MINIMAL, { MASTOSYNC_DESTINATION_ACL: 'public' }, /\[destination\] acl must be one of .*, not "public"/],
   ['acl on the source', MINIMAL.replace('[source]', '[source]\nacl = "private"'), {}, /unknown key "acl" in \[source\]/],
   ['half the credentials', MINIMAL.replace('bucket = "old"', 'bucket = "old"\naccess_key_id = "x"'), {}, /needs both access_key_id and secret_access_key/],
   ['no bucket', MINIMAL.replace('bucket = "new"', 'endpoint = "https://s3.example.org"'), {}, /\[destination\] needs bucket/],
