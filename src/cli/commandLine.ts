@@ -9,7 +9,17 @@ import { UsageError } from '../errors.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
 import type { DeleteLimit } from '../sync/prune.js';
 import type { CommandContext } from './exit.js';
-import { DEFAULT_CONFIG_FILE, asGiven, metricsFromArgs, wholeNumber, withMetricsOptions, withProgressOptions, type MetricsArgs } from './flags.js';
+import {
+  DEFAULT_CONFIG_FILE,
+  LOG_LEVELS,
+  asGiven,
+  metricsFromArgs,
+  wholeNumber,
+  withMetricsOptions,
+  withProgressOptions,
+  type MetricsArgs,
+  type ProgressArgs,
+} from './flags.js';
 import { scopeFromArgs, withScopeOptions, type ScopeArgs } from './scope.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
@@ -69,32 +79,149 @@ function runCommandModule(context: CommandContext): Command {
         ),
         'run',
       ),
-    handler: async (args) => {
-      const [{ runCommand }, { progressAndLogger }] = await Promise.all([import('./commands/run.js'), import('./progress.js')]);
-      const dryRun = Boolean(args.dryRun || args.dev);
-      const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
-      context.exitCode = await runCommand(
-        {
-          jobs: (args.jobs ?? []).map(String),
-          config: args.config,
-          concurrency: args.concurrency,
-          resume: args.resume,
-          retryFailed: args.retryFailed,
-          skipExisting: args.skipExisting,
-          dryRun,
-          limit: args.limit,
-          checkpoint: args.checkpoint,
-          json: args.json,
-          scope: scopeFromArgs(args as ScopeArgs),
-          maxRps: args.maxRps,
-          ...metricsFromArgs(args as MetricsArgs),
-        },
-        log,
-        context.out,
-        progress,
-      );
-    },
+    // Typed by the builder with its own options only; the global ones (--config, --log-level, --json) are there too.
+    handler: (args) => runHandler(context, args as unknown as RunArgs),
   };
+}
+
+/** What the run command's handler reads of its arguments, whether yargs parsed them or fastRunArgs did. */
+interface RunArgs extends ScopeArgs, MetricsArgs, ProgressArgs {
+  readonly jobs?: readonly (string | number)[];
+  readonly config?: string;
+  readonly logLevel: string;
+  readonly json: boolean;
+  readonly concurrency?: number;
+  readonly resume: boolean;
+  readonly retryFailed: boolean;
+  readonly skipExisting: boolean;
+  readonly dryRun: boolean;
+  readonly dev: boolean;
+  readonly limit?: number;
+  readonly checkpoint?: string;
+  readonly maxRps?: number;
+  readonly quiet: boolean;
+  readonly progressInterval: number;
+}
+
+async function runHandler(context: CommandContext, args: RunArgs): Promise<void> {
+  const [{ runCommand }, { progressAndLogger }] = await Promise.all([import('./commands/run.js'), import('./progress.js')]);
+  const dryRun = Boolean(args.dryRun || args.dev);
+  const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
+  context.exitCode = await runCommand(
+    {
+      jobs: (args.jobs ?? []).map(String),
+      config: args.config,
+      concurrency: args.concurrency,
+      resume: args.resume,
+      retryFailed: args.retryFailed,
+      skipExisting: args.skipExisting,
+      dryRun,
+      limit: args.limit,
+      checkpoint: args.checkpoint,
+      json: args.json,
+      scope: scopeFromArgs(args as ScopeArgs),
+      maxRps: args.maxRps,
+      ...metricsFromArgs(args as MetricsArgs),
+    },
+    log,
+    context.out,
+    progress,
+  );
+}
+
+/**
+ * `run` as cron lines and scripts type it (`run JOBS… [--config F] [--resume] [--limit N]…`: the command first,
+ * jobs by name, the flags below, each once, as `--flag value` or `--flag=value`), parsed without yargs, whose
+ * loading and parsing cost every start about 45 ms of CPU (docs/performance.md, start-up). Anything else, or a
+ * value yargs would refuse, is left to yargs (undefined): --help, other commands, other flags, short or camelCase
+ * spellings, `--no-…`, repeated flags, a value that starts with `-`, a number that is not plain digits, a word
+ * that is not a job's name (yargs reads `help` as --help). The arguments are those yargs gives the handler
+ * (test/unit/commandLine.test.ts parses each case both ways and compares).
+ */
+export function fastRunArgs(argv: readonly string[]): RunArgs | undefined {
+  if (argv[0] !== 'run') return undefined;
+  const args: Record<string, unknown> = {
+    logLevel: 'info',
+    json: false,
+    resume: false,
+    retryFailed: false,
+    skipExisting: false,
+    dryRun: false,
+    dev: false,
+    quiet: false,
+    progressInterval: 5,
+    metricsHold: 0,
+  };
+  const jobs: string[] = [];
+  const seen = new Set<string>();
+  for (let index = 1; index < argv.length; index++) {
+    const token = argv[index]!;
+    if (!token.startsWith('-')) {
+      // Only job names: yargs reads `help` anywhere as --help, `true` after a flag as its value, digits as numbers.
+      if (token !== 'all' && !(JOB_NAMES as readonly string[]).includes(token)) return undefined;
+      jobs.push(token);
+      continue;
+    }
+    const equals = token.indexOf('=');
+    const flag = equals === -1 ? token : token.slice(0, equals);
+    if (seen.has(flag)) return undefined;
+    seen.add(flag);
+    const boolean = FAST_BOOLEANS[flag];
+    if (boolean !== undefined) {
+      if (equals !== -1) return undefined;
+      args[boolean] = true;
+      continue;
+    }
+    const valued = FAST_VALUES[flag];
+    if (valued === undefined) return undefined;
+    const value = equals === -1 ? argv[++index] : token.slice(equals + 1);
+    if (value === undefined || value === '' || value.startsWith('-')) return undefined;
+    const [name, kind] = valued;
+    if (kind === 'number') {
+      if (!/^(?:0|[1-9]\d{0,8})$/.test(value)) return undefined;
+      args[name] = Number(value);
+    } else if (kind === 'level') {
+      if (!(LOG_LEVELS as readonly string[]).includes(value)) return undefined;
+      args[name] = value;
+    } else args[name] = value;
+  }
+  if (jobs.length === 0) return undefined;
+  args.jobs = jobs;
+  const parsed = args as unknown as RunArgs;
+  // What the builder's checks refuse, yargs refuses, with its own wording.
+  const below = (value: number | undefined, minimum: number) => value !== undefined && value < minimum;
+  if (below(parsed.concurrency, 1) || below(parsed.maxRps, 1) || below(parsed.progressInterval, 1)) return undefined;
+  if ((parsed.resume || parsed.skipExisting) && parsed.retryFailed) return undefined;
+  if (parsed.skipExisting && parsed.limit !== undefined) return undefined;
+  return parsed;
+}
+
+/** The run's flags without a value, and the argument each sets. */
+const FAST_BOOLEANS: Readonly<Record<string, string>> = {
+  '--json': 'json',
+  '--resume': 'resume',
+  '--retry-failed': 'retryFailed',
+  '--skip-existing': 'skipExisting',
+  '--dry-run': 'dryRun',
+  '--dev': 'dev',
+  '--quiet': 'quiet',
+};
+
+/** The run's flags with a value: the argument each sets, and what its value must be. */
+const FAST_VALUES: Readonly<Record<string, readonly [string, 'string' | 'number' | 'level']>> = {
+  '--config': ['config', 'string'],
+  '--log-level': ['logLevel', 'level'],
+  '--checkpoint': ['checkpoint', 'string'],
+  '--concurrency': ['concurrency', 'number'],
+  '--limit': ['limit', 'number'],
+  '--max-rps': ['maxRps', 'number'],
+  '--progress-interval': ['progressInterval', 'number'],
+};
+
+/** `run` parsed by fastRunArgs, as the handler to call; undefined: yargs parses the command line. */
+export function fastCommand(argv: readonly string[], context: CommandContext): (() => Promise<void>) | undefined {
+  const args = fastRunArgs(argv);
+  return args === undefined ? undefined : () => runHandler(context, args);
 }
 
 function initCommandModule(context: CommandContext): Command {

@@ -3,9 +3,9 @@
  * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, any other error
  * one line and exit 1. The commands' flags and help are in ./commandLine.ts; what each does is loaded when it runs.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { UsageError, describeError } from '../errors.js';
-import { commandModules } from './commandLine.js';
+import { commandModules, fastCommand } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './flags.js';
 import { guardUnsettled } from './unsettled.js';
@@ -31,34 +31,16 @@ export async function main(argv: string[], out: Output = processOutput, version?
     }
     if (shell !== undefined) return withShell(shell, () => main(['completion'], out, version));
   }
-  let parser: Argv = yargs(argv)
-    .scriptName('mastosync')
-    .usage("$0 <command> [options]\n\nCopies a Mastodon server's media between object stores, exactly as its database owns it.")
-    .option('config', { type: 'string', requiresArg: true, describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
-    .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
   const modules = commandModules(context);
-  for (const module of modules) parser = parser.command(module);
   const commandNames = modules.map((module) => String(module.command).split(' ')[0]!);
-  parser = parser
-    .completion('completion', 'print the completion script: mastosync completion bash (or zsh; by default the one of $SHELL)')
-    .demandCommand(1, 'name a command (mastosync --help lists them)')
-    .strict()
-    .help()
-    .version(version ?? 'unknown')
-    .exitProcess(false)
-    .fail((message, error) => {
-      // yargs' own parse errors (YError: a flag given without its value…) are usage errors too: exit 2.
-      if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message, argv, commandNames));
-      throw error;
-    });
-  skipHelpCaching(parser);
-
   // Named as typed (`mastosync run`), whatever options come before the command.
   const command = `mastosync ${argv.find((argument) => commandNames.includes(argument)) ?? ''}`.trim();
   const settled = out === processOutput ? guardUnsettled(out, command) : undefined;
   try {
-    await parser.parseAsync();
+    // `run` as cron types it skips yargs, which loads only for the rest (commandLine.ts, fastRunArgs).
+    const fast = fastCommand(argv, context);
+    if (fast !== undefined) await fast();
+    else await (await yargsParser(argv, modules, commandNames, version)).parseAsync();
     return context.exitCode;
   } catch (error) {
     if (error instanceof UsageError) {
@@ -89,6 +71,37 @@ export async function main(argv: string[], out: Output = processOutput, version?
   } finally {
     settled?.();
   }
+}
+
+/** The whole command line through yargs: every command, --help, --version, completion, and its errors. */
+export async function yargsParser(
+  argv: string[],
+  modules: ReturnType<typeof commandModules>,
+  commandNames: readonly string[],
+  version: string | undefined,
+): Promise<Argv> {
+  const { default: yargs } = await import('yargs');
+  let parser: Argv = yargs(argv)
+    .scriptName('mastosync')
+    .usage("$0 <command> [options]\n\nCopies a Mastodon server's media between object stores, exactly as its database owns it.")
+    .option('config', { type: 'string', requiresArg: true, describe: 'config file (default: $MASTOSYNC_CONFIG, else ./mastosync.toml)', global: true })
+    .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
+  for (const module of modules) parser = parser.command(module);
+  parser = parser
+    .completion('completion', 'print the completion script: mastosync completion bash (or zsh; by default the one of $SHELL)')
+    .demandCommand(1, 'name a command (mastosync --help lists them)')
+    .strict()
+    .help()
+    .version(version ?? 'unknown')
+    .exitProcess(false)
+    .fail((message, error) => {
+      // yargs' own parse errors (YError: a flag given without its value…) are usage errors too: exit 2.
+      if (error === undefined || error.name === 'YError') throw new UsageError(plainer(message ?? error.message, argv, commandNames));
+      throw error;
+    });
+  skipHelpCaching(parser);
+  return parser;
 }
 
 const COMPLETION_SHELLS = ['bash', 'zsh'];
