@@ -4,7 +4,7 @@
  * and are renamed into place, so a reader never sees half an object.
  */
 import { accessSync, constants, createWriteStream } from 'node:fs';
-import { access, chmod, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -120,19 +120,43 @@ export class FsStore implements ObjectStore {
     return false;
   }
 
-  async write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+  write(key: string, body: Readable, options: WriteOptions): Promise<void> {
+    // Only the file system's own errors say something about this folder; a failing body passes through pipeline too.
+    return this.writeAtomically(key, options, async (temporary, mode, fileFailed) => {
+      const file = createWriteStream(temporary, { mode }).once('error', fileFailed);
+      await pipeline(body, file, { signal: options.signal });
+    });
+  }
+
+  /** A body held whole: one writeFile, no stream; every failure of it is the file system's. */
+  writeBytes(key: string, bytes: Buffer, options: WriteOptions): Promise<void> {
+    return this.writeAtomically(key, options, (temporary, mode, fileFailed) =>
+      writeFile(temporary, bytes, { mode, signal: options.signal }).catch((error: unknown) => {
+        fileFailed(error);
+        throw error;
+      }),
+    );
+  }
+
+  /**
+   * Writes a temporary file beside `key`'s path with `fill`, then renames it into place: the object appears whole or
+   * not at all. `fill` reports the file's own errors (fileFailed), which alone may stop the run (fatalFsError).
+   */
+  private async writeAtomically(
+    key: string,
+    options: WriteOptions,
+    fill: (temporary: string, mode: number, fileFailed: (error: unknown) => void) => Promise<void>,
+  ): Promise<void> {
     const path = this.pathOf(key);
     const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
     const mode = modeFor(options.acl);
-    // Only the file system's own errors say something about this folder; a failing body passes through pipeline too.
     let fileFailed: unknown;
     try {
       await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
         throw (fileFailed = error);
       });
-      const file = createWriteStream(temporary, { mode }).once('error', (error) => (fileFailed = error));
-      await pipeline(body, file, { signal: options.signal });
+      await fill(temporary, mode, (error) => (fileFailed = error));
       await rename(temporary, path).catch((error: unknown) => {
         throw (fileFailed = error);
       });

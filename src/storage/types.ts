@@ -65,7 +65,7 @@ export interface ObjectStore {
 
   /**
    * As write, for a small body the caller holds whole and has checked already: sent from memory, with no stream
-   * (S3: the headers and the body in one write). Without it the caller streams the body to write.
+   * (S3: the headers and the body in one write; a folder: one writeFile). Without it the caller streams the body.
    */
   writeBytes?(key: string, bytes: Buffer, options: WriteOptions): Promise<void>;
   /**
