@@ -1,7 +1,7 @@
 /**
  * Typed errors. UsageError is anything the admin must fix before a run can start (config, flags,
- * credentials, an unreachable database or bucket, a missing table): the CLI prints its message on one line and
- * exits 2 with nothing written. One object that could not be copied is no error but a CopyResult (src/sync/copy.ts),
+ * credentials, an unknown host, a missing bucket or table): the CLI prints its message on one line and exits 2 with
+ * nothing written; what may pass by waiting (a database or bucket that does not answer yet) is an UnavailableError. One object that could not be copied is no error but a CopyResult (src/sync/copy.ts),
  * recorded in the checkpoint rather than stopping the run.
  */
 export class UsageError extends Error {
@@ -20,4 +20,53 @@ export function describeError(error: unknown): string {
     return label && !error.message.startsWith(label) ? `${label}: ${error.message}` : error.message;
   }
   return String(error);
+}
+
+/**
+ * What a command needs at its start (the database, a bucket) answered nothing, or answered that it fails for now (a
+ * 5xx, SlowDown, a database starting up), for longer than the start waits (`patiently`). The config may be right, and
+ * nothing was written: exit 75 (EX_TEMPFAIL), which cron's next night and a Kubernetes Job's backoff retry, not 2.
+ */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+  constructor(
+    /** What did not answer, and how, e.g. `[source] bucket "media" at https://… answered 503 (SlowDown: …)`. */
+    readonly problem: string,
+    /** What the admin checks if it lasts. */
+    readonly fix: string,
+    options: { cause: unknown },
+  ) {
+    super(`${problem}: ${fix}`, options);
+  }
+}
+
+/** The longest wait between two tries at the start (as between two reconnects: src/db/connection.ts). */
+const START_WAIT_MAX_MS = 30_000;
+
+/**
+ * `attempt` until it works, fails otherwise than UnavailableError, or the patience runs out (with backoff: 0.5 s,
+ * 1 s, 2 s… up to 30 s): a start is as patient as a run under way, whose lost database and silent stores are waited
+ * for. Past the patience the last UnavailableError is thrown, saying how long it was tried.
+ */
+export async function patiently<T>(
+  attempt: () => Promise<T>,
+  options: { readonly patienceMs: number; readonly onRetry?: (error: UnavailableError, retryInMs: number) => void },
+): Promise<T> {
+  const started = performance.now();
+  for (let tries = 0; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof UnavailableError)) throw error;
+      const elapsed = performance.now() - started;
+      if (elapsed >= options.patienceMs) {
+        if (tries === 0) throw error;
+        const tried = elapsed >= 90_000 ? `${Math.round(elapsed / 60_000)} min` : `${Math.round(elapsed / 1000)} s`;
+        throw new UnavailableError(`${error.problem}, still after ${tried} of tries`, error.fix, { cause: error.cause });
+      }
+      const delay = Math.min(START_WAIT_MAX_MS, 500 * 2 ** tries, options.patienceMs - elapsed);
+      options.onRetry?.(error, Math.round(delay));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }

@@ -202,8 +202,8 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
   throw new UsageError(`${where} must be ${type === 'integer' ? 'an integer' : `a ${type}`}, not ${JSON.stringify(value)}`);
 }
 
-/** MASTOSYNC_ variables that are not settings: the config file's path, and stack traces for bug reports. */
-const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG']);
+/** MASTOSYNC_ variables that are not settings: the config file's path, stack traces for bug reports, and the tests' start patience (./setup.ts). */
+const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS']);
 
 /** MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins. */
 function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {

@@ -7,6 +7,11 @@ export const EXIT = {
   usage: 2,
   /** Another run holds the checkpoint (sysexits' EX_TEMPFAIL: try again later); nothing was written. */
   busy: 75,
+  /**
+   * The database or a store did not answer at the start, or answered that it fails for now, for the start's patience
+   * (5 min): EX_TEMPFAIL too, as a lock held, since running again later may succeed unchanged; nothing was written.
+   */
+  unavailable: 75,
   interrupted: 130,
 } as const;
 

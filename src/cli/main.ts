@@ -1,10 +1,11 @@
 /**
  * The command line. Each command lives in src/cli/commands/ as a yargs command module whose handler sets
- * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, any other error
+ * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, an UnavailableError (a
+ * database or store that did not answer at the start) one line and exit 75, any other error
  * one line and exit 1. The commands' flags and help are in ./commandLine.ts; what each does is loaded when it runs.
  */
 import type { Argv } from 'yargs';
-import { UsageError, describeError } from '../errors.js';
+import { UnavailableError, UsageError, describeError } from '../errors.js';
 import { commandModules, fastCommand } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './flags.js';
@@ -46,6 +47,10 @@ export async function main(argv: string[], out: Output = processOutput, version?
     if (error instanceof UsageError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.usage;
+    }
+    if (error instanceof UnavailableError) {
+      out.stderr(`mastosync: ${error.message}`);
+      return EXIT.unavailable;
     }
     // The classes below come from the modules of the command that threw them, loaded by then; importing them here
     // up front would load storage and sync code for --help.

@@ -38,9 +38,18 @@ export interface Session {
   readonly notes: string[];
 }
 
+/**
+ * How long the start waits for a database or store that does not answer yet (as long as a run waits for them to come
+ * back); then exit 75. The integration tests shorten it through the environment, as they run the real CLI.
+ */
+export function startPatienceMs(): number {
+  const forTests = Number(process.env.MASTOSYNC_TEST_START_PATIENCE_MS);
+  return Number.isFinite(forTests) && forTests >= 0 && process.env.MASTOSYNC_TEST_START_PATIENCE_MS !== '' ? forTests : 5 * 60_000;
+}
+
 export async function openSession(config: Config, jobNames: readonly string[], log: Logger): Promise<Session> {
   const { jobs, all } = parseJobs(jobNames);
-  const db = await connectDatabase(config.database, log);
+  const db = await connectDatabase(config.database, log, { startPatienceMs: startPatienceMs() });
   try {
     const schema = await probeSchema(db);
     // Every Mastodon version has these two: without both, the database is not Mastodon's, whatever job was named.

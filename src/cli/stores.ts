@@ -1,7 +1,8 @@
 /** What the commands decide about their stores from the config: whether copies go on the provider, and where warnings go. */
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { UsageError } from '../errors.js';
+import { startPatienceMs } from './setup.js';
+import { UsageError, describeError, patiently } from '../errors.js';
 import type { ObjectStore, StoreWarning } from '../storage/types.js';
 import type { ServerCopy } from '../sync/copy.js';
 
@@ -19,6 +20,23 @@ export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectSto
       '[sync] copy_mode = "server" copies on the provider: [source] and [destination] must both be type = "s3", both type = "swift" or both type = "azure" (or set copy_mode = "stream")',
     );
   return undefined;
+}
+
+/**
+ * The stores' start checks, each tried again while it fails in a way that may pass (a 503 SlowDown, no answer), for
+ * the start's patience: a pod whose network is not ready yet, or a provider's bad minute, is no config mistake.
+ */
+export async function checkStores(stores: readonly ObjectStore[], log: Logger): Promise<void> {
+  const patienceMs = startPatienceMs();
+  await Promise.all(
+    stores.map((store) =>
+      patiently(() => store.check(), {
+        patienceMs,
+        onRetry: (error, retryInMs) =>
+          log.warn({ error: describeError(error.cause), store: store.description, retryInMs }, 'the store does not answer yet; trying again'),
+      }),
+    ),
+  );
 }
 
 /** A store's warnings as log lines of the command. */

@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
-import { UsageError, describeError } from '../errors.js';
+import { UnavailableError, UsageError, describeError, patiently } from '../errors.js';
 // Types only: ssh2 (src/ssh/tunnel.ts) is loaded when a tunnel is configured, not at every start.
 import type { TunnelError } from '../ssh/errors.js';
 import type { Tunnel } from '../ssh/tunnel.js';
@@ -88,6 +88,8 @@ export interface SessionOptions {
   readonly answerDeadlineMs?: number;
   /** Tests shorten how long a lost connection is tried again (RECONNECT_PATIENCE_MS); nothing else should. */
   readonly reconnectPatienceMs?: number;
+  /** How long the first connection is tried (RECONNECT_PATIENCE_MS): `check` tells at once; tests shorten it. */
+  readonly startPatienceMs?: number;
 }
 
 /** How long a run keeps trying to restore a lost connection (a rebooting server, a flapping link). */
@@ -265,14 +267,26 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       await shut();
     },
   };
-  try {
-    await open();
-    // The first contact fails fast with what to fix; reconnecting with backoff is for a run under way.
-    await firstContact();
-  } catch (error) {
-    await shut();
-    throw connectionUsageError(forwardError ?? error, description);
-  }
+  // The first contact fails at once with what to fix (a wrong password, no such database, an unknown host), and
+  // waits as long as a reconnect would for what may pass (a restart, a failover, a pod's network not ready yet).
+  await patiently(
+    async () => {
+      try {
+        await open();
+        await firstContact();
+      } catch (error) {
+        await shut();
+        const cause = forwardError ?? error;
+        forwardError = undefined;
+        throw worthRetrying(cause) ? connectionUnavailableError(cause, description) : connectionUsageError(cause, description);
+      }
+    },
+    {
+      patienceMs: options.startPatienceMs ?? RECONNECT_PATIENCE_MS,
+      onRetry: (error, retryInMs) =>
+        log.warn({ error: describeError(error.cause), database: description, retryInMs }, 'the database does not answer yet; trying again'),
+    },
+  );
   return database;
 }
 
@@ -411,6 +425,18 @@ export class DatabaseLostError extends Error {
   withFix(fix: string): DatabaseLostError {
     return new DatabaseLostError(this.description, { cause: this.cause }, fix);
   }
+}
+
+/** The first connection failed in a way that may pass (see worthRetrying): exit 75 once the start's patience is out. */
+function connectionUnavailableError(error: unknown, description: string): UnavailableError {
+  const code = (error as { code?: string }).code;
+  if ((error as { name?: string }).name === 'TunnelError')
+    return new UnavailableError((error as Error).message, 'nothing was written; run again later', { cause: error });
+  const fix =
+    code === 'ECONNREFUSED' ? 'nothing listens there: check [database] url (host and port) or the SSH tunnel' : 'check [database] url and the network';
+  return new UnavailableError(`cannot connect to PostgreSQL ${description} (${describeError(error)})`, `${fix}; nothing was written, run again later`, {
+    cause: error,
+  });
 }
 
 function connectionUsageError(error: unknown, description: string): UsageError {

@@ -20,10 +20,10 @@ import { pipeline } from 'node:stream/promises';
 import type * as AzureSdk from '@azure/storage-blob';
 import type { BlobClient, BlockBlobClient, BlockBlobUploadOptions, ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { applyKeyPrefix } from '../mastodon/keys.js';
-import { UsageError, describeError } from '../errors.js';
+import { UnavailableError, UsageError, describeError } from '../errors.js';
 import { azureAccount, azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { azureErrorCode, azureStatus, classifyAzureError, fatalAzureError } from './azureErrors.js';
-import { IntegrityError, type StoreSide } from './errors.js';
+import { IntegrityError, mayPassWithTime, type StoreSide } from './errors.js';
 import { outgoingBody } from './outgoing.js';
 import type {
   FailureKind,
@@ -189,11 +189,22 @@ export class AzureStore implements ObjectStore {
           { cause: error },
         );
       }
-      if (status !== undefined && status >= 500) {
-        throw new UsageError(`${where} answered ${status} (${describeError(error)}): the service failed; check endpoint, or try again later`, { cause: error });
+      if (status !== undefined && mayPassWithTime(error, status)) {
+        throw new UnavailableError(`${where} answered ${status} (${describeError(error)})`, 'the service fails for now; nothing was written, run again later', {
+          cause: error,
+        });
       }
       if (status !== undefined)
         throw new UsageError(`${where} answered ${status} (${code ?? describeError(error)}): check account and endpoint`, { cause: error });
+      if (mayPassWithTime(error, status)) {
+        throw new UnavailableError(
+          `${where} does not answer (${describeError(error)})`,
+          'check account, endpoint and network; nothing was written, run again later',
+          {
+            cause: error,
+          },
+        );
+      }
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check account, endpoint and network`, { cause: error });
     }
   }

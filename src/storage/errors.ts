@@ -140,6 +140,18 @@ export function classifyCommon(error: unknown): FailureKind | undefined {
   return undefined;
 }
 
+/**
+ * Whether a store's failure at the start's check may pass by waiting: an answer that it fails for now (5xx, SlowDown,
+ * 429) or no answer at all (refused, reset, no answer in time: a restart, a pod's network not ready yet). An unknown
+ * host (ENOTFOUND) is the endpoint's name, to fix, whatever a DNS blip mid-run may be.
+ */
+export function mayPassWithTime(error: unknown, status: number | undefined): boolean {
+  if (status !== undefined) return status >= 500 || status === 429;
+  const codes = errorCodes(error);
+  if (codes.includes('ENOTFOUND') || /ENOTFOUND/.test(error instanceof Error ? error.message : '')) return false;
+  return classifyCommon(error)?.kind === 'retryable';
+}
+
 /** A gateway's answer that the store behind it is down or silent (502 Bad Gateway, 504 Gateway Timeout). */
 export function gatewayFoundNoStore(status: number | undefined): boolean {
   return status === 502 || status === 504;

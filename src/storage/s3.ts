@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectCannedACL, S3Client, StorageClass } from '@aws-sdk/client-s3';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import type { S3StoreConfig } from './s3Config.js';
-import { UsageError, describeError } from '../errors.js';
+import { UnavailableError, UsageError, describeError } from '../errors.js';
 import type {
   FailureKind,
   ListedObject,
@@ -30,7 +30,7 @@ import type {
 import { DirectRequests, credentialProvider, digestEtag, type CredentialProvider, type SdkRules } from './s3Direct.js';
 import { parseListPage, xmlField, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
-import { AccessUnsupportedError, BodyRefusedError, IntegrityError, formatSize, md5FromEtag, type StoreSide } from './errors.js';
+import { AccessUnsupportedError, BodyRefusedError, IntegrityError, formatSize, mayPassWithTime, md5FromEtag, type StoreSide } from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
 import { hashingStream } from './outgoing.js';
@@ -147,10 +147,14 @@ export class S3Store implements ObjectStore {
       if (status === 301 || status === 400) {
         throw new UsageError(`${where} answered ${status}: check region (now "${this.config.region}") and endpoint`, { cause: error });
       }
-      if (status !== undefined && status >= 500) {
-        throw new UsageError(`${where} answered ${status} (${describeError(error)}): the provider failed; check endpoint, or try again later`, {
-          cause: error,
-        });
+      if (status !== undefined && mayPassWithTime(error, status)) {
+        throw new UnavailableError(
+          `${where} answered ${status} (${describeError(error)})`,
+          'the provider fails for now; nothing was written, run again later',
+          {
+            cause: error,
+          },
+        );
       }
       // Nothing was sent: no key in the config, and none in the environment, a profile or an instance role.
       if ((error as Error | undefined)?.name === 'CredentialsProviderError') {
@@ -158,6 +162,11 @@ export class S3Store implements ObjectStore {
           `${where}: no credentials found (${describeError(error)}): set access_key_id and secret_access_key in [${this.options.role}], or AWS credentials in the environment or a profile`,
           { cause: error },
         );
+      }
+      if (mayPassWithTime(error, status)) {
+        throw new UnavailableError(`${where} does not answer (${describeError(error)})`, 'check endpoint and network; nothing was written, run again later', {
+          cause: error,
+        });
       }
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check endpoint and network`, { cause: error });
     }

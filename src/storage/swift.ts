@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { applyKeyPrefix } from '../mastodon/keys.js';
-import { UsageError, describeError } from '../errors.js';
-import { FatalStoreError, IntegrityError, md5FromEtag } from './errors.js';
+import { UnavailableError, UsageError, describeError } from '../errors.js';
+import { FatalStoreError, IntegrityError, mayPassWithTime, md5FromEtag } from './errors.js';
 import { SwiftAuthError, authRequest, authVersion, parseAuthAnswer, type SwiftSession } from './swiftAuth.js';
 import type { SwiftStoreConfig } from './swiftConfig.js';
 import { SwiftHttpError, classifySwiftError, fatalSwiftAnswer, retryAfterMs } from './swiftErrors.js';
@@ -89,6 +89,15 @@ export class SwiftStore implements ObjectStore {
       response = await this.request('HEAD', `/${encodeURIComponent(this.config.container)}`, {});
     } catch (error) {
       if (error instanceof FatalStoreError) throw new UsageError(`${error.problem}: ${error.fix}`, { cause: error });
+      if (mayPassWithTime(error, undefined)) {
+        throw new UnavailableError(
+          `${this.where} does not answer (${describeError(error)})`,
+          'check the storage URL the auth answered, and the network; nothing was written, run again later',
+          {
+            cause: error,
+          },
+        );
+      }
       throw new UsageError(`${this.where} is unreachable (${describeError(error)}): check the storage URL the auth answered, and the network`, {
         cause: error,
       });
@@ -101,15 +110,34 @@ export class SwiftStore implements ObjectStore {
       throw new UsageError(`${this.where} does not exist in ${storageUrl}: create it (swift post ${this.config.container}), or check container and region`);
     }
     if (status === 403) throw new UsageError(`${this.where} denied access (403): give the user a role on the project, or check tenant / project_id`);
-    throw new UsageError(`${this.where} answered ${status} in ${storageUrl}: the cluster failed; check region, or try again later`);
+    if (mayPassWithTime(undefined, status)) {
+      throw new UnavailableError(`${this.where} answered ${status} in ${storageUrl}`, 'the cluster fails for now; nothing was written, run again later', {
+        cause: undefined,
+      });
+    }
+    throw new UsageError(`${this.where} answered ${status} in ${storageUrl}: check container and region`);
   }
 
-  private authUsageError(error: unknown): UsageError {
+  private authUsageError(error: unknown): UsageError | UnavailableError {
     if (error instanceof UsageError) return new UsageError(`[${this.options.role}] ${error.message}`, { cause: error });
     if (error instanceof SwiftAuthError && error.credentials) {
       return new UsageError(`[${this.options.role}] ${error.message}: check username, password, tenant / project_id and domain`, { cause: error });
     }
+    if (error instanceof SwiftAuthError && mayPassWithTime(error, error.status)) {
+      return new UnavailableError(`[${this.options.role}] ${error.message}`, 'the auth service fails for now; nothing was written, run again later', {
+        cause: error,
+      });
+    }
     if (error instanceof SwiftAuthError) return new UsageError(`[${this.options.role}] ${error.message}: check auth_url`, { cause: error });
+    if (mayPassWithTime(error, undefined)) {
+      return new UnavailableError(
+        `[${this.options.role}] auth_url ${this.config.authUrl} does not answer (${describeError(error)})`,
+        'check auth_url and network; nothing was written, run again later',
+        {
+          cause: error,
+        },
+      );
+    }
     return new UsageError(`[${this.options.role}] auth_url ${this.config.authUrl} is unreachable (${describeError(error)}): check auth_url and network`, {
       cause: error,
     });

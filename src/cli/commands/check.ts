@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { connectDatabase, type Database } from '../../db/connection.js';
 import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
-import { UsageError, describeError } from '../../errors.js';
+import { UnavailableError, UsageError, describeError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
@@ -60,7 +60,8 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
 async function checkDatabase(config: ConfigParts, log: Logger, report: (result: CheckResult) => void): Promise<void> {
   let db: Database | undefined;
   try {
-    db = await connectDatabase(config.database, log);
+    // check tells what is wrong now: it does not wait for a database that does not answer yet, as a run does.
+    db = await connectDatabase(config.database, log, { startPatienceMs: 0 });
   } catch (error) {
     report({ check: 'database', ok: false, detail: reason(error) });
     return;
@@ -139,7 +140,7 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
 }
 
 function reason(error: unknown): string {
-  return error instanceof UsageError ? error.message : describeError(error);
+  return error instanceof UsageError || error instanceof UnavailableError ? error.message : describeError(error);
 }
 
 /** `ok   <check>: <detail>` or `FAIL <check>: <reason>`; a reason's further lines (pinning help) are indented. */

@@ -20,7 +20,7 @@ import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import { stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { warnTo } from '../stores.js';
+import { checkStores, warnTo } from '../stores.js';
 
 interface PruneFlags {
   readonly jobs: string[];
@@ -55,7 +55,7 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
     if (store.list === undefined) throw new UsageError(`the destination (${store.description}) cannot list its objects, which prune needs`);
     if (flags.delete && destination.delete === undefined) throw new UsageError(`the destination (${destination.description}) cannot delete objects`);
     limitStoreRates([destination], flags.maxRps ?? config.sync.maxRps);
-    await destination.check();
+    await checkStores([destination], log);
     // Under `all`, the folders of a table this version dropped (imports, v4.4) hold nothing any row owns.
     const tablelessJobs = all ? JOB_NAMES.filter((job) => !session.jobs.includes(job)) : [];
     const stop = new AbortController();

@@ -19,7 +19,7 @@ import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
-import { serverCopier, warnTo } from '../stores.js';
+import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
 import { isoSeconds, reportJson, reportText } from '../summary.js';
@@ -102,7 +102,7 @@ async function runLocked(
   // Every request of the run counts against --max-rps, the bucket checks too; the hard stop ends the waits.
   limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps, abort.signal);
   // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
-  const checked = Promise.all([source.check(), destination.check()]);
+  const checked = checkStores([source, destination], log);
   checked.catch(() => undefined); // awaited below, so a database error is still the one reported first
   const session = await openSession(config, flags.jobs, log).catch((error: unknown) => {
     for (const store of stores) store.close();

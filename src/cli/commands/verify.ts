@@ -22,7 +22,7 @@ import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
-import { serverCopier, warnTo } from '../stores.js';
+import { checkStores, serverCopier, warnTo } from '../stores.js';
 
 interface VerifyFlags extends MetricsFlags {
   readonly jobs: string[];
@@ -61,7 +61,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     stores.push(destination);
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
-    await Promise.all([source.check(), destination.check()]);
+    await checkStores([source, destination], log);
     const observedSource = metrics ? metrics.observeStore(source, 'source') : source;
     const observedDestination = metrics ? metrics.observeStore(destination, 'destination') : destination;
     // What `run` gives the copy (src/cli/commands/run.ts), so a repaired object is written exactly as a run writes it.
