@@ -68,6 +68,11 @@ export class FsStore implements ObjectStore {
     if (!info.isDirectory()) throw new UsageError(`${where} is not a folder: check path (Mastodon's public/system)`);
     const mode = this.role === 'destination' ? constants.W_OK : constants.R_OK;
     await access(this.root, mode).catch((error: unknown) => {
+      // A read-only mount refuses root too: the fix is the mount, not the user.
+      if ((error as NodeJS.ErrnoException).code === 'EROFS')
+        throw new UsageError(`${where} is on a read-only file system (EROFS): remount it read-write (mount -o remount,rw), or set path to a writable folder`, {
+          cause: error,
+        });
       throw new UsageError(`${where} is not ${this.role === 'destination' ? 'writable' : 'readable'} by this user`, { cause: error });
     });
   }

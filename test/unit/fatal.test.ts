@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -244,5 +245,24 @@ test('a crafted file name that climbs out of a folder fails that object alone, u
     assert.equal(readFileSync(join(parent, 'precious.png'), 'utf8'), 'precious');
   } finally {
     rmSync(parent, { recursive: true, force: true });
+  }
+});
+
+test("check: a destination folder on a read-only mount says so and how to fix it, not that this user can't write (EROFS refuses root too)", async (t) => {
+  const folder = mkdtempSync(join(tmpdir(), 'mastosync-ro-'));
+  // A read-only tmpfs needs root (CAP_SYS_ADMIN): elsewhere there is nothing to mount.
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'none', folder]).status !== 0) {
+    rmSync(folder, { recursive: true, force: true });
+    t.skip('cannot mount a read-only tmpfs here (not root)');
+    return;
+  }
+  try {
+    await assert.rejects(
+      new FsStore(folder, 'destination').check(),
+      /\[destination\] path .* is on a read-only file system \(EROFS\): remount it read-write \(mount -o remount,rw\)/,
+    );
+  } finally {
+    spawnSync('umount', [folder]);
+    rmSync(folder, { recursive: true, force: true });
   }
 });
