@@ -370,7 +370,7 @@ class SigV4Signer implements Signer {
     if (sessionToken !== undefined) headers['x-amz-security-token'] = sessionToken;
     let signedHeaders = '';
     let lines = '';
-    for (const name of Object.keys(headers).sort()) {
+    for (const name of sortedNames(headers)) {
       if (UNSIGNABLE.has(name) || name.startsWith('proxy-') || name.startsWith('sec-')) continue;
       signedHeaders += signedHeaders === '' ? name : `;${name}`;
       lines += `${name}:${canonicalValue(headers[name]!)}\n`;
@@ -399,6 +399,21 @@ class SigV4Signer implements Signer {
     this.key = { scope, secret, value };
     return value;
   }
+}
+
+/**
+ * The header names in SigV4's order (by code unit, as Array.prototype.sort orders strings), sorted in place by
+ * insertion: about eight names per request, and sort() makes a work array per call (a fifth of signing's garbage).
+ */
+function sortedNames(headers: Readonly<Record<string, string>>): string[] {
+  const names = Object.keys(headers);
+  for (let index = 1; index < names.length; index++) {
+    const name = names[index]!;
+    let at = index;
+    for (; at > 0 && names[at - 1]! > name; at--) names[at] = names[at - 1]!;
+    names[at] = name;
+  }
+  return names;
 }
 
 /** A header value as SigV4 signs it: trimmed, runs of spaces as one (tested first: most values have none to fold). */

@@ -263,6 +263,10 @@ test('a request signs the same whatever the case of its header names, with value
       expectedSignature(request, config.credentials!.secretAccessKey),
       JSON.stringify(value),
     );
+    // Signed in code-unit order, whatever order the names were given in (x-amz-meta-0… sorts among the others).
+    const signed = /SignedHeaders=([^,]+)/.exec(request.headers.authorization!)![1]!.split(';');
+    assert.deepEqual(signed, [...signed].sort());
+    assert.equal(signed.length, 7);
   }
   const mixed = { 'Content-Length': '5', 'Content-Type': ' image/png ', 'X-Amz-Meta-Note': 'a  b \t c', 'x-amz-ACL': 'public-read' };
   await direct.requests.put(key, Readable.from([Buffer.from('bytes')]), headers);
