@@ -100,3 +100,15 @@ export function formatDuration(ms: number): string {
   if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
+
+/** Objects missing at the source at least this often, and in the majority, are not what a real instance lacks. */
+const DOUBTFUL_MISSING = 10;
+
+/**
+ * Why the source may be the wrong one (run, verify): most of the objects looked for are not there. A real instance
+ * lacks a few (files lost, a removal under way), not most; an unmounted folder or another bucket lacks them all.
+ */
+export function sourceDoubt(found: number, missing: number, source: string, next: string): string | undefined {
+  if (missing < DOUBTFUL_MISSING || missing <= found) return undefined;
+  return `${missing} of the ${found + missing} objects looked for are missing at the source ${source}: is it Mastodon's bucket or folder (mounted, right bucket, right key_prefix)? Once it is, ${next}`;
+}

@@ -79,6 +79,12 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
   return withReconnect(db, () => db.query(sql, [ids, ...scoped.values]));
 }
 
+/** The `count` newest rows of `job` that own a file, newest first: what `check` looks for at the source. */
+export async function readNewestRows(db: Database, schema: Schema, job: JobName, count: number): Promise<Row[]> {
+  const sql = selectClause(schema, job) + ` WHERE ${ownsAFile(schema, job)} ORDER BY t."id" DESC LIMIT $1`;
+  return withReconnect(db, () => db.query(sql, [count]));
+}
+
 /**
  * The rows of `job` whose id lies in one of `ranges` (both ends included; at most 100 ids each, as a partition
  * names them), in id order: the rows a page of listed keys could belong to (prune). The ranges are spelled out

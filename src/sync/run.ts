@@ -112,10 +112,34 @@ export interface RunSummary {
   readonly interrupted: boolean;
   /** What stopped the run because no retry could fix it (a bucket gone, a full disk), naming the fix. */
   readonly stoppedBy?: RunStop;
+  /**
+   * The objects this run looked for at the source for the first time (not those missing before), and how many of
+   * them it did not find: an empty or wrong source (an unmounted folder, another bucket) shows as most of them.
+   */
+  readonly firstLooks: { readonly found: number; readonly missing: number };
 }
 
 /** What stops a run that no retry can fix: a store's answer, the checkpoint's disk, the database gone for good. */
-type RunStop = FatalStoreError | CheckpointWriteError | DatabaseLostError;
+type RunStop = FatalStoreError | CheckpointWriteError | DatabaseLostError | SourceLooksEmptyError;
+
+/**
+ * How many objects looked for at the source, none found, stop a run: no real instance lacks that many in a row,
+ * but an unmounted folder or a wrong bucket does, and would record every object of the database missing.
+ */
+const EMPTY_SOURCE_LOOKS = 100;
+
+/** Not one of the first EMPTY_SOURCE_LOOKS objects looked for is at the source: it is empty, or not Mastodon's. */
+class SourceLooksEmptyError extends Error {
+  override readonly name = 'SourceLooksEmptyError';
+  constructor(source: string, looked: number) {
+    super(
+      `none of the ${looked} objects looked for is at the source ${source}: is it Mastodon's bucket or folder (mounted, right bucket, right key_prefix)? Fix [source], then run again with --resume`,
+    );
+  }
+}
+
+/** Objects newly missing at the source logged one by one at warn; the rest at info, counted in the summary. */
+export const MISSING_WARNINGS = 20;
 
 /** The checkpoint could not be written (a full disk where it lives): the run stops, as for a fatal store error. */
 export class CheckpointWriteError extends Error {
@@ -181,6 +205,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   });
   const scope = options.scope ?? WHOLE_DATABASE;
   const wholeScope = coversEveryRow(scope);
+  const firstLooks = { found: 0, missing: 0 };
   const finishing: Promise<void>[] = [];
 
   try {
@@ -199,7 +224,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     await pool.drain();
   }
   await Promise.all(finishing);
-  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }) };
+  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }), firstLooks };
 
   async function runJob(job: JobName): Promise<void> {
     const summary: JobSummary = {
@@ -303,7 +328,13 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       settled(object.id);
-      logResult(log, job, object.id, key, result, retry);
+      if (!retry && result.status !== 'failed') {
+        if (result.status === 'missing') firstLooks.missing += 1;
+        else firstLooks.found += 1;
+        if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS)
+          stopFor(new SourceLooksEmptyError(options.source.description, EMPTY_SOURCE_LOOKS));
+      }
+      logResult(log, job, object.id, key, result, retry, firstLooks.missing > MISSING_WARNINGS);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
@@ -548,11 +579,15 @@ function updatedColumn(attachment: string): string {
   return column;
 }
 
-/** `again`: the object was failed or missing before; one still missing is news only the first time (cron mails). */
-function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean): void {
+/**
+ * `again`: the object was failed or missing before; one still missing is news only the first time (cron mails).
+ * `manyMissing`: MISSING_WARNINGS were said already; the rest go at info, and the summary counts them.
+ */
+function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean, manyMissing: boolean): void {
   // A copy that met the run's fatal cause is said once, by the run's stop line, not once per copy in flight.
   if (result.status === 'failed') log[result.fatal ? 'info' : 'warn']({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
-  else if (result.status === 'missing') log[again ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
+  else if (result.status === 'missing')
+    log[again || manyMissing ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
   else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');
 }
 

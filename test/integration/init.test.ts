@@ -296,6 +296,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
           (table) => `ok   table ${table}`,
         ),
         'ok   source',
+        'ok   source objects',
         'FAIL destination',
       ],
     );
@@ -355,6 +356,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
         'ok   table backups',
         'ok   table imports',
         'ok   source',
+        'ok   source objects',
         'ok   destination',
       ],
     );

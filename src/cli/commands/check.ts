@@ -1,17 +1,21 @@
 /**
  * `mastosync check [--config FILE] [--json]`: a preflight that writes nothing. It loads the config, connects to
  * the database (through the SSH tunnel when configured), proves the session is read-only, lists the Mastodon
- * tables and storage-schema version columns it finds, and lists one key of the source and destination. One line per check,
+ * tables and storage-schema version columns it finds, lists one key of the source and destination, and looks for the
+ * newest owned objects at the source (an empty mount point answers too). One line per check,
  * `ok` or `FAIL` with the reason; every check runs even when an earlier one failed, so one pass shows every
  * problem. Exit 2 when any failed.
  */
 import type { Logger } from 'pino';
 import { connectDatabase, type Database } from '../../db/connection.js';
+import { readNewestRows } from '../../db/rows.js';
 import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';
-import { JOB_NAMES } from '../../mastodon/tables.js';
+import { ownedObjects } from '../../mastodon/keys.js';
+import { JOB_NAMES, type JobName } from '../../mastodon/tables.js';
+import { findAtSource } from '../../sync/source.js';
 import type { ObjectStore } from '../../storage/types.js';
-import { loadConfigParts, locateConfig, type ConfigParts } from '../config.js';
+import { loadConfigParts, locateConfig, type Config, type ConfigParts } from '../config.js';
 import { EXIT, type Output } from '../exit.js';
 import { createStore, samePlace } from '../../storage/index.js';
 
@@ -46,7 +50,12 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
   }
   if (config) {
     await checkDatabase(config, log, report);
-    for (const role of ['source', 'destination'] as const) await checkStore(config, role, report);
+    await checkStore(config, 'source', report);
+    // A source that answers may still be the wrong one (an empty mount point, another bucket): look for objects.
+    const failed = (check: string) => results.some((result) => result.check === check && !result.ok);
+    if (!(config.source instanceof UsageError) && !failed('database') && !failed('tables') && !failed('source'))
+      await checkSourceObjects(config, config.source, log, report);
+    await checkStore(config, 'destination', report);
     if (!(config.source instanceof UsageError || config.destination instanceof UsageError) && samePlace(config.source, config.destination)) {
       report({ check: 'destination', ok: false, detail: `[source] and [destination] are the same place: point [destination] at the new bucket or folder` });
     }
@@ -136,6 +145,53 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
     report({ check: role, ok: false, detail: reason(error) });
   } finally {
     store?.close();
+  }
+}
+
+/** The newest rows of these tables (those this Mastodon has) are looked for at the source, PROBED_ROWS each. */
+const PROBED_JOBS: readonly JobName[] = ['media_attachments', 'accounts'];
+const PROBED_ROWS = 5;
+
+/**
+ * Whether the source holds what the database says it should: the originals of the newest rows, each at its key or
+ * a legacy one, as a run looks for them. None found is a FAIL: the source answers, but it is not Mastodon's (an
+ * unmounted public/system, another bucket or key_prefix), and a run would record every object missing.
+ */
+async function checkSourceObjects(config: ConfigParts, settings: Config['source'], log: Logger, report: (result: CheckResult) => void): Promise<void> {
+  let db: Database | undefined;
+  let store: ObjectStore | undefined;
+  try {
+    db = await connectDatabase(config.database, log);
+    const schema = await probeSchema(db);
+    store = createStore(settings, { role: 'source', concurrency: 1 });
+    const source = store;
+    const looked: string[] = [];
+    let found = 0;
+    for (const job of PROBED_JOBS.filter((name) => hasTable(schema, name))) {
+      for (const row of await readNewestRows(db, schema, job, PROBED_ROWS)) {
+        const original = ownedObjects(job, row)[0];
+        if (original === undefined) continue;
+        looked.push(original.key);
+        if ((await findAtSource(original, (key) => source.head(key))) !== undefined) found += 1;
+      }
+    }
+    const what = `the newest ${PROBED_JOBS.join(' and ')} objects`;
+    report(
+      looked.length === 0
+        ? { check: 'source objects', ok: true, detail: `the database owns no ${PROBED_JOBS.join(' or ')} object to look for` }
+        : found === 0
+          ? {
+              check: 'source objects',
+              ok: false,
+              detail: `none of ${what} (${looked.length}, e.g. ${looked[0]}) is at ${store.description}: is it Mastodon's bucket or folder (mounted, right bucket, right key_prefix)?`,
+            }
+          : { check: 'source objects', ok: true, detail: `${found} of ${what} (${looked.length}) found at ${store.description}` },
+    );
+  } catch (error) {
+    report({ check: 'source objects', ok: false, detail: reason(error) });
+  } finally {
+    store?.close();
+    await db?.close();
   }
 }
 

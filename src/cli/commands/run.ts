@@ -9,7 +9,7 @@ import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckp
 import { CheckpointLock } from '../../sync/lock.js';
 import { databaseNow } from '../../db/clock.js';
 import type { Config } from '../config.js';
-import { CheckpointWriteError, runJobs } from '../../sync/run.js';
+import { CheckpointWriteError, MISSING_WARNINGS, runJobs } from '../../sync/run.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
@@ -22,7 +22,7 @@ import { openSession, parseJobs, readConfig } from '../setup.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
-import { isoSeconds, reportJson, reportText } from '../summary.js';
+import { isoSeconds, reportJson, reportText, sourceDoubt } from '../summary.js';
 import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
@@ -225,12 +225,23 @@ async function runLocked(
             ];
       });
       const stopped = summary.stoppedBy?.message;
+      const { missing } = summary.firstLooks;
+      const unlogged =
+        missing > MISSING_WARNINGS
+          ? [
+              `${missing} objects were newly missing at the source: the first ${MISSING_WARNINGS} were logged at warn, the others at info; the checkpoint records them all`,
+            ]
+          : [];
+      const doubt =
+        stopped === undefined && !summary.interrupted
+          ? sourceDoubt(summary.firstLooks.found, missing, source.description, 'run again with --resume (missing objects are looked for again)')
+          : undefined;
       const report = {
         jobs: summary.jobs,
         interrupted: summary.interrupted,
         dryRun: flags.dryRun,
         skipExisting: flags.skipExisting,
-        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed],
+        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed, ...unlogged],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),
         ...(stopped !== undefined && { stopped }),
@@ -239,6 +250,12 @@ async function runLocked(
       // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it).
       if (stopped !== undefined) {
         out.stderr(`mastosync: stopped: ${stopped}`);
+        return EXIT.failures;
+      }
+      // Most of what was looked for is not at the source: worth a cron mail, once (what is missing now is not
+      // counted again by the next runs). An empty source stops the run at once (SourceLooksEmptyError).
+      if (doubt !== undefined) {
+        out.stderr(`mastosync: ${doubt}`);
         return EXIT.failures;
       }
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.

@@ -17,6 +17,7 @@ import { EXIT, type Output } from '../exit.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
 import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { describeScope } from '../scope.js';
+import { sourceDoubt } from '../summary.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { planJob } from '../../sync/plan.js';
@@ -142,6 +143,12 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         return EXIT.failures;
       }
       if (stop.signal.aborted) return EXIT.interrupted;
+      // Nothing to compare is no match: most of the objects not at the source says the source is the wrong one.
+      const doubt = sourceDoubt(total.checked - total.missingAtSource, total.missingAtSource, observedSource.description, 'verify again');
+      if (doubt !== undefined) {
+        out.stderr(`mastosync: ${doubt}`);
+        return EXIT.failures;
+      }
       // Repaired, an object found off is off no more: what still fails is what could not be checked or copied.
       if (flags.repair) return total.errors + total.unrepaired > 0 ? EXIT.failures : EXIT.ok;
       return total.missing + total.mismatched + total.errors > 0 ? EXIT.failures : EXIT.ok;
