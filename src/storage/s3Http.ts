@@ -72,7 +72,7 @@ export class HttpTransport implements HttpHandler {
           path: withQuery(request),
           // Raw ([name, value, …]): node:http writes the head from them at once, where a record costs a setHeader per
           // header (its name lower-cased again, an array per header, a record of them) and the head at the first write.
-          headers: rawHeaders(request.headers),
+          headers: rawHeaders(request),
           agent: secure ? this.options.httpsAgent : this.options.httpAgent,
           // Node keeps this on the socket while the request has it (one timer, pushed back by each read and write).
           timeout: this.options.socketTimeoutMs,
@@ -128,10 +128,21 @@ export class HttpTransport implements HttpHandler {
   }
 }
 
-/** The headers as node:http takes them raw, as IncomingMessage.rawHeaders has them (names as the caller gave them). */
-function rawHeaders(headers: Readonly<Record<string, string>>): string[] {
+/** Methods node:http frames as chunked when their length is not given (it does so for every method but these). */
+const NEVER_CHUNKED = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
+/**
+ * The headers as node:http takes them raw, as IncomingMessage.rawHeaders has them (names as the caller gave them).
+ * From raw headers node:http writes the head before it knows the body, so a PUT or POST without a content-length
+ * would go `Transfer-Encoding: chunked`, which AWS refuses (501 NotImplemented): a body held whole, or none (a
+ * CopyObject), gets its length here, as node:http gives it when it writes the head at the end.
+ */
+function rawHeaders({ method, headers, body }: OutgoingRequest): string[] {
   const raw: string[] = [];
   for (const name in headers) raw.push(name, headers[name]!);
+  if (!(body instanceof Readable) && headers['content-length'] === undefined && !NEVER_CHUNKED.has(method)) {
+    raw.push('content-length', String(body?.length ?? 0));
+  }
   return raw;
 }
 

@@ -676,3 +676,61 @@ test("the direct requests' node:http transport fails as the SDK's handler does (
     server.close();
   }
 });
+
+test("the direct requests' transport frames each body as the SDK's handler does: a length, never chunked (AWS answers a chunked PUT 501)", async () => {
+  const seen: string[] = [];
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      seen.push(`${request.method} length=${request.headers['content-length']} chunked=${request.headers['transfer-encoding'] === 'chunked'}`);
+      response.end();
+    });
+  });
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as AddressInfo;
+  const agents = { httpAgent: new HttpAgent({ keepAlive: true }), httpsAgent: new HttpsAgent({ keepAlive: true }) };
+  const handlers = {
+    sdk: new NodeHttpHandler({ ...agents, connectionTimeout: 1000, socketTimeout: 1000 }) as unknown as HttpHandler,
+    transport: new HttpTransport({ ...agents, connectionTimeoutMs: 1000, socketTimeoutMs: 1000 }),
+  };
+  const shapes: { method: string; headers?: Record<string, string>; body?: () => Buffer | Readable }[] = [
+    { method: 'PUT', headers: { 'x-amz-copy-source': 'bucket/key' } }, // CopyObject: no body, no length given
+    { method: 'PUT', body: () => Buffer.from('held whole') },
+    { method: 'PUT', headers: { 'content-length': '8' }, body: () => Readable.from([Buffer.from('streamed')]) },
+    { method: 'POST', headers: { 'content-length': '5' }, body: () => Readable.from([Buffer.from('<xml>')]) },
+    { method: 'DELETE' },
+    { method: 'GET' },
+  ];
+  try {
+    const framing: Record<string, string[]> = {};
+    for (const [name, handler] of Object.entries(handlers)) {
+      seen.length = 0;
+      for (const { method, headers, body } of shapes) {
+        const request: OutgoingRequest = {
+          protocol: 'http:',
+          hostname: '127.0.0.1',
+          port,
+          method,
+          path: '/bucket/key',
+          query: {},
+          headers: { host: `127.0.0.1:${port}`, ...headers },
+          body: body?.(),
+        };
+        (await handler.handle(request, {})).response.body.resume();
+      }
+      framing[name] = [...seen];
+    }
+    assert.deepEqual(framing.transport, framing.sdk);
+    assert.deepEqual(framing.transport, [
+      'PUT length=0 chunked=false',
+      'PUT length=10 chunked=false',
+      'PUT length=8 chunked=false',
+      'POST length=5 chunked=false',
+      'DELETE length=undefined chunked=false',
+      'GET length=undefined chunked=false',
+    ]);
+  } finally {
+    agents.httpAgent.destroy();
+    server.close();
+  }
+});
