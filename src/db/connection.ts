@@ -111,6 +111,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   let reconnecting: Promise<void> | undefined;
   /** Each read opens a transaction with the settings: a pooler refused or dropped them from the startup packet. */
   let perTransaction = false;
+  /** The first contact worked: what fails later is a session lost, not a config to fix before anything is read. */
+  let contacted = false;
 
   const open = async () => {
     if (config.ssh) {
@@ -243,7 +245,11 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       // While the pool is being replaced there is none to take a client from: wait for the new one.
       if (reconnecting) await reconnecting;
       if (closed || !pool) throw new Error('the database session is closed');
-      const client = (await pool.connect()) as pg.PoolClient & { mastosyncHeard?: boolean };
+      const client = (await pool.connect().catch((error: unknown) => {
+        // A new connection refused for good once the session had worked (a password changed, the database dropped,
+        // pg_hba.conf edited): no reconnecting heals it, so a command stops with its summary, not a bare error.
+        throw contacted && refusedForGood(error) ? new DatabaseLostError(description, { cause: error }) : error;
+      })) as pg.PoolClient & { mastosyncHeard?: boolean };
       if (!client.mastosyncHeard) {
         // pg also emits a dead socket's error on a checked-out client, where the pool listens no more; unheard it
         // would crash the process. The failing query reports it and reconnects, so nothing is lost by this.
@@ -287,6 +293,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         log.warn({ error: describeError(error.cause), database: description, retryInMs }, 'the database does not answer yet; trying again'),
     },
   );
+  contacted = true;
   return database;
 }
 
@@ -381,7 +388,14 @@ function clientConfig(config: DatabaseConfig): pg.ClientConfig {
   return merged;
 }
 
-const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006']);
+// 53300: too many connections (Mastodon's own burst), which a later attempt may find free.
+const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '53300', '57P01', '57P02', '57P03', '08000', '08003', '08006']);
+
+/** A connection refused for what no waiting heals: credentials or role (class 28), the database gone (3D000). */
+function refusedForGood(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code ?? '';
+  return code.startsWith('28') || code === '3D000';
+}
 
 /** Errors after which the same query may succeed on a new connection. */
 export function isConnectionLost(error: unknown): boolean {

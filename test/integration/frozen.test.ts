@@ -138,6 +138,23 @@ describe('a database gone for good mid-run', () => {
   });
 });
 
+describe('a database that refuses new connections for good once the session worked', () => {
+  test('(a password changed, the database dropped) is lost for good, which stops a command with its summary, not a bare error', async () => {
+    const relay = new PgRelay(postgres);
+    const session = await connectDatabase({ connectionString: await relay.listen(db.url), ssl: false, batchSize: 10 }, pino({ level: 'silent' }));
+    try {
+      assert.deepEqual(await session.query('SELECT 1 AS one'), [{ one: 1 }]);
+      // Every connection cut (the pool's idle one too) and every new one refused as a wrong password is.
+      relay.loseForGood();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await assert.rejects(session.query('SELECT 1 AS one'), (error: Error) => error instanceof DatabaseLostError && /28P01/.test(error.message));
+    } finally {
+      await session.close();
+      await relay.close();
+    }
+  });
+});
+
 describe('a query cut at the answer deadline', () => {
   test('is cancelled at the server as well: it does not run on alone there', async () => {
     const session = await connectDatabase({ connectionString: db.url, ssl: false, batchSize: 10 }, pino({ level: 'silent' }), { answerDeadlineMs: 1000 });

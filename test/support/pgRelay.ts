@@ -6,6 +6,7 @@
  * - `loseAt(statement, occurrence)`: the database gone for good at a chosen statement (the occurrence-th one whose
  *   text matches, counted over every connection): that statement never reaches the server, every connection is cut,
  *   and every connection after is refused as a rotated password is (FATAL 28P01), which no reconnecting heals;
+ *   `loseForGood()`: the same, at once;
  * - `drop()` / `restore()`: a database restarting: every connection cut, and each new one reset, until restored;
  * - `swallowGoodbyes`: the path freezes as the client leaves: a client's Terminate is not forwarded, and its FIN
  *   is never answered (the connection stays half-open for good).
@@ -160,7 +161,8 @@ export class PgRelay {
     this.lose = { statement, left: occurrence };
   }
 
-  private loseForGood(): void {
+  /** The database goes away for good now: every connection is cut, and every one after refused. */
+  loseForGood(): void {
     this.gone = true;
     this.lose = undefined;
     for (const pair of [...this.live]) pair.end();
