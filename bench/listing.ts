@@ -104,6 +104,8 @@ async function eachBuild(
   requests: () => Promise<Record<string, number>> | Record<string, number>,
 ) {
   for (const build of builds) {
+    // Each build starts without a checkpoint, as measured; a run refuses to start over one that records progress.
+    rmSync(join(dir, 'mastosync-checkpoint.jsonl'), { force: true });
     const measured = await cli(dir, args, build.bin);
     const row = { server, build: build.name, keys, what, measured, requests: await requests() };
     rows.push(row);

@@ -48,6 +48,11 @@ function runCommandModule(context: CommandContext): Command {
               .option('concurrency', { type: 'number', requiresArg: true, describe: 'copies in flight (default: [sync] concurrency, 8)' })
               .option('resume', { type: 'boolean', default: false, describe: 'skip what the checkpoint says is done; retry what failed' })
               .option('retry-failed', { type: 'boolean', default: false, describe: 'copy only the objects the checkpoint records as failed' })
+              .option('fresh', {
+                type: 'boolean',
+                default: false,
+                describe: 'start over, replacing what the checkpoint records (without it, a run refuses a checkpoint that records progress)',
+              })
               .option('skip-existing', {
                 type: 'boolean',
                 default: false,
@@ -72,6 +77,10 @@ function runCommandModule(context: CommandContext): Command {
             wholeNumber('--limit', args.limit, 0);
             wholeNumber('--max-rps', args.maxRps, 1);
             if (args.resume && args.retryFailed) throw new UsageError('pass --resume or --retry-failed, not both (--resume retries what failed too)');
+            if (args.fresh && (args.resume || args.retryFailed))
+              throw new UsageError(
+                `pass --fresh or --${args.resume ? 'resume' : 'retry-failed'}, not both (--fresh starts over; the other continues the checkpoint)`,
+              );
             if (args.skipExisting && args.retryFailed) throw new UsageError('pass --skip-existing or --retry-failed, not both');
             if (args.skipExisting && args.limit !== undefined) throw new UsageError('--skip-existing reads every row in scope: leave out --limit');
             return true;
@@ -93,6 +102,7 @@ interface RunArgs extends ScopeArgs, MetricsArgs, ProgressArgs {
   readonly concurrency?: number;
   readonly resume: boolean;
   readonly retryFailed: boolean;
+  readonly fresh: boolean;
   readonly skipExisting: boolean;
   readonly dryRun: boolean;
   readonly dev: boolean;
@@ -114,6 +124,7 @@ async function runHandler(context: CommandContext, args: RunArgs): Promise<void>
       concurrency: args.concurrency,
       resume: args.resume,
       retryFailed: args.retryFailed,
+      fresh: args.fresh,
       skipExisting: args.skipExisting,
       dryRun,
       limit: args.limit,
@@ -145,6 +156,7 @@ export function fastRunArgs(argv: readonly string[]): RunArgs | undefined {
     json: false,
     resume: false,
     retryFailed: false,
+    fresh: false,
     skipExisting: false,
     dryRun: false,
     dev: false,
@@ -191,7 +203,8 @@ export function fastRunArgs(argv: readonly string[]): RunArgs | undefined {
   // What the builder's checks refuse, yargs refuses, with its own wording.
   const below = (value: number | undefined, minimum: number) => value !== undefined && value < minimum;
   if (below(parsed.concurrency, 1) || below(parsed.maxRps, 1) || below(parsed.progressInterval, 1)) return undefined;
-  if ((parsed.resume || parsed.skipExisting) && parsed.retryFailed) return undefined;
+  if ((parsed.resume || parsed.skipExisting || parsed.fresh) && parsed.retryFailed) return undefined;
+  if (parsed.fresh && parsed.resume) return undefined;
   if (parsed.skipExisting && parsed.limit !== undefined) return undefined;
   return parsed;
 }
@@ -201,6 +214,7 @@ const FAST_BOOLEANS: Readonly<Record<string, string>> = {
   '--json': 'json',
   '--resume': 'resume',
   '--retry-failed': 'retryFailed',
+  '--fresh': 'fresh',
   '--skip-existing': 'skipExisting',
   '--dry-run': 'dryRun',
   '--dev': 'dev',

@@ -37,7 +37,7 @@ export function fatalOfRequest(
 /** The fix when the bucket or container (named by `settings`, e.g. "bucket, endpoint and region") does not exist. */
 export function missingPlaceFix(side: StoreSide, settings: string, place: 'bucket' | 'container'): string {
   const again = `check ${settings}, then run again with --resume`;
-  return side === 'destination' ? `${again}; if the ${place} was deleted, create it and run again without --resume (what was copied went with it)` : again;
+  return side === 'destination' ? `${again}; if the ${place} was deleted, create it and run again with --fresh (what was copied went with it)` : again;
 }
 
 /**

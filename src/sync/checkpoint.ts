@@ -155,7 +155,7 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
-        'pass another --checkpoint, or run without --resume to start over',
+        'pass another --checkpoint, or run with --fresh to start over',
     );
   }
   // Watermarks of another scope (another shard, rows a --skip-remote-cache left out) would pass rows off as done.
@@ -270,6 +270,21 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     if (recent.size > 0) recent.delete(keyHash(key));
   }
   return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom, recentFrom };
+}
+
+/** What a checkpoint records as finished: rows up to each job's watermark, and objects done above them. */
+export interface CheckpointProgress {
+  /** The last run's header. */
+  readonly header?: RunHeader;
+  readonly watermarks: ReadonlyMap<string, bigint>;
+  readonly done: number;
+}
+
+/** What the checkpoint at `path` records as finished; undefined when nothing (no file, or a run that finished nothing). */
+export async function checkpointProgress(path: string): Promise<CheckpointProgress | undefined> {
+  if (!existsSync(path)) return undefined;
+  const { header, watermarks, done } = await readCheckpoint(path, { changeMarginMs: 0 });
+  return watermarks.size === 0 && done.size === 0 ? undefined : { header, watermarks, done: done.size };
 }
 
 /**

@@ -101,7 +101,7 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
 });
 
 test('a run killed with SIGKILL leaves its lock behind, and the next run takes it over', async () => {
-  const killed = await runCli(['run', 'all', '--quiet'], {
+  const killed = await runCli(['run', 'all', '--fresh', '--quiet'], {
     cwd: config.dir,
     onSpawn: once(lines(config.checkpoint).length + 2, (child) => child.kill('SIGKILL')),
   });

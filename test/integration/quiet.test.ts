@@ -84,7 +84,7 @@ describe('a cron run', () => {
 
   test('on a terminal (a pseudo-terminal, through script): the missing objects are readable warn lines above the live display, never JSON', async () => {
     const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-    const command = [process.execPath, BIN, 'run', 'all', '--config', config.file].map(quote).join(' ');
+    const command = [process.execPath, BIN, 'run', 'all', '--fresh', '--config', config.file].map(quote).join(' ');
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MASTOSYNC_')));
     const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: config.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let screen = '';
@@ -120,7 +120,7 @@ describe('a cron run', () => {
 
     test('--quiet --log-level warn: stderr empty, exit 0, the summary with start and end on stdout', async () => {
       const from = Date.now();
-      const result = await runCli(['run', 'all', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+      const result = await runCli(['run', 'all', '--fresh', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stderr, '', 'a clean cron run writes nothing to stderr, so cron mails nothing');
       assert.match(
@@ -134,13 +134,13 @@ describe('a cron run', () => {
     });
 
     test('--log-level warn alone is quiet too: no JSON progress line', async () => {
-      const result = await runCli(['run', 'all', '--log-level', 'warn', '--progress-interval', '1'], { cwd: config.dir });
+      const result = await runCli(['run', 'all', '--fresh', '--log-level', 'warn', '--progress-interval', '1'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stderr, '');
     });
 
     test('at info, without a terminal, progress goes to stderr as JSON lines (what the quiet levels leave out)', async () => {
-      const result = await runCli(['run', 'all'], { cwd: config.dir });
+      const result = await runCli(['run', 'all', '--fresh'], { cwd: config.dir });
       assert.equal(result.code, 0, result.stderr);
       const progress = result.stderr.split('\n').filter((line) => line.includes('"msg":"progress"'));
       assert.ok(progress.length >= 1, result.stderr);

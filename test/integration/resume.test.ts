@@ -169,3 +169,34 @@ test('SIGINT stops reading, finishes the copies in flight, exits 130; --resume c
     );
   }
 });
+
+test('run without --resume over a checkpoint that records progress: exit 2, one line naming --resume and --fresh, nothing written; --fresh starts over', async () => {
+  const world = await setUp();
+  const first = await runCli(['run', 'all', '--quiet'], { cwd: world.dir });
+  assert.equal(first.code, 0, first.stderr);
+  const recorded = readFileSync(world.checkpoint, 'utf8');
+
+  // The --resume forgotten once (shell history, after a reboot): it would have copied everything again.
+  proxy.reset();
+  const again = await runCli(['run', 'all'], { cwd: world.dir });
+  assert.equal(again.code, 2, again.stdout + again.stderr);
+  assert.match(
+    again.stderr,
+    /^mastosync: checkpoint \S+mastosync-checkpoint\.jsonl records progress \(a run from s3:\/\/resume-source-\d+ at \S+ to s3:\/\/resume-destination-\d+ at \S+, the last started [\dT:.-]+Z\): media_attachments rows up to id \d+, accounts rows up to id \d+, .*\. Pass --resume to continue it, or --fresh to start over and replace it \(or --checkpoint with another file\); nothing was written\n$/,
+  );
+  assert.equal(again.stdout, '');
+  assert.equal(readFileSync(world.checkpoint, 'utf8'), recorded, 'the checkpoint is untouched');
+  assert.deepEqual(proxy.requests, [], 'no store was contacted');
+  assert.equal(existsSync(`${world.checkpoint}.lock`), false);
+
+  const both = await runCli(['run', 'all', '--fresh', '--resume'], { cwd: world.dir });
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /pass --fresh or --resume, not both/);
+
+  const fresh = await runCli(['run', 'all', '--fresh', '--quiet', '--json'], { cwd: world.dir });
+  assert.equal(fresh.code, 0, fresh.stderr);
+  const total = (JSON.parse(fresh.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> }).total;
+  assert.equal(total.copied! + total.relocated!, world.fixture.present.length, 'everything copied again');
+  assert.match(readFileSync(world.checkpoint, 'utf8'), /^\{"run":"[^"]+","mode":"fresh"/);
+  await assertExact(world.fixture, world.destination);
+});

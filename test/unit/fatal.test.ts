@@ -149,7 +149,7 @@ describe('S3 answers no retry can fix', () => {
     assert.ok(error instanceof FatalStoreError);
     assert.equal(error.side, 'destination');
     assert.match(error.message, /\[destination\] bucket "b" .* does not exist \(NoSuchBucket on PUT no-bucket\)/);
-    assert.match(error.fix, /if the bucket was deleted, create it and run again without --resume/);
+    assert.match(error.fix, /if the bucket was deleted, create it and run again with --fresh/);
   });
 
   test('a PUT refused with 403 names the permissions a write needs (and the ACL)', async () => {

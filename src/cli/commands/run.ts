@@ -5,7 +5,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import { type JobName } from '../../mastodon/tables.js';
 import { UsageError } from '../../errors.js';
-import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
+import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, checkpointProgress, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
 import { CheckpointLock } from '../../sync/lock.js';
 import { databaseNow } from '../../db/clock.js';
 import type { Config } from '../config.js';
@@ -35,6 +35,8 @@ interface RunFlags extends MetricsFlags {
   readonly resume: boolean;
   /** Only the objects the checkpoint records as failed. */
   readonly retryFailed: boolean;
+  /** Start over even when the checkpoint records progress (replacing it). */
+  readonly fresh: boolean;
   /** List both stores and copy only what the destination lacks or holds otherwise. */
   readonly skipExisting: boolean;
   readonly dryRun: boolean;
@@ -62,6 +64,8 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
   assertIsCheckpoint(checkpointPath);
+  // Starting over a checkpoint that records days of copying (a --resume forgotten once) would copy it all again.
+  if (!flags.resume && !flags.retryFailed && !flags.fresh && !flags.dryRun) await refuseToStartOver(checkpointPath);
   // Before anything else is opened: an overlapping cron run leaves at once, and nothing it would write is written.
   const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
   let metrics: Metrics | undefined;
@@ -271,4 +275,19 @@ async function runLocked(
     for (const store of stores) store.close();
     await session.db.close();
   }
+}
+
+/** Refuses (exit 2, nothing written) a run without --resume or --fresh over a checkpoint that records progress. */
+async function refuseToStartOver(checkpointPath: string): Promise<void> {
+  const progress = await checkpointProgress(checkpointPath);
+  if (progress === undefined) return;
+  const { header, watermarks, done } = progress;
+  const finished = [
+    ...[...watermarks].map(([job, mark]) => `${job} rows up to id ${mark}`),
+    ...(done > 0 ? [`${done} objects ${watermarks.size > 0 ? 'above those' : 'done'}`] : []),
+  ].join(', ');
+  const by = header === undefined ? '' : ` (a run from ${header.source} to ${header.destination}, the last started ${header.run})`;
+  throw new UsageError(
+    `checkpoint ${checkpointPath} records progress${by}: ${finished}. Pass --resume to continue it, or --fresh to start over and replace it (or --checkpoint with another file); nothing was written`,
+  );
 }
