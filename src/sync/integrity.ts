@@ -76,6 +76,18 @@ class PartDigests {
   }
 }
 
+/**
+ * The errors of source bodies streamed through a check. The upload fails with the same error object, and the
+ * destination's classification would read a reset of the source's socket as the destination's silence
+ * (storeWatch.ts); this tells them apart.
+ */
+const sourceBodyFailures = new WeakSet<object>();
+
+/** `error` is a source body's failure that ended an upload, not the destination's. */
+export function failedInSourceBody(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && sourceBodyFailures.has(error);
+}
+
 const NO_PARTS: readonly PartDigests[] = [];
 
 /** The digests of a body's bytes, as they come, and the verdict on them against its source's ETag. */
@@ -151,7 +163,10 @@ export class IntegrityCheck extends Transform {
    * costs in Node 20).
    */
   from(source: Readable): this {
-    source.on('error', (error) => this.fail(error));
+    source.on('error', (error) => {
+      sourceBodyFailures.add(error);
+      this.fail(error);
+    });
     this.on('error', (error) => this.fail(error));
     source.pipe(this);
     return this;

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { FatalStoreError, type StoreSide } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/types.js';
+import { failedInSourceBody } from './integrity.js';
 import { observeStore, type RequestOutcome, type StoreOperation } from './observedStore.js';
 
 /** How long a store may answer nothing before a command stops (as long as the database gets: src/db/connection.ts). */
@@ -25,7 +26,7 @@ interface Presence {
   readonly where: string;
   /** performance.now() of its last answer. */
   lastAnswer: number;
-  /** When the first request it left unanswered began; undefined while it answers. */
+  /** When the first request it left unanswered failed; undefined while it answers. */
   silentSince: number | undefined;
   gone: StoreUnreachableError | undefined;
 }
@@ -56,6 +57,8 @@ export class StoreWatch {
     const presence: Presence = { side, where: store.description, lastAnswer: performance.now(), silentSince: undefined, gone: undefined };
     const observe = (_side: StoreSide, _operation: StoreOperation, seconds: number, outcome: RequestOutcome, error?: unknown) => {
       const now = performance.now();
+      // An upload ended by its source body's failure says nothing of the destination: neither answer nor silence.
+      if (failedInSourceBody(error)) return;
       if (outcome !== 'retryable' || !silent(store, error)) {
         this.answered(presence, now);
         return;
@@ -64,7 +67,9 @@ export class StoreWatch {
       // It answered another request since this one began: this one failed alone, as any failure of an object does.
       if (presence.lastAnswer > began || typeof error !== 'object' || error === null) return;
       if (presence.silentSince === undefined) {
-        presence.silentSince = began;
+        // From the failure, not from the request's start: a long upload is answered part by part all along (requests
+        // this watch does not see), so its start says nothing of when the store fell silent.
+        presence.silentSince = now;
         this.log?.warn(
           // The cause as one line: an error object would carry its stack, and a socket's internals.
           { [side]: presence.where, error: describeError(error), patienceS: Math.round(this.patienceMs / 1000) },

@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { classifyCommon, IntegrityError } from '../../src/storage/errors.js';
 import { S3ResponseError, classifyS3Error } from '../../src/storage/s3Errors.js';
 import type { ObjectInfo, ObjectStore } from '../../src/storage/types.js';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { copyOwnedObject } from '../../src/sync/copy.js';
 import { withRetries } from '../../src/sync/retry.js';
 import { StoreUnreachableError, StoreWatch } from '../../src/sync/storeWatch.js';
 
@@ -117,5 +120,64 @@ describe('a watched store that answers nothing', () => {
     await others;
     assert.equal((error as { code?: string }).code, 'ECONNRESET');
     assert.equal(attempts, 3);
+  });
+
+  test('a long write that fails once, after longer than the patience, is tried again: its start is no silence', async () => {
+    // The upload runs longer than the patience (a large video), answered part by part all along, then is reset.
+    let attempts = 0;
+    const store = new StoreWatch('run again with --resume', undefined, 400).watch(
+      {
+        ...fakeStore('s3://slow', async () => undefined),
+        write: async () => {
+          attempts += 1;
+          if (attempts > 1) return;
+          await later(500);
+          throw reset();
+        },
+      },
+      'destination',
+    );
+    await withRetries([store], () => store.write('video', Readable.from([]), {}), { retries: 0 });
+    assert.equal(attempts, 2);
+  });
+
+  test("a source body that breaks mid-way fails its object alone: the upload's error is not the destination's silence", async () => {
+    const size = 1024 * 1024; // streamed, not read whole
+    let reads = 0;
+    const source: ObjectStore = {
+      ...fakeStore('s3://source', async () => undefined),
+      read: async () => {
+        reads += 1;
+        let sent = 0;
+        const body = new Readable({
+          read() {
+            if (sent >= 64 * 1024) {
+              this.destroy(reset());
+              return;
+            }
+            sent += 16 * 1024;
+            setTimeout(() => this.push(Buffer.alloc(16 * 1024)), 5);
+          },
+        });
+        return { body, contentLength: size, contentType: 'video/mp4' };
+      },
+    };
+    const destination: ObjectStore = {
+      ...fakeStore('s3://destination', async () => undefined),
+      write: async (_key, body) => pipeline(body, new Writable({ write: (_chunk, _encoding, done) => done() })),
+    };
+    const watch = new StoreWatch('run again with --resume', undefined, 300);
+    const object = { table: 'media_attachments', id: '1', key: 'media_attachments/files/000/000/001/original/a.mp4', alternates: [], visibility: 'default' };
+    const result = await copyOwnedObject(
+      object as never,
+      {
+        source: watch.watch(source, 'source'),
+        destination: watch.watch(destination, 'destination'),
+        retries: 2,
+      } as never,
+    );
+    assert.equal(result.status, 'failed');
+    assert.equal(result.fatal, undefined, result.fatal?.message);
+    assert.equal(reads, 3, 'tried as often as its retries allow');
   });
 });
