@@ -114,7 +114,7 @@ interface RunArgs extends ScopeArgs, MetricsArgs, ProgressArgs {
 }
 
 async function runHandler(context: CommandContext, args: RunArgs): Promise<void> {
-  const [{ runCommand }, { progressAndLogger }] = await Promise.all([import('./commands/run.js'), import('./progress.js')]);
+  const { runCommand, progressAndLogger } = await import('./commands/index.js');
   const dryRun = Boolean(args.dryRun || args.dev);
   const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
   context.exitCode = await runCommand(
@@ -264,7 +264,7 @@ function checkCommandModule(context: CommandContext): Command {
     command: 'check',
     describe: 'preflight, writes nothing: database (through SSH if configured), tables, source and destination',
     handler: async (args) => {
-      const [{ checkCommand }, { createLogger }] = await Promise.all([import('./commands/check.js'), import('./logger.js')]);
+      const { checkCommand, createLogger } = await import('./commands/index.js');
       context.exitCode = await checkCommand({ config: args.config, json: args.json }, createLogger(args.logLevel), context.out);
     },
   };
@@ -287,7 +287,7 @@ function planCommandModule(context: CommandContext): Command {
           }),
       ),
     handler: async (args) => {
-      const [{ planCommand }, { createLogger }] = await Promise.all([import('./commands/plan.js'), import('./logger.js')]);
+      const { planCommand, createLogger } = await import('./commands/index.js');
       context.exitCode = await planCommand(
         { jobs: (args.jobs ?? []).map(String), config: args.config, json: args.json, scope: scopeFromArgs(args as ScopeArgs), rate: args.rate },
         createLogger(args.logLevel),
@@ -314,7 +314,7 @@ function manifestCommandModule(context: CommandContext): Command {
           .option('output', { type: 'string', requiresArg: true, alias: 'o', describe: 'write to this file instead of stdout' }),
       ),
     handler: async (args) => {
-      const [{ manifestCommand }, { createLogger }] = await Promise.all([import('./commands/manifest.js'), import('./logger.js')]);
+      const { manifestCommand, createLogger } = await import('./commands/index.js');
       context.exitCode = await manifestCommand(
         { jobs: (args.jobs ?? []).map(String), config: args.config, format: args.format, output: args.output, scope: scopeFromArgs(args as ScopeArgs) },
         createLogger(args.logLevel),
@@ -359,7 +359,7 @@ function verifyCommandModule(context: CommandContext): Command {
           return true;
         }),
     handler: async (args) => {
-      const [{ verifyCommand }, { progressAndLogger }] = await Promise.all([import('./commands/verify.js'), import('./progress.js')]);
+      const { verifyCommand, progressAndLogger } = await import('./commands/index.js');
       const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
       context.exitCode = await verifyCommand(
         {
@@ -412,7 +412,7 @@ function pruneCommandModule(context: CommandContext): Command {
           return true;
         }),
     handler: async (args) => {
-      const [{ pruneCommand }, { progressAndLogger }] = await Promise.all([import('./commands/prune.js'), import('./progress.js')]);
+      const { pruneCommand, progressAndLogger } = await import('./commands/index.js');
       const { progress, log } = progressAndLogger({ quiet: args.quiet, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval }, 'listed');
       context.exitCode = await pruneCommand(
         {
