@@ -415,12 +415,15 @@ async function verifyObject(object: OwnedObject, options: Verifying): Promise<Ou
   if (contentType !== undefined && atDestination.contentType !== undefined && contentType !== atDestination.contentType) {
     problems.push(problem('content-type', { expected: contentType, actual: atDestination.contentType }));
   }
-  // A run writes the source's Cache-Control. Where the source keeps none, a streamed copy writes Mastodon's and a
-  // copy on the provider keeps none: either is right. A store that keeps no Content-Type (a folder) keeps no
-  // Cache-Control either: nothing to compare there.
+  // A run writes the source's Cache-Control. Where the source keeps none (a folder), a streamed copy writes
+  // Mastodon's, and a copy on the provider (S3's CopyObject) may keep none: either is right only where the provider
+  // can copy from this source. A store that keeps no Content-Type (a folder) keeps no Cache-Control either: nothing
+  // to compare there.
   const cacheControl = atDestination.cacheControl;
   const cacheControlRight =
-    source.cacheControl !== undefined ? cacheControl === source.cacheControl : cacheControl === undefined || cacheControl === MASTODON_CACHE_CONTROL;
+    source.cacheControl !== undefined
+      ? cacheControl === source.cacheControl
+      : cacheControl === MASTODON_CACHE_CONTROL || (cacheControl === undefined && options.destination.canCopyFrom?.(options.source, { forced: true }) === true);
   if (atDestination.contentType !== undefined && !cacheControlRight) {
     problems.push(problem('cache-control', { expected: source.cacheControl ?? MASTODON_CACHE_CONTROL, actual: cacheControl ?? 'none' }));
   }

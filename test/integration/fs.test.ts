@@ -54,22 +54,24 @@ function tempFolder(name: string): string {
   return folder;
 }
 
+/** A public/system folder holding the fixture's source objects (orphans too), and a config from it to a new `bucket`. */
+async function folderToBucket(bucket: string) {
+  const system = join(tempFolder('public'), 'public', 'system');
+  for (const object of fixture.sourceObjects) {
+    const path = join(system, object.key);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, object.body);
+  }
+  await s3.createBucket(bucket);
+  const config = writeConfig({ databaseUrl: db.url, source: { type: 'fs', path: system }, destination: { endpoint: proxy.endpoint, bucket } });
+  folders.push(config.dir);
+  return config;
+}
+
 describe('filesystem backend', () => {
   test('public/system folder → bucket: exactly the owned objects, bytes, Content-Type from the database and the style, Cache-Control, ACL', async () => {
-    const system = join(tempFolder('public'), 'public', 'system');
-    for (const object of fixture.sourceObjects) {
-      const path = join(system, object.key);
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, object.body);
-    }
     assert.ok(fixture.orphans.length >= 5, 'the folder holds orphans that must stay behind');
-    await s3.createBucket('from-folder');
-    const config = writeConfig({
-      databaseUrl: db.url,
-      source: { type: 'fs', path: system },
-      destination: { endpoint: proxy.endpoint, bucket: 'from-folder' },
-    });
-    folders.push(config.dir);
+    const config = await folderToBucket('from-folder');
 
     const result = await runCli(['run', 'all', '--json', '--quiet'], { cwd: config.dir });
     assert.equal(result.code, 0, result.stderr);
@@ -96,6 +98,32 @@ describe('filesystem backend', () => {
     assert.equal((await s3.getObject('from-folder', 'media_attachments/files/000/000/005/small/c0ffee0123456789.png'))!.contentType, 'image/png');
     assert.equal((await s3.getObject('from-folder', 'media_attachments/files/000/000/013/small/screenshot'))!.contentType, 'image/png');
     assert.equal((await s3.getObject('from-folder', 'site_uploads/files/000/000/004/original/fa1c0fa1c0fa1c0f.ico'))!.contentType, 'image/x-icon');
+  });
+
+  test("public/system folder → bucket: verify reports an object without Cache-Control (a copy by a tool that drops it), --repair writes Mastodon's", async () => {
+    const config = await folderToBucket('from-folder-cc');
+    assert.equal((await runCli(['run', 'all', '--quiet'], { cwd: config.dir })).code, 0);
+    // Re-uploaded as `aws s3 sync` or rclone would: the same bytes and type, no Cache-Control.
+    const tampered = fixture.present.find((object) => object.key.startsWith('accounts/headers/') && !object.relocated)!;
+    const stored = (await s3.getObject('from-folder-cc', tampered.key))!;
+    await s3.put('from-folder-cc', tampered.key, stored.body, { contentType: stored.contentType });
+    assert.equal((await s3.getObject('from-folder-cc', tampered.key))!.cacheControl, undefined);
+
+    const found = await runCli(['verify', 'accounts', '--by-head', '--json'], { cwd: config.dir });
+    assert.equal(found.code, 1, found.stdout + found.stderr);
+    const lines = found.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.filter((line) => line.problem !== undefined).map(({ key, problem, expected, actual }) => ({ key, problem, expected, actual })),
+      [{ key: tampered.key, problem: 'cache-control', expected: CACHE_CONTROL, actual: 'none' }],
+    );
+    const repaired = await runCli(['verify', 'accounts', '--by-head', '--repair'], { cwd: config.dir });
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr);
+    assert.equal((await s3.getObject('from-folder-cc', tampered.key))!.cacheControl, CACHE_CONTROL);
+    const again = await runCli(['verify', 'accounts', '--by-head'], { cwd: config.dir });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 
   test('bucket → folder: a file per owned object at its key, Mastodon modes, no temporary file left', async () => {
