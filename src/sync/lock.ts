@@ -4,8 +4,11 @@
  * compacted it. The file names its holder (pid, host, since). A holder that died without removing it (SIGKILL,
  * power loss) does not block the next run when it ran on this host: its pid is gone, or now belongs to a process
  * that started later. A holder on another host (a checkpoint on shared storage) cannot be checked from here.
+ * A lock file that names no holder (empty or not JSON: a file system crash, a hand edit) was never written by a run
+ * of this version, which links in a whole file: once older than UNREADABLE_STALE_MS it is taken over; younger, the
+ * run stops saying what it is.
  */
-import { linkSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -18,19 +21,25 @@ export interface LockHolder {
   readonly processStart?: number;
 }
 
-/** Another run holds the checkpoint: nothing was written. */
+/** Another run holds the checkpoint (`holder`), or its lock file names no holder (undefined): nothing was written. */
 export class CheckpointBusyError extends Error {
   override readonly name = 'CheckpointBusyError';
   constructor(
     readonly path: string,
-    readonly holder: LockHolder,
+    readonly holder: LockHolder | undefined,
   ) {
     super(
-      `checkpoint ${path} is in use by another run (pid ${holder.pid} on ${holder.host}, since ${holder.since}): ` +
-        `let it finish; if that process is gone for good, remove ${lockPath(path)}`,
+      holder === undefined
+        ? `lock file ${lockPath(path)} is unreadable (empty, or not a mastosync lock) and younger than ${UNREADABLE_STALE_MS / 60_000} minutes: ` +
+            `if no mastosync run is going on with checkpoint ${path}, remove it (a later run takes it over by itself)`
+        : `checkpoint ${path} is in use by another run (pid ${holder.pid} on ${holder.host}, since ${holder.since}): ` +
+            `let it finish; if that process is gone for good, remove ${lockPath(path)}`,
     );
   }
 }
+
+/** How old a lock file that names no holder must be to be taken over (see above). */
+const UNREADABLE_STALE_MS = 5 * 60_000;
 
 export function lockPath(checkpoint: string): string {
   return `${checkpoint}.lock`;
@@ -65,7 +74,8 @@ export class CheckpointLock {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
         const holder = readHolder(path);
-        if (holder === undefined || !holderIsGone(holder)) throw new CheckpointBusyError(checkpoint, holder ?? UNKNOWN_HOLDER);
+        if (holder === 'gone') continue; // released between our link and our read: try once more
+        if (holder === 'unreadable' ? !unreadableIsStale(path) : !holderIsGone(holder)) throw new CheckpointBusyError(checkpoint, named(holder));
         // Moved aside, not deleted: of several runs that found the holder dead, only one moves its lock, and
         // none can delete a lock another has just taken.
         const aside = `${path}.dead.${process.pid}`;
@@ -75,7 +85,9 @@ export class CheckpointLock {
           continue; // another run moved it first: try to take the lock once more
         }
         const moved = readHolder(aside);
-        if (moved === undefined || moved.pid !== holder.pid || moved.since !== holder.since) {
+        const same =
+          holder === 'unreadable' || moved === 'unreadable' || moved === 'gone' ? moved === holder : moved.pid === holder.pid && moved.since === holder.since;
+        if (!same) {
           // Another run took over the dead lock between our read and our move: give its lock back, and leave.
           try {
             linkSync(aside, path);
@@ -83,11 +95,12 @@ export class CheckpointLock {
             // A third run has taken the place meanwhile; it holds the lock now.
           }
           unlinkSync(aside);
-          throw new CheckpointBusyError(checkpoint, moved ?? holder);
+          throw new CheckpointBusyError(checkpoint, named(moved === 'gone' ? holder : moved));
         }
         unlinkSync(aside);
       }
-      throw new CheckpointBusyError(checkpoint, readHolder(path) ?? UNKNOWN_HOLDER);
+      const last = readHolder(path);
+      throw new CheckpointBusyError(checkpoint, last === 'gone' ? UNKNOWN_HOLDER : named(last));
     } finally {
       unlinkSync(mine);
     }
@@ -102,15 +115,37 @@ export class CheckpointLock {
   }
 }
 
-/** A lock file that cannot be read (being replaced at this instant): busy, to be safe. */
+/** A lock that came and went twice while this run tried to take it: busy, to be safe. */
 const UNKNOWN_HOLDER: LockHolder = { pid: 0, host: 'unknown', since: 'unknown' };
 
-function readHolder(path: string): LockHolder | undefined {
+/** The lock's holder; `gone`: no lock file (any more); `unreadable`: a file that names no holder. */
+function readHolder(path: string): LockHolder | 'gone' | 'unreadable' {
+  let text: string;
   try {
-    const holder = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
-    return typeof holder.pid === 'number' && typeof holder.host === 'string' && typeof holder.since === 'string' ? (holder as LockHolder) : undefined;
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Not ours to read (another user's run, mode 0600): it may well be live, so it is never taken over.
+    return code === 'ENOENT' ? 'gone' : { pid: 0, host: `unknown (the lock cannot be read: ${code})`, since: 'unknown' };
+  }
+  try {
+    const holder = JSON.parse(text) as Partial<LockHolder> | null;
+    return typeof holder?.pid === 'number' && typeof holder.host === 'string' && typeof holder.since === 'string' ? (holder as LockHolder) : 'unreadable';
   } catch {
-    return undefined;
+    return 'unreadable';
+  }
+}
+
+function named(holder: LockHolder | 'unreadable'): LockHolder | undefined {
+  return holder === 'unreadable' ? undefined : holder;
+}
+
+/** A lock file that names no holder and was last written long enough ago. */
+function unreadableIsStale(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs >= UNREADABLE_STALE_MS;
+  } catch {
+    return false;
   }
 }
 

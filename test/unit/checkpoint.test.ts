@@ -9,7 +9,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint, type ObjectLine, type ResumeState } from '../../src/sync/checkpoint.js';
 import { CheckpointBusyError, CheckpointLock, lockPath } from '../../src/sync/lock.js';
@@ -426,7 +426,7 @@ describe('the checkpoint lock', () => {
       () => CheckpointLock.acquire(path),
       (error: unknown) => {
         assert.ok(error instanceof CheckpointBusyError);
-        assert.equal(error.holder.pid, process.pid);
+        assert.equal(error.holder?.pid, process.pid);
         assert.match(error.message, new RegExp(`in use by another run \\(pid ${process.pid} on ${hostname()}, since \\d{4}-`));
         return true;
       },
@@ -486,6 +486,43 @@ describe('the checkpoint lock', () => {
         'no lock file left behind',
       );
     }
+  });
+
+  test('a lock file that names no holder (empty, not JSON): refused saying so while young, taken over once older than 5 minutes', () => {
+    for (const content of ['', 'garbage\n', '{"pid":"x"}', 'null']) {
+      writeFileSync(lockPath(path), content);
+      assert.throws(
+        () => CheckpointLock.acquire(path),
+        (error: unknown) => {
+          assert.ok(error instanceof CheckpointBusyError);
+          assert.equal(error.holder, undefined);
+          assert.equal(
+            error.message,
+            `lock file ${lockPath(path)} is unreadable (empty, or not a mastosync lock) and younger than 5 minutes: if no mastosync run is going on with checkpoint ${path}, remove it (a later run takes it over by itself)`,
+          );
+          return true;
+        },
+        JSON.stringify(content),
+      );
+      assert.equal(readFileSync(lockPath(path), 'utf8'), content, 'left as it was');
+      const old = new Date(Date.now() - 6 * 60_000);
+      utimesSync(lockPath(path), old, old);
+      const lock = CheckpointLock.acquire(path);
+      assert.equal((JSON.parse(readFileSync(lockPath(path), 'utf8')) as { pid: number }).pid, process.pid);
+      lock.release();
+      assert.deepEqual(
+        readdirSync(dir).filter((name) => name.includes('.lock')),
+        [],
+      );
+    }
+  });
+
+  test('a lock file this user cannot read is never taken over, however old', { skip: process.getuid?.() === 0 && 'root reads every file' }, () => {
+    writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z' }), { mode: 0o000 });
+    const old = new Date(Date.now() - 60 * 60_000);
+    utimesSync(lockPath(path), old, old);
+    assert.throws(() => CheckpointLock.acquire(path), /the lock cannot be read: EACCES/);
+    rmSync(lockPath(path));
   });
 
   test('a live pid that is not the holder (the holder died and its pid was reused) does not block', () => {
