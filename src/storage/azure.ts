@@ -451,7 +451,8 @@ export class AzureStore implements ObjectStore {
 
   /**
    * Blobs of another container of the same account (one service URL) are copied here by the service (Copy Blob),
-   * which keeps their Content-Type, Cache-Control and Content-MD5. `forced` (copy_mode = "server") asks for any Azure
+   * which keeps their Content-Type, Cache-Control and Content-MD5; a blob without Cache-Control (as Mastodon writes
+   * them to Azure) is given `options.cacheControl` after the copy, as a streamed copy would have written it. `forced` (copy_mode = "server") asks for any Azure
    * source: the source is read through a SAS, which another account accepts too.
    */
   canCopyFrom(source: ObjectStore, options?: { readonly forced?: boolean }): boolean {
@@ -468,6 +469,7 @@ export class AzureStore implements ObjectStore {
       const poller = await this.send(options.signal, (abortSignal) => to.beginCopyFromURL(url, { abortSignal, intervalInMs: 500 }));
       const result = await poller.pollUntilDone();
       if (result.copyStatus !== undefined && result.copyStatus !== 'success') throw new Error(`the service's copy ended ${result.copyStatus}`);
+      if (options.cacheControl !== undefined) await this.fillCacheControl(to, options.cacheControl, options.signal);
       return 'copied';
     } catch (error) {
       const code = azureErrorCode(error);
@@ -478,6 +480,24 @@ export class AzureStore implements ObjectStore {
       if (azureStatus(error) === 404 && (await source.head(sourceKey)) === undefined) return 'missing';
       throw error;
     }
+  }
+
+  /**
+   * Copy Blob takes no headers: a copied blob without Cache-Control gets `cacheControl` by Set Blob Properties,
+   * which clears every header it is not given, so the others are given back as the copy has them.
+   */
+  private async fillCacheControl(blob: BlobClient, cacheControl: string, signal: AbortSignal | undefined): Promise<void> {
+    const copied = await this.send(signal, (abortSignal) => blob.getProperties({ abortSignal }));
+    if (copied.cacheControl !== undefined && copied.cacheControl !== '') return;
+    const headers = {
+      blobContentType: copied.contentType,
+      blobCacheControl: cacheControl,
+      blobContentMD5: copied.contentMD5,
+      blobContentEncoding: copied.contentEncoding,
+      blobContentLanguage: copied.contentLanguage,
+      blobContentDisposition: copied.contentDisposition,
+    };
+    await this.send(signal, (abortSignal) => blob.setHTTPHeaders(headers, { abortSignal }));
   }
 
   /** Every request waits for `gate` first: object requests, block stages, listing pages, deletes, copies. */

@@ -466,6 +466,13 @@ export class SwiftStore implements ObjectStore {
     };
     const fromAccount = accountOf(from.storageUrl);
     if (fromAccount !== accountOf(to.storageUrl)) headers['x-copy-from-account'] = fromAccount;
+    // The cluster's copy keeps the source's headers, and a header sent here replaces one: Mastodon's Cache-Control
+    // goes only on an object whose source has none (as Mastodon writes them to Swift), as a streamed copy does.
+    if (options.cacheControl !== undefined) {
+      const found = await source.head(sourceKey);
+      if (found === undefined) return 'missing';
+      if (found.cacheControl === undefined) headers['cache-control'] = options.cacheControl;
+    }
     const response = await this.request('PUT', this.objectPath(name), headers, { signal: options.signal, key: name });
     if (ok(response)) {
       await drain(response);

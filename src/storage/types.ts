@@ -142,6 +142,12 @@ export interface ServerCopyOptions {
    * so the store asks it for any source it could copy from, not only one that shares its endpoint and account.
    */
   readonly forced?: boolean;
+  /**
+   * The Cache-Control the copy carries when the source object has none (Mastodon's), as a streamed copy writes it:
+   * which headers an object ends up with must not depend on how it was copied. A provider whose copy keeps the
+   * source's headers (S3's CopyObject) still keeps none.
+   */
+  readonly cacheControl?: string;
   readonly signal?: AbortSignal;
 }
 

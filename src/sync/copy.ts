@@ -117,7 +117,13 @@ function finished(object: OwnedObject, context: CopyContext, from: string, bytes
 async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context: CopyContext): Promise<{ from: string } | 'missing' | 'stream'> {
   const { source, destination } = context;
   if (destination.copyFrom === undefined) return 'stream';
-  const options = { acl: aclFor(object, context.acl), storageClass: context.storageClass, forced: serverCopy.forced, signal: context.signal };
+  const options = {
+    acl: aclFor(object, context.acl),
+    storageClass: context.storageClass,
+    forced: serverCopy.forced,
+    cacheControl: MASTODON_CACHE_CONTROL,
+    signal: context.signal,
+  };
   let declined = false;
   const found = await findAtSource(object, async (key) => {
     const outcome = await destination.copyFrom!(source, key, object.key, options);

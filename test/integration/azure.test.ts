@@ -283,6 +283,36 @@ describe('Azure Blob backend (Azurite)', () => {
     );
   });
 
+  test("Azure → Azure in one account from blobs without Cache-Control (as Mastodon writes them): each copy gets Mastodon's, as a streamed one would; Content-Type, Content-MD5 and a source's own Cache-Control kept", async () => {
+    await azurite.createContainer('bare');
+    await azurite.createContainer('bare-copied');
+    const wanted = world.wanted.filter((object) => SMALL_JOBS.includes(object.job));
+    const own = wanted[0]!;
+    for (const object of wanted)
+      await azurite.put('bare', object.key, (await s3.getObject('azure-source', object.sourceKey))!.body, {
+        contentType: object.contentType,
+        cacheControl: object === own ? 'max-age=60' : undefined,
+      });
+    assert.equal((await azurite.getBlob('bare', wanted[1]!.key))!.cacheControl, undefined);
+    const written = config(azure('bare', { endpoint: viaProxy() }), azure('bare-copied', { endpoint: viaProxy() }));
+    writeFileSync(written.file, readFileSync(written.file, 'utf8').replace('copy_mode = "stream"', 'copy_mode = "auto"'));
+    proxy.reset();
+    const result = await runCli(['run', ...SMALL_JOBS, '--json', '--quiet'], { cwd: written.dir });
+    assert.equal(result.code, 0, result.stderr);
+    const copies = blobRequests(
+      'bare-copied',
+      (request) => request.method === 'PUT' && request.headers['x-ms-copy-source'] !== undefined && request.status! < 300,
+    );
+    assert.equal(copies.length, wanted.length, 'one successful Copy Blob per object');
+    for (const object of wanted) {
+      const [source, copied] = [(await azurite.getBlob('bare', object.key))!, (await azurite.getBlob('bare-copied', object.key))!];
+      assert.equal(sha256(copied.body), object.sha256, `${object.key}: bytes`);
+      assert.equal(copied.contentType, object.contentType, `${object.key}: Content-Type`);
+      assert.equal(copied.md5, source.md5, `${object.key}: Content-MD5 as the source has it`);
+      assert.equal(copied.cacheControl, object === own ? 'max-age=60' : 'public, max-age=315576000, immutable', `${object.key}: Cache-Control`);
+    }
+  });
+
   test("list and delete on the store: under the key prefix only, prefix removed, in the service's order, size and MD5, resumed after a key", async () => {
     await azurite.createContainer('listing');
     // Azure (and Azurite) list in UTF-16 code unit order: U+1F600 (a surrogate pair, D83D…) before U+FF5E, which

@@ -192,6 +192,31 @@ describe('OpenStack Swift', { skip: !available && 'Debian swift packages are not
     await assertSwiftExact('copied');
   });
 
+  test("swift → swift in one account from objects without Cache-Control (as Mastodon writes them): each copy gets Mastodon's, as a streamed one would; a source's own is kept", async () => {
+    await swift.createContainer('bare');
+    await swift.createContainer('bare-copied');
+    const own = fixture.present.find((object) => object.table === 'accounts')!;
+    for (const object of fixture.present) {
+      const headers: Record<string, string> = object.contentType === undefined ? {} : { 'content-type': object.contentType };
+      if (object === own) headers['cache-control'] = 'max-age=60';
+      await swift.putObject('bare', object.key, object.body!, headers);
+    }
+    assert.equal((await swift.getObject('bare', fixture.present.find((object) => object !== own)!.key))!.cacheControl, undefined);
+    proxy.reset();
+    const copy = config({ lines: swiftSection(throughProxy(), 'bare') }, { lines: swiftSection(throughProxy(), 'bare-copied') }, { copyMode: 'auto' });
+    const out = await run(copy.dir);
+    assert.equal(out.code, 0, out.stderr);
+    const puts = proxy.requests.filter((request) => request.method === 'PUT' && request.status === 201 && keyIn('bare-copied', request) !== undefined);
+    assert.equal(puts.length, fixture.present.length);
+    for (const put of puts) assert.match(put.headers['x-copy-from'] ?? '', /^\/bare\//, `${keyIn('bare-copied', put)}: copied by the cluster`);
+    for (const object of fixture.present) {
+      const stored = (await swift.getObject('bare-copied', object.key))!;
+      assert.equal(sha256(stored.body), object.sha256, `${object.key}: bytes`);
+      if (object.contentType !== undefined) assert.equal(stored.contentType, object.contentType, `${object.key}: Content-Type`);
+      assert.equal(stored.cacheControl, object === own ? 'max-age=60' : 'public, max-age=315576000, immutable', `${object.key}: Cache-Control`);
+    }
+  });
+
   test('503s, resets, a byte altered on the way and a refused token are retried: the destination ends exact', async () => {
     await swift.createContainer('faulty');
     proxy.reset();

@@ -152,7 +152,7 @@ async function runLocked(
           dryRun: flags.dryRun,
           scope: describeScope(flags.scope),
           checkpoint: flags.dryRun ? undefined : checkpointPath,
-          copy: serverCopy ? 'on the provider (CopyObject)' : 'streamed (GET, PUT)',
+          copy: serverCopy ? `on the provider (${PROVIDER_COPY[config.destination.type]})` : 'streamed (GET, PUT)',
         },
         'run started',
       );
@@ -276,6 +276,9 @@ async function runLocked(
     await session.db.close();
   }
 }
+
+/** What the destination's provider calls its own copy, for the start line. */
+const PROVIDER_COPY: Record<Config['destination']['type'], string> = { s3: 'CopyObject', azure: 'Copy Blob', swift: 'X-Copy-From', fs: 'none' };
 
 /** Refuses (exit 2, nothing written) a run without --resume or --fresh over a checkpoint that records progress. */
 async function refuseToStartOver(checkpointPath: string): Promise<void> {
