@@ -379,7 +379,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       const failure = classifyFailure([store], error);
       if (failure.kind === 'fatal') throw failure.error;
       // A store that answers nothing is waited for, up to its patience (its StoreUnreachableError then passes).
-      const away = waitForSilentStore(error);
+      const away = await waitForSilentStore(error);
       if (away !== undefined) {
         await new Promise((resolve) => setTimeout(resolve, away));
         continue;

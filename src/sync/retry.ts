@@ -56,7 +56,7 @@ export async function withRetries<T>(stores: readonly ObjectStore[], operation: 
       // Every attempt would fail the same way, and so would every other object: no retry, the run stops.
       if (failure.kind === 'fatal') throw failure.error;
       if (options.signal?.aborted) throw error;
-      const away = waitForSilentStore(error);
+      const away = await waitForSilentStore(error);
       if (away !== undefined) {
         await sleep(away, undefined, { signal: options.signal }).catch(() => undefined);
         continue;

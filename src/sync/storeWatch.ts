@@ -15,6 +15,8 @@ import { observeStore, type RequestOutcome, type StoreOperation } from './observ
 
 /** How long a store may answer nothing before a command stops (as long as the database gets: src/db/connection.ts). */
 const STORE_PATIENCE_MS = 5 * 60_000;
+/** What a store is asked before it is blamed for a request left unanswered: no Mastodon key looks so. */
+const PROBE_KEY = 'mastosync-is-the-store-there';
 /** The longest wait between two tries of a store that is away. */
 const AWAY_WAIT_MAX_MS = 5_000;
 
@@ -24,15 +26,19 @@ export class StoreUnreachableError extends FatalStoreError {}
 interface Presence {
   readonly side: StoreSide;
   readonly where: string;
+  /** The store itself (not the watched one: the question is no request of the run's), asked before it is blamed. */
+  readonly store: ObjectStore;
+  /** The question in flight, shared by every request that waits on it. */
+  asking: Promise<boolean> | undefined;
   /** performance.now() of its last answer. */
   lastAnswer: number;
-  /** When the first request it left unanswered failed; undefined while it answers. */
+  /** Since when it has answered neither a request nor the question (answers()); undefined while it answers. */
   silentSince: number | undefined;
   gone: StoreUnreachableError | undefined;
 }
 
 /** A request's error → the store that left it unanswered, while silent. Read by the retry loops. */
-const silences = new WeakMap<object, { readonly watch: StoreWatch; readonly presence: Presence }>();
+const silences = new WeakMap<object, { readonly watch: StoreWatch; readonly presence: Presence; readonly began: number }>();
 /** Watched store → its presence, for listings, which answer entry by entry. */
 const presences = new WeakMap<ObjectStore, { readonly watch: StoreWatch; readonly presence: Presence }>();
 
@@ -54,7 +60,15 @@ export class StoreWatch {
 
   /** `store`, telling this watch how each of its requests ended. */
   watch(store: ObjectStore, side: StoreSide): ObjectStore {
-    const presence: Presence = { side, where: store.description, lastAnswer: performance.now(), silentSince: undefined, gone: undefined };
+    const presence: Presence = {
+      side,
+      where: store.description,
+      store,
+      asking: undefined,
+      lastAnswer: performance.now(),
+      silentSince: undefined,
+      gone: undefined,
+    };
     const observe = (_side: StoreSide, _operation: StoreOperation, seconds: number, outcome: RequestOutcome, error?: unknown) => {
       const now = performance.now();
       // An upload ended by its source body's failure says nothing of the destination: neither answer nor silence.
@@ -66,17 +80,7 @@ export class StoreWatch {
       const began = now - seconds * 1000;
       // It answered another request since this one began: this one failed alone, as any failure of an object does.
       if (presence.lastAnswer > began || typeof error !== 'object' || error === null) return;
-      if (presence.silentSince === undefined) {
-        // From the failure, not from the request's start: a long upload is answered part by part all along (requests
-        // this watch does not see), so its start says nothing of when the store fell silent.
-        presence.silentSince = now;
-        this.log?.warn(
-          // The cause as one line: an error object would carry its stack, and a socket's internals.
-          { [side]: presence.where, error: describeError(error), patienceS: Math.round(this.patienceMs / 1000) },
-          `the ${side} answers nothing; waiting for it, and stopping if it stays silent for the patience`,
-        );
-      }
-      silences.set(error, { watch: this, presence });
+      silences.set(error, { watch: this, presence, began });
     };
     const watched = observeStore(store, side, observe);
     presences.set(watched, { watch: this, presence });
@@ -92,13 +96,26 @@ export class StoreWatch {
   }
 
   /**
-   * How long to wait before trying a silent store again; throws its StoreUnreachableError once it has been silent
-   * for the patience.
+   * How long to wait before trying a silent store again, or undefined when the store answers after all (it is
+   * asked) and the request failed alone; throws its StoreUnreachableError once it has been silent for the patience.
    */
-  waitFor(presence: Presence, cause: unknown): number {
+  async waitFor(presence: Presence, cause: unknown, began: number): Promise<number | undefined> {
     if (presence.gone !== undefined) throw presence.gone;
-    // It answered since (another copy got through): try again at once.
-    if (presence.silentSince === undefined) return 0;
+    // A reset that only this object's request meets (a proxy refusing its body) must not pass for the store's
+    // silence when nothing else is in flight: the store is asked before it is blamed.
+    if (presence.lastAnswer <= began) await this.answers(presence);
+    // It answered since this request began (another copy got through, or the question): the object failed alone.
+    if (presence.lastAnswer > began) return undefined;
+    if (presence.silentSince === undefined) {
+      // From now, not from the request's start: a long upload is answered part by part all along (requests this
+      // watch does not see), so its start says nothing of when the store fell silent.
+      presence.silentSince = performance.now();
+      this.log?.warn(
+        // The cause as one line: an error object would carry its stack, and a socket's internals.
+        { [presence.side]: presence.where, error: describeError(cause), patienceS: Math.round(this.patienceMs / 1000) },
+        `the ${presence.side} answers nothing; waiting for it, and stopping if it stays silent for the patience`,
+      );
+    }
     const silentMs = performance.now() - presence.silentSince;
     if (silentMs >= this.patienceMs) {
       const problem = `the ${presence.side} ${presence.where} answered no request for ${duration(silentMs)} (${describeError(cause)})`;
@@ -106,6 +123,25 @@ export class StoreWatch {
     }
     // Full jitter up to half the silence so far: a blip is over soon after it is over, an outage costs few requests.
     return Math.random() * Math.min(this.waitMaxMs, Math.max(200, silentMs / 2));
+  }
+
+  /**
+   * Whether the store answers now: a HEAD of a key no run writes (any answer but silence counts, a 404 or a refusal
+   * too). Not its start check, which retries and rewords what it meets.
+   */
+  private answers(presence: Presence): Promise<boolean> {
+    presence.asking ??= presence.store
+      .head(PROBE_KEY)
+      .then(
+        () => true,
+        (error: unknown) => !silent(presence.store, error),
+      )
+      .then((answered) => {
+        presence.asking = undefined;
+        if (answered) this.answered(presence);
+        return answered;
+      });
+    return presence.asking;
   }
 }
 
@@ -120,9 +156,9 @@ function silent(store: ObjectStore, error: unknown): boolean {
  * retries as before), else how long to wait for the store before trying again; throws the store's
  * StoreUnreachableError once it has answered nothing for the patience.
  */
-export function waitForSilentStore(error: unknown): number | undefined {
+export async function waitForSilentStore(error: unknown): Promise<number | undefined> {
   const silence = typeof error === 'object' && error !== null ? silences.get(error) : undefined;
-  return silence?.watch.waitFor(silence.presence, error);
+  return silence?.watch.waitFor(silence.presence, error, silence.began);
 }
 
 /** A listing gave an entry: the store answers (a listing is one request to its watch, however long it runs). */

@@ -137,7 +137,7 @@ describe('a watched store that answers nothing', () => {
       },
       'destination',
     );
-    await withRetries([store], () => store.write('video', Readable.from([]), {}), { retries: 0 });
+    await withRetries([store], () => store.write('video', Readable.from([]), {}), { retries: 1 });
     assert.equal(attempts, 2);
   });
 
@@ -179,5 +179,22 @@ describe('a watched store that answers nothing', () => {
     assert.equal(result.status, 'failed');
     assert.equal(result.fatal, undefined, result.fatal?.message);
     assert.equal(reads, 3, 'tried as often as its retries allow');
+  });
+
+  test("one object's request that the store keeps resetting, nothing else in flight, fails alone: the store is asked, and answers", async () => {
+    let writes = 0;
+    const store = new StoreWatch('run again with --resume', undefined, 300).watch(
+      {
+        ...fakeStore('s3://waf', async () => undefined),
+        write: async () => {
+          writes += 1;
+          throw reset();
+        },
+      },
+      'destination',
+    );
+    const error = await withRetries([store], () => store.write('refused-by-a-proxy', Readable.from([]), {}), { retries: 3 }).catch((thrown: unknown) => thrown);
+    assert.equal((error as { code?: string }).code, 'ECONNRESET', String(error));
+    assert.equal(writes, 4);
   });
 });
