@@ -281,7 +281,7 @@ function planCommandModule(context: CommandContext): Command {
           .option('rate', { type: 'number', requiresArg: true, describe: 'objects per second, for a time estimate' })
           .check((args) => {
             if (args.rate !== undefined && !(Number.isFinite(args.rate) && args.rate > 0)) {
-              throw new UsageError(`--rate must be a number of objects per second above 0, not ${asGiven(args.rate)}`);
+              throw new UsageError(`--rate must be a number of objects per second above 0, not ${asGiven(args.rate, '--rate')}`);
             }
             return true;
           }),
@@ -352,7 +352,7 @@ function verifyCommandModule(context: CommandContext): Command {
         })
         .check((args) => {
           if (args.sample !== undefined && !(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
-            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample)}`);
+            throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample, '--sample')}`);
           }
           wholeNumber('--concurrency', args.concurrency, 1);
           wholeNumber('--max-rps', args.maxRps, 1);
@@ -394,8 +394,8 @@ function pruneCommandModule(context: CommandContext): Command {
         .option('max-delete', {
           type: 'string',
           requiresArg: true,
-          default: '10%',
-          describe: 'delete nothing when more objects than this (N, or P% of those listed) are owned by no row',
+          // No yargs default: given without --delete it is refused, which a default would hide.
+          describe: 'with --delete, delete nothing when more objects than this (N, or P% of those listed) are owned by no row (default 10%)',
         })
         .option('manifest', {
           type: 'string',
@@ -405,7 +405,9 @@ function pruneCommandModule(context: CommandContext): Command {
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .check((args) => {
           if (args.dryRun && args.delete) throw new UsageError('--dry-run deletes nothing and --delete deletes the orphans: pass one of them');
-          parseLimit(String(args.maxDelete));
+          if (args.maxDelete !== undefined && !args.delete)
+            throw new UsageError('--max-delete limits what --delete deletes: pass --delete too, or leave --max-delete out');
+          parseLimit(String(args.maxDelete ?? DEFAULT_MAX_DELETE));
           wholeNumber('--max-rps', args.maxRps, 1);
           if (args.manifest !== undefined && !args.delete)
             throw new UsageError('--manifest lists what --delete deleted: pass --delete too, or leave --manifest out');
@@ -419,8 +421,8 @@ function pruneCommandModule(context: CommandContext): Command {
           jobs: (args.jobs ?? []).map(String),
           config: args.config,
           delete: args.delete,
-          limit: parseLimit(String(args.maxDelete)),
-          limitText: String(args.maxDelete),
+          limit: parseLimit(String(args.maxDelete ?? DEFAULT_MAX_DELETE)),
+          limitText: String(args.maxDelete ?? DEFAULT_MAX_DELETE),
           manifest: args.manifest,
           maxRps: args.maxRps,
           json: args.json,
@@ -432,6 +434,8 @@ function pruneCommandModule(context: CommandContext): Command {
     },
   };
 }
+
+const DEFAULT_MAX_DELETE = '10%';
 
 /** `--max-delete N` (objects) or `P%` (of the objects listed). */
 function parseLimit(text: string): DeleteLimit {

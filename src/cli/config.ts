@@ -397,6 +397,12 @@ function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
   const text = (key: string) => nonEmpty(store[key] as string | undefined);
   const container = text('container');
   if (container === undefined) throw new UsageError(`${where} type = "azure" needs container (Mastodon's AZURE_CONTAINER_NAME)`);
+  // Azure answers any other name with 400 InvalidResourceName, which reads as a wrong account or endpoint.
+  if (!/^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(container) && container !== '$root' && container !== '$web') {
+    throw new UsageError(
+      `${where} container ${JSON.stringify(container)} is not an Azure container name: 3 to 63 lowercase letters, digits and hyphens, beginning and ending with a letter or digit, no two hyphens in a row`,
+    );
+  }
   const given = (['access_key', 'sas_token', 'connection_string'] as const).filter((key) => text(key) !== undefined);
   if (given.length !== 1) {
     throw new UsageError(

@@ -16,13 +16,22 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
 export function wholeNumber(flag: string, value: unknown, minimum: number): void {
   if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
-    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value)}`);
+    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value, flag)}`);
   }
 }
 
-/** A number flag's value for a message: yargs has already turned a word into NaN, so the word cannot be quoted. */
-export function asGiven(value: unknown): string {
-  return Number.isNaN(value) ? 'a word' : String(value);
+/**
+ * A number flag's value for a message. yargs has turned a word into NaN, so the word is read from the command line
+ * as typed (`--concurrency abc` or `--concurrency=abc`, the last one given).
+ */
+export function asGiven(value: unknown, flag: string, argv: readonly string[] = process.argv.slice(2)): string {
+  if (!Number.isNaN(value)) return String(value);
+  for (let index = argv.length - 1; index >= 0; index--) {
+    const argument = argv[index]!;
+    if (argument.startsWith(`${flag}=`)) return JSON.stringify(argument.slice(flag.length + 1));
+    if (argument === flag && index + 1 < argv.length) return JSON.stringify(argv[index + 1]);
+  }
+  return 'a word';
 }
 
 export interface MetricsAddress {

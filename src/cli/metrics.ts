@@ -180,6 +180,9 @@ export class Metrics {
 
   /** `store`, its requests timed and their failures counted. */
   observeStore(store: ObjectStore, side: StoreSide): ObjectStore {
+    // At 0 from the start, as the other counters: a healthy run's failure-share and throttling panels show 0, not "No data".
+    for (const operation of ['read', 'head', 'write', 'list'] as const)
+      for (const kind of ['retryable', 'throttled'] as const) this.requestFailures.inc({ side, operation, kind }, 0);
     return observeStore(store, side, (requestSide, operation, seconds, outcome) => {
       this.requestDuration.observe({ side: requestSide, operation }, seconds);
       if (outcome !== 'ok') this.requestFailures.inc({ side: requestSide, operation, kind: outcome });

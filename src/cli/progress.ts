@@ -8,7 +8,7 @@ import type { JobName } from '../mastodon/tables.js';
 import type { ProgressLine, ProgressSnapshot, ProgressTally } from '../sync/progress.js';
 import type { Output } from './exit.js';
 import { createLogger, logsInfo, readableLogLine } from './logger.js';
-import { formatBytes, formatDuration } from './summary.js';
+import { formatBytes, formatCount as number, formatDuration } from './summary.js';
 
 export type ProgressMode = 'live' | 'json' | 'off';
 
@@ -211,10 +211,6 @@ function percent(line: ProgressLine): string {
   if (line.state === 'done') return '100%';
   if (!line.owned) return line.owned === 0 ? '100%' : '';
   return `${Math.min(100, Math.floor((line.done / line.owned) * 100))}%`;
-}
-
-function number(value: number): string {
-  return value.toLocaleString('en-US');
 }
 
 function round(value: number): number {

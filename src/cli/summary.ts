@@ -66,7 +66,8 @@ export function reportText(report: Report): string {
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
   // A row is finished when each of its objects is recorded: a failed one too, which --resume tries again.
   const failedAmong = total.failed > 0 ? `, with ${total.failed} failed objects that --resume tries again` : '';
-  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished${failedAmong}; the objects of the other ${total.unfinishedRows} stay to do`;
+  const unfinished = total.unfinishedRows === 0 ? 'none stays to do' : `the objects of the other ${total.unfinishedRows} stay to do`;
+  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished${failedAmong}; ${unfinished}`;
   const status = report.dryRun
     ? 'dry run: nothing was written'
     : report.stopped !== undefined
@@ -79,6 +80,11 @@ export function reportText(report: Report): string {
   const acls =
     total.aclsReapplied > 0 ? [`${total.aclsReapplied} ACLs re-applied (accounts suspended or unsuspended, statuses discarded since the last run)`] : [];
   return [...text, ...acls, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
+}
+
+/** `12,345`: a count as the progress lines and tables print it. */
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
 }
 
 export function formatBytes(bytes: number): string {

@@ -334,7 +334,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS)
           stopFor(new SourceLooksEmptyError(options.source.description, EMPTY_SOURCE_LOOKS));
       }
-      logResult(log, job, object.id, key, result, retry, firstLooks.missing > MISSING_WARNINGS);
+      logResult(log, job, object.id, result.status === 'missing' ? object.key : key, result, retry, firstLooks.missing > MISSING_WARNINGS);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
@@ -581,6 +581,7 @@ function updatedColumn(attachment: string): string {
 
 /**
  * `again`: the object was failed or missing before; one still missing is news only the first time (cron mails).
+ * `key`: the destination's, or for one missing at the source Mastodon's own key, which the admin looks for there.
  * `manyMissing`: MISSING_WARNINGS were said already; the rest go at info, and the summary counts them.
  */
 function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean, manyMissing: boolean): void {

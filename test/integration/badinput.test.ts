@@ -106,7 +106,7 @@ const CASES: Case[] = [
     says: /has no accounts or media_attachments table: is \[database\] the Mastodon database\?/,
   },
   { name: '--concurrency 0', args: ['run', 'all', '--concurrency', '0'], says: /--concurrency must be a whole number of at least 1, not 0/ },
-  { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not a word/ },
+  { name: '--max-rps that is not a number', args: ['run', 'all', '--max-rps', 'lots'], says: /--max-rps must be a whole number of at least 1, not "lots"/ },
   // Without its value, a flag used to be dropped silently: --max-rps with no number ran with no limit at all.
   { name: '--max-rps with no value', args: ['run', 'all', '--max-rps'], says: /--max-rps needs a value/ },
   { name: '--limit with no value (an empty $N in a cron line)', args: ['run', 'all', '--limit'], says: /--limit needs a value/ },
@@ -119,6 +119,11 @@ const CASES: Case[] = [
   { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
+  {
+    name: 'prune --max-delete without --delete',
+    args: ['prune', 'all', '--max-delete', '5'],
+    says: /--max-delete limits what --delete deletes: pass --delete too, or leave --max-delete out/,
+  },
   {
     name: 'prune --max-delete that is neither a count nor a percentage',
     args: ['prune', 'all', '--delete', '--max-delete', '10x'],

@@ -184,6 +184,13 @@ describe('--metrics during a real run', () => {
         summary.total.copied + summary.total.relocated + sum(final, 'mastosync_request_failures_total', { side: 'destination', operation: 'write' }),
       );
       assert.equal(sum(final, 'mastosync_request_failures_total', { side: 'destination', kind: 'throttled' }), 0);
+      // At 0, not absent: the dashboard's throttling panel shows 0 for a side that was never throttled, not "No data".
+      assert.ok(
+        final.some(
+          (sample) => sample.name === 'mastosync_request_failures_total' && sample.labels.side === 'destination' && sample.labels.kind === 'throttled',
+        ),
+        'a series for the destination throttled, at 0',
+      );
 
       // /status: the progress line's JSON, at its end.
       assert.equal(status.msg, 'progress');

@@ -323,7 +323,7 @@ test('deletes refused (AccessDenied): the summary, then one stopped line naming 
     const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', manifest], { cwd: world.config.dir });
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stdout, /^total +\d+/m, 'the table');
-    assert.match(result.stdout.trimEnd().split('\n').at(-1)!, /^prune: stopped after deleting 0 objects \(0 bytes\): .*denied access \(AccessDenied on DELETE/);
+    assert.match(result.stdout.trimEnd().split('\n').at(-1)!, /^prune: stopped after deleting 0 objects \(0 B\): .*denied access \(AccessDenied on DELETE/);
     const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
     assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0]!, /^mastosync: stopped: .*give the credentials s3:DeleteObject/);

@@ -126,3 +126,11 @@ test('Azure has no per-blob ACL: none is sent by default, and one asked for is r
   assert.equal(loadConfig(file(`${azure}\nacl = ""`), {}).destination.acl, '');
   assert.throws(() => loadConfig(file(`${azure}\nacl = "private"`), {}), /\[destination\] acl does not apply to Azure, which has no per-blob ACL/);
 });
+
+test('an Azure container name Azure would refuse is named at load, not met as a 400 that reads as a wrong account', () => {
+  const azure = (name: string) => MINIMAL.replace('bucket = "new"', `type = "azure"\naccount = "mastodon"\naccess_key = "a2V5"\ncontainer = "${name}"`);
+  for (const name of ['media', 'mastodon-media-2', 'abc', '$web']) assert.equal(loadConfig(file(azure(name)), {}).destination.type, 'azure', name);
+  for (const name of ['Bad_Name', 'ab', 'media--x', '-media', 'media-', 'x'.repeat(64)]) {
+    assert.throws(() => loadConfig(file(azure(name)), {}), new RegExp(`container "${name}" is not an Azure container name: 3 to 63 lowercase letters`), name);
+  }
+});

@@ -49,6 +49,11 @@ test('a stopped run whose finished rows hold failed objects says so: they were t
   );
 });
 
+test('a stopped run whose rows read are all finished says none stays to do, not "the other 0"', () => {
+  const stopped = { ...report(false), jobs: [{ ...job, unfinishedRows: 0 }], stopped: 'the cause: the fix' };
+  assert.match(reportText(stopped), /^stopped: the cause: the fix \(of the 10 rows read, 10 are finished; none stays to do\)$/m);
+});
+
 test('an interrupted run --skip-existing is told to go on with --skip-existing, or a --resume copies again what it found present', () => {
   assert.match(reportText(report(true, true)), /^interrupted: run again with --resume --skip-existing to continue/m);
 });

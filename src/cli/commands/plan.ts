@@ -10,7 +10,7 @@ import { EXIT, type Output } from '../exit.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { PART_SIZE } from '../../storage/index.js';
-import { formatBytes, formatDuration } from '../summary.js';
+import { formatBytes, formatCount as count, formatDuration } from '../summary.js';
 
 interface PlanFlags {
   readonly jobs: string[];
@@ -88,8 +88,4 @@ function sum(plans: readonly JobPlan[]): Omit<JobPlan, 'job'> {
   const total = { rows: 0, objects: 0, bytes: 0, cachedObjects: 0, localObjects: 0, styleObjects: 0, requests: 0 };
   for (const plan of plans) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += plan[field];
   return total;
-}
-
-function count(value: number): string {
-  return value.toLocaleString('en-US');
 }

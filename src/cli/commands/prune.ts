@@ -21,6 +21,7 @@ import { EXIT, type Output } from '../exit.js';
 import { stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import { checkStores, warnTo } from '../stores.js';
+import { formatBytes, formatCount } from '../summary.js';
 
 interface PruneFlags {
   readonly jobs: string[];
@@ -175,10 +176,12 @@ function table(jobs: readonly PruneJobSummary[], total: Omit<PruneJobSummary, 'j
   ] as const;
   const names: Record<string, string> = { listedBytes: 'bytes', orphanBytes: 'orphan bytes', deletedBytes: 'deleted bytes', keptOnRecheck: 'kept on recheck' };
   const header = ['job', ...columns.map((column) => names[column] ?? column)];
+  const cell = (summary: Omit<PruneJobSummary, 'job'>, column: (typeof columns)[number]) =>
+    column.endsWith('Bytes') ? formatBytes(summary[column]) : formatCount(summary[column]);
   const rows = [
     header,
-    ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]),
-    ['total', ...columns.map((column) => String(total[column]))],
+    ...jobs.map((job) => [job.job, ...columns.map((column) => cell(job, column))]),
+    ['total', ...columns.map((column) => cell(total, column))],
   ];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   return rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
@@ -192,7 +195,7 @@ function stoppedVerdict(stop: NonNullable<PruneResult['stoppedBy']>, total: Omit
   if ((stop instanceof DatabaseLostError || stop instanceof StoreUnreachableError) && total.deleted === 0) {
     return `prune: stopped after listing ${total.listed} objects, ${total.orphans} of them found owned by no row; nothing deleted: ${stop.message}`;
   }
-  return `prune: stopped after deleting ${total.deleted} objects (${total.deletedBytes} bytes${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${stop.message}`;
+  return `prune: stopped after deleting ${total.deleted} objects (${formatBytes(total.deletedBytes)}${total.deleted > 0 ? `; the manifest is ${manifest}` : ''}): ${stop.message}`;
 }
 
 function verdictOf(
@@ -203,7 +206,7 @@ function verdictOf(
   total: Omit<PruneJobSummary, 'job'>,
   manifest: string | undefined,
 ): string {
-  const orphans = `${total.orphans} of ${total.listed} listed objects (${total.orphanBytes} bytes) are owned by no row`;
+  const orphans = `${total.orphans} of ${total.listed} listed objects (${formatBytes(total.orphanBytes)}) are owned by no row`;
   // The limit as given, and what a percentage came to.
   const allowed = 'count' in flags.limit ? `${limit}` : `${limit}, ${flags.limitText} of those listed`;
   if (refused) {
@@ -214,7 +217,7 @@ function verdictOf(
       ? 'nothing deleted (dry run)'
       : total.deleted === 0
         ? 'nothing deleted'
-        : `${total.deleted} deleted (${total.deletedBytes} bytes; the manifest is ${manifest}), the others not`;
+        : `${total.deleted} deleted (${formatBytes(total.deletedBytes)}; the manifest is ${manifest}), the others not`;
     return `prune: interrupted after listing ${total.listed} objects, ${total.orphans} of them owned by no row so far; ${deleted}: run prune again to finish`;
   }
   if (!flags.delete) {
@@ -227,5 +230,5 @@ function verdictOf(
   const failed = total.failed === 0 ? '' : `; ${total.failed} could not be deleted (not deleted, above): run prune --delete again`;
   // The manifest is written at the first deletion: none when every orphan was kept or refused.
   const written = total.deleted === 0 ? '' : `; the manifest is ${manifest}`;
-  return `prune: deleted ${total.deleted} objects (${total.deletedBytes} bytes) no row owns${kept}${failed}${written}`;
+  return `prune: deleted ${total.deleted} objects (${formatBytes(total.deletedBytes)}) no row owns${kept}${failed}${written}`;
 }

@@ -24,6 +24,7 @@ import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
+import { formatCount } from '../summary.js';
 
 interface VerifyFlags extends MetricsFlags {
   readonly jobs: string[];
@@ -233,8 +234,8 @@ function summaryText(
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
   const rows = [
     header,
-    ...jobs.map((job) => [job.job, ...columns.map((column) => String(job[column]))]),
-    ['total', ...columns.map((column) => String(total[column]))],
+    ...jobs.map((job) => [job.job, ...columns.map((column) => formatCount(job[column]))]),
+    ['total', ...columns.map((column) => formatCount(total[column]))],
   ];
   const widths = header.map((_, index) => Math.max(...rows.map((row) => row[index]!.length)));
   const table = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
@@ -251,7 +252,7 @@ function summaryText(
     total.missingAtSource === 0
       ? []
       : [
-          `missing at source: ${total.missingAtSource} objects the source lacks: not a fault of the copy (a run records them as missing), and nothing to compare`,
+          `missing at source: ${total.missingAtSource} ${total.missingAtSource === 1 ? 'object' : 'objects'} the source lacks: not a fault of the copy (a run records them as missing), and nothing to compare`,
         ];
   const verdict = cutShort
     ? `verify: ${cutShort} after checking ${total.checked} objects${sampled}, ${problems === 0 ? 'none' : problems} of them off${
@@ -259,9 +260,7 @@ function summaryText(
       }: the others were not checked${cutShort === 'stopped' ? '' : '; run verify again to check them all'}`
     : problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
-      : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${
-          repair ? repairVerdict(total) : 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above'
-        }`;
+      : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${repair ? repairVerdict(total) : offVerdict(total)}`;
   const compared = listing?.md5Compared === false ? 'presence and size of every object (a folder keeps no MD5)' : 'presence, size and MD5 of every object';
   const attributes =
     listing === undefined
@@ -270,6 +269,14 @@ function summaryText(
         ? [`by listing: ${compared}; Content-Type and Cache-Control not checked (--sample PERCENT checks them by HEAD)`]
         : [`by listing: ${compared}; Content-Type and Cache-Control by HEAD on a ${listing.attributesPercent}% sample`];
   return [...table, ...different, ...missingAtSource, ...attributes, verdict].join('\n');
+}
+
+/** Without --repair: copy again what is missing or different; what could not be checked is checked again first. */
+function offVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
+  const repair = 'copy exactly those again with mastosync verify <the same jobs and scope> --repair, or see the lines above';
+  if (total.errors === 0) return repair;
+  const unchecked = `${total.errors} could not be checked (unchecked, above): run verify again`;
+  return total.missing + total.mismatched === 0 ? unchecked : `${repair}; ${unchecked}`;
 }
 
 function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
