@@ -46,18 +46,26 @@ const START_WAIT_MAX_MS = 30_000;
 /**
  * `attempt` until it works, fails otherwise than UnavailableError, or the patience runs out (with backoff: 0.5 s,
  * 1 s, 2 s… up to 30 s): a start is as patient as a run under way, whose lost database and silent stores are waited
- * for. Past the patience the last UnavailableError is thrown, saying how long it was tried.
+ * for. Past the patience the last UnavailableError is thrown, saying how long it was tried. `signal` ends the waiting
+ * (not an attempt in flight) with its reason: the start failed for good elsewhere (the database while a store is waited
+ * for), and waiting on would only keep the process alive, logging, after its last line.
  */
 export async function patiently<T>(
   attempt: () => Promise<T>,
-  options: { readonly patienceMs: number; readonly onRetry?: (error: UnavailableError, retryInMs: number) => void },
+  options: {
+    readonly patienceMs: number;
+    readonly onRetry?: (error: UnavailableError, retryInMs: number) => void;
+    readonly signal?: AbortSignal;
+  },
 ): Promise<T> {
+  const { signal } = options;
   const started = performance.now();
   for (let tries = 0; ; tries++) {
     try {
+      signal?.throwIfAborted();
       return await attempt();
     } catch (error) {
-      if (!(error instanceof UnavailableError)) throw error;
+      if (!(error instanceof UnavailableError) || signal?.aborted === true) throw signal?.aborted === true ? signal.reason : error;
       const elapsed = performance.now() - started;
       if (elapsed >= options.patienceMs) {
         if (tries === 0) throw error;
@@ -66,7 +74,15 @@ export async function patiently<T>(
       }
       const delay = Math.min(START_WAIT_MAX_MS, 500 * 2 ** tries, options.patienceMs - elapsed);
       options.onRetry?.(error, Math.round(delay));
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delay);
+        signal?.addEventListener('abort', done, { once: true });
+      });
     }
   }
 }

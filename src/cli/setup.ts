@@ -47,9 +47,10 @@ export function startPatienceMs(): number {
   return Number.isFinite(forTests) && forTests >= 0 && process.env.MASTOSYNC_TEST_START_PATIENCE_MS !== '' ? forTests : 5 * 60_000;
 }
 
-export async function openSession(config: Config, jobNames: readonly string[], log: Logger): Promise<Session> {
+/** `signal` stops the wait for a database that does not answer yet, when the start has failed for good elsewhere. */
+export async function openSession(config: Config, jobNames: readonly string[], log: Logger, signal?: AbortSignal): Promise<Session> {
   const { jobs, all } = parseJobs(jobNames);
-  const db = await connectDatabase(config.database, log, { startPatienceMs: startPatienceMs() });
+  const db = await connectDatabase(config.database, log, { startPatienceMs: startPatienceMs(), startSignal: signal });
   try {
     const schema = await probeSchema(db);
     // Every Mastodon version has these two: without both, the database is not Mastodon's, whatever job was named.

@@ -25,13 +25,15 @@ export function serverCopier(mode: Config['sync']['copyMode'], source: ObjectSto
 /**
  * The stores' start checks, each tried again while it fails in a way that may pass (a 503 SlowDown, no answer), for
  * the start's patience: a pod whose network is not ready yet, or a provider's bad minute, is no config mistake.
+ * `signal` stops the waiting when the start has failed for good elsewhere.
  */
-export async function checkStores(stores: readonly ObjectStore[], log: Logger): Promise<void> {
+export async function checkStores(stores: readonly ObjectStore[], log: Logger, signal?: AbortSignal): Promise<void> {
   const patienceMs = startPatienceMs();
   await Promise.all(
     stores.map((store) =>
       patiently(() => store.check(), {
         patienceMs,
+        signal,
         onRetry: (error, retryInMs) =>
           log.warn({ error: describeError(error.cause), store: store.description, retryInMs }, 'the store does not answer yet; trying again'),
       }),

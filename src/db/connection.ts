@@ -90,6 +90,8 @@ export interface SessionOptions {
   readonly reconnectPatienceMs?: number;
   /** How long the first connection is tried (RECONNECT_PATIENCE_MS): `check` tells at once; tests shorten it. */
   readonly startPatienceMs?: number;
+  /** Stops waiting for the first connection (with its reason): the command's start failed for good elsewhere. */
+  readonly startSignal?: AbortSignal;
 }
 
 /** How long a run keeps trying to restore a lost connection (a rebooting server, a flapping link). */
@@ -289,6 +291,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     },
     {
       patienceMs: options.startPatienceMs ?? RECONNECT_PATIENCE_MS,
+      signal: options.startSignal,
       onRetry: (error, retryInMs) =>
         log.warn({ error: describeError(error.cause), database: description, retryInMs }, 'the database does not answer yet; trying again'),
     },

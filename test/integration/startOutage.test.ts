@@ -144,4 +144,29 @@ describe('a transient outage at the start', () => {
       ),
     );
   });
+
+  test('a database refused at once while a store does not answer: exit 2 at once, nothing logged after the error (review M5)', async () => {
+    const result = await run(
+      {
+        databaseUrl: db.url.replace(/\/[^/?]*(\?.*)?$/, '/no_such_database_outage'),
+        source: { endpoint: `http://127.0.0.1:${closedPort}`, bucket: 'outage-source' },
+      },
+      60_000,
+      'outage-linger',
+    );
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.lines.at(-1)!, /^mastosync: cannot connect to PostgreSQL .*no_such_database_outage.*no such database/);
+    assert.ok(result.seconds < 15, `${result.seconds} s`);
+  });
+
+  test('a missing bucket while the database does not answer: exit 2 at once naming the bucket (review M5)', async () => {
+    const result = await run(
+      { databaseUrl: `postgres://postgres@127.0.0.1:${closedPort}/mastodon_production`, source: { endpoint: s3.endpoint, bucket: 'outage-no-such-bucket' } },
+      60_000,
+      'outage-nobucket',
+    );
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(plainLines(result.lines).join('\n'), /^mastosync: \[source\] bucket "outage-no-such-bucket"/);
+    assert.ok(result.seconds < 15, `${result.seconds} s`);
+  });
 });

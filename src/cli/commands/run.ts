@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from 'pino';
 import { type JobName } from '../../mastodon/tables.js';
-import { UsageError } from '../../errors.js';
+import { UnavailableError, UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, checkpointProgress, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
 import { CheckpointLock } from '../../sync/lock.js';
 import { databaseNow } from '../../db/clock.js';
@@ -106,9 +106,16 @@ async function runLocked(
   // Every request of the run counts against --max-rps, the bucket checks too; the hard stop ends the waits.
   limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps, abort.signal);
   // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
-  const checked = checkStores([source, destination], log);
-  checked.catch(() => undefined); // awaited below, so a database error is still the one reported first
-  const session = await openSession(config, flags.jobs, log).catch((error: unknown) => {
+  // Whichever side fails for good first ends the other's wait, and is the error reported: a database refused at once
+  // does not leave the process probing a silent store (and logging) for the patience after its last line, nor does
+  // a missing bucket wait for a database that does not answer.
+  const failedStart = new AbortController();
+  const checked = checkStores([source, destination], log, failedStart.signal);
+  checked.catch((error: unknown) => {
+    if (!(error instanceof UnavailableError)) failedStart.abort(error);
+  });
+  const session = await openSession(config, flags.jobs, log, failedStart.signal).catch((error: unknown) => {
+    if (!failedStart.signal.aborted) failedStart.abort(error);
     for (const store of stores) store.close();
     throw error;
   });
