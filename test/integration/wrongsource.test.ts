@@ -15,6 +15,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { PgRelay } from '../support/pgRelay.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { runCli, writeConfig } from '../support/cli.js';
 
@@ -81,6 +82,22 @@ describe('a source that is empty or not Mastodon’s', () => {
     const right = await runCli(['check', '--config', configFor(good, 'dest-check2').file]);
     assert.equal(right.code, 0, right.stdout + right.stderr);
     assert.match(right.stdout, /^ok {3}source objects: \d+ of the newest media_attachments and accounts objects \(\d+\) found at /m);
+  });
+
+  test('check looks at the source objects through the session its database check opened, not a second one (review L8)', async () => {
+    // A second session would be opened with a run's start patience: a database gone between the two waited 5 min.
+    const relay = new PgRelay(postgres);
+    try {
+      const url = await relay.listen(db.url);
+      mkdirSync(join(root, 'dest-check-relay'), { recursive: true });
+      const config = writeConfig({ databaseUrl: url, source: { type: 'fs', path: good }, destination: { type: 'fs', path: join(root, 'dest-check-relay') } });
+      const result = await runCli(['check', '--config', config.file]);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /^ok {3}source objects: \d+ of the newest/m);
+      assert.equal(relay.statements.filter((text) => /information_schema\.columns/.test(text)).length, 1, relay.statements.join('\n'));
+    } finally {
+      await relay.close();
+    }
   });
 
   test('run: stops after 100 objects missing in a row, 20 warn lines; each cron --resume exits 1 until the source is right, then copies everything', async () => {

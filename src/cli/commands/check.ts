@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { connectDatabase, type Database } from '../../db/connection.js';
 import { readNewestRows } from '../../db/rows.js';
-import { hasTable, missingOptionalColumns, probeSchema } from '../../db/schema.js';
+import { hasTable, missingOptionalColumns, probeSchema, type Schema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';
 import { ownedObjects } from '../../mastodon/keys.js';
 import { JOB_NAMES, type JobName } from '../../mastodon/tables.js';
@@ -49,12 +49,17 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
     report({ check: 'config', ok: false, detail: error.message });
   }
   if (config) {
-    await checkDatabase(config, log, report);
-    await checkStore(config, 'source', report);
-    // A source that answers may still be the wrong one (an empty mount point, another bucket): look for objects.
-    const failed = (check: string) => results.some((result) => result.check === check && !result.ok);
-    if (!(config.source instanceof UsageError) && !failed('database') && !failed('tables') && !failed('source'))
-      await checkSourceObjects(config, config.source, log, report);
+    // The session that passed is the one the source's objects are looked up with: a second one would wait for a
+    // database that went away meanwhile as a run's start does (5 min), when check tells what is wrong now (review L8).
+    const session = await checkDatabase(config, log, report);
+    try {
+      await checkStore(config, 'source', report);
+      // A source that answers may still be the wrong one (an empty mount point, another bucket): look for objects.
+      const failed = (check: string) => results.some((result) => result.check === check && !result.ok);
+      if (session !== undefined && !(config.source instanceof UsageError) && !failed('source')) await checkSourceObjects(session, config.source, report);
+    } finally {
+      await session?.db.close();
+    }
     await checkStore(config, 'destination', report);
     if (!(config.source instanceof UsageError || config.destination instanceof UsageError) && samePlace(config.source, config.destination)) {
       report({ check: 'destination', ok: false, detail: `[source] and [destination] are the same place: point [destination] at the new bucket or folder` });
@@ -66,15 +71,21 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
   return ok ? EXIT.ok : EXIT.usage;
 }
 
-async function checkDatabase(config: ConfigParts, log: Logger, report: (result: CheckResult) => void): Promise<void> {
+/** The session and its schema when the database and its tables pass, for the look at the source's objects. */
+async function checkDatabase(
+  config: ConfigParts,
+  log: Logger,
+  report: (result: CheckResult) => void,
+): Promise<{ readonly db: Database; readonly schema: Schema } | undefined> {
   let db: Database | undefined;
   try {
     // check tells what is wrong now: it does not wait for a database that does not answer yet, as a run does.
     db = await connectDatabase(config.database, log, { startPatienceMs: 0 });
   } catch (error) {
     report({ check: 'database', ok: false, detail: reason(error) });
-    return;
+    return undefined;
   }
+  let passed = false;
   try {
     const hostKey = db.hostKeyFingerprint === undefined ? '' : ` (ssh host key ${db.hostKeyFingerprint} verified)`;
     report({ check: 'database', ok: true, detail: `${db.description}${hostKey}` });
@@ -103,7 +114,7 @@ async function checkDatabase(config: ConfigParts, log: Logger, report: (result: 
         ok: false,
         detail: `none of Mastodon's tables (${JOB_NAMES.join(', ')}) is in ${db.description}: is [database] the Mastodon database?`,
       });
-      return;
+      return undefined;
     }
     for (const job of JOB_NAMES) {
       if (!present.includes(job)) {
@@ -119,10 +130,13 @@ async function checkDatabase(config: ConfigParts, log: Logger, report: (result: 
         detail: `version columns: ${versions.length > 0 ? versions.join(', ') : 'none'}${lacking.length > 0 ? `; older layout, lacks ${lacking.join(', ')}` : ''}`,
       });
     }
+    passed = true;
+    return { db, schema };
   } catch (error) {
     report({ check: 'database', ok: false, detail: `connected, but a query failed: ${reason(error)}` });
+    return undefined;
   } finally {
-    await db.close();
+    if (!passed) await db.close();
   }
 }
 
@@ -157,12 +171,13 @@ const PROBED_ROWS = 5;
  * a legacy one, as a run looks for them. None found is a FAIL: the source answers, but it is not Mastodon's (an
  * unmounted public/system, another bucket or key_prefix), and a run would record every object missing.
  */
-async function checkSourceObjects(config: ConfigParts, settings: Config['source'], log: Logger, report: (result: CheckResult) => void): Promise<void> {
-  let db: Database | undefined;
+async function checkSourceObjects(
+  { db, schema }: { readonly db: Database; readonly schema: Schema },
+  settings: Config['source'],
+  report: (result: CheckResult) => void,
+): Promise<void> {
   let store: ObjectStore | undefined;
   try {
-    db = await connectDatabase(config.database, log);
-    const schema = await probeSchema(db);
     store = createStore(settings, { role: 'source', concurrency: 1 });
     const source = store;
     const looked: string[] = [];
@@ -191,7 +206,6 @@ async function checkSourceObjects(config: ConfigParts, settings: Config['source'
     report({ check: 'source objects', ok: false, detail: reason(error) });
   } finally {
     store?.close();
-    await db?.close();
   }
 }
 
