@@ -186,7 +186,8 @@ export class FsStore implements ObjectStore {
   /**
    * Walks the folders under `prefix` lazily, depth first, each folder's entries sorted so that keys come in
    * ascending byte order (a folder `a` sorts as `a/`, after a file `a.png`, before `a0`): only the folders on the
-   * current path are held. The temporary files of writes in progress are skipped; symbolic links are followed
+   * current path are held. The temporary files of writes in progress are skipped, not those a killed run left (an hour
+   * old: prune finds that no row owns them); symbolic links are followed
    * (a cache/ moved to another disk), except back into a folder above them.
    */
   async *list(prefix: string, options: { readonly startAfter?: string; readonly signal?: AbortSignal } = {}): AsyncIterable<ListedObject> {
@@ -199,7 +200,7 @@ export class FsStore implements ObjectStore {
     const folder = folderKey === '' ? this.root : this.pathOf(folderKey);
     let names: string[];
     try {
-      names = (await readdir(folder)).filter((name) => name.startsWith(namePrefix) && !isTemporary(name));
+      names = (await readdir(folder)).filter((name) => name.startsWith(namePrefix));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return;
@@ -212,6 +213,8 @@ export class FsStore implements ObjectStore {
         // Gone since the folder was read, or neither file nor folder (a socket, a dangling link): not an object.
         if (info === undefined || !(info.isFile() || info.isDirectory())) return;
         const name = names[start + index]!;
+        // A write in progress is not an object; one left by a killed run is, one no row owns, which prune removes.
+        if (isTemporary(name) && info.isFile() && info.mtimeMs > Date.now() - STALE_TEMPORARY_MS) return;
         const isFolder = info.isDirectory();
         entries.push({ name, folder: isFolder, size: info.size, order: Buffer.from(isFolder ? `${name}/` : name) });
       });
@@ -286,6 +289,12 @@ const STATS_AT_ONCE = 64;
 /** The temporary files of writes in progress: `.mastosync-<hex>.tmp` next to the object they become. */
 const TEMPORARY_PREFIX = '.mastosync-';
 const TEMPORARY_SUFFIX = '.tmp';
+
+/**
+ * A temporary file untouched this long belongs to no write in progress (a write stalled for minutes has failed on its
+ * socket timeout and removed its file): a run killed while writing left it (SIGKILL, the OOM killer, a reboot).
+ */
+const STALE_TEMPORARY_MS = 60 * 60_000;
 
 function isTemporary(name: string): boolean {
   return name.startsWith(TEMPORARY_PREFIX) && name.endsWith(TEMPORARY_SUFFIX);

@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -376,6 +376,36 @@ describe('prune on a folder (the old schema)', () => {
       assert.match(result.stdout, new RegExp(`deleted ${expectedOrphans(world).size} objects`));
       const owned = world.fixture.present.map((object) => object.sourceKey!);
       assert.deepEqual(filesBelow(root).sort(), [...new Set([...owned, ...OUTSIDE])].sort());
+      rmSync(config.dir, { recursive: true, force: true });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('prune on a folder: the partial files of a killed run', () => {
+  test('a temporary file untouched for an hour is an object no row owns: listed and deleted; one being written is not', async () => {
+    const world = worlds.get('old')!;
+    const root = mkdtempSync(join(tmpdir(), 'mastosync-prune-tmp-'));
+    try {
+      for (const object of world.fixture.present) writeAt(root, object.sourceKey!, world.fixture.sourceByKey.get(object.sourceKey!)!.body);
+      const folder = dirname(world.fixture.present[0]!.sourceKey!);
+      // As a SIGKILL leaves them: `.mastosync-<hex>.tmp` next to the object it was to become.
+      const stale = `${folder}/.mastosync-0123456789ab.tmp`;
+      const writing = `${folder}/.mastosync-ba9876543210.tmp`;
+      writeAt(root, stale, Buffer.alloc(5000));
+      writeAt(root, writing, Buffer.alloc(3000));
+      const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+      utimesSync(join(root, stale), twoHoursAgo, twoHoursAgo);
+      const config = writeConfig({ databaseUrl: world.db.url, source: { type: 'fs', path: root }, destination: { type: 'fs', path: root } });
+      const listed = await runCli(['prune', 'all'], { cwd: config.dir });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.ok(listed.stdout.includes(join(root, stale)), listed.stdout);
+      assert.ok(!listed.stdout.includes(writing), 'a write in progress is not listed');
+      const deleted = await runCli(['prune', 'all', '--delete', '--max-delete', '1'], { cwd: config.dir });
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(existsSync(join(root, stale)), false, 'the stale partial file is deleted');
+      assert.equal(existsSync(join(root, writing)), true, 'the fresh one is kept');
       rmSync(config.dir, { recursive: true, force: true });
     } finally {
       rmSync(root, { recursive: true, force: true });
