@@ -77,7 +77,16 @@ export class IntegrityError extends Error {
  * Mastodon, which logs it and goes on, there is nothing to re-apply.
  */
 export class AccessUnsupportedError extends Error {
-  override readonly name = 'AccessUnsupportedError';
+  override readonly name: string = 'AccessUnsupportedError';
+}
+
+/**
+ * The credentials may not read or set per-object access (S3 answers AccessDenied to GetObjectAcl or PutObjectAcl):
+ * none is re-applied, and the copy goes on, as it did before access was re-applied at all; the admin is told what
+ * to grant.
+ */
+export class AccessRefusedError extends AccessUnsupportedError {
+  override readonly name = 'AccessRefusedError';
 }
 
 /** A plain MD5 ETag: 32 hex digits, no `-<parts>` suffix (multipart). */

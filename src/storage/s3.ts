@@ -30,7 +30,16 @@ import type {
 import { DirectRequests, credentialProvider, digestEtag, type CredentialProvider, type SdkRules } from './s3Direct.js';
 import { parseListPage, xmlField, type ListPage } from './s3List.js';
 import { HttpTransport, type DirectResponse } from './s3Http.js';
-import { AccessUnsupportedError, BodyRefusedError, IntegrityError, formatSize, mayPassWithTime, md5FromEtag, type StoreSide } from './errors.js';
+import {
+  AccessRefusedError,
+  AccessUnsupportedError,
+  BodyRefusedError,
+  IntegrityError,
+  formatSize,
+  mayPassWithTime,
+  md5FromEtag,
+  type StoreSide,
+} from './errors.js';
 import { classifyS3Error, fatalS3Error, httpStatus, isNotFound, refusedCredentials, s3ErrorCode } from './s3Errors.js';
 import { copyOnProvider, sameProvider } from './s3Copy.js';
 import { hashingStream } from './outgoing.js';
@@ -602,9 +611,16 @@ const SHARED_CANNED_ACLS: ReadonlySet<string> = new Set(['public-read', 'public-
 /** A grant to everyone or to every authenticated AWS user, in a GetObjectAcl answer. */
 const GROUP_GRANT = /acs\.amazonaws\.com\/groups\/global\/(AllUsers|AuthenticatedUsers)/;
 
-/** A failed GetObjectAcl or PutObjectAcl: fatal (denied), a provider without ACLs, or the error as it is. */
+/**
+ * A failed GetObjectAcl or PutObjectAcl: a provider without ACLs, credentials without the ACL permissions (which
+ * copying never needed: the copy goes on), fatal (a bucket gone), or the error as it is.
+ */
 function aclError(error: unknown, side: StoreSide, where: string, key: string): unknown {
-  if (s3ErrorCode(error) === 'NotImplemented') return new AccessUnsupportedError(`${where} keeps no per-object ACL (NotImplemented)`, { cause: error });
+  const code = s3ErrorCode(error);
+  if (code === 'NotImplemented') return new AccessUnsupportedError(`${where} keeps no per-object ACL (NotImplemented)`, { cause: error });
+  if (code === 'AccessDenied') {
+    return new AccessRefusedError(`${where} denied reading or setting an ACL (AccessDenied on ${key})`, { cause: error });
+  }
   return fatalS3Error(error, side, where, key, 'ACL') ?? error;
 }
 

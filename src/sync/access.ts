@@ -17,7 +17,7 @@ import type { Schema } from '../db/schema.js';
 import { ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
-import { AccessUnsupportedError, FatalStoreError } from '../storage/errors.js';
+import { AccessRefusedError, AccessUnsupportedError, FatalStoreError } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/types.js';
 import { aclFor } from './copy.js';
 import { BoundedPool } from './pool.js';
@@ -48,7 +48,7 @@ export interface AccessPassResult {
   reapplied: number;
   /** Objects whose access could not be set or read (logged): the job is not synced, so the next run looks again. */
   failed: number;
-  /** An answer no retry fixes (credentials without s3:PutObjectAcl): the run stops. */
+  /** An answer no retry fixes (a bucket gone): the run stops. */
   fatal?: FatalStoreError;
 }
 
@@ -66,7 +66,15 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   let unsupported = false;
   const failed = (object: OwnedObject, error: unknown) => {
     if (error instanceof FatalStoreError) result.fatal ??= error;
-    else if (error instanceof AccessUnsupportedError) {
+    else if (error instanceof AccessRefusedError) {
+      if (!unsupported) {
+        log.warn(
+          { cause: error.message },
+          'the destination\'s credentials may not read or set ACLs: none re-applied (suspensions since the last run do not reach the copy); give them s3:GetObjectAcl and s3:PutObjectAcl, or set [destination] acl = ""',
+        );
+      }
+      unsupported = true;
+    } else if (error instanceof AccessUnsupportedError) {
       if (!unsupported) log.info({ cause: error.message }, 'the destination keeps no per-object ACL: none to re-apply');
       unsupported = true;
     } else {

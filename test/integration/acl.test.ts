@@ -128,3 +128,25 @@ test('suspending, unsuspending and discarding after the copy: --resume re-applie
   assert.match(delta.stdout, new RegExp(`^${requests('PutObjectAcl').length} ACLs re-applied`, 'm'));
   assert.deepEqual(requests('PutObject'), []);
 });
+
+test('credentials that may not read or set ACLs: --resume warns once and copies on, as before ACLs were re-applied', async () => {
+  await setSuspended('1', true);
+  proxy.setFault((request) =>
+    request.operation === 'GetObjectAcl' || request.operation === 'PutObjectAcl' ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined,
+  );
+  try {
+    proxy.reset();
+    const result = await runCli(['run', 'all', '--resume', '--quiet', '--log-level', 'warn', '--json'], { cwd: config.dir });
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const report = JSON.parse(result.stdout) as { jobs: JobSummary[] };
+    const media = report.jobs.find((job) => job.job === 'media_attachments')!;
+    assert.equal(media.aclsReapplied, 0);
+    assert.equal(media.failed, 0);
+    const warnings = result.stderr.split('\n').filter((line) => line.includes('may not read or set ACLs'));
+    assert.equal(warnings.length, 1, result.stderr);
+    assert.match(warnings[0]!, /s3:GetObjectAcl and s3:PutObjectAcl/);
+    assert.ok(requests('GetObjectAcl').length >= 1, 'the pass asked');
+  } finally {
+    proxy.setFault(undefined);
+  }
+});
