@@ -99,8 +99,8 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   };
   const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope);
 
-  for (const account of changes.accounts) {
-    if (halted()) break;
+  /** One account changed since: its probe asked, and its objects set if that one differs. */
+  const reapplyAccount = async (account: (typeof changes.accounts)[number]): Promise<void> => {
     // The lowest id's object whose access follows the account: media of a discarded status stay private whatever it is.
     let probe: OwnedObject | undefined;
     for (let after: string | undefined; probe === undefined;) {
@@ -115,12 +115,12 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
       if (rows.length < options.batchSize) break;
       after = String(rows.at(-1)!.id);
     }
-    if (probe === undefined) continue;
+    if (probe === undefined) return;
     try {
-      if ((await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop))) === true) continue;
+      if ((await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop))) === true) return;
     } catch (error) {
       failed(probe, error);
-      continue;
+      return;
     }
     log.info({ account: account.id, suspended: account.suspended }, 're-applying the ACL of the media of an account (un)suspended since the last run');
     const failedBefore = result.failed;
@@ -143,7 +143,25 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     // The probe last, once every other object is set: until then the next run finds the account to do again.
     await pool.drain();
     if (result.failed === failedBefore) await set(probe, false);
+  };
+  // Accounts a few at a time: on a large instance thousands of remote accounts are fetched again between two runs,
+  // each one a query and a request, which one after another held the new rows back for minutes.
+  const accounts = new BoundedPool(Math.max(1, Math.ceil(options.concurrency / 2)));
+  let accountFailure: { readonly error: unknown } | undefined;
+  for (const account of changes.accounts) {
+    if (halted() || accountFailure !== undefined) break;
+    await accounts.submit(async () => {
+      if (halted() || accountFailure !== undefined) return;
+      try {
+        await reapplyAccount(account);
+      } catch (error) {
+        // The database lost, a stop: the pass ends as it did when it went one account at a time.
+        accountFailure ??= { error };
+      }
+    });
   }
+  await accounts.drain();
+  if (accountFailure !== undefined) throw accountFailure.error;
 
   // Statuses discarded since: few objects each; each asked first, so the count says what changed.
   for (let start = 0; start < changes.statuses.length && !halted(); start += options.batchSize) {

@@ -502,7 +502,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       // whose attachment changed in the window.
       let accessFailed = false;
       const accessSince = changesFrom !== undefined && watermark !== undefined ? { since: changesFrom, maxId: watermark } : sinceOnly(scope);
-      if (accessSince !== undefined && !options.dryRun && !stop.aborted) {
+      // Not for a look at a few rows (--limit), which must not walk every account changed since the last run.
+      if (accessSince !== undefined && !options.dryRun && options.limit === undefined && !stop.aborted) {
         const whole = { ...scope, since: undefined, until: undefined };
         const access = await reapplyAccess({ ...options, job, ...accessSince, scope: whole, stop });
         summary.aclsReapplied += access.reapplied;
