@@ -16,7 +16,7 @@ import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
 import { joinWithBothStores } from './listingJoin.js';
 import { withRetries } from './retry.js';
 import { reapplyAccess } from './access.js';
-import { findAtSource } from './source.js';
+import { findAtSource, lookForNewest } from './source.js';
 import { describeError } from '../errors.js';
 import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } from './checkpoint.js';
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
@@ -123,17 +123,18 @@ export interface RunSummary {
 type RunStop = FatalStoreError | CheckpointWriteError | DatabaseLostError | SourceLooksEmptyError;
 
 /**
- * How many objects looked for at the source, none found, stop a run: no real instance lacks that many in a row,
- * but an unmounted folder or a wrong bucket does, and would record every object of the database missing.
+ * How many objects looked for at the source, none found, make a run look for the newest rows' objects, and stop it if
+ * none of those is there either: an unmounted folder or a wrong bucket would record every object of the database
+ * missing. An old instance may well have lost its oldest files (the first rows a bulk run reads), not its newest.
  */
 const EMPTY_SOURCE_LOOKS = 100;
 
 /** Not one of the first EMPTY_SOURCE_LOOKS objects looked for is at the source: it is empty, or not Mastodon's. */
 class SourceLooksEmptyError extends Error {
   override readonly name = 'SourceLooksEmptyError';
-  constructor(source: string, looked: number) {
+  constructor(source: string, looked: number, newest: number) {
     super(
-      `none of the ${looked} objects looked for is at the source ${source}: is it Mastodon's bucket or folder (mounted, right bucket, right key_prefix)? Fix [source], then run again with --resume`,
+      `none of the ${looked} objects looked for is at the source ${source}, nor any of the ${newest} newest rows' objects: is it Mastodon's bucket or folder (mounted, right bucket, right key_prefix)? Fix [source], then run again with --resume`,
     );
   }
 }
@@ -225,6 +226,25 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   }
   await Promise.all(finishing);
   return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }), firstLooks };
+
+  /** After EMPTY_SOURCE_LOOKS misses in a row: the run goes on only if the newest rows' objects are at the source. */
+  async function lookAtNewest(): Promise<void> {
+    let newest: { looked: string[]; found: number };
+    try {
+      newest = await lookForNewest(options.db, options.schema, options.source);
+    } catch (error) {
+      log.warn({ error: describeError(error) }, 'could not look for the newest objects at the source');
+      newest = { looked: [], found: 0 };
+    }
+    if (newest.found === 0) {
+      stopFor(new SourceLooksEmptyError(options.source.description, EMPTY_SOURCE_LOOKS, newest.looked.length));
+      return;
+    }
+    log.info(
+      { missing: EMPTY_SOURCE_LOOKS, newestFound: newest.found, newestLooked: newest.looked.length },
+      'the first objects looked for are missing at the source but the newest are there (old files lost): going on',
+    );
+  }
 
   async function runJob(job: JobName): Promise<void> {
     const summary: JobSummary = {
@@ -331,8 +351,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (!retry && result.status !== 'failed') {
         if (result.status === 'missing') firstLooks.missing += 1;
         else firstLooks.found += 1;
-        if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS)
-          stopFor(new SourceLooksEmptyError(options.source.description, EMPTY_SOURCE_LOOKS));
+        if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS) finishing.push(lookAtNewest());
       }
       logResult(log, job, object.id, result.status === 'missing' ? object.key : key, result, retry, firstLooks.missing > MISSING_WARNINGS);
       options.onResult?.(job, object, result);

@@ -128,6 +128,18 @@ describe('a source that is empty or not Mastodon’s', () => {
     assert.equal(summary.total.failed, 0);
   });
 
+  test('run: an old instance that lost its oldest files goes past them, as its newest are there (review L7)', async () => {
+    // Only the newest 50 extra avatars: every object a first run reads before them (more than 100) is missing.
+    const lost = join(root, 'lost-oldest');
+    for (let id = 100000 + EXTRA - 49; id <= 100000 + EXTRA; id++) put(lost, extraKey(id), `avatar ${id}`);
+    const config = configFor(lost, 'dest-lost');
+    const first = await runCli(['run', 'all', '--json', '--config', config.file]);
+    assert.doesNotMatch(first.stderr, /stopped:/, first.stderr);
+    assert.match(first.stderr, /"msg":"the first objects looked for are missing at the source but the newest are there/);
+    const summary = JSON.parse(first.stdout.trim().split('\n').at(-1)!) as { total: Record<string, number> };
+    assert.equal(summary.total.copied, 50, first.stdout);
+  });
+
   test('verify: most of what it checks missing at the source is exit 1, with a line saying why; the right source: exit 0', async () => {
     const empty = join(root, 'empty-verify');
     mkdirSync(empty);

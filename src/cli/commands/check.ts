@@ -8,12 +8,10 @@
  */
 import type { Logger } from 'pino';
 import { connectDatabase, type Database } from '../../db/connection.js';
-import { readNewestRows } from '../../db/rows.js';
 import { hasTable, missingOptionalColumns, probeSchema, type Schema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';
-import { ownedObjects } from '../../mastodon/keys.js';
-import { JOB_NAMES, type JobName } from '../../mastodon/tables.js';
-import { findAtSource } from '../../sync/source.js';
+import { JOB_NAMES } from '../../mastodon/tables.js';
+import { PROBED_JOBS, lookForNewest } from '../../sync/source.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { loadConfigParts, locateConfig, type Config, type ConfigParts } from '../config.js';
 import { EXIT, type Output } from '../exit.js';
@@ -162,10 +160,6 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
   }
 }
 
-/** The newest rows of these tables (those this Mastodon has) are looked for at the source, PROBED_ROWS each. */
-const PROBED_JOBS: readonly JobName[] = ['media_attachments', 'accounts'];
-const PROBED_ROWS = 5;
-
 /**
  * Whether the source holds what the database says it should: the originals of the newest rows, each at its key or
  * a legacy one, as a run looks for them. None found is a FAIL: the source answers, but it is not Mastodon's (an
@@ -179,17 +173,7 @@ async function checkSourceObjects(
   let store: ObjectStore | undefined;
   try {
     store = createStore(settings, { role: 'source', concurrency: 1 });
-    const source = store;
-    const looked: string[] = [];
-    let found = 0;
-    for (const job of PROBED_JOBS.filter((name) => hasTable(schema, name))) {
-      for (const row of await readNewestRows(db, schema, job, PROBED_ROWS)) {
-        const original = ownedObjects(job, row)[0];
-        if (original === undefined) continue;
-        looked.push(original.key);
-        if ((await findAtSource(original, (key) => source.head(key))) !== undefined) found += 1;
-      }
-    }
+    const { looked, found } = await lookForNewest(db, schema, store);
     const what = `the newest ${PROBED_JOBS.join(' and ')} objects`;
     report(
       looked.length === 0
