@@ -56,6 +56,30 @@ export interface S3StoreOptions extends StoreOptions {
 
 /** Requests for housekeeping (checking the bucket, aborting an upload, deleting a bad object) are tried this often. */
 const HOUSEKEEPING_ATTEMPTS = 4;
+/** How many keys reset while sending an S3Store remembers: far more than copies retried at once. */
+const RESET_KEYS_KEPT = 1024;
+
+/** The `limit` keys added last (re-adding one makes it the latest): a memory per object that does not grow with a run. */
+export class RecentKeys {
+  private readonly keys = new Set<string>();
+  constructor(private readonly limit: number) {}
+  get size(): number {
+    return this.keys.size;
+  }
+  has(key: string): boolean {
+    return this.keys.has(key);
+  }
+  add(key: string): void {
+    this.keys.delete(key);
+    this.keys.add(key);
+    // A Set iterates in insertion order: its first key is the oldest.
+    if (this.keys.size > this.limit) this.keys.delete(this.keys.values().next().value as string);
+  }
+  delete(key: string): void {
+    this.keys.delete(key);
+  }
+}
+
 /** The longest Retry-After a housekeeping request waits for. */
 const HOUSEKEEPING_MAX_WAIT_MS = 100_000;
 
@@ -74,8 +98,11 @@ export class S3Store implements ObjectStore {
   private answersProve = true;
   /** The smallest request body the provider refused as too large: later bodies stay below it. */
   private refusedBody: number | undefined;
-  /** Keys whose PUT was reset while its body was being sent, with no answer: perhaps a refusal, asked next time. */
-  private readonly resetWhileSending = new Set<string>();
+  /**
+   * Keys whose PUT was reset while its body was being sent, with no answer: perhaps a refusal, asked next time. A key
+   * whose copy then gave up stays, so only the latest are kept: a run lasts days over millions of objects (review L3).
+   */
+  private readonly resetWhileSending = new RecentKeys(RESET_KEYS_KEPT);
 
   constructor(
     readonly config: S3StoreConfig,
