@@ -327,7 +327,7 @@ function watchAnswers(client: pg.Client, deadlineMs: number): Socket {
     // Nothing more is read, so that the query fails as cut (read again), not as cancelled (an error that stops).
     socket.pause();
     // Cut once the cancel went out: a pooler forgets a client's queries when the client goes (PgBouncer).
-    void cancelQuery(client).then(() => socket.destroy(cut));
+    void cancelQuery(client, socket).then(() => socket.destroy(cut));
   });
   return socket;
 }
@@ -340,8 +340,11 @@ const CANCEL_PATIENCE_MS = 2_000;
  * pooler passes on): the server notices a client gone only when it next writes to it, so a query whose connection
  * is cut at the answer deadline would run on alone, and its snapshot hold vacuum back, up to the statement timeout.
  * Best effort: settles once the request went out or the patience ran out, never fails, keeps no process alive.
+ * It goes to the address `socket` (the query's connection) is connected to, not to the host by name again: behind a
+ * name with several addresses (an HA endpoint, a pooler fleet) another node would get it, and do nothing (review L5).
  */
-function cancelQuery(client: pg.Client): Promise<void> {
+export function cancelQuery(client: pg.Client, socket: Socket): Promise<void> {
+  const { remoteAddress, remotePort } = socket;
   const { host, port, processID, secretKey } = client as unknown as { host: string; port: number; processID: number | null; secretKey: number | null };
   if (processID === null || secretKey === null) return Promise.resolve();
   const request = Buffer.alloc(16);
@@ -350,14 +353,18 @@ function cancelQuery(client: pg.Client): Promise<void> {
   request.writeInt32BE(processID, 8);
   request.writeInt32BE(secretKey, 12);
   return new Promise<void>((resolve) => {
-    const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
+    const cancel = host.startsWith('/')
+      ? connect(`${host}/.s.PGSQL.${port}`)
+      : remoteAddress !== undefined && remotePort !== undefined
+        ? connect(remotePort, remoteAddress)
+        : connect(port, host);
     // Not ended after it: the server closes the connection once it has acted on the request, and PgBouncer takes an
     // end before that for a client gone, and passes nothing on.
-    socket.once('connect', () => socket.write(request));
-    socket.once('close', () => resolve());
-    socket.setTimeout(CANCEL_PATIENCE_MS, () => socket.destroy());
-    socket.on('error', () => undefined);
-    socket.unref();
+    cancel.once('connect', () => cancel.write(request));
+    cancel.once('close', () => resolve());
+    cancel.setTimeout(CANCEL_PATIENCE_MS, () => cancel.destroy());
+    cancel.on('error', () => undefined);
+    cancel.unref();
   });
 }
 
