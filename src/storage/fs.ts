@@ -4,7 +4,7 @@
  * and are renamed into place, so a reader never sees half an object.
  */
 import { accessSync, constants, createWriteStream } from 'node:fs';
-import { access, chmod, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -82,14 +82,16 @@ export class FsStore implements ObjectStore {
    * less the umask). Modes match when both or neither let anyone but the owner read.
    */
   readonly access: ObjectAccess = {
+    // lstat: a link in the destination folder is no object of ours, and chmod would change what it points to.
     matches: async (key, acl) => {
-      const info = await stat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
+      const info = await lstat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
       if (info === undefined || !info.isFile()) return undefined;
       return ((info.mode & OTHERS_READ) !== 0) === ((modeFor(acl) & ~process.umask() & OTHERS_READ) !== 0);
     },
     set: async (key, acl) => {
       const path = this.pathOf(key);
       try {
+        if (!(await lstat(path)).isFile()) return false;
         await chmod(path, modeFor(acl) & ~process.umask());
         return true;
       } catch (error) {

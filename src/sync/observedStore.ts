@@ -8,7 +8,7 @@ import type { FailureKind, ListedObject, ObjectStore, RequestGate, ServerCopyOpt
 import type { Readable } from 'node:stream';
 
 export type StoreSide = 'source' | 'destination';
-export type StoreOperation = 'read' | 'head' | 'write' | 'list' | 'delete' | 'copyFrom';
+export type StoreOperation = 'read' | 'head' | 'write' | 'list' | 'delete' | 'copyFrom' | 'acl';
 /** `ok`, or the kind of failure as the store classifies it. */
 export type RequestOutcome = 'ok' | FailureKind['kind'];
 
@@ -32,6 +32,7 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     }
   };
 
+  const access = store.access;
   const observed: ObjectStore = {
     get description() {
       return store.description;
@@ -45,8 +46,14 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     provesWrites: (contentLength) => store.provesWrites(contentLength),
     classify: (error) => store.classify(error),
     close: () => store.close(),
-    // Not timed: a few requests a run, for suspensions (access.ts).
-    ...(store.access !== undefined && { access: store.access }),
+    // Timed too: the store's watch must see the ACL pass's requests (access.ts), or a store gone during it is
+    // tried account after account instead of waited for and stopped.
+    ...(access !== undefined && {
+      access: {
+        matches: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.matches(key, acl, signal)),
+        set: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.set(key, acl, signal)),
+      },
+    }),
   };
   const list = store.list?.bind(store);
   // A listing is timed whole, from the first page asked to the last entry given.

@@ -524,7 +524,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       // Not for a look at a few rows (--limit), which must not walk every account changed since the last run.
       if (accessSince !== undefined && !options.dryRun && options.limit === undefined && !stop.aborted) {
         const whole = { ...scope, since: undefined, until: undefined };
-        const access = await reapplyAccess({ ...options, job, ...accessSince, scope: whole, stop });
+        const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop });
         summary.aclsReapplied += access.reapplied;
         summary.failed += access.failed;
         accessFailed = access.failed > 0;

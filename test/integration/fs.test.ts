@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
@@ -20,6 +20,7 @@ import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { filesBelow } from '../support/files.js';
 import { runCli, writeConfig } from '../support/cli.js';
+import { FsStore } from '../../src/storage/fs.js';
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 
@@ -182,4 +183,22 @@ describe('filesystem backend', () => {
     const media = fixture.present.filter((object) => object.table === 'media_attachments' && object.key !== big.key).map((object) => object.key);
     assert.deepEqual(files, media.sort(), 'every other media object arrived');
   });
+});
+
+test('re-applying an ACL in a folder never follows a link: the file it points to, maybe outside the folder, keeps its mode', async () => {
+  const world = mkdtempSync(join(tmpdir(), 'mastosync-acl-link-'));
+  try {
+    const outside = join(world, 'outside.txt');
+    writeFileSync(outside, 'not ours');
+    chmodSync(outside, 0o644);
+    const key = 'media_attachments/files/000/000/001/original/a.png';
+    mkdirSync(dirname(join(world, 'system', key)), { recursive: true });
+    symlinkSync(outside, join(world, 'system', key));
+    const store = new FsStore(join(world, 'system'), 'destination');
+    assert.equal(await store.access.matches(key, 'private'), undefined);
+    assert.equal(await store.access.set(key, 'private'), false);
+    assert.equal(statSync(outside).mode & 0o777, 0o644);
+  } finally {
+    rmSync(world, { recursive: true, force: true });
+  }
 });

@@ -95,3 +95,25 @@ test('--metrics takes HOST:PORT, [IPv6]:PORT or a port alone (loopback)', () => 
   assert.deepEqual(parseMetricsAddress('metrics.internal:0'), { host: 'metrics.internal', port: 0 });
   for (const bad of ['', 'host', 'host:', ':x', '1:2:3', '70000']) assert.throws(() => parseMetricsAddress(bad), UsageError, bad);
 });
+
+test("the ACL pass's requests are reported too, so the store's watch sees them (a store gone during the pass is waited for)", async () => {
+  const reports: Array<[StoreOperation, RequestOutcome]> = [];
+  const observe = (_side: string, operation: StoreOperation, _seconds: number, outcome: RequestOutcome) => reports.push([operation, outcome]);
+  const withAccess: ObjectStore = {
+    ...plainStore('acl'),
+    access: {
+      matches: async () => false,
+      set: async () => {
+        throw Object.assign(new Error('slow down'), { $metadata: { httpStatusCode: 503 } });
+      },
+    },
+  };
+  const observed = observeStore(withAccess, 'destination', observe);
+  assert.equal(await observed.access!.matches('k', 'private'), false);
+  await assert.rejects(observed.access!.set('k', 'private'), /slow down/);
+  assert.deepEqual(reports, [
+    ['acl', 'ok'],
+    ['acl', 'throttled'],
+  ]);
+  assert.equal(observeStore(plainStore('bare'), 'destination', observe).access, undefined);
+});
