@@ -29,7 +29,7 @@ export interface AccessPassOptions {
   readonly schema: Schema;
   /** Owners changed at or after this database time (ISO UTC) are looked at. */
   readonly since: string;
-  /** Only rows up to this id: those above it are copied by this run with the access they have now. */
+  /** Only rows up to this id (the scope's end). */
   readonly maxId: string;
   readonly scope: Scope;
   readonly destination: ObjectStore;

@@ -520,9 +520,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       // Mastodon changed the access of their objects, not their rows. Every object of such an owner, not only those
       // whose attachment changed in the window.
       let accessFailed = false;
-      const accessSince = changesFrom !== undefined && watermark !== undefined ? { since: changesFrom, maxId: watermark } : sinceOnly(scope);
+      // Every row, not only those up to the watermark: an interrupted run finished objects above it, which this run
+      // skips as done (review H3).
+      const accessSince = changesFrom !== undefined && watermark !== undefined ? { since: changesFrom, maxId: scope.maxId ?? MAX_ID } : sinceOnly(scope);
       // Not for a look at a few rows (--limit), which must not walk every account changed since the last run.
       if (accessSince !== undefined && !options.dryRun && options.limit === undefined && !stop.aborted) {
+        // The copies submitted above (failed before, changed) write their objects first: one of them may be the
+        // account's probe, which must not be asked before it is written (review M1).
+        await pool.drain();
         const whole = { ...scope, since: undefined, until: undefined };
         const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop });
         summary.aclsReapplied += access.reapplied;
@@ -587,8 +592,11 @@ function laterOf(minId: string | undefined, watermark: string): string {
 }
 
 /** A --since run's window for the access pass: every row up to --max-id. */
+/** PostgreSQL's largest bigint: no row's id is above it. */
+const MAX_ID = '9223372036854775807';
+
 function sinceOnly(scope: Scope): { since: string; maxId: string } | undefined {
-  return scope.since === undefined ? undefined : { since: scope.since, maxId: scope.maxId ?? '9223372036854775807' };
+  return scope.since === undefined ? undefined : { since: scope.since, maxId: scope.maxId ?? MAX_ID };
 }
 
 /** `<attachment>_updated_iso`, the column a row's attachment says when it changed in (src/db/rows.ts), made once per attachment. */

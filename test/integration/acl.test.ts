@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
 import { createDatabase, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
@@ -149,4 +150,33 @@ test('credentials that may not read or set ACLs: --resume warns once and copies 
   } finally {
     proxy.setFault(undefined);
   }
+});
+
+test('a suspension after an interrupted run: the objects it finished above its watermark get the ACL too', async () => {
+  // Account 1 public again (the test above left it suspended), every object of it as the run sets it.
+  await setSuspended('1', false);
+  await cronRun();
+  // The media of account 1 whose access follows the account (both statuses are discarded by now).
+  const ofOne = mediaOf('1', DISCARDED_STATUS, LIVE_STATUS);
+  for (const object of ofOne) assert.equal(aclOf(object), 'public-read', object.key);
+  // As an interrupted run leaves it: rows above the watermark finished ("done"), the watermark lower.
+  const ids = [...new Set(ofOne.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
+  const low = String(ids[0]! - 1n);
+  const path = join(config.dir, 'mastosync-checkpoint.jsonl');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => !(line.includes('"watermark":') && line.includes('media_attachments')) && !line.includes('"synced":'));
+  lines.splice(
+    1,
+    0,
+    `{"job":"media_attachments","watermark":"${low}"}`,
+    ...ofOne.map((o) => JSON.stringify({ job: 'media_attachments', id: o.rowId, key: o.key, status: 'copied', bytes: 1, ms: 1 })),
+  );
+  writeFileSync(path, lines.join('\n'));
+  await new Promise((r) => setTimeout(r, 1100));
+  await setSuspended('1', true);
+  const second = await cronRun();
+  assert.ok(second.media.aclsReapplied >= ofOne.length, `re-applied ${second.media.aclsReapplied}`);
+  const wrong = ofOne.filter((object) => aclOf(object) !== 'private');
+  assert.deepEqual(wrong, [], "a suspended account's objects stay public-read");
 });
