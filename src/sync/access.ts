@@ -23,6 +23,9 @@ import { aclFor } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 
+/** Accounts whose objects are asked and set at once. */
+const ACCOUNTS_AT_ONCE = 2;
+
 export interface AccessPassOptions {
   readonly job: JobName;
   readonly db: Database;
@@ -64,9 +67,11 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   const pool = new BoundedPool(options.concurrency);
   const retrying = <T>(request: () => Promise<T>) => withRetries([options.destination], request, { retries: options.retries, signal: stop });
   let unsupported = false;
+  /** An ACL request of this pass succeeded: the credentials may, and a refusal is then one object's (review2 M1). */
+  let permitted = false;
   const failed = (object: OwnedObject, error: unknown) => {
     if (error instanceof FatalStoreError) result.fatal ??= error;
-    else if (error instanceof AccessRefusedError) {
+    else if (error instanceof AccessRefusedError && !permitted) {
       if (!unsupported) {
         log.warn(
           { cause: error.message },
@@ -90,8 +95,13 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     await pool.submit(async () => {
       if (halted()) return;
       try {
-        if (check && (await retrying(() => access.matches(object.key, acl, stop))) !== false) return;
+        if (check) {
+          const matches = await retrying(() => access.matches(object.key, acl, stop));
+          permitted = true;
+          if (matches !== false) return;
+        }
         if (await retrying(() => access.set(object.key, acl, stop))) result.reapplied += 1;
+        permitted = true;
       } catch (error) {
         failed(object, error);
       }
@@ -117,7 +127,9 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     }
     if (probe === undefined) return;
     try {
-      if ((await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop))) === true) return;
+      const matches = await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop));
+      permitted = true;
+      if (matches === true) return;
     } catch (error) {
       failed(probe, error);
       return;
@@ -144,9 +156,11 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     await pool.drain();
     if (result.failed === failedBefore) await set(probe, false);
   };
-  // Accounts a few at a time: on a large instance thousands of remote accounts are fetched again between two runs,
+  // Accounts two at a time: on a large instance thousands of remote accounts are fetched again between two runs,
   // each one a query and a request, which one after another held the new rows back for minutes.
-  const accounts = new BoundedPool(Math.max(1, Math.ceil(options.concurrency / 2)));
+  // Two: each account's queries wait for one of the database pool's few connections, and a wait past its timeout
+  // reads as the database lost (review2 H1).
+  const accounts = new BoundedPool(Math.min(ACCOUNTS_AT_ONCE, options.concurrency));
   let accountFailure: { readonly error: unknown } | undefined;
   for (const account of changes.accounts) {
     if (halted() || accountFailure !== undefined) break;

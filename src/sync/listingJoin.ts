@@ -382,6 +382,7 @@ export async function* resumingListing(store: ObjectStore, prefix: string, retri
       const away = await waitForSilentStore(error);
       if (away !== undefined) {
         await new Promise((resolve) => setTimeout(resolve, away));
+        if (signal?.aborted) return;
         continue;
       }
       // A failure no wait would fix (a refusal, a missing folder, bad input) passes as it is.

@@ -59,6 +59,8 @@ export async function withRetries<T>(stores: readonly ObjectStore[], operation: 
       const away = await waitForSilentStore(error);
       if (away !== undefined) {
         await sleep(away, undefined, { signal: options.signal }).catch(() => undefined);
+        // Stopped while it waited for the store: no new attempt (an upload, maybe) starts after a stop.
+        if (options.signal?.aborted) throw error;
         continue;
       }
       if (failure.kind === 'throttled') options.onThrottle?.();

@@ -137,10 +137,10 @@ export class StoreWatch {
         (error: unknown) => !silent(presence.store, error),
       )
       .then((answered) => {
-        presence.asking = undefined;
         if (answered) this.answered(presence);
         return answered;
-      });
+      })
+      .finally(() => (presence.asking = undefined));
     return presence.asking;
   }
 }
