@@ -1,5 +1,5 @@
 /** The end-of-run report: a table for people, or one JSON document with --json. */
-import type { JobSummary } from '../sync/run.js';
+import { noCounts, type JobSummary } from '../sync/run.js';
 
 export interface Report {
   readonly jobs: JobSummary[];
@@ -21,20 +21,7 @@ export function isoSeconds(date: Date): string {
 }
 
 function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
-  const total = {
-    rows: 0,
-    changed: 0,
-    objects: 0,
-    copied: 0,
-    relocated: 0,
-    present: 0,
-    missing: 0,
-    failed: 0,
-    skipped: 0,
-    unfinishedRows: 0,
-    aclsReapplied: 0,
-    bytes: 0,
-  };
+  const total = noCounts();
   for (const job of jobs) for (const field of Object.keys(total) as (keyof typeof total)[]) total[field] += job[field];
   return total;
 }

@@ -247,22 +247,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   }
 
   async function runJob(job: JobName): Promise<void> {
-    const summary: JobSummary = {
-      job,
-      rows: 0,
-      changed: 0,
-      objects: 0,
-      copied: 0,
-      relocated: 0,
-      present: 0,
-      missing: 0,
-      failed: 0,
-      skipped: 0,
-      unfinishedRows: 0,
-      aclsReapplied: 0,
-      bytes: 0,
-      ms: 0,
-    };
+    const summary: JobSummary = { job, ...noCounts(), ms: 0 };
     summaries.push(summary);
     const started = performance.now();
     const tracker = new RowTracker(options.resume.watermark(job));
@@ -592,6 +577,24 @@ function laterOf(minId: string | undefined, watermark: string): string {
 }
 
 /** A --since run's window for the access pass: every row up to --max-id. */
+/** A job summary's counts, all zero: where a job's summary starts, and where totals of several add up. */
+export function noCounts(): Omit<JobSummary, 'job' | 'ms'> {
+  return {
+    rows: 0,
+    changed: 0,
+    objects: 0,
+    copied: 0,
+    relocated: 0,
+    present: 0,
+    missing: 0,
+    failed: 0,
+    skipped: 0,
+    unfinishedRows: 0,
+    aclsReapplied: 0,
+    bytes: 0,
+  };
+}
+
 /** PostgreSQL's largest bigint: no row's id is above it. */
 const MAX_ID = '9223372036854775807';
 
