@@ -2,8 +2,8 @@
  * Checks and groups of flags that several commands share. Kept apart from the commands (and from prom-client,
  * which src/cli/metrics.ts loads) so that a command imports only what it parses.
  */
-import type { Logger } from 'pino';
 import type { Argv } from 'yargs';
+import type { Logger } from '../log.js';
 import { UsageError } from '../errors.js';
 import type { Metrics } from './metrics.js';
 

@@ -6,9 +6,9 @@
  * through pino and through this and compares them. Synchronous so the last lines are not lost when the process exits.
  */
 import { writeSync } from 'node:fs';
-import type { Logger } from 'pino';
 import { err as serializeError } from 'pino-std-serializers';
 import { configure } from 'safe-stable-stringify';
+import type { Logger } from '../log.js';
 
 /** Where log lines go, one `write` per line (with its newline). */
 export interface LogDestination {
@@ -31,13 +31,10 @@ const stringifySafe = configure({ maximumDepth: 5, maximumBreadth: 100 });
 /**
  * `destination` replaces stderr, e.g. to print log lines above a live progress display. On a terminal the lines
  * are readable ones (readableLogLine); elsewhere JSON, for log collectors.
- *
- * The result is typed as pino's Logger, which the layers below name; it has the methods they call (trace to fatal,
- * isLevelEnabled, level), not child loggers or pino's other methods.
  */
 export function createLogger(level: string, destination?: LogDestination): Logger {
   const out = destination ?? (process.stderr.isTTY ? readableDestination((text) => process.stderr.write(text)) : stderrDestination());
-  return new JsonLogger(level, out) as unknown as Logger;
+  return new JsonLogger(level, out);
 }
 
 /** Whether info lines (progress among them) are logged at this level: not at warn, error, fatal or silent. */
@@ -45,15 +42,19 @@ export function logsInfo(level: string): boolean {
   return LEVELS[level] !== undefined && LEVELS[level] <= LEVELS.info!;
 }
 
-class JsonLogger {
+/**
+ * Its methods take whatever pino's take, and write it as pino did (test/unit/logger.test.ts), though the code calls
+ * them only as Logger says. No trace or fatal: nothing logs at those levels (--log-level trace or fatal still sets
+ * the threshold).
+ */
+export class JsonLogger implements Logger {
   readonly #threshold: number;
   readonly #out: LogDestination;
-  readonly level: string;
 
   constructor(level: string, out: LogDestination) {
     // As pino: a level's name in any case; an unknown one is refused (--log-level's choices refuse it before).
-    this.level = LEVELS[level.toLowerCase()] !== undefined ? level.toLowerCase() : level;
-    const threshold = this.level === 'silent' ? Infinity : LEVELS[this.level];
+    const name = LEVELS[level.toLowerCase()] !== undefined ? level.toLowerCase() : level;
+    const threshold = name === 'silent' ? Infinity : LEVELS[name];
     if (threshold === undefined) throw new Error(`default level:${level} must be included in custom levels`);
     this.#threshold = threshold;
     this.#out = out;
@@ -64,9 +65,6 @@ class JsonLogger {
     return value !== undefined && value >= this.#threshold;
   }
 
-  trace(fields: unknown, message?: unknown): void {
-    this.#log(10, fields, message, arguments.length);
-  }
   debug(fields: unknown, message?: unknown): void {
     this.#log(20, fields, message, arguments.length);
   }
@@ -78,9 +76,6 @@ class JsonLogger {
   }
   error(fields: unknown, message?: unknown): void {
     this.#log(50, fields, message, arguments.length);
-  }
-  fatal(fields: unknown, message?: unknown): void {
-    this.#log(60, fields, message, arguments.length);
   }
 
   /** pino's level method (its genLog and write): `(fields, message)`, `(message)` or `(error, message?)`. */

@@ -6,8 +6,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from '../log.js';
 import { UsageError } from '../errors.js';
 import type { ObjectStore } from '../storage/types.js';
 import { observeStore, type StoreSide } from '../sync/observedStore.js';

@@ -3,7 +3,7 @@
  * place a few times a second, with log lines printed above it. Elsewhere (cron, CI, a log collector): one JSON
  * line every few seconds, shaped like the log lines, and one at the end.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ProgressLine, ProgressSnapshot, ProgressTally } from '../sync/progress.js';
 import type { Output } from './exit.js';

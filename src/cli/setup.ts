@@ -2,7 +2,7 @@
  * What every command that touches the database needs: the config, a database session and its schema, and
  * the jobs to run. Each step fails with a UsageError that names what to fix, before anything is written.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { connectDatabase, type Database } from '../db/connection.js';
 import { hasTable, probeSchema, type Schema } from '../db/schema.js';
 import { UsageError } from '../errors.js';

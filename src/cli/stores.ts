@@ -1,5 +1,5 @@
 /** What the commands decide about their stores from the config: whether copies go on the provider, and where warnings go. */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import type { Config } from './config.js';
 import { startPatienceMs } from './setup.js';
 import { UsageError, describeError, patiently } from '../errors.js';

@@ -8,7 +8,7 @@
 import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { UnavailableError, UsageError, describeError, patiently } from '../errors.js';
 // Types only: ssh2 (src/ssh/tunnel.ts) is loaded when a tunnel is configured, not at every start.
 import type { TunnelError } from '../ssh/errors.js';

@@ -10,7 +10,7 @@
  * when it differs. Its objects all have one access: each copy writes the account's state at the time, in id order,
  * and this pass sets them all, highest id first, so a pass cut short leaves its probe as it was, to be found again.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import type { Database } from '../db/connection.js';
 import { readAccessChanges, readMediaOwnedBy } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';

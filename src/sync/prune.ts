@@ -11,7 +11,7 @@
 import { appendFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowSpans, readRowsInIdRanges, readRowsInIdRangesCut } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';

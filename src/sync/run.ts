@@ -4,7 +4,7 @@
  * result goes to the checkpoint and the job's tally. A graceful stop stops reading and lets in-flight copies
  * finish; the hard stop aborts them.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';

@@ -6,7 +6,7 @@
  * StoreUnreachableError, a FatalStoreError: the command stops as it does on a bucket gone, with its summary. Any
  * answer resets it, a 404 or a 500 too; a request that fails alone while the store answers others is the object's.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
 import { FatalStoreError, type StoreSide } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/types.js';

@@ -9,7 +9,7 @@
  * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
  * found missing or different is copied again, by the copy a run uses.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';

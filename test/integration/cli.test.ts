@@ -38,7 +38,7 @@ test('--help lists every command', async () => {
 });
 
 /** Names that only the code of a command's work holds: its logging, config file parsing, database, stores and sync. */
-const WORK_NAMES = ['"pino"', '"TomlError"', '"Pool"', '"S3Store"', '"CheckpointWriter"'];
+const WORK_NAMES = ['"JsonLogger"', '"TomlError"', '"Pool"', '"S3Store"', '"CheckpointWriter"'];
 
 test("--version, --help and a command's --help load the command line only, none of the commands' work", async () => {
   const bundle = resolve(import.meta.dirname, '../../dist/bundle');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
-import { createLogger } from '../../src/cli/logger.js';
+import { JsonLogger, createLogger } from '../../src/cli/logger.js';
 
 /** The options src/cli/logger.ts gave pino, as they were. */
 function pinoLogger(level: string, write: (line: string) => void): pino.Logger {
@@ -46,7 +46,13 @@ class TypedError extends Error {
   }
 }
 
-function cases(): [string, (log: pino.Logger) => void][] {
+/**
+ * The level methods both have. Ours take what pino's take (a lone null, a number, an Error as the fields), though the
+ * code calls them only as src/log.ts's Logger says: the lines must be pino's whatever they are given.
+ */
+type LevelMethods = Pick<pino.Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+function cases(): [string, (log: LevelMethods) => void][] {
   const circular: Record<string, unknown> = { name: 'loop' };
   circular.self = circular;
   const socketError = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { errno: -111, code: 'ECONNREFUSED', syscall: 'connect', port: 1 });
@@ -93,7 +99,7 @@ function cases(): [string, (log: pino.Logger) => void][] {
     ['fields alone', (log) => log.info({ a: 1 })],
     ['a number as the message', (log) => log.info(42)],
     ['a non-string message after fields', (log) => log.info({ a: 1 }, { b: 2 } as unknown as string)],
-    ['every level', (log) => (['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const).forEach((level) => log[level]({ level }, level))],
+    ['every level', (log) => (['debug', 'info', 'warn', 'error'] as const).forEach((level) => log[level]({ level }, level))],
   ];
 }
 
@@ -105,17 +111,16 @@ for (const [name, write] of cases()) {
       const expected: string[] = [];
       const actual: string[] = [];
       write(pinoLogger(level, (line) => expected.push(withoutTime(line))));
-      write(createLogger(level, { write: (line) => actual.push(withoutTime(line)) }));
+      write(new JsonLogger(level, { write: (line) => actual.push(withoutTime(line)) }));
       assert.deepEqual(actual, expected, `at ${level}`);
     }
   });
 }
 
-test('isLevelEnabled and level as pino', () => {
+test('isLevelEnabled as pino', () => {
   for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) {
-    const ours = createLogger(level, { write: () => undefined });
+    const ours = new JsonLogger(level, { write: () => undefined });
     const theirs = pinoLogger(level, () => undefined);
-    assert.equal(ours.level, theirs.level);
     for (const asked of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'nonsense'])
       assert.equal(ours.isLevelEnabled(asked), theirs.isLevelEnabled(asked), `${asked} at ${level}`);
   }

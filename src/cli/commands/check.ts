@@ -6,7 +6,7 @@
  * `ok` or `FAIL` with the reason; every check runs even when an earlier one failed, so one pass shows every
  * problem. Exit 2 when any failed.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import { connectDatabase, type Database } from '../../db/connection.js';
 import { hasTable, missingOptionalColumns, probeSchema, type Schema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';

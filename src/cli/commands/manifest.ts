@@ -5,7 +5,7 @@
  * an older Mastodon left under a legacy key, and sets each object's ACL, which the other tools do not.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import { readRowPages } from '../../db/rows.js';
 import { ownedInScope, type Scope } from '../../db/scope.js';
 import { applyKeyPrefix } from '../../mastodon/keys.js';

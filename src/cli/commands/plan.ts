@@ -3,7 +3,7 @@
  * without contacting any object store: rows, objects (every style), the bytes the database knows, what sits
  * under cache/, and the requests and time a copy would take.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import type { Scope } from '../../db/scope.js';
 import { planJob, type JobPlan } from '../../sync/plan.js';
 import { EXIT, type Output } from '../exit.js';

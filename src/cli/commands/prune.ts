@@ -6,7 +6,7 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import { UsageError } from '../../errors.js';
 import { DatabaseLostError } from '../../db/connection.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';

@@ -2,7 +2,7 @@
 import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import { type JobName } from '../../mastodon/tables.js';
 import { UnavailableError, UsageError } from '../../errors.js';
 import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, checkpointProgress, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';

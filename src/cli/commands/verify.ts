@@ -5,7 +5,7 @@
  * is off. With --repair, each object found missing or different is copied again as `run` copies it (ACL, storage
  * class, retries, copy on the provider), one line each; exit 0 when every one of them was.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../log.js';
 import { UsageError } from '../../errors.js';
 import { coversEveryRow, type Scope } from '../../db/scope.js';
 import type { ObjectStore } from '../../storage/types.js';
