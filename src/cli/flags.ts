@@ -10,7 +10,7 @@ import type { Metrics } from './metrics.js';
 /** The config file `mastosync init` writes and every command reads when neither --config nor $MASTOSYNC_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 
-/** --log-level's choices: pino's levels (src/cli/logger.ts), named here so that parsing the flag loads no pino. */
+/** --log-level's choices: pino's levels (src/cli/logger.ts), named here so that parsing the flag loads no logger. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
