@@ -18,9 +18,11 @@ import {
   withMetricsOptions,
   withProgressOptions,
   type MetricsArgs,
+  type MetricsFlags,
   type ProgressArgs,
 } from './flags.js';
 import { scopeFromArgs, withScopeOptions, type ScopeArgs } from './scope.js';
+import type { RunFlags } from './commands/run.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs types arguments through the builder chain, which a module object cannot carry
 type Command = CommandModule<object, any>;
@@ -93,46 +95,51 @@ function runCommandModule(context: CommandContext): Command {
   };
 }
 
+/**
+ * RunFlags' fields that the handler makes of other arguments. Each other field is an argument of the same name and
+ * type, passed on as parsed: RunFlags (src/cli/commands/run.ts) is the one list of them, and RunArgs and
+ * RUN_FLAGS_AS_PARSED follow it, so a flag added there cannot be left out of what the handler reads or passes on.
+ */
+type MadeByHandler = 'jobs' | 'dryRun' | 'scope' | keyof MetricsFlags;
+type AsParsed = Omit<RunFlags, MadeByHandler>;
+
 /** What the run command's handler reads of its arguments, whether yargs parsed them or fastRunArgs did. */
-interface RunArgs extends ScopeArgs, MetricsArgs, ProgressArgs {
+interface RunArgs extends AsParsed, ScopeArgs, MetricsArgs, ProgressArgs {
   readonly jobs?: readonly (string | number)[];
-  readonly config?: string;
   readonly logLevel: string;
-  readonly json: boolean;
-  readonly concurrency?: number;
-  readonly resume: boolean;
-  readonly retryFailed: boolean;
-  readonly fresh: boolean;
-  readonly skipExisting: boolean;
   readonly dryRun: boolean;
   readonly dev: boolean;
-  readonly limit?: number;
-  readonly checkpoint?: string;
-  readonly maxRps?: number;
   readonly quiet: boolean;
   readonly progressInterval: number;
 }
+
+/** The names of AsParsed's fields: `satisfies` refuses one missing here and one that is not a field. */
+const RUN_FLAGS_AS_PARSED = {
+  config: true,
+  json: true,
+  concurrency: true,
+  resume: true,
+  retryFailed: true,
+  fresh: true,
+  skipExisting: true,
+  limit: true,
+  checkpoint: true,
+  maxRps: true,
+} as const satisfies Record<keyof AsParsed, true>;
 
 async function runHandler(context: CommandContext, args: RunArgs): Promise<void> {
   const { runCommand, progressAndLogger } = await import('./commands/index.js');
   const dryRun = Boolean(args.dryRun || args.dev);
   const { progress, log } = progressAndLogger({ quiet: args.quiet || dryRun, logLevel: args.logLevel, progressIntervalSeconds: args.progressInterval });
+  // Each of AsParsed's fields, as RUN_FLAGS_AS_PARSED names them all.
+  const asParsed = Object.fromEntries(Object.keys(RUN_FLAGS_AS_PARSED).map((name) => [name, args[name as keyof AsParsed]])) as AsParsed;
   context.exitCode = await runCommand(
     {
+      ...asParsed,
       jobs: (args.jobs ?? []).map(String),
-      config: args.config,
-      concurrency: args.concurrency,
-      resume: args.resume,
-      retryFailed: args.retryFailed,
-      fresh: args.fresh,
-      skipExisting: args.skipExisting,
       dryRun,
-      limit: args.limit,
-      checkpoint: args.checkpoint,
-      json: args.json,
-      scope: scopeFromArgs(args as ScopeArgs),
-      maxRps: args.maxRps,
-      ...metricsFromArgs(args as MetricsArgs),
+      scope: scopeFromArgs(args),
+      ...metricsFromArgs(args),
     },
     log,
     context.out,
@@ -210,7 +217,7 @@ export function fastRunArgs(argv: readonly string[]): RunArgs | undefined {
 }
 
 /** The run's flags without a value, and the argument each sets. */
-const FAST_BOOLEANS: Readonly<Record<string, string>> = {
+const FAST_BOOLEANS: Readonly<Record<string, keyof RunArgs>> = {
   '--json': 'json',
   '--resume': 'resume',
   '--retry-failed': 'retryFailed',
@@ -222,7 +229,7 @@ const FAST_BOOLEANS: Readonly<Record<string, string>> = {
 };
 
 /** The run's flags with a value: the argument each sets, and what its value must be. */
-const FAST_VALUES: Readonly<Record<string, readonly [string, 'string' | 'number' | 'level']>> = {
+const FAST_VALUES: Readonly<Record<string, readonly [keyof RunArgs, 'string' | 'number' | 'level']>> = {
   '--config': ['config', 'string'],
   '--log-level': ['logLevel', 'level'],
   '--checkpoint': ['checkpoint', 'string'],

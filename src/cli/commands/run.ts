@@ -28,7 +28,11 @@ import { EXIT, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
 
-interface RunFlags extends MetricsFlags {
+/**
+ * What the run is told: the one list of the run's flags (src/cli/commandLine.ts makes the arguments it parses and
+ * passes on from it).
+ */
+export interface RunFlags extends MetricsFlags {
   readonly jobs: string[];
   readonly config?: string;
   readonly concurrency?: number;
