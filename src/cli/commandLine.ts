@@ -357,6 +357,11 @@ function verifyCommandModule(context: CommandContext): Command {
           default: false,
           describe: 'copy again, as run does, exactly the objects found missing or different at the destination',
         })
+        .option('acl', {
+          type: 'boolean',
+          default: false,
+          describe: 'also compare who may read each object (GetObjectAcl, a file mode) with what Mastodon sets: one more request per object',
+        })
         .check((args) => {
           if (args.sample !== undefined && !(Number.isFinite(args.sample) && args.sample > 0 && args.sample <= 100)) {
             throw new UsageError(`--sample must be a percentage above 0 and at most 100, not ${asGiven(args.sample, '--sample')}`);
@@ -379,6 +384,7 @@ function verifyCommandModule(context: CommandContext): Command {
           json: args.json,
           scope: scopeFromArgs(args as ScopeArgs),
           repair: args.repair,
+          acl: args.acl,
           ...metricsFromArgs(args as MetricsArgs),
         },
         log,

@@ -6,8 +6,11 @@
  * per thousand, a HEAD only for an object the source lists not at its exact key, and Content-Type and
  * Cache-Control (which listings do not carry) by HEAD on the --sample share. A key absent at the destination, or whose size, Content-Type, Cache-Control or
  * MD5 ETag differs from the source object's, is a problem. Objects the source lacks are counted apart, not
- * reported: a run records them as missing, and there is nothing to compare with. With `repair`, each object
- * found missing or different is copied again, by the copy a run uses.
+ * reported: a run records them as missing, and there is nothing to compare with. With `acl`, each object the
+ * destination holds is also asked who may read it (ObjectAccess: S3's GetObjectAcl, a folder's file mode), against
+ * the ACL a run writes for it now: a suspended account's media readable at the destination is a privacy incident.
+ * With `repair`, each object found missing or different is copied again, by the copy a run uses; one whose ACL
+ * alone differs gets its ACL set, as the ACL pass of a run sets it.
  */
 import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
@@ -18,7 +21,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
-import { MASTODON_CACHE_CONTROL, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
+import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
@@ -26,7 +29,7 @@ import { findAtSource } from './source.js';
 import { joinWithBothStores } from './listingJoin.js';
 import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
-type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'error';
+type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'acl' | 'error';
 
 export interface Problem {
   readonly job: JobName;
@@ -58,6 +61,8 @@ export interface VerifyJobSummary {
   contentTypeDiffers: number;
   cacheControlDiffers: number;
   md5Differs: number;
+  /** Of the mismatched, those whose ACL (who may read them) is not what a run writes for them now (with `acl`). */
+  aclDiffers: number;
   /** Not at the source (whether the destination has it or not): nothing to compare, not a fault of the copy. */
   missingAtSource: number;
   /** Could not be checked (the store kept failing). */
@@ -72,8 +77,11 @@ export interface Repair {
   readonly job: JobName;
   readonly id: string;
   readonly key: string;
-  /** `copied`: the destination now has the source's object; `missing`: the source no longer has it; `failed`: see error. */
-  readonly repair: 'copied' | 'missing' | 'failed';
+  /**
+   * `copied`: the destination now has the source's object; `acl`: its ACL was set (the object matched otherwise);
+   * `missing`: the source no longer has it; `failed`: see error.
+   */
+  readonly repair: 'copied' | 'acl' | 'missing' | 'failed';
   /** Where the source object was, when not at the exact key. */
   readonly from?: string;
   readonly error?: string;
@@ -104,6 +112,12 @@ export interface VerifyOptions {
    * checked and this share is also HEADed, for Content-Type and Cache-Control: [0, 100].
    */
   readonly samplePercent: number;
+  /**
+   * The configured ACL (`[destination] acl`, a canned ACL): given, the access of each object the destination holds
+   * is compared with what a run writes for it (aclFor: `private` for Mastodon's private objects). One request per
+   * object, by listing too. Needs the destination's ObjectAccess.
+   */
+  readonly acl?: string;
   /** `listing` needs both stores to list. Default: `head`. */
   readonly method?: 'head' | 'listing';
   readonly scope?: Scope;
@@ -192,7 +206,7 @@ async function verifyByHead(options: Verifying, summaries: VerifyJobSummary[]): 
               const outcome = await verifyObject(object, options);
               tally(summary, outcome, options);
               if (options.repair !== undefined && Array.isArray(outcome) && outcome.length > 0 && outcome[0]!.problem !== 'error') {
-                countRepair(summary, await repairObject(object, outcome[0]!.key, options.repair), options);
+                countRepair(summary, await repairObject(object, outcome, options.repair, options), options);
               }
             });
           }
@@ -219,7 +233,7 @@ async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]
   const settle = (summary: VerifyJobSummary, object: OwnedObject, outcome: Outcome): Promise<void> | undefined => {
     tally(summary, outcome, options);
     if (options.repair === undefined || !Array.isArray(outcome) || outcome.length === 0 || outcome[0]!.problem === 'error') return undefined;
-    return repairObject(object, outcome[0]!.key, options.repair).then((repair) => countRepair(summary, repair, options));
+    return repairObject(object, outcome, options.repair, options).then((repair) => countRepair(summary, repair, options));
   };
   try {
     for (const job of options.jobs) {
@@ -241,7 +255,13 @@ async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]
           summary.objects += 1;
           summary.checked += 1;
           if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
-            const repairing = settle(summary, object, compareListed(object, listedAtSource, object.key, listedAtDestination, options));
+            const listed = compareListed(object, listedAtSource, object.key, listedAtDestination, options);
+            // The ACL is no listing's: a request of its own, for each object the destination holds.
+            if (options.acl !== undefined && listedAtDestination !== undefined) {
+              await pool.submit(async () => settle(summary, object, await withAccess(object, listed, options)));
+              continue;
+            }
+            const repairing = settle(summary, object, listed);
             if (repairing !== undefined) await repairing;
             continue;
           }
@@ -270,17 +290,42 @@ function failedCheck(object: OwnedObject, error: unknown, options: Verifying): O
   return 'unchecked';
 }
 
-async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: VerifyOptions): Promise<Outcome> {
+async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: Verifying): Promise<Outcome> {
   const found = await findAtSource(object, (key) => headWithRetries(options.source, key, options.retries));
   if (found === undefined) return 'missing-at-source';
   const md5 = md5FromEtag(found.found.etag);
-  return compareListed(
+  const problems = compareListed(
     object,
     { key: found.from, size: found.found.contentLength ?? -1, ...(md5 !== undefined && { md5 }) },
     found.from,
     atDestination,
     options,
   );
+  return atDestination === undefined ? problems : withAccess(object, problems, options);
+}
+
+/**
+ * `problems` of an object the destination holds, and, with `acl`, whether readers see it as a run would write it
+ * now: a request per object (GetObjectAcl, a folder's lstat). An object gone since it was found adds nothing.
+ */
+async function withAccess(object: OwnedObject, problems: Problem[], options: Verifying): Promise<Outcome> {
+  const access = options.destination.access;
+  const expected = options.acl === undefined ? undefined : aclFor(object, options.acl);
+  if (access === undefined || expected === undefined) return problems;
+  let matches: boolean | undefined;
+  try {
+    matches = await withRetries([options.destination], () => access.matches(object.key, expected, options.stop), {
+      retries: options.retries,
+      signal: options.stop,
+    });
+  } catch (error) {
+    const failed = failedCheck(object, error, options);
+    // What was found off stays off; the ACL's failure is a line of its own.
+    return Array.isArray(failed) && problems.length > 0 ? [...problems, ...failed] : failed;
+  }
+  if (matches !== false) return problems;
+  const actual = expected === 'private' ? 'readable by others' : `not ${expected}`;
+  return [...problems, problemOf(object, options.destination, 'acl', { expected, actual })];
 }
 
 /** Presence, size and MD5 (where both listings carry one) of one object, from the listings alone. */
@@ -327,6 +372,7 @@ export function emptySummary(job: JobName): VerifyJobSummary {
     contentTypeDiffers: 0,
     cacheControlDiffers: 0,
     md5Differs: 0,
+    aclDiffers: 0,
     missingAtSource: 0,
     errors: 0,
     repaired: 0,
@@ -337,14 +383,23 @@ export function emptySummary(job: JobName): VerifyJobSummary {
 /** The problems of one object (none: it matches), or that the source lacks it, or that a store gone left it unchecked. */
 type Outcome = Problem[] | 'missing-at-source' | 'unchecked';
 
-const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' | 'cacheControlDiffers' | 'md5Differs'>> = {
+const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' | 'cacheControlDiffers' | 'md5Differs' | 'aclDiffers'>> = {
   size: 'sizeDiffers',
   'content-type': 'contentTypeDiffers',
   'cache-control': 'cacheControlDiffers',
   etag: 'md5Differs',
+  acl: 'aclDiffers',
 };
 
-async function repairObject(object: OwnedObject, key: string, context: CopyContext): Promise<Repair | StoreUnreachableError> {
+async function repairObject(
+  object: OwnedObject,
+  problems: readonly Problem[],
+  context: CopyContext,
+  options: Verifying,
+): Promise<Repair | StoreUnreachableError> {
+  const key = problems[0]!.key;
+  // Only the ACL off: set it, as a run's ACL pass does, rather than copy the bytes again.
+  if (problems.every((problem) => problem.problem === 'acl')) return setAccess(object, key, problems[0]!.expected as string, context, options);
   const result = await copyOwnedObject(object, context);
   if (result.fatal instanceof StoreUnreachableError) return result.fatal;
   const repair = result.status === 'copied' || result.status === 'relocated' || result.status === 'present' ? 'copied' : result.status;
@@ -358,10 +413,24 @@ async function repairObject(object: OwnedObject, key: string, context: CopyConte
   };
 }
 
+async function setAccess(object: OwnedObject, key: string, acl: string, context: CopyContext, options: Verifying): Promise<Repair | StoreUnreachableError> {
+  const repair = { job: object.job, id: object.id, key };
+  try {
+    const set = await withRetries([context.destination], () => context.destination.access!.set(object.key, acl, options.stop), {
+      retries: context.retries,
+      signal: options.stop,
+    });
+    return set ? { ...repair, repair: 'acl' } : { ...repair, repair: 'failed', error: 'no longer at the destination' };
+  } catch (error) {
+    if (error instanceof StoreUnreachableError) return error;
+    return { ...repair, repair: 'failed', error: describeError(error) };
+  }
+}
+
 function countRepair(summary: VerifyJobSummary, repair: Repair | StoreUnreachableError, options: Verifying): void {
   // Cut short by a store gone: not repaired, nor unrepairable; the next verify finds it again.
   if (repair instanceof StoreUnreachableError) return options.halt(repair);
-  if (repair.repair === 'copied') summary.repaired += 1;
+  if (repair.repair === 'copied' || repair.repair === 'acl') summary.repaired += 1;
   else summary.unrepaired += 1;
   options.onRepair?.(repair);
 }
@@ -433,7 +502,7 @@ async function verifyObject(object: OwnedObject, options: Verifying): Promise<Ou
   if (sourceMd5 !== undefined && destinationMd5 !== undefined && sourceMd5 !== destinationMd5) {
     problems.push(problem('etag', { expected: sourceMd5, actual: destinationMd5 }));
   }
-  return problems;
+  return withAccess(object, problems, options);
 }
 
 function headWithRetries(store: ObjectStore, key: string, retries: number): Promise<ObjectInfo | undefined> {

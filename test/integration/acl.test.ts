@@ -8,11 +8,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFixture, loadFixture, type ExpectedObject, type Fixture } from '../support/fixture.js';
-import { createDatabase, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
-import { runCli, writeConfig } from '../support/cli.js';
+import type { ExpectedObject, Fixture } from '../support/fixture.js';
+import type { TestDatabase } from '../support/postgres.js';
+import type { HttpProxy } from '../support/httpProxy.js';
+import { startAclWorld, type AclWorld } from '../support/aclWorld.js';
+import { runCli, type writeConfig } from '../support/cli.js';
 import type { JobSummary } from '../../src/sync/run.js';
 
 const SOURCE = 'acl-source';
@@ -21,34 +21,21 @@ const DESTINATION = 'acl-destination';
 const DISCARDED_STATUS = '109349205816500001';
 const LIVE_STATUS = '109349205816500002';
 
-let s3: S3Server;
+let world: AclWorld;
 let proxy: HttpProxy;
 let db: TestDatabase;
 let fixture: Fixture;
 let config: ReturnType<typeof writeConfig>;
 
 before(async () => {
-  s3 = await startS3();
-  proxy = await startProxy({ upstreamPort: s3.port, objectAcls: true });
-  db = await createDatabase('current');
-  fixture = buildFixture('current');
-  await s3.createBucket(SOURCE);
-  await s3.createBucket(DESTINATION);
-  await loadFixture(fixture, db.client, s3, SOURCE);
-  config = writeConfig({
-    databaseUrl: db.url,
-    source: { endpoint: proxy.endpoint, bucket: SOURCE },
-    destination: { endpoint: proxy.endpoint, bucket: DESTINATION },
-    concurrency: 4,
-    batchSize: 4,
-  });
+  world = await startAclWorld(SOURCE, DESTINATION);
+  ({ proxy, db, fixture } = world);
+  config = world.writeConfig({ concurrency: 4, batchSize: 4 });
 });
 
 after(async () => {
   rmSync(config?.dir ?? '/nonexistent', { recursive: true, force: true });
-  await db?.drop();
-  await proxy?.stop();
-  await s3?.stop();
+  await world?.stop();
 });
 
 async function cronRun(): Promise<{ media: JobSummary }> {

@@ -1,5 +1,5 @@
 /**
- * `mastosync verify <job..> [--sample PERCENT] [--repair] [--json]`: checks, without writing anything, that the
+ * `mastosync verify <job..> [--sample PERCENT] [--acl] [--repair] [--json]`: checks, without writing anything, that the
  * destination holds every object the database owns with the source's size, Content-Type, Cache-Control and (where
  * both are MD5s) ETag. One line per problem (a JSON line each with --json), then a summary. Exit 1 when anything
  * is off. With --repair, each object found missing or different is copied again as `run` copies it (ACL, storage
@@ -19,6 +19,7 @@ import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js'
 import { describeScope } from '../scope.js';
 import { sourceDoubt } from '../summary.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
+import type { Config } from '../config.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
@@ -39,6 +40,8 @@ interface VerifyFlags extends MetricsFlags {
   readonly scope: Scope;
   /** Copy again what is found missing or different. */
   readonly repair: boolean;
+  /** Compare each object's ACL (who may read it) with what a run writes for it: a request per object. */
+  readonly acl: boolean;
 }
 
 /** `progress`, when given, shows the objects checked (started once the jobs are known) and carries the log lines. */
@@ -50,6 +53,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   if (flags.repair && samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
+  const acl = flags.acl ? comparedAcl(config.destination) : undefined;
   const metrics = await startMetrics('verify', flags.metrics, log);
   const session = await openSession(config, flags.jobs, log).catch(async (error: unknown) => {
     await metrics?.close();
@@ -71,7 +75,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
       ? {
           source: observedSource,
           destination: observedDestination,
-          acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
+          acl: writtenAcl(config.destination),
           storageClass: config.destination.storageClass,
           retries: config.sync.retries,
           serverCopy: serverCopier(config.sync.copyMode, source, destination),
@@ -95,6 +99,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
           method,
           scope: describeScope(flags.scope),
           repair: flags.repair,
+          acl: flags.acl,
         },
         'verify started',
       );
@@ -120,6 +125,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         onProblem: (problem) => print(flags.json ? JSON.stringify(problem) : describeProblem(problem)),
         onSettled: progress && ((job) => tally.result(job, 0)),
         repair,
+        acl,
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
@@ -136,7 +142,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         const md5Compared = config.source.type !== 'fs' && config.destination.type !== 'fs';
         const listing = method === 'listing' ? { attributesPercent: samplePercent, md5Compared } : undefined;
         const cutShort = stopped !== undefined ? 'stopped' : stop.signal.aborted ? 'interrupted' : undefined;
-        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, cutShort));
+        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, cutShort, flags.acl));
       }
       // As run says it: the summary of what was checked, then one line naming the cause and what to do, exit 1.
       if (stopped !== undefined) {
@@ -163,6 +169,23 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     await session.db.close();
     await metrics?.close(flags.metricsHoldMs);
   }
+}
+
+/** The ACL a run writes to `destination` (a canned ACL; "" none): a folder maps `public-read` and `private` to modes. */
+function writtenAcl(destination: Config['destination']): string {
+  return destination.type === 's3' ? destination.acl : 'public-read';
+}
+
+/** `--acl`: the ACL to compare with, or a usage error where the destination keeps none (nothing written yet). */
+function comparedAcl(destination: Config['destination']): string {
+  if (destination.type === 'azure' || destination.type === 'swift') {
+    throw new UsageError(
+      `--acl: a ${destination.type === 'azure' ? 'Azure container' : 'Swift container'} has no per-object ACL (who may read belongs to the container): verify without --acl`,
+    );
+  }
+  const acl = writtenAcl(destination);
+  if (acl === '') throw new UsageError('--acl: [destination] acl = "" sends no ACL, so there is none to compare: verify without --acl');
+  return acl;
 }
 
 /**
@@ -197,6 +220,8 @@ function describeProblem(problem: Problem): string {
       return `${'missing'.padEnd(20)} ${where}: not at the destination (the source has ${problem.source})`;
     case 'error':
       return `${'unchecked'.padEnd(20)} ${where}: ${problem.error}`;
+    case 'acl':
+      return `${'acl differs'.padEnd(20)} ${where}: Mastodon makes it ${problem.expected}, at the destination it is ${problem.actual}`;
     default:
       return `${`${problem.problem} differs`.padEnd(20)} ${where}: ${problem.expected} at the source, ${problem.actual} at the destination`;
   }
@@ -207,6 +232,8 @@ function describeRepair(repair: Repair): string {
   switch (repair.repair) {
     case 'copied':
       return `${'repaired'.padEnd(20)} ${where}: copied again from the source${repair.from === undefined ? '' : ` (${repair.from})`}`;
+    case 'acl':
+      return `${'repaired'.padEnd(20)} ${where}: ACL set`;
     case 'missing':
       return `${'not repaired'.padEnd(20)} ${where}: no longer at the source`;
     default:
@@ -229,6 +256,8 @@ function summaryText(
   listing: { attributesPercent: number; md5Compared: boolean } | undefined,
   /** Ended before every object was checked: by SIGINT or SIGTERM, or stopped by the database lost for good. */
   cutShort: 'interrupted' | 'stopped' | undefined,
+  /** ACLs compared (--acl). */
+  acl: boolean,
 ): string {
   const columns = ['objects', 'checked', 'ok', 'missing', 'mismatched', 'missingAtSource', 'errors', ...(repair ? (['repaired'] as const) : [])] as const;
   const header = ['job', ...columns.map((column) => (column === 'missingAtSource' ? 'missing at source' : column))];
@@ -246,6 +275,7 @@ function summaryText(
     [total.contentTypeDiffers, 'Content-Type'],
     [total.cacheControlDiffers, 'Cache-Control'],
     [total.md5Differs, 'MD5'],
+    [total.aclDiffers, 'ACL'],
   ].flatMap(([count, what]) => (count === 0 ? [] : [`${count} ${what}`]));
   const different = differences.length === 0 ? [] : [`mismatched: ${differences.join(', ')} (an object may differ in several)`];
   const missingAtSource =
@@ -261,7 +291,9 @@ function summaryText(
     : problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
       : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${repair ? repairVerdict(total) : offVerdict(total)}`;
-  const compared = listing?.md5Compared === false ? 'presence and size of every object (a folder keeps no MD5)' : 'presence, size and MD5 of every object';
+  const compared = `${listing?.md5Compared === false ? 'presence and size of every object (a folder keeps no MD5)' : 'presence, size and MD5 of every object'}${
+    acl ? ', and the ACL of each the destination holds' : ''
+  }`;
   const attributes =
     listing === undefined
       ? []

@@ -1,0 +1,167 @@
+/**
+ * `verify --acl`: after a copy, who may read each object at the destination is compared with what Mastodon sets (the
+ * media of a suspended account and backups private, the rest public-read): a private object made public (a privacy
+ * incident) and a public one made private are each named, by HEAD and by listing; `--repair` sets their ACL without
+ * copying their bytes again. Without `--acl` no ACL is asked. A folder destination compares file modes. The proxy keeps
+ * ACLs as S3 does (s3rver answers PutObjectAcl 501).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectAclCommand } from '@aws-sdk/client-s3';
+import type { ExpectedObject } from '../support/fixture.js';
+import { makeS3Client } from '../support/s3.js';
+import { startAclWorld, type AclWorld } from '../support/aclWorld.js';
+import { readJsonLines, runCli, type writeConfig } from '../support/cli.js';
+import type { VerifyJobSummary } from '../../src/sync/verify.js';
+
+const SOURCE = 'verify-acl-source';
+const DESTINATION = 'verify-acl-destination';
+
+let world: AclWorld;
+let config: ReturnType<typeof writeConfig>;
+let folder: string;
+let folderConfig: ReturnType<typeof writeConfig>;
+
+interface Line {
+  key?: string;
+  problem?: string;
+  expected?: string;
+  actual?: string;
+  repair?: string;
+  total?: Omit<VerifyJobSummary, 'job'>;
+}
+
+before(async () => {
+  world = await startAclWorld(SOURCE, DESTINATION);
+  config = world.writeConfig({ concurrency: 4 });
+  folder = mkdtempSync(join(tmpdir(), 'mastosync-verify-acl-'));
+  folderConfig = world.writeConfig({ destination: { type: 'fs', path: folder } });
+  for (const dir of [config.dir, folderConfig.dir]) {
+    const copy = await runCli(['run', 'all', '--quiet'], { cwd: dir });
+    assert.equal(copy.code, 0, copy.stderr + copy.stdout);
+  }
+});
+
+after(async () => {
+  for (const dir of [config?.dir, folderConfig?.dir, folder]) if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await world?.stop();
+});
+
+async function verify(dir: string, ...args: string[]) {
+  world.proxy.reset();
+  const result = await runCli(['verify', 'all', '--json', '--quiet', ...args], { cwd: dir });
+  const lines = readJsonLines<Line>(result.stdout);
+  return {
+    ...result,
+    problems: lines.filter((line) => line.problem !== undefined),
+    repairs: lines.filter((line) => line.repair !== undefined),
+    total: lines.at(-1)!.total!,
+  };
+}
+
+const privateObject = (): ExpectedObject => world.fixture.present.find((object) => object.acl === 'private' && object.table === 'media_attachments')!;
+const publicObject = (): ExpectedObject => world.fixture.present.find((object) => object.acl === 'public-read' && object.table === 'media_attachments')!;
+const destinationRequests = (operation: string) => world.proxy.requests.filter((request) => request.bucket === DESTINATION && request.operation === operation);
+
+test('verify --acl on S3: a private object made public and a public one made private are named; --repair sets their ACL alone', async () => {
+  // Private at the destination is what Mastodon set (fixture: account 7 is suspended).
+  const exposed = privateObject();
+  const hidden = publicObject();
+  assert.ok(exposed !== undefined && hidden !== undefined, 'fixture: a private and a public media object');
+  for (const method of ['--by-head', '--by-listing']) {
+    const clean = await verify(config.dir, '--acl', method);
+    assert.equal(clean.code, 0, clean.stderr + clean.stdout);
+    assert.equal(clean.total.aclDiffers, 0);
+    // One GetObjectAcl per object the destination holds, by listing too.
+    assert.equal(destinationRequests('GetObjectAcl').length, world.fixture.present.length, method);
+  }
+
+  const client = makeS3Client(world.proxy.endpoint);
+  try {
+    await client.send(new PutObjectAclCommand({ Bucket: DESTINATION, Key: exposed.key, ACL: 'public-read' }));
+    await client.send(new PutObjectAclCommand({ Bucket: DESTINATION, Key: hidden.key, ACL: 'private' }));
+  } finally {
+    client.destroy();
+  }
+  assert.equal(world.proxy.objectAcl(DESTINATION, exposed.key), 'public-read');
+
+  // Off by default: a request per object is not what a plain verify costs.
+  const plain = await verify(config.dir, '--by-head');
+  assert.equal(plain.code, 0, plain.stderr + plain.stdout);
+  assert.deepEqual(destinationRequests('GetObjectAcl'), []);
+
+  for (const method of ['--by-head', '--by-listing']) {
+    const off = await verify(config.dir, '--acl', method);
+    assert.equal(off.code, 1, off.stderr + off.stdout);
+    assert.deepEqual(
+      off.problems.map(({ key, problem, expected, actual }) => ({ key, problem, expected, actual })).sort((a, b) => a.key!.localeCompare(b.key!)),
+      [
+        { key: exposed.key, problem: 'acl', expected: 'private', actual: 'readable by others' },
+        { key: hidden.key, problem: 'acl', expected: 'public-read', actual: 'not public-read' },
+      ].sort((a, b) => a.key.localeCompare(b.key)),
+      method,
+    );
+    assert.equal(off.total.mismatched, 2);
+    assert.equal(off.total.aclDiffers, 2);
+  }
+  const text = await runCli(['verify', 'all', '--acl', '--quiet'], { cwd: config.dir });
+  assert.equal(text.code, 1);
+  assert.match(
+    text.stdout,
+    new RegExp(`^acl differs +${exposed.key} \\(media_attachments \\d+\\): Mastodon makes it private, at the destination it is readable by others$`, 'm'),
+  );
+  assert.match(text.stdout, /^mismatched: 2 ACL /m);
+
+  const repaired = await verify(config.dir, '--acl', '--repair');
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  assert.deepEqual(
+    repaired.repairs.map((line) => line.repair),
+    ['acl', 'acl'],
+  );
+  assert.equal(repaired.total.repaired, 2);
+  assert.deepEqual(destinationRequests('PutObject'), [], 'no bytes copied again');
+  assert.equal(destinationRequests('PutObjectAcl').length, 2);
+  assert.equal(world.proxy.objectAcl(DESTINATION, exposed.key), 'private');
+  assert.equal(world.proxy.objectAcl(DESTINATION, hidden.key), 'public-read');
+  const after = await verify(config.dir, '--acl');
+  assert.equal(after.code, 0, after.stderr + after.stdout);
+});
+
+test('verify --acl on a folder: file modes, as Mastodon sets them (0600 private)', async () => {
+  const exposed = join(folder, privateObject().key);
+  const hidden = join(folder, publicObject().key);
+  assert.equal(statSync(exposed).mode & 0o077, 0, 'written private');
+  const clean = await verify(folderConfig.dir, '--acl');
+  assert.equal(clean.code, 0, clean.stderr + clean.stdout);
+  chmodSync(exposed, 0o644);
+  chmodSync(hidden, 0o600);
+  const off = await verify(folderConfig.dir, '--acl');
+  assert.equal(off.code, 1, off.stderr + off.stdout);
+  assert.deepEqual(
+    off.problems.map((problem) => [problem.key, problem.problem, problem.expected]).sort(),
+    [
+      [exposed, 'acl', 'private'],
+      [hidden, 'acl', 'public-read'],
+    ].sort(),
+  );
+  const repaired = await verify(folderConfig.dir, '--acl', '--repair');
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  assert.equal(statSync(exposed).mode & 0o077, 0);
+  assert.notEqual(statSync(hidden).mode & 0o044, 0);
+});
+
+test('verify --acl where no ACL is written: refused in one line, exit 2', async () => {
+  const none = world.writeConfig({ destination: { endpoint: world.proxy.endpoint, bucket: DESTINATION, acl: '' } });
+  try {
+    world.proxy.reset();
+    const result = await runCli(['verify', 'all', '--acl'], { cwd: none.dir });
+    assert.equal(result.code, 2, result.stderr + result.stdout);
+    assert.match(result.stderr, /--acl: \[destination\] acl = "" sends no ACL/);
+    assert.deepEqual(destinationRequests('GetObjectAcl'), []);
+  } finally {
+    rmSync(none.dir, { recursive: true, force: true });
+  }
+});
