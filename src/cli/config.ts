@@ -141,7 +141,7 @@ export interface ConfigParts extends Omit<Config, 'source' | 'destination'> {
  */
 export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ConfigParts {
   const raw: RawConfig = file === undefined ? {} : readTomlFile(file);
-  overlayEnvironment(raw, env);
+  overlayEnvironment(raw, env, file);
   const origin = file ?? 'the environment';
   if (file === undefined && Object.keys(raw).length === 0) {
     throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or write ./${DEFAULT_CONFIG_FILE} with \`mastosync init\``);
@@ -205,8 +205,21 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
 /** MASTOSYNC_ variables that are not settings: the config file's path, stack traces for bug reports, and the tests' start patience (./setup.ts). */
 const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS']);
 
-/** MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins. */
-function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
+/**
+ * Variables whose empty value is a setting of its own: `MASTOSYNC_DESTINATION_ACL=` sends no ACL, as Mastodon's
+ * `S3_PERMISSION=` does. Any other empty MASTOSYNC_* variable is refused (see overlayEnvironment).
+ */
+const EMPTY_IS_A_VALUE = new Set(['MASTOSYNC_DESTINATION_ACL']);
+
+/**
+ * MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins.
+ *
+ * An empty variable is refused, naming it, rather than overriding the file or being skipped: it is nearly always
+ * `MASTOSYNC_X=${X}` in a compose file, systemd unit or cron line whose own X is unset, and either reading would
+ * hide that. Overriding gave "[destination] needs bucket" blamed on a file that has one; skipping would run with
+ * the file's value (or the default) where the admin meant another one, a staging bucket or no key_prefix, say.
+ */
+function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): void {
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
@@ -216,6 +229,10 @@ function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
     const type = section === undefined || key === undefined ? undefined : (SECTIONS[section] as Record<string, KeyType>)[key];
     if (section === undefined || key === undefined || type === undefined) {
       throw new UsageError(`unknown environment variable ${name}: expected MASTOSYNC_<SECTION>_<KEY>, for example MASTOSYNC_SOURCE_SECRET_ACCESS_KEY`);
+    }
+    if (value.trim() === '' && !EMPTY_IS_A_VALUE.has(name)) {
+      const instead = file !== undefined && raw[section]?.[key] !== undefined ? ` to use [${section}] ${key} from ${file}` : '';
+      throw new UsageError(`environment variable ${name} is set but empty: give it a value, or unset it${instead}`);
     }
     (raw[section] ??= {})[key] = checkType(`environment variable ${name}`, type, parseEnvValue(type, value));
   }

@@ -117,6 +117,13 @@ const CASES: Case[] = [
   { name: 'manifest --format with no value', args: ['manifest', 'all', '--format'], says: /--format needs a value/ },
   { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
   { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
+  {
+    // A compose file's `MASTOSYNC_DESTINATION_BUCKET=${BUCKET}` with BUCKET unset; the file's bucket was overridden and the file blamed.
+    name: 'an empty MASTOSYNC_* variable',
+    args: ['run', 'all'],
+    env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_BUCKET: '' }),
+    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_BUCKET is set but empty: give it a value, or unset it to use \[destination\] bucket from mastosync\.toml$/,
+  },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {

@@ -105,6 +105,20 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
   ['unknown variable', MINIMAL, { MASTOSYNC_SOURCE_BUKET: 'x' }, /unknown environment variable MASTOSYNC_SOURCE_BUKET/],
   ['variable of the wrong type', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: 'many' }, /MASTOSYNC_SYNC_CONCURRENCY must be an integer/],
+  // `MASTOSYNC_DESTINATION_BUCKET=${BUCKET}` with BUCKET unset: blamed on the file before ("[destination] needs bucket").
+  [
+    'an empty variable over a key of the file',
+    MINIMAL,
+    { MASTOSYNC_DESTINATION_BUCKET: '' },
+    /^environment variable MASTOSYNC_DESTINATION_BUCKET is set but empty: give it a value, or unset it to use \[destination\] bucket from \S*mastosync\.toml$/,
+  ],
+  [
+    'a blank variable of a key the file lacks',
+    MINIMAL,
+    { MASTOSYNC_SOURCE_REGION: '  ' },
+    /^environment variable MASTOSYNC_SOURCE_REGION is set but empty: give it a value, or unset it$/,
+  ],
+  ['an empty integer variable', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: '' }, /^environment variable MASTOSYNC_SYNC_CONCURRENCY is set but empty/],
 ];
 
 for (const [name, text, env, message] of MISTAKES) {
