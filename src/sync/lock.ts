@@ -8,7 +8,7 @@
  * of this version, which links in a whole file: once older than UNREADABLE_STALE_MS it is taken over; younger, the
  * run stops saying what it is.
  */
-import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -73,6 +73,11 @@ export class CheckpointLock {
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
+        const other = notAFile(path);
+        if (other !== undefined)
+          throw new UsageError(
+            `${path} is ${other}, where checkpoint ${checkpoint}'s lock file goes: remove it or move it away (each run makes and removes that file itself)`,
+          );
         const holder = readHolder(path);
         if (holder === 'gone') continue; // released between our link and our read: try once more
         if (holder === 'unreadable' ? !unreadableIsStale(path) : !holderIsGone(holder)) throw new CheckpointBusyError(checkpoint, named(holder));
@@ -117,6 +122,21 @@ export class CheckpointLock {
 
 /** A lock that came and went twice while this run tried to take it: busy, to be safe. */
 const UNKNOWN_HOLDER: LockHolder = { pid: 0, host: 'unknown', since: 'unknown' };
+
+/**
+ * What is at the lock's path when it is no file (a folder made by hand or by a tool that took the name for one),
+ * which no run wrote nor can remove; undefined: a file, or nothing. Not read as a holder: it names none, and
+ * reading a folder failed as a lock another user's run holds.
+ */
+function notAFile(path: string): string | undefined {
+  try {
+    const stats = lstatSync(path);
+    if (stats.isFile()) return undefined;
+    return stats.isDirectory() ? 'a directory' : stats.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
+  } catch {
+    return undefined;
+  }
+}
 
 /** The lock's holder; `gone`: no lock file (any more); `unreadable`: a file that names no holder. */
 function readHolder(path: string): LockHolder | 'gone' | 'unreadable' {

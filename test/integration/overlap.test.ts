@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -128,4 +128,28 @@ test('a file that is not a checkpoint is refused untouched (exit 2), for fresh a
   const result = await runCli(['run', 'all', '--resume', '--checkpoint', notes], { cwd: config.dir });
   assert.equal(result.code, 2);
   assert.equal(readFileSync(notes, 'utf8'), 'not json\n');
+});
+
+test("a directory where the checkpoint's lock file goes is refused in one line that names it (exit 2), nothing written", async () => {
+  const lock = `${config.checkpoint}.lock`;
+  mkdirSync(lock);
+  try {
+    const before = lines(config.checkpoint);
+    const result = await runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir });
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      `mastosync: ${lock} is a directory, where checkpoint ${config.checkpoint}'s lock file goes: remove it or move it away (each run makes and removes that file itself)\n`,
+    );
+    assert.equal(result.stdout, '');
+    assert.deepEqual(lines(config.checkpoint), before, 'the checkpoint is untouched');
+    assert.ok(statSync(lock).isDirectory(), 'the directory is left as it was');
+    assert.deepEqual(
+      readdirSync(config.dir).filter((name) => name.includes('.lock.')),
+      [],
+      "no file of the run's left beside it",
+    );
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 });
