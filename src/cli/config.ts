@@ -202,8 +202,8 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
   throw new UsageError(`${where} must be ${type === 'integer' ? 'an integer' : `a ${type}`}, not ${JSON.stringify(value)}`);
 }
 
-/** MASTOSYNC_ variables that are not settings: the config file's path, stack traces for bug reports, and the tests' start patience (./setup.ts). */
-const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS']);
+/** MASTOSYNC_ variables that are not settings: the config file's path, stack traces for bug reports, and the tests' patiences (./setup.ts). */
+const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS', 'MASTOSYNC_TEST_STORE_PATIENCE_MS']);
 
 /**
  * Variables whose empty value is a setting of its own: `MASTOSYNC_DESTINATION_ACL=` sends no ACL, as Mastodon's

@@ -43,8 +43,21 @@ export interface Session {
  * back); then exit 75. The integration tests shorten it through the environment, as they run the real CLI.
  */
 export function startPatienceMs(): number {
-  const forTests = Number(process.env.MASTOSYNC_TEST_START_PATIENCE_MS);
-  return Number.isFinite(forTests) && forTests >= 0 && process.env.MASTOSYNC_TEST_START_PATIENCE_MS !== '' ? forTests : 5 * 60_000;
+  return patienceForTests('MASTOSYNC_TEST_START_PATIENCE_MS') ?? 5 * 60_000;
+}
+
+/**
+ * How long a run waits for a store that answers nothing, or fails every object, before it stops (src/sync/storeWatch.ts,
+ * src/sync/failureStreak.ts): undefined for the 5 minutes. The integration tests shorten it as the start's.
+ */
+export function runPatienceMs(): number | undefined {
+  return patienceForTests('MASTOSYNC_TEST_STORE_PATIENCE_MS');
+}
+
+function patienceForTests(variable: string): number | undefined {
+  const value = process.env[variable];
+  const ms = Number(value);
+  return value !== undefined && value !== '' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
 /** `signal` stops the wait for a database that does not answer yet, when the start has failed for good elsewhere. */

@@ -8,7 +8,8 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
 import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
-import { IntegrityCheck, readChecked } from './integrity.js';
+import type { FailedAt } from './failureStreak.js';
+import { IntegrityCheck, failedInSourceBody, readChecked } from './integrity.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 
@@ -22,6 +23,8 @@ export interface CopyResult {
   /** The source key a relocated object came from. */
   readonly from?: string;
   readonly error?: string;
+  /** Where a failed copy's last attempt failed (not for a fatal one, whose error names its store and request). */
+  readonly failedAt?: FailedAt;
   readonly attempts: number;
   /** Set when no retry can fix what failed (a bucket gone, a full disk): the run should stop. */
   readonly fatal?: FatalStoreError;
@@ -62,7 +65,7 @@ export const MASTODON_CACHE_CONTROL = 'public, max-age=315576000, immutable';
 
 export async function copyOwnedObject(object: OwnedObject, context: CopyContext): Promise<CopyResult> {
   // Per object: no closure but the attempt's, and nothing else allocated until something fails.
-  const attempts: Attempts = { started: performance.now(), count: 0, earlierMd5s: undefined };
+  const attempts: Attempts = { started: performance.now(), count: 0, earlierMd5s: undefined, at: SOURCE_GET };
   try {
     return await withRetries([context.source, context.destination], (attempt) => copyOnce(object, context, attempt, attempts), {
       retries: context.retries,
@@ -72,7 +75,7 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
   } catch (error) {
     const ms = elapsedMs(attempts);
     if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms, error: error.message, attempts: attempts.count, fatal: error };
-    return { status: 'failed', bytes: 0, ms, error: describeError(error), attempts: attempts.count };
+    return { status: 'failed', bytes: 0, ms, error: describeError(error), failedAt: attempts.at, attempts: attempts.count };
   }
 }
 
@@ -82,7 +85,15 @@ interface Attempts {
   count: number;
   /** What earlier reads gave, for a multipart ETag that cannot be recomputed (src/sync/integrity.ts). */
   earlierMd5s: Set<string> | undefined;
+  /** The request the attempt is at, so a failure says which side failed (and the run counts it: failureStreak.ts). */
+  at: FailedAt;
 }
+
+// Shared, so that an attempt allocates nothing to say where it is.
+const SOURCE_GET: FailedAt = { side: 'source', operation: 'GET' };
+const SOURCE_BODY: FailedAt = { side: 'source', operation: 'GET', sourceBody: true };
+const DESTINATION_PUT: FailedAt = { side: 'destination', operation: 'PUT' };
+const PROVIDER_COPY: FailedAt = { side: 'destination', operation: 'copy' };
 
 function elapsedMs(attempts: Attempts): number {
   return Math.round(performance.now() - attempts.started);
@@ -92,13 +103,15 @@ async function copyOnce(object: OwnedObject, context: CopyContext, attempt: numb
   attempts.count = attempt + 1;
   let found: { found: ReadObject; from: string } | undefined;
   try {
+    attempts.at = PROVIDER_COPY;
     const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
     if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
     // No bytes passed through: a server-side copy counts none.
     if (onServer !== 'stream') return finished(object, context, onServer.from, 0, attempts);
+    attempts.at = SOURCE_GET;
     found = await findAtSource(object, (key) => context.source.read(key, context.signal));
     if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
-    return finished(object, context, found.from, await streamToDestination(object, found.found, context, attempts.earlierMd5s), attempts);
+    return finished(object, context, found.from, await streamToDestination(object, found.found, context, attempts), attempts);
   } catch (error) {
     found?.found.body.destroy();
     if (error instanceof IntegrityError && error.md5 !== undefined) (attempts.earlierMd5s ??= new Set()).add(error.md5);
@@ -135,12 +148,8 @@ async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context
   return found === undefined ? 'missing' : { from: found.from };
 }
 
-async function streamToDestination(
-  object: OwnedObject,
-  source: ReadObject,
-  context: CopyContext,
-  earlierMd5s: ReadonlySet<string> | undefined,
-): Promise<number> {
+async function streamToDestination(object: OwnedObject, source: ReadObject, context: CopyContext, attempts: Attempts): Promise<number> {
+  const { earlierMd5s } = attempts;
   const md5 = md5FromEtag(source.etag);
   const length = source.contentLength;
   // A destination that proves what it stored against the source's MD5 needs no hashing here, which would only cost
@@ -161,20 +170,36 @@ async function streamToDestination(
   // A small body is read whole and checked before any of it is sent, then written from memory: no stream between
   // the GET and the PUT (three stream types meeting in Node's stream code kept V8 recompiling it, issue 15).
   if (length !== undefined && length <= READ_WHOLE_AT_MOST && context.destination.writeBytes !== undefined) {
+    attempts.at = SOURCE_BODY;
     const bytes = await readChecked(source.body, { length, etag: expected.etag, earlierMd5s });
+    attempts.at = DESTINATION_PUT;
     await context.destination.writeBytes(object.key, bytes, options);
     return length;
   }
   const check = new IntegrityCheck(expected).from(source.body);
+  attempts.at = DESTINATION_PUT;
   try {
     await context.destination.write(object.key, check, options);
   } catch (error) {
     // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
     // body's reset, reach the body too).
-    throw error instanceof FatalStoreError || error instanceof BodyRefusedError ? error : (check.failure ?? error);
+    if (error instanceof FatalStoreError || error instanceof BodyRefusedError || check.failure === undefined) throw error;
+    if (fromSourceBody(check.failure)) attempts.at = SOURCE_BODY;
+    throw check.failure;
   }
-  if (check.failure !== undefined) throw check.failure;
+  if (check.failure !== undefined) {
+    attempts.at = SOURCE_BODY;
+    throw check.failure;
+  }
   return check.bytes;
+}
+
+/**
+ * The body's failure is the source's: its own stream failed, or the check found its bytes were not the source's (the
+ * upload that ended with it is not the destination's failure). Any other failure of the body came from the upload.
+ */
+function fromSourceBody(failure: unknown): boolean {
+  return failedInSourceBody(failure) || failure instanceof IntegrityError;
 }
 
 /** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */

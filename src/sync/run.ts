@@ -22,7 +22,8 @@ import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } 
 import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
-import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
+import { STORE_PATIENCE_MS, StoreUnreachableError, StoreWatch } from './storeWatch.js';
+import { FailureStreaks, describeFailedAt, describeFailure, streakObjects } from './failureStreak.js';
 
 export interface RunOptions {
   readonly jobs: readonly JobName[];
@@ -65,7 +66,10 @@ export interface RunOptions {
   readonly onSkipped?: (job: JobName, objects: number) => void;
   /** Given, once, a live view of the run for readers that look now and then (metrics): cheap to keep, read on demand. */
   readonly observe?: (view: RunView) => void;
-  /** Tests shorten how long a store may answer nothing before the run stops (src/sync/storeWatch.ts); nothing else should. */
+  /**
+   * Tests shorten how long a store may answer nothing before the run stops (src/sync/storeWatch.ts), and fail every
+   * object of a clear run of them (src/sync/failureStreak.ts); nothing else should.
+   */
   readonly storePatienceMs?: number;
   /** Stop reading rows; in-flight copies finish. */
   readonly stop: AbortSignal;
@@ -117,6 +121,8 @@ export interface RunSummary {
    * them it did not find: an empty or wrong source (an unmounted folder, another bucket) shows as most of them.
    */
   readonly firstLooks: { readonly found: number; readonly missing: number };
+  /** Copies failed, by where (`destination PUT`, `source GET`…; a fatal one by its side), for the summary's note. */
+  readonly failedAt: ReadonlyMap<string, number>;
 }
 
 /** What stops a run that no retry can fix: a store's answer, the checkpoint's disk, the database gone for good. */
@@ -182,6 +188,12 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const watch = new StoreWatch('finished objects are in the checkpoint; once it answers again, run again with --resume', log, options.storePatienceMs);
   const source = watch.watch(options.source, 'source');
   const destination = watch.watch(options.destination, 'destination');
+  // A store that answers yet fails every object stops the run too, after as long.
+  const streaks = new FailureStreaks({
+    objects: streakObjects(options.concurrency),
+    ms: options.storePatienceMs ?? STORE_PATIENCE_MS,
+    where: { source: options.source.description, destination: options.destination.description },
+  });
   const context: CopyContext = {
     source,
     destination,
@@ -207,6 +219,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const scope = options.scope ?? WHOLE_DATABASE;
   const wholeScope = coversEveryRow(scope);
   const firstLooks = { found: 0, missing: 0 };
+  const failedAt = new Map<string, number>();
   const finishing: Promise<void>[] = [];
 
   try {
@@ -225,7 +238,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     await pool.drain();
   }
   await Promise.all(finishing);
-  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }), firstLooks };
+  return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }), firstLooks, failedAt };
 
   /** After EMPTY_SOURCE_LOOKS misses in a row: the run goes on only if the newest rows' objects are at the source. */
   async function lookAtNewest(): Promise<void> {
@@ -314,6 +327,12 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
+      const failing = streaks.record(result, key);
+      if (failing !== undefined) stopFor(failing);
+      // Which side failed, in the checkpoint and the log line alike.
+      const where = result.failedAt === undefined ? result.fatal?.side : describeFailedAt(result.failedAt);
+      if (where !== undefined) failedAt.set(where, (failedAt.get(where) ?? 0) + 1);
+      const error = describeFailure(result);
       if (options.checkpoint !== undefined) {
         // The line's optional fields stay undefined when absent: the line builder leaves those out.
         const line: ObjectLine = {
@@ -324,7 +343,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           bytes: result.bytes,
           ms: result.ms,
           from: result.from,
-          error: result.error,
+          error,
           retry: retry || undefined,
           updated,
         };
@@ -338,7 +357,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         else firstLooks.found += 1;
         if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS) finishing.push(lookAtNewest());
       }
-      logResult(log, job, object.id, result.status === 'missing' ? object.key : key, result, retry, firstLooks.missing > MISSING_WARNINGS);
+      logResult(log, job, object.id, result.status === 'missing' ? object.key : key, result, error, retry, firstLooks.missing > MISSING_WARNINGS);
       options.onResult?.(job, object, result);
       if (tracked && tracker.settle(object.id) && performance.now() - lastMarkWrite >= WATERMARK_EVERY_MS) {
         lastMarkWrite = performance.now();
@@ -615,9 +634,18 @@ function updatedColumn(attachment: string): string {
  * `key`: the destination's, or for one missing at the source Mastodon's own key, which the admin looks for there.
  * `manyMissing`: MISSING_WARNINGS were said already; the rest go at info, and the summary counts them.
  */
-function logResult(log: Logger, job: JobName, id: string, key: string, result: CopyResult, again: boolean, manyMissing: boolean): void {
+function logResult(
+  log: Logger,
+  job: JobName,
+  id: string,
+  key: string,
+  result: CopyResult,
+  error: string | undefined,
+  again: boolean,
+  manyMissing: boolean,
+): void {
   // A copy that met the run's fatal cause is said once, by the run's stop line, not once per copy in flight.
-  if (result.status === 'failed') log[result.fatal ? 'info' : 'warn']({ job, id, key, error: result.error, attempts: result.attempts }, 'copy failed');
+  if (result.status === 'failed') log[result.fatal ? 'info' : 'warn']({ job, id, key, error, attempts: result.attempts }, 'copy failed');
   else if (result.status === 'missing')
     log[again || manyMissing ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
   else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');

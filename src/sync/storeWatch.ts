@@ -14,7 +14,7 @@ import { failedInSourceBody } from './integrity.js';
 import { observeStore, type RequestOutcome, type StoreOperation } from './observedStore.js';
 
 /** How long a store may answer nothing before a command stops (as long as the database gets: src/db/connection.ts). */
-const STORE_PATIENCE_MS = 5 * 60_000;
+export const STORE_PATIENCE_MS = 5 * 60_000;
 /** What a store is asked before it is blamed for a request left unanswered: no Mastodon key looks so. */
 const PROBE_KEY = 'mastosync-is-the-store-there';
 /** The longest wait between two tries of a store that is away. */
@@ -167,7 +167,8 @@ export function heardFrom(store: ObjectStore): void {
   watched?.watch.answered(watched.presence);
 }
 
-function duration(ms: number): string {
+/** `42 s`, or `7 min` from two minutes on: how long a store failed, in a stop's line. */
+export function duration(ms: number): string {
   const seconds = Math.round(ms / 1000);
   return seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
 }

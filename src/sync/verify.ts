@@ -22,6 +22,7 @@ import type { JobName } from '../mastodon/tables.js';
 import type { ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
+import { describeFailure } from './failureStreak.js';
 import { md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
@@ -409,7 +410,7 @@ async function repairObject(
     key,
     repair,
     ...(result.from !== undefined && { from: result.from }),
-    ...(result.error !== undefined && { error: result.error }),
+    ...(result.error !== undefined && { error: describeFailure(result) }),
   };
 }
 

@@ -18,7 +18,7 @@ import type { Scope } from '../../db/scope.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
-import { openSession, parseJobs, readConfig } from '../setup.js';
+import { openSession, parseJobs, readConfig, runPatienceMs } from '../setup.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
@@ -212,6 +212,7 @@ async function runLocked(
         onResult: (progress || metrics) && ((job, _object, result) => tally.result(job, result.bytes)),
         onSkipped: (progress || metrics) && ((job, objects) => tally.skipped(job, objects)),
         observe: metrics && ((view) => metrics.observeRun(view, tally)),
+        storePatienceMs: runPatienceMs(),
         stop: stop.signal,
         abort: abort.signal,
         log,
@@ -256,7 +257,7 @@ async function runLocked(
         interrupted: summary.interrupted,
         dryRun: flags.dryRun,
         skipExisting: flags.skipExisting,
-        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed, ...unlogged],
+        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed, ...unlogged, ...failedWhere(summary.failedAt)],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),
         ...(stopped !== undefined && { stopped }),
@@ -286,6 +287,13 @@ async function runLocked(
     for (const store of stores) store.close();
     await session.db.close();
   }
+}
+
+/** Where the copies failed, as a note under the summary: which side to look at first. */
+function failedWhere(failedAt: ReadonlyMap<string, number>): string[] {
+  if (failedAt.size === 0) return [];
+  const counts = [...failedAt].sort((a, b) => b[1] - a[1]).map(([where, count]) => `${count.toLocaleString('en')} at the ${where}`);
+  return [`where copies failed: ${counts.join(', ')} (each object's error is in the log and the checkpoint)`];
 }
 
 /** What the destination's provider calls its own copy, for the start line. */

@@ -1,0 +1,105 @@
+/**
+ * A store that answers but fails every copy: a proxy, WAF or firewall in front of uploads that resets or refuses each
+ * one, a full disk behind a gateway answering 5xx, a write permission revoked that surfaces as resets. The store watch
+ * (storeWatch.ts) sees it answer its question, so each object uses up its retries and is recorded failed, and the run
+ * would go on through every remaining object for days. A clear run of failures on one side stops the run instead,
+ * as a store silent for the patience does: no retry fixes what fails every object.
+ *
+ * Pure counting: the caller says how each object ended, and when.
+ */
+import { FatalStoreError, type StoreSide } from '../storage/errors.js';
+import type { CopyResult } from './copy.js';
+import { duration } from './storeWatch.js';
+
+/** Where an object's copy failed: the request, and for a source body cut short, that it was the body. */
+export interface FailedAt {
+  readonly side: StoreSide;
+  /** GET: reading the source; PUT: writing the destination; copy: the provider's copy (a request to the destination). */
+  readonly operation: 'GET' | 'PUT' | 'copy';
+  /** The source answered the GET, and its body broke off or arrived wrong. */
+  readonly sourceBody?: true;
+}
+
+/** `destination PUT`, `source GET`, `source GET (its body)`, as the failed object's line says where it failed. */
+export function describeFailedAt(at: FailedAt): string {
+  return `${at.side} ${at.operation}${at.sourceBody ? ' (its body)' : ''}`;
+}
+
+/** A failed copy's error as its line says it, where it failed first: `destination PUT: ECONNRESET: …`. */
+export function describeFailure(result: Pick<CopyResult, 'error' | 'failedAt'>): string | undefined {
+  return result.failedAt === undefined ? result.error : `${describeFailedAt(result.failedAt)}: ${result.error}`;
+}
+
+/**
+ * Objects failed in a row on one side, at least, before it can stop the run. A flaky moment fails the copies in flight
+ * then and those that start while it lasts; four full waves of --concurrency with not one copy in between is no
+ * moment. And never fewer than 100: a few genuinely bad objects (a key the provider refuses, a file that will not
+ * read) fail one after another at most in a table's tail or a --retry-failed run, and then fail fast.
+ */
+export function streakObjects(concurrency: number): number {
+  return Math.max(100, 4 * concurrency);
+}
+
+/** One side's failures since its last success. */
+interface Streak {
+  count: number;
+  /** When its first failure was recorded. */
+  since: number;
+}
+
+export interface StreakOptions {
+  /** Objects failed in a row on one side (streakObjects). */
+  readonly objects: number;
+  /**
+   * For at least this long (ms), from the first failure: the patience a silent store gets (5 min), so a flaky minute,
+   * a restart behind a proxy, a provider's bad few minutes never stop a run, while days of failures do not happen.
+   */
+  readonly ms: number;
+  /** Each side's store, as its line names it. */
+  readonly where: Readonly<Record<StoreSide, string>>;
+  /** Milliseconds from any origin; read only when an object failed. Tests give their own. */
+  readonly clock?: () => number;
+}
+
+/** What stops the run: one side failed every object it was asked for, long enough, and nothing was copied between. */
+export class StoreFailsEveryObjectError extends FatalStoreError {}
+
+export class FailureStreaks {
+  private readonly streaks: Record<StoreSide, Streak> = { source: { count: 0, since: 0 }, destination: { count: 0, since: 0 } };
+
+  constructor(private readonly options: StreakOptions) {}
+
+  /**
+   * How an object ended (`key`: the store's): the stop when it makes a clear run of failures on one side,
+   * else undefined. A copy resets both sides. An object missing at the source, or present already, counts for neither
+   * (the database may well point at thousands of files lost long ago), nor does a source body cut short (the source
+   * answered, and the destination was not at fault), nor a fatal failure (the run stops for it anyway). A
+   * destination that failed a PUT had the source's bytes: the source did its part.
+   */
+  record(result: Pick<CopyResult, 'status' | 'failedAt' | 'error'>, key: string): StoreFailsEveryObjectError | undefined {
+    if (result.status === 'copied' || result.status === 'relocated') {
+      this.streaks.source.count = 0;
+      this.streaks.destination.count = 0;
+      return undefined;
+    }
+    const at = result.failedAt;
+    if (result.status !== 'failed' || at === undefined || at.sourceBody) return undefined;
+    if (at.side === 'destination' && at.operation === 'PUT') this.streaks.source.count = 0;
+    const streak = this.streaks[at.side];
+    const now = (this.options.clock ?? performance.now.bind(performance))();
+    if (streak.count === 0) streak.since = now;
+    streak.count += 1;
+    const lasted = now - streak.since;
+    if (streak.count < this.options.objects || lasted < this.options.ms) return undefined;
+    const { side, operation } = at;
+    const requests = operation === 'copy' ? 'copies on the provider' : `${operation}s`;
+    const checks = side === 'destination' ? 'its free space, and that the credentials may still write' : 'and that the credentials may still read';
+    return new StoreFailsEveryObjectError(
+      side,
+      key,
+      `the ${side} ${this.options.where[side]} failed the ${operation} of each of the last ${streak.count} objects, for ${duration(lasted)}, none copied in between (the last: ${result.error})`,
+      `it answers, yet every ${operation} fails: check what stands in front of it (a proxy, firewall or WAF), ${checks}; finished objects are in the checkpoint: once ${requests} go through again, run again with --resume`,
+      { cause: result.error },
+    );
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * A store that answers but fails every object (a proxy resetting every upload, a full disk behind a gateway): the
+ * counting that stops a run after a clear run of failures on one side, N objects in a row and for at least the
+ * patience, with nothing copied between; and what never counts (objects missing at the source, a source body cut
+ * short, a flaky minute, a few bad objects). Then where a copy says it failed: the source's GET, its body, or the
+ * destination's PUT, from fake stores whose requests fail as Node's sockets do.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FatalStoreError, classifyCommon } from '../../src/storage/errors.js';
+import type { ObjectStore } from '../../src/storage/types.js';
+import { copyOwnedObject, type CopyResult } from '../../src/sync/copy.js';
+import { FailureStreaks, StoreFailsEveryObjectError, describeFailedAt, describeFailure, streakObjects, type FailedAt } from '../../src/sync/failureStreak.js';
+import { mediaOriginal } from '../support/objects.js';
+
+const MINUTE = 60_000;
+const PUT: FailedAt = { side: 'destination', operation: 'PUT' };
+const GET: FailedAt = { side: 'source', operation: 'GET' };
+const BODY: FailedAt = { side: 'source', operation: 'GET', sourceBody: true };
+
+const failed = (at: FailedAt, error = 'ECONNRESET: socket hang up'): CopyResult => ({ status: 'failed', bytes: 0, ms: 10, error, failedAt: at, attempts: 6 });
+const COPIED: CopyResult = { status: 'copied', bytes: 1, ms: 10, attempts: 1 };
+const MISSING: CopyResult = { status: 'missing', bytes: 0, ms: 10, attempts: 1 };
+
+/** Streaks of 100 objects and 5 minutes, on a clock the test moves. */
+function streaks() {
+  const clock = { now: 0 };
+  const counting = new FailureStreaks({
+    objects: 100,
+    ms: 5 * MINUTE,
+    where: { source: 's3://old at https://old.example', destination: 's3://new at https://new.example' },
+    clock: () => clock.now,
+  });
+  /** `count` results, one every `everyMs`; the stop, if one came, and after how many. */
+  const feed = (result: CopyResult, count: number, everyMs: number) => {
+    for (let index = 1; index <= count; index++) {
+      clock.now += everyMs;
+      const stop = counting.record(result, `key-${index}`);
+      if (stop !== undefined) return { stop, after: index };
+    }
+    return undefined;
+  };
+  return { counting, clock, feed };
+}
+
+describe('a clear run of failures on one side stops the run', () => {
+  test('every PUT failing: it stops once 100 objects in a row have failed over 5 minutes, naming side, store, operation and the last error', () => {
+    const { feed } = streaks();
+    // One failure every 4 s: the 100th comes at 400 s, past the 5 minutes.
+    const tripped = feed(failed(PUT), 1000, 4000);
+    assert.ok(tripped, 'stopped');
+    assert.equal(tripped.after, 100);
+    assert.ok(tripped.stop instanceof StoreFailsEveryObjectError);
+    assert.ok(tripped.stop instanceof FatalStoreError, 'stops the run as any error no retry fixes');
+    assert.equal(tripped.stop.side, 'destination');
+    assert.equal(tripped.stop.key, 'key-100');
+    assert.equal(
+      tripped.stop.message,
+      'the destination s3://new at https://new.example failed the PUT of each of the last 100 objects, for 7 min, none copied in between ' +
+        '(the last: ECONNRESET: socket hang up): it answers, yet every PUT fails: check what stands in front of it (a proxy, firewall or WAF), ' +
+        'its free space, and that the credentials may still write; finished objects are in the checkpoint: once PUTs go through again, run again with --resume',
+    );
+  });
+
+  test('fast failures wait for the 5 minutes; slow ones for the 100 objects', () => {
+    const fast = streaks().feed(failed(PUT), 100_000, 100);
+    assert.equal(fast?.after, 3001, 'the first at 0.1 s, so 5 min after it is the 3001st');
+    const slow = streaks().feed(failed(PUT), 1000, 10 * MINUTE);
+    assert.equal(slow?.after, 100);
+  });
+
+  test('every GET failing stops it too, naming the source', () => {
+    const tripped = streaks().feed(failed(GET, 'InternalError: We encountered an internal error'), 1000, 5000);
+    assert.equal(tripped?.stop.side, 'source');
+    assert.match(
+      tripped?.stop.message ?? '',
+      /^the source s3:\/\/old at https:\/\/old\.example failed the GET of each of the last 100 objects, for 8 min, none copied in between \(the last: InternalError: We encountered an internal error\): .*that the credentials may still read; .*once GETs go through again, run again with --resume$/,
+    );
+  });
+
+  test('the concurrency raises the objects needed: four waves of copies in flight, never fewer than 100', () => {
+    assert.equal(streakObjects(1), 100);
+    assert.equal(streakObjects(8), 100);
+    assert.equal(streakObjects(64), 256);
+  });
+});
+
+describe('what never stops the run', () => {
+  test('a copy in between starts the count again, on both sides', () => {
+    const { counting, feed } = streaks();
+    for (let round = 0; round < 20; round++) {
+      assert.equal(feed(failed(PUT), 99, 10_000), undefined);
+      assert.equal(feed(failed(GET), 99, 10_000), undefined);
+      assert.equal(counting.record(COPIED, 'good'), undefined);
+    }
+    assert.equal(counting.record({ ...COPIED, status: 'relocated' }, 'good'), undefined);
+    assert.equal(feed(failed(PUT), 99, 10_000), undefined, 'a relocated object is a copy too');
+  });
+
+  test('a flaky minute: hundreds of failures within it, then copies again', () => {
+    const { counting, feed } = streaks();
+    assert.equal(feed(failed(PUT), 600, 100), undefined);
+    counting.record(COPIED, 'good');
+    assert.equal(feed(failed(PUT), 600, 100), undefined);
+  });
+
+  test('objects missing at the source, however many and for however long, in between or alone', () => {
+    const { counting, feed } = streaks();
+    assert.equal(feed(MISSING, 100_000, 1000), undefined);
+    assert.equal(feed({ ...MISSING, status: 'present' }, 1000, 1000), undefined);
+    // Missing objects neither count nor break a run of failures: 99 failures, missing ones, then one more.
+    assert.equal(feed(failed(PUT), 99, 1000), undefined);
+    assert.equal(feed(MISSING, 1000, 1000), undefined);
+    const tripped = feed(failed(PUT), 1, 1000);
+    assert.equal(tripped?.stop.side, 'destination', 'a failure after missing objects continues the run of failures');
+    assert.equal(counting.record(COPIED, 'good'), undefined);
+  });
+
+  test('a source body cut short, for every object and an hour long: neither side counts it', () => {
+    const { feed } = streaks();
+    assert.equal(feed(failed(BODY, 'IntegrityError: source body ended after 10 of 100 bytes'), 10_000, 500), undefined);
+    assert.equal(feed(failed(PUT), 99, 5000), undefined, 'nor does it add to a run of failed PUTs');
+  });
+
+  test('a failed PUT had the source answer its GET: a run of failed GETs interrupted by it starts again', () => {
+    const { feed } = streaks();
+    assert.equal(feed(failed(GET), 99, 10_000), undefined);
+    assert.equal(feed(failed(PUT), 1, 10_000), undefined);
+    assert.equal(feed(failed(GET), 99, 10_000), undefined);
+  });
+
+  test('a fatal failure (the run stops for it anyway) counts for neither', () => {
+    const { feed } = streaks();
+    const fatal: CopyResult = { status: 'failed', bytes: 0, ms: 1, error: 'bucket gone', attempts: 1 };
+    assert.equal(feed(fatal, 1000, 10_000), undefined);
+  });
+});
+
+/** A store whose requests do as given, and whose errors are classified as every store classifies Node's. */
+function store(description: string, requests: Partial<ObjectStore>): ObjectStore {
+  return {
+    description,
+    locate: (key) => key,
+    check: async () => undefined,
+    read: async () => undefined,
+    head: async () => undefined,
+    write: async () => undefined,
+    provesWrites: () => false,
+    classify: (error) => classifyCommon(error) ?? { kind: 'permanent' },
+    close: () => undefined,
+    ...requests,
+  };
+}
+
+const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+const drain = () => new Writable({ write: (_chunk, _encoding, done) => done() });
+
+/** A body of `size` bytes that breaks off with a reset after `breakAt` of them. */
+function breaking(size: number, breakAt: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= breakAt) {
+        this.destroy(reset());
+        return;
+      }
+      const chunk = Math.min(16 * 1024, breakAt - sent);
+      sent += chunk;
+      setImmediate(() => this.push(Buffer.alloc(chunk)));
+    },
+  });
+}
+
+async function copyWith(source: Partial<ObjectStore>, destination: Partial<ObjectStore>): Promise<CopyResult> {
+  return copyOwnedObject(mediaOriginal('media_attachments/files/000/000/001/original/a.mp4', { contentType: 'video/mp4', size: null }), {
+    source: store('s3://old', source),
+    destination: store('s3://new', destination),
+    acl: 'public-read',
+    retries: 1,
+  });
+}
+
+describe('a failed copy says which side failed', () => {
+  const small = 1000;
+  const large = 1024 * 1024;
+  const body = (size: number) => ({ body: Readable.from([Buffer.alloc(size)]), contentLength: size, contentType: 'video/mp4' });
+
+  for (const [size, how] of [
+    [small, 'read whole'],
+    [large, 'streamed'],
+  ] as const) {
+    test(`the destination resetting the PUT (${how}): destination PUT`, async () => {
+      const refuse = async (_key: string, written: Readable | Buffer) => {
+        if (written instanceof Readable) await pipeline(written, drain());
+        throw reset();
+      };
+      const result = await copyWith({ read: async () => body(size) }, { write: refuse, writeBytes: refuse });
+      assert.equal(result.status, 'failed');
+      assert.deepEqual(result.failedAt, PUT);
+      assert.equal(describeFailure(result), 'destination PUT: ECONNRESET: read ECONNRESET');
+    });
+
+    test(`the source body breaking off (${how}): the source's GET, its body`, async () => {
+      const result = await copyWith(
+        { read: async () => ({ body: breaking(size, size / 2), contentLength: size, contentType: 'video/mp4' }) },
+        {
+          write: async (_key, written) => pipeline(written, drain()),
+          writeBytes: async () => undefined,
+        },
+      );
+      assert.equal(result.status, 'failed');
+      assert.deepEqual(result.failedAt, BODY);
+      assert.equal(describeFailedAt(result.failedAt!), 'source GET (its body)');
+    });
+  }
+
+  test('the destination resetting a streamed PUT part-way, its body destroyed with the reset: destination PUT', async () => {
+    const result = await copyWith(
+      { read: async () => body(large) },
+      {
+        write: async (_key, written) => {
+          await new Promise((resolve) => written.once('readable', resolve));
+          written.destroy(reset());
+          throw reset();
+        },
+      },
+    );
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(result.failedAt, PUT);
+  });
+
+  test("the source's GET failing: source GET", async () => {
+    const result = await copyWith(
+      {
+        read: async () => {
+          throw reset();
+        },
+      },
+      {},
+    );
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(result.failedAt, GET);
+  });
+
+  test('an object missing at the source is no failure', async () => {
+    const result = await copyWith({ read: async () => undefined }, {});
+    assert.equal(result.status, 'missing');
+    assert.equal(result.failedAt, undefined);
+  });
+});
