@@ -1,7 +1,8 @@
 /**
  * A command left awaiting a promise that nothing can settle any more (say, a read on a connection that died without
- * a word) would otherwise end silently once Node has nothing left to do: exit 13 under bin/mastosync.js's top-level
- * await, exit 0 from the single executable. For a cron run that is a run that vanished; make it one line and exit 1.
+ * a word) would otherwise end silently once Node has nothing left to do: exit 0 from bin/mastosync.js and the single
+ * executable, which both wait for main() with .then (exit 13 under a top-level await). For a cron run that is a run that
+ * vanished; make it one line and exit 1.
  */
 import { EXIT, type Output } from './exit.js';
 

@@ -1,7 +1,7 @@
 /**
  * The last guard of src/cli/main.ts: a command still awaiting when Node has nothing left to run (a promise nothing can
- * settle any more) ends with one line and exit 1, whether the CLI awaits it at the top level (bin/mastosync.js) or
- * with .then (the single executable), instead of vanishing with exit 13 or, worse, 0.
+ * settle any more) ends with one line and exit 1, whether the CLI awaits it at the top level or with .then
+ * (bin/mastosync.js and the single executable), instead of vanishing with exit 13 or, worse, 0.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +29,7 @@ const NEVER = 'new Promise(() => {})';
 const LINE =
   /^mastosync: stopped: internal error: the run ended with work pending \(mastosync run was still waiting, with nothing left that could answer\): please report this bug$/;
 
-test('awaited at the top level, as bin/mastosync.js does: without the guard a silent exit 13; with it one line and exit 1', async () => {
+test('awaited at the top level: without the guard a silent exit 13; with it one line and exit 1', async () => {
   const bare = await runScript(`process.exitCode = await ${NEVER};`);
   assert.equal(bare.code, 13, 'what the guard is for: Node ends an unsettled top-level await with 13');
 
@@ -39,7 +39,7 @@ test('awaited at the top level, as bin/mastosync.js does: without the guard a si
   assert.match(guarded.stderr.trim(), LINE);
 });
 
-test('awaited with .then, as the single executable does: without the guard exit 0; with it one line and exit 1', async () => {
+test('awaited with .then, as bin/mastosync.js and the single executable do: without the guard exit 0; with it one line and exit 1', async () => {
   const bare = await runScript(`${NEVER}.then((code) => (process.exitCode = code));`);
   assert.equal(bare.code, 0, 'what the guard is for: a vanished run would pass for a clean one');
 
