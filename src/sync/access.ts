@@ -70,6 +70,9 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   /** An ACL request of this pass succeeded: the credentials may, and a refusal is then one object's (review2 M1). */
   let permitted = false;
   const failed = (object: OwnedObject, error: unknown) => {
+    // A refusal once the credentials were seen to may: this object's (a bucket policy denying one prefix, say). A
+    // refusal is an AccessUnsupportedError too, so it must not reach that test below.
+    const refusedAlone = error instanceof AccessRefusedError && permitted;
     if (error instanceof FatalStoreError) result.fatal ??= error;
     else if (error instanceof AccessRefusedError && !permitted) {
       if (!unsupported) {
@@ -79,7 +82,7 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
         );
       }
       unsupported = true;
-    } else if (error instanceof AccessUnsupportedError) {
+    } else if (error instanceof AccessUnsupportedError && !refusedAlone) {
       if (!unsupported) log.info({ cause: error.message }, 'the destination keeps no per-object ACL: none to re-apply');
       unsupported = true;
     } else {
