@@ -66,7 +66,11 @@ export function reportText(report: Report): string {
   // Not a column: most runs have none, and cron mails keep the columns they always had.
   const acls =
     total.aclsReapplied > 0 ? [`${total.aclsReapplied} ACLs re-applied (accounts suspended or unsuspended, statuses discarded since the last run)`] : [];
-  return [...text, ...acls, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
+  const recopied =
+    total.recopied > 0
+      ? [`${total.recopied} objects the checkpoint recorded as copied were not at the destination (or not as at the source): copied again`]
+      : [];
+  return [...text, ...acls, ...recopied, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
 }
 
 /** `12,345`: a count as the progress lines and tables print it. */

@@ -107,6 +107,11 @@ export interface JobSummary {
   unfinishedRows: number;
   /** Objects copied before whose access was set again: their account was (un)suspended or their status discarded since. */
   aclsReapplied: number;
+  /**
+   * Objects the checkpoint records as finished that the destination no longer lists, or lists otherwise than the
+   * source (--resume --skip-existing: the listing wins): copied again, and counted in copied or relocated too.
+   */
+  recopied: number;
   bytes: number;
   ms: number;
 }
@@ -279,6 +284,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (left > 0) unsettled.set(id, left);
       else unsettled.delete(id);
     };
+    // --resume --skip-existing: keys the checkpoint called finished that the destination lacks, until recorded again.
+    const gone = new Set<string>();
     let lastMarkWrite = performance.now();
     let outstanding = 0;
     let readingDone = false;
@@ -291,7 +298,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     let joinedEveryRow = false;
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
-      if (lastRow !== undefined && joinedEveryRow && !stop.aborted) tracker.begin(lastRow, 0);
+      // The join reads rows below the watermark too (--resume --skip-existing): the watermark only ever moves up.
+      if (lastRow !== undefined && joinedEveryRow && !stop.aborted && (tracker.watermark === undefined || BigInt(lastRow) > BigInt(tracker.watermark)))
+        tracker.begin(lastRow, 0);
       summary.ms = Math.round(performance.now() - started);
       summary.unfinishedRows = unsettled.size;
       if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
@@ -351,6 +360,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       summary[result.status] += 1;
       summary.bytes += result.bytes;
+      if (gone.size > 0 && gone.delete(key) && (result.status === 'copied' || result.status === 'relocated')) summary.recopied += 1;
       settled(object.id);
       if (!retry && result.status !== 'failed') {
         if (result.status === 'missing') firstLooks.missing += 1;
@@ -401,6 +411,18 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       } else record(object, retry, false, recentChange(row, object), PRESENT);
     };
 
+    /**
+     * Whether the checkpoint records the object as finished: done above the watermark or recently, or in a row at or
+     * below it whose attachment did not change since the last sync and was not failed or missing there.
+     */
+    const startMark = options.resume.watermark(job);
+    const finishedBefore = (row: Row, object: OwnedObject, key: string): boolean => {
+      if (options.resume.isDone(key)) return true;
+      if (startMark === undefined || BigInt(object.id) > BigInt(startMark) || options.resume.wasOutstanding(key)) return false;
+      const updated = row[updatedColumn(object.attachment)];
+      return changesFrom === undefined || typeof updated !== 'string' || updated < changesFrom;
+    };
+
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
     const recentChange = (row: Row, object: OwnedObject): string | undefined => {
       const updated = row[updatedColumn(object.attachment)];
@@ -412,7 +434,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
      * rows. An object both list alike is present; one the source does not list at its exact key is looked for under
      * its legacy keys by HEAD (no GET for an object the source lacks); the others are copied.
      */
-    const copyWhatDiffers = async (minId: string | undefined) => {
+    const copyWhatDiffers = async (minId: string | undefined, retried: ReadonlySet<string>) => {
       const after = { ...scope, ...(minId !== undefined && { minId }) };
       const joined = joinWithBothStores(
         {
@@ -438,11 +460,18 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         } of batch) {
           if (stop.aborted) return;
           const key = destination.locate(object.key);
+          // Tried again by the first pass (failed or missing before), and counted there.
+          if (retried.has(key)) continue;
           summary.objects += 1;
-          if (options.resume.isDone(key)) {
-            summary.skipped += 1;
-            options.onSkipped?.(job, 1);
-            continue;
+          // The listing wins over the checkpoint: what an earlier run finished is skipped only if the destination
+          // still lists it as the source does (an emptied bucket is filled again).
+          if (finishedBefore(row, object, key)) {
+            if (atDestinationNow !== undefined && (atSource === undefined || sameListed(atSource, atDestinationNow))) {
+              summary.skipped += 1;
+              options.onSkipped?.(job, 1);
+              continue;
+            }
+            gone.add(key);
           }
           expect(object.id, 1);
           const retry = options.resume.wasOutstanding(key);
@@ -496,7 +525,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
       // Rows at or below the watermark whose files changed since the last run that read them all: copy what changed.
       const watermark = tracker.watermark;
-      if (changesFrom !== undefined && watermark !== undefined) {
+      // --skip-existing compares every row's objects with both listings below: a changed file is a key the destination lacks.
+      if (changesFrom !== undefined && watermark !== undefined && !options.skipExisting) {
         const below = { ...scope, maxId: scope.maxId !== undefined && BigInt(scope.maxId) < BigInt(watermark) ? scope.maxId : watermark };
         const changedPages = readRowPages(options.db, options.schema, job, { batchSize: options.batchSize, scope: below, changedSince: changesFrom });
         for await (const rows of changedPages) {
@@ -541,7 +571,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
 
       if (options.skipExisting) {
-        await copyWhatDiffers(tracker.watermark === undefined ? scope.minId : laterOf(scope.minId, tracker.watermark));
+        // Every row, those below the watermark too: the destination may have lost what the checkpoint calls done.
+        await copyWhatDiffers(scope.minId, retried);
         joinedEveryRow = true;
         readEverything = !stop.aborted && wholeScope && !accessFailed;
         return;
@@ -589,12 +620,6 @@ function sameListed(source: ListedObject, destination: ListedObject): boolean {
   return source.size === destination.size && (source.md5 === undefined || destination.md5 === undefined || source.md5 === destination.md5);
 }
 
-/** The first id after `watermark` as a --min-id, or `minId` when that is later. */
-function laterOf(minId: string | undefined, watermark: string): string {
-  const next = BigInt(watermark) + 1n;
-  return minId !== undefined && BigInt(minId) > next ? minId : String(next);
-}
-
 /** A --since run's window for the access pass: every row up to --max-id. */
 /** A job summary's counts, all zero: where a job's summary starts, and where totals of several add up. */
 export function noCounts(): Omit<JobSummary, 'job' | 'ms'> {
@@ -610,6 +635,7 @@ export function noCounts(): Omit<JobSummary, 'job' | 'ms'> {
     skipped: 0,
     unfinishedRows: 0,
     aclsReapplied: 0,
+    recopied: 0,
     bytes: 0,
   };
 }

@@ -16,6 +16,7 @@ const job = {
   failed: 0,
   skipped: 0,
   aclsReapplied: 0,
+  recopied: 0,
   bytes: 2048,
   ms: 1500,
 };
@@ -73,4 +74,10 @@ test('--json carries started and finished', () => {
 
 test('times are ISO 8601 UTC to the second', () => {
   assert.equal(isoSeconds(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678))), '2026-01-02T03:04:05Z');
+});
+
+test('objects the checkpoint called copied but the destination lacked are said in one line (--resume --skip-existing)', () => {
+  const text = reportText({ ...report(false, true), jobs: [{ ...job, recopied: 4 }] });
+  assert.match(text, /^4 objects the checkpoint recorded as copied were not at the destination \(or not as at the source\): copied again$/m);
+  assert.doesNotMatch(reportText(report(false, true)), /recorded as copied/);
 });
