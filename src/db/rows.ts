@@ -79,6 +79,35 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
   return withReconnect(db, () => db.query(sql, [ids, ...scoped.values]));
 }
 
+/**
+ * A few rows of `job` at or below `maxId` that own a file, in scope: the `newest` highest, and the first at or after
+ * each of `fractions` (0 to 1) of the way from the lowest id to `maxId`. What a resumed run asks the destination
+ * for (src/sync/destinationCheck.ts): a handful of index lookups, however large the table.
+ */
+export async function readSampleRows(
+  db: Database,
+  schema: Schema,
+  job: JobName,
+  maxId: string,
+  sample: { readonly newest: number; readonly fractions: readonly number[] },
+  scope: Scope = WHOLE_DATABASE,
+): Promise<Row[]> {
+  // Parameters: $1 maxId, $2 the newest's count or the points, then the scope's.
+  const scoped = scopeSql(schema, job, scope, 3);
+  const where = [`t."id" <= $1::bigint`, ownsAFile(schema, job), ...scoped.conditions].join(' AND ');
+  const select = selectClause(schema, job, scoped.windows);
+  const newest = `${select} WHERE ${where} ORDER BY t."id" DESC LIMIT $2`;
+  // Each point is found through the primary key (the first row with a file at or after it), not by a scan.
+  const spread =
+    `WITH lowest AS (SELECT min(t."id") AS id FROM "${job}" t WHERE t."id" <= $1::bigint) ` +
+    `SELECT picked.* FROM unnest($2::float8[]) point(at) CROSS JOIN lowest, LATERAL (${select} WHERE ${where} ` +
+    `AND t."id" >= lowest.id + floor(point.at * ($1::bigint - lowest.id)::float8)::bigint ORDER BY t."id" LIMIT 1) picked`;
+  return withReconnect(db, async () => [
+    ...(await db.query<Row>(newest, [maxId, sample.newest, ...scoped.values])),
+    ...(sample.fractions.length === 0 ? [] : await db.query<Row>(spread, [maxId, sample.fractions, ...scoped.values])),
+  ]);
+}
+
 /** The `count` newest rows of `job` that own a file, newest first: what `check` looks for at the source. */
 export async function readNewestRows(db: Database, schema: Schema, job: JobName, count: number): Promise<Row[]> {
   const sql = selectClause(schema, job) + ` WHERE ${ownsAFile(schema, job)} ORDER BY t."id" DESC LIMIT $1`;

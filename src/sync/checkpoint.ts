@@ -96,6 +96,8 @@ export interface ResumeState {
   outstandingBelowWatermark(job: string): OutstandingObject[];
   /** Every outstanding object of the job (--retry-failed). */
   outstanding(job: string): OutstandingObject[];
+  /** Up to `count` objects of the job finished above its watermark, the last recorded first: what the destination should hold. */
+  lastDone(job: string, count: number): Array<{ readonly id: string; readonly key: string }>;
 }
 
 export const EMPTY_RESUME_STATE: ResumeState = {
@@ -106,6 +108,7 @@ export const EMPTY_RESUME_STATE: ResumeState = {
   wasOutstanding: () => false,
   outstandingBelowWatermark: () => [],
   outstanding: () => [],
+  lastDone: () => [],
 };
 
 export interface LoadOptions {
@@ -176,6 +179,17 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
       return mark === undefined ? [] : outstandingOf(job).filter((entry) => BigInt(entry.id) <= mark);
     },
     outstanding: outstandingOf,
+    lastDone: (job, count) => {
+      const found: Array<{ id: string; key: string }> = [];
+      // The map keeps the order lines were recorded in: walk it from its end, parsing only the lines taken.
+      for (const line of [...done.values()].reverse()) {
+        if (found.length >= count) break;
+        if (jobOf(line) !== job) continue;
+        const parsed = parseLine<ObjectLine>(line);
+        if (parsed !== undefined) found.push({ id: parsed.id, key: parsed.key });
+      }
+      return found;
+    },
   };
 }
 

@@ -5,7 +5,15 @@ import { resolve as resolvePath } from 'node:path';
 import type { Logger } from '../../log.js';
 import { type JobName } from '../../mastodon/tables.js';
 import { UnavailableError, UsageError } from '../../errors.js';
-import { CheckpointWriter, EMPTY_RESUME_STATE, assertIsCheckpoint, checkpointProgress, compactCheckpoint, loadCheckpoint } from '../../sync/checkpoint.js';
+import {
+  CheckpointWriter,
+  EMPTY_RESUME_STATE,
+  assertIsCheckpoint,
+  checkpointProgress,
+  compactCheckpoint,
+  loadCheckpoint,
+  type ResumeState,
+} from '../../sync/checkpoint.js';
 import { CheckpointLock } from '../../sync/lock.js';
 import { databaseNow } from '../../db/clock.js';
 import type { Config } from '../config.js';
@@ -19,6 +27,9 @@ import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig, runPatienceMs } from '../setup.js';
+import { checkDestination } from '../../sync/destinationCheck.js';
+import type { Database } from '../../db/connection.js';
+import type { Schema } from '../../db/schema.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
@@ -138,6 +149,16 @@ async function runLocked(
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume && hasCheckpoint ? 'resume' : 'fresh';
+    // Before anything is written: does the destination still hold what the checkpoint says was copied?
+    const lacking = mode === 'fresh' ? undefined : await checkDestinationHolds(flags, session, destination, resume, config.sync.retries, log);
+    if (lacking !== undefined && lacking.all && !flags.skipExisting && !flags.dryRun) {
+      out.stderr(`mastosync: stopped: ${lacking.describe('Nothing was copied')}`);
+      return EXIT.failures;
+    }
+    // Without --skip-existing this run will not copy them again: said now (cron mails it), and the exit code says it.
+    if (lacking !== undefined && (!flags.skipExisting || flags.dryRun))
+      out.stderr(`mastosync: warning: ${lacking.describe(flags.dryRun ? 'A dry run copies nothing' : '--resume does not copy them again')}`);
+    const unrepaired = new Set(lacking?.keys);
     // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
     const startedAt = await databaseNow(session.db);
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
@@ -209,7 +230,10 @@ async function runLocked(
             stop.abort();
           }
         },
-        onResult: (progress || metrics) && ((job, _object, result) => tally.result(job, result.bytes)),
+        onResult: (job, object, result) => {
+          if (progress || metrics) tally.result(job, result.bytes);
+          if (unrepaired.size > 0 && (result.status === 'copied' || result.status === 'relocated')) unrepaired.delete(destination.locate(object.key));
+        },
         onSkipped: (progress || metrics) && ((job, objects) => tally.skipped(job, objects)),
         observe: metrics && ((view) => metrics.observeRun(view, tally)),
         storePatienceMs: runPatienceMs(),
@@ -234,7 +258,8 @@ async function runLocked(
       // Rows below a job's watermark are not read again, so they appear in no column: say so, or a resumed run looks empty.
       const resumed = session.jobs.flatMap((job) => {
         const mark = resume.watermark(job);
-        return mark === undefined
+        // --skip-existing lists and counts them (skipped) instead.
+        return mark === undefined || flags.skipExisting
           ? []
           : [
               `${job}: rows up to id ${mark} were finished by an earlier run (the checkpoint): read again only where their files changed, or objects failed or were missing`,
@@ -276,6 +301,11 @@ async function runLocked(
       }
       // A dry run whose reader went away (`| head`) stopped because its list was no longer wanted: not an interruption.
       if (summary.interrupted) return flags.dryRun && out.readerGone?.() ? EXIT.ok : EXIT.interrupted;
+      // The destination lacked objects the checkpoint calls copied, and this run did not copy them all again.
+      if (lacking !== undefined && !flags.dryRun && unrepaired.size > 0) {
+        if (flags.skipExisting) out.stderr(`mastosync: ${lacking.describe('this run did not copy them all again')}`);
+        return EXIT.failures;
+      }
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
     } finally {
       progress?.stop(false);
@@ -294,6 +324,48 @@ function failedWhere(failedAt: ReadonlyMap<string, number>): string[] {
   if (failedAt.size === 0) return [];
   const counts = [...failedAt].sort((a, b) => b[1] - a[1]).map(([where, count]) => `${count.toLocaleString('en')} at the ${where}`);
   return [`where copies failed: ${counts.join(', ')} (each object's error is in the log and the checkpoint)`];
+}
+
+/** The destination lacks objects the checkpoint records as copied: `keys` of the sample, and how to say so. */
+interface Lacking {
+  readonly keys: readonly string[];
+  /** All of the sample (at least two): the destination was emptied, or is another place. */
+  readonly all: boolean;
+  /** The line's text, with what this run does about it (`consequence`) and the commands that copy them again. */
+  describe(consequence: string): string;
+}
+
+/**
+ * A resumed run's look at the destination (src/sync/destinationCheck.ts): undefined when it holds the sample, or
+ * could not be asked (said once, at warn: a destination without HEAD rights must not stop every cron run).
+ */
+async function checkDestinationHolds(
+  flags: RunFlags,
+  session: { readonly db: Database; readonly schema: Schema; readonly jobs: readonly JobName[] },
+  destination: ObjectStore,
+  resume: ResumeState,
+  retries: number,
+  log: Logger,
+): Promise<Lacking | undefined> {
+  const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log });
+  if (check.unanswered !== undefined) {
+    log.warn(
+      { destination: destination.description, error: check.unanswered },
+      'could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check',
+    );
+  }
+  if (check.missing.length === 0) return undefined;
+  const { sampled, missing } = check;
+  const all = missing.length === sampled && sampled >= 2;
+  const jobs = flags.jobs.join(' ');
+  return {
+    keys: missing,
+    all,
+    describe: (consequence) =>
+      `the destination ${destination.description} lacks ${all ? 'all ' : ''}${missing.length} of the ${sampled} objects asked for that the checkpoint records as copied ` +
+      `(e.g. ${missing[0]})${all ? ': it was emptied, or [destination] now names another bucket or prefix' : ''}. ${consequence}. ` +
+      `To copy what it lacks: mastosync run ${jobs} --resume --skip-existing (or mastosync verify ${jobs} --repair)${all ? '; if [destination] is wrong, fix it' : ''}`,
+  };
 }
 
 /** What the destination's provider calls its own copy, for the start line. */
