@@ -14,7 +14,7 @@ import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { startProxy, type Fault, type HttpProxy } from '../support/httpProxy.js';
 import { runCli, writeConfig } from '../support/cli.js';
 import type { JobSummary } from '../../src/sync/run.js';
 import { SAMPLE_SIZE } from '../../src/sync/destinationCheck.js';
@@ -189,26 +189,29 @@ test('a destination partly emptied: --resume warns on stderr and exits 1; --resu
   assert.equal(next.stderr, '');
 });
 
+/** One cron run while the proxy answers the HEADs of `bucket`'s objects with `fault` (undefined: passed on). */
+async function cronRunWithHeadFault(config: { dir: string }, bucket: string, fault: (key: string) => Fault | undefined): Promise<CronResult> {
+  proxy.setFault((request) => (request.bucket === bucket && request.operation === 'HeadObject' && request.key !== undefined ? fault(request.key) : undefined));
+  try {
+    return await cronRun(config);
+  } finally {
+    proxy.setFault(undefined);
+  }
+}
+
 test('a destination that refuses HEAD: one warning, and the run goes on (exit 0)', async () => {
   const bucket = 'guard-nohead';
   const config = await destination(bucket);
   await firstNight(config, bucket);
   const owned = new Set(fixture.present.map((object) => object.key));
-  proxy.setFault((request) =>
-    request.bucket === bucket && request.operation === 'HeadObject' && owned.has(request.key ?? '')
-      ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' }
-      : undefined,
+  const run = await cronRunWithHeadFault(config, bucket, (key) =>
+    owned.has(key) ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' } : undefined,
   );
-  try {
-    const run = await cronRun(config);
-    assert.equal(run.code, 0, run.stderr + run.stdout);
-    const lines = run.stderr.trim().split('\n');
-    assert.equal(lines.length, 1, run.stderr);
-    assert.match(lines[0]!, /could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check/);
-    assert.ok(requested(bucket, 'HeadObject').length <= 4, 'no more asked for after the refusal than were in flight');
-  } finally {
-    proxy.setFault(undefined);
-  }
+  assert.equal(run.code, 0, run.stderr + run.stdout);
+  const lines = run.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(lines[0]!, /could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check/);
+  assert.ok(requested(bucket, 'HeadObject').length <= 4, 'no more asked for after the refusal than were in flight');
 });
 
 test('objects that show up a moment late (a store eventually consistent) are asked for again, not called missing', async () => {
@@ -217,21 +220,15 @@ test('objects that show up a moment late (a store eventually consistent) are ask
   await firstNight(config, bucket);
   const asked = new Set<string>();
   // Each object's first HEAD answers 404, as a replica that has not seen the write yet would.
-  proxy.setFault((request) => {
-    if (request.bucket !== bucket || request.operation !== 'HeadObject' || request.key === undefined || asked.has(request.key)) return undefined;
-    asked.add(request.key);
+  const run = await cronRunWithHeadFault(config, bucket, (key) => {
+    if (asked.has(key)) return undefined;
+    asked.add(key);
     return { kind: 'status', status: 404, code: 'NoSuchKey' };
   });
-  try {
-    const run = await cronRun(config);
-    assert.equal(run.code, 0, run.stderr + run.stdout);
-    assert.equal(run.stderr, '', 'silent');
-    const heads = requested(bucket, 'HeadObject');
-    assert.ok(asked.size >= 2, `asked for ${asked.size}`);
-    assert.equal(heads.length, 2 * asked.size, 'each asked for twice');
-  } finally {
-    proxy.setFault(undefined);
-  }
+  assert.equal(run.code, 0, run.stderr + run.stdout);
+  assert.equal(run.stderr, '', 'silent');
+  assert.ok(asked.size >= 2, `asked for ${asked.size}`);
+  assert.equal(requested(bucket, 'HeadObject').length, 2 * asked.size, 'each asked for twice');
 });
 
 test('a healthy destination: the check costs a few HEADs and nothing else, the run stays silent; rows deleted since (and their objects) are not asked for', async () => {
