@@ -43,6 +43,9 @@ export interface Database {
  */
 const SETTINGS = { default_transaction_read_only: 'on', statement_timeout: '5min', idle_in_transaction_session_timeout: '60s' } as const;
 
+/** How the tool's sessions show in pg_stat_activity. */
+const APPLICATION_NAME = 'mastosync';
+
 /** The settings in the startup packet: the session's own, for every statement, where no pooler stands between. */
 const STARTUP_OPTIONS = Object.entries(SETTINGS)
   .map(([name, value]) => `-c ${name}=${value}`)
@@ -59,6 +62,7 @@ const READ_TRANSACTION = (isolation: 'READ COMMITTED' | 'REPEATABLE READ') =>
     `BEGIN ISOLATION LEVEL ${isolation} READ ONLY`,
     `SET LOCAL statement_timeout = '${SETTINGS.statement_timeout}'`,
     `SET LOCAL idle_in_transaction_session_timeout = '${SETTINGS.idle_in_transaction_session_timeout}'`,
+    `SET LOCAL application_name = '${APPLICATION_NAME}'`,
   ].join('; ');
 
 /**
@@ -126,8 +130,9 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     const next = new pg.Pool({
       ...base,
       ...(tunnel ? { host: tunnel.localHost, port: tunnel.localPort } : {}),
-      application_name: 'mastosync',
-      ...(!perTransaction && { options: [base.options, STARTUP_OPTIONS].filter(Boolean).join(' ') }),
+      // Behind a pooler the name goes with each transaction too: PgBouncer keeps a startup packet's application_name
+      // on the server connection, where a client that sets none (Mastodon's) then ran under the tool's name.
+      ...(!perTransaction && { application_name: APPLICATION_NAME, options: [base.options, STARTUP_OPTIONS].filter(Boolean).join(' ') }),
       max: 3,
       idleTimeoutMillis: 30_000,
       // A silently dead path must fail (and be reconnected) rather than hang a run.
@@ -212,6 +217,11 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         perTransaction = rows[0]?.read_only !== SETTINGS.default_transaction_read_only || rows[0]?.timeout !== SETTINGS.statement_timeout;
       }
       client.release();
+      // The pooler dropped the settings but kept the name the pool's clients were opened with: open them without it.
+      if (perTransaction && pool?.options.application_name !== undefined) {
+        await shut();
+        await open();
+      }
     } catch (error) {
       client.release(error as Error);
       throw error;
