@@ -40,6 +40,17 @@ export class UnavailableError extends Error {
   }
 }
 
+/**
+ * A signal (SIGINT, SIGTERM, SIGHUP) came while a command was still starting (waiting for the database or a store,
+ * reading its checkpoint): it stops there, with nothing written, and exits 130 as an interrupted run does.
+ */
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal} at the start, before the first copy: nothing was written`);
+  }
+}
+
 /** The longest wait between two tries at the start (as between two reconnects: src/db/connection.ts). */
 const START_WAIT_MAX_MS = 30_000;
 

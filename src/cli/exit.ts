@@ -12,6 +12,7 @@ export const EXIT = {
    * (5 min): EX_TEMPFAIL too, as a lock held, since running again later may succeed unchanged; nothing was written.
    */
   unavailable: 75,
+  /** SIGINT, SIGTERM or SIGHUP (src/cli/interrupt.ts): while copying, or during the start, with nothing written. */
   interrupted: 130,
 } as const;
 

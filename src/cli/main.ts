@@ -1,11 +1,12 @@
 /**
  * The command line. Each command lives in src/cli/commands/ as a yargs command module whose handler sets
  * the exit code; a UsageError (or a yargs parse error) becomes one line on stderr and exit 2, an UnavailableError (a
- * database or store that did not answer at the start) one line and exit 75, any other error
+ * database or store that did not answer at the start) one line and exit 75, an InterruptedError (a signal during
+ * a run's start) one line and exit 130, any other error
  * one line and exit 1. The commands' flags and help are in ./commandLine.ts; what each does is loaded when it runs.
  */
 import type { Argv } from 'yargs';
-import { UnavailableError, UsageError, describeError } from '../errors.js';
+import { InterruptedError, UnavailableError, UsageError, describeError } from '../errors.js';
 import { commandModules, fastCommand } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './flags.js';
@@ -51,6 +52,10 @@ export async function main(argv: string[], out: Output = processOutput, version?
     if (error instanceof UnavailableError) {
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.unavailable;
+    }
+    if (error instanceof InterruptedError) {
+      out.stderr(`mastosync: ${error.message}`);
+      return EXIT.interrupted;
     }
     // The classes below come from the modules of the command that threw them, loaded by then; importing them here
     // up front would load storage and sync code for --help.

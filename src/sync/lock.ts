@@ -33,7 +33,10 @@ export class CheckpointBusyError extends Error {
         ? `lock file ${lockPath(path)} is unreadable (empty, or not a mastosync lock) and younger than ${UNREADABLE_STALE_MS / 60_000} minutes: ` +
             `if no mastosync run is going on with checkpoint ${path}, remove it (a later run takes it over by itself)`
         : `checkpoint ${path} is in use by another run (pid ${holder.pid} on ${holder.host}, since ${holder.since}): ` +
-            `let it finish; if that process is gone for good, remove ${lockPath(path)}`,
+            (holder.pid > 0 && holder.host !== hostname()
+              ? // A pod or container that was stopped or replaced never comes back to its host name: nothing here can tell.
+                `let it finish; a run on another host cannot be checked from ${hostname()}: if no mastosync run is going on ${holder.host} any more, delete ${lockPath(path)}`
+              : `let it finish; if that process is gone for good, remove ${lockPath(path)}`),
     );
   }
 }
@@ -46,7 +49,13 @@ export function lockPath(checkpoint: string): string {
 }
 
 export class CheckpointLock {
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly path: string,
+    private readonly me: LockHolder,
+  ) {
+    // Whatever ends the process short of a kill (an uncaught error, a run left awaiting nothing): the lock goes with it.
+    process.once('exit', this.release);
+  }
 
   /** Takes the lock or throws CheckpointBusyError; a dead holder's lock on this host is taken over. */
   static acquire(checkpoint: string): CheckpointLock {
@@ -69,7 +78,7 @@ export class CheckpointLock {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           linkSync(mine, path);
-          return new CheckpointLock(path);
+          return new CheckpointLock(path, me);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
@@ -111,13 +120,17 @@ export class CheckpointLock {
     }
   }
 
-  release(): void {
+  /** Removes the lock if it is still this run's: one removed by hand and taken by another run meanwhile stays. */
+  readonly release = (): void => {
+    process.off('exit', this.release);
+    const holder = readHolder(this.path);
+    if (holder === 'gone' || holder === 'unreadable' || holder.pid !== this.me.pid || holder.since !== this.me.since) return;
     try {
       unlinkSync(this.path);
     } catch {
       // Already gone: nothing to release.
     }
-  }
+  };
 }
 
 /** A lock that came and went twice while this run tried to take it: busy, to be safe. */

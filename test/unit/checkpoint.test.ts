@@ -439,7 +439,37 @@ describe('the checkpoint lock', () => {
     writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
     CheckpointLock.acquire(path).release();
     writeFileSync(lockPath(path), JSON.stringify({ pid: process.pid, host: 'elsewhere.example', since: '2026-01-01T00:00:00.000Z' }));
-    assert.throws(() => CheckpointLock.acquire(path), CheckpointBusyError);
+    // Its pid means nothing here: the line says how to tell, and what to delete (a stopped pod never comes back).
+    assert.throws(
+      () => CheckpointLock.acquire(path),
+      (error: unknown) =>
+        error instanceof CheckpointBusyError &&
+        error.message.endsWith(
+          `let it finish; a run on another host cannot be checked from ${hostname()}: if no mastosync run is going on elsewhere.example any more, delete ${lockPath(path)}`,
+        ),
+    );
+  });
+
+  test('release removes only its own lock: one removed by hand and taken by another run meanwhile stays', () => {
+    const lock = CheckpointLock.acquire(path);
+    const other = `${JSON.stringify({ pid: process.pid, host: 'elsewhere.example', since: '2026-01-01T00:00:00.000Z' })}\n`;
+    writeFileSync(lockPath(path), other);
+    lock.release();
+    assert.equal(readFileSync(lockPath(path), 'utf8'), other);
+  });
+
+  test('a process that ends on an uncaught error, or with work left pending, leaves no lock', async () => {
+    const module = join(import.meta.dirname, '../../src/sync/lock.ts');
+    // (The CLI turns the second into exit 1: src/cli/unsettled.ts.)
+    for (const ending of ['throw new Error("boom")', 'new Promise(() => undefined)']) {
+      const script = `import(${JSON.stringify(module)}).then(async (m) => { m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); await null; ${ending}; })`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      await new Promise((done) => child.once('close', done));
+      assert.equal(stdout, 'held\n', ending);
+      assert.equal(existsSync(lockPath(path)), false, ending);
+    }
   });
 
   test('ten runs started at the same instant: exactly one holds the lock, also when a dead holder left one', async () => {

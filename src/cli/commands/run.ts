@@ -1,5 +1,4 @@
 /** `mastosync run <job..>`: copy what the database owns, or list it with --dry-run. */
-import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from '../../log.js';
@@ -38,6 +37,7 @@ import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
+import { RunSignals, unlessStopped } from '../interrupt.js';
 
 /**
  * What the run is told: the one list of the run's flags (src/cli/commandLine.ts makes the arguments it parses and
@@ -79,16 +79,22 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
   assertIsCheckpoint(checkpointPath);
-  // Starting over a checkpoint that records days of copying (a --resume forgotten once) would copy it all again.
-  if (!flags.resume && !flags.retryFailed && !flags.fresh && !flags.dryRun) await refuseToStartOver(checkpointPath);
-  // Before anything else is opened: an overlapping cron run leaves at once, and nothing it would write is written.
-  const lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
+  // Before the lock is taken: a signal at any moment after it must release it (src/cli/interrupt.ts).
+  const signals = new RunSignals(log);
+  let lock: CheckpointLock | undefined;
   let metrics: Metrics | undefined;
   try {
+    // Before anything else is read or opened: an overlapping cron run leaves at once, saying so (rather than what the
+    // checkpoint the other run writes records), and nothing it would write is written.
+    lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
+    // Starting over a checkpoint that records days of copying (a --resume forgotten once) would copy it all again.
+    if (!flags.resume && !flags.retryFailed && !flags.fresh && !flags.dryRun) await refuseToStartOver(checkpointPath);
     metrics = await startMetrics('run', flags.metrics, log);
-    return await runLocked(flags, config, concurrency, checkpointPath, log, out, progress, metrics);
+    return await runLocked(flags, config, concurrency, checkpointPath, log, out, signals, progress, metrics);
   } finally {
     lock?.release();
+    // The metrics' hold (--metrics-hold) ends on a signal of its own.
+    signals.remove();
     await metrics?.close(flags.metricsHoldMs);
   }
 }
@@ -100,9 +106,12 @@ async function runLocked(
   checkpointPath: string,
   log: Logger,
   out: Output,
+  signals: RunSignals,
   progress?: ProgressDisplay,
   metrics?: Metrics,
 ): Promise<number> {
+  // A signal while the checkpoint was read for progress, or the metrics port opened: nothing was opened yet.
+  signals.stop.signal.throwIfAborted();
   const started = new Date();
   const stores: ObjectStore[] = [];
   const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
@@ -113,23 +122,22 @@ async function runLocked(
     for (const store of stores) store.close();
     throw new UsageError('--skip-existing lists both stores, and the source or the destination cannot be listed: leave it out');
   }
-  const stop = new AbortController();
-  const abort = new AbortController();
-  // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
-  // here, and its warning would be a non-JSON line on stderr.
-  setMaxListeners(0, stop.signal, abort.signal);
+  const { stop, abort } = signals;
   // Every request of the run counts against --max-rps, the bucket checks too; the hard stop ends the waits.
   limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps, abort.signal);
   // The buckets are checked while the database session opens: the first copy waits for the slower, not both.
   // Whichever side fails for good first ends the other's wait, and is the error reported: a database refused at once
   // does not leave the process probing a silent store (and logging) for the patience after its last line, nor does
   // a missing bucket wait for a database that does not answer.
+  // A signal ends the start as such a failure does.
   const failedStart = new AbortController();
-  const checked = checkStores([source, destination], log, failedStart.signal);
+  stop.signal.addEventListener('abort', () => failedStart.abort(stop.signal.reason), { once: true });
+  const checked = unlessStopped(checkStores([source, destination], log, failedStart.signal), stop.signal);
   checked.catch((error: unknown) => {
     if (!(error instanceof UnavailableError)) failedStart.abort(error);
   });
-  const session = await openSession(config, flags.jobs, log, failedStart.signal).catch((error: unknown) => {
+  const opening = openSession(config, flags.jobs, log, failedStart.signal);
+  const session = await unlessStopped(opening, stop.signal, (late) => late.db.close()).catch((error: unknown) => {
     if (!failedStart.signal.aborted) failedStart.abort(error);
     for (const store of stores) store.close();
     throw error;
@@ -161,19 +169,9 @@ async function runLocked(
     const unrepaired = new Set(lacking?.keys);
     // The database's clock, not ours: the next run compares it with the *_updated_at Mastodon wrote.
     const startedAt = await databaseNow(session.db);
+    // A signal that came while the checkpoint was read ends the start here, before its header is written.
+    signals.startCopying();
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
-
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stop.signal.aborted) {
-        log.warn({ signal }, 'second signal: aborting the copies in flight');
-        abort.abort();
-        return;
-      }
-      log.warn({ signal }, 'stopping: no new copies; finishing those in flight (signal again to abort them)');
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     try {
       log.info(
         {
@@ -309,8 +307,6 @@ async function runLocked(
       return summary.jobs.some((job) => job.failed > 0) ? EXIT.failures : EXIT.ok;
     } finally {
       progress?.stop(false);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       checkpoint?.close();
     }
   } finally {

@@ -1,0 +1,76 @@
+/**
+ * What SIGINT, SIGTERM and SIGHUP do to a run, from before it takes its checkpoint lock until it has released it:
+ * without a handler Node dies of them at once (exit 143 for SIGTERM) and the lock stays, which a run on another host
+ * (the next pod of a Kubernetes Job) cannot tell from a live one. During the start a signal ends it (exit 130,
+ * nothing written); once copying, it stops new copies and lets those in flight finish, and a second one aborts them.
+ */
+import { setMaxListeners } from 'node:events';
+import { InterruptedError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+export class RunSignals {
+  /** No new work: the start ends (its reason an InterruptedError), or no new copy starts. */
+  readonly stop = new AbortController();
+  /** The copies in flight are cut short too (a second signal while copying). */
+  readonly abort = new AbortController();
+  private copying = false;
+
+  constructor(private readonly log: Logger) {
+    // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
+    // here, and its warning would be a non-JSON line on stderr.
+    setMaxListeners(0, this.stop.signal, this.abort.signal);
+    for (const signal of SIGNALS) process.on(signal, this.onSignal);
+  }
+
+  /** From here on a signal lets the copies in flight finish (the checkpoint records them) instead of ending the start. */
+  startCopying(): void {
+    this.stop.signal.throwIfAborted();
+    this.copying = true;
+  }
+
+  /** Back to Node's own handling: called once the lock is released, so a signal while the process winds down ends it. */
+  remove(): void {
+    for (const signal of SIGNALS) process.off(signal, this.onSignal);
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (!this.copying) {
+      if (!this.stop.signal.aborted) this.stop.abort(new InterruptedError(signal));
+      return;
+    }
+    if (this.stop.signal.aborted) {
+      this.log.warn({ signal }, 'second signal: aborting the copies in flight');
+      this.abort.abort();
+      return;
+    }
+    this.log.warn({ signal }, 'stopping: no new copies; finishing those in flight (signal again to abort them)');
+    this.stop.abort();
+  };
+}
+
+/**
+ * `started`, or the stop's reason as soon as `stop` aborts: an attempt in flight (a connect to a host that does not
+ * answer lasts up to 20 s) is not waited for, so the lock goes at once; what it opens late is handed to `dispose`.
+ */
+export function unlessStopped<T>(started: Promise<T>, stop: AbortSignal, dispose: (late: T) => unknown = () => undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stopped = () => reject(stop.reason);
+    if (stop.aborted) stopped();
+    else stop.addEventListener('abort', stopped, { once: true });
+    started.then(
+      (value) => {
+        stop.removeEventListener('abort', stopped);
+        if (!stop.aborted) return resolve(value);
+        void Promise.resolve()
+          .then(() => dispose(value))
+          .catch(() => undefined);
+      },
+      (error: unknown) => {
+        stop.removeEventListener('abort', stopped);
+        reject(error);
+      },
+    );
+  });
+}
