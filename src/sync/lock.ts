@@ -3,7 +3,10 @@
  * and interleave their lines, so a run holds `<checkpoint>.lock` from before it reads the checkpoint until it has
  * compacted it. The file names its holder (pid, host, since). A holder that died without removing it (SIGKILL,
  * power loss) does not block the next run when it ran on this host: its pid is gone, or now belongs to a process
- * that started later. A holder on another host (a checkpoint on shared storage) cannot be checked from here.
+ * that started later. A holder on another host (a checkpoint on shared storage, a pod's volume) cannot be checked
+ * from here: its pid means nothing on this host, and a stopped pod's host name never comes back; its line says to
+ * delete the lock by hand once no run goes on there. A run removes its lock however it ends short of a kill
+ * (src/cli/interrupt.ts, and the 'exit' listener below), so only a killed one leaves it.
  * A lock file that names no holder (empty or not JSON: a file system crash, a hand edit) was never written by a run
  * of this version, which links in a whole file: once older than UNREADABLE_STALE_MS it is taken over; younger, the
  * run stops saying what it is.
