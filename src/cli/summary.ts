@@ -8,6 +8,8 @@ export interface Report {
   /** Run with --skip-existing: an interrupted one continues with it too, or it copies again what it found present. */
   readonly skipExisting: boolean;
   readonly notes: string[];
+  /** What the destination's provider calls its own copy (CopyObject…), when the run may copy there. */
+  readonly providerCopy?: string;
   /** What stopped the run that no retry could fix, and the fix. */
   readonly stopped?: string;
   /** When the run started and ended: ISO 8601 UTC, to the second. */
@@ -26,6 +28,12 @@ function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
   return total;
 }
 
+/** The table's count columns. */
+type Column = Exclude<keyof ReturnType<typeof noCounts>, 'unfinishedRows' | 'recopied' | 'copiedOnProvider' | 'bytes'>;
+
+/** Columns whose header is not their field's name. */
+const HEADERS: Partial<Record<Column, string>> = { aclsReapplied: 'ACLs re-applied' };
+
 export function reportJson(report: Report): string {
   return JSON.stringify({ ...report, total: totals(report.jobs) });
 }
@@ -34,15 +42,26 @@ export function reportText(report: Report): string {
   // Rows are counted as they are read: after an interruption or a stop some of them still have copies to do.
   const total = totals(report.jobs);
   // `present` only when --skip-existing found some: other runs keep the columns cron mails have always had.
-  const columns = report.dryRun
+  // `ACLs re-applied` likewise, beside `skipped`: an object copied before counts as skipped when its row is read
+  // again, and its ACL re-applied is what this run did with it.
+  const columns: readonly Column[] = report.dryRun
     ? total.present > 0
-      ? (['rows', 'objects', 'present', 'missing', 'skipped'] as const)
-      : (['rows', 'objects', 'skipped'] as const)
-    : total.present > 0
-      ? (['rows', 'changed', 'objects', 'copied', 'relocated', 'present', 'missing', 'failed', 'skipped'] as const)
-      : (['rows', 'changed', 'objects', 'copied', 'relocated', 'missing', 'failed', 'skipped'] as const);
+      ? ['rows', 'objects', 'present', 'missing', 'skipped']
+      : ['rows', 'objects', 'skipped']
+    : [
+        ...(['rows', 'changed', 'objects', 'copied', 'relocated'] as const),
+        ...(total.present > 0 ? (['present'] as const) : []),
+        ...(['missing', 'failed', 'skipped'] as const),
+        ...(total.aclsReapplied > 0 ? (['aclsReapplied'] as const) : []),
+      ];
   const cutShort = report.interrupted || report.stopped !== undefined;
-  const header = ['job', ...columns.map((column) => (column === 'rows' && cutShort ? 'rows read' : column)), ...(report.dryRun ? [] : ['bytes', 'time'])];
+  // A copy on the provider passes no byte through the run: the column says what it counts, and a line the rest.
+  const bytes = total.copiedOnProvider > 0 ? 'bytes streamed' : 'bytes';
+  const header = [
+    'job',
+    ...columns.map((column) => (column === 'rows' && cutShort ? 'rows read' : (HEADERS[column] ?? column))),
+    ...(report.dryRun ? [] : [bytes, 'time']),
+  ];
   const line = (name: string, job: Omit<JobSummary, 'job' | 'ms'> & { ms?: number }) => [
     name,
     ...columns.map((column) => String(job[column])),
@@ -63,14 +82,25 @@ export function reportText(report: Report): string {
         ? `interrupted: run again with --resume${report.skipExisting ? ' --skip-existing' : ''} to continue (${rowsFinished})`
         : undefined;
   const times = `started ${report.started}, finished ${report.finished}`;
-  // Not a column: most runs have none, and cron mails keep the columns they always had.
   const acls =
-    total.aclsReapplied > 0 ? [`${total.aclsReapplied} ACLs re-applied (accounts suspended or unsuspended, statuses discarded since the last run)`] : [];
+    total.aclsReapplied > 0
+      ? [
+          `${total.aclsReapplied} ACLs re-applied: objects copied before whose account was suspended or unsuspended, or whose status was ` +
+            'discarded, since the last run, given the access Mastodon now gives them (not copied again)',
+        ]
+      : [];
+  const onProvider =
+    total.copiedOnProvider > 0
+      ? [
+          `${total.copiedOnProvider} objects copied on the provider (${report.providerCopy ?? 'a server-side copy'}): ` +
+            `their bytes did not pass through mastosync and are not in "${bytes}"`,
+        ]
+      : [];
   const recopied =
     total.recopied > 0
       ? [`${total.recopied} objects the checkpoint recorded as copied were not at the destination (or not as at the source): copied again`]
       : [];
-  return [...text, ...acls, ...recopied, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
+  return [...text, ...acls, ...recopied, ...onProvider, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
 }
 
 /** `12,345`: a count as the progress lines and tables print it. */

@@ -22,6 +22,8 @@ export interface CopyResult {
   readonly ms: number;
   /** The source key a relocated object came from. */
   readonly from?: string;
+  /** Copied by the provider (serverCopy): no byte passed through the run, and `bytes` is 0. */
+  readonly onProvider?: true;
   readonly error?: string;
   /** Where a failed copy's last attempt failed (not for a fatal one, whose error names its store and request). */
   readonly failedAt?: FailedAt;
@@ -106,8 +108,8 @@ async function copyOnce(object: OwnedObject, context: CopyContext, attempt: numb
     attempts.at = PROVIDER_COPY;
     const onServer = context.serverCopy === undefined ? 'stream' : await copyOnServer(object, context.serverCopy, context);
     if (onServer === 'missing') return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
-    // No bytes passed through: a server-side copy counts none.
-    if (onServer !== 'stream') return finished(object, context, onServer.from, 0, attempts);
+    // No bytes passed through: a server-side copy counts none (the summary counts these copies apart).
+    if (onServer !== 'stream') return { ...finished(object, context, onServer.from, 0, attempts), onProvider: true };
     attempts.at = SOURCE_GET;
     found = await findAtSource(object, (key) => context.source.read(key, context.signal));
     if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };

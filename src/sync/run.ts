@@ -112,6 +112,9 @@ export interface JobSummary {
    * source (--resume --skip-existing: the listing wins): copied again, and counted in copied or relocated too.
    */
   recopied: number;
+  /** Of those copied or relocated, the ones the provider copied (CopyObject, Copy Blob, X-Copy-From): not in `bytes`. */
+  copiedOnProvider: number;
+  /** The bytes that passed through the run (streamed): a copy on the provider passes none. */
   bytes: number;
   ms: number;
 }
@@ -361,6 +364,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       summary[result.status] += 1;
       summary.bytes += result.bytes;
       if (gone.size > 0 && gone.delete(key) && (result.status === 'copied' || result.status === 'relocated')) summary.recopied += 1;
+      if (result.onProvider) summary.copiedOnProvider += 1;
       settled(object.id);
       if (!retry && result.status !== 'failed') {
         if (result.status === 'missing') firstLooks.missing += 1;
@@ -636,6 +640,7 @@ export function noCounts(): Omit<JobSummary, 'job' | 'ms'> {
     unfinishedRows: 0,
     aclsReapplied: 0,
     recopied: 0,
+    copiedOnProvider: 0,
     bytes: 0,
   };
 }

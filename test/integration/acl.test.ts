@@ -113,7 +113,11 @@ test('suspending, unsuspending and discarding after the copy: --resume re-applie
   const delta = await runCli(['run', 'all', '--since', now, '--checkpoint', 'delta.jsonl', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
   assert.equal(delta.code, 0, delta.stderr + delta.stdout);
   for (const object of ofSeven) assert.equal(aclOf(object), 'private', `${object.key}: suspended during a migration`);
-  assert.match(delta.stdout, new RegExp(`^${requests('PutObjectAcl').length} ACLs re-applied`, 'm'));
+  // What the admin reads: a column beside skipped, the job's count in it, and a line saying what they are.
+  const reapplied = requests('PutObjectAcl').length;
+  assert.match(delta.stdout, /^job +rows +changed +objects +copied +relocated +missing +failed +skipped +ACLs re-applied +bytes +time$/m);
+  assert.match(delta.stdout, new RegExp(`^media_attachments( +\\d+){8} +${reapplied} +\\S+ \\S+ +\\S+ \\S+$`, 'm'));
+  assert.match(delta.stdout, new RegExp(`^${reapplied} ACLs re-applied: objects copied before whose account was suspended or unsuspended`, 'm'));
   assert.deepEqual(requests('PutObject'), []);
 });
 

@@ -110,6 +110,8 @@ for (const copyMode of ['server', 'auto'] as const) {
       assert.equal(summary.total.missing, world.fixture.missing.length);
       assert.equal(summary.total.relocated, world.fixture.relocated.length);
       assert.equal(summary.total.failed, 0);
+      // The summary counts apart the copies no byte of which passed through the run (its bytes are those streamed).
+      assert.equal(summary.total.copiedOnProvider, summary.total.copied! + summary.total.relocated! - streamed.length);
       assertMissingAndRelocatedRecorded(config.checkpoint, result.stderr, world.fixture);
     });
   });

@@ -17,6 +17,7 @@ const job = {
   skipped: 0,
   aclsReapplied: 0,
   recopied: 0,
+  copiedOnProvider: 0,
   bytes: 2048,
   ms: 1500,
 };
@@ -59,11 +60,34 @@ test('an interrupted run --skip-existing is told to go on with --skip-existing, 
   assert.match(reportText(report(true, true)), /^interrupted: run again with --resume --skip-existing to continue/m);
 });
 
-test('ACLs re-applied (an account suspended since the last run) are said in one line, not a column: most runs have none', () => {
+test('ACLs re-applied (an account suspended since the last run): a column of their own beside skipped, each job its count, and a line that says what they are', () => {
   assert.doesNotMatch(reportText(report(false)), /ACLs/);
-  const text = reportText({ ...report(false), jobs: [{ ...job, aclsReapplied: 6 }] });
-  assert.match(text, /^6 ACLs re-applied \(accounts suspended or unsuspended, statuses discarded since the last run\)$/m);
-  assert.match(text.split('\n')[0]!, /^job +rows +changed +objects +copied +relocated +missing +failed +skipped +bytes +time$/);
+  // A --resume after an interrupted run: the objects it finished are skipped (not copied again), and their ACLs re-applied.
+  const text = reportText({
+    ...report(false),
+    jobs: [
+      { ...job, copied: 0, skipped: 6, aclsReapplied: 6 },
+      { ...job, job: 'backups', aclsReapplied: 0 },
+    ],
+  });
+  const [header, accounts, backups, total] = text.split('\n');
+  assert.match(header!, /^job +rows +changed +objects +copied +relocated +missing +failed +skipped +ACLs re-applied +bytes +time$/);
+  assert.match(accounts!, /^accounts +10 +2 +14 +0 +0 +1 +0 +6 +6 +2\.0 KB +1\.5 s$/);
+  assert.match(backups!, /^backups +10 +2 +14 +9 +0 +1 +0 +0 +0 +2\.0 KB +1\.5 s$/);
+  assert.match(total!, /^total +20 +4 +28 +9 +0 +2 +0 +6 +6 +4\.1 KB +$/);
+  assert.match(
+    text,
+    /^6 ACLs re-applied: objects copied before whose account was suspended or unsuspended, or whose status was discarded, since the last run, given the access Mastodon now gives them \(not copied again\)$/m,
+  );
+});
+
+test('copies on the provider: the bytes column says it counts the bytes streamed, and a line counts the copies that passed none', () => {
+  assert.doesNotMatch(reportText(report(false)), /streamed|on the provider/);
+  const text = reportText({ ...report(false), providerCopy: 'CopyObject', jobs: [{ ...job, copiedOnProvider: 7 }] });
+  assert.match(text.split('\n')[0]!, /^job +rows +changed +objects +copied +relocated +missing +failed +skipped +bytes streamed +time$/);
+  assert.match(text, /^7 objects copied on the provider \(CopyObject\): their bytes did not pass through mastosync and are not in "bytes streamed"$/m);
+  const parsed = JSON.parse(reportJson({ ...report(false), jobs: [{ ...job, copiedOnProvider: 7 }] })) as { total: { copiedOnProvider: number } };
+  assert.equal(parsed.total.copiedOnProvider, 7);
 });
 
 test('--json carries started and finished', () => {

@@ -280,6 +280,7 @@ async function runLocked(
         interrupted: summary.interrupted,
         dryRun: flags.dryRun,
         skipExisting: flags.skipExisting,
+        ...(serverCopy && { providerCopy: PROVIDER_COPY[config.destination.type] }),
         notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed, ...unlogged, ...failedWhere(summary.failedAt)],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),
