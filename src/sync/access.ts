@@ -41,6 +41,12 @@ export interface AccessPassOptions {
   readonly batchSize: number;
   readonly concurrency: number;
   readonly retries: number;
+  /**
+   * Objects this run copies after the pass (above the watermark, not done): not asked nor set, as the copy writes
+   * them with the access of now. Asking was a wasted request each, and without s3:ListBucket AWS answers 403 for a
+   * key it lacks, which as the pass's first answer read as credentials without the ACL permissions.
+   */
+  readonly copiedLater?: (object: OwnedObject) => boolean;
   /** No new request starts once this aborts. */
   readonly stop: AbortSignal;
   readonly log: Logger;
@@ -110,7 +116,8 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
       }
     });
   };
-  const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope);
+  const copiedLater = options.copiedLater ?? (() => false);
+  const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope).filter((object) => !copiedLater(object));
 
   /** One account changed since: its probe asked, and its objects set if that one differs. */
   const reapplyAccount = async (account: (typeof changes.accounts)[number]): Promise<void> => {

@@ -567,7 +567,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         // account's probe, which must not be asked before it is written (review M1).
         await pool.drain();
         const whole = { ...scope, since: undefined, until: undefined };
-        const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop });
+        // Rows above the watermark not done are copied below, with the access of now (a --since run's first has none).
+        const copiedLater = (object: OwnedObject) =>
+          watermark !== undefined && BigInt(object.id) > BigInt(watermark) && !options.resume.isDone(options.destination.locate(object.key));
+        const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater });
         summary.aclsReapplied += access.reapplied;
         summary.failed += access.failed;
         accessFailed = access.failed > 0;
