@@ -33,7 +33,7 @@ export default tseslint.config(
   },
   {
     // The launcher is CommonJS (bin/package.json): it loads the bundle's chunks itself.
-    files: ['bin/mastosync.js'],
+    files: ['bin/mastosync.js', 'bin/codeCacheKey.js'],
     languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -57,7 +57,7 @@ function loadChunk(id) {
   return chunk.exports;
 }
 
-/** The cache made from exactly `source` (its first 20 bytes are the source's SHA-1: V8 checks only its length). */
+/** The cache made from exactly `source` by exactly this Node (its first 20 bytes are the key, bin/codeCacheKey.js). */
 function codeCache(file, source) {
   let cache;
   try {
@@ -65,6 +65,6 @@ function codeCache(file, source) {
   } catch {
     return undefined;
   }
-  const digest = require('node:crypto').createHash('sha1').update(source).digest();
-  return cache.length > digest.length && digest.equals(cache.subarray(0, digest.length)) ? cache.subarray(digest.length) : undefined;
+  const key = require('./codeCacheKey.js').codeCacheKey(source);
+  return cache.length > key.length && key.equals(cache.subarray(0, key.length)) ? cache.subarray(key.length) : undefined;
 }

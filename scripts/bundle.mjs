@@ -11,13 +11,15 @@
 //    asynchronously, and each built-in it imports read whole through a facade, `node:fs` loading its streams);
 // 3. V8's code cache of each chunk, compiled whole, which bin/mastosync.js hands to V8 so it does not compile the
 //    chunk again (bin/mastosync.js checks that the cache was made from the very same chunk).
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { build } from 'esbuild';
 import { lazyHelpText } from './lazyHelpText.mjs';
+
+const { codeCacheKey } = createRequire(import.meta.url)('../bin/codeCacheKey.js');
 
 const modules = 'dist/bundle-esm';
 const out = 'dist/bundle';
@@ -79,8 +81,9 @@ rmSync(modules, { recursive: true, force: true });
 writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n');
 
 // Compiled whole (V8 otherwise compiles a function when it first runs, and caches only what it compiled), then the
-// flag put back, since V8 refuses a cache made under other flags. The cache file starts with the SHA-1 of the chunk:
-// V8 itself checks only the source's length. CODE_CACHE_PREFIX is the wrapper bin/mastosync.js compiles each chunk in.
+// flag put back, since V8 refuses a cache made under other flags. The cache file starts with its key
+// (bin/codeCacheKey.js: the chunk and the exact Node that made it), which the launcher compares before V8 sees the
+// cache. CODE_CACHE_PREFIX is the wrapper bin/mastosync.js compiles each chunk in.
 const CODE_CACHE_PREFIX = '(function (exports, require, module, __filename, __dirname) { ';
 for (const name of chunks) {
   const file = join(out, name);
@@ -88,5 +91,5 @@ for (const name of chunks) {
   setFlagsFromString('--no-lazy');
   const script = new Script(`${CODE_CACHE_PREFIX}${source.toString('utf8')}\n})`, { filename: file, columnOffset: -CODE_CACHE_PREFIX.length });
   setFlagsFromString('--lazy');
-  writeFileSync(`${file}.cache`, Buffer.concat([createHash('sha1').update(source).digest(), script.createCachedData()]));
+  writeFileSync(`${file}.cache`, Buffer.concat([codeCacheKey(source), script.createCachedData()]));
 }
