@@ -22,6 +22,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  type Stats,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -359,8 +360,20 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
  * written to it: its first line must be a run header.
  */
 export function assertIsCheckpoint(path: string): void {
-  if (!existsSync(path)) return;
-  if (statSync(path).isDirectory()) throw new UsageError(`${path} is a folder, not a checkpoint: pass --checkpoint with a file name`);
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Read as "no checkpoint there" before: --resume and --retry-failed then started from nothing or said there was none.
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new UsageError(
+        `cannot reach checkpoint ${path} (${code}: this user may not enter its folder): pass --checkpoint in a folder this user may write to`,
+      );
+    }
+    return; // none there (ENOENT, ENOTDIR): taking the lock beside it names what is wrong with the folder
+  }
+  if (stats.isDirectory()) throw new UsageError(`${path} is a folder, not a checkpoint: pass --checkpoint with a file name`);
   let fd: number;
   try {
     fd = openSync(path, 'r');

@@ -69,7 +69,11 @@ export class CheckpointLock {
     try {
       writeFileSync(mine, `${JSON.stringify(me)}\n`, { mode: 0o600 });
     } catch (error) {
-      rmSync(mine, { force: true });
+      try {
+        rmSync(mine, { force: true });
+      } catch {
+        // A folder this user may not even look into (EACCES on lstat): nothing was created there to remove.
+      }
       const code = (error as NodeJS.ErrnoException).code;
       const fix =
         code === 'ENOSPC' || code === 'EDQUOT'

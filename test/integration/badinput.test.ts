@@ -4,13 +4,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFixture, loadFixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
-import { runCli, writeConfig, type ConfigSettings } from '../support/cli.js';
+import { BIN, runCli, runProgram, writeConfig, type ConfigSettings } from '../support/cli.js';
 
 let postgres: PostgresServer;
 let s3: S3Server;
@@ -221,3 +221,56 @@ test('check fails the destination on an acl that is not a canned ACL, naming the
   assert.match(result.stdout, /^FAIL destination: .*\[destination\] acl must be one of "public-read", .*, not "public_read"$/m);
   assert.deepEqual(await s3.listKeys('bad-destination'), []);
 });
+
+/**
+ * A cron job run as `mastodon` whose checkpoint (or manifest) is left under /root from a test run as root: the folder
+ * cannot even be entered. A raw `EACCES … lstat` and exit 1 before; now the line of a read-only folder, exit 2.
+ */
+describe(
+  'a checkpoint or manifest in a folder this user may not enter: one line, exit 2, nothing written',
+  { skip: process.getuid?.() !== 0 && 'needs root to run the CLI as another user' },
+  () => {
+    // 0700, root's: uid 65534 may not look into it.
+    let closed: string;
+    before(() => {
+      closed = mkdtempSync(join(tmpdir(), 'mastosync-closed-'));
+      dirs.push(closed);
+    });
+
+    const cases: ReadonlyArray<{ name: string; args: (closed: string) => string[]; says: (closed: string) => string }> = [
+      ...[['--fresh'], ['--resume'], [], ['--dry-run', '--resume'], ['--retry-failed']].map((flags) => ({
+        name: `run all ${flags.join(' ')}`,
+        args: (folder: string) => ['run', 'all', ...flags, '--checkpoint', join(folder, 'x.jsonl')],
+        says: (folder: string) =>
+          `mastosync: cannot reach checkpoint ${join(folder, 'x.jsonl')} (EACCES: this user may not enter its folder): pass --checkpoint in a folder this user may write to`,
+      })),
+      {
+        name: 'prune all --delete --manifest',
+        args: (folder: string) => ['prune', 'all', '--delete', '--manifest', join(folder, 'sub', 'deleted.jsonl')],
+        says: (folder: string) =>
+          `mastosync: --manifest ${join(folder, 'sub', 'deleted.jsonl')}: the folder ${join(folder, 'sub')} cannot be reached by this user (EACCES): name a file in another folder`,
+      },
+    ];
+    for (const { name, args, says } of cases) {
+      test(name, async () => {
+        const config = writeConfig(settings());
+        dirs.push(config.dir);
+        chmodSync(config.dir, 0o755);
+        chmodSync(config.file, 0o644);
+        const result = await runProgram('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args(closed)], {
+          cwd: config.dir,
+          env: { HOME: config.dir },
+        });
+        assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
+        assert.deepEqual(
+          result.stderr.split('\n').filter((line) => line.trim() !== ''),
+          [says(closed)],
+        );
+        assert.equal(result.stdout, '');
+        assert.deepEqual(readdirSync(closed), [], 'nothing written in the folder');
+        assert.deepEqual(readdirSync(config.dir), ['mastosync.toml'], 'nor beside the config');
+        assert.deepEqual(await s3.listKeys('bad-destination'), []);
+      });
+    }
+  },
+);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CheckpointWriter, assertIsCheckpoint, compactCheckpoint, loadCheckpoint, type ObjectLine, type ResumeState } from '../../src/sync/checkpoint.js';
@@ -416,6 +416,42 @@ describe('the checkpoint guard', () => {
     assertIsCheckpoint(path);
     writeRun('fresh', [line('1', 'a/1', 'copied')]);
     assertIsCheckpoint(path);
+  });
+});
+
+/**
+ * Runs `call` (an expression over `checkpoint` and `lock`, these modules) as uid 65534, which may not enter `dir`
+ * (0700, root's); what it threw, as `name: message`.
+ */
+function thrownAsNobody(call: string): string {
+  const modules = `import * as checkpoint from ${JSON.stringify(import.meta.resolve('../../src/sync/checkpoint.ts'))};
+    import * as lock from ${JSON.stringify(import.meta.resolve('../../src/sync/lock.ts'))};`;
+  const script = `${modules} try { ${call}; console.log('no error'); } catch (error) { console.log(error.name + ': ' + error.message); }`;
+  const child = spawnSync(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      encoding: 'utf8',
+      cwd: join(import.meta.dirname, '..', '..'),
+    },
+  );
+  assert.equal(child.stderr, '');
+  return child.stdout.trim();
+}
+
+describe('a checkpoint in a folder this user may not enter', { skip: process.getuid?.() !== 0 && 'needs root to run as another user' }, () => {
+  // Read as "no checkpoint there" before: --resume and a dry run started from nothing, --retry-failed said there was none.
+  test('the guard refuses it, naming the fix, rather than taking it for none', () => {
+    assert.equal(
+      thrownAsNobody(`checkpoint.assertIsCheckpoint(${JSON.stringify(path)})`),
+      `UsageError: cannot reach checkpoint ${path} (EACCES: this user may not enter its folder): pass --checkpoint in a folder this user may write to`,
+    );
+  });
+
+  // The failed lstat of cleaning up the lock's own file escaped as a raw EACCES (exit 1).
+  test('the lock says what a read-only folder gets', () => {
+    const pattern = `^UsageError: cannot create ${lockPath(path)}\\.\\d+ \\(EACCES\\): pass --checkpoint in a folder this user may write to$`;
+    assert.match(thrownAsNobody(`lock.CheckpointLock.acquire(${JSON.stringify(path)})`), new RegExp(pattern));
   });
 });
 

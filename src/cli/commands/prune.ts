@@ -4,7 +4,7 @@
  * Dry by default (exit 0). With --delete it removes them, unless there are more than --max-delete (by default 10%
  * of what it listed): then it deletes nothing, says so and exits 2. Each key deleted is written to the manifest.
  */
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from '../../log.js';
 import { UsageError } from '../../errors.js';
@@ -145,7 +145,15 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
 function refuseUnwritableManifest(manifest: string): void {
   if (existsSync(manifest)) throw new UsageError(`--manifest ${manifest} exists: pass a new file name`);
   const folder = dirname(manifest);
-  const stats = statSync(folder, { throwIfNoEntry: false });
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(folder, { throwIfNoEntry: false });
+  } catch (error) {
+    // A folder on a path this user may not enter (EACCES): the raw error ended the command with exit 1.
+    throw new UsageError(
+      `--manifest ${manifest}: the folder ${folder} cannot be reached by this user (${(error as NodeJS.ErrnoException).code}): name a file in another folder`,
+    );
+  }
   if (stats === undefined) throw new UsageError(`--manifest ${manifest}: the folder ${folder} does not exist: create it, or name a file in another folder`);
   if (!stats.isDirectory()) throw new UsageError(`--manifest ${manifest}: ${folder} is not a folder`);
   try {

@@ -70,6 +70,8 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   const concurrency = flags.concurrency ?? config.sync.concurrency;
   // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
   const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
+  // First: a checkpoint this user cannot reach is no "no checkpoint", and a file that is not one is left untouched.
+  assertIsCheckpoint(checkpointPath);
   if (flags.retryFailed && !existsSync(checkpointPath)) {
     throw new UsageError(
       `--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`,
@@ -78,7 +80,6 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   if (samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
-  assertIsCheckpoint(checkpointPath);
   // Before the lock is taken: a signal at any moment after it must release it (src/cli/interrupt.ts).
   const signals = new RunSignals(log);
   let lock: CheckpointLock | undefined;
