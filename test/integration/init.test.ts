@@ -11,8 +11,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { configFromEnv } from '../../src/cli/commands/init.js';
+import { configFromEnv, refuseOtherFile } from '../../src/cli/commands/init.js';
 import { loadConfigParts } from '../../src/cli/config.js';
+import { UsageError } from '../../src/errors.js';
 import { parseEnvFile } from '../../src/cli/envFile.js';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -223,6 +224,56 @@ describe('init on the command line', () => {
       assert.equal(result.stdout, '');
       assert.equal(existsSync(join(dir, 'mastosync.toml')), false, 'nothing written');
     }
+  });
+});
+
+describe('init refuses a file that is not a .env.production', () => {
+  const refusal = (text: string): string | undefined => {
+    try {
+      refuseOtherFile(parseEnvFile(text), text, 'given');
+      return undefined;
+    } catch (error) {
+      assert.ok(error instanceof UsageError);
+      return error.message;
+    }
+  };
+
+  test(".env.production files as admins have them pass: quotes, comments, export lines, blank values, Mastodon's variables alone", () => {
+    for (const text of [
+      '# Generated with mastodon:setup\nLOCAL_DOMAIN=social.example.org\nSECRET_KEY_BASE=abc\n',
+      'export DB_HOST="db"\nexport DB_PASS=\n',
+      "DATABASE_URL='postgres://m:p@db/mastodon'  # the pooler\n",
+      'REDIS_HOST=redis\nS3_ENABLED=true\nS3_BUCKET=media\n',
+      'PAPERCLIP_ROOT_PATH=/srv/system\n',
+      'AZURE_ENABLED=true\n',
+      'SWIFT_ENABLED=\n',
+    ]) {
+      assert.equal(refusal(text), undefined, text);
+    }
+  });
+
+  test("a TOML file (mastosync.toml given by mistake) or one with none of Mastodon's variables is refused, naming the file", () => {
+    const toml = '# mastosync configuration\n\n[database]\nurl = "postgres://m@db/mastodon"\n[destination]\nbucket = "new"\n';
+    assert.equal(
+      refusal(toml),
+      "given sets none of Mastodon's variables (LOCAL_DOMAIN, DATABASE_URL or DB_*, S3_*, PAPERCLIP_ROOT_PATH…) (it looks like TOML: [database] on line 3): pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production",
+    );
+    // Lower-case `bucket` is not S3_BUCKET, nor are other programs' variables Mastodon's.
+    assert.match(refusal('bucket = "new"\nregion = "eu"\n') ?? '', /^given sets none of Mastodon's variables \(.*\): pass --from-env/);
+    assert.match(refusal('NODE_ENV=production\nPORT=3000\n') ?? '', /^given sets none of Mastodon's variables \(.*\): pass --from-env/);
+  });
+
+  test('init --from-env mastosync.toml: exit 2, one line, nothing written (a config of defaults and exit 0 before)', async () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'mastosync.toml'), '[database]\nhost = "db"\ndatabase = "mastodon_production"\n\n[source]\ntype = "fs"\npath = "/srv/system"\n');
+    const result = await runCli(['init', '--from-env', 'mastosync.toml', '--out', 'b.toml'], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.equal(
+      result.stderr,
+      "mastosync: mastosync.toml sets none of Mastodon's variables (LOCAL_DOMAIN, DATABASE_URL or DB_*, S3_*, PAPERCLIP_ROOT_PATH…) (it looks like TOML: [database] on line 1): pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production\n",
+    );
+    assert.equal(result.stdout, '');
+    assert.equal(existsSync(join(dir, 'b.toml')), false, 'nothing written');
   });
 });
 

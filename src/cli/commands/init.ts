@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError, describeError } from '../../errors.js';
-import { parseEnvFile } from '../envFile.js';
+import { parseEnvFile, type EnvFile } from '../envFile.js';
 import { EXIT, type Output } from '../exit.js';
 
 interface InitFlags {
@@ -38,10 +38,7 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
     );
   }
   const env = parseEnvFile(envText);
-  // Another file given by mistake (or an empty one) would still make a config, of Mastodon's defaults alone.
-  if (env.values.size === 0) {
-    throw new UsageError(`${flags.fromEnv} holds no KEY=value line: pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production`);
-  }
+  refuseOtherFile(env, envText, flags.fromEnv);
   const derived = configFromEnv(env.values, envPath);
   const notes = [...env.ignoredLines.map((line) => `line ${line} of ${flags.fromEnv} is not KEY=value: ignored`), ...derived.notes];
   await writePrivateFile(flags.out, derived.text, flags.force);
@@ -56,6 +53,28 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
     for (const note of notes) out.stdout(`note: ${note}`);
   }
   return EXIT.ok;
+}
+
+/**
+ * Variables every .env.production sets one of: those init reads, and LOCAL_DOMAIN, which mastodon:setup always
+ * writes. Present counts, blank or not (`DB_PASS=`).
+ */
+const MASTODON_VARIABLE = /^(LOCAL_DOMAIN|DATABASE_URL|PAPERCLIP_ROOT_PATH|(DB|S3|AWS|SWIFT|AZURE)_[A-Z0-9_]+)$/;
+
+/**
+ * Refuses a file that is not a .env.production (`text`, parsed as `env`, named `name` on the command line): another
+ * file given by mistake would still make a config, of Mastodon's defaults alone, and `init` would say it wrote one.
+ * A TOML file (mastosync.toml itself) parses as KEY=value lines, so having some is not enough: one of Mastodon's
+ * variables must be set.
+ */
+export function refuseOtherFile(env: EnvFile, text: string, name: string): void {
+  const fix = "pass --from-env with Mastodon's .env.production, e.g. /home/mastodon/live/.env.production";
+  if (env.values.size === 0) throw new UsageError(`${name} holds no KEY=value line: ${fix}`);
+  if ([...env.values.keys()].some((key) => MASTODON_VARIABLE.test(key))) return;
+  const lines = text.split(/\r?\n/);
+  const section = lines.findIndex((line) => /^\s*\[[^\]=]+\]\s*(#.*)?$/.test(line));
+  const looksLike = section === -1 ? '' : ` (it looks like TOML: ${lines[section]!.trim()} on line ${section + 1})`;
+  throw new UsageError(`${name} sets none of Mastodon's variables (LOCAL_DOMAIN, DATABASE_URL or DB_*, S3_*, PAPERCLIP_ROOT_PATH…)${looksLike}: ${fix}`);
 }
 
 /** The config text for the values of a .env.production at `envPath` (pure: no I/O). */
