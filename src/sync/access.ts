@@ -46,7 +46,7 @@ export interface AccessPassOptions {
    * them with the access of now. Asking was a wasted request each, and without s3:ListBucket AWS answers 403 for a
    * key it lacks, which as the pass's first answer read as credentials without the ACL permissions.
    */
-  readonly copiedLater?: (object: OwnedObject) => boolean;
+  readonly copiedLater?: (object: OwnedObject, row: Row) => boolean;
   /** No new request starts once this aborts. */
   readonly stop: AbortSignal;
   readonly log: Logger;
@@ -117,7 +117,7 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     });
   };
   const copiedLater = options.copiedLater ?? (() => false);
-  const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope).filter((object) => !copiedLater(object));
+  const objectsOf = (row: Row) => ownedInScope('media_attachments', row, scope).filter((object) => !copiedLater(object, row));
 
   /** One account changed since: its probe asked, and its objects set if that one differs. */
   const reapplyAccount = async (account: (typeof changes.accounts)[number]): Promise<void> => {

@@ -46,9 +46,15 @@ export interface ObjectLine {
   readonly retry?: true;
   /**
    * The attachment's `*_updated_at` (database clock, ISO UTC), on lines of attachments that changed recently
-   * enough for the next run's changed-rows pass to find them again: that pass then knows they are copied already.
+   * enough for the next run's changed-rows pass to find them again: that pass then knows they are copied already,
+   * as long as the row still says this time (a file rewritten under the same key since says a later one).
    */
   readonly updated?: string;
+  /**
+   * On compacted lines without `updated`: the start of the run that copied the object (database clock, ISO UTC). The
+   * copy holds every change stamped before it less the change margin; a row stamped later may hold another file.
+   */
+  readonly asOf?: string;
 }
 
 export interface RunHeader {
@@ -89,8 +95,13 @@ export interface ResumeState {
    * changed since then must say so (ObjectLine.updated). Undefined when the checkpoint holds no run yet.
    */
   recentFrom(job: string): string | undefined;
-  /** The object is finished (copied or relocated) above its job's watermark, or recently (see ObjectLine.updated). */
-  isDone(key: string): boolean;
+  /**
+   * The object is finished (copied or relocated) above its job's watermark, or recently (see ObjectLine.updated), and
+   * for the file its row names now: `updated` is the row's `*_updated_at` of the object's attachment (ISO UTC, the
+   * database's clock), undefined when the row has none. Mastodon can write a new file under the same key (a name kept
+   * on re-upload before v3.1, a style reprocessed in place) and then only that time tells the copy is of an older file.
+   */
+  isDone(key: string, updated: string | undefined): boolean;
   /** The object's last result was failed or missing. */
   wasOutstanding(key: string): boolean;
   /** Outstanding objects in rows at or below the job's watermark (rows not read again otherwise). */
@@ -138,8 +149,8 @@ interface LoadedCheckpoint {
   readonly watermarks: ReadonlyMap<string, bigint>;
   readonly synced: ReadonlyMap<string, string>;
   readonly outstanding: ReadonlyMap<string, OutstandingObject & { readonly line: string }>;
-  /** Objects finished above the watermark, by key, with their lines. */
-  readonly done: ReadonlyMap<string, string>;
+  /** Objects finished above the watermark, by key, with their lines and which file they copied. */
+  readonly done: ReadonlyMap<string, DoneObject>;
   /** Objects finished below the watermark that the next changed-rows pass may read again, by key hash. */
   readonly recent: ReadonlyMap<string, RecentObject>;
   changesFrom(job: string): string | undefined;
@@ -150,6 +161,29 @@ interface LoadedCheckpoint {
 interface RecentObject {
   readonly job: string;
   readonly updated: number;
+}
+
+/**
+ * An object finished above the watermark: its line, and which file of its row it copied, told by the attachment's
+ * `*_updated_at` when the line says it (`updated`, ms), else by the start of the run that copied it (`asOf`, ms; 0
+ * when unknown: a run header from before 0.1.0 says no database time, and then any dated row may have changed).
+ */
+interface DoneObject {
+  readonly line: string;
+  readonly updated?: number;
+  readonly asOf: number;
+}
+
+/**
+ * Whether the row's attachment, stamped `updated` now (ISO UTC; undefined when it has no stamp), still names the file
+ * `done` copied. An exact stamp must be the same: a later one is a file written since, an earlier one a row set back
+ * (a restored database), and a copy again is only a request. Without one, the copy holds every change stamped before
+ * its run's start less the margin (a change commits within the margin of its stamp: docs/operations.md); a row
+ * without a stamp cannot be told apart, and counts as unchanged, as the changed-rows pass, which cannot find it, does.
+ */
+function copiedCurrent(done: { readonly updated?: number; readonly asOf: number }, updated: string | undefined, marginMs: number): boolean {
+  if (done.updated !== undefined) return updated !== undefined && Date.parse(updated) === done.updated;
+  return updated === undefined || Date.parse(updated) < done.asOf - marginMs;
 }
 
 export async function loadCheckpoint(path: string, identity: CheckpointIdentity, options: LoadOptions): Promise<ResumeState> {
@@ -173,7 +207,13 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
     watermark: (job) => watermarks.get(job)?.toString(),
     changesFrom: (job) => loaded.changesFrom(job),
     recentFrom: (job) => loaded.recentFrom(job),
-    isDone: (key) => done.has(key) || (recent.size > 0 && recent.has(keyHash(key))),
+    isDone: (key, updated) => {
+      const finished = done.get(key);
+      if (finished !== undefined && copiedCurrent(finished, updated, options.changeMarginMs)) return true;
+      const copied = recent.size > 0 ? recent.get(keyHash(key)) : undefined;
+      // A recent line always carries its stamp (ObjectLine.updated), so only the same stamp is the same file.
+      return copied !== undefined && updated !== undefined && Date.parse(updated) === copied.updated;
+    },
     wasOutstanding: (key) => outstanding.has(key),
     outstandingBelowWatermark: (job) => {
       const mark = watermarks.get(job);
@@ -183,7 +223,7 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
     lastDone: (job, count) => {
       const found: Array<{ id: string; key: string }> = [];
       // The map keeps the order lines were recorded in: walk it from its end, parsing only the lines taken.
-      for (const line of [...done.values()].reverse()) {
+      for (const { line } of [...done.values()].reverse()) {
         if (found.length >= count) break;
         if (jobOf(line) !== job) continue;
         const parsed = parseLine<ObjectLine>(line);
@@ -258,12 +298,16 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   // Pass 2: objects finished in rows above each job's last watermark, or recently enough that the changed-rows pass
   // would read them again. Their lines may come before the watermark's own line (rows after an unfinished one
   // finish first), so the row id decides, not the line's place.
-  const done = new Map<string, string>();
+  const done = new Map<string, DoneObject>();
   const recent = new Map<string, RecentObject>();
   const stillRecent = (job: string, updated: number) => updated >= Date.parse(changesFrom(job) ?? '');
   for (const [hash, entry] of compactedRecent) if (stillRecent(entry.job, entry.updated)) recent.set(hash, entry);
+  // The start of the run whose lines follow (its header's database time): what a line without `updated` copied.
+  let runStarted = 0;
   await forEachLine(path, runStart, (line) => {
-    if (kindOf(line) !== 'object') return;
+    const kind = kindOf(line);
+    if (kind === 'run') runStarted = startOf(parseLine<RunHeader>(line)?.started);
+    if (kind !== 'object') return;
     const job = jobOf(line);
     const mark = watermarks.get(job);
     if (mark !== undefined && !line.includes('"updated":"')) {
@@ -273,8 +317,10 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     const parsed = parseLine<ObjectLine>(line);
     if (parsed === undefined) return;
     if (mark === undefined || BigInt(parsed.id) > mark) {
-      if (FINISHED.has(parsed.status)) done.set(parsed.key, line);
-      else done.delete(parsed.key);
+      if (FINISHED.has(parsed.status)) {
+        const updated = parsed.updated === undefined ? undefined : Date.parse(parsed.updated);
+        done.set(parsed.key, { line, updated, asOf: parsed.asOf === undefined ? runStarted : startOf(parsed.asOf) });
+      } else done.delete(parsed.key);
     } else if (parsed.updated !== undefined && stillRecent(job, Date.parse(parsed.updated))) {
       if (FINISHED.has(parsed.status)) recent.set(keyHash(parsed.key), { job, updated: Date.parse(parsed.updated) });
       else recent.delete(keyHash(parsed.key));
@@ -285,6 +331,12 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     if (recent.size > 0) recent.delete(keyHash(key));
   }
   return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom, recentFrom };
+}
+
+/** A run's start in ms, 0 (before any dated row) when unknown or unreadable. */
+function startOf(time: string | undefined): number {
+  const ms = time === undefined ? Number.NaN : Date.parse(time);
+  return Number.isNaN(ms) ? 0 : ms;
 }
 
 /** What a checkpoint records as finished: rows up to each job's watermark, and objects done above them. */
@@ -317,7 +369,8 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
   for (const [job, mark] of loaded.watermarks) lines.push(watermarkLine(job, mark.toString()));
   for (const [job, time] of loaded.synced) lines.push(syncedLine(job, time));
   for (const entry of loaded.outstanding.values()) lines.push(entry.line);
-  lines.push(...loaded.done.values());
+  // A line without its row's stamp says when it was copied, as its run's header did: compaction keeps only the first.
+  for (const entry of loaded.done.values()) lines.push(entry.updated !== undefined ? entry.line : withAsOf(entry.line, entry.asOf));
   // Recently changed objects below the watermark, as key hashes: a fixture or an instance whose rows all changed
   // within the margin must not keep a line per object for the margin's length.
   const recentByJob = new Map<string, string[]>();
@@ -552,7 +605,14 @@ function objectLine(line: ObjectLine): string {
   if (line.error !== undefined) result += `,"error":${text(line.error)}`;
   if (line.retry) result += ',"retry":true';
   if (line.updated !== undefined) result += `,"updated":${text(line.updated)}`;
+  if (line.asOf !== undefined) result += `,"asOf":${text(line.asOf)}`;
   return `${result}}`;
+}
+
+/** A done object's line, saying the start of the run that copied it (asOf). */
+function withAsOf(line: string, asOf: number): string {
+  const parsed = JSON.parse(line) as ObjectLine;
+  return objectLine({ ...parsed, asOf: new Date(asOf).toISOString() });
 }
 
 function watermarkLine(job: string, id: string): string {

@@ -421,7 +421,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
      */
     const startMark = options.resume.watermark(job);
     const finishedBefore = (row: Row, object: OwnedObject, key: string): boolean => {
-      if (options.resume.isDone(key)) return true;
+      if (options.resume.isDone(key, stampOf(row, object))) return true;
       if (startMark === undefined || BigInt(object.id) > BigInt(startMark) || options.resume.wasOutstanding(key)) return false;
       const updated = row[updatedColumn(object.attachment)];
       return changesFrom === undefined || typeof updated !== 'string' || updated < changesFrom;
@@ -429,8 +429,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
     const recentChange = (row: Row, object: OwnedObject): string | undefined => {
-      const updated = row[updatedColumn(object.attachment)];
-      return typeof updated === 'string' && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
+      const updated = stampOf(row, object);
+      return updated !== undefined && recentFrom !== undefined && updated >= recentFrom ? updated : undefined;
     };
 
     /**
@@ -540,7 +540,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             // A row changed just before the last run's start shows up again: its objects are copied already.
             const pending = changed.filter((object) => {
               const key = options.destination.locate(object.key);
-              return !retried.has(key) && !options.resume.isDone(key);
+              return !retried.has(key) && !options.resume.isDone(key, stampOf(row, object));
             });
             summary.rows += 1;
             summary.objects += changed.length;
@@ -568,8 +568,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         await pool.drain();
         const whole = { ...scope, since: undefined, until: undefined };
         // Rows above the watermark not done are copied below, with the access of now (a --since run's first has none).
-        const copiedLater = (object: OwnedObject) =>
-          watermark !== undefined && BigInt(object.id) > BigInt(watermark) && !options.resume.isDone(options.destination.locate(object.key));
+        const copiedLater = (object: OwnedObject, row: Row) =>
+          watermark !== undefined &&
+          BigInt(object.id) > BigInt(watermark) &&
+          !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));
         const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater });
         summary.aclsReapplied += access.reapplied;
         summary.failed += access.failed;
@@ -597,7 +599,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         for (const row of rows) {
           if (stop.aborted) break reading;
           const owned = ownedInScope(job, row, scope);
-          const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key)));
+          const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
           summary.objects += owned.length;
           summary.skipped += owned.length - pending.length;
           if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
@@ -661,6 +663,12 @@ function updatedColumn(attachment: string): string {
   let column = updatedColumns.get(attachment);
   if (column === undefined) updatedColumns.set(attachment, (column = `${attachment}_updated_iso`));
   return column;
+}
+
+/** The row's `*_updated_at` of the object's attachment (ISO UTC), undefined when it has none: which file the row names. */
+function stampOf(row: Row, object: OwnedObject): string | undefined {
+  const updated = row[updatedColumn(object.attachment)];
+  return typeof updated === 'string' ? updated : undefined;
 }
 
 /**

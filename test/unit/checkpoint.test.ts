@@ -17,6 +17,12 @@ import { UsageError } from '../../src/errors.js';
 
 const IDENTITY = { source: 's3://old', destination: 's3://new', scope: 'the whole database' };
 const MARGIN = { changeMarginMs: 60 * 60_000 };
+/** The `*_updated_at` the rows of the tests' objects say now, where the tests' lines recorded one. */
+const STAMPS: Readonly<Record<string, string>> = {
+  'a/1': '2026-01-03T09:30:00.000Z',
+  'a/2': '2026-01-03T08:00:00.000Z',
+  'a/4': '2026-01-03T10:30:00.000Z',
+};
 let dir: string;
 let path: string;
 
@@ -65,9 +71,9 @@ describe('loadCheckpoint', () => {
     ]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '3');
-    assert.equal(state.isDone('a/5'), true);
-    assert.equal(state.isDone('a/6'), false, 'missing at the source is probed again');
-    assert.equal(state.isDone('a/4'), false);
+    assert.equal(state.isDone('a/5', undefined), true);
+    assert.equal(state.isDone('a/6', undefined), false, 'missing at the source is probed again');
+    assert.equal(state.isDone('a/4', undefined), false);
     assert.equal(state.wasOutstanding('a/4'), true);
     assert.equal(state.wasOutstanding('a/6'), true);
     assert.deepEqual(
@@ -99,7 +105,7 @@ describe('loadCheckpoint', () => {
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '1');
     assert.deepEqual(
-      ['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key)),
+      ['a/1', 'a/2', 'a/3', 'a/4', 'a/5'].map((key) => state.isDone(key, undefined)),
       [false, false, true, true, true],
       'a/1 is below the watermark: never read again, so not asked',
     );
@@ -121,7 +127,7 @@ describe('loadCheckpoint', () => {
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), undefined);
     assert.deepEqual(state.outstanding('accounts'), []);
-    assert.equal(state.isDone('a/1'), true);
+    assert.equal(state.isDone('a/1', undefined), true);
   });
 
   test('lines across the 1 MiB read chunks: every one is read whole, and a fresh run starts at its own header', async () => {
@@ -138,20 +144,20 @@ describe('loadCheckpoint', () => {
     ]);
     assert.ok(statSync(path).size > 3 * (1 << 20), 'the file spans several chunks');
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
-    assert.equal(state.isDone('b/first'), false, 'below the watermark, and not outstanding');
-    assert.equal(state.isDone(key('b', 3)), true, 'the first run after the header is read from its first line');
-    assert.equal(state.isDone(key('a', 19_999)), false, 'nothing of the run before the fresh one');
-    assert.equal(state.isDone(key('a', 5)), false);
+    assert.equal(state.isDone('b/first', undefined), false, 'below the watermark, and not outstanding');
+    assert.equal(state.isDone(key('b', 3), undefined), true, 'the first run after the header is read from its first line');
+    assert.equal(state.isDone(key('a', 19_999), undefined), false, 'nothing of the run before the fresh one');
+    assert.equal(state.isDone(key('a', 5), undefined), false);
     assert.equal(state.outstanding('accounts').length, 10_000, 'every failed line, whichever chunks it spans');
-    for (let index = 1; index < 20_000; index += 2) assert.equal(state.isDone(key('b', index)), index + 2 > 3, key('b', index));
+    for (let index = 1; index < 20_000; index += 2) assert.equal(state.isDone(key('b', index), undefined), index + 2 > 3, key('b', index));
   });
 
   test('a torn last line (a kill mid-write) is skipped, and the next run starts on a line of its own', async () => {
     writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed')]);
     appendFileSync(path, JSON.stringify(line('3', 'a/3', 'copied')).slice(0, 25));
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
-    assert.equal(state.isDone('a/1'), true);
-    assert.equal(state.isDone('a/3'), false, 'half a line records nothing');
+    assert.equal(state.isDone('a/1', undefined), true);
+    assert.equal(state.isDone('a/3', undefined), false, 'half a line records nothing');
     assert.equal(state.wasOutstanding('a/2'), true);
 
     writeRun('resume', [line('3', 'a/3', 'copied')]);
@@ -159,7 +165,7 @@ describe('loadCheckpoint', () => {
     const torn = lines.findIndex((text) => text.startsWith('{"job":"accounts","id":"3') && !text.endsWith('}'));
     assert.ok(torn > 0);
     assert.match(lines[torn + 1]!, /^\{"run":/, 'the header of the next run follows the torn line on a line of its own');
-    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).isDone('a/3'), true);
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).isDone('a/3', undefined), true);
   });
 
   test('a checkpoint of another source or destination is refused, naming both', async () => {
@@ -222,10 +228,66 @@ describe('loadCheckpoint', () => {
     ]);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.deepEqual(
-      ['a/1', 'a/2', 'a/3'].map((key) => state.isDone(key)),
+      ['a/1', 'a/2', 'a/3'].map((key) => state.isDone(key, STAMPS[key])),
       [true, false, false],
       'only a/1 changed after 09:00, the time the next changed-rows pass starts from',
     );
+  });
+
+  test('an object copied recently is done only while its row says the stamp it was copied for (a file rewritten under the same key)', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied', { updated: '2026-01-03T09:30:00.000Z' }), { watermark: '1' }, { synced: '2026-01-03T10:00:00.000Z' }]);
+    for (const compacted of [false, true]) {
+      if (compacted) await compactCheckpoint(path, MARGIN);
+      const state = await loadCheckpoint(path, IDENTITY, MARGIN);
+      const said = compacted ? 'compacted to a key hash' : 'as the run wrote it';
+      assert.equal(state.isDone('a/1', '2026-01-03T09:30:00.000Z'), true, `the same stamp, ${said}`);
+      assert.equal(state.isDone('a/1', '2026-01-03T09:50:00.000Z'), false, `a new file stamped since, ${said}`);
+      assert.equal(state.isDone('a/1', '2026-01-03T09:00:00.000Z'), false, `a row set back (a restored database), ${said}`);
+      assert.equal(state.isDone('a/1', undefined), false, `a row that lost its stamp, ${said}`);
+    }
+    assert.match(readFileSync(path, 'utf8'), /"recent":/, 'the second pass read the compacted form');
+  });
+
+  test('above the watermark, a line without the row stamp holds what its run started after, less the margin; compaction keeps each run start', async () => {
+    writeRun('fresh', [line('5', 'a/5', 'copied'), line('6', 'a/6', 'copied', { updated: '2026-01-03T09:30:00.000Z' })], '2026-01-03T10:00:00.000Z');
+    writeRun('resume', [line('7', 'a/7', 'copied'), { watermark: '1' }], '2026-01-03T12:00:00.000Z');
+    const expect = (state: ResumeState, said: string) => {
+      assert.equal(state.watermark('accounts'), '1');
+      assert.equal(state.isDone('a/5', '2026-01-03T08:59:59.999Z'), true, `stamped before the run's start less the margin, ${said}`);
+      assert.equal(state.isDone('a/5', '2026-01-03T09:00:00.000Z'), false, `stamped within the margin: maybe a later file, ${said}`);
+      assert.equal(state.isDone('a/5', undefined), true, `a row without a stamp cannot be told apart, ${said}`);
+      assert.equal(state.isDone('a/6', '2026-01-03T09:30:00.000Z'), true, `its stamp, ${said}`);
+      assert.equal(state.isDone('a/6', '2026-01-03T09:40:00.000Z'), false, `another stamp, ${said}`);
+      assert.equal(state.isDone('a/7', '2026-01-03T10:30:00.000Z'), true, `a/7's own run started at 12:00, ${said}`);
+      assert.equal(state.isDone('a/7', '2026-01-03T11:30:00.000Z'), false, `but not after 11:00, ${said}`);
+    };
+    expect(await loadCheckpoint(path, IDENTITY, MARGIN), 'as written');
+    await compactCheckpoint(path, MARGIN);
+    const kept = readFileSync(path, 'utf8');
+    assert.equal(kept.match(/^\{"run"/gm)?.length, 1, 'only the first header is kept');
+    assert.match(kept, /"key":"a\/7",.*"asOf":"2026-01-03T12:00:00.000Z"\}$/m);
+    expect(await loadCheckpoint(path, IDENTITY, MARGIN), 'compacted');
+    await compactCheckpoint(path, MARGIN);
+    expect(await loadCheckpoint(path, IDENTITY, MARGIN), 'compacted twice');
+  });
+
+  test('a checkpoint from 0.1.0 keeps working: lines compacted under the first header count from its start; a header without a database time trusts no dated row', async () => {
+    // 0.1.0's compaction: the first header, then the lines of later runs, none saying when it copied.
+    writeRun('resume', [line('5', 'a/5', 'copied'), { watermark: '1' }], '2026-01-03T10:00:00.000Z');
+    const compacted = readFileSync(path, 'utf8').split('\n')[0]!;
+    writeFileSync(path, [compacted, '{"job":"accounts","watermark":"1"}', JSON.stringify(line('6', 'a/6', 'copied'))].join('\n') + '\n');
+    let state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(state.isDone('a/6', '2025-12-01T00:00:00.000Z'), true, 'unchanged since long before: not copied again');
+    assert.equal(state.isDone('a/6', '2026-01-03T09:30:00.000Z'), false, 'stamped after the first run started, less the margin: copied again');
+
+    // Before 0.1.0 a header said no database time: only rows without a stamp are known unchanged.
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/,"started":"[^"]*"/, ''));
+    state = await loadCheckpoint(path, IDENTITY, MARGIN);
+    assert.equal(state.isDone('a/6', '2000-01-01T00:00:00.000Z'), false);
+    assert.equal(state.isDone('a/6', undefined), true);
+    await compactCheckpoint(path, MARGIN);
+    assert.match(readFileSync(path, 'utf8'), /"asOf":"1970-01-01T00:00:00.000Z"/, 'compaction says the time is unknown');
+    assert.equal((await loadCheckpoint(path, IDENTITY, MARGIN)).isDone('a/6', '2000-01-01T00:00:00.000Z'), false);
   });
 
   test('compaction keeps what resuming reads, and nothing else', async () => {
@@ -290,10 +352,10 @@ describe('loadCheckpoint', () => {
     assert.ok(statSync(path).size < 64 * 1024, `${statSync(path).size} bytes`);
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.ok(
-      objects.every((object) => state.isDone(object.key)),
+      objects.every((object) => state.isDone(object.key, object.updated)),
       'every object is still known as copied',
     );
-    assert.equal(state.isDone('media_attachments/files/000/009/original/other.png'), false);
+    assert.equal(state.isDone('media_attachments/files/000/009/original/other.png', '2026-01-03T09:59:00.000Z'), false);
   });
 
   test('a kill at any moment of compaction leaves a checkpoint that resumes the same', async () => {
@@ -360,7 +422,7 @@ function answers(state: ResumeState) {
   return {
     watermark: state.watermark('accounts'),
     changesFrom: state.changesFrom('accounts'),
-    done: candidates.filter((key) => state.isDone(key)),
+    done: candidates.filter((key) => state.isDone(key, STAMPS[key])),
     outstanding: keys(state.outstanding('accounts')).slice(0, 200),
     below: keys(state.outstandingBelowWatermark('accounts')).slice(0, 200),
   };
@@ -392,8 +454,8 @@ describe('the lines the writer builds', () => {
     // watermark is done, the one below it skipped unparsed by its id, and nothing is outstanding.
     const state = await loadCheckpoint(path, IDENTITY, MARGIN);
     assert.equal(state.watermark('accounts'), '5');
-    assert.equal(state.isDone(tricky), true);
-    assert.equal(state.isDone('a/2'), false);
+    assert.equal(state.isDone(tricky, '2024-05-01T00:00:00.000Z'), true);
+    assert.equal(state.isDone('a/2', undefined), false);
     assert.equal(state.wasOutstanding(tricky), false);
     assert.deepEqual(state.outstanding('accounts'), []);
     assert.equal(state.recentFrom('accounts'), '2024-05-01T23:00:00.000Z', 'the written sync time, less the margin');
