@@ -206,10 +206,16 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
 const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS', 'MASTOSYNC_TEST_STORE_PATIENCE_MS']);
 
 /**
- * Variables whose empty value is a setting of its own: `MASTOSYNC_DESTINATION_ACL=` sends no ACL, as Mastodon's
- * `S3_PERMISSION=` does. Any other empty MASTOSYNC_* variable is refused (see overlayEnvironment).
+ * Variables whose empty value is a setting of its own, as the same Mastodon variable's: `MASTOSYNC_DESTINATION_ACL=`
+ * sends no ACL (`S3_PERMISSION=`), an empty key prefix is none (`S3_KEY_PREFIX=`), an empty storage class the
+ * provider's default. Any other empty MASTOSYNC_* variable is refused (see overlayEnvironment).
  */
-const EMPTY_IS_A_VALUE = new Set(['MASTOSYNC_DESTINATION_ACL']);
+const EMPTY_IS_A_VALUE = new Set([
+  'MASTOSYNC_DESTINATION_ACL',
+  'MASTOSYNC_SOURCE_KEY_PREFIX',
+  'MASTOSYNC_DESTINATION_KEY_PREFIX',
+  'MASTOSYNC_DESTINATION_STORAGE_CLASS',
+]);
 
 /**
  * MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins.

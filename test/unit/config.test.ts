@@ -61,6 +61,19 @@ test('environment variables override the file, typed per key, for nested section
   );
 });
 
+test('an empty variable whose Mastodon counterpart takes "" is that value: no key prefix, the default storage class', () => {
+  const config = loadConfig(file(MINIMAL), {
+    MASTOSYNC_SOURCE_KEY_PREFIX: '',
+    MASTOSYNC_DESTINATION_KEY_PREFIX: '',
+    MASTOSYNC_DESTINATION_STORAGE_CLASS: '',
+  });
+  const prefix = (store: typeof config.source) => (store.type === 's3' ? (store.keyPrefix ?? '') : 'not s3');
+  assert.deepEqual(
+    { source: prefix(config.source), destination: prefix(config.destination), storageClass: config.destination.storageClass },
+    { source: '', destination: '', storageClass: undefined },
+  );
+});
+
 test('the environment alone is a complete config', () => {
   const config = loadConfig(undefined, {
     MASTOSYNC_DATABASE_URL: 'postgres://x@y/z',
