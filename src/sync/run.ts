@@ -567,8 +567,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         // account's probe, which must not be asked before it is written (review M1).
         await pool.drain();
         const whole = { ...scope, since: undefined, until: undefined };
-        // Rows above the watermark not done are copied below, with the access of now (a --since run's first has none).
+        // Rows above the watermark not done are copied below, with the access of now (a --since run's first has none);
+        // not with --skip-existing, which leaves an object the destination holds as it is (review1 L8).
         const copiedLater = (object: OwnedObject, row: Row) =>
+          !options.skipExisting &&
           watermark !== undefined &&
           BigInt(object.id) > BigInt(watermark) &&
           !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));

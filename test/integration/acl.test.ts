@@ -239,3 +239,30 @@ test('a suspension while rows above the watermark wait to be copied: the pass le
   );
   assert.equal(run.media.aclsReapplied, 0);
 });
+
+test('the same with --skip-existing: the objects the destination holds are not written again, so the pass sets their ACL', async () => {
+  // Account 7 private (the test above), every object of it at the destination. The watermark below its rows again,
+  // which are not done; then it is unsuspended.
+  const ofSeven = mediaOf('7');
+  for (const object of ofSeven) assert.equal(aclOf(object), 'private', object.key);
+  const ids = [...new Set(ofSeven.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
+  const keys = new Set(ofSeven.map((o) => o.key));
+  const path = join(config.dir, 'mastosync-checkpoint.jsonl');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => !(line.includes('"watermark":') && line.includes('media_attachments')))
+    .filter((line) => line.trim() === '' || !keys.has((JSON.parse(line) as { key?: string }).key ?? ''));
+  lines.splice(1, 0, `{"job":"media_attachments","watermark":"${ids[0]! - 1n}"}`);
+  writeFileSync(path, lines.join('\n'));
+  await new Promise((r) => setTimeout(r, 1100));
+  await setSuspended('7', false);
+  proxy.reset();
+  const result = await runCli(['run', 'all', '--resume', '--skip-existing', '--quiet', '--log-level', 'warn', '--json'], { cwd: config.dir });
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  // Listed as held: none of them written again, each given the ACL Mastodon now gives it.
+  assert.deepEqual(
+    requests('PutObject').filter((request) => keys.has(request.key ?? '')),
+    [],
+  );
+  for (const object of ofSeven) assert.equal(aclOf(object), 'public-read', `${object.key}: public again`);
+});
