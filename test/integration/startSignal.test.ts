@@ -114,6 +114,42 @@ describe('a signal while the start waits', () => {
     assert.equal(existsSync(checkpoint), false);
   });
 
+  test('SIGTERM while a resumed run asks the destination for what it copied, and it never answers: exit 130, the lock released', async () => {
+    await s3.createBucket('signal-check');
+    const { dir, lock, checkpoint } = config(db.url, {
+      source: { endpoint: proxy.endpoint, bucket: 'signal-source' },
+      destination: { endpoint: proxy.endpoint, bucket: 'signal-check' },
+    });
+    const first = await runCli(['run', 'all', '--quiet'], { cwd: dir });
+    assert.equal(first.code, 0, first.stderr);
+    const before = readFileSync(checkpoint, 'utf8');
+    // The bucket check answers; each HEAD of an object is taken and never answered (retried for minutes otherwise).
+    proxy.setFault((request) => (request.bucket === 'signal-check' && request.operation === 'HeadObject' ? { kind: 'silent' } : undefined));
+    try {
+      let signalled = 0;
+      const result = await runCli(['run', 'all', '--resume', '--quiet'], {
+        cwd: dir,
+        onSpawn: (child) => {
+          const timer = setInterval(() => {
+            if (!proxy.requests.some((request) => request.bucket === 'signal-check' && request.operation === 'HeadObject')) return;
+            clearInterval(timer);
+            signalled = Date.now();
+            child.kill('SIGTERM');
+          }, 20);
+          child.once('close', () => clearInterval(timer));
+        },
+      });
+      assert.ok(signalled > 0, 'the run never asked the destination');
+      assert.ok((Date.now() - signalled) / 1000 < 10, `${(Date.now() - signalled) / 1000} s after the signal`);
+      assert.equal(result.code, 130, result.stderr);
+      assert.deepEqual(plainLines(result.stderr), ['mastosync: interrupted by SIGTERM at the start, before the first copy: nothing was written']);
+      assert.equal(existsSync(lock), false);
+      assert.equal(readFileSync(checkpoint, 'utf8'), before, 'the checkpoint is as the first run left it');
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+
   test('SIGTERM while a connection attempt is in flight (a server that accepts and says nothing): the lock goes at once', async () => {
     // Such an attempt lasts up to pg's connect timeout (20 s); a pod's grace period may end before it does.
     const sockets = new Set<Socket>();

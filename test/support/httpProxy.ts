@@ -81,7 +81,9 @@ export type Fault =
    * Refuse the request body as nginx's client_max_body_size does: answer 413 with an HTML page at once, without
    * reading the body, and close the connection, so the client may see the answer or only a reset while sending.
    */
-  | { kind: 'refuse-body' };
+  | { kind: 'refuse-body' }
+  /** Answer nothing, and keep the connection open: a request the store takes and never answers. */
+  | { kind: 'silent' };
 
 export type FaultKind = Fault['kind'];
 export type FaultFn = (req: Readonly<RecordedRequest>) => Fault | undefined;
@@ -385,6 +387,10 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
     // As nginx does: a body it will refuse is never asked for (no 100 Continue), any other is.
     if (expectsContinue && fault?.kind !== 'refuse-body') res.writeContinue();
 
+    if (fault?.kind === 'silent') {
+      count(rec, 'silent');
+      return;
+    }
     if (fault?.kind === 'reset') {
       count(rec, 'reset');
       req.socket.destroy();

@@ -159,7 +159,12 @@ async function runLocked(
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume && hasCheckpoint ? 'resume' : 'fresh';
     // Before anything is written: does the destination still hold what the checkpoint says was copied?
-    const lacking = mode === 'fresh' ? undefined : await checkDestinationHolds(flags, session, destination, resume, config.sync.retries, log);
+    // A signal ends the look as it ends the start's other waits (src/cli/interrupt.ts): a HEAD that hangs, tried again
+    // for minutes, must not outlast a pod's grace period and leave the lock behind (review1 L7).
+    const lacking =
+      mode === 'fresh'
+        ? undefined
+        : await unlessStopped(checkDestinationHolds(flags, session, destination, resume, config.sync.retries, log, stop.signal), stop.signal);
     if (lacking !== undefined && lacking.all && !flags.skipExisting && !flags.dryRun) {
       out.stderr(`mastosync: stopped: ${lacking.describe('Nothing was copied')}`);
       return EXIT.failures;
@@ -344,8 +349,9 @@ async function checkDestinationHolds(
   resume: ResumeState,
   retries: number,
   log: Logger,
+  signal: AbortSignal,
 ): Promise<Lacking | undefined> {
-  const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log });
+  const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log, signal });
   if (check.unanswered !== undefined) {
     log.warn(
       { destination: destination.description, error: check.unanswered },
