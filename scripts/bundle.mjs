@@ -55,6 +55,8 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
+  // What the first pass left outside stays outside: bundled here, ssh2's own require('./agent.js') would name a chunk.
+  external: ['ssh2', 'pg-native'],
   // import() of a chunk becomes a require() run when it is reached, as the import() was.
   supported: { 'dynamic-import': false },
   minify: true,
