@@ -84,8 +84,8 @@ writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n');
 
 // Compiled whole (V8 otherwise compiles a function when it first runs, and caches only what it compiled), then the
 // flag put back, since V8 refuses a cache made under other flags. The cache file starts with its key
-// (bin/codeCacheKey.js: the chunk and the exact Node that made it), which the launcher compares before V8 sees the
-// cache. CODE_CACHE_PREFIX is the wrapper bin/mastosync.js compiles each chunk in.
+// (bin/codeCacheKey.js: the chunk, the exact Node that made it, and the cache itself), which the launcher compares
+// before V8 sees the cache. CODE_CACHE_PREFIX is the wrapper bin/mastosync.js compiles each chunk in.
 const CODE_CACHE_PREFIX = '(function (exports, require, module, __filename, __dirname) { ';
 for (const name of chunks) {
   const file = join(out, name);
@@ -93,5 +93,6 @@ for (const name of chunks) {
   setFlagsFromString('--no-lazy');
   const script = new Script(`${CODE_CACHE_PREFIX}${source.toString('utf8')}\n})`, { filename: file, columnOffset: -CODE_CACHE_PREFIX.length });
   setFlagsFromString('--lazy');
-  writeFileSync(`${file}.cache`, Buffer.concat([codeCacheKey(source), script.createCachedData()]));
+  const cache = script.createCachedData();
+  writeFileSync(`${file}.cache`, Buffer.concat([codeCacheKey(source, cache), cache]));
 }

@@ -57,6 +57,11 @@ export async function main(argv: string[], out: Output = processOutput, version?
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.interrupted;
     }
+    const broken = brokenBundle(error);
+    if (broken !== undefined) {
+      out.stderr(`mastosync: ${broken.message}`);
+      return EXIT.usage;
+    }
     // The classes below come from the modules of the command that threw them, loaded by then; importing them here
     // up front would load storage and sync code for --help.
     const [{ CheckpointBusyError }, { FatalStoreError }, { ListingFailedError, ListingOrderError }, { DatabaseLostError }] = await Promise.all([
@@ -81,6 +86,18 @@ export async function main(argv: string[], out: Output = processOutput, version?
   } finally {
     settled?.();
   }
+}
+
+/**
+ * The error bin/mastosync.js throws for a chunk of dist/bundle/ it cannot read or compile (missing, cut short), maybe
+ * as the cause of another: its message names the file and the fix (rebuild, reinstall). Nothing below can do without
+ * the chunk, so it is the one line, not whatever failed for want of it.
+ */
+function brokenBundle(error: unknown): Error | undefined {
+  for (let seen = error, depth = 0; seen instanceof Error && depth < 10; seen = seen.cause, depth++) {
+    if ((seen as { code?: unknown }).code === 'MASTOSYNC_BROKEN_BUNDLE') return seen;
+  }
+  return undefined;
 }
 
 /** The whole command line through yargs: every command, --help, --version, completion, and its errors. */

@@ -44,11 +44,11 @@ const REKEY = `
 const { readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 const [home, ...caches] = process.argv.slice(2);
-const { codeCacheKey } = require(join(home, 'bin/codeCacheKey.js'));
+const { codeCacheKey, CODE_CACHE_KEY_LENGTH } = require(join(home, 'bin/codeCacheKey.js'));
 for (const name of caches) {
   const file = join(home, 'dist/bundle', name);
-  const key = codeCacheKey(readFileSync(file.slice(0, -'.cache'.length)));
-  writeFileSync(file, Buffer.concat([key, readFileSync(file).subarray(key.length)]));
+  const data = readFileSync(file).subarray(CODE_CACHE_KEY_LENGTH);
+  writeFileSync(file, Buffer.concat([codeCacheKey(readFileSync(file.slice(0, -'.cache'.length)), data), data]));
 }
 `;
 
@@ -78,10 +78,16 @@ test('the Node that built the bundle starts from its caches, and V8 takes them',
   assert.deepEqual(main && { given: main.given, rejected: main.rejected }, { given: true, rejected: false }, JSON.stringify(compiled));
 });
 
+/** A copy of the package: the launcher, package.json and the bundle. */
+function copyOfPackage(name: string): string {
+  const home = join(scratch, name);
+  for (const part of ['bin', 'package.json', 'dist/bundle']) cpSync(join(root, part), join(home, part), { recursive: true });
+  return home;
+}
+
 test('caches made by another Node are never handed to V8, and the CLI starts without them', () => {
   // A copy of the package whose caches say another Node made them: the same chunk, V8 and architecture.
-  const home = join(scratch, 'other-node');
-  for (const part of ['bin', 'package.json', 'dist/bundle']) cpSync(join(root, part), join(home, part), { recursive: true });
+  const home = copyOfPackage('other-node');
   const bundle = join(home, 'dist/bundle');
   const caches = readdirSync(bundle).filter((name) => name.endsWith('.js.cache'));
   assert.ok(caches.length > 0, 'the build made no caches');
@@ -94,4 +100,31 @@ test('caches made by another Node are never handed to V8, and the CLI starts wit
     compiled.filter((chunk) => chunk.given),
     [],
   );
+});
+
+test('a damaged cache is never handed to V8, and the CLI starts and runs as without it', () => {
+  // V8 checks a cache's length, not its bytes: one damaged in place (bit rot, a block of zeros after a crash) with its
+  // key intact was a segmentation fault at every start.
+  const home = copyOfPackage('damaged');
+  const cache = join(home, 'dist/bundle/main.js.cache');
+  const whole = readFileSync(cache);
+  const damaged = Buffer.from(whole);
+  damaged.fill(0, 1000, 5000);
+  for (let at = 6000; at < damaged.length; at += 997) damaged[at]! ^= 0xff;
+  const cases = {
+    'damaged in place': damaged,
+    'cut short': whole.subarray(0, whole.length / 2),
+    'shorter than its key': whole.subarray(0, 7),
+    empty: Buffer.alloc(0),
+  };
+  for (const [name, bytes] of Object.entries(cases)) {
+    writeFileSync(cache, bytes);
+    const { version, compiled } = launch(home);
+    assert.equal(version, ownVersion, name);
+    const main = compiled.find((chunk) => chunk.file?.endsWith('/dist/bundle/main.js'));
+    assert.equal(main?.given, false, `${name}: ${JSON.stringify(main)}`);
+  }
+  // What the CLI does is the same: its help, word for word.
+  const help = (dir: string) => execFileSync(process.execPath, [join(dir, 'bin/mastosync.js'), '--help'], { encoding: 'utf8' });
+  assert.equal(help(home), help(root));
 });
