@@ -99,6 +99,8 @@ export class FsStore implements ObjectStore {
         throw fatalFsError(error, this.role, this.root, path) ?? error;
       }
     },
+    // Every folder keeps file modes, which is what Mastodon changes there.
+    probe: () => Promise.resolve(),
   };
 
   async read(key: string): Promise<ReadObject | undefined> {

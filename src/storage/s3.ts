@@ -4,7 +4,7 @@
  * the listing XML). The AWS SDK (@aws-sdk/client-s3 and lib-storage, s3Sdk.ts) is loaded only when something needs
  * it: an object above the single-PUT limit, a copy in parts, a configuration our endpoint rules do not cover.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
@@ -265,7 +265,7 @@ export class S3Store implements ObjectStore {
         return GROUP_GRANT.test(policy) === SHARED_CANNED_ACLS.has(acl);
       } catch (error) {
         if (isNotFound(error)) return undefined;
-        throw aclError(error, this.options.role, this.where, located);
+        throw aclError(error, this.options.role, this.where, located, 'GetObjectAcl');
       }
     },
     set: async (key, acl, signal) => {
@@ -275,8 +275,24 @@ export class S3Store implements ObjectStore {
         return true;
       } catch (error) {
         if (isNotFound(error)) return false;
-        throw aclError(error, this.options.role, this.where, located);
+        throw aclError(error, this.options.role, this.where, located, 'PutObjectAcl');
       }
+    },
+    // The ACL of a key no object has: S3 answers NoSuchKey. s3rver answers its one fixed grant for any key, and so
+    // reads every object as private whatever was written; R2 answers NotImplemented.
+    probe: async (signal) => {
+      const located = this.locate(`mastosync-acl-probe-${randomBytes(8).toString('hex')}`);
+      try {
+        await this.direct.getAcl(located, signal);
+      } catch (error) {
+        const failure = isNotFound(error) ? undefined : aclError(error, this.options.role, this.where, located, 'GetObjectAcl');
+        // AccessDenied is no proof: without s3:ListBucket, AWS denies any request for a key that does not exist.
+        if (failure instanceof AccessUnsupportedError && !(failure instanceof AccessRefusedError)) throw failure;
+        return;
+      }
+      throw new AccessUnsupportedError(
+        `${this.where} does not support per-object ACLs (it answered GetObjectAcl for ${located}, a key that does not exist, as a store that keeps none does)`,
+      );
     },
   };
 
@@ -638,15 +654,27 @@ const SHARED_CANNED_ACLS: ReadonlySet<string> = new Set(['public-read', 'public-
 /** A grant to everyone or to every authenticated AWS user, in a GetObjectAcl answer. */
 const GROUP_GRANT = /acs\.amazonaws\.com\/groups\/global\/(AllUsers|AuthenticatedUsers)/;
 
+/** What S3 answers where a bucket takes no ACL: Object Ownership "bucket owner enforced" (ACLs disabled). */
+const ACLS_DISABLED = new Set(['AccessControlListNotSupported', 'InvalidBucketAclWithObjectOwnership']);
+
 /**
- * A failed GetObjectAcl or PutObjectAcl: a provider without ACLs, credentials without the ACL permissions (which
- * copying never needed: the copy goes on), fatal (a bucket gone), or the error as it is.
+ * A failed GetObjectAcl or PutObjectAcl: a provider without ACLs (R2 and MinIO answer NotImplemented, a bucket whose
+ * Object Ownership is "bucket owner enforced" AccessControlListNotSupported), credentials without the ACL permissions
+ * (which copying never needed: the copy goes on), fatal (a bucket gone), or the error as it is.
  */
-function aclError(error: unknown, side: StoreSide, where: string, key: string): unknown {
+function aclError(error: unknown, side: StoreSide, where: string, key: string, operation: 'GetObjectAcl' | 'PutObjectAcl'): unknown {
   const code = s3ErrorCode(error);
-  if (code === 'NotImplemented') return new AccessUnsupportedError(`${where} keeps no per-object ACL (NotImplemented)`, { cause: error });
+  if (code === 'NotImplemented' || httpStatus(error) === 501) {
+    return new AccessUnsupportedError(`${where} does not support per-object ACLs (${code} on ${operation} ${key})`, { cause: error });
+  }
+  if (ACLS_DISABLED.has(code)) {
+    return new AccessUnsupportedError(
+      `${where} does not support per-object ACLs: its Object Ownership is "bucket owner enforced", which disables them (${code} on ${operation} ${key})`,
+      { cause: error },
+    );
+  }
   if (code === 'AccessDenied') {
-    return new AccessRefusedError(`${where} denied reading or setting an ACL (AccessDenied on ${key})`, { cause: error });
+    return new AccessRefusedError(`${where} denied reading or setting an ACL (AccessDenied on ${operation} ${key})`, { cause: error });
   }
   return fatalS3Error(error, side, where, key, 'ACL') ?? error;
 }

@@ -101,6 +101,12 @@ export interface ObjectAccess {
   matches(key: string, acl: string, signal?: AbortSignal): Promise<boolean | undefined>;
   /** Gives the existing object the access a write with `acl` gives; false when there is no such object. */
   set(key: string, acl: string, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Asked once before a pass that reads access, writing nothing: throws an AccessUnsupportedError saying why when the
+   * store shows it keeps no per-object access (a provider without ACLs answers the same for every key), and resolves
+   * otherwise, which proves nothing more: matches and set may still meet the refusal.
+   */
+  probe(signal?: AbortSignal): Promise<void>;
 }
 
 /**

@@ -52,6 +52,7 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
       access: {
         matches: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.matches(key, acl, signal)),
         set: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.set(key, acl, signal)),
+        probe: (signal?: AbortSignal) => timed('acl', () => access.probe(signal)),
       },
     }),
   };

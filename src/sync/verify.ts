@@ -23,7 +23,7 @@ import type { ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js'
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { describeFailure } from './failureStreak.js';
-import { md5FromEtag } from '../storage/errors.js';
+import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
@@ -95,7 +95,7 @@ export interface VerifyResult {
    * The database was lost for good, or a store answered nothing for the patience: the objects not yet read were not
    * checked (a verify keeps no record: run it again).
    */
-  readonly stoppedBy?: DatabaseLostError | StoreUnreachableError;
+  readonly stoppedBy?: DatabaseLostError | VerifyStop;
 }
 
 export interface VerifyOptions {
@@ -144,9 +144,14 @@ export interface VerifyOptions {
 /** The options as verifying goes: the stores watched, the stop that a store gone sets too. */
 interface Verifying extends VerifyOptions {
   readonly stop: AbortSignal;
-  /** A store answered nothing for the patience: check no more. */
-  halt(cause: StoreUnreachableError): void;
+  /** A store answered nothing for the patience, or the destination cannot read or set ACLs: check no more. */
+  halt(cause: VerifyStop): void;
+  /** An ACL request succeeded: the credentials may, and a refusal is then one object's (as in access.ts). */
+  aclPermitted: boolean;
 }
+
+/** What stops verify before every object is checked (besides the database lost). */
+type VerifyStop = StoreUnreachableError | FatalStoreError;
 
 export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> {
   const summaries: VerifyJobSummary[] = [];
@@ -155,7 +160,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> 
   const watch = new StoreWatch('once it answers again, run verify again', options.log, options.storePatienceMs);
   const source = watch.watch(options.source, 'source');
   const destination = watch.watch(options.destination, 'destination');
-  let gone: StoreUnreachableError | undefined;
+  let gone: VerifyStop | undefined;
   const halted = new AbortController();
   const verifying: Verifying = {
     ...options,
@@ -167,6 +172,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> 
       gone ??= cause;
       halted.abort(cause);
     },
+    aclPermitted: false,
   };
   try {
     await (options.method === 'listing' ? verifyByListing(verifying, summaries) : verifyByHead(verifying, summaries));
@@ -286,6 +292,8 @@ async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]
 
 /** A check that could not be made: a problem of the object, or, when a store is gone, the stop of verify. */
 function failedCheck(object: OwnedObject, error: unknown, options: Verifying): Outcome {
+  // Cut short by the stop (a signal, or verify halted): not checked, rather than a line of its own.
+  if (options.stop.aborted && !(error instanceof StoreUnreachableError)) return 'unchecked';
   if (!(error instanceof StoreUnreachableError)) return [problemOf(object, options.destination, 'error', { error: describeError(error) })];
   options.halt(error);
   return 'unchecked';
@@ -320,13 +328,27 @@ async function withAccess(object: OwnedObject, problems: Problem[], options: Ver
       signal: options.stop,
     });
   } catch (error) {
+    if (accessUnsupported(object, error, 'check', options)) return 'unchecked';
     const failed = failedCheck(object, error, options);
     // What was found off stays off; the ACL's failure is a line of its own.
     return Array.isArray(failed) && problems.length > 0 ? [...problems, ...failed] : failed;
   }
+  options.aclPermitted = true;
   if (matches !== false) return problems;
   const actual = expected === 'private' ? 'readable by others' : `not ${expected}`;
   return [...problems, problemOf(object, options.destination, 'acl', { expected, actual })];
+}
+
+/**
+ * Whether `error` says the destination cannot read or set ACLs at all (a provider without them, or credentials that
+ * may not, before any ACL request succeeded): then verify stops, with one line, rather than fail every object alike.
+ */
+function accessUnsupported(object: OwnedObject, error: unknown, doing: 'check' | 'set', options: Verifying): boolean {
+  if (!(error instanceof AccessUnsupportedError) || (error instanceof AccessRefusedError && options.aclPermitted)) return false;
+  const cannot = doing === 'check' ? 'verify --acl cannot check them' : 'verify --acl --repair cannot set them';
+  const fix = `${cannot}: ${error instanceof AccessRefusedError ? 'let the credentials read and set ACLs, or ' : ''}verify without --acl`;
+  options.halt(new FatalStoreError('destination', options.destination.locate(object.key), error.message, fix, { cause: error }));
+  return true;
 }
 
 /** Presence, size and MD5 (where both listings carry one) of one object, from the listings alone. */
@@ -392,12 +414,7 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
   acl: 'aclDiffers',
 };
 
-async function repairObject(
-  object: OwnedObject,
-  problems: readonly Problem[],
-  context: CopyContext,
-  options: Verifying,
-): Promise<Repair | StoreUnreachableError> {
+async function repairObject(object: OwnedObject, problems: readonly Problem[], context: CopyContext, options: Verifying): Promise<RepairDone> {
   const key = problems[0]!.key;
   // Only the ACL off: set it, as a run's ACL pass does, rather than copy the bytes again.
   if (problems.every((problem) => problem.problem === 'acl')) return setAccess(object, key, problems[0]!.expected as string, context, options);
@@ -414,21 +431,27 @@ async function repairObject(
   };
 }
 
-async function setAccess(object: OwnedObject, key: string, acl: string, context: CopyContext, options: Verifying): Promise<Repair | StoreUnreachableError> {
+async function setAccess(object: OwnedObject, key: string, acl: string, context: CopyContext, options: Verifying): Promise<RepairDone> {
   const repair = { job: object.job, id: object.id, key };
   try {
     const set = await withRetries([context.destination], () => context.destination.access!.set(object.key, acl, options.stop), {
       retries: context.retries,
       signal: options.stop,
     });
+    options.aclPermitted = true;
     return set ? { ...repair, repair: 'acl' } : { ...repair, repair: 'failed', error: 'no longer at the destination' };
   } catch (error) {
     if (error instanceof StoreUnreachableError) return error;
+    if (accessUnsupported(object, error, 'set', options)) return 'stopped';
     return { ...repair, repair: 'failed', error: describeError(error) };
   }
 }
 
-function countRepair(summary: VerifyJobSummary, repair: Repair | StoreUnreachableError, options: Verifying): void {
+/** A repair, or why there was none: a store gone, or verify stopped (halted already). */
+type RepairDone = Repair | StoreUnreachableError | 'stopped';
+
+function countRepair(summary: VerifyJobSummary, repair: RepairDone, options: Verifying): void {
+  if (repair === 'stopped') return;
   // Cut short by a store gone: not repaired, nor unrepairable; the next verify finds it again.
   if (repair instanceof StoreUnreachableError) return options.halt(repair);
   if (repair.repair === 'copied' || repair.repair === 'acl') summary.repaired += 1;

@@ -14,6 +14,7 @@ import { PutObjectAclCommand } from '@aws-sdk/client-s3';
 import type { ExpectedObject } from '../support/fixture.js';
 import { makeS3Client } from '../support/s3.js';
 import { startAclWorld, type AclWorld } from '../support/aclWorld.js';
+import { startProxy } from '../support/httpProxy.js';
 import { readJsonLines, runCli, type writeConfig } from '../support/cli.js';
 import type { VerifyJobSummary } from '../../src/sync/verify.js';
 
@@ -75,8 +76,8 @@ test('verify --acl on S3: a private object made public and a public one made pri
     const clean = await verify(config.dir, '--acl', method);
     assert.equal(clean.code, 0, clean.stderr + clean.stdout);
     assert.equal(clean.total.aclDiffers, 0);
-    // One GetObjectAcl per object the destination holds, by listing too.
-    assert.equal(destinationRequests('GetObjectAcl').length, world.fixture.present.length, method);
+    // One GetObjectAcl per object the destination holds, by listing too, and the probe's before them.
+    assert.equal(destinationRequests('GetObjectAcl').length, world.fixture.present.length + 1, method);
   }
 
   const client = makeS3Client(world.proxy.endpoint);
@@ -163,5 +164,102 @@ test('verify --acl where no ACL is written: refused in one line, exit 2', async 
     assert.deepEqual(destinationRequests('GetObjectAcl'), []);
   } finally {
     rmSync(none.dir, { recursive: true, force: true });
+  }
+});
+
+/** The lines verify wrote to stderr, without the log's (JSON) lines. */
+const stderrLines = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+
+test('verify --acl on a store that keeps no per-object ACL (s3rver as it is: the same grant for any key, PutObjectAcl refused): one line before any check, exit 2', async () => {
+  // The same bucket, through a proxy that leaves ACL requests to s3rver: every object reads private there.
+  const plain = await startProxy({ upstreamPort: world.s3.port });
+  const none = world.writeConfig({ destination: { endpoint: plain.endpoint, bucket: DESTINATION } });
+  try {
+    for (const args of [['--acl'], ['--acl', '--repair'], ['--acl', '--by-listing']]) {
+      plain.reset();
+      const result = await runCli(['verify', 'all', '--quiet', ...args], { cwd: none.dir });
+      assert.equal(result.code, 2, result.stderr + result.stdout);
+      assert.deepEqual(stderrLines(result.stderr), [
+        `mastosync: --acl: [destination] bucket "${DESTINATION}" at ${plain.endpoint} does not support per-object ACLs (it answered GetObjectAcl for ${
+          plain.requests.find((request) => request.operation === 'GetObjectAcl')?.key
+        }, a key that does not exist, as a store that keeps none does): verify --acl cannot check them; verify without --acl`,
+      ]);
+      assert.equal(result.stdout, '', 'no object reported');
+      const aclRequests = plain.requests.filter((request) => request.operation === 'GetObjectAcl' || request.operation === 'PutObjectAcl');
+      assert.equal(aclRequests.length, 1, 'the probe alone');
+      assert.match(aclRequests[0]!.key!, /^mastosync-acl-probe-[0-9a-f]{16}$/);
+      assert.deepEqual(
+        plain.requests.filter((request) => request.operation === 'PutObject' || request.operation === 'HeadObject'),
+        [],
+      );
+    }
+  } finally {
+    rmSync(none.dir, { recursive: true, force: true });
+    await plain.stop();
+  }
+});
+
+test('verify --acl where the provider answers NotImplemented to GetObjectAcl (as R2): one line naming it, exit 2', async () => {
+  world.proxy.setFault((request) => (request.operation === 'GetObjectAcl' ? { kind: 'status', status: 501, code: 'NotImplemented' } : undefined));
+  try {
+    world.proxy.reset();
+    const result = await runCli(['verify', 'all', '--acl', '--quiet'], { cwd: config.dir });
+    assert.equal(result.code, 2, result.stderr + result.stdout);
+    assert.equal(stderrLines(result.stderr).length, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^mastosync: --acl: \\[destination\\] bucket "${DESTINATION}" at ${world.proxy.endpoint} does not support per-object ACLs \\(NotImplemented on GetObjectAcl mastosync-acl-probe-[0-9a-f]+\\): verify --acl cannot check them; verify without --acl$`,
+        'm',
+      ),
+    );
+    assert.equal(destinationRequests('GetObjectAcl').length, 1);
+  } finally {
+    world.proxy.setFault(undefined);
+  }
+});
+
+test('verify --acl whose GetObjectAcl is refused (AccessDenied) from the first object: stops with one line, exit 1, not a line per object', async () => {
+  world.proxy.setFault((request) =>
+    request.bucket === DESTINATION && request.operation === 'GetObjectAcl' ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined,
+  );
+  try {
+    const result = await verify(config.dir, '--acl', '--by-head');
+    assert.equal(result.code, 1, result.stderr + result.stdout);
+    assert.deepEqual(result.problems, []);
+    const lines = stderrLines(result.stderr);
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0]!,
+      /^mastosync: stopped: \[destination\] bucket "verify-acl-destination" .* denied reading or setting an ACL \(AccessDenied on GetObjectAcl .+\): verify --acl cannot check them: let the credentials read and set ACLs, or verify without --acl$/,
+    );
+    // The probe, and at most one wave of --concurrency 4 in flight when the first refusal came.
+    assert.ok(destinationRequests('GetObjectAcl').length <= 1 + 4, String(destinationRequests('GetObjectAcl').length));
+  } finally {
+    world.proxy.setFault(undefined);
+  }
+});
+
+test('verify --acl --repair on a bucket whose ACLs were disabled since the copy ("bucket owner enforced"): stops at the first refused PutObjectAcl, exit 1', async () => {
+  const exposed = privateObject();
+  const client = makeS3Client(world.proxy.endpoint);
+  try {
+    await client.send(new PutObjectAclCommand({ Bucket: DESTINATION, Key: exposed.key, ACL: 'public-read' }));
+    world.proxy.setFault((request) =>
+      request.operation === 'PutObjectAcl'
+        ? { kind: 'status', status: 400, code: 'AccessControlListNotSupported', message: 'The bucket does not allow ACLs' }
+        : undefined,
+    );
+    const result = await verify(config.dir, '--acl', '--repair');
+    assert.equal(result.code, 1, result.stderr + result.stdout);
+    assert.deepEqual(result.repairs, [], 'no line per object');
+    assert.deepEqual(stderrLines(result.stderr), [
+      `mastosync: stopped: [destination] bucket "${DESTINATION}" at ${world.proxy.endpoint} does not support per-object ACLs: its Object Ownership is "bucket owner enforced", which disables them (AccessControlListNotSupported on PutObjectAcl ${exposed.key}): verify --acl --repair cannot set them: verify without --acl`,
+    ]);
+    assert.equal(destinationRequests('PutObjectAcl').length, 1);
+  } finally {
+    world.proxy.setFault(undefined);
+    await client.send(new PutObjectAclCommand({ Bucket: DESTINATION, Key: exposed.key, ACL: 'private' }));
+    client.destroy();
   }
 });

@@ -106,6 +106,7 @@ test("the ACL pass's requests are reported too, so the store's watch sees them (
       set: async () => {
         throw Object.assign(new Error('slow down'), { $metadata: { httpStatusCode: 503 } });
       },
+      probe: async () => undefined,
     },
   };
   const observed = observeStore(withAccess, 'destination', observe);

@@ -21,6 +21,7 @@ import { sourceDoubt } from '../summary.js';
 import { openSession, parseJobs, readConfig } from '../setup.js';
 import type { Config } from '../config.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
+import { AccessUnsupportedError } from '../../storage/errors.js';
 import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
@@ -68,6 +69,12 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
     await checkStores([source, destination], log);
+    // A store without per-object ACLs is known before any object is checked: one line, not one per object.
+    if (acl !== undefined) {
+      await destination.access?.probe().catch((error: unknown) => {
+        throw error instanceof AccessUnsupportedError ? new UsageError(`--acl: ${error.message}: verify --acl cannot check them; verify without --acl`) : error;
+      });
+    }
     const observedSource = metrics ? metrics.observeStore(source, 'source') : source;
     const observedDestination = metrics ? metrics.observeStore(destination, 'destination') : destination;
     // What `run` gives the copy (src/cli/commands/run.ts), so a repaired object is written exactly as a run writes it.
