@@ -55,6 +55,8 @@ export function classifyAzureError(error: unknown, side: StoreSide, where: strin
   const fatal = fatalAzureError(error, side, where, blobOf(error, containerUrl), operationOf(error));
   if (fatal !== undefined) return { kind: 'fatal', error: fatal };
   if (status === 404) return { kind: 'notFound' };
+  // A blob in the Archive tier: refused alone until it is rehydrated.
+  if (code === 'BlobArchived') return { kind: 'permanent', ofObject: true };
   return { kind: 'permanent' };
 }
 

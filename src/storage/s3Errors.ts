@@ -76,8 +76,12 @@ export function classifyS3Error(error: unknown): FailureKind {
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return { kind: 'retryable', afterMs };
   if (errorCodes(error).some((code) => RETRYABLE_CODES.has(code))) return { kind: 'retryable', afterMs };
   if (isNotFound(error)) return { kind: 'notFound' };
+  // An object a lifecycle rule moved to Glacier or another archive tier: S3 refuses it alone, until it is restored.
+  if (s3ErrorCode(error) === 'InvalidObjectState') return ARCHIVED;
   return { kind: 'permanent' };
 }
+
+const ARCHIVED = { kind: 'permanent', ofObject: true } as const;
 
 function isThrottle(error: unknown): boolean {
   const status = httpStatus(error);

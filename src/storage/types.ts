@@ -132,13 +132,15 @@ export interface ListedObject {
  *   refused, a full disk): the run stops at once.
  * - `notFound`: the object (or its container) is not there.
  * - `permanent`: this request will never succeed, but others may (a malformed key, an object too large).
+ *   `ofObject`: what refuses it is the object's own state, not the store nor the credentials (an object archived to a
+ *   cold tier): a run of them says nothing about the store (src/sync/failureStreak.ts).
  */
 export type FailureKind =
   | { readonly kind: 'retryable'; readonly afterMs?: number; readonly noAnswer?: true }
   | { readonly kind: 'throttled'; readonly afterMs?: number }
   | { readonly kind: 'fatal'; readonly error: FatalStoreError }
   | { readonly kind: 'notFound' }
-  | { readonly kind: 'permanent' };
+  | { readonly kind: 'permanent'; readonly ofObject?: true };
 
 export interface ServerCopyOptions {
   readonly acl?: string;

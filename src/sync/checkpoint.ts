@@ -104,6 +104,8 @@ export interface ResumeState {
   isDone(key: string, updated: string | undefined): boolean;
   /** The object's last result was failed or missing. */
   wasOutstanding(key: string): boolean;
+  /** The object's last result was failed (not missing). */
+  wasFailed(key: string): boolean;
   /** Outstanding objects in rows at or below the job's watermark (rows not read again otherwise). */
   outstandingBelowWatermark(job: string): OutstandingObject[];
   /** Every outstanding object of the job (--retry-failed). */
@@ -118,6 +120,7 @@ export const EMPTY_RESUME_STATE: ResumeState = {
   recentFrom: () => undefined,
   isDone: () => false,
   wasOutstanding: () => false,
+  wasFailed: () => false,
   outstandingBelowWatermark: () => [],
   outstanding: () => [],
   lastDone: () => [],
@@ -215,6 +218,7 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
       return copied !== undefined && updated !== undefined && Date.parse(updated) === copied.updated;
     },
     wasOutstanding: (key) => outstanding.has(key),
+    wasFailed: (key) => outstanding.get(key)?.status === 'failed',
     outstandingBelowWatermark: (job) => {
       const mark = watermarks.get(job);
       return mark === undefined ? [] : outstandingOf(job).filter((entry) => BigInt(entry.id) <= mark);

@@ -10,7 +10,7 @@ import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '
 import { describeError } from '../errors.js';
 import type { FailedAt } from './failureStreak.js';
 import { IntegrityCheck, failedInSourceBody, readChecked } from './integrity.js';
-import { withRetries } from './retry.js';
+import { classifyFailure, withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 
 /** `present`: the destination held it already, as the source has it (run --skip-existing); nothing was copied. */
@@ -27,6 +27,8 @@ export interface CopyResult {
   readonly error?: string;
   /** Where a failed copy's last attempt failed (not for a fatal one, whose error names its store and request). */
   readonly failedAt?: FailedAt;
+  /** The store judged the failure this object's own (an archived object: FailureKind `ofObject`), not the store's. */
+  readonly ofObject?: true;
   readonly attempts: number;
   /** Set when no retry can fix what failed (a bucket gone, a full disk): the run should stop. */
   readonly fatal?: FatalStoreError;
@@ -77,7 +79,9 @@ export async function copyOwnedObject(object: OwnedObject, context: CopyContext)
   } catch (error) {
     const ms = elapsedMs(attempts);
     if (error instanceof FatalStoreError) return { status: 'failed', bytes: 0, ms, error: error.message, attempts: attempts.count, fatal: error };
-    return { status: 'failed', bytes: 0, ms, error: describeError(error), failedAt: attempts.at, attempts: attempts.count };
+    const failure = { status: 'failed', bytes: 0, ms, error: describeError(error), failedAt: attempts.at, attempts: attempts.count } as const;
+    const kind = classifyFailure([context.source, context.destination], error);
+    return kind.kind === 'permanent' && kind.ofObject ? { ...failure, ofObject: true } : failure;
   }
 }
 

@@ -70,13 +70,19 @@ export class FailureStreaks {
   constructor(private readonly options: StreakOptions) {}
 
   /**
-   * How an object ended (`key`: the store's): the stop when it makes a clear run of failures on one side,
-   * else undefined. A copy resets both sides. An object missing at the source, or present already, counts for neither
-   * (the database may well point at thousands of files lost long ago), nor does a source body cut short (the source
-   * answered, and the destination was not at fault), nor a fatal failure (the run stops for it anyway). A
-   * destination that failed a PUT had the source's bytes: the source did its part.
+   * How an object ended (`key`: the store's; `failedBefore`: an earlier run recorded it failed): the stop when it
+   * makes a clear run of failures on one side, else undefined. A copy resets both sides. An object missing at the
+   * source, or present already, counts for neither (the database may well point at thousands of files lost long ago),
+   * nor does a source body cut short (the source answered, and the destination was not at fault), nor a fatal failure
+   * (the run stops for it anyway). A destination that failed a PUT had the source's bytes: the source did its part.
+   *
+   * Nor do objects that fail alone: one the store calls refused for its own state (`ofObject`: archived to Glacier),
+   * or one that failed in an earlier run (on a lost disk the source answers 500 for it, every night). Counted, a few
+   * hundred of them in a row stopped every run: a resumed run tries the failed objects first, so cron stopped in that
+   * pass each night and never read a new row again. They neither count nor break a run of failures: a store really
+   * refusing everything still fails the first new objects after them, and those stop the run.
    */
-  record(result: Pick<CopyResult, 'status' | 'failedAt' | 'error'>, key: string): StoreFailsEveryObjectError | undefined {
+  record(result: Pick<CopyResult, 'status' | 'failedAt' | 'error' | 'ofObject'>, key: string, failedBefore = false): StoreFailsEveryObjectError | undefined {
     if (result.status === 'copied' || result.status === 'relocated') {
       this.streaks.source.count = 0;
       this.streaks.destination.count = 0;
@@ -85,6 +91,7 @@ export class FailureStreaks {
     const at = result.failedAt;
     if (result.status !== 'failed' || at === undefined || at.sourceBody) return undefined;
     if (at.side === 'destination' && at.operation === 'PUT') this.streaks.source.count = 0;
+    if (result.ofObject || failedBefore) return undefined;
     const streak = this.streaks[at.side];
     const now = (this.options.clock ?? performance.now.bind(performance))();
     if (streak.count === 0) streak.since = now;

@@ -29,7 +29,8 @@ export function classifyFailure(stores: readonly ObjectStore[], error: unknown):
     const waits = found.map((kind) => ('afterMs' in kind ? kind.afterMs : undefined)).filter((ms) => ms !== undefined);
     return { kind: wanted, afterMs: waits.length === 0 ? undefined : Math.max(...waits) };
   }
-  return { kind: 'permanent' };
+  // The store that knows the error says whether it is the object's own; the others only call it permanent.
+  return kinds.find((kind) => kind.kind === 'permanent' && kind.ofObject === true) ?? { kind: 'permanent' };
 }
 
 export interface RetryOptions {

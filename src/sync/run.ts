@@ -339,7 +339,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      const failing = streaks.record(result, key);
+      const failing = streaks.record(result, key, result.status === 'failed' && options.resume.wasFailed(key));
       if (failing !== undefined) stopFor(failing);
       // Which side failed, in the checkpoint and the log line alike.
       const where = result.failedAt === undefined ? result.fatal?.side : describeFailedAt(result.failedAt);
@@ -499,7 +499,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     try {
       // Objects that failed or were missing in rows not read again (below the watermark; with --retry-failed, all):
-      // fetch those rows by id and try them again.
+      // fetch those rows by id and try them again. Those failing again do not feed the failure stop
+      // (failureStreak.ts): tried first, a few hundred objects a lost disk or an archive tier refuses would stop every
+      // run here, before its first new row.
       const before = options.retryFailedOnly ? options.resume.outstanding(job) : options.resume.outstandingBelowWatermark(job);
       const retried = new Set<string>();
       for (let start = 0; start < before.length && !stop.aborted; start += options.batchSize) {

@@ -54,6 +54,11 @@ describe('the Azure store classifies its failures', () => {
     assert.equal(store.classify(serviceError(400, 'InvalidOperation', { method: 'PUT', message: 'Something else.' })).kind, 'permanent');
   });
 
+  test('a blob in the Archive tier (409 BlobArchived) is refused for its own state', () => {
+    assert.deepEqual(store.classify(serviceError(409, 'BlobArchived')), { kind: 'permanent', ofObject: true });
+    assert.deepEqual(store.classify(serviceError(409, 'LeaseIdMissing')), { kind: 'permanent' });
+  });
+
   test('a blob not there is notFound, from a HEAD (no body: the code only in details) as from a GET', () => {
     assert.deepEqual(store.classify(serviceError(404, 'BlobNotFound', { method: 'HEAD' })), { kind: 'notFound' });
     assert.deepEqual(store.classify(serviceError(404, 'BlobNotFound')), { kind: 'notFound' });

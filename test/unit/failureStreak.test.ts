@@ -131,6 +131,27 @@ describe('what never stops the run', () => {
     assert.equal(feed(failed(GET), 99, 10_000), undefined);
   });
 
+  test('objects refused for their own state (archived): hundreds in a row, an hour long, neither count nor break a run of failures', () => {
+    const { feed } = streaks();
+    const archived: CopyResult = { ...failed(GET, 'InvalidObjectState: not valid for the storage class'), ofObject: true };
+    assert.equal(feed(archived, 10_000, 500), undefined);
+    assert.equal(feed(failed(GET), 99, 5000), undefined);
+    assert.equal(feed(archived, 1000, 5000), undefined);
+    assert.equal(feed(failed(GET), 1, 5000)?.stop.side, 'source', 'the 100th failure of the source stops the run still');
+  });
+
+  test('objects failed in an earlier run fail again without counting; the new ones after them still stop the run', () => {
+    const { clock, counting, feed } = streaks();
+    // A resumed run tries the failed objects first: a lost disk's 500s, for each of them, again.
+    for (let index = 0; index < 10_000; index++) {
+      clock.now += 500;
+      assert.equal(counting.record(failed(GET, 'InternalError: We encountered an internal error'), `old-${index}`, true), undefined);
+    }
+    const tripped = feed(failed(GET), 1000, 5000);
+    assert.equal(tripped?.after, 100, 'the source failing every new object stops the run after as many as before');
+    assert.match(tripped?.stop.message ?? '', /failed the GET of each of the last 100 objects, for 8 min/);
+  });
+
   test('a fatal failure (the run stops for it anyway) counts for neither', () => {
     const { feed } = streaks();
     const fatal: CopyResult = { status: 'failed', bytes: 0, ms: 1, error: 'bucket gone', attempts: 1 };

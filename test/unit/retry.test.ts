@@ -171,6 +171,15 @@ describe('how S3 failures are classified', () => {
     });
   }
 
+  test("an archived object (403 InvalidObjectState) is refused for its own state, whichever store's verdict comes first", () => {
+    const archived = sdkError(403, 'InvalidObjectState');
+    const s3 = store();
+    assert.deepEqual(s3.classify(archived), { kind: 'permanent', ofObject: true });
+    assert.deepEqual(classifyFailure([new FsStore(tmpdir(), 'destination'), s3], archived), { kind: 'permanent', ofObject: true });
+    assert.deepEqual(s3.classify(sdkError(400, 'InvalidArgument')), { kind: 'permanent' }, 'any other refusal may be the store refusing everything');
+    s3.close();
+  });
+
   test("Retry-After is read where the SDK puts it (the error's hidden $response), and waited for at least", async () => {
     const error = await failureOf('slowdown');
     assert.equal(retryAfterMs(error), 2000);

@@ -1,0 +1,198 @@
+/**
+ * Objects that fail on their own, night after night, among the oldest rows: archived to Glacier (S3 answers 403
+ * InvalidObjectState until they are restored), or on a disk a Ceph or MinIO lost (500 for them, every time). The
+ * failure stop (src/sync/failureStreak.ts) counted them: run 1 stopped after 100 in a row, and every later
+ * `run all --resume` retried them first, failed them again in a row and stopped in that pass, before one new row was
+ * read. Cron then copied nothing new, for good, with a line blaming the credentials. Now nightly runs of the real CLI
+ * copy every readable object, report the failing ones each night (failed in the log, the checkpoint and the summary)
+ * and exit 1 while they fail; and a source that really refuses every object still stops the run.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
+import { startS3, type LocalS3Server } from '../support/s3.js';
+import { startProxy, type Fault, type HttpProxy } from '../support/httpProxy.js';
+import { readJsonLines, runCli, writeConfig, type CliResult } from '../support/cli.js';
+import { fixtureBytes } from '../support/fixture.js';
+
+/** Accounts 1..ROWS with a PNG avatar each, all at the source; 1..FAILING (the oldest) fail on their own. */
+const ROWS = 400;
+const FAILING = 250;
+const CONCURRENCY = 4;
+/**
+ * Stands for the 5 minutes (MASTOSYNC_TEST_STORE_PATIENCE_MS): with the proxy's latency, 100 objects failing in a
+ * row at CONCURRENCY take longer, so a run of them that counted would stop the run.
+ */
+const PATIENCE_MS = 150;
+const LATENCY_MS = 10;
+
+const avatarKey = (id: number) => {
+  const digits = String(id).padStart(9, '0');
+  return `accounts/avatars/${digits.slice(0, 3)}/${digits.slice(3, 6)}/${digits.slice(6)}/original/a${id}.png`;
+};
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
+const failingKeys = range(1, FAILING).map(avatarKey);
+const readableKeys = range(FAILING + 1, ROWS).map(avatarKey);
+
+let postgres: PostgresServer;
+let source: LocalS3Server;
+let destination: LocalS3Server;
+let proxy: HttpProxy;
+const cleanUp: Array<() => Promise<void> | void> = [];
+
+before(async () => {
+  postgres = await startPostgres();
+  [source, destination] = await Promise.all([startS3(), startS3()]);
+  await source.createBucket('alone-source');
+  for (const id of range(1, ROWS))
+    await source.put('alone-source', avatarKey(id), fixtureBytes(`avatar ${id}`, 1500 + id, 'image/png'), { contentType: 'image/png' });
+  proxy = await startProxy({ upstreamPort: source.port, latencyMs: LATENCY_MS });
+});
+
+after(async () => {
+  for (const clean of cleanUp.reverse()) await clean();
+  await proxy?.stop();
+  await source?.stop();
+  await destination?.stop();
+  await postgres?.stop();
+});
+
+/** A database of ROWS accounts, and a config reading the source through the proxy into a bucket of its own. */
+async function instance(bucket: string): Promise<{ db: TestDatabase; config: ReturnType<typeof writeConfig> }> {
+  const db = await createDatabase('current');
+  cleanUp.push(() => db.drop());
+  await insertAvatarAccounts(db.client, `generate_series(1, ${ROWS}) AS g`);
+  await destination.createBucket(bucket);
+  const config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: proxy.endpoint, bucket: 'alone-source' },
+    destination: { endpoint: destination.endpoint, bucket },
+    concurrency: CONCURRENCY,
+    batchSize: 50,
+    retries: 1,
+  });
+  cleanUp.push(() => rmSync(config.dir, { recursive: true, force: true }));
+  return { db, config };
+}
+
+/** The source's GET of each of `keys` answers `fault`; everything else goes through. */
+function failGets(keys: readonly string[], fault: Fault): void {
+  const failing = new Set(keys);
+  proxy.setFault((request) => (request.operation === 'GetObject' && failing.has(request.key!) ? fault : undefined));
+}
+
+const ARCHIVED: Fault = { kind: 'status', status: 403, code: 'InvalidObjectState', message: "The operation is not valid for the object's storage class" };
+const LOST_DISK: Fault = { kind: 'status', status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
+
+/** One night's cron run. */
+function night(cwd: string): Promise<CliResult> {
+  return runCli(['run', 'all', '--resume', '--json', '--quiet', '--log-level', 'warn'], {
+    cwd,
+    env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
+  });
+}
+
+function summaryOf(result: CliResult): { stopped?: string; total: Record<string, number> } {
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { stopped?: string; total: Record<string, number> };
+}
+
+const stopLines = (result: CliResult) => result.stderr.split('\n').filter((line) => line.startsWith('mastosync: stopped:'));
+
+/** The keys this night's log said failed. */
+function loggedFailures(result: CliResult): Set<string> {
+  const lines = readJsonLines<{ msg?: string; key?: string }>(
+    result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .join('\n'),
+  );
+  return new Set(lines.filter((line) => line.msg === 'copy failed').map((line) => line.key!));
+}
+
+/** Keys whose last line in the checkpoint says failed. */
+function failedInCheckpoint(checkpoint: string): Set<string> {
+  const last = new Map<string, string>();
+  for (const line of readJsonLines<{ key?: string; status?: string }>(readFileSync(checkpoint, 'utf8')))
+    if (line.key !== undefined && line.status !== undefined) last.set(line.key, line.status);
+  return new Set([...last].filter(([, status]) => status === 'failed').map(([key]) => key));
+}
+
+describe('the oldest objects archived (403 InvalidObjectState), night after night', () => {
+  test('each night copies what is readable, reports the archived ones failed, exit 1, never a stop; a source refusing everything still stops', async () => {
+    const { db, config } = await instance('alone-archived');
+    failGets(failingKeys, ARCHIVED);
+    try {
+      for (let nightly = 1; nightly <= 3; nightly++) {
+        const result = await night(config.dir);
+        const at = `night ${nightly}`;
+        assert.equal(result.code, 1, `${at}: objects failed\n${result.stderr.slice(0, 2000)}`);
+        assert.deepEqual(stopLines(result), [], `${at}: the archived objects say nothing about the source`);
+        assert.equal(summaryOf(result).stopped, undefined, at);
+        assert.deepEqual((await destination.listKeys('alone-archived')).sort(), [...readableKeys].sort(), `${at}: every readable object, from the first night`);
+        assert.equal(summaryOf(result).total.failed, FAILING, `${at}: the summary counts the archived objects`);
+        assert.deepEqual([...loggedFailures(result)].sort(), [...failingKeys].sort(), `${at}: each one is in the log`);
+        assert.deepEqual([...failedInCheckpoint(config.checkpoint)].sort(), [...failingKeys].sort(), `${at}: and outstanding in the checkpoint`);
+      }
+      for (const key of readableKeys.slice(0, 5)) {
+        const id = Number(/a(\d+)\.png$/.exec(key)![1]);
+        assert.ok((await destination.getObject('alone-archived', key))?.body.equals(fixtureBytes(`avatar ${id}`, 1500 + id, 'image/png')), key);
+      }
+
+      // New accounts, and a source that now fails every GET: the archived objects (failed before) are tried first
+      // and do not count, and the new ones stop the run as before.
+      await insertAvatarAccounts(db.client, `generate_series(${ROWS + 1}, ${ROWS + 200}) AS g`);
+      for (const id of range(ROWS + 1, ROWS + 200))
+        await source.put('alone-source', avatarKey(id), fixtureBytes(`avatar ${id}`, 1500 + id, 'image/png'), { contentType: 'image/png' });
+      proxy.setFault((request) => (request.operation === 'GetObject' ? LOST_DISK : undefined));
+      const refused = await night(config.dir);
+      assert.equal(refused.code, 1, refused.stderr);
+      const [stopped, ...more] = stopLines(refused);
+      assert.deepEqual(more, [], refused.stderr);
+      assert.match(
+        stopped ?? '',
+        /^mastosync: stopped: the source s3:\/\/alone-source at .* failed the GET of each of the last \d+ objects, .*\(the last: InternalError: /,
+      );
+      const newlyFailed = [...failedInCheckpoint(config.checkpoint)].filter((key) => !failingKeys.includes(key));
+      assert.ok(newlyFailed.length >= 100 && newlyFailed.length < 200, `stopped after ${newlyFailed.length} of the 200 new objects`);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+});
+
+describe('the oldest objects on a lost disk (500 for each of them, every time)', () => {
+  test('the nights get past them: each tries at least 100 more, the third copies every readable object; each reports them, exit 1', async () => {
+    const { config } = await instance('alone-lost-disk');
+    failGets(failingKeys, LOST_DISK);
+    try {
+      const copiedBy: number[] = [];
+      for (let nightly = 1; nightly <= 3; nightly++) {
+        const result = await night(config.dir);
+        const at = `night ${nightly}`;
+        assert.equal(result.code, 1, `${at}\n${result.stderr.slice(0, 2000)}`);
+        const failed = failedInCheckpoint(config.checkpoint);
+        // A 500 for each of a run of new objects may be the source failing every object: those still count. The
+        // failed ones of earlier nights do not, so each night gets at least the streak (100) further.
+        assert.ok(failed.size >= Math.min(FAILING, 100 * nightly), `${at}: ${failed.size} objects tried and failed so far`);
+        assert.ok(
+          [...failed].every((key) => failingKeys.includes(key)),
+          at,
+        );
+        assert.equal(summaryOf(result).total.failed, loggedFailures(result).size, `${at}: each failure is in the log`);
+        copiedBy.push((await destination.listKeys('alone-lost-disk')).length);
+      }
+      assert.deepEqual(copiedBy.at(-1), readableKeys.length, `readable objects at the destination after each night: ${copiedBy.join(', ')}`);
+      assert.deepEqual((await destination.listKeys('alone-lost-disk')).sort(), [...readableKeys].sort());
+      assert.deepEqual([...failedInCheckpoint(config.checkpoint)].sort(), [...failingKeys].sort(), 'every lost object outstanding');
+
+      // Once they all failed before, a night tries them all again, reports them, and stops for none of them.
+      const again = await night(config.dir);
+      assert.equal(again.code, 1, again.stderr);
+      assert.deepEqual(stopLines(again), [], again.stderr);
+      assert.equal(summaryOf(again).total.failed, FAILING);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+});
