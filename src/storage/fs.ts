@@ -83,10 +83,12 @@ export class FsStore implements ObjectStore {
    */
   readonly access: ObjectAccess = {
     // lstat: a link in the destination folder is no object of ours, and chmod would change what it points to.
-    matches: async (key, acl) => {
+    compare: async (key, acl) => {
       const info = await lstat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
       if (info === undefined || !info.isFile()) return undefined;
-      return ((info.mode & OTHERS_READ) !== 0) === ((modeFor(acl) & ~process.umask() & OTHERS_READ) !== 0);
+      const shared = (info.mode & OTHERS_READ) !== 0;
+      const found = `${shared ? 'public-read' : 'private'} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`;
+      return { matches: shared === ((modeFor(acl) & ~process.umask() & OTHERS_READ) !== 0), found };
     },
     set: async (key, acl) => {
       const path = this.pathOf(key);

@@ -258,11 +258,12 @@ export class S3Store implements ObjectStore {
    * differ between providers and say nothing of who can see the object.
    */
   readonly access: ObjectAccess = {
-    matches: async (key, acl, signal) => {
+    compare: async (key, acl, signal) => {
       const located = this.locate(key);
       try {
         const policy = await this.direct.getAcl(located, signal);
-        return GROUP_GRANT.test(policy) === SHARED_CANNED_ACLS.has(acl);
+        const found = policy.includes(`${GROUPS}AllUsers`) ? 'public-read' : policy.includes(`${GROUPS}AuthenticatedUsers`) ? 'authenticated-read' : 'private';
+        return { matches: (found !== 'private') === SHARED_CANNED_ACLS.has(acl), found };
       } catch (error) {
         if (isNotFound(error)) return undefined;
         throw aclError(error, this.options.role, this.where, located, 'GetObjectAcl');
@@ -652,7 +653,7 @@ export class S3Store implements ObjectStore {
 /** Canned ACLs that let someone besides the owner read the object. */
 const SHARED_CANNED_ACLS: ReadonlySet<string> = new Set(['public-read', 'public-read-write', 'authenticated-read']);
 /** A grant to everyone or to every authenticated AWS user, in a GetObjectAcl answer. */
-const GROUP_GRANT = /acs\.amazonaws\.com\/groups\/global\/(AllUsers|AuthenticatedUsers)/;
+const GROUPS = 'acs.amazonaws.com/groups/global/';
 
 /** What S3 answers where a bucket takes no ACL: Object Ownership "bucket owner enforced" (ACLs disabled). */
 const ACLS_DISABLED = new Set(['AccessControlListNotSupported', 'InvalidBucketAclWithObjectOwnership']);

@@ -96,17 +96,27 @@ export interface ObjectStore {
 export interface ObjectAccess {
   /**
    * Whether readers see `key` as a write with `acl` would have left it (public or not: grants that differ only in
-   * who owns the object count as the same); undefined when there is no such object.
+   * who owns the object count as the same), and who they are; undefined when there is no such object.
    */
-  matches(key: string, acl: string, signal?: AbortSignal): Promise<boolean | undefined>;
+  compare(key: string, acl: string, signal?: AbortSignal): Promise<AccessCompared | undefined>;
   /** Gives the existing object the access a write with `acl` gives; false when there is no such object. */
   set(key: string, acl: string, signal?: AbortSignal): Promise<boolean>;
   /**
    * Asked once before a pass that reads access, writing nothing: throws an AccessUnsupportedError saying why when the
    * store shows it keeps no per-object access (a provider without ACLs answers the same for every key), and resolves
-   * otherwise, which proves nothing more: matches and set may still meet the refusal.
+   * otherwise, which proves nothing more: compare and set may still meet the refusal.
    */
   probe(signal?: AbortSignal): Promise<void>;
+}
+
+/** An object's access compared with a canned ACL's. */
+export interface AccessCompared {
+  readonly matches: boolean;
+  /**
+   * Who may read it now, as the canned ACL that gives that access ("public-read", "authenticated-read", "private"),
+   * with what shows it where that is not an ACL (a folder: "public-read (mode 0644)").
+   */
+  readonly found: string;
 }
 
 /**

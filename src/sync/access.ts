@@ -105,9 +105,9 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
       if (halted()) return;
       try {
         if (check) {
-          const matches = await retrying(() => access.matches(object.key, acl, stop));
+          const compared = await retrying(() => access.compare(object.key, acl, stop));
           permitted = true;
-          if (matches !== false) return;
+          if (compared?.matches !== false) return;
         }
         if (await retrying(() => access.set(object.key, acl, stop))) result.reapplied += 1;
         permitted = true;
@@ -137,9 +137,9 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     }
     if (probe === undefined) return;
     try {
-      const matches = await retrying(() => access.matches(probe.key, aclFor(probe, options.acl)!, stop));
+      const compared = await retrying(() => access.compare(probe.key, aclFor(probe, options.acl)!, stop));
       permitted = true;
-      if (matches === true) return;
+      if (compared?.matches === true) return;
     } catch (error) {
       failed(probe, error);
       return;

@@ -50,7 +50,7 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     // tried account after account instead of waited for and stopped.
     ...(access !== undefined && {
       access: {
-        matches: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.matches(key, acl, signal)),
+        compare: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.compare(key, acl, signal)),
         set: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.set(key, acl, signal)),
         probe: (signal?: AbortSignal) => timed('acl', () => access.probe(signal)),
       },

@@ -19,7 +19,7 @@ import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
-import type { ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
+import type { AccessCompared, ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { describeFailure } from './failureStreak.js';
@@ -64,12 +64,16 @@ export interface VerifyJobSummary {
   md5Differs: number;
   /** Of the mismatched, those whose ACL (who may read them) is not what a run writes for them now (with `acl`). */
   aclDiffers: number;
+  /** Of those, the ones Mastodon makes private that others can read (a privacy incident); the rest are public ones others cannot. */
+  aclPrivateReadable: number;
   /** Not at the source (whether the destination has it or not): nothing to compare, not a fault of the copy. */
   missingAtSource: number;
   /** Could not be checked (the store kept failing). */
   errors: number;
-  /** With repair: objects missing or different that were copied again, and those that could not be. */
+  /** With repair: objects missing or different that were copied again (or their ACL set), and those that could not be. */
   repaired: number;
+  /** Of the repaired, those whose ACL alone differed, and was set. */
+  aclsSet: number;
   unrepaired: number;
 }
 
@@ -321,9 +325,9 @@ async function withAccess(object: OwnedObject, problems: Problem[], options: Ver
   const access = options.destination.access;
   const expected = options.acl === undefined ? undefined : aclFor(object, options.acl);
   if (access === undefined || expected === undefined) return problems;
-  let matches: boolean | undefined;
+  let compared: AccessCompared | undefined;
   try {
-    matches = await withRetries([options.destination], () => access.matches(object.key, expected, options.stop), {
+    compared = await withRetries([options.destination], () => access.compare(object.key, expected, options.stop), {
       retries: options.retries,
       signal: options.stop,
     });
@@ -334,9 +338,8 @@ async function withAccess(object: OwnedObject, problems: Problem[], options: Ver
     return Array.isArray(failed) && problems.length > 0 ? [...problems, ...failed] : failed;
   }
   options.aclPermitted = true;
-  if (matches !== false) return problems;
-  const actual = expected === 'private' ? 'readable by others' : `not ${expected}`;
-  return [...problems, problemOf(object, options.destination, 'acl', { expected, actual })];
+  if (compared === undefined || compared.matches) return problems;
+  return [...problems, problemOf(object, options.destination, 'acl', { expected, actual: compared.found })];
 }
 
 /**
@@ -396,9 +399,11 @@ export function emptySummary(job: JobName): VerifyJobSummary {
     cacheControlDiffers: 0,
     md5Differs: 0,
     aclDiffers: 0,
+    aclPrivateReadable: 0,
     missingAtSource: 0,
     errors: 0,
     repaired: 0,
+    aclsSet: 0,
     unrepaired: 0,
   };
 }
@@ -456,6 +461,7 @@ function countRepair(summary: VerifyJobSummary, repair: RepairDone, options: Ver
   if (repair instanceof StoreUnreachableError) return options.halt(repair);
   if (repair.repair === 'copied' || repair.repair === 'acl') summary.repaired += 1;
   else summary.unrepaired += 1;
+  if (repair.repair === 'acl') summary.aclsSet += 1;
   options.onRepair?.(repair);
 }
 
@@ -478,6 +484,7 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verify
   for (const problem of outcome) {
     const differs = DIFFERS[problem.problem];
     if (differs !== undefined) summary[differs] += 1;
+    if (problem.problem === 'acl' && problem.expected === 'private') summary.aclPrivateReadable += 1;
     options.onProblem(problem);
   }
 }

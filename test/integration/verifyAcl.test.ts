@@ -100,8 +100,8 @@ test('verify --acl on S3: a private object made public and a public one made pri
     assert.deepEqual(
       off.problems.map(({ key, problem, expected, actual }) => ({ key, problem, expected, actual })).sort((a, b) => a.key!.localeCompare(b.key!)),
       [
-        { key: exposed.key, problem: 'acl', expected: 'private', actual: 'readable by others' },
-        { key: hidden.key, problem: 'acl', expected: 'public-read', actual: 'not public-read' },
+        { key: exposed.key, problem: 'acl', expected: 'private', actual: 'public-read' },
+        { key: hidden.key, problem: 'acl', expected: 'public-read', actual: 'private' },
       ].sort((a, b) => a.key.localeCompare(b.key)),
       method,
     );
@@ -112,9 +112,14 @@ test('verify --acl on S3: a private object made public and a public one made pri
   assert.equal(text.code, 1);
   assert.match(
     text.stdout,
-    new RegExp(`^acl differs +${exposed.key} \\(media_attachments \\d+\\): Mastodon makes it private, at the destination it is readable by others$`, 'm'),
+    new RegExp(`^acl differs +${exposed.key} \\(media_attachments \\d+\\): Mastodon makes it private, at the destination it is public-read$`, 'm'),
   );
   assert.match(text.stdout, /^mismatched: 2 ACL /m);
+  // Every byte is right: the verdict says so, and that --repair copies nothing.
+  assert.equal(
+    text.stdout.trim().split('\n').at(-1),
+    `verify: all ${world.fixture.present.length} checked objects the source has are present and whole; 2 have the wrong ACL (1 Mastodon makes private is readable by others, 1 Mastodon makes public is not): mastosync verify <the same jobs and scope> --acl --repair sets those ACLs, copying no bytes`,
+  );
 
   const repaired = await verify(config.dir, '--acl', '--repair');
   assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
@@ -123,6 +128,7 @@ test('verify --acl on S3: a private object made public and a public one made pri
     ['acl', 'acl'],
   );
   assert.equal(repaired.total.repaired, 2);
+  assert.equal(repaired.total.aclsSet, 2);
   assert.deepEqual(destinationRequests('PutObject'), [], 'no bytes copied again');
   assert.equal(destinationRequests('PutObjectAcl').length, 2);
   assert.equal(world.proxy.objectAcl(DESTINATION, exposed.key), 'private');
@@ -142,10 +148,10 @@ test('verify --acl on a folder: file modes, as Mastodon sets them (0600 private)
   const off = await verify(folderConfig.dir, '--acl');
   assert.equal(off.code, 1, off.stderr + off.stdout);
   assert.deepEqual(
-    off.problems.map((problem) => [problem.key, problem.problem, problem.expected]).sort(),
+    off.problems.map((problem) => [problem.key, problem.problem, problem.expected, problem.actual]).sort(),
     [
-      [exposed, 'acl', 'private'],
-      [hidden, 'acl', 'public-read'],
+      [exposed, 'acl', 'private', 'public-read (mode 0644)'],
+      [hidden, 'acl', 'public-read', 'private (mode 0600)'],
     ].sort(),
   );
   const repaired = await verify(folderConfig.dir, '--acl', '--repair');

@@ -102,7 +102,7 @@ test("the ACL pass's requests are reported too, so the store's watch sees them (
   const withAccess: ObjectStore = {
     ...plainStore('acl'),
     access: {
-      matches: async () => false,
+      compare: async () => ({ matches: false, found: 'private' }),
       set: async () => {
         throw Object.assign(new Error('slow down'), { $metadata: { httpStatusCode: 503 } });
       },
@@ -110,7 +110,7 @@ test("the ACL pass's requests are reported too, so the store's watch sees them (
     },
   };
   const observed = observeStore(withAccess, 'destination', observe);
-  assert.equal(await observed.access!.matches('k', 'private'), false);
+  assert.deepEqual(await observed.access!.compare('k', 'private'), { matches: false, found: 'private' });
   await assert.rejects(observed.access!.set('k', 'private'), /slow down/);
   assert.deepEqual(reports, [
     ['acl', 'ok'],

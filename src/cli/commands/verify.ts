@@ -291,13 +291,17 @@ function summaryText(
       : [
           `missing at source: ${total.missingAtSource} ${total.missingAtSource === 1 ? 'object' : 'objects'} the source lacks: not a fault of the copy (a run records them as missing), and nothing to compare`,
         ];
+  // Every byte right, only ACLs off: said as such, since the fix copies nothing.
+  const aclsOnly = total.missing + total.sizeDiffers + total.contentTypeDiffers + total.cacheControlDiffers + total.md5Differs + total.errors === 0;
   const verdict = cutShort
     ? `verify: ${cutShort} after checking ${total.checked} objects${sampled}, ${problems === 0 ? 'none' : problems} of them off${
         problems === 0 || repair ? '' : ' (the lines above)'
       }: the others were not checked${cutShort === 'stopped' ? '' : '; run verify again to check them all'}`
     : problems === 0
       ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has match it${sampled}`
-      : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${repair ? repairVerdict(total) : offVerdict(total)}`;
+      : aclsOnly
+        ? `verify: all ${total.checked - total.missingAtSource} checked objects the source has are present and whole${sampled}; ${aclVerdict(total, repair)}`
+        : `verify: ${problems} of ${total.checked} checked objects are off${sampled}: ${repair ? repairVerdict(total) : offVerdict(total)}`;
   const compared = `${listing?.md5Compared === false ? 'presence and size of every object (a folder keeps no MD5)' : 'presence, size and MD5 of every object'}${
     acl ? ', and the ACL of each the destination holds' : ''
   }`;
@@ -320,6 +324,25 @@ function offVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
 
 function repairVerdict(total: Omit<VerifyJobSummary, 'job'>): string {
   const unchecked = total.errors === 0 ? '' : `; ${total.errors} could not be checked (unchecked, above): run verify again`;
-  if (total.unrepaired === 0) return `all ${total.repaired} missing or different were copied again${unchecked}`;
-  return `${total.repaired} copied again, ${total.unrepaired} not (not repaired, above)${unchecked}`;
+  const copied = total.repaired - total.aclsSet;
+  const done = total.aclsSet === 0 ? `${copied} copied again` : `${copied} copied again and the ACL of ${total.aclsSet} set`;
+  if (total.unrepaired === 0) {
+    return `all ${total.repaired} missing or different were ${total.aclsSet === 0 ? 'copied again' : `repaired: ${done}`}${unchecked}`;
+  }
+  return `${done}, ${total.unrepaired} not (not repaired, above)${unchecked}`;
+}
+
+/** Only ACLs off: how many, which way, and what --repair does (or did) about them. */
+function aclVerdict(total: Omit<VerifyJobSummary, 'job'>, repair: boolean): string {
+  const exposed = total.aclPrivateReadable;
+  const hidden = total.aclDiffers - exposed;
+  const ways = [
+    ...(exposed === 0 ? [] : [`${exposed} Mastodon makes private ${exposed === 1 ? 'is' : 'are'} readable by others`]),
+    ...(hidden === 0 ? [] : [`${hidden} Mastodon makes public ${hidden === 1 ? 'is' : 'are'} not`]),
+  ].join(', ');
+  const wrong = `${total.aclDiffers} ${total.aclDiffers === 1 ? 'has' : 'have'} the wrong ACL (${ways})`;
+  if (!repair) return `${wrong}: mastosync verify <the same jobs and scope> --acl --repair sets those ACLs, copying no bytes`;
+  const wrongBefore = wrong.replace(/ (has|have) /, ' had ');
+  if (total.unrepaired === 0) return `${wrongBefore}: all ${total.aclsSet} set`;
+  return `${wrongBefore}: ${total.aclsSet} set, ${total.unrepaired} not (not repaired, above)`;
 }
