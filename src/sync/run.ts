@@ -103,7 +103,10 @@ export interface JobSummary {
   failed: number;
   /** Finished by an earlier run (resume). */
   skipped: number;
-  /** Rows read whose objects were not all finished (a stop cut them short): the next --resume copies the rest. */
+  /**
+   * Rows read whose objects were not all finished, a stop having cut them short or come before they began (a page of
+   * rows is read at once): the next --resume copies the rest.
+   */
   unfinishedRows: number;
   /** Objects copied before whose access was set again: their account was (un)suspended or their status discarded since. */
   aclsReapplied: number;
@@ -287,6 +290,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (left > 0) unsettled.set(id, left);
       else unsettled.delete(id);
     };
+    // Rows of a page read before a stop that were never begun and own objects not finished: still to do, as much as
+    // rows cut short are (they were counted in `rows` when their page was read).
+    let notBegun = 0;
     // --resume --skip-existing: keys the checkpoint called finished that the destination lacks, until recorded again.
     const gone = new Set<string>();
     let lastMarkWrite = performance.now();
@@ -305,7 +311,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (lastRow !== undefined && joinedEveryRow && !stop.aborted && (tracker.watermark === undefined || BigInt(lastRow) > BigInt(tracker.watermark)))
         tracker.begin(lastRow, 0);
       summary.ms = Math.round(performance.now() - started);
-      summary.unfinishedRows = unsettled.size;
+      summary.unfinishedRows = unsettled.size + notBegun;
       if (tracker.watermark !== undefined) writeCheckpoint((checkpoint) => checkpoint.watermark(job, tracker.watermark!));
       // Every row below the watermark is now as the database had it at the run's start, or newer.
       if (readEverything && !stop.aborted && options.startedAt !== undefined) writeCheckpoint((checkpoint) => checkpoint.synced(job, options.startedAt!));
@@ -426,6 +432,10 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       const updated = row[updatedColumn(object.attachment)];
       return changesFrom === undefined || typeof updated !== 'string' || updated < changesFrom;
     };
+
+    /** Every object the row owns was finished by an earlier run (resume). */
+    const finishedAlready = (row: Row) =>
+      ownedInScope(job, row, scope).every((object) => options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
 
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
     const recentChange = (row: Row, object: OwnedObject): string | undefined => {
@@ -600,8 +610,12 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         onRead: (rows) => (summary.rows += rows),
       });
       reading: for await (const rows of pages) {
-        for (const row of rows) {
-          if (stop.aborted) break reading;
+        for (let index = 0; index < rows.length; index += 1) {
+          const row = rows[index]!;
+          if (stop.aborted) {
+            notBegun += rows.slice(index).filter((left) => !finishedAlready(left)).length;
+            break reading;
+          }
           const owned = ownedInScope(job, row, scope);
           const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
           summary.objects += owned.length;
