@@ -8,10 +8,10 @@
  * delete the lock by hand once no run goes on there. A run removes its lock however it ends short of a kill
  * (src/cli/interrupt.ts, and the 'exit' listener below), so only a killed one leaves it.
  * A lock file that names no holder (empty or not JSON: a file system crash, a hand edit) was never written by a run
- * of this version, which links in a whole file: once older than UNREADABLE_STALE_MS it is taken over; younger, the
- * run stops saying what it is.
+ * of this version, which links in a whole file (but see `publish` for file systems without hard links): once older
+ * than UNREADABLE_STALE_MS it is taken over; younger, the run stops saying what it is.
  */
-import { linkSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -74,20 +74,15 @@ export class CheckpointLock {
       } catch {
         // A folder this user may not even look into (EACCES on lstat): nothing was created there to remove.
       }
-      const code = (error as NodeJS.ErrnoException).code;
-      const fix =
-        code === 'ENOSPC' || code === 'EDQUOT'
-          ? 'the disk is full: free space where the checkpoint lives'
-          : 'pass --checkpoint in a folder this user may write to';
-      throw new UsageError(`cannot create ${mine} (${code}): ${fix}`);
+      throw cannotCreate(mine, error, false);
     }
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          linkSync(mine, path);
+          publish(mine, path);
           return new CheckpointLock(path, me);
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotCreate(path, error, true);
         }
         const other = notAFile(path);
         if (other !== undefined)
@@ -111,7 +106,7 @@ export class CheckpointLock {
         if (!same) {
           // Another run took over the dead lock between our read and our move: give its lock back, and leave.
           try {
-            linkSync(aside, path);
+            publish(aside, path);
           } catch {
             // A third run has taken the place meanwhile; it holds the lock now.
           }
@@ -138,6 +133,47 @@ export class CheckpointLock {
       // Already gone: nothing to release.
     }
   };
+}
+
+/** The line for a lock (`locking`), or the file it is made from, that cannot be created, saying what to do. */
+function cannotCreate(file: string, error: unknown, locking: boolean): UsageError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const fix =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'the disk is full: free space where the checkpoint lives'
+      : locking && code !== undefined && REFUSED.includes(code)
+        ? 'its file system takes neither hard links nor exclusive creation: pass --checkpoint in a folder on a local file system'
+        : 'pass --checkpoint in a folder this user may write to';
+  return new UsageError(`cannot create ${file} (${code}): ${fix}`, { cause: error });
+}
+
+/** What a file system that does not do an operation at all answers (link(2): EPERM). */
+const REFUSED = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'];
+
+/**
+ * Puts the file `from` at `to` whole, or throws EEXIST if `to` exists: a hard link, or where the file system refuses
+ * hard links (EPERM on vfat, SMB shares such as Azure Files' volumes, some FUSE mounts) an exclusive create (O_EXCL)
+ * with `from`'s bytes written into it. That keeps the lock's guarantees rather than refusing to run there: of runs
+ * racing for it exactly one creates it, O_EXCL being as atomic there as link; and a run that finds it empty, in the
+ * moment before the holder is written, takes it for a lock naming no holder, which is never taken over while young
+ * (it exits 75, as for any lock held). A write that fails removes the file, which no other run can have taken.
+ */
+function publish(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+    return;
+  } catch (error) {
+    if (!REFUSED.includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+  }
+  const descriptor = openSync(to, 'wx', 0o600);
+  try {
+    writeSync(descriptor, readFileSync(from));
+  } catch (error) {
+    closeSync(descriptor);
+    unlinkSync(to);
+    throw error;
+  }
+  closeSync(descriptor);
 }
 
 /** A lock that came and went twice while this run tried to take it: busy, to be safe. */

@@ -46,10 +46,10 @@ after(async () => {
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
 
 /** Calls `then` with the child once the checkpoint holds `count` object lines. */
-function once(count: number, then: (child: ChildProcess) => void) {
+function once(count: number, then: (child: ChildProcess) => void, checkpoint = config.checkpoint) {
   return (child: ChildProcess) => {
     const timer = setInterval(() => {
-      if (lines(config.checkpoint).filter((line) => line.includes('"status"')).length >= count) {
+      if (lines(checkpoint).filter((line) => line.includes('"status"')).length >= count) {
         clearInterval(timer);
         then(child);
       }
@@ -58,18 +58,54 @@ function once(count: number, then: (child: ChildProcess) => void) {
   };
 }
 
-test('a second run on a checkpoint in use exits 75 at once, names the holder and writes nothing; then runs go on', async () => {
+/**
+ * A preload that makes link(2) fail as on a file system without hard links (vfat, SMB shares such as Azure Files'
+ * volumes, some FUSE mounts): EPERM. The lock was taken with a hard link, and such a checkpoint folder made every run
+ * fail with Node's raw error.
+ */
+const NO_HARD_LINKS = `
+const fs = require('node:fs');
+fs.linkSync = (from, to) => {
+  throw Object.assign(new Error(\`EPERM: operation not permitted, link '\${from}' -> '\${to}'\`), { code: 'EPERM', errno: -1, syscall: 'link' });
+};
+`;
+
+function noHardLinks(): NodeJS.ProcessEnv {
+  const preload = join(config.dir, 'no-hard-links.cjs');
+  writeFileSync(preload, NO_HARD_LINKS);
+  return { NODE_OPTIONS: `--require ${preload}` };
+}
+
+test('a second run on a checkpoint in use exits 75 at once, names the holder and writes nothing; then runs go on', () =>
+  overlappingRuns({}, config.checkpoint));
+
+test('where the file system refuses hard links, the lock is created exclusively instead, with the same guarantees', async () => {
+  const env = noHardLinks();
+  // A checkpoint of its own: the runs above leave theirs finished.
+  const checkpoint = join(config.dir, 'no-hard-links.jsonl');
+  await overlappingRuns(env, checkpoint);
+  await killedRunTakenOver(env, checkpoint);
+});
+
+/** Two runs on `checkpoint` (new), the second started while the first copies; then a third after them. */
+async function overlappingRuns(env: NodeJS.ProcessEnv, checkpoint: string): Promise<void> {
   proxy.reset();
+  const run = ['run', 'all', '--resume', '--quiet', '--checkpoint', checkpoint];
   let holder = 0;
   let secondDone!: (result: { result: Awaited<ReturnType<typeof runCli>>; checkpoint: string[] }) => void;
   const second = new Promise<{ result: Awaited<ReturnType<typeof runCli>>; checkpoint: string[] }>((done) => (secondDone = done));
-  const first = runCli(['run', 'all', '--resume', '--quiet'], {
+  const first = runCli(run, {
     cwd: config.dir,
-    onSpawn: once(3, (child) => {
-      holder = child.pid!;
-      // The checkpoint as the second run leaves it, while the first still copies (before it compacts the file).
-      void runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir }).then((result) => secondDone({ result, checkpoint: lines(config.checkpoint) }));
-    }),
+    env,
+    onSpawn: once(
+      3,
+      (child) => {
+        holder = child.pid!;
+        // The checkpoint as the second run leaves it, while the first still copies (before it compacts the file).
+        void runCli(run, { cwd: config.dir, env }).then((result) => secondDone({ result, checkpoint: lines(checkpoint) }));
+      },
+      checkpoint,
+    ),
   });
   const { result: secondResult, checkpoint: duringFirst } = await second;
   assert.equal(secondResult.code, 75, secondResult.stderr);
@@ -80,7 +116,7 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
   assert.equal(secondResult.stderr.trim().split('\n').length, 1, 'one line');
   assert.equal(secondResult.stdout, '');
   assert.equal(duringFirst.filter((line) => line.startsWith('{"run"')).length, 1, 'the second run wrote not even its header');
-  assert.ok(existsSync(`${config.checkpoint}.lock`), 'the first run still holds the checkpoint');
+  assert.ok(existsSync(`${checkpoint}.lock`), 'the first run still holds the checkpoint');
 
   const firstResult = await first;
   assert.equal(firstResult.code, 0, firstResult.stderr);
@@ -94,23 +130,31 @@ test('a second run on a checkpoint in use exits 75 at once, names the holder and
     [],
     'no object copied twice',
   );
-  assert.equal(existsSync(`${config.checkpoint}.lock`), false, 'the lock goes with its run');
+  assert.equal(existsSync(`${checkpoint}.lock`), false, 'the lock goes with its run');
 
-  const third = await runCli(['run', 'all', '--resume', '--quiet', '--json'], { cwd: config.dir });
+  const third = await runCli([...run, '--json'], { cwd: config.dir, env });
   assert.equal(third.code, 0, third.stderr);
-});
+}
 
-test('a run killed with SIGKILL leaves its lock behind, and the next run takes it over', async () => {
-  const killed = await runCli(['run', 'all', '--fresh', '--quiet'], {
+test('a run killed with SIGKILL leaves its lock behind, and the next run takes it over', () => killedRunTakenOver({}, config.checkpoint));
+
+async function killedRunTakenOver(env: NodeJS.ProcessEnv, checkpoint: string): Promise<void> {
+  const killed = await runCli(['run', 'all', '--fresh', '--quiet', '--checkpoint', checkpoint], {
     cwd: config.dir,
-    onSpawn: once(lines(config.checkpoint).length + 2, (child) => child.kill('SIGKILL')),
+    env,
+    onSpawn: once(lines(checkpoint).length + 2, (child) => child.kill('SIGKILL'), checkpoint),
   });
   assert.equal(killed.signal, 'SIGKILL');
-  assert.ok(existsSync(`${config.checkpoint}.lock`), 'a killed run cannot remove its lock');
-  const next = await runCli(['run', 'all', '--resume', '--quiet'], { cwd: config.dir });
+  assert.ok(existsSync(`${checkpoint}.lock`), 'a killed run cannot remove its lock');
+  const next = await runCli(['run', 'all', '--resume', '--quiet', '--checkpoint', checkpoint], { cwd: config.dir, env });
   assert.equal(next.code, 0, next.stderr);
-  assert.equal(existsSync(`${config.checkpoint}.lock`), false);
-});
+  assert.equal(existsSync(`${checkpoint}.lock`), false);
+  assert.deepEqual(
+    readdirSync(config.dir).filter((name) => name.includes('.lock')),
+    [],
+    'nothing of the locks left',
+  );
+}
 
 test('a file that is not a checkpoint is refused untouched (exit 2), for fresh and resumed runs', async () => {
   const before = readFileSync(config.file, 'utf8');
