@@ -73,8 +73,10 @@ export class FailureStreaks {
    * How an object ended (`key`: the store's; `failedBefore`: an earlier run recorded it failed): the stop when it
    * makes a clear run of failures on one side, else undefined. A copy resets both sides. An object missing at the
    * source, or present already, counts for neither (the database may well point at thousands of files lost long ago),
-   * nor does a source body cut short (the source answered, and the destination was not at fault), nor a fatal failure
-   * (the run stops for it anyway). A destination that failed a PUT had the source's bytes: the source did its part.
+   * nor does a fatal failure (the run stops for it anyway). A source body cut short or arriving wrong is the source's
+   * failure: it answered, but a source (or what stands in front of it) that cuts every body short fails every object
+   * as surely as one refusing every GET, and its objects would be tried, each with its retries, for days. A
+   * destination that failed a PUT had the source's bytes: the source did its part.
    *
    * Nor do objects that fail alone: one the store calls refused for its own state (`ofObject`: archived to Glacier),
    * or one that failed in an earlier run (on a lost disk the source answers 500 for it, every night). Counted, a few
@@ -89,7 +91,7 @@ export class FailureStreaks {
       return undefined;
     }
     const at = result.failedAt;
-    if (result.status !== 'failed' || at === undefined || at.sourceBody) return undefined;
+    if (result.status !== 'failed' || at === undefined) return undefined;
     if (at.side === 'destination' && at.operation === 'PUT') this.streaks.source.count = 0;
     if (result.ofObject || failedBefore) return undefined;
     const streak = this.streaks[at.side];
@@ -99,6 +101,15 @@ export class FailureStreaks {
     const lasted = now - streak.since;
     if (streak.count < this.options.objects || lasted < this.options.ms) return undefined;
     const { side, operation } = at;
+    if (at.sourceBody) {
+      return new StoreFailsEveryObjectError(
+        side,
+        key,
+        `the ${side} ${this.options.where[side]} answered the GET of each of the last ${streak.count} objects with a body cut short or arriving wrong, for ${duration(lasted)}, none copied in between (the last: ${result.error})`,
+        'it answers, yet no body arrives whole: check what stands in front of it (a proxy or load balancer cutting long or large transfers, a timeout) and its disks; finished objects are in the checkpoint: once bodies arrive whole again, run again with --resume',
+        { cause: result.error },
+      );
+    }
     const requests = operation === 'copy' ? 'copies on the provider' : `${operation}s`;
     const checks = side === 'destination' ? 'its free space, and that the credentials may still write' : 'and that the credentials may still read';
     return new StoreFailsEveryObjectError(
