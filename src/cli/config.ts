@@ -141,12 +141,15 @@ export interface ConfigParts extends Omit<Config, 'source' | 'destination'> {
  */
 export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ConfigParts {
   const raw: RawConfig = file === undefined ? {} : readTomlFile(file);
-  overlayEnvironment(raw, env, file);
+  const fromEnvironment = overlayEnvironment(raw, env, file);
   const origin = file ?? 'the environment';
   if (file === undefined && Object.keys(raw).length === 0) {
     throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or write ./${DEFAULT_CONFIG_FILE} with \`mastosync init\``);
   }
-  const config = resolve(raw, origin);
+  const config = resolve(raw, origin, (section, key) => {
+    const variable = fromEnvironment.get(`${section} ${key}`);
+    return variable === undefined ? `${origin}: [${section}] ${key}` : `environment variable ${variable}`;
+  });
   // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).
   if (file === undefined) return config;
   return { ...config, sync: { ...config.sync, checkpoint: resolvePath(dirname(file), config.sync.checkpoint) } };
@@ -225,8 +228,9 @@ const EMPTY_IS_A_VALUE = new Set([
  * hide that. Overriding gave "[destination] needs bucket" blamed on a file that has one; skipping would run with
  * the file's value (or the default) where the admin meant another one, a staging bucket or no key_prefix, say.
  */
-function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): void {
+function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): Map<string, string> {
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
+  const set = new Map<string, string>();
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
     const rest = name.slice('MASTOSYNC_'.length).toLowerCase();
@@ -241,8 +245,16 @@ function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string
       throw new UsageError(`environment variable ${name} is set but empty: give it a value, or unset it${instead}`);
     }
     (raw[section] ??= {})[key] = checkType(`environment variable ${name}`, type, parseEnvValue(type, value));
+    set.set(`${section} ${key}`, name);
   }
+  return set;
 }
+
+/**
+ * Names a setting in the line that refuses its value: the environment variable that set it (the file may not even
+ * have the key), else the file's section and key.
+ */
+type Setting = (section: string, key: string) => string;
 
 function parseEnvValue(type: KeyType, value: string): unknown {
   if (type === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -250,17 +262,17 @@ function parseEnvValue(type: KeyType, value: string): unknown {
   return value;
 }
 
-function resolve(raw: RawConfig, origin: string): ConfigParts {
+function resolve(raw: RawConfig, origin: string, setting: Setting): ConfigParts {
   const database = raw.database ?? {};
   const sync = raw.sync ?? {};
-  const batchSize = positive(origin, 'database', 'batch_size', database.batch_size, 10_000);
+  const batchSize = positive(setting('database', 'batch_size'), database.batch_size, 10_000);
   if (database.url === undefined && database.database === undefined) {
     throw new UsageError(`${origin}: [database] needs url (postgres://user:pass@host:5432/mastodon_production) or database`);
   }
   const destinationRaw = raw.destination ?? {};
   const destination = resolveOrError(() => {
-    const store = resolveStore(origin, 'destination', raw.destination);
-    return { store, acl: destinationAcl(origin, store.type, destinationRaw.acl as string | undefined) };
+    const store = resolveStore(origin, setting, 'destination', raw.destination);
+    return { store, acl: destinationAcl(setting, store.type, destinationRaw.acl as string | undefined) };
   });
   return {
     origin,
@@ -275,19 +287,19 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
       batchSize,
       ssh: resolveSsh(origin, raw['database.ssh']),
     },
-    source: resolveOrError(() => resolveStore(origin, 'source', raw.source)),
+    source: resolveOrError(() => resolveStore(origin, setting, 'source', raw.source)),
     destination:
       destination instanceof UsageError
         ? destination
         : { ...destination.store, acl: destination.acl, storageClass: nonEmpty(destinationRaw.storage_class as string | undefined) },
     sync: {
-      concurrency: positive(origin, 'sync', 'concurrency', sync.concurrency, 8),
+      concurrency: positive(setting('sync', 'concurrency'), sync.concurrency, 8),
       checkpoint: expandHome((sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl'),
-      retries: nonNegative(origin, 'sync', 'retries', sync.retries, 5),
+      retries: nonNegative(setting('sync', 'retries'), sync.retries, 5),
       copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
-      maxRps: sync.max_rps === undefined ? undefined : positive(origin, 'sync', 'max_rps', sync.max_rps, 1),
-      uploadCutoff: uploadCutoffMib(origin, sync.upload_cutoff) * 1024 * 1024,
-      changeMarginMs: nonNegative(origin, 'sync', 'change_margin', sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
+      maxRps: sync.max_rps === undefined ? undefined : positive(setting('sync', 'max_rps'), sync.max_rps, 1),
+      uploadCutoff: uploadCutoffMib(setting('sync', 'upload_cutoff'), sync.upload_cutoff) * 1024 * 1024,
+      changeMarginMs: nonNegative(setting('sync', 'change_margin'), sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
     },
   };
 }
@@ -299,12 +311,12 @@ function resolve(raw: RawConfig, origin: string): ConfigParts {
 const CANNED_ACLS = ['public-read', 'private', 'public-read-write', 'authenticated-read', 'bucket-owner-read', 'bucket-owner-full-control', 'aws-exec-read'];
 
 /** `[destination] acl`: a canned ACL or "" (none sent); public-read by default. Swift and Azure have none (their resolvers refuse one). */
-function destinationAcl(origin: string, type: StoreConfig['type'], acl: string | undefined): string {
+function destinationAcl(setting: Setting, type: StoreConfig['type'], acl: string | undefined): string {
   if (type === 'swift' || type === 'azure') return acl ?? '';
   if (acl === undefined) return 'public-read';
   if (acl !== '' && !CANNED_ACLS.includes(acl)) {
     const allowed = CANNED_ACLS.map((name) => `"${name}"`).join(', ');
-    throw new UsageError(`${origin}: [destination] acl must be one of ${allowed}, or "" (no ACL, as S3_PERMISSION=""), not ${JSON.stringify(acl)}`);
+    throw new UsageError(`${setting('destination', 'acl')} must be one of ${allowed}, or "" (no ACL, as S3_PERMISSION=""), not ${JSON.stringify(acl)}`);
   }
   return acl;
 }
@@ -323,7 +335,7 @@ const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix', 'segment_size']
 /** Keys only type = "swift" reads. */
 const SWIFT_ONLY = ['auth_url', 'username', 'password', 'tenant', 'project_id', 'domain', 'container', 'segment_size'];
 
-function resolveStore(origin: string, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
+function resolveStore(origin: string, setting: Setting, section: 'source' | 'destination', store: RawSection | undefined): StoreConfig {
   if (store === undefined)
     throw new UsageError(`${origin}: missing [${section}] section (type = "s3" with bucket, type = "azure" with container, or type = "fs" with path)`);
   if (Object.keys(store).every((key) => NOT_WHERE.has(key))) {
@@ -338,7 +350,7 @@ function resolveStore(origin: string, section: 'source' | 'destination', store: 
     }
   }
   const type = (store.type as 's3' | 'fs' | 'swift' | 'azure' | undefined) ?? 's3';
-  if (type === 'swift') return resolveSwift(origin, section, store);
+  if (type === 'swift') return resolveSwift(origin, setting, section, store);
   if (type === 'azure') return resolveAzure(`${origin}: [${section}]`, store);
   const foreign = SWIFT_ONLY.find((key) => store[key] !== undefined);
   if (foreign !== undefined) throw new UsageError(`${origin}: [${section}] ${foreign} is a Swift setting: set type = "swift", or remove it`);
@@ -378,7 +390,7 @@ function refuseAcl(where: string, store: RawSection, backend: string): void {
 }
 
 /** [source] / [destination] type = "swift": Mastodon's SWIFT_* settings (README, OpenStack Swift). */
-function resolveSwift(origin: string, section: 'source' | 'destination', store: RawSection): SwiftStoreConfig {
+function resolveSwift(origin: string, setting: Setting, section: 'source' | 'destination', store: RawSection): SwiftStoreConfig {
   const text = (key: string) => nonEmpty(store[key] as string | undefined);
   for (const key of ['auth_url', 'username', 'password', 'container']) {
     if (text(key) === undefined) throw new UsageError(`${origin}: [${section}] type = "swift" needs ${key}`);
@@ -387,9 +399,9 @@ function resolveSwift(origin: string, section: 'source' | 'destination', store: 
     if (store[key] !== undefined) throw new UsageError(`${origin}: [${section}] ${key} is not a Swift setting (type = "swift"): remove it`);
   }
   refuseAcl(`${origin}: [${section}]`, store, "Swift, which has no per-object ACL (who reads is the container's X-Container-Read)");
-  const segmentSizeMib = store.segment_size === undefined ? undefined : positive(origin, section, 'segment_size', store.segment_size, 1);
+  const segmentSizeMib = store.segment_size === undefined ? undefined : positive(setting(section, 'segment_size'), store.segment_size, 1);
   if (segmentSizeMib !== undefined && segmentSizeMib > 5120) {
-    throw new UsageError(`${origin}: [${section}] segment_size is in MiB and at most 5120 (5 GiB, the most one Swift object may hold), not ${segmentSizeMib}`);
+    throw new UsageError(`${setting(section, 'segment_size')} is in MiB and at most 5120 (5 GiB, the most one Swift object may hold), not ${segmentSizeMib}`);
   }
   return {
     type: 'swift',
@@ -468,22 +480,23 @@ function resolveSsh(origin: string, ssh: RawSection | undefined): SshConfig | un
   };
 }
 
-function positive(origin: string, section: string, key: string, value: unknown, fallback: number): number {
+/** `where` names the setting (Setting). */
+function positive(where: string, value: unknown, fallback: number): number {
   const number = (value as number | undefined) ?? fallback;
-  if (number < 1) throw new UsageError(`${origin}: [${section}] ${key} must be at least 1, not ${number}`);
+  if (number < 1) throw new UsageError(`${where} must be at least 1, not ${number}`);
   return number;
 }
 
 /** `[sync] upload_cutoff`, in MiB: at most 5 GiB, the most one PUT may carry. */
-function uploadCutoffMib(origin: string, value: unknown): number {
-  const mib = positive(origin, 'sync', 'upload_cutoff', value, DEFAULT_UPLOAD_CUTOFF_MIB);
-  if (mib > 5120) throw new UsageError(`${origin}: [sync] upload_cutoff is in MiB and at most 5120 (5 GiB, the most one PUT may carry), not ${mib}`);
+function uploadCutoffMib(where: string, value: unknown): number {
+  const mib = positive(where, value, DEFAULT_UPLOAD_CUTOFF_MIB);
+  if (mib > 5120) throw new UsageError(`${where} is in MiB and at most 5120 (5 GiB, the most one PUT may carry), not ${mib}`);
   return mib;
 }
 
-function nonNegative(origin: string, section: string, key: string, value: unknown, fallback: number): number {
+function nonNegative(where: string, value: unknown, fallback: number): number {
   const number = (value as number | undefined) ?? fallback;
-  if (number < 0) throw new UsageError(`${origin}: [${section}] ${key} must be 0 or more, not ${number}`);
+  if (number < 0) throw new UsageError(`${where} must be 0 or more, not ${number}`);
   return number;
 }
 

@@ -124,6 +124,13 @@ const CASES: Case[] = [
     env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_BUCKET: '' }),
     says: /^mastosync: environment variable MASTOSYNC_DESTINATION_BUCKET is set but empty: give it a value, or unset it to use \[destination\] bucket from mastosync\.toml$/,
   },
+  {
+    // A range check of a value from the environment blamed the config file, which may not even set the key.
+    name: 'MASTOSYNC_SYNC_CONCURRENCY=0',
+    args: ['run', 'all'],
+    env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_SYNC_CONCURRENCY: '0' }),
+    says: /^mastosync: environment variable MASTOSYNC_SYNC_CONCURRENCY must be at least 1, not 0$/,
+  },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {

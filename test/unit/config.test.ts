@@ -97,7 +97,12 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
     {},
     /\[destination\] acl must be one of "public-read", "private", .*, not "publicread"/,
   ],
-  ['not a canned ACL, from the environment', MINIMAL, { MASTOSYNC_DESTINATION_ACL: 'public' }, /\[destination\] acl must be one of .*, not "public"/],
+  [
+    'not a canned ACL, from the environment',
+    MINIMAL,
+    { MASTOSYNC_DESTINATION_ACL: 'public' },
+    /^environment variable MASTOSYNC_DESTINATION_ACL must be one of .*, not "public"/,
+  ],
   ['acl on the source', MINIMAL.replace('[source]', '[source]\nacl = "private"'), {}, /unknown key "acl" in \[source\]/],
   ['half the credentials', MINIMAL.replace('bucket = "old"', 'bucket = "old"\naccess_key_id = "x"'), {}, /needs both access_key_id and secret_access_key/],
   ['no bucket', MINIMAL.replace('bucket = "new"', 'endpoint = "https://s3.example.org"'), {}, /\[destination\] needs bucket/],
@@ -132,6 +137,17 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
     /^environment variable MASTOSYNC_SOURCE_REGION is set but empty: give it a value, or unset it$/,
   ],
   ['an empty integer variable', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: '' }, /^environment variable MASTOSYNC_SYNC_CONCURRENCY is set but empty/],
+  // Out of range from the environment: the variable is named, not the file (which may not even set the key).
+  ['a variable out of range', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: '0' }, /^environment variable MASTOSYNC_SYNC_CONCURRENCY must be at least 1, not 0$/],
+  ['a negative variable', MINIMAL, { MASTOSYNC_SYNC_RETRIES: '-1' }, /^environment variable MASTOSYNC_SYNC_RETRIES must be 0 or more, not -1$/],
+  [
+    'an upload cutoff variable above 5 GiB',
+    MINIMAL,
+    { MASTOSYNC_SYNC_UPLOAD_CUTOFF: '6000' },
+    /^environment variable MASTOSYNC_SYNC_UPLOAD_CUTOFF is in MiB and at most 5120 .*, not 6000$/,
+  ],
+  ['a batch size variable of 0', MINIMAL, { MASTOSYNC_DATABASE_BATCH_SIZE: '0' }, /^environment variable MASTOSYNC_DATABASE_BATCH_SIZE must be at least 1/],
+  ['the same out of range in the file', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /^\S*mastosync\.toml: \[sync\] concurrency must be at least 1, not 0$/],
 ];
 
 for (const [name, text, env, message] of MISTAKES) {
