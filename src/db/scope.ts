@@ -102,6 +102,16 @@ export function objectInScope(object: OwnedObject, row: Row, scope: Scope): bool
   return true;
 }
 
+/**
+ * Whether an attachment whose `*_updated_at` is `updated` (ISO UTC as src/db/clock.ts writes it; undefined for NULL)
+ * lies in the scope's time window: scopeSql's window, for rows read without it (the access pass reads every row).
+ */
+export function inTimeWindow(scope: Scope, updated: string | undefined): boolean {
+  // As in SQL: a NULL time counts as long ago, outside any --since and inside any --until.
+  if (scope.since !== undefined && (updated === undefined || updated < scope.since)) return false;
+  return scope.until === undefined || updated === undefined || updated < scope.until;
+}
+
 /** Mastodon writes `timestamp without time zone` in UTC: compare with the UTC wall time. */
 export function utcTimestamp(iso: string): string {
   return new Date(iso).toISOString().replace('T', ' ').replace('Z', '');

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages, readRowsById } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
-import { WHOLE_DATABASE, coversEveryRow, ownedInScope, type Scope } from '../db/scope.js';
+import { WHOLE_DATABASE, coversEveryRow, inTimeWindow, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import type { ListedObject, ObjectStore } from '../storage/types.js';
@@ -580,11 +580,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         await pool.drain();
         const whole = { ...scope, since: undefined, until: undefined };
         // Rows above the watermark not done are copied below, with the access of now (a --since run's first has none);
-        // not with --skip-existing, which leaves an object the destination holds as it is (review1 L8).
+        // not with --skip-existing, which leaves an object the destination holds as it is (review1 L8). Only those the
+        // copy reads: the pass reads `whole`, the copy `scope`, which is `whole` and the window. Outside it, above a
+        // delta pass's watermark (nearly every row), nothing else gives the object its access (review1 MED-1).
         const copiedLater = (object: OwnedObject, row: Row) =>
           !options.skipExisting &&
           watermark !== undefined &&
           BigInt(object.id) > BigInt(watermark) &&
+          inTimeWindow(scope, stampOf(row, object)) &&
           !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));
         const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater });
         summary.aclsReapplied += access.reapplied;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseInstant, scopeFromArgs } from '../../src/cli/scope.js';
 import { checkpointForShard, parseShard, shardFromEnvironment } from '../../src/sync/shard.js';
-import { objectInScope, ownedInScope, scopeSql } from '../../src/db/scope.js';
+import { inTimeWindow, objectInScope, ownedInScope, scopeSql } from '../../src/db/scope.js';
 import { encodeKey, manifestLine } from '../../src/cli/commands/manifest.js';
 import { ownedObjects } from '../../src/mastodon/keys.js';
 import { UsageError } from '../../src/errors.js';
@@ -64,6 +64,16 @@ test('a time window keeps only the attachments the database marked as inside it'
     kept.map((object) => object.attachment),
     ['header'],
   );
+});
+
+test('a time stamp read without the window is judged as the SQL window would: since inclusive, until exclusive, NULL long ago', () => {
+  const window = { since: '2024-05-01T00:00:00.000Z', until: '2024-06-01T00:00:00.000Z' };
+  assert.equal(inTimeWindow(window, '2024-05-01T00:00:00.000Z'), true);
+  assert.equal(inTimeWindow(window, '2024-04-30T23:59:59.999Z'), false);
+  assert.equal(inTimeWindow(window, '2024-06-01T00:00:00.000Z'), false);
+  assert.equal(inTimeWindow(window, undefined), false);
+  assert.equal(inTimeWindow({ until: window.until }, undefined), true);
+  assert.equal(inTimeWindow({}, undefined), true);
 });
 
 test('manifest lines: S3 Batch keys are percent-encoded but keep "/"; line formats refuse line breaks', () => {
