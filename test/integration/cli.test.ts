@@ -123,11 +123,12 @@ describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen co
     }
   });
 
-  test('--resume with a checkpoint path that names nothing says so in the summary (not on stderr: cron mails it), then starts from the beginning', async () => {
+  test("--resume with no checkpoint over an empty destination (cron's first night) says so in the summary only, not on stderr (cron mails it)", async () => {
+    await s3.createBucket('first-night');
     const config = writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'plain-source' },
-      destination: { endpoint: s3.endpoint, bucket: 'plain-destination' },
+      destination: { endpoint: s3.endpoint, bucket: 'first-night' },
     });
     try {
       const result = await runCli(['run', 'all', '--resume', '--checkpoint', 'mastosync-chekpoint.jsonl', '--json', '--log-level', 'warn', '--quiet'], {
@@ -140,6 +141,40 @@ describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen co
         notes.some((note) => /^no checkpoint at \/.*\/mastosync-chekpoint\.jsonl to resume from: started from the beginning$/.test(note)),
         notes.join('\n'),
       );
+      await assertDestinationExact(s3, 'first-night', world);
+    } finally {
+      rmSync(config.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--resume with no checkpoint over a destination that already holds objects (a checkpoint deleted, moved or mistyped) warns on stderr: everything is copied again', async () => {
+    // The first test filled plain-destination.
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'plain-source' },
+      destination: { endpoint: s3.endpoint, bucket: 'plain-destination' },
+    });
+    try {
+      const result = await runCli(['run', 'all', '--resume', '--checkpoint', 'mastosync-chekpoint.jsonl', '--log-level', 'warn', '--quiet'], {
+        cwd: config.dir,
+      });
+      assert.equal(result.code, 0, result.stderr);
+      const warnings = result.stderr.split('\n').filter((line) => line.includes('no checkpoint'));
+      assert.equal(warnings.length, 1, result.stderr);
+      assert.match(
+        warnings[0]!,
+        /^mastosync: warning: no checkpoint at \/.*\/mastosync-chekpoint\.jsonl to resume from, and the destination .*plain-destination.* already holds objects \(e\.g\. .+\): this run copies every object again\. If the checkpoint was moved, pass it with --checkpoint; to skip what is already there, add --skip-existing$/,
+      );
+      // With --skip-existing the listing skips what is there: nothing to warn about.
+      rmSync(join(config.dir, 'mastosync-chekpoint.jsonl'), { force: true });
+      const skipping = await runCli(
+        ['run', 'all', '--resume', '--skip-existing', '--checkpoint', 'mastosync-chekpoint.jsonl', '--log-level', 'warn', '--quiet'],
+        {
+          cwd: config.dir,
+        },
+      );
+      assert.equal(skipping.code, 0, skipping.stderr);
+      assert.doesNotMatch(skipping.stderr, /no checkpoint/);
     } finally {
       rmSync(config.dir, { recursive: true, force: true });
     }

@@ -154,6 +154,16 @@ async function runLocked(
     const noCheckpoint =
       flags.resume && !hasCheckpoint ? `no checkpoint at ${resolvePath(checkpointPath)} to resume from: started from the beginning` : undefined;
     if (noCheckpoint !== undefined) log.info({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
+    // Cron's first night finds an empty destination. One that already holds objects means the checkpoint was deleted,
+    // moved or mistyped, and this run copies everything again (days of egress on a large instance): cron mails that.
+    if (noCheckpoint !== undefined && !flags.skipExisting && !flags.dryRun) {
+      const held = await unlessStopped(firstKeyHeld(destination, stop.signal), stop.signal);
+      if (held !== undefined)
+        out.stderr(
+          `mastosync: warning: no checkpoint at ${resolvePath(checkpointPath)} to resume from, and the destination ${destination.description} already holds objects ` +
+            `(e.g. ${held}): this run copies every object again. If the checkpoint was moved, pass it with --checkpoint; to skip what is already there, add --skip-existing`,
+        );
+    }
     const changes = { changeMarginMs: config.sync.changeMarginMs };
     const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
@@ -370,6 +380,20 @@ async function checkDestinationHolds(
       `(e.g. ${missing[0]})${all ? ': it was emptied, or [destination] now names another bucket or prefix' : ''}. ${consequence}. ` +
       `To copy what it lacks: mastosync run ${jobs} --resume --skip-existing (or mastosync verify ${jobs} --repair)${all ? '; if [destination] is wrong, fix it' : ''}`,
   };
+}
+
+/**
+ * The first key the destination lists, if any; undefined too for a store that cannot list, or whose listing fails
+ * (the run goes on: this only decides whether to warn).
+ */
+async function firstKeyHeld(destination: ObjectStore, signal: AbortSignal): Promise<string | undefined> {
+  if (destination.list === undefined) return undefined;
+  try {
+    for await (const listed of destination.list('', { signal })) return listed.key;
+  } catch {
+    // Unanswered: the copy will meet the same store, and say so if it matters.
+  }
+  return undefined;
 }
 
 /** What the destination's provider calls its own copy, for the start line. */
