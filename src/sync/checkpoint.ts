@@ -112,6 +112,11 @@ export interface ResumeState {
   outstanding(job: string): OutstandingObject[];
   /** Up to `count` objects of the job finished above its watermark, the last recorded first: what the destination should hold. */
   lastDone(job: string, count: number): Array<{ readonly id: string; readonly key: string }>;
+  /**
+   * Why the destination could not be asked for what the checkpoint records as copied (src/sync/destinationCheck.ts),
+   * when the last run that asked could not: said then, and not at every cron run while it lasts.
+   */
+  readonly destinationUnanswered: string | undefined;
 }
 
 export const EMPTY_RESUME_STATE: ResumeState = {
@@ -124,6 +129,7 @@ export const EMPTY_RESUME_STATE: ResumeState = {
   outstandingBelowWatermark: () => [],
   outstanding: () => [],
   lastDone: () => [],
+  destinationUnanswered: undefined,
 };
 
 export interface LoadOptions {
@@ -156,6 +162,8 @@ interface LoadedCheckpoint {
   readonly done: ReadonlyMap<string, DoneObject>;
   /** Objects finished below the watermark that the next changed-rows pass may read again, by key hash. */
   readonly recent: ReadonlyMap<string, RecentObject>;
+  /** The last destinationCheck line's reason, when it says the destination could not be asked. */
+  readonly destinationUnanswered: string | undefined;
   changesFrom(job: string): string | undefined;
   recentFrom(job: string): string | undefined;
 }
@@ -192,7 +200,7 @@ function copiedCurrent(done: { readonly updated?: number; readonly asOf: number 
 export async function loadCheckpoint(path: string, identity: CheckpointIdentity, options: LoadOptions): Promise<ResumeState> {
   if (!existsSync(path)) return EMPTY_RESUME_STATE;
   const loaded = await readCheckpoint(path, options);
-  const { header, watermarks, outstanding, done, recent } = loaded;
+  const { header, watermarks, outstanding, done, recent, destinationUnanswered } = loaded;
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
@@ -235,6 +243,7 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
       }
       return found;
     },
+    destinationUnanswered,
   };
 }
 
@@ -249,6 +258,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   const synced = new Map<string, string>();
   const outstanding = new Map<string, OutstandingObject & { line: string }>();
   const compactedRecent: Array<[string, RecentObject]> = [];
+  let destinationUnanswered: string | undefined;
   await forEachLine(path, 0, (line, offset) => {
     const kind = kindOf(line);
     if (kind === 'object') {
@@ -271,6 +281,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
         synced.clear();
         outstanding.clear();
         compactedRecent.length = 0;
+        destinationUnanswered = undefined;
       }
     } else if (kind === 'watermark') {
       const parsed = parseLine<{ job: string; watermark: string }>(line);
@@ -288,6 +299,9 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
         if (entry.length > KEY_HASH_LENGTH)
           compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
       }
+    } else if (kind === 'destinationCheck') {
+      const parsed = parseLine<{ destinationCheck: string; why?: string }>(line);
+      if (parsed !== undefined) destinationUnanswered = parsed.destinationCheck === 'unanswered' ? (parsed.why ?? '') : undefined;
     }
   });
 
@@ -334,7 +348,7 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     done.delete(key);
     if (recent.size > 0) recent.delete(keyHash(key));
   }
-  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, changesFrom, recentFrom };
+  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, destinationUnanswered, changesFrom, recentFrom };
 }
 
 /** A run's start in ms, 0 (before any dated row) when unknown or unreadable. */
@@ -384,6 +398,7 @@ export async function compactCheckpoint(path: string, options: LoadOptions): Pro
     recentByJob.set(entry.job, entries);
   }
   for (const [job, entries] of recentByJob) lines.push(recentLine(job, entries));
+  if (loaded.destinationUnanswered !== undefined) lines.push(destinationCheckLine(loaded.destinationUnanswered));
 
   const temporary = `${path}.compacting`;
   try {
@@ -457,8 +472,9 @@ const STATUS = '","status":"';
  * A line's kind, read from where its first keys end (see the line builders below), without scanning the rest of
  * it: most lines are object lines, and a 10-million-line checkpoint is read twice.
  */
-function kindOf(line: string): 'run' | 'object' | 'watermark' | 'synced' | 'recent' | undefined {
+function kindOf(line: string): 'run' | 'object' | 'watermark' | 'synced' | 'recent' | 'destinationCheck' | undefined {
   if (line.startsWith('{"run"')) return 'run';
+  if (line.startsWith('{"destinationCheck"')) return 'destinationCheck';
   if (!line.startsWith('{"job":"')) return undefined;
   const afterJob = line.indexOf('"', 8);
   if (line.startsWith('","id":"', afterJob)) return line.includes(STATUS, afterJob) ? 'object' : undefined;
@@ -565,6 +581,14 @@ export class CheckpointWriter {
     this.append(syncedLine(job, time));
   }
 
+  /**
+   * What the look at the destination found (src/sync/destinationCheck.ts): `unanswered`, why it could not be asked, or
+   * undefined, it answered. Written when it changes, so that a refusal is said once, not at every cron run.
+   */
+  destinationCheck(unanswered: string | undefined): void {
+    this.append(destinationCheckLine(unanswered));
+  }
+
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
@@ -591,8 +615,8 @@ export class CheckpointWriter {
 /*
  * Every line is built here, by hand, in a fixed key order, never by stringifying an object whose key order could
  * change: loading finds a line's kind, job and row id without parsing it. An object line starts
- * `{"job":"…","id":"…"` (jobOf, idOf), its status follows its key (`","status":"`), a header starts `{"run"`, and
- * the other kinds name themselves in their second key (`","watermark":"`, `","synced":"`, `","recent":"`). String
+ * `{"job":"…","id":"…"` (jobOf, idOf), its status follows its key (`","status":"`), a header starts `{"run"`, the
+ * destination check's line `{"destinationCheck"`, and the other kinds name themselves in their second key (`","watermark":"`, `","synced":"`, `","recent":"`). String
  * values go through JSON.stringify, which escapes every quote in them, so no value can fake a key.
  */
 const text = JSON.stringify;
@@ -625,6 +649,11 @@ function watermarkLine(job: string, id: string): string {
 
 function syncedLine(job: string, time: string): string {
   return `{"job":${text(job)},"synced":${text(time)}}`;
+}
+
+/** The destination's answer to the look at it (CheckpointWriter.destinationCheck); versions before it skip the line. */
+function destinationCheckLine(unanswered: string | undefined): string {
+  return unanswered === undefined ? '{"destinationCheck":"answered"}' : `{"destinationCheck":"unanswered","why":${text(unanswered)}}`;
 }
 
 /** Objects of `job` finished recently below its watermark: key hashes, each followed by its update time in base 36. */

@@ -56,6 +56,8 @@ export interface DestinationCheck {
   readonly missing: readonly string[];
   /** Why the destination could not be asked (HEAD refused, say): the check said nothing. */
   readonly unanswered?: string;
+  /** Whether the destination refused or failed the HEADs (else: the rows to sample could not be read). */
+  readonly headRefused?: boolean;
 }
 
 /** Asks the destination for a sample of what the checkpoint records as copied (see above). */
@@ -92,7 +94,7 @@ export async function checkDestination(options: DestinationCheckOptions): Promis
     await new Promise((resolve) => setTimeout(resolve, SECOND_LOOK_MS));
     missing = await absent(missing);
   }
-  if (unanswered !== undefined) return { sampled: 0, missing: [], unanswered };
+  if (unanswered !== undefined) return { sampled: 0, missing: [], unanswered, headRefused: true };
   options.log.info({ sampled: sample.length, missing: missing.length }, 'asked the destination for objects the checkpoint records as copied');
   return { sampled: sample.length, missing: missing.map((object) => destination.locate(object.key)) };
 }

@@ -199,19 +199,37 @@ async function cronRunWithHeadFault(config: { dir: string }, bucket: string, fau
   }
 }
 
-test('a destination that refuses HEAD: one warning, and the run goes on (exit 0)', async () => {
+test('a destination that refuses HEAD: one warning saying what to do, once per checkpoint, and the runs go on (exit 0)', async () => {
   const bucket = 'guard-nohead';
   const config = await destination(bucket);
   await firstNight(config, bucket);
   const owned = new Set(fixture.present.map((object) => object.key));
-  const run = await cronRunWithHeadFault(config, bucket, (key) =>
-    owned.has(key) ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' } : undefined,
-  );
+  const refused = () =>
+    cronRunWithHeadFault(config, bucket, (key) =>
+      owned.has(key) ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' } : undefined,
+    );
+  const run = await refused();
   assert.equal(run.code, 0, run.stderr + run.stdout);
   const lines = run.stderr.trim().split('\n');
   assert.equal(lines.length, 1, run.stderr);
-  assert.match(lines[0]!, /could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check/);
+  assert.match(
+    lines[0]!,
+    /could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check\. To have it, let the destination credentials read objects .*Said once for this checkpoint/,
+  );
   assert.ok(requested(bucket, 'HeadObject').length <= 4, 'no more asked for after the refusal than were in flight');
+  // Write-only credentials are a choice: the next cron runs (each a mail when it writes to stderr) stay silent.
+  for (let night = 0; night < 2; night++) {
+    const again = await refused();
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.equal(again.stderr, '', 'said once, not at every run');
+  }
+  // Once the destination answers, a later refusal is news again.
+  const answered = await cronRun(config);
+  assert.equal(answered.code, 0, answered.stderr);
+  assert.equal(answered.stderr, '');
+  const later = await refused();
+  assert.equal(later.stderr.trim().split('\n').length, 1, later.stderr);
+  assert.match(later.stderr, /could not ask the destination/);
 });
 
 test('objects that show up a moment late (a store eventually consistent) are asked for again, not called missing', async () => {

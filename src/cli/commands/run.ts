@@ -171,9 +171,9 @@ async function runLocked(
     // Before anything is written: does the destination still hold what the checkpoint says was copied?
     // A signal ends the look as it ends the start's other waits (src/cli/interrupt.ts): a HEAD that hangs, tried again
     // for minutes, must not outlast a pod's grace period and leave the lock behind (review1 L7).
-    const lacking =
+    const { lacking, unanswered } =
       mode === 'fresh'
-        ? undefined
+        ? { lacking: undefined, unanswered: undefined }
         : await unlessStopped(checkDestinationHolds(flags, session, destination, resume, config.sync.retries, log, stop.signal), stop.signal);
     if (lacking !== undefined && lacking.all && !flags.skipExisting && !flags.dryRun) {
       out.stderr(`mastosync: stopped: ${lacking.describe('Nothing was copied')}`);
@@ -189,6 +189,8 @@ async function runLocked(
     signals.startCopying();
     const checkpoint = flags.dryRun ? undefined : CheckpointWriter.open(checkpointPath, { run: started.toISOString(), mode, ...identity, started: startedAt });
     try {
+      // A destination that may not be asked (write-only credentials, say) is said once per checkpoint, not every hour.
+      if (mode !== 'fresh' && (unanswered === undefined) !== (resume.destinationUnanswered === undefined)) checkpoint?.destinationCheck(unanswered);
       log.info(
         {
           jobs: session.jobs,
@@ -349,8 +351,10 @@ interface Lacking {
 }
 
 /**
- * A resumed run's look at the destination (src/sync/destinationCheck.ts): undefined when it holds the sample, or
- * could not be asked (said once, at warn: a destination without HEAD rights must not stop every cron run).
+ * A resumed run's look at the destination (src/sync/destinationCheck.ts): `lacking` undefined when it holds the
+ * sample, or could not be asked (`unanswered`). That is no reason to stop a run (a destination without HEAD rights
+ * must not stop every cron run), and is said at warn once per checkpoint: runs while it lasts say it at info, as the
+ * checkpoint records it (written by the caller), and cron mails it once, not at every run.
  */
 async function checkDestinationHolds(
   flags: RunFlags,
@@ -360,19 +364,25 @@ async function checkDestinationHolds(
   retries: number,
   log: Logger,
   signal: AbortSignal,
-): Promise<Lacking | undefined> {
+): Promise<{ readonly lacking?: Lacking; readonly unanswered?: string }> {
   const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log, signal });
-  if (check.unanswered !== undefined) {
-    log.warn(
-      { destination: destination.description, error: check.unanswered },
-      'could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check',
+  const { unanswered } = check;
+  if (unanswered !== undefined) {
+    const said = resume.destinationUnanswered !== undefined;
+    log[said ? 'info' : 'warn'](
+      { destination: destination.description, error: unanswered },
+      'could not ask the destination whether it still holds what the checkpoint records as copied: going on without that check. ' +
+        (check.headRefused
+          ? 'To have it, let the destination credentials read objects (HEAD; on S3 s3:GetObject, and s3:ListBucket for a 404 rather than a 403). '
+          : '') +
+        (said ? 'Said at warn once, when it began' : 'Said once for this checkpoint: later runs log it at info until the destination answers again'),
     );
   }
-  if (check.missing.length === 0) return undefined;
+  if (check.missing.length === 0) return { unanswered };
   const { sampled, missing } = check;
   const all = missing.length === sampled && sampled >= 2;
   const jobs = flags.jobs.join(' ');
-  return {
+  const lacking: Lacking = {
     keys: missing,
     all,
     describe: (consequence) =>
@@ -380,6 +390,7 @@ async function checkDestinationHolds(
       `(e.g. ${missing[0]})${all ? ': it was emptied, or [destination] now names another bucket or prefix' : ''}. ${consequence}. ` +
       `To copy what it lacks: mastosync run ${jobs} --resume --skip-existing (or mastosync verify ${jobs} --repair)${all ? '; if [destination] is wrong, fix it' : ''}`,
   };
+  return { lacking, unanswered };
 }
 
 /**
