@@ -248,7 +248,7 @@ export class S3Store implements ObjectStore {
     try {
       await this.upload(key, body, options);
     } catch (error) {
-      throw fatalS3Error(error, this.options.role, this.where, this.locate(key), 'PUT') ?? error;
+      throw fatalS3Error(error, this.options.role, this.where, this.locate(key), 'PUT', options) ?? error;
     }
   }
 

@@ -52,7 +52,7 @@ export async function copyOnProvider(
   } catch (error) {
     const fatal =
       sourceUnreadable(error, source, destination, destination.locate(key)) ??
-      fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject');
+      fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject', options);
     if (fatal !== undefined) throw fatal;
     if (isNoSuchKey(error)) return needsEncoding(from) ? 'declined' : 'missing';
     if (!isTooLarge(error)) throw error;

@@ -26,6 +26,10 @@ export class S3ResponseError extends Error {
   readonly $fault: 'client' | 'server';
   readonly $metadata: { readonly httpStatusCode: number; readonly requestId?: string };
   readonly $response: { readonly statusCode: number; readonly headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>> };
+  /** The request header an InvalidArgument is about (S3's <ArgumentName>), as the SDK copies it onto its errors. */
+  ArgumentName?: string;
+  /** The header a NotImplemented is about (S3's <Header>). */
+  Header?: string;
 
   constructor(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, code: string, message: string) {
     super(message);
@@ -41,7 +45,10 @@ export class S3ResponseError extends Error {
 /** The error of an answer `status` whose body is `text` (S3's <Error> XML, or nothing, as a HEAD's answer). */
 export function responseError(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string | undefined>>, text: string): S3ResponseError {
   const code = xmlField(text, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
-  return new S3ResponseError(status, headers, code, xmlField(text, 'Message') ?? `HTTP ${status}`);
+  const error = new S3ResponseError(status, headers, code, xmlField(text, 'Message') ?? `HTTP ${status}`);
+  error.ArgumentName = xmlField(text, 'ArgumentName');
+  error.Header = xmlField(text, 'Header');
+  return error;
 }
 
 const RETRYABLE_CODES = new Set([
@@ -142,12 +149,21 @@ const FORBIDDEN_FOR_ONE_REQUEST = new Set(['RequestTimeTooSkewed', 'InvalidObjec
  * The answers no retry can fix, as a FatalStoreError naming the fix: the run stops at the first one instead of
  * failing every remaining object the same way. Undefined for any other error.
  */
-export function fatalS3Error(error: unknown, side: StoreSide, where: string, key: string, operation: string): FatalStoreError | undefined {
+export function fatalS3Error(
+  error: unknown,
+  side: StoreSide,
+  where: string,
+  key: string,
+  operation: string,
+  sent: SentSettings = {},
+): FatalStoreError | undefined {
   if (error instanceof FatalStoreError) return error;
   const status = httpStatus(error);
   if (status === undefined) return undefined;
   const { name, Code } = error as { name?: unknown; Code?: unknown };
   const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : `HTTP ${status}`;
+  const refused = refusedSetting(error, code, { side, where, key, operation }, sent);
+  if (refused !== undefined) return refused;
   const fatal = fatalOfRequest(error, { side, where, key, operation, code });
   if (code === 'NoSuchBucket') return fatal('does not exist', missingPlaceFix(side, 'bucket, endpoint and region', 'bucket'));
   if (CREDENTIALS_REFUSED.has(code))
@@ -161,4 +177,60 @@ export function fatalS3Error(error: unknown, side: StoreSide, where: string, key
     return fatal('denied access', ACCESS_FIX[operation]?.(side) ?? ACCESS_FIX.PUT!(side));
   }
   return undefined;
+}
+
+/** What a write sends from the config, in a header of its own: `[destination] acl` (x-amz-acl) and `storage_class` (x-amz-storage-class). */
+export interface SentSettings {
+  readonly acl?: string;
+  readonly storageClass?: string;
+}
+
+/** Where ACLs are disabled (Object Ownership "bucket owner enforced"), S3 refuses any x-amz-acl but bucket-owner-full-control. */
+const ACLS_DISABLED_ON_WRITE = new Set(['AccessControlListNotSupported', 'InvalidBucketAclWithObjectOwnership']);
+/** Answers that name the request header they refuse: InvalidArgument (<ArgumentName>), NotImplemented (<Header>). */
+const REFUSES_A_HEADER = new Set(['InvalidArgument', 'InvalidRequest', 'NotImplemented']);
+
+/**
+ * A write refused for a setting it carries from the config (a storage class the provider lacks, an ACL the bucket
+ * takes none of): every later write carries the same header and is refused alike, so the run stops at the first one,
+ * naming the setting. An InvalidArgument about anything else (a key, a Content-Type, one object's header) is that
+ * object's alone: told apart by the header the answer names (S3's <ArgumentName>).
+ */
+function refusedSetting(
+  error: unknown,
+  code: string,
+  request: { readonly side: StoreSide; readonly where: string; readonly key: string; readonly operation: string },
+  sent: SentSettings,
+): FatalStoreError | undefined {
+  const header = refusedHeader(error, code);
+  const setting =
+    sent.storageClass && (code === 'InvalidStorageClass' || header === 'x-amz-storage-class')
+      ? { name: 'storage_class', value: sent.storageClass }
+      : sent.acl && (ACLS_DISABLED_ON_WRITE.has(code) || header === 'x-amz-acl')
+        ? { name: 'acl', value: sent.acl }
+        : undefined;
+  if (setting === undefined) return undefined;
+  const { side, where, key, operation } = request;
+  const said = (error as Error).message;
+  const answer = `${code} on ${operation} ${key}${said && said !== code && !said.startsWith('HTTP ') ? `: ${said}` : ''}`;
+  const again = 'then run again with --resume';
+  const bucket = where.replace(/^\[\w+\] /, '');
+  const problem = ACLS_DISABLED_ON_WRITE.has(code)
+    ? `[${side}] acl "${setting.value}" is refused by the provider: ${bucket} has ACLs disabled (Object Ownership "bucket owner enforced") (${answer})`
+    : `[${side}] ${setting.name} "${setting.value}" is refused by the provider: ${bucket} answered ${answer}`;
+  const fix =
+    setting.name === 'storage_class'
+      ? `set [${side}] storage_class to a class this provider offers (AWS: STANDARD, STANDARD_IA, INTELLIGENT_TIERING; others name theirs), or to "" for the bucket's default, ${again}`
+      : ACLS_DISABLED_ON_WRITE.has(code)
+        ? `set [${side}] acl = "" (as Mastodon's S3_PERMISSION="") and let a bucket policy make the objects public, or enable ACLs on the bucket, ${again}`
+        : `set [${side}] acl to a canned ACL this provider accepts, or to "" to send none (as Mastodon's S3_PERMISSION=""), ${again}`;
+  return new FatalStoreError(side, key, problem, fix, { cause: error });
+}
+
+/** The request header an answer says it refuses, lower-cased: S3's <ArgumentName> or <Header>, as ours and the SDK's errors carry them. */
+function refusedHeader(error: unknown, code: string): string | undefined {
+  if (!REFUSES_A_HEADER.has(code)) return undefined;
+  const { ArgumentName, Header } = error as { ArgumentName?: unknown; Header?: unknown };
+  const named = typeof ArgumentName === 'string' ? ArgumentName : typeof Header === 'string' ? Header : undefined;
+  return named?.toLowerCase();
 }

@@ -9,15 +9,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import { startProxy, type Fault, type HttpProxy } from '../support/httpProxy.js';
 import { filesBelow } from '../support/files.js';
-import { runCli, writeConfig, type CliResult } from '../support/cli.js';
+import { runCli, writeConfig, type CliResult, type ConfigSettings } from '../support/cli.js';
 
 const CONCURRENCY = 3;
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
@@ -181,6 +181,157 @@ describe('a fault no retry can fix stops the run', () => {
       const stored = await s3.getObject('fatal-gone', expected.key);
       assert.equal(sha256(stored!.body), expected.sha256, expected.key);
       assert.equal(stored!.contentType, expected.contentType, expected.key);
+    }
+  });
+});
+
+describe('a destination setting every write refuses stops the run at the first write, naming the setting', () => {
+  /** The admin fixes the config (`settings`), and `run --resume` then copies every object, those failed included. */
+  async function resumeWith(config: { dir: string; file: string }, settings: ConfigSettings): Promise<void> {
+    const fixed = writeConfig(settings);
+    cleanups.push(() => rmSync(fixed.dir, { recursive: true, force: true }));
+    writeFileSync(config.file, readFileSync(fixed.file));
+    const resumed = await runCli(['run', 'all', '--resume', '--json', '--quiet'], { cwd: config.dir });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const bucket = settings.destination.bucket!;
+    assert.deepEqual((await s3.listKeys(bucket)).sort(), fixture.present.map((object) => object.key).sort(), 'exactly the owned objects');
+  }
+
+  const modes = ['stream', 'server'] as const;
+  for (const copyMode of modes) {
+    const answer = copyMode === 'stream' ? "s3rver's own InvalidStorageClass" : 'InvalidStorageClass to CopyObject, as AWS answers (s3rver copies any)';
+    test(`storage_class the provider lacks (${answer}, copy_mode = "${copyMode}"): one line naming it, then --resume once it is fixed finishes exactly`, async () => {
+      const bucket = `fatal-class-${copyMode}`;
+      await s3.createBucket(bucket);
+      const settings = {
+        databaseUrl: db.url,
+        // On the provider, CopyObject reads the source through the destination's endpoint and credentials.
+        source: { endpoint: copyMode === 'server' ? proxy.endpoint : s3.endpoint, bucket: 'fatal-source' },
+        destination: { endpoint: proxy.endpoint, bucket, storageClass: 'bogus' },
+        concurrency: CONCURRENCY,
+        batchSize: 5,
+        copyMode,
+      };
+      const config = writeConfig(settings);
+      cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+      if (copyMode === 'stream') {
+        // check writes nothing, and says what it leaves untested rather than pass for a proof the run can write.
+        const checked = await runCli(['check'], { cwd: config.dir });
+        assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+        assert.match(
+          checked.stdout,
+          /^ok {3}destination: s3:\/\/\S+ at \S+ answers a listing; writing with acl "public-read" and storage_class "bogus" not checked$/m,
+        );
+      }
+      proxy.reset();
+      proxy.setFault((request) =>
+        request.operation === 'CopyObject' && request.headers['x-amz-storage-class'] === 'bogus'
+          ? { kind: 'status', status: 400, code: 'InvalidStorageClass', message: 'The storage class you specified is not valid' }
+          : undefined,
+      );
+      const refused = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir }).finally(() => proxy.setFault(undefined));
+      assert.deepEqual(newsOf(refused), errorLines(refused), 'under cron, that one line is all stderr says besides objects newly missing');
+      assert.match(errorLines(refused)[0] ?? '', /^mastosync: stopped: \[destination\] storage_class "bogus" is refused by the provider/);
+      assertStoppedOnce(
+        refused,
+        config.checkpoint,
+        /\[destination\] storage_class "bogus" is refused by the provider: bucket "fatal-class-\w+" at .* answered InvalidStorageClass on (PUT|CopyObject) .*: The storage class you specified is not valid/,
+        /set \[destination\] storage_class to a class this provider offers .*or to "" for the bucket's default, then run again with --resume/,
+      );
+      const writes = proxy.requests.filter((request) => request.bucket === bucket && (request.operation === 'PutObject' || request.operation === 'CopyObject'));
+      assert.ok(writes.length <= 2 * CONCURRENCY, `${writes.length} writes sent: only the copies in flight may be`);
+      assert.deepEqual(await s3.listKeys(bucket), [], 'nothing was written');
+
+      // The fix: the setting the provider takes; --resume copies everything, those failed included.
+      await resumeWith(config, { ...settings, destination: { ...settings.destination, storageClass: 'STANDARD_IA' } });
+    });
+  }
+
+  const aclRefusals: Array<[name: string, fault: Fault, cause: RegExp, fix: RegExp]> = [
+    [
+      'an acl the provider refuses (400 InvalidArgument, ArgumentName x-amz-acl)',
+      { kind: 'status', status: 400, code: 'InvalidArgument', message: '', detail: { ArgumentName: 'x-amz-acl', ArgumentValue: 'public-read' } },
+      /\[destination\] acl "public-read" is refused by the provider: bucket "fatal-acl-0" at .* answered InvalidArgument on PUT /,
+      /set \[destination\] acl to a canned ACL this provider accepts, or to "" to send none \(as Mastodon's S3_PERMISSION=""\)/,
+    ],
+    [
+      'a bucket with ACLs disabled (400 AccessControlListNotSupported)',
+      { kind: 'status', status: 400, code: 'AccessControlListNotSupported', message: 'The bucket does not allow ACLs' },
+      /\[destination\] acl "public-read" is refused by the provider: bucket "fatal-acl-1" at .* has ACLs disabled \(Object Ownership "bucket owner enforced"\) \(AccessControlListNotSupported on PUT .*: The bucket does not allow ACLs\)/,
+      /set \[destination\] acl = "" \(as Mastodon's S3_PERMISSION=""\) and let a bucket policy make the objects public, or enable ACLs on the bucket/,
+    ],
+  ];
+  aclRefusals.forEach(([name, fault, cause, fix], index) => {
+    test(`${name}: one line naming [destination] acl and the fix; acl = "" then finishes`, async () => {
+      const bucket = `fatal-acl-${index}`;
+      await s3.createBucket(bucket);
+      const settings = {
+        databaseUrl: db.url,
+        source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+        destination: { endpoint: proxy.endpoint, bucket, acl: 'public-read' },
+        concurrency: CONCURRENCY,
+        batchSize: 5,
+      };
+      const config = writeConfig(settings);
+      cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+      proxy.reset();
+      // As such a provider answers: every write that carries x-amz-acl, and only those.
+      proxy.setFault((request) => (request.bucket === bucket && request.method === 'PUT' && request.headers['x-amz-acl'] !== undefined ? fault : undefined));
+      try {
+        const refused = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+        assert.deepEqual(newsOf(refused), errorLines(refused), 'under cron, that one line is all stderr says besides objects newly missing');
+        assert.match(errorLines(refused)[0] ?? '', /^mastosync: stopped: \[destination\] acl "public-read" is refused by the provider/);
+        assertStoppedOnce(refused, config.checkpoint, cause, fix);
+        const writes = proxy.requests.filter((request) => request.bucket === bucket && request.operation === 'PutObject');
+        assert.ok(writes.length <= 2 * CONCURRENCY, `${writes.length} PUTs sent: only the copies in flight may be`);
+
+        await resumeWith(config, { ...settings, destination: { ...settings.destination, acl: '' } });
+      } finally {
+        proxy.setFault(undefined);
+      }
+    });
+  });
+
+  test('an InvalidArgument about one object (ArgumentName key), acl and storage_class set: that object fails, the run goes on', async () => {
+    const bucket = 'fatal-one-argument';
+    await s3.createBucket(bucket);
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
+      destination: { endpoint: proxy.endpoint, bucket, acl: 'public-read', storageClass: 'STANDARD_IA' },
+      concurrency: CONCURRENCY,
+      batchSize: 5,
+    });
+    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    const [refusedObject] = fixture.present;
+    proxy.reset();
+    proxy.setFault((request) =>
+      request.bucket === bucket && request.operation === 'PutObject' && request.key === refusedObject!.key
+        ? { kind: 'status', status: 400, code: 'InvalidArgument', message: 'Invalid key', detail: { ArgumentName: 'key', ArgumentValue: refusedObject!.key } }
+        : undefined,
+    );
+    try {
+      const result = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+      assert.equal(result.code, 1, result.stderr);
+      assert.deepEqual(errorLines(result), [], 'no stop');
+      assert.equal(summaryOf(result).stopped, undefined);
+      const failed = objectLines(config.checkpoint).filter((line) => line.status === 'failed');
+      assert.deepEqual(
+        failed.map((line) => line.key),
+        [refusedObject!.key],
+        'that object alone failed',
+      );
+      assert.match(failed[0]!.error ?? '', /InvalidArgument/);
+      assert.deepEqual(
+        (await s3.listKeys(bucket)).sort(),
+        fixture.present
+          .map((object) => object.key)
+          .filter((key) => key !== refusedObject!.key)
+          .sort(),
+        'every other object copied',
+      );
+    } finally {
+      proxy.setFault(undefined);
     }
   });
 });

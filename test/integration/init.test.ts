@@ -418,7 +418,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
     assert.match(result.stdout, new RegExp(`^ok {3}database: .*@${new URL(db.url).hostname.replace(/\./g, '\\.')}:\\d+/${db.name}$`, 'm'));
     assert.match(result.stdout, /^ok {3}source: s3:\/\/init-source at http:\/\/127\.0\.0\.1:\d+ answers a listing$/m);
     // It writes nothing: the destination's line says so, rather than pass for a proof that the run can write.
-    assert.match(result.stdout, /^ok {3}destination: s3:\/\/\S+ at http:\/\/127\.0\.0\.1:\d+ answers a listing; writing not checked$/m);
+    assert.match(result.stdout, /^ok {3}destination: s3:\/\/\S+ at http:\/\/127\.0\.0\.1:\d+ answers a listing; writing with acl "public-read" not checked$/m);
     assert.deepEqual(await s3.listKeys('init-destination'), []);
     assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
   });

@@ -54,6 +54,8 @@ export interface StoreSettings {
   path?: string;
   accessKeyId?: string;
   acl?: string;
+  /** [destination] storage_class (S3). */
+  storageClass?: string;
   /** Another backend (type = "swift", say): the section's lines as written, type included; the fields above are then unused. */
   lines?: readonly string[];
 }
@@ -96,6 +98,7 @@ export function writeConfig(settings: ConfigSettings): { dir: string; file: stri
     );
     if (s.keyPrefix !== undefined) lines.push(`key_prefix = ${JSON.stringify(s.keyPrefix)}`);
     if (s.acl !== undefined) lines.push(`acl = ${JSON.stringify(s.acl)}`);
+    if (s.storageClass !== undefined) lines.push(`storage_class = ${JSON.stringify(s.storageClass)}`);
     return lines.join('\n');
   };
   const text = [

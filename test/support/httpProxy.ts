@@ -66,7 +66,15 @@ export interface RecordedRequest {
 
 export type Fault =
   /** Answer without forwarding, with an S3-style XML error body (and optional Retry-After header, in seconds). */
-  | { kind: 'status'; status: number; code: string; message?: string; retryAfter?: number | string }
+  | {
+      kind: 'status';
+      status: number;
+      code: string;
+      message?: string;
+      retryAfter?: number | string;
+      /** More elements of the error's XML, in order, as S3 adds them (`ArgumentName`, `ArgumentValue`, `Header`). */
+      detail?: Record<string, string>;
+    }
   /** Destroy the client socket without any response. */
   | { kind: 'reset' }
   /** Forward the upstream response head (incl. Content-Length) but cut its body after n bytes and destroy the socket. */
@@ -417,6 +425,9 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' +
           `<Code>${xmlEscape(fault.code)}</Code>` +
           `<Message>${xmlEscape(fault.message ?? DEFAULT_MESSAGES[fault.code] ?? fault.code)}</Message>` +
+          Object.entries(fault.detail ?? {})
+            .map(([name, value]) => `<${name}>${xmlEscape(value)}</${name}>`)
+            .join('') +
           `<Resource>${xmlEscape(target.path)}</Resource><RequestId>${requestId}</RequestId></Error>`,
       );
       const h: http.OutgoingHttpHeaders = {

@@ -18,8 +18,8 @@ import { S3Store } from '../../src/storage/s3.js';
 import { copyOwnedObject } from '../../src/sync/copy.js';
 import { mediaOriginal } from '../support/objects.js';
 
-/** Path → [status, code] the server answers, for any method. */
-const ANSWERS: Record<string, [number, string]> = {
+/** Path → [status, code, more of the error's XML] the server answers, for any method. */
+const ANSWERS: Record<string, [number, string, string?]> = {
   '/b/no-bucket': [404, 'NoSuchBucket'],
   '/b/no-key': [404, 'NoSuchKey'],
   '/b/bad-key-id': [403, 'InvalidAccessKeyId'],
@@ -35,6 +35,16 @@ const ANSWERS: Record<string, [number, string]> = {
   '/list-denied': [403, 'AccessDenied'],
   '/list-bad-key': [403, 'InvalidAccessKeyId'],
   '/list-expired': [400, 'ExpiredToken'],
+  // A setting every write carries, refused (AWS's answers, with the header they name), and requests refused for
+  // themselves alone.
+  '/b/bad-class': [400, 'InvalidStorageClass'],
+  '/b/class-argument': [400, 'InvalidArgument', '<ArgumentName>x-amz-storage-class</ArgumentName><ArgumentValue>bogus</ArgumentValue>'],
+  '/b/acl-argument': [400, 'InvalidArgument', '<ArgumentName>x-amz-acl</ArgumentName><ArgumentValue>public-read</ArgumentValue>'],
+  '/b/acl-not-implemented': [501, 'NotImplemented', '<Header>x-amz-acl</Header>'],
+  '/b/acls-disabled': [400, 'AccessControlListNotSupported'],
+  '/b/key-argument': [400, 'InvalidArgument', '<ArgumentName>key</ArgumentName><ArgumentValue>x</ArgumentValue>'],
+  '/b/type-argument': [400, 'InvalidArgument', '<ArgumentName>Content-Type</ArgumentName>'],
+  '/b/bare-argument': [400, 'InvalidArgument'],
 };
 let server: http.Server;
 let endpoint: string;
@@ -44,8 +54,8 @@ before(async () => {
   server = http.createServer((req, res) => {
     requests += 1;
     // A bucket's own path comes with a slash after it (a listing).
-    const [status, code] = ANSWERS[new URL(req.url!, 'http://x').pathname.replace(/\/$/, '')] ?? [400, 'InvalidRequest'];
-    const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`;
+    const [status, code, more = ''] = ANSWERS[new URL(req.url!, 'http://x').pathname.replace(/\/$/, '')] ?? [400, 'InvalidRequest'];
+    const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message>${more}</Error>`;
     req.resume().on('end', () => res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -57,10 +67,10 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-function store(role: 'source' | 'destination'): S3Store {
+function store(role: 'source' | 'destination', singlePutLimit?: number): S3Store {
   return new S3Store(
     { type: 's3', bucket: 'b', region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
-    { role, maxSockets: 4, partSize: 8 * 1024 * 1024, queueSize: 1 },
+    { role, maxSockets: 4, partSize: 8 * 1024 * 1024, queueSize: 1, singlePutLimit },
   );
 }
 
@@ -76,11 +86,12 @@ async function readFailure(key: string): Promise<unknown> {
   }
 }
 
-async function writeFailure(key: string): Promise<unknown> {
-  const s3 = store('destination');
+/** The error of a write of 100 bytes; `multipart`: as a multipart upload, through the SDK. */
+async function writeFailure(key: string, sent: { acl?: string; storageClass?: string } = {}, multipart = false): Promise<unknown> {
+  const s3 = store('destination', multipart ? 10 : undefined);
   try {
     const body = Buffer.alloc(100, 1);
-    return await s3.write(key, Readable.from([body]), { contentLength: body.length }).then(
+    return await s3.write(key, Readable.from([body]), { contentLength: body.length, ...sent }).then(
       () => undefined,
       (error: unknown) => error,
     );
@@ -157,6 +168,52 @@ describe('S3 answers no retry can fix', () => {
     assert.ok(error instanceof FatalStoreError);
     assert.match(error.fix, /s3:PutObject .*s3:PutObjectAcl, or set \[destination\] acl = ""/);
   });
+
+  const sent = { acl: 'public-read', storageClass: 'bogus' };
+  const settingsRefused: Array<[key: string, problem: RegExp, fix: RegExp]> = [
+    [
+      'bad-class',
+      /^\[destination\] storage_class "bogus" is refused by the provider: bucket "b" at http:\/\/127\.0\.0\.1:\d+ answered InvalidStorageClass on PUT bad-class/,
+      /set \[destination\] storage_class to a class this provider offers .*or to "" for the bucket's default, then run again with --resume/,
+    ],
+    ['class-argument', /^\[destination\] storage_class "bogus" is refused by the provider: .*InvalidArgument on PUT class-argument/, /storage_class/],
+    [
+      'acl-argument',
+      /^\[destination\] acl "public-read" is refused by the provider: .*InvalidArgument on PUT acl-argument/,
+      /set \[destination\] acl to a canned ACL this provider accepts, or to "" to send none/,
+    ],
+    ['acl-not-implemented', /^\[destination\] acl "public-read" is refused by the provider: .*NotImplemented on PUT/, /acl/],
+    [
+      'acls-disabled',
+      /^\[destination\] acl "public-read" is refused by the provider: bucket "b" .* has ACLs disabled \(Object Ownership "bucket owner enforced"\) \(AccessControlListNotSupported on PUT acls-disabled\)/,
+      /set \[destination\] acl = "" \(as Mastodon's S3_PERMISSION=""\) and let a bucket policy make the objects public, or enable ACLs on the bucket/,
+    ],
+  ];
+  for (const [key, problem, fix] of settingsRefused) {
+    for (const multipart of [false, true]) {
+      test(`${key} on a ${multipart ? 'multipart upload' : 'PUT'} carrying acl and storage_class: fatal, naming the setting`, async () => {
+        const error = await writeFailure(key, sent, multipart);
+        assert.ok(error instanceof FatalStoreError, `${String(error)} must be a FatalStoreError`);
+        assert.equal(error.side, 'destination');
+        assert.match(error.message, problem);
+        assert.match(error.fix, fix);
+      });
+    }
+  }
+
+  for (const key of ['bad-class', 'class-argument', 'acl-argument', 'acls-disabled']) {
+    test(`${key} on a PUT that carried neither setting: not blamed on one`, async () => {
+      const error = await writeFailure(key);
+      assert.ok(error !== undefined && !(error instanceof FatalStoreError), `${String(error)} must not stop the run`);
+    });
+  }
+
+  for (const key of ['key-argument', 'type-argument', 'bare-argument']) {
+    test(`${key}: an InvalidArgument about anything but a setting is the object's alone, not fatal`, async () => {
+      const error = await writeFailure(key, sent);
+      assert.ok(error !== undefined && !(error instanceof FatalStoreError), `${String(error)} must not stop the run`);
+    });
+  }
 
   for (const key of ['skewed', 'archived', 'slowdown', 'internal']) {
     test(`${key}: about one request or transient, not fatal`, async () => {

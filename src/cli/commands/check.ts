@@ -150,14 +150,29 @@ async function checkStore(config: ConfigParts, role: 'source' | 'destination', r
     await store.check();
     const answered = settings.type === 's3' || settings.type === 'azure' ? 'answers a listing' : 'answers: the container exists';
     // A bucket's check only reads: credentials that may list but not write pass it, and the run stops at its first write.
+    // So does a storage class or an ACL the provider refuses: check writes no probe object, which a versioned or
+    // locked bucket would keep, and which a storage class with a minimum duration would bill for months.
     const checked =
-      settings.type === 'fs' ? (role === 'source' ? 'is readable' : 'is writable') : role === 'source' ? answered : `${answered}; writing not checked`;
+      settings.type === 'fs'
+        ? role === 'source'
+          ? 'is readable'
+          : 'is writable'
+        : role === 'source'
+          ? answered
+          : `${answered}; writing${sentSettings(config.destination)} not checked`;
     report({ check: role, ok: true, detail: `${store.description} ${checked}` });
   } catch (error) {
     report({ check: role, ok: false, detail: reason(error) });
   } finally {
     store?.close();
   }
+}
+
+/** ` with acl "public-read" and storage_class "X"`: what each write carries that the provider may refuse. */
+function sentSettings(destination: ConfigParts['destination']): string {
+  if (destination instanceof UsageError || destination.type !== 's3') return '';
+  const sent = [...(destination.acl ? [`acl "${destination.acl}"`] : []), ...(destination.storageClass ? [`storage_class "${destination.storageClass}"`] : [])];
+  return sent.length === 0 ? '' : ` with ${sent.join(' and ')}`;
 }
 
 /**
