@@ -8,6 +8,7 @@
 // machine (the executable is a copy of that machine's `node`). Run after `npm run build` (npm run build:binary does).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -29,8 +30,26 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { main } = require('./dist/cli/main.js');
 main(process.argv.slice(2), undefined, ${JSON.stringify(version)}).then((code) => { process.exitCode = code; });
 `;
+
+/**
+ * Each optional native part becomes a module that throws as a missing package does. Left as a require() of its
+ * name, it would go to the executable's require(), which loads built-ins only and, before throwing, prints a
+ * 4-line Node warning on stderr: at every run through an SSH tunnel (ssh2 tries both of its parts as it loads),
+ * so cron mailed it every time. There is nothing on disk to load them from (the executable runs alone).
+ */
+const absentOptionalParts = {
+  name: 'absent-optional-parts',
+  setup(bundler) {
+    bundler.onResolve({ filter: /^(cpu-features|pg-native)$|\.node$/ }, ({ path }) => ({ path, namespace: 'absent' }));
+    bundler.onLoad({ filter: /.*/, namespace: 'absent' }, ({ path }) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${path}' (not in the single executable)`)}), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+  },
+};
+
 const bundle = join(work, 'mastosync.cjs');
-await build({
+const bundled = await build({
   stdin: { contents: entry, resolveDir: root, sourcefile: 'sea-entry.cjs', loader: 'js' },
   bundle: true,
   format: 'cjs',
@@ -39,8 +58,8 @@ await build({
   outfile: bundle,
   logLevel: 'warning',
   // Optional native parts, each loaded inside a try by its user (ssh2's faster crypto and cpu-features; pg's
-  // libpq binding, only on `pg.native`): left out, those users fall back to their JavaScript code.
-  external: ['cpu-features', 'pg-native', '*.node'],
+  // libpq binding, only on `pg.native`), are left out and those users fall back to their JavaScript code: see
+  // absentOptionalParts above.
   // As `npm run build` bundles (docs/performance.md, start-up): packages from their ES modules, tree-shaken, minified
   // with names kept (the SDK's errors and yargs read constructor names), and pg's probe for Cloudflare Workers
   // (`new Response`, which loads Node's undici at start) compiled out. The SDK's ES modules import two of Node's
@@ -53,8 +72,18 @@ await build({
   // ESM packages (yargs) read import.meta.url at load; in a CommonJS bundle it is the executable's own path.
   define: { 'import.meta.url': 'importMetaUrl', Response: 'undefined' },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [lazyHelpText],
+  plugins: [lazyHelpText, absentOptionalParts],
+  metafile: true,
 });
+// Anything else the bundle still leaves to require() must be built in (else the same warning, then a throw): a
+// dependency upgrade that adds one fails the build here rather than on an admin's cron.
+const notBuiltIn = new Set(
+  Object.values(bundled.metafile.inputs)
+    .flatMap((input) => input.imports)
+    .filter((imported) => imported.external && imported.path !== '<runtime>' && !isBuiltin(imported.path))
+    .map((imported) => imported.path),
+);
+if (notBuiltIn.size > 0) throw new Error(`the single executable would require() from disk: ${[...notBuiltIn].join(', ')}`);
 
 const blob = join(work, 'mastosync.blob');
 const seaConfig = join(work, 'sea-config.json');
