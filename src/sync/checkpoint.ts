@@ -204,7 +204,8 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
-        'pass another --checkpoint, or run with --fresh to start over',
+        // Mostly two configs in one folder sharing the default file: --fresh here would wipe the other run's progress.
+        "give this run a checkpoint of its own: [sync] checkpoint in its config file, or --checkpoint FILE (--fresh would replace the other run's checkpoint, and that run would copy everything again)",
     );
   }
   // Watermarks of another scope (another shard, rows a --skip-remote-cache left out) would pass rows off as done.

@@ -173,6 +173,11 @@ describe('loadCheckpoint', () => {
     await assert.rejects(loadCheckpoint(path, { ...IDENTITY, destination: 's3://elsewhere' }, MARGIN), (error: unknown) => {
       assert.ok(error instanceof UsageError);
       assert.match(error.message, /belongs to a run from s3:\/\/old to s3:\/\/new, not from s3:\/\/old to s3:\/\/elsewhere/);
+      // Two configs in one folder share the default checkpoint: the way out is a file of this run's own, not --fresh,
+      // which would replace the other run's progress (its next run would copy everything again).
+      assert.match(error.message, /a checkpoint of its own: \[sync\] checkpoint in its config file, or --checkpoint FILE/);
+      assert.match(error.message, /--fresh would replace the other run's checkpoint/);
+      assert.doesNotMatch(error.message, /run with --fresh/);
       return true;
     });
   });
