@@ -22,6 +22,11 @@ import type { ObjectStore } from '../storage/types.js';
 import { aclFor } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
+import type { FailedAt, FailureStreaks } from './failureStreak.js';
+import { describeError } from '../errors.js';
+
+/** Where a failure of this pass is counted: a request to the destination for an object's ACL. */
+const ACL_REQUEST: FailedAt = { side: 'destination', operation: 'ACL' };
 
 /** Accounts whose objects are asked and set at once. */
 const ACCOUNTS_AT_ONCE = 2;
@@ -47,6 +52,11 @@ export interface AccessPassOptions {
    * key it lacks, which as the pass's first answer read as credentials without the ACL permissions.
    */
   readonly copiedLater?: (object: OwnedObject, row: Row) => boolean;
+  /**
+   * The run's failure stop (failureStreak.ts): a destination that fails every ACL request stops the pass, and the run,
+   * as one failing every PUT does, instead of each object of every changed account failing in turn.
+   */
+  readonly streaks?: FailureStreaks;
   /** No new request starts once this aborts. */
   readonly stop: AbortSignal;
   readonly log: Logger;
@@ -94,6 +104,8 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     } else {
       result.failed += 1;
       log.warn({ job: object.job, id: object.id, key: object.key, err: error }, 'could not re-apply the ACL');
+      const failing = options.streaks?.record({ status: 'failed', failedAt: ACL_REQUEST, error: describeError(error) }, options.destination.locate(object.key));
+      if (failing !== undefined) result.fatal ??= failing;
     }
   };
   const halted = () => stop.aborted || unsupported || result.fatal !== undefined;
@@ -107,10 +119,11 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
         if (check) {
           const compared = await retrying(() => access.compare(object.key, acl, stop));
           permitted = true;
-          if (compared?.matches !== false) return;
+          if (compared?.matches !== false) return options.streaks?.succeeded();
         }
         if (await retrying(() => access.set(object.key, acl, stop))) result.reapplied += 1;
         permitted = true;
+        options.streaks?.succeeded();
       } catch (error) {
         failed(object, error);
       }
@@ -139,7 +152,7 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     try {
       const compared = await retrying(() => access.compare(probe.key, aclFor(probe, options.acl)!, stop));
       permitted = true;
-      if (compared?.matches === true) return;
+      if (compared?.matches === true) return options.streaks?.succeeded();
     } catch (error) {
       failed(probe, error);
       return;

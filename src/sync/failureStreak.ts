@@ -14,8 +14,11 @@ import { duration } from './storeWatch.js';
 /** Where an object's copy failed: the request, and for a source body cut short, that it was the body. */
 export interface FailedAt {
   readonly side: StoreSide;
-  /** GET: reading the source; PUT: writing the destination; copy: the provider's copy (a request to the destination). */
-  readonly operation: 'GET' | 'PUT' | 'copy';
+  /**
+   * GET: reading the source; PUT: writing the destination; copy: the provider's copy (a request to the destination);
+   * ACL: reading or setting an object's access (the ACL pass of a resumed run, verify --acl --repair).
+   */
+  readonly operation: 'GET' | 'PUT' | 'copy' | 'ACL';
   /** The source answered the GET, and its body broke off or arrived wrong. */
   readonly sourceBody?: true;
 }
@@ -59,6 +62,8 @@ export interface StreakOptions {
   readonly where: Readonly<Record<StoreSide, string>>;
   /** Milliseconds from any origin; read only when an object failed. Tests give their own. */
   readonly clock?: () => number;
+  /** What to do once `requests` ("PUTs") go through again; default: a run's (the checkpoint, and --resume). */
+  readonly again?: (requests: string) => string;
 }
 
 /** What stops the run: one side failed every object it was asked for, long enough, and nothing was copied between. */
@@ -68,6 +73,12 @@ export class FailureStreaks {
   private readonly streaks: Record<StoreSide, Streak> = { source: { count: 0, since: 0 }, destination: { count: 0, since: 0 } };
 
   constructor(private readonly options: StreakOptions) {}
+
+  /** An object done without a copy (its ACL set, or found right): both sides answered as they should, as for a copy. */
+  succeeded(): void {
+    this.streaks.source.count = 0;
+    this.streaks.destination.count = 0;
+  }
 
   /**
    * How an object ended (`key`: the store's; `failedBefore`: an earlier run recorded it failed): the stop when it
@@ -110,13 +121,20 @@ export class FailureStreaks {
         { cause: result.error },
       );
     }
-    const requests = operation === 'copy' ? 'copies on the provider' : `${operation}s`;
-    const checks = side === 'destination' ? 'its free space, and that the credentials may still write' : 'and that the credentials may still read';
+    const requests = operation === 'copy' ? 'copies on the provider' : operation === 'ACL' ? 'ACL requests' : `${operation}s`;
+    const request = operation === 'ACL' ? 'ACL request' : operation;
+    const checks =
+      operation === 'ACL'
+        ? 'and that the credentials may still read and set ACLs'
+        : side === 'destination'
+          ? 'its free space, and that the credentials may still write'
+          : 'and that the credentials may still read';
+    const again = this.options.again?.(requests) ?? `finished objects are in the checkpoint: once ${requests} go through again, run again with --resume`;
     return new StoreFailsEveryObjectError(
       side,
       key,
-      `the ${side} ${this.options.where[side]} failed the ${operation} of each of the last ${streak.count} objects, for ${duration(lasted)}, none copied in between (the last: ${result.error})`,
-      `it answers, yet every ${operation} fails: check what stands in front of it (a proxy, firewall or WAF), ${checks}; finished objects are in the checkpoint: once ${requests} go through again, run again with --resume`,
+      `the ${side} ${this.options.where[side]} failed the ${request} of each of the last ${streak.count} objects, for ${duration(lasted)}, none ${operation === 'ACL' ? 'done' : 'copied'} in between (the last: ${result.error})`,
+      `it answers, yet every ${request} fails: check what stands in front of it (a proxy, firewall or WAF), ${checks}; ${again}`,
       { cause: result.error },
     );
   }

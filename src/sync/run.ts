@@ -589,7 +589,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           BigInt(object.id) > BigInt(watermark) &&
           inTimeWindow(scope, stampOf(row, object)) &&
           !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));
-        const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater });
+        const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater, streaks });
         summary.aclsReapplied += access.reapplied;
         summary.failed += access.failed;
         accessFailed = access.failed > 0;

@@ -22,13 +22,13 @@ import type { JobName } from '../mastodon/tables.js';
 import type { AccessCompared, ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
-import { describeFailure } from './failureStreak.js';
+import { FailureStreaks, describeFailure, streakObjects } from './failureStreak.js';
 import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { joinWithBothStores } from './listingJoin.js';
-import { StoreUnreachableError, StoreWatch } from './storeWatch.js';
+import { STORE_PATIENCE_MS, StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
 type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'acl' | 'error';
 
@@ -152,6 +152,8 @@ interface Verifying extends VerifyOptions {
   halt(cause: VerifyStop): void;
   /** An ACL request succeeded: the credentials may, and a refusal is then one object's (as in access.ts). */
   aclPermitted: boolean;
+  /** With repair: the failure stop a run has (failureStreak.ts), over the repairs. */
+  readonly streaks?: FailureStreaks;
 }
 
 /** What stops verify before every object is checked (besides the database lost). */
@@ -177,6 +179,15 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> 
       halted.abort(cause);
     },
     aclPermitted: false,
+    // A destination that fails every repair stops verify as it stops a run, not after every object found off.
+    ...(options.repair !== undefined && {
+      streaks: new FailureStreaks({
+        objects: streakObjects(options.concurrency),
+        ms: options.storePatienceMs ?? STORE_PATIENCE_MS,
+        where: { source: options.source.description, destination: options.destination.description },
+        again: (requests) => `once ${requests} go through again, run verify --repair again`,
+      }),
+    }),
   };
   try {
     await (options.method === 'listing' ? verifyByListing(verifying, summaries) : verifyByHead(verifying, summaries));
@@ -420,11 +431,20 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
 };
 
 async function repairObject(object: OwnedObject, problems: readonly Problem[], context: CopyContext, options: Verifying): Promise<RepairDone> {
+  // Verify stopped while this object was checked: no new write starts.
+  if (options.stop.aborted) return 'stopped';
   const key = problems[0]!.key;
   // Only the ACL off: set it, as a run's ACL pass does, rather than copy the bytes again.
   if (problems.every((problem) => problem.problem === 'acl')) return setAccess(object, key, problems[0]!.expected as string, context, options);
   const result = await copyOwnedObject(object, context);
   if (result.fatal instanceof StoreUnreachableError) return result.fatal;
+  // No retry fixes it, and every other repair would fail the same way.
+  if (result.fatal !== undefined) {
+    options.halt(result.fatal);
+    return 'stopped';
+  }
+  const failing = options.streaks?.record(result, key);
+  if (failing !== undefined) options.halt(failing);
   const repair = result.status === 'copied' || result.status === 'relocated' || result.status === 'present' ? 'copied' : result.status;
   return {
     job: object.job,
@@ -444,11 +464,20 @@ async function setAccess(object: OwnedObject, key: string, acl: string, context:
       signal: options.stop,
     });
     options.aclPermitted = true;
+    options.streaks?.succeeded();
     return set ? { ...repair, repair: 'acl' } : { ...repair, repair: 'failed', error: 'no longer at the destination' };
   } catch (error) {
     if (error instanceof StoreUnreachableError) return error;
     if (accessUnsupported(object, error, 'set', options)) return 'stopped';
-    return { ...repair, repair: 'failed', error: describeError(error) };
+    if (options.stop.aborted) return 'stopped';
+    if (error instanceof FatalStoreError) {
+      options.halt(error);
+      return 'stopped';
+    }
+    const failed: Repair = { ...repair, repair: 'failed', error: `destination ACL: ${describeError(error)}` };
+    const failing = options.streaks?.record({ status: 'failed', failedAt: { side: 'destination', operation: 'ACL' }, error: describeError(error) }, key);
+    if (failing !== undefined) options.halt(failing);
+    return failed;
   }
 }
 

@@ -203,3 +203,44 @@ describe('a source whose every body is cut short stops the run as one refusing e
     assert.deepEqual((await destination.listKeys(bucket)).sort(), present.map((object) => object.key).sort());
   });
 });
+
+describe('verify --repair against a destination that answers HEAD but resets every PUT', () => {
+  test('stops as a run does, with its summary and one line naming the destination and PUT, exit 1: not a line per object', async () => {
+    const bucket = 'refused-verify-repair';
+    await destination.createBucket(bucket);
+    const config = configFor(bucket, { destination: destinationProxy });
+    destinationProxy.reset();
+    destinationProxy.setFault((request) => (request.method === 'PUT' ? { kind: 'reset' } : undefined));
+    let result: CliResult;
+    try {
+      result = await runCli(['verify', 'accounts', '--repair', '--by-head', '--json', '--quiet', '--log-level', 'warn'], {
+        cwd: config.dir,
+        env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
+      });
+    } finally {
+      destinationProxy.setFault(undefined);
+    }
+    assert.equal(result.code, 1, result.stderr);
+    const lines = mastosyncLines(result);
+    assert.equal(lines.length, 1, `one line names the cause:\n${result.stderr}`);
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `^mastosync: stopped: the destination s3://${bucket} at http://127\\.0\\.0\\.1:${destinationProxy.port} failed the PUT of each of the last (\\d+) objects, ` +
+          `for \\d+ s, none copied in between \\(the last: .*(ECONNRESET|socket hang up).*\\): it answers, yet every PUT fails: .*` +
+          `once PUTs go through again, run verify --repair again$`,
+      ),
+    );
+    const stoppedAfter = Number(/each of the last (\d+) objects/.exec(lines[0]!)?.[1]);
+    assert.ok(stoppedAfter >= STREAK, `stopped after ${stoppedAfter} objects`);
+    const report = readJsonLines<{ repair?: string; error?: string; stopped?: string }>(result.stdout);
+    const unrepaired = report.filter((line) => line.repair === 'failed');
+    assert.ok(
+      unrepaired.length >= stoppedAfter && unrepaired.length <= stoppedAfter + CONCURRENCY,
+      `${unrepaired.length} not repaired, stopped after ${stoppedAfter}`,
+    );
+    assert.ok(unrepaired.length < present.length / 2, `stopped part-way: ${unrepaired.length} of ${present.length} objects`);
+    for (const line of unrepaired) assert.match(line.error ?? '', /^destination PUT: /);
+    assert.equal(`mastosync: stopped: ${report.at(-1)?.stopped}`, lines[0], 'the summary names it too');
+  });
+});

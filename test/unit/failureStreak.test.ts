@@ -102,6 +102,35 @@ describe('a clear run of failures on one side stops the run', () => {
     assert.equal(interrupted.feed(failed(BODY), 99, 10_000), undefined);
   });
 
+  test("every ACL request failing (the ACL pass, verify --acl --repair): named so, and what to do is the caller's; an object done without a copy starts the count again", () => {
+    const clock = { now: 0 };
+    const counting = new FailureStreaks({
+      objects: 100,
+      ms: 5 * MINUTE,
+      where: { source: 's3://old', destination: 's3://new' },
+      clock: () => clock.now,
+      again: (requests) => `once ${requests} go through again, run verify --repair again`,
+    });
+    const acl: FailedAt = { side: 'destination', operation: 'ACL' };
+    let stop;
+    for (let index = 1; index <= 99; index++) {
+      clock.now += 5000;
+      assert.equal(counting.record(failed(acl, 'InternalError'), `key-${index}`), undefined);
+    }
+    counting.succeeded();
+    for (let index = 1; index <= 100 && stop === undefined; index++) {
+      clock.now += 5000;
+      stop = counting.record(failed(acl, 'InternalError'), `key-${index}`);
+    }
+    assert.equal(
+      stop?.message,
+      'the destination s3://new failed the ACL request of each of the last 100 objects, for 8 min, none done in between (the last: InternalError): ' +
+        'it answers, yet every ACL request fails: check what stands in front of it (a proxy, firewall or WAF), and that the credentials may still read and set ACLs; ' +
+        'once ACL requests go through again, run verify --repair again',
+    );
+    assert.equal(describeFailedAt(acl), 'destination ACL');
+  });
+
   test('the concurrency raises the objects needed: four waves of copies in flight, never fewer than 100', () => {
     assert.equal(streakObjects(1), 100);
     assert.equal(streakObjects(8), 100);

@@ -18,7 +18,7 @@ import { startMetrics, type MetricsFlags } from '../flags.js';
 import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { describeScope } from '../scope.js';
 import { sourceDoubt } from '../summary.js';
-import { openSession, parseJobs, readConfig } from '../setup.js';
+import { openSession, parseJobs, readConfig, runPatienceMs } from '../setup.js';
 import type { Config } from '../config.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { AccessUnsupportedError } from '../../storage/errors.js';
@@ -135,6 +135,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         acl,
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
+        storePatienceMs: runPatienceMs(),
         observe: metrics && ((jobs) => metrics.observeVerify(jobs)),
         log,
       }).catch((error: unknown) => {
