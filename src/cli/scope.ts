@@ -68,6 +68,21 @@ export function describeScope(scope: Scope): string | undefined {
   return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
+/**
+ * The flags that give `scope` again (scopeFromArgs of them is `scope`), for a command the admin is told to run: the
+ * shard as --shard I/N, which needs no $JOB_COMPLETION_INDEX where the command is pasted.
+ */
+export function scopeFlags(scope: Scope): string[] {
+  return [
+    ...(scope.since !== undefined ? ['--since', scope.since] : []),
+    ...(scope.until !== undefined ? ['--until', scope.until] : []),
+    ...(scope.minId !== undefined ? ['--min-id', scope.minId] : []),
+    ...(scope.maxId !== undefined ? ['--max-id', scope.maxId] : []),
+    ...(scope.shard !== undefined ? ['--shard', `${scope.shard.index}/${scope.shard.count}`] : []),
+    ...(scope.skipRemoteCache === 'media' ? ['--skip-remote-cache'] : scope.skipRemoteCache === 'all' ? ['--skip-remote-cache=all'] : []),
+  ];
+}
+
 /** The warning --skip-remote-cache must come with: Mastodon will not fill the gap by itself. */
 export const REMOTE_CACHE_WARNING =
   '--skip-remote-cache: Mastodon does not fetch skipped remote media again while their rows still name a file, ' +

@@ -9,13 +9,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
 import { createDatabase, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type Fault, type HttpProxy } from '../support/httpProxy.js';
-import { runCli, writeConfig } from '../support/cli.js';
+import { BIN, runCli, runProgram, writeConfig } from '../support/cli.js';
 import type { JobSummary } from '../../src/sync/run.js';
 import { SAMPLE_SIZE } from '../../src/sync/destinationCheck.js';
 
@@ -187,6 +189,55 @@ test('a destination partly emptied: --resume warns on stderr and exits 1; --resu
   const next = await cronRun(config);
   assert.equal(next.code, 0, next.stderr);
   assert.equal(next.stderr, '');
+});
+
+test("a sharded, windowed run whose destination was emptied: the stop line's commands, pasted into a shell in another folder, fill it again from the same checkpoint", async () => {
+  const bucket = 'guard-delta-shard';
+  const config = await destination(bucket);
+  // The admin's own flags, the config and checkpoint named from the folder the run starts in (with a space to quote).
+  const own = [
+    '--config',
+    'mastosync.toml',
+    '--checkpoint',
+    'delta shard.jsonl',
+    '--shard',
+    '1/2',
+    '--until',
+    '2100-01-01',
+    '--min-id',
+    '1',
+    '--skip-remote-cache',
+  ];
+  const first = await cronRun(config, ...own);
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  const copied = (await s3.listKeys(bucket)).sort();
+  assert.ok(copied.length > 0 && copied.length < fixture.present.length, `one shard's objects: ${copied.length}`);
+  await deleteKeys(bucket, copied);
+
+  const stopped = await cronRun(config, ...own);
+  assert.equal(stopped.code, 1, stopped.stderr + stopped.stdout);
+  const told = /To copy what it lacks: (mastosync run .*) \(or (mastosync verify .*)\); if \[destination\] is wrong, fix it$/.exec(stopped.stderr.trim());
+  assert.ok(told, stopped.stderr);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'mastosync-elsewhere-'));
+  configs.push({ dir: elsewhere });
+  const paste = (line: string) => {
+    assert.match(line, /^mastosync /);
+    return runProgram('/bin/sh', ['-c', `'${process.execPath}' '${BIN}' ${line.slice('mastosync '.length)}`], { cwd: elsewhere });
+  };
+  proxy.reset();
+  const refill = await paste(told[1]!);
+  assert.equal(refill.code, 0, `${told[1]}: ${refill.stderr}${refill.stdout}`);
+  assert.deepEqual((await s3.listKeys(bucket)).sort(), copied, "the shard's objects are back, and only those");
+  assert.deepEqual(readdirSync(elsewhere), [], 'no checkpoint where it was pasted');
+  assert.deepEqual(readdirSync(config.dir).sort(), ['delta shard.jsonl', 'mastosync.toml'], "the run's own checkpoint, no other");
+  // It resumed that checkpoint: the admin's own line is quiet again, and copies nothing.
+  const next = await cronRun(config, ...own);
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal(next.stderr, '');
+  assert.deepEqual(requested(bucket, 'PutObject', 'CreateMultipartUpload', 'CopyObject'), []);
+  // The other command given: verify over the same config and scope, which finds nothing left to repair.
+  const verify = await paste(told[2]!);
+  assert.equal(verify.code, 0, `${told[2]}: ${verify.stderr}${verify.stdout}`);
 });
 
 /** One cron run while the proxy answers the HEADs of `bucket`'s objects with `fault` (undefined: passed on). */

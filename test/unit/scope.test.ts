@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseInstant, scopeFromArgs } from '../../src/cli/scope.js';
+import yargs from 'yargs';
+import { describeScope, parseInstant, scopeFlags, scopeFromArgs, withScopeOptions } from '../../src/cli/scope.js';
 import { checkpointForShard, parseShard, shardFromEnvironment } from '../../src/sync/shard.js';
 import { inTimeWindow, objectInScope, ownedInScope, scopeSql } from '../../src/db/scope.js';
 import { encodeKey, manifestLine } from '../../src/cli/commands/manifest.js';
@@ -22,6 +23,21 @@ test('ids stay exact beyond 2^53, and an empty window is refused', () => {
   assert.equal(scopeFromArgs({ minId: '109349205816583424' }).minId, '109349205816583424');
   assert.throws(() => scopeFromArgs({ since: '2024-06-01', until: '2024-05-01' }), /not before --until/);
   assert.throws(() => scopeFromArgs({ maxId: '12abc' }), /must be a row id/);
+});
+
+test('scope flags told to the admin give the same scope again, a shard from $JOB_COMPLETION_INDEX as I/N', () => {
+  const scopes = [
+    {},
+    { since: '2024-05-01T00:00:00.000Z', until: '2024-06-01T12:30:00.000Z', minId: '-99', maxId: '109349205816583424' },
+    { shard: { index: 2, count: 3 }, skipRemoteCache: 'media' as const },
+    { shard: { index: 0, count: 8 }, skipRemoteCache: 'all' as const, since: '2024-05-01T00:00:00.000Z' },
+  ];
+  for (const scope of scopes) {
+    const args = withScopeOptions(yargs().strict()).parseSync(scopeFlags(scope));
+    assert.deepEqual(scopeFromArgs(args, {}), scope);
+    assert.equal(describeScope(scopeFromArgs(args, {})), describeScope(scope), 'the checkpoint names its scope so');
+  }
+  assert.deepEqual(scopeFlags(scopeFromArgs({ shards: 4 }, { JOB_COMPLETION_INDEX: '3' })), ['--shard', '3/4']);
 });
 
 test('shards: I/N from 0, or the index from $JOB_COMPLETION_INDEX; each names its own checkpoint', () => {

@@ -31,7 +31,7 @@ import type { Database } from '../../db/connection.js';
 import type { Schema } from '../../db/schema.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { countBeside, type ProgressDisplay } from '../progress.js';
-import { REMOTE_CACHE_WARNING, describeScope } from '../scope.js';
+import { REMOTE_CACHE_WARNING, describeScope, scopeFlags } from '../scope.js';
 import { isoSeconds, reportJson, reportText, sourceDoubt } from '../summary.js';
 import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
@@ -382,13 +382,19 @@ async function checkDestinationHolds(
   const { sampled, missing } = check;
   const all = missing.length === sampled && sampled >= 2;
   const jobs = flags.jobs.join(' ');
+  // The run's own config, checkpoint and scope (a shard's, a delta pass's), from any folder: cron's is $HOME.
+  const config = flags.config ? ['--config', resolvePath(flags.config)] : [];
+  const checkpoint = flags.checkpoint !== undefined ? ['--checkpoint', resolvePath(flags.checkpoint)] : [];
+  const run = `mastosync run ${jobs}${shellWords([...config, ...checkpoint, ...scopeFlags(flags.scope)])} --resume --skip-existing`;
+  // verify reads no checkpoint.
+  const verify = `mastosync verify ${jobs}${shellWords([...config, ...scopeFlags(flags.scope)])} --repair`;
   const lacking: Lacking = {
     keys: missing,
     all,
     describe: (consequence) =>
       `the destination ${destination.description} lacks ${all ? 'all ' : ''}${missing.length} of the ${sampled} objects asked for that the checkpoint records as copied ` +
       `(e.g. ${missing[0]})${all ? ': it was emptied, or [destination] now names another bucket or prefix' : ''}. ${consequence}. ` +
-      `To copy what it lacks: mastosync run ${jobs} --resume --skip-existing (or mastosync verify ${jobs} --repair)${all ? '; if [destination] is wrong, fix it' : ''}`,
+      `To copy what it lacks: ${run} (or ${verify})${all ? '; if [destination] is wrong, fix it' : ''}`,
   };
   return { lacking, unanswered };
 }
@@ -405,6 +411,11 @@ async function firstKeyHeld(destination: ObjectStore, signal: AbortSignal): Prom
     // Unanswered: the copy will meet the same store, and say so if it matters.
   }
   return undefined;
+}
+
+/** `words` as a shell reads them back, each after a space: quoted when it holds anything but plain characters. */
+function shellWords(words: readonly string[]): string {
+  return words.map((word) => ' ' + (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join('');
 }
 
 /** What the destination's provider calls its own copy, for the start line. */
