@@ -90,6 +90,26 @@ describe('npm pack, then npm install -g of the tarball', () => {
     }
   });
 
+  test('the install pulls only what the bundle loads at run time: ssh2 (for the SSH tunnel) and what ssh2 needs', () => {
+    // Everything else is in the bundle: an install of 111 packages (71 MB) the bundle never loads is gone.
+    const modules = join(prefix, 'lib', 'node_modules', 'mastosync', 'node_modules');
+    const installed = readdirSync(modules).filter((name) => !name.startsWith('.'));
+    const needed = new Set<string>();
+    const visit = (name: string): void => {
+      if (needed.has(name) || !installed.includes(name)) return;
+      needed.add(name);
+      const manifest = JSON.parse(readFileSync(join(modules, name, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+      for (const dependency of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) visit(dependency);
+    };
+    visit('ssh2');
+    assert.ok(needed.has('ssh2'), installed.join(', '));
+    assert.deepEqual(
+      installed.filter((name) => !needed.has(name)),
+      [],
+      'installed beside ssh2 and its own dependencies',
+    );
+  });
+
   test("the installed package's prepare script passes where there are no sources (an npm that runs it on install)", async () => {
     const installed = join(prefix, 'lib', 'node_modules', 'mastosync');
     assert.ok(!readdirSync(installed).includes('src'));
