@@ -121,7 +121,10 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   let contacted = false;
 
   const open = async () => {
-    if (config.ssh) {
+    // A pool reopened at the first contact (reopenPool) keeps its tunnel: a second SSH handshake at every start
+    // could be refused (sshd's MaxStartups, a rate limit) and costs a round of key exchange for nothing.
+    if (config.ssh && (!tunnel || tunnel.dropped)) {
+      await tunnel?.close().catch(() => undefined);
       const { openTunnel } = await import('../ssh/tunnel.js');
       tunnel = await openTunnel(config.ssh, target);
       tunnel.onDrop((reason) => log.warn({ error: describeError(reason) }, 'ssh tunnel dropped; reconnecting on the next query'));
@@ -153,16 +156,27 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     pool = next;
   };
 
-  const shut = async () => {
-    const [oldPool, oldTunnel] = [pool, tunnel];
+  const shutPool = async () => {
+    const oldPool = pool;
     pool = undefined;
-    tunnel = undefined;
     const oldSockets = sockets;
     if (oldPool) await endPool(oldPool);
     // A client ended on a frozen path half-closes its socket and waits for good for the peer's end: with it open,
     // Node would not exit after the run's last line. Nothing more is asked of them.
     for (const socket of oldSockets) socket.destroy();
+  };
+
+  const shut = async () => {
+    const oldTunnel = tunnel;
+    tunnel = undefined;
+    await shutPool();
     await oldTunnel?.close().catch(() => undefined);
+  };
+
+  /** A new pool with what the first contact learnt (perTransaction), through the same tunnel. */
+  const reopenPool = async () => {
+    await shutPool();
+    await open();
   };
 
   const works = async (): Promise<boolean> => {
@@ -204,8 +218,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     } catch (error) {
       if (!refusesStartupOptions(error)) throw error;
       perTransaction = true;
-      await shut();
-      await open();
+      await reopenPool();
       client = await database.connect();
     }
     try {
@@ -216,16 +229,15 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         );
         perTransaction = rows[0]?.read_only !== SETTINGS.default_transaction_read_only || rows[0]?.timeout !== SETTINGS.statement_timeout;
       }
-      client.release();
-      // The pooler dropped the settings but kept the name the pool's clients were opened with: open them without it.
-      if (perTransaction && pool?.options.application_name !== undefined) {
-        await shut();
-        await open();
-      }
     } catch (error) {
       client.release(error as Error);
       throw error;
     }
+    // Released once, outside the try: a failure of the reopen below must not release it again (pg then throws
+    // "Release called on client which has already been released", which hid the real cause).
+    client.release();
+    // The pooler dropped the settings but kept the name the pool's clients were opened with: open them without it.
+    if (perTransaction && pool?.options.application_name !== undefined) await reopenPool();
   };
 
   const database: Database = {

@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
@@ -19,6 +20,7 @@ import { probeSchema } from '../../src/db/schema.js';
 import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { isPgBouncerAvailable, startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { runCli, writeConfig } from '../support/cli.js';
+import { isSshdAvailable, startSshd, type Sshd } from '../support/sshd.js';
 
 const skip = isPgBouncerAvailable() ? false : 'pgbouncer is not installed (apt-get install -y pgbouncer)';
 
@@ -129,3 +131,80 @@ for (const [name, options] of [
     });
   });
 }
+
+/**
+ * Through an SSH tunnel to PgBouncer, with an SSH server that takes one connection from this host and drops the next
+ * (sshd's MaxStartups, a rate limit, fail2ban): learning how the pooler treats the settings must not cost a second
+ * SSH handshake, and whatever fails must be said as itself.
+ */
+describe('through an SSH tunnel to PgBouncer', { skip: skip || (isSshdAvailable() ? false : 'OpenSSH server not installed (/usr/sbin/sshd missing)') }, () => {
+  let postgres: PostgresServer;
+  let db: TestDatabase;
+  let sshd: Sshd;
+
+  before(async () => {
+    postgres = await startPostgres();
+    db = await createDatabase('current');
+    sshd = await startSshd();
+  });
+  after(async () => {
+    await sshd?.stop();
+    await db?.drop();
+    await postgres?.stop();
+  });
+
+  /** In front of sshd: passes the first connection on, drops every later one at once. */
+  async function oneConnectionOnly(): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      if (++connections > 1) return socket.destroy();
+      const upstream = net.connect(sshd.port, sshd.host);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+      server.on('close', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      connections: () => connections,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  for (const [name, options] of [
+    ['refusing settings in the startup packet', {}],
+    ['dropping settings in the startup packet', { ignoreStartupOptions: true }],
+  ] as const) {
+    test(`mastosync check, PgBouncer ${name}: one SSH connection serves the whole start`, async () => {
+      const bouncer = await startPgBouncer(postgres, options);
+      const relay = await oneConnectionOnly();
+      const config = writeConfig({
+        databaseUrl: bouncer.through(db.url),
+        source: { type: 'fs', path: 'source' },
+        destination: { type: 'fs', path: 'destination' },
+        extra: [
+          '',
+          '[database.ssh]',
+          `host = "127.0.0.1"`,
+          `port = ${relay.port}`,
+          `user = "${sshd.user}"`,
+          `private_key = ${JSON.stringify(sshd.clientKeyPath)}`,
+          `host_key = ${JSON.stringify(sshd.hostKeyFingerprint)}`,
+          '',
+        ].join('\n'),
+      });
+      for (const folder of ['source', 'destination']) mkdirSync(join(config.dir, folder));
+      try {
+        const result = await runCli(['check', '--config', config.file], { cwd: config.dir });
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /^ok {3}session: read-only, application_name mastosync, PostgreSQL \d+/m);
+        assert.equal(relay.connections(), 1, 'SSH connections opened');
+      } finally {
+        rmSync(config.dir, { recursive: true, force: true });
+        await relay.close();
+        await bouncer.stop();
+      }
+    });
+  }
+});
