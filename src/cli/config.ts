@@ -87,6 +87,8 @@ type RawConfig = Partial<Record<SectionName, RawSection>>;
 export interface Config {
   /** Where the settings came from, for messages: a file path or "the environment". */
   readonly origin: string;
+  /** Which variables overrode the file's values, and which empty ones it stood against: a line each at start. */
+  readonly notices: readonly string[];
   readonly database: DatabaseConfig;
   readonly source: StoreConfig;
   readonly destination: StoreConfig & { readonly acl: string; readonly storageClass?: string };
@@ -141,15 +143,26 @@ export interface ConfigParts extends Omit<Config, 'source' | 'destination'> {
  */
 export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ConfigParts {
   const raw: RawConfig = file === undefined ? {} : readTomlFile(file);
-  const fromEnvironment = overlayEnvironment(raw, env, file);
+  const overlay = overlayEnvironment(raw, env, file);
   const origin = file ?? 'the environment';
   if (file === undefined && Object.keys(raw).length === 0) {
     throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or write ./${DEFAULT_CONFIG_FILE} with \`mastosync init\``);
   }
-  const config = resolve(raw, origin, (section, key) => {
-    const variable = fromEnvironment.get(`${section} ${key}`);
+  const setting: Setting = (section, key) => {
+    const variable = overlay.set.get(`${section} ${key}`);
     return variable === undefined ? `${origin}: [${section}] ${key}` : `environment variable ${variable}`;
-  });
+  };
+  let resolved: ConfigParts;
+  try {
+    resolved = resolve(raw, origin, setting, overlay.notices);
+  } catch (error) {
+    throw error instanceof UsageError ? namingEmptied(overlay, error) : error;
+  }
+  const config: ConfigParts = {
+    ...resolved,
+    source: resolved.source instanceof UsageError ? namingEmptied(overlay, resolved.source) : resolved.source,
+    destination: resolved.destination instanceof UsageError ? namingEmptied(overlay, resolved.destination) : resolved.destination,
+  };
   // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).
   if (file === undefined) return config;
   return { ...config, sync: { ...config.sync, checkpoint: resolvePath(dirname(file), config.sync.checkpoint) } };
@@ -209,29 +222,33 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
 const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS', 'MASTOSYNC_TEST_STORE_PATIENCE_MS']);
 
 /**
- * Variables whose empty value is a setting of its own, as the same Mastodon variable's: `MASTOSYNC_DESTINATION_ACL=`
- * sends no ACL (`S3_PERMISSION=`), an empty key prefix is none (`S3_KEY_PREFIX=`), an empty storage class the
- * provider's default. Any other empty MASTOSYNC_* variable is refused (see overlayEnvironment).
+ * The one variable whose empty value is a setting of its own where the file sets none: `MASTOSYNC_DESTINATION_ACL=`
+ * sends no ACL, as Mastodon's `S3_PERMISSION=` does, and nothing else says that from the environment. (An empty key
+ * prefix or storage class is the default anyway.)
  */
-const EMPTY_IS_A_VALUE = new Set([
-  'MASTOSYNC_DESTINATION_ACL',
-  'MASTOSYNC_SOURCE_KEY_PREFIX',
-  'MASTOSYNC_DESTINATION_KEY_PREFIX',
-  'MASTOSYNC_DESTINATION_STORAGE_CLASS',
-]);
+const EMPTY_IS_A_VALUE = new Set(['MASTOSYNC_DESTINATION_ACL']);
+
+/** What the environment did to the file, for the command to say at start; and the empty variables taken as unset. */
+interface Overlay {
+  readonly notices: string[];
+  readonly emptied: Array<{ name: string; section: SectionName }>;
+  /** `section key` → the variable that set it, to name it in the line that refuses its value. */
+  readonly set: Map<string, string>;
+}
 
 /**
  * MASTOSYNC_DATABASE_SSH_HOST → [database.ssh] host, and so on; the longest matching section wins.
  *
- * An empty variable is refused, naming it, rather than overriding the file or being skipped: it is nearly always
- * `MASTOSYNC_X=${X}` in a compose file, systemd unit or cron line whose own X is unset, and either reading would
- * hide that. Overriding gave "[destination] needs bucket" blamed on a file that has one; skipping would run with
- * the file's value (or the default) where the admin meant another one, a staging bucket or no key_prefix, say.
+ * An empty (or blank) variable counts as unset: it never overrides a value of the file, and where the file has
+ * none the default stands (EMPTY_IS_A_VALUE aside). It is nearly always `MASTOSYNC_X: ${X}` in a compose file whose X
+ * is unset or empty as Mastodon allows (DB_PASS=, S3_REGION, S3_KEY_PREFIX): refusing it broke those files, and
+ * letting it blank the file's value made a first run write at the bucket root when it was the key prefix. Each
+ * variable that overrides a value of the file, and each empty one the file's value stands against, is a notice.
  */
-function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): Map<string, string> {
+function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): Overlay {
+  const overlay: Overlay = { notices: [], emptied: [], set: new Map() };
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
-  const set = new Map<string, string>();
-  for (const [name, value] of Object.entries(env)) {
+  for (const [name, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
     if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
     const rest = name.slice('MASTOSYNC_'.length).toLowerCase();
     const section = sections.find((candidate) => rest.startsWith(`${candidate.replace('.', '_')}_`));
@@ -240,14 +257,25 @@ function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string
     if (section === undefined || key === undefined || type === undefined) {
       throw new UsageError(`unknown environment variable ${name}: expected MASTOSYNC_<SECTION>_<KEY>, for example MASTOSYNC_SOURCE_SECRET_ACCESS_KEY`);
     }
-    if (value.trim() === '' && !EMPTY_IS_A_VALUE.has(name)) {
-      const instead = file !== undefined && raw[section]?.[key] !== undefined ? ` to use [${section}] ${key} from ${file}` : '';
-      throw new UsageError(`environment variable ${name} is set but empty: give it a value, or unset it${instead}`);
+    const inFile = file !== undefined && raw[section]?.[key] !== undefined;
+    if (value.trim() === '') {
+      if (inFile)
+        overlay.notices.push(`environment variable ${name} is empty: [${section}] ${key} from ${file} stands (an empty variable never overrides the file)`);
+      else if (EMPTY_IS_A_VALUE.has(name)) (raw[section] ??= {})[key] = '';
+      else overlay.emptied.push({ name, section });
+      continue;
     }
+    if (inFile) overlay.notices.push(`environment variable ${name} overrides [${section}] ${key} from ${file}`);
     (raw[section] ??= {})[key] = checkType(`environment variable ${name}`, type, parseEnvValue(type, value));
-    set.set(`${section} ${key}`, name);
+    overlay.set.set(`${section} ${key}`, name);
   }
-  return set;
+  return overlay;
+}
+
+/** A setting found missing may be one an empty variable was meant to give: say so, or the admin looks in the file alone. */
+function namingEmptied(overlay: Overlay, error: UsageError): UsageError {
+  const empty = overlay.emptied.filter(({ section }) => error.message.includes(`[${section}]`)).map(({ name }) => name);
+  return empty.length === 0 ? error : new UsageError(`${error.message} (empty, so taken as unset: ${empty.join(', ')})`, { cause: error.cause });
 }
 
 /**
@@ -262,7 +290,7 @@ function parseEnvValue(type: KeyType, value: string): unknown {
   return value;
 }
 
-function resolve(raw: RawConfig, origin: string, setting: Setting): ConfigParts {
+function resolve(raw: RawConfig, origin: string, setting: Setting, notices: readonly string[]): ConfigParts {
   const database = raw.database ?? {};
   const sync = raw.sync ?? {};
   const batchSize = positive(setting('database', 'batch_size'), database.batch_size, 10_000);
@@ -276,6 +304,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting): ConfigParts 
   });
   return {
     origin,
+    notices,
     database: {
       connectionString: database.url as string | undefined,
       host: database.host as string | undefined,

@@ -13,8 +13,11 @@ export interface CommonFlags {
   readonly config?: string;
 }
 
-export function readConfig(flags: CommonFlags): Config {
-  return loadConfig(locateConfig(flags.config, process.env), process.env);
+/** The config; which variables overrode the file (or were empty against it) is a line each at start. */
+export function readConfig(flags: CommonFlags, log: Logger): Config {
+  const config = loadConfig(locateConfig(flags.config, process.env), process.env);
+  for (const notice of config.notices) log.info(notice);
+  return config;
 }
 
 /** Parses job names (`all` or table names); unknown names are a usage error. */

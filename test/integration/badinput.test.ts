@@ -118,11 +118,13 @@ const CASES: Case[] = [
   { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
   { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
   {
-    // A compose file's `MASTOSYNC_DESTINATION_BUCKET=${BUCKET}` with BUCKET unset; the file's bucket was overridden and the file blamed.
-    name: 'an empty MASTOSYNC_* variable',
+    // A compose file's `MASTOSYNC_DESTINATION_BUCKET: ${BUCKET}` with BUCKET unset, and no bucket in the file: an empty
+    // variable counts as unset, and the line must not send the admin to the file alone.
+    name: 'an empty MASTOSYNC_* variable for a setting the file lacks',
     args: ['run', 'all'],
+    config: () => ({ destination: { lines: ['type = "s3"', `endpoint = ${JSON.stringify(s3.endpoint)}`] } }),
     env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_BUCKET: '' }),
-    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_BUCKET is set but empty: give it a value, or unset it to use \[destination\] bucket from mastosync\.toml$/,
+    says: /^mastosync: mastosync\.toml: \[destination\] needs bucket.* \(empty, so taken as unset: MASTOSYNC_DESTINATION_BUCKET\)$/,
   },
   {
     // A range check of a value from the environment blamed the config file, which may not even set the key.

@@ -85,6 +85,48 @@ test('the environment alone is a complete config', () => {
   assert.deepEqual(config.destination.type === 'fs' && config.destination.path, '/srv/system');
 });
 
+test('an empty variable counts as unset: the file’s value stands, with a notice, and else the default', () => {
+  const path = file(MINIMAL.replace('bucket = "new"', 'bucket = "new"\nkey_prefix = "mastodon-backup"\nacl = "private"'));
+  const config = loadConfig(path, {
+    MASTOSYNC_DESTINATION_BUCKET: '',
+    MASTOSYNC_DESTINATION_KEY_PREFIX: '',
+    MASTOSYNC_DESTINATION_ACL: ' ',
+    MASTOSYNC_DATABASE_PASSWORD: '',
+    MASTOSYNC_SOURCE_REGION: '  ',
+    MASTOSYNC_SYNC_CONCURRENCY: '',
+  });
+  assert.deepEqual(
+    {
+      bucket: config.destination.type === 's3' && config.destination.bucket,
+      prefix: config.destination.type === 's3' && config.destination.keyPrefix,
+      acl: config.destination.acl,
+      password: config.database.password,
+      region: config.source.type === 's3' && config.source.region,
+      concurrency: config.sync.concurrency,
+    },
+    { bucket: 'new', prefix: 'mastodon-backup', acl: 'private', password: undefined, region: 'us-east-1', concurrency: 8 },
+  );
+  assert.deepEqual(config.notices, [
+    `environment variable MASTOSYNC_DESTINATION_ACL is empty: [destination] acl from ${path} stands (an empty variable never overrides the file)`,
+    `environment variable MASTOSYNC_DESTINATION_BUCKET is empty: [destination] bucket from ${path} stands (an empty variable never overrides the file)`,
+    `environment variable MASTOSYNC_DESTINATION_KEY_PREFIX is empty: [destination] key_prefix from ${path} stands (an empty variable never overrides the file)`,
+  ]);
+});
+
+test('MASTOSYNC_DESTINATION_ACL= where the file sets no acl sends none, as S3_PERMISSION= does', () => {
+  assert.equal(loadConfig(file(MINIMAL), { MASTOSYNC_DESTINATION_ACL: '' }).destination.acl, '');
+});
+
+test('a variable that overrides the file is a notice naming both, never the value', () => {
+  const path = file(MINIMAL);
+  const config = loadConfig(path, {
+    MASTOSYNC_DESTINATION_BUCKET: 'staging',
+    MASTOSYNC_SOURCE_SECRET_ACCESS_KEY: 's3cr3t',
+    MASTOSYNC_SOURCE_ACCESS_KEY_ID: 'a',
+  });
+  assert.deepEqual(config.notices, [`environment variable MASTOSYNC_DESTINATION_BUCKET overrides [destination] bucket from ${path}`]);
+});
+
 const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['unknown key', MINIMAL.replace('bucket = "new"', 'bucket = "new"\nacces_key_id = "x"'), {}, /unknown key "acces_key_id" in \[destination\]/],
   ['unknown section', `${MINIMAL}\n[sink]\nx = 1`, {}, /unknown section \[sink\]/],
@@ -123,20 +165,13 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
   ['unknown variable', MINIMAL, { MASTOSYNC_SOURCE_BUKET: 'x' }, /unknown environment variable MASTOSYNC_SOURCE_BUKET/],
   ['variable of the wrong type', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: 'many' }, /MASTOSYNC_SYNC_CONCURRENCY must be an integer/],
-  // `MASTOSYNC_DESTINATION_BUCKET=${BUCKET}` with BUCKET unset: blamed on the file before ("[destination] needs bucket").
+  // `MASTOSYNC_DESTINATION_BUCKET: ${BUCKET}` with BUCKET unset, and no bucket in the file: the line names the variable too.
   [
-    'an empty variable over a key of the file',
-    MINIMAL,
-    { MASTOSYNC_DESTINATION_BUCKET: '' },
-    /^environment variable MASTOSYNC_DESTINATION_BUCKET is set but empty: give it a value, or unset it to use \[destination\] bucket from \S*mastosync\.toml$/,
+    'an empty variable for a key the file lacks, which is needed',
+    MINIMAL.replace('bucket = "new"', 'endpoint = "https://s3.example.org"'),
+    { MASTOSYNC_DESTINATION_BUCKET: '', MASTOSYNC_DATABASE_PASSWORD: '' },
+    /\[destination\] needs bucket \(empty, so taken as unset: MASTOSYNC_DESTINATION_BUCKET\)$/,
   ],
-  [
-    'a blank variable of a key the file lacks',
-    MINIMAL,
-    { MASTOSYNC_SOURCE_REGION: '  ' },
-    /^environment variable MASTOSYNC_SOURCE_REGION is set but empty: give it a value, or unset it$/,
-  ],
-  ['an empty integer variable', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: '' }, /^environment variable MASTOSYNC_SYNC_CONCURRENCY is set but empty/],
   // Out of range from the environment: the variable is named, not the file (which may not even set the key).
   ['a variable out of range', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: '0' }, /^environment variable MASTOSYNC_SYNC_CONCURRENCY must be at least 1, not 0$/],
   ['a negative variable', MINIMAL, { MASTOSYNC_SYNC_RETRIES: '-1' }, /^environment variable MASTOSYNC_SYNC_RETRIES must be 0 or more, not -1$/],

@@ -27,7 +27,7 @@ interface ManifestFlags {
 
 export async function manifestCommand(flags: ManifestFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
-  const config = readConfig(flags);
+  const config = readConfig(flags, log);
   const line = manifestLine(flags.format, config.source);
   const session = await openSession(config, flags.jobs, log);
   let sink: LineSink | undefined;

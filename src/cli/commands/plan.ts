@@ -23,7 +23,7 @@ interface PlanFlags {
 
 export async function planCommand(flags: PlanFlags, log: Logger, out: Output): Promise<number> {
   parseJobs(flags.jobs);
-  const config = readConfig(flags);
+  const config = readConfig(flags, log);
   const session = await openSession(config, flags.jobs, log);
   try {
     // The text report carries the warning itself; JSON output leaves it to the log.

@@ -46,7 +46,7 @@ const REASONS: Readonly<Record<OrphanReason, string>> = {
 export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   settleHeapForWork();
   const { all } = parseJobs(flags.jobs);
-  const config = readConfig(flags);
+  const config = readConfig(flags, log);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
   if (manifest !== undefined) refuseUnwritableManifest(manifest);
   const session = await openSession(config, flags.jobs, log);

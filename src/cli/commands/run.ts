@@ -66,7 +66,7 @@ export interface RunFlags extends MetricsFlags {
 export async function runCommand(flags: RunFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   settleHeapForWork();
   parseJobs(flags.jobs);
-  const config = readConfig(flags);
+  const config = readConfig(flags, log);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
   // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
   const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);

@@ -49,7 +49,7 @@ interface VerifyFlags extends MetricsFlags {
 export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output, progress?: ProgressDisplay): Promise<number> {
   settleHeapForWork();
   parseJobs(flags.jobs);
-  const config = readConfig(flags);
+  const config = readConfig(flags, log);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
   if (flags.repair && samePlace(config.source, config.destination)) {
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
