@@ -16,6 +16,8 @@ export class RunSignals {
   /** The copies in flight are cut short too (a second signal while copying). */
   readonly abort = new AbortController();
   private copying = false;
+  /** The first signal received, if any: a run it ended holds nothing afterwards (--metrics-hold). */
+  private receivedSignal: NodeJS.Signals | undefined;
 
   constructor(private readonly log: Logger) {
     // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
@@ -30,12 +32,18 @@ export class RunSignals {
     this.copying = true;
   }
 
+  /** Whether a signal ended (or began to end) the run. */
+  get received(): NodeJS.Signals | undefined {
+    return this.receivedSignal;
+  }
+
   /** Back to Node's own handling: called once the lock is released, so a signal while the process winds down ends it. */
   remove(): void {
     for (const signal of SIGNALS) process.off(signal, this.onSignal);
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.receivedSignal ??= signal;
     if (!this.copying) {
       if (!this.stop.signal.aborted) this.stop.abort(new InterruptedError(signal));
       return;

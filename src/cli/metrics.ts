@@ -191,7 +191,8 @@ export class Metrics {
 
   /**
    * Keeps serving up to `holdMs` after the command ended, so that a scrape sees the final counts (a run may end
-   * between two scrapes); a signal ends the wait at once. Then closes.
+   * between two scrapes); a signal ends the wait at once (SIGHUP too, which would otherwise kill the process with
+   * another exit code than the command's). Then closes. A command a signal ended passes 0.
    */
   async close(holdMs = 0): Promise<void> {
     const server = this.server;
@@ -202,19 +203,20 @@ export class Metrics {
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
-          process.off('SIGINT', done);
-          process.off('SIGTERM', done);
+          for (const signal of HOLD_SIGNALS) process.off(signal, done);
           resolve();
         };
         const timer = setTimeout(done, holdMs);
-        process.once('SIGINT', done);
-        process.once('SIGTERM', done);
+        for (const signal of HOLD_SIGNALS) process.once(signal, done);
       });
     }
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
+
+/** The signals that end --metrics-hold, as they stop a run (src/cli/interrupt.ts). */
+const HOLD_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 type JobSummaries<J> = () => ReadonlyArray<Readonly<J>> | undefined;
 

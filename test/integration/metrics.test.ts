@@ -247,6 +247,46 @@ describe('--metrics during a real run', () => {
     }
   });
 
+  // A stop is a stop (Kubernetes, systemd): the hold would hold it until the grace period's SIGKILL.
+  for (const command of ['run', 'verify'] as const) {
+    test(`${command} ended by SIGTERM: exit 130 right after its summary, no --metrics-hold`, async () => {
+      const config = writeConfig({
+        databaseUrl: db.url,
+        source: { endpoint: proxy.endpoint, bucket: 'metrics-source' },
+        destination: { endpoint: proxy.endpoint, bucket: command === 'run' ? 'metrics-stopped' : 'metrics-destination' },
+        concurrency: 1,
+      });
+      if (command === 'run') await s3.createBucket('metrics-stopped');
+      proxy.reset();
+      proxy.setFault(undefined);
+      // Slow enough that the signal comes with most objects still to do.
+      proxy.setLatency(300);
+      try {
+        const args = command === 'run' ? ['run', 'all', '--json', '--fresh'] : ['verify', 'all', '--json', '--by-head'];
+        const { child, result: running, summaryPrinted } = runServingMetrics([...args, '--metrics', '0', '--metrics-hold', '600'], config.dir);
+        // The signal once the first object is being written (run) or asked for (verify).
+        const first = command === 'run' ? 'PutObject' : 'HeadObject';
+        while (!proxy.requests.some((request) => request.operation === first)) await new Promise((resolve) => setTimeout(resolve, 20));
+        child.kill('SIGTERM');
+        await summaryPrinted;
+        // The hold is 600 s: a process still there a minute after its summary is holding.
+        let timer: NodeJS.Timeout | undefined;
+        const held = new Promise<'held'>((resolve) => (timer = setTimeout(() => resolve('held'), 60_000)));
+        const ended = await Promise.race([running, held]).finally(() => clearTimeout(timer));
+        if (ended === 'held') {
+          child.kill('SIGKILL');
+          assert.fail(`${command} still held /metrics after a SIGTERM ended it`);
+        }
+        assert.equal(ended.code, 130, ended.stderr);
+        const summary = JSON.parse(ended.stdout.trim().split('\n').at(-1)!) as { interrupted?: boolean };
+        assert.equal(summary.interrupted, true, ended.stdout);
+      } finally {
+        proxy.setLatency(25);
+        rmSync(config.dir, { recursive: true, force: true });
+      }
+    });
+  }
+
   test('a bad --metrics address is one line and exit 2, nothing written', async () => {
     const config = writeConfig({
       databaseUrl: db.url,

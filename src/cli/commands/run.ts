@@ -94,9 +94,10 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     return await runLocked(flags, config, concurrency, checkpointPath, log, out, signals, progress, metrics);
   } finally {
     lock?.release();
-    // The metrics' hold (--metrics-hold) ends on a signal of its own.
+    // The metrics' hold (--metrics-hold) ends on a signal of its own. A run a signal ended holds nothing: the stop
+    // (Kubernetes, systemd) waits for the process, and would end in a SIGKILL after its grace period.
     signals.remove();
-    await metrics?.close(flags.metricsHoldMs);
+    await metrics?.close(signals.received === undefined ? flags.metricsHoldMs : 0);
   }
 }
 

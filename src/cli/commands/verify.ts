@@ -61,6 +61,8 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     throw error;
   });
   const stores: ObjectStore[] = [];
+  // As run: a verify a signal ended holds no metrics (--metrics-hold) after its summary.
+  let signalled = false;
   try {
     const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
     stores.push(source);
@@ -93,7 +95,10 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     const samplePercent = flags.samplePercent ?? (method === 'listing' ? 0 : 100);
 
     const stop = new AbortController();
-    const onSignal = () => stop.abort();
+    const onSignal = () => {
+      signalled = true;
+      stop.abort();
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
@@ -175,7 +180,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   } finally {
     for (const store of stores) store.close();
     await session.db.close();
-    await metrics?.close(flags.metricsHoldMs);
+    await metrics?.close(signalled ? 0 : flags.metricsHoldMs);
   }
 }
 
