@@ -345,7 +345,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      const failing = streaks.record(result, key, result.status === 'failed' && options.resume.wasFailed(key));
+      // Under --retry-failed every object failed before: exempted, they would leave that run no stop at all (review2).
+      const failing = streaks.record(result, key, result.status === 'failed' && !options.retryFailedOnly && options.resume.wasFailed(key));
       if (failing !== undefined) stopFor(failing);
       // Which side failed, in the checkpoint and the log line alike.
       const where = result.failedAt === undefined ? result.fatal?.side : describeFailedAt(result.failedAt);

@@ -443,7 +443,11 @@ async function repairObject(object: OwnedObject, problems: readonly Problem[], c
     options.halt(result.fatal);
     return 'stopped';
   }
-  const failing = options.streaks?.record(result, key);
+  // Only the destination's failures count (as failed before: neither counting nor breaking a run of them). What verify
+  // repairs are the objects a run could not copy, often because the source cannot serve them (a lost disk answering
+  // 500): a hundred of those stopped every verify --repair before the readable ones after them (review2). A source
+  // that is down is the store watch's to stop.
+  const failing = options.streaks?.record(result, key, result.failedAt?.side === 'source');
   if (failing !== undefined) options.halt(failing);
   const repair = result.status === 'copied' || result.status === 'relocated' || result.status === 'present' ? 'copied' : result.status;
   return {

@@ -191,6 +191,39 @@ describe('the oldest objects on a lost disk (500 for each of them, every time)',
       assert.equal(again.code, 1, again.stderr);
       assert.deepEqual(stopLines(again), [], again.stderr);
       assert.equal(summaryOf(again).total.failed, FAILING);
+
+      // --retry-failed tries only objects that failed before: there they count, or a store still failing every one of
+      // them would be tried object by object to the end, with no stop.
+      const retried = await runCli(['run', 'all', '--retry-failed', '--json', '--quiet', '--log-level', 'warn'], {
+        cwd: config.dir,
+        env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
+      });
+      assert.equal(retried.code, 1, retried.stderr);
+      assert.match(
+        stopLines(retried)[0] ?? '',
+        /^mastosync: stopped: the source s3:\/\/alone-source at .* failed the GET of each of the last \d+ objects/,
+        retried.stderr,
+      );
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+});
+
+describe('verify --repair over objects a lost disk cannot serve, and readable missing objects after them', () => {
+  test('repairs every readable object and reports the lost ones, exit 1, never a stop (refused.test.ts: a destination refusing every PUT still stops it)', async () => {
+    const { config } = await instance('alone-verify');
+    failGets(failingKeys, LOST_DISK);
+    const verify = () =>
+      runCli(['verify', 'accounts', '--repair', '--json', '--quiet', '--log-level', 'warn'], {
+        cwd: config.dir,
+        env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
+      });
+    try {
+      const result = await verify();
+      assert.equal(result.code, 1, result.stderr.slice(0, 2000));
+      assert.deepEqual(stopLines(result), [], 'the lost objects say nothing about the source');
+      assert.deepEqual((await destination.listKeys('alone-verify')).sort(), [...readableKeys].sort(), 'every readable object repaired');
     } finally {
       proxy.setFault(undefined);
     }
