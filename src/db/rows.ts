@@ -80,9 +80,17 @@ export async function readRowsById(db: Database, schema: Schema, job: JobName, i
 }
 
 /**
+ * How many rows of the table each probe of readSampleRows reads at most, whatever the table's size and the scope: a
+ * window (--since) has no index, and in a delta pass its rows are the newest few, so a probe that read on until it
+ * found one in scope read most of the table (review1 LOW-6: 2.5 s over 3 million accounts, one snapshot held).
+ */
+export const SAMPLE_PROBE_ROWS = 1000;
+
+/**
  * A few rows of `job` at or below `maxId` that own a file, in scope: the `newest` highest, and the first at or after
  * each of `fractions` (0 to 1) of the way from the lowest id to `maxId`. What a resumed run asks the destination
- * for (src/sync/destinationCheck.ts): a handful of index lookups, however large the table.
+ * for (src/sync/destinationCheck.ts). Each probe reads SAMPLE_PROBE_ROWS rows at most through the primary key, from
+ * its point on, and takes those in scope: a probe among rows mostly out of scope finds none, and the sample is smaller.
  */
 export async function readSampleRows(
   db: Database,
@@ -92,19 +100,20 @@ export async function readSampleRows(
   sample: { readonly newest: number; readonly fractions: readonly number[] },
   scope: Scope = WHOLE_DATABASE,
 ): Promise<Row[]> {
-  // Parameters: $1 maxId, $2 the newest's count or the points, then the scope's.
-  const scoped = scopeSql(schema, job, scope, 3);
-  const where = [`t."id" <= $1::bigint`, ownsAFile(schema, job), ...scoped.conditions].join(' AND ');
-  const select = selectClause(schema, job, scoped.windows);
-  const newest = `${select} WHERE ${where} ORDER BY t."id" DESC LIMIT $2`;
-  // Each point is found through the primary key (the first row with a file at or after it), not by a scan.
+  // Parameters: $1 maxId, $2 the newest's count or the points, $3 the rows a probe reads, then the scope's.
+  const scoped = scopeSql(schema, job, scope, 4);
+  const where = [ownsAFile(schema, job), ...scoped.conditions].join(' AND ');
+  /** The SAMPLE_PROBE_ROWS rows at or below maxId next to a point, in `order`: one range of the primary key. */
+  const probe = (order: 'ASC' | 'DESC', from: string) => `(SELECT * FROM "${job}" p WHERE p."id" <= $1::bigint AND ${from} ORDER BY p."id" ${order} LIMIT $3)`;
+  const newest = `${selectClause(schema, job, scoped.windows, probe('DESC', 'true'))} WHERE ${where} ORDER BY t."id" DESC LIMIT $2`;
+  const point = `p."id" >= lowest.id + floor(point.at * ($1::bigint - lowest.id)::float8)::bigint`;
   const spread =
     `WITH lowest AS (SELECT min(t."id") AS id FROM "${job}" t WHERE t."id" <= $1::bigint) ` +
-    `SELECT picked.* FROM unnest($2::float8[]) point(at) CROSS JOIN lowest, LATERAL (${select} WHERE ${where} ` +
-    `AND t."id" >= lowest.id + floor(point.at * ($1::bigint - lowest.id)::float8)::bigint ORDER BY t."id" LIMIT 1) picked`;
+    `SELECT picked.* FROM unnest($2::float8[]) point(at) CROSS JOIN lowest, LATERAL (${selectClause(schema, job, scoped.windows, probe('ASC', point))} ` +
+    `WHERE ${where} ORDER BY t."id" LIMIT 1) picked`;
   return withReconnect(db, async () => [
-    ...(await db.query<Row>(newest, [maxId, sample.newest, ...scoped.values])),
-    ...(sample.fractions.length === 0 ? [] : await db.query<Row>(spread, [maxId, sample.fractions, ...scoped.values])),
+    ...(await db.query<Row>(newest, [maxId, sample.newest, SAMPLE_PROBE_ROWS, ...scoped.values])),
+    ...(sample.fractions.length === 0 ? [] : await db.query<Row>(spread, [maxId, sample.fractions, SAMPLE_PROBE_ROWS, ...scoped.values])),
   ]);
 }
 
@@ -241,8 +250,9 @@ function ownsAFile(schema: Schema, job: JobName): string {
 /**
  * Columns come only from the tool's own list (filtered by what the schema has); values are parameters.
  * Media rows also carry whether their account is suspended and their status discarded (for the ACL, docs/storage-layout.md §6).
+ * `from`: what the rows are read from, aliased `t`: the table, or a subquery of its rows.
  */
-function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows'] = []): string {
+function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows'] = [], from = `"${job}"`): string {
   const columns = [
     // Not the `*_updated_at` timestamps themselves: pg would parse each into a Date (a few µs a row) that nothing reads.
     ...selectableColumns(schema, job)
@@ -264,7 +274,7 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
       joins.push('LEFT JOIN "statuses" s ON s."id" = t."status_id"');
     }
   }
-  return `SELECT ${columns.join(', ')} FROM "${job}" t ${joins.join(' ')}`;
+  return `SELECT ${columns.join(', ')} FROM ${from} t ${joins.join(' ')}`;
 }
 
 /** Whether the account aliased `a` is suspended, as this version says it; undefined when it cannot. */
