@@ -32,6 +32,8 @@ interface Counters {
   skipped: number;
   bytes: number;
   owned?: number;
+  /** Objects below a resumed run's watermark taken on again, which the count (above it) leaves out. */
+  revisited: number;
   /** When its first object finished: its rate is measured from then, not while it waited its turn. */
   startedAt?: number;
 }
@@ -56,7 +58,7 @@ export class ProgressTally {
     jobs: readonly JobName[],
     private readonly clock: () => number = () => performance.now(),
   ) {
-    this.order = jobs.map((job) => (this.counters[job] = { job, done: 0, skipped: 0, bytes: 0 }));
+    this.order = jobs.map((job) => (this.counters[job] = { job, done: 0, skipped: 0, bytes: 0, revisited: 0 }));
     this.started = clock();
     this.sample();
   }
@@ -72,6 +74,14 @@ export class ProgressTally {
   /** Objects an earlier run finished, not copied again. */
   skipped(job: JobName, objects: number): void {
     this.counters[job]!.skipped += objects;
+  }
+
+  /**
+   * Objects a resumed run takes on below its checkpoint's watermark (failed or missing before, changed since): the
+   * count covers the rows above it, so without these done would pass owned.
+   */
+  revisited(job: JobName, objects: number): void {
+    this.counters[job]!.revisited += objects;
   }
 
   /** The job's objects in scope, once counted. */
@@ -97,7 +107,7 @@ export class ProgressTally {
       line(
         counters.job,
         counters.done + counters.skipped,
-        counters.owned,
+        ownedOf(counters),
         counters.bytes,
         perSecond(oldest.done[index]!, latest.done[index]!, counters.startedAt),
         perSecond(oldest.bytes[index]!, latest.bytes[index]!, counters.startedAt),
@@ -120,7 +130,8 @@ export class ProgressTally {
   }
 
   private stateOf(counters: Counters): ProgressLine['state'] {
-    if (this.finished || (counters.owned !== undefined && counters.done + counters.skipped >= counters.owned)) return 'done';
+    const owned = ownedOf(counters);
+    if (this.finished || (owned !== undefined && counters.done + counters.skipped >= owned)) return 'done';
     return counters.done + counters.skipped > 0 ? 'running' : 'waiting';
   }
 
@@ -129,6 +140,10 @@ export class ProgressTally {
     // Keep one sample older than the window, so the rate always spans at least the window once it has passed.
     while (this.samples.length > 2 && at - this.samples[1]!.at >= RATE_WINDOW_MS) this.samples.shift();
   }
+}
+
+function ownedOf(counters: Counters): number | undefined {
+  return counters.owned === undefined ? undefined : counters.owned + counters.revisited;
 }
 
 function line(

@@ -64,6 +64,8 @@ export interface RunOptions {
   readonly onResult?: (job: JobName, object: OwnedObject, result: CopyResult) => void;
   /** Objects of a row that an earlier run finished (resume), so not copied again (progress display). */
   readonly onSkipped?: (job: JobName, objects: number) => void;
+  /** Objects below the watermark a resumed run takes on again, outside the count above it (progress display). */
+  readonly onRevisited?: (job: JobName, objects: number) => void;
   /** Given, once, a live view of the run for readers that look now and then (metrics): cheap to keep, read on demand. */
   readonly observe?: (view: RunView) => void;
   /**
@@ -304,6 +306,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     // and only if the join read every row: a read that failed partway (the database lost for good) left rows below
     // the last one read unread, and a resume from past them would never copy their objects.
     let lastRow: string | undefined;
+    /** Rows read by id to try their objects again: counted once in `rows`, though the join or the changed-rows pass reads them again. */
+    const retriedRows = new Set<string>();
     let joinedEveryRow = false;
     const finishIfDone = () => {
       if (!readingDone || outstanding > 0) return;
@@ -461,6 +465,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           // Rows as a plain run counts them: every row read, those that own no file too.
           onRead: (rows) => (summary.rows += rows),
           onRow: (row) => {
+            // Read by id already to be tried again, and counted there.
+            if (retriedRows.delete(String(row.id))) summary.rows -= 1;
             if (lastRow === undefined || BigInt(String(row.id)) > BigInt(lastRow)) lastRow = String(row.id);
           },
         },
@@ -521,11 +527,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         const rows = await readRowsById(options.db, options.schema, job, [...new Set(batch.map((entry) => entry.id))], scope);
         summary.rows += rows.length;
         for (const row of rows) {
+          retriedRows.add(String(row.id));
           for (const object of ownedInScope(job, row, scope)) {
             const key = options.destination.locate(object.key);
             if (!keys.delete(key)) continue;
             retried.add(key);
             summary.objects += 1;
+            // --skip-existing's count covers every row; otherwise only those above the watermark.
+            if (!options.skipExisting) options.onRevisited?.(job, 1);
             expect(object.id, 1);
             await submit(row, object, true, false);
           }
@@ -549,13 +558,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         for await (const rows of changedPages) {
           if (stop.aborted) break;
           for (const row of rows) {
-            const changed = ownedInScope(job, row, scope).filter((object) => row[`${object.attachment}_changed`] === true);
+            // Objects tried again above are counted there.
+            const changed = ownedInScope(job, row, scope).filter(
+              (object) => row[`${object.attachment}_changed`] === true && !retried.has(options.destination.locate(object.key)),
+            );
             // A row changed just before the last run's start shows up again: its objects are copied already.
-            const pending = changed.filter((object) => {
-              const key = options.destination.locate(object.key);
-              return !retried.has(key) && !options.resume.isDone(key, stampOf(row, object));
-            });
-            summary.rows += 1;
+            const pending = changed.filter((object) => !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
+            if (!retriedRows.has(String(row.id))) summary.rows += 1;
+            options.onRevisited?.(job, changed.length);
             summary.objects += changed.length;
             summary.skipped += changed.length - pending.length;
             if (pending.length < changed.length) options.onSkipped?.(job, changed.length - pending.length);

@@ -215,7 +215,9 @@ async function runLocked(
       if ((progress || metrics) && !flags.retryFailed) {
         const options = { limit: flags.limit, partSize: PART_SIZE, multipartAbove: config.sync.uploadCutoff };
         const count = async (job: JobName) =>
-          (await planJob(session.db, session.schema, job, flags.scope, { ...options, afterId: resume.watermark(job) })).objects;
+          // --skip-existing goes through every row (the destination may have lost what the checkpoint calls done).
+          (await planJob(session.db, session.schema, job, flags.scope, { ...options, afterId: flags.skipExisting ? undefined : resume.watermark(job) }))
+            .objects;
         countBeside(tally, session.jobs, count, log);
       }
       const summary = await runJobs({
@@ -252,6 +254,7 @@ async function runLocked(
           if (unrepaired.size > 0 && (result.status === 'copied' || result.status === 'relocated')) unrepaired.delete(destination.locate(object.key));
         },
         onSkipped: (progress || metrics) && ((job, objects) => tally.skipped(job, objects)),
+        onRevisited: (progress || metrics) && ((job, objects) => tally.revisited(job, objects)),
         observe: metrics && ((view) => metrics.observeRun(view, tally)),
         storePatienceMs: runPatienceMs(),
         stop: stop.signal,
