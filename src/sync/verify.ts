@@ -152,6 +152,8 @@ interface Verifying extends VerifyOptions {
   halt(cause: VerifyStop): void;
   /** An ACL request succeeded: the credentials may, and a refusal is then one object's (as in access.ts). */
   aclPermitted: boolean;
+  /** Objects Mastodon makes public read otherwise, before one read as it should (noteAccess); undefined once one has. */
+  publicReadWrong: number | undefined;
   /** With repair: the failure stop a run has (failureStreak.ts), over the repairs. */
   readonly streaks?: FailureStreaks;
 }
@@ -179,6 +181,7 @@ export async function verifyJobs(options: VerifyOptions): Promise<VerifyResult> 
       halted.abort(cause);
     },
     aclPermitted: false,
+    publicReadWrong: 0,
     // A destination that fails every repair stops verify as it stops a run, not after every object found off.
     ...(options.repair !== undefined && {
       streaks: new FailureStreaks({
@@ -349,8 +352,36 @@ async function withAccess(object: OwnedObject, problems: Problem[], options: Ver
     return Array.isArray(failed) && problems.length > 0 ? [...problems, ...failed] : failed;
   }
   options.aclPermitted = true;
-  if (compared === undefined || compared.matches) return problems;
+  if (compared === undefined) return problems;
+  noteAccess(object, expected, compared, options);
+  if (compared.matches) return problems;
   return [...problems, problemOf(object, options.destination, 'acl', { expected, actual: compared.found })];
+}
+
+/**
+ * A store that keeps no per-object ACL yet answers GetObjectAcl (MinIO; a bucket whose ACLs were disabled since the
+ * copy) reads every object alike, so each one Mastodon makes public differs. Once the first streakObjects of those
+ * all read otherwise, and not one as it should, the rest would say the same: verify stops, with one line. Not under
+ * --repair, whose first write tells: such a store refuses it (accessUnsupported), one that keeps ACLs takes it.
+ */
+function noteAccess(object: OwnedObject, expected: string, compared: AccessCompared, options: Verifying): void {
+  if (options.repair !== undefined || expected === 'private' || options.publicReadWrong === undefined) return;
+  if (compared.matches) {
+    options.publicReadWrong = undefined;
+    return;
+  }
+  options.publicReadWrong += 1;
+  if (options.publicReadWrong < streakObjects(options.concurrency)) return;
+  const { description } = options.destination;
+  options.halt(
+    new FatalStoreError(
+      'destination',
+      options.destination.locate(object.key),
+      `the destination ${description} reads each of the first ${options.publicReadWrong} objects Mastodon makes ${expected} as ${compared.found}, and not one as ${expected}`,
+      'it keeps no per-object ACL (as MinIO, or a bucket whose Object Ownership is "bucket owner enforced"), or every object there was written without one: where it keeps ACLs, verify --acl --repair sets them; else verify without --acl',
+      { cause: undefined },
+    ),
+  );
 }
 
 /**

@@ -91,3 +91,28 @@ test('a destination failing every PutObjectAcl stops the ACL pass and the run wi
   assert.equal(resumed.code, 0, resumed.stderr);
   for (const key of keys) assert.equal(world.proxy.objectAcl(DESTINATION, key), 'private', key);
 });
+
+test('verify --acl where every object Mastodon makes public reads private (as MinIO reads each one): stops after the first 100 with one line, exit 1; --repair on a store that keeps ACLs sets them all', async () => {
+  // Unsuspended: its objects are to be public again, and each reads private, as a store keeping no ACL reads them.
+  await world.db.client.query(`UPDATE accounts SET suspended_at = NULL, updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1`, [ACCOUNT]);
+  const scope = ['media_attachments', '--by-head', '--min-id', '900001', '--max-id', '900150', '--acl', '--json', '--quiet'];
+  const result = await runCli(['verify', ...scope], { cwd: config.dir });
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+  assert.deepEqual(lines.length, 1, result.stderr);
+  assert.match(
+    lines[0]!,
+    new RegExp(
+      `^mastosync: stopped: the destination s3://${DESTINATION} at ${world.proxy.endpoint.replaceAll('.', '\\.')} reads each of the first ${STREAK} objects Mastodon makes public-read as private, and not one as public-read: ` +
+        'it keeps no per-object ACL \\(as MinIO, or a bucket whose Object Ownership is "bucket owner enforced"\\), or every object there was written without one: ' +
+        'where it keeps ACLs, verify --acl --repair sets them; else verify without --acl$',
+    ),
+  );
+  const problems = readJsonLines<{ problem?: string }>(result.stdout).filter((line) => line.problem === 'acl');
+  assert.ok(problems.length >= STREAK && problems.length <= STREAK + CONCURRENCY, `${problems.length} lines`);
+
+  const repaired = await runCli(['verify', ...scope, '--repair'], { cwd: config.dir });
+  assert.equal(repaired.code, 0, repaired.stderr);
+  assert.equal(readJsonLines<{ repair?: string }>(repaired.stdout).filter((line) => line.repair === 'acl').length, keys.length);
+  for (const key of keys) assert.equal(world.proxy.objectAcl(DESTINATION, key), 'public-read', key);
+});
