@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { ProgressTally } from '../../src/sync/progress.js';
 import { ProgressDisplay, progressJson, progressMode, renderLive } from '../../src/cli/progress.js';
 import { createLogger, readableLogLine } from '../../src/cli/logger.js';
@@ -224,4 +225,16 @@ test('the per-object path allocates nothing measurable', () => {
   for (let i = 0; i < 1_000_000; i++) tally.result('media_attachments', 1);
   const grown = process.memoryUsage().heapUsed - before;
   assert.ok(grown < 1_000_000, `a million results grew the heap by ${grown} bytes`);
+});
+
+test('docs/kubernetes-job.yaml: the args it gives show the progress line every 30 s its header promises', () => {
+  const yaml = readFileSync(new URL('../../docs/kubernetes-job.yaml', import.meta.url), 'utf8');
+  assert.match(yaml, /one JSON progress line per pod every 30 s/);
+  const list = /^(\s*)args:\n((?:\1\s+- .*\n)+)/m.exec(yaml);
+  assert.ok(list, 'the container has an args list');
+  const args = list[2]!.split('\n').flatMap((line) => /^\s+- (.*)$/.exec(line)?.[1] ?? []);
+  assert.ok(args.includes('--progress-interval=30'), args.join(' '));
+  const logLevel = args.find((arg) => arg.startsWith('--log-level='))?.slice('--log-level='.length) ?? 'info';
+  // A pod's log is no terminal: progress comes as JSON lines, unless the level (above info) or --quiet turns it off.
+  assert.equal(progressMode(args.includes('--quiet'), logLevel, { isTTY: false }), 'json', args.join(' '));
 });
