@@ -175,6 +175,12 @@ describe('s3rver as it comes (no DES on Node 20 for its list tokens), sixteen co
       );
       assert.equal(skipping.code, 0, skipping.stderr);
       assert.doesNotMatch(skipping.stderr, /no checkpoint/);
+      // Nor for part of the database: a delta pass's first run (--since) over a full destination is the usual case.
+      const delta = await runCli(['run', 'all', '--resume', '--since', '2000-01-01', '--checkpoint', 'delta.jsonl', '--log-level', 'warn', '--quiet'], {
+        cwd: config.dir,
+      });
+      assert.equal(delta.code, 0, delta.stderr);
+      assert.doesNotMatch(delta.stderr, /no checkpoint/);
     } finally {
       rmSync(config.dir, { recursive: true, force: true });
     }

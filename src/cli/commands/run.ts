@@ -21,7 +21,7 @@ import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
 import { checkpointForShard } from '../../sync/shard.js';
-import type { Scope } from '../../db/scope.js';
+import { coversEveryRow, type Scope } from '../../db/scope.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
@@ -157,7 +157,8 @@ async function runLocked(
     if (noCheckpoint !== undefined) log.info({ checkpoint: resolvePath(checkpointPath) }, 'no checkpoint to resume from there: starting from the beginning');
     // Cron's first night finds an empty destination. One that already holds objects means the checkpoint was deleted,
     // moved or mistyped, and this run copies everything again (days of egress on a large instance): cron mails that.
-    if (noCheckpoint !== undefined && !flags.skipExisting && !flags.dryRun) {
+    // Not for part of the database (a delta pass with --since, a shard): its first run over a full destination is usual.
+    if (noCheckpoint !== undefined && !flags.skipExisting && !flags.dryRun && coversEveryRow(flags.scope)) {
       const held = await unlessStopped(firstKeyHeld(destination, stop.signal), stop.signal);
       if (held !== undefined)
         out.stderr(
