@@ -259,7 +259,9 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
       .filter((column) => !column.endsWith('_updated_at'))
       .map((column) => `t."${column}"`),
     // In the database's own UTC text, for the checkpoint (pg would turn the timestamp into a Date in this machine's zone).
-    ...datedAttachments(schema, job).map((attachment) => `to_char(t."${attachment.name}_updated_at", ${ISO_UTC_FORMAT}) AS "${attachment.name}_updated_iso"`),
+    ...datedAttachments(schema, job).map(
+      (attachment) => `to_char(t."${attachment.name}_updated_at", ${ISO_UTC_FORMAT}) AS "${updatedColumn(attachment.name)}"`,
+    ),
     ...windows.map((window) => `${window.sql} AS "${window.column}"`),
   ];
   const joins: string[] = [];
@@ -275,6 +277,20 @@ function selectClause(schema: Schema, job: JobName, windows: ScopeSql['windows']
     }
   }
   return `SELECT ${columns.join(', ')} FROM ${from} t ${joins.join(' ')}`;
+}
+
+/** `<attachment>_updated_iso`, the column a row's attachment says when it changed in (selectClause), made once per attachment. */
+const updatedColumns = new Map<string, string>();
+function updatedColumn(attachment: string): string {
+  let column = updatedColumns.get(attachment);
+  if (column === undefined) updatedColumns.set(attachment, (column = `${attachment}_updated_iso`));
+  return column;
+}
+
+/** A row's `*_updated_at` of `attachment` (ISO UTC), undefined when it has none: which file the row names. */
+export function stampOf(row: Row, attachment: string): string | undefined {
+  const updated = row[updatedColumn(attachment)];
+  return typeof updated === 'string' ? updated : undefined;
 }
 
 /** Whether the account aliased `a` is suspended, as this version says it; undefined when it cannot. */

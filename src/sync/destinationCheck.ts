@@ -21,6 +21,7 @@ import type { ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ResumeState } from './checkpoint.js';
+import { copiedAsOf } from './run.js';
 import { withRetries } from './retry.js';
 
 /** Objects asked for at most per run, over all jobs: the check's whole cost, a few requests. */
@@ -112,13 +113,8 @@ async function sampleCopied(options: DestinationCheckOptions): Promise<OwnedObje
 
 async function sampleOfJob(job: JobName, options: DestinationCheckOptions): Promise<OwnedObject[]> {
   const { db, schema, scope, resume, destination } = options;
-  const changesFrom = resume.changesFrom(job);
-  // Copied, as far as the checkpoint knows, and still owned as it was then.
-  const copied = (row: Row, object: OwnedObject) => {
-    if (resume.wasOutstanding(destination.locate(object.key))) return false;
-    const updated = row[`${object.attachment}_updated_iso`];
-    return changesFrom === undefined || typeof updated !== 'string' || updated < changesFrom;
-  };
+  // Copied, as far as the checkpoint knows, and still owned as it was then: the run's own rule.
+  const copied = (row: Row, object: OwnedObject) => copiedAsOf(resume, job, row, object, destination.locate(object.key));
   // One object a row (its first, the original when there is one), each row once.
   const picked = new Map<string, OwnedObject>();
   const take = (rows: readonly Row[], wanted?: ReadonlySet<string>) => {

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
-import { readRowPages, readRowsById } from '../db/rows.js';
+import { readRowPages, readRowsById, stampOf as stampOfAttachment } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, coversEveryRow, inTimeWindow, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
@@ -426,18 +426,6 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       } else record(object, retry, false, recentChange(row, object), PRESENT);
     };
 
-    /**
-     * Whether the checkpoint records the object as finished: done above the watermark or recently, or in a row at or
-     * below it whose attachment did not change since the last sync and was not failed or missing there.
-     */
-    const startMark = options.resume.watermark(job);
-    const finishedBefore = (row: Row, object: OwnedObject, key: string): boolean => {
-      if (options.resume.isDone(key, stampOf(row, object))) return true;
-      if (startMark === undefined || BigInt(object.id) > BigInt(startMark) || options.resume.wasOutstanding(key)) return false;
-      const updated = row[updatedColumn(object.attachment)];
-      return changesFrom === undefined || typeof updated !== 'string' || updated < changesFrom;
-    };
-
     /** Every object the row owns was finished by an earlier run (resume). */
     const finishedAlready = (row: Row) =>
       ownedInScope(job, row, scope).every((object) => options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
@@ -486,7 +474,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           summary.objects += 1;
           // The listing wins over the checkpoint: what an earlier run finished is skipped only if the destination
           // still lists it as the source does (an emptied bucket is filled again).
-          if (finishedBefore(row, object, key)) {
+          if (copiedAsOf(options.resume, job, row, object, key)) {
             if (atDestinationNow !== undefined && (atSource === undefined || sameListed(atSource, atDestinationNow))) {
               summary.skipped += 1;
               options.onSkipped?.(job, 1);
@@ -689,18 +677,24 @@ function sinceOnly(scope: Scope): { since: string; maxId: string } | undefined {
   return scope.since === undefined ? undefined : { since: scope.since, maxId: scope.maxId ?? MAX_ID };
 }
 
-/** `<attachment>_updated_iso`, the column a row's attachment says when it changed in (src/db/rows.ts), made once per attachment. */
-const updatedColumns = new Map<string, string>();
-function updatedColumn(attachment: string): string {
-  let column = updatedColumns.get(attachment);
-  if (column === undefined) updatedColumns.set(attachment, (column = `${attachment}_updated_iso`));
-  return column;
-}
-
 /** The row's `*_updated_at` of the object's attachment (ISO UTC), undefined when it has none: which file the row names. */
 function stampOf(row: Row, object: OwnedObject): string | undefined {
-  const updated = row[updatedColumn(object.attachment)];
-  return typeof updated === 'string' ? updated : undefined;
+  return stampOfAttachment(row, object.attachment);
+}
+
+/**
+ * Whether the checkpoint records `object` (`key` at the destination) as copied, for the file `row` names now: done
+ * above the watermark or recently, or in a row at or below it whose attachment did not change since the last sync and
+ * was not failed or missing there. What --resume --skip-existing trusts while the destination lists it, and what a
+ * resumed run asks the destination for (src/sync/destinationCheck.ts).
+ */
+export function copiedAsOf(resume: ResumeState, job: JobName, row: Row, object: OwnedObject, key: string): boolean {
+  const updated = stampOf(row, object);
+  if (resume.isDone(key, updated)) return true;
+  const watermark = resume.watermark(job);
+  if (watermark === undefined || BigInt(object.id) > BigInt(watermark) || resume.wasOutstanding(key)) return false;
+  const changesFrom = resume.changesFrom(job);
+  return changesFrom === undefined || updated === undefined || updated < changesFrom;
 }
 
 /**
