@@ -42,12 +42,16 @@ export class UnavailableError extends Error {
 
 /**
  * A signal (SIGINT, SIGTERM, SIGHUP) came while a command was still starting (waiting for the database or a store,
- * reading its checkpoint): it stops there, with nothing written, and exits 130 as an interrupted run does.
+ * reading its checkpoint): it stops there, with nothing written, and exits 130 as an interrupted run does. `before`
+ * says what had not begun yet, in the command's words.
  */
 export class InterruptedError extends Error {
   override readonly name = 'InterruptedError';
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`interrupted by ${signal} at the start, before the first copy: nothing was written`);
+  constructor(
+    readonly signal: NodeJS.Signals,
+    before = 'before the first copy: nothing was written',
+  ) {
+    super(`interrupted by ${signal} at the start, ${before}`);
   }
 }
 

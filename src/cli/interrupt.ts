@@ -3,6 +3,7 @@
  * without a handler Node dies of them at once (exit 143 for SIGTERM) and the lock stays, which a run on another host
  * (the next pod of a Kubernetes Job) cannot tell from a live one. During the start a signal ends it (exit 130,
  * nothing written); once copying, it stops new copies and lets those in flight finish, and a second one aborts them.
+ * verify and prune are handled the same way, from before their first wait on the database to their last.
  */
 import { setMaxListeners } from 'node:events';
 import { InterruptedError } from '../errors.js';
@@ -19,7 +20,11 @@ export class RunSignals {
   /** The first signal received, if any: a run it ended holds nothing afterwards (--metrics-hold). */
   private receivedSignal: NodeJS.Signals | undefined;
 
-  constructor(private readonly log: Logger) {
+  /** `before`: what the line of a signal during the start says had not begun (InterruptedError). */
+  constructor(
+    private readonly log: Logger,
+    private readonly before?: string,
+  ) {
     // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
     // here, and its warning would be a non-JSON line on stderr.
     setMaxListeners(0, this.stop.signal, this.abort.signal);
@@ -45,7 +50,7 @@ export class RunSignals {
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     this.receivedSignal ??= signal;
     if (!this.copying) {
-      if (!this.stop.signal.aborted) this.stop.abort(new InterruptedError(signal));
+      if (!this.stop.signal.aborted) this.stop.abort(new InterruptedError(signal, this.before));
       return;
     }
     if (this.stop.signal.aborted) {
@@ -56,6 +61,20 @@ export class RunSignals {
     this.log.warn({ signal }, 'stopping: no new copies; finishing those in flight (signal again to abort them)');
     this.stop.abort();
   };
+}
+
+/**
+ * `command` with signals handled (RunSignals) from before its first wait on the database until it has returned, its
+ * session closed: verify and prune, which had no handler until their first store request, so that SIGTERM while the
+ * database was waited for (unreachable and tried again, a query that hangs) was a raw death (exit 143, no line).
+ */
+export async function withSignals<T>(log: Logger, before: string, command: (signals: RunSignals) => Promise<T>): Promise<T> {
+  const signals = new RunSignals(log, before);
+  try {
+    return await command(signals);
+  } finally {
+    signals.remove();
+  }
 }
 
 /**

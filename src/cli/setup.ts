@@ -8,6 +8,7 @@ import { hasTable, probeSchema, type Schema } from '../db/schema.js';
 import { UsageError } from '../errors.js';
 import { JOB_NAMES, isJobName, type JobName } from '../mastodon/tables.js';
 import { loadConfig, locateConfig, type Config } from './config.js';
+import { unlessStopped } from './interrupt.js';
 
 export interface CommonFlags {
   readonly config?: string;
@@ -63,10 +64,21 @@ function patienceForTests(variable: string): number | undefined {
   return value !== undefined && value !== '' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
-/** `signal` stops the wait for a database that does not answer yet, when the start has failed for good elsewhere. */
+/** openSession until `stop` aborts (a signal), then the stop's reason at once; a session that opens late is closed. */
+export function openSessionUnlessStopped(config: Config, jobNames: readonly string[], log: Logger, stop: AbortSignal): Promise<Session> {
+  return unlessStopped(openSession(config, jobNames, log, stop), stop, (late) => late.db.close());
+}
+
+/**
+ * `signal` stops the wait for a database that does not answer yet, when the start has failed for good elsewhere or a
+ * signal came; aborted while the schema is probed, it closes the session, whose query may never be answered (a
+ * database that hangs): open, its connection would keep the process alive long after its last line.
+ */
 export async function openSession(config: Config, jobNames: readonly string[], log: Logger, signal?: AbortSignal): Promise<Session> {
   const { jobs, all } = parseJobs(jobNames);
   const db = await connectDatabase(config.database, log, { startPatienceMs: startPatienceMs(), startSignal: signal });
+  const closeOnAbort = () => void db.close();
+  signal?.addEventListener('abort', closeOnAbort, { once: true });
   try {
     const schema = await probeSchema(db);
     // Every Mastodon version has these two: without both, the database is not Mastodon's, whatever job was named.
@@ -86,5 +98,7 @@ export async function openSession(config: Config, jobNames: readonly string[], l
   } catch (error) {
     await db.close();
     throw error;
+  } finally {
+    signal?.removeEventListener('abort', closeOnAbort);
   }
 }

@@ -17,6 +17,7 @@ import { createDatabase, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { runCli, writeConfig, type ConfigSettings } from '../support/cli.js';
+import { PgRelay } from '../support/pgRelay.js';
 
 let db: TestDatabase;
 let s3: S3Server;
@@ -260,4 +261,53 @@ describe('a checkpoint held by another run', () => {
     assert.match(free.stderr, /records progress .*Pass --resume/);
     assert.equal(existsSync(lock), false);
   });
+});
+
+describe('verify and prune: a signal while they wait on the database', () => {
+  // They had no handler until their first store request: SIGTERM there was a raw death (exit 143, no line).
+  const COMMANDS = [
+    { args: ['verify', 'all'], before: 'before anything was checked' },
+    { args: ['prune', 'all'], before: 'before anything was listed: nothing was deleted' },
+  ];
+
+  for (const { args, before } of COMMANDS) {
+    test(`${args[0]}: SIGTERM while the database does not answer (tried again): exit 130, one line`, async () => {
+      const { dir, lock } = config(noDatabase());
+      const result = await runUntil([...args, '--log-level', 'warn'], dir, lock, /the database does not answer yet/, (child) => child.kill('SIGTERM'));
+      assert.equal(result.signal, null, 'handled SIGTERM');
+      assert.equal(result.code, 130, result.stderr);
+      assert.deepEqual(plainLines(result.stderr), [`mastosync: interrupted by SIGTERM at the start, ${before}`]);
+      assert.ok(result.secondsAfter < 10, `${result.secondsAfter} s after the signal`);
+    });
+
+    test(`${args[0]}: SIGINT while a query waits for an answer that never comes: exit 130 at once, one line`, async () => {
+      const { hostname, port } = new URL(db.url);
+      const relay = new PgRelay({ host: hostname, port: Number(port) });
+      // The schema probe's query is held back and the connection goes silent: a database that hangs.
+      relay.freezeAt(/information_schema\.columns/);
+      try {
+        const { dir } = config(await relay.listen(db.url));
+        let signalled = 0;
+        const result = await runCli([...args, '--log-level', 'warn'], {
+          cwd: dir,
+          onSpawn: (child) => {
+            const timer = setInterval(() => {
+              if (!relay.isFrozen) return;
+              clearInterval(timer);
+              signalled = Date.now();
+              child.kill('SIGINT');
+            }, 20);
+            child.once('close', () => clearInterval(timer));
+          },
+        });
+        assert.ok(signalled > 0, `the query was never sent: ${result.stderr}`);
+        assert.equal(result.signal, null, 'handled SIGINT');
+        assert.equal(result.code, 130, result.stderr);
+        assert.deepEqual(plainLines(result.stderr), [`mastosync: interrupted by SIGINT at the start, ${before}`]);
+        assert.ok((Date.now() - signalled) / 1000 < 10, `${(Date.now() - signalled) / 1000} s after the signal`);
+      } finally {
+        await relay.close();
+      }
+    });
+  }
 });

@@ -3,6 +3,8 @@
  * (src/db/connection.ts) and the commands do then:
  * - `freeze()`: a proxy, NAT or host that stops forwarding without closing anything: the connections open then
  *   forward nothing, ever, and stay open; connections made while frozen wait, and go through once it thaws;
+ *   `freezeAt(statement)`: the same, as the first statement whose text matches is sent (it never reaches the server:
+ *   a query that waits for good, as on a database that hangs);
  * - `loseAt(statement, occurrence)`: the database gone for good at a chosen statement (the occurrence-th one whose
  *   text matches, counted over every connection): that statement never reaches the server, every connection is cut,
  *   and every connection after is refused as a rotated password is (FATAL 28P01), which no reconnecting heals;
@@ -69,6 +71,7 @@ export class PgRelay {
   private gone = false;
   private dropped = false;
   private lose: { statement: RegExp; left: number } | undefined;
+  private freezeOn: RegExp | undefined;
   /** Statements that reached the server. */
   readonly statements: string[] = [];
 
@@ -125,6 +128,11 @@ export class PgRelay {
           this.loseForGood();
           return;
         }
+        if (text !== undefined && this.freezeOn?.test(text)) {
+          this.freezeOn = undefined;
+          this.freeze();
+          return;
+        }
         if (text !== undefined) this.statements.push(text);
         upstream.write(message.bytes);
       }
@@ -139,6 +147,16 @@ export class PgRelay {
   freeze(): void {
     this.frozen = true;
     for (const pair of this.live) pair.frozen = true;
+  }
+
+  /** Freezes (see freeze) as the first statement matching `statement` is sent, holding that statement back. */
+  freezeAt(statement: RegExp): void {
+    this.freezeOn = statement;
+  }
+
+  /** Whether the relay is frozen (by freeze, or by freezeAt's statement). */
+  get isFrozen(): boolean {
+    return this.frozen;
   }
 
   thaw(): void {

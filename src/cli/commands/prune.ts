@@ -19,9 +19,11 @@ import { emptyPruneSummary, pruneJobs, type DeleteLimit, type Orphan, type Orpha
 import { settleHeapForWork } from '../heap.js';
 import { EXIT, type Output } from '../exit.js';
 import { stdoutBeside, type ProgressDisplay } from '../progress.js';
-import { openSession, parseJobs, readConfig } from '../setup.js';
+import { openSessionUnlessStopped, parseJobs, readConfig } from '../setup.js';
+import type { Config } from '../config.js';
 import { checkStores, warnTo } from '../stores.js';
 import { formatBytes, formatCount } from '../summary.js';
+import { withSignals, unlessStopped, type RunSignals } from '../interrupt.js';
 
 interface PruneFlags {
   readonly jobs: string[];
@@ -49,20 +51,37 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
   const config = readConfig(flags, log);
   const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
   if (manifest !== undefined) refuseUnwritableManifest(manifest);
-  const session = await openSession(config, flags.jobs, log);
+  return withSignals(log, 'before anything was listed: nothing was deleted', (signals) =>
+    pruneWithSignals(signals, { flags, all, config, manifest, log, out, progress }),
+  );
+}
+
+/** prune's inputs once read, and where it reports. */
+interface PruneRun {
+  readonly flags: PruneFlags;
+  readonly all: boolean;
+  readonly config: Config;
+  readonly manifest: string | undefined;
+  readonly log: Logger;
+  readonly out: Output;
+  readonly progress: ProgressDisplay | undefined;
+}
+
+/** What prune does once its signals are handled (withSignals). */
+async function pruneWithSignals(signals: RunSignals, { flags, all, config, manifest, log, out, progress }: PruneRun): Promise<number> {
+  const { stop } = signals;
+  const session = await openSessionUnlessStopped(config, flags.jobs, log, stop.signal);
   let destination: ObjectStore | undefined;
   try {
     const store = (destination = createStore(config.destination, { role: 'destination', concurrency: config.sync.concurrency, warn: warnTo(log) }));
     if (store.list === undefined) throw new UsageError(`the destination (${store.description}) cannot list its objects, which prune needs`);
     if (flags.delete && destination.delete === undefined) throw new UsageError(`the destination (${destination.description}) cannot delete objects`);
     limitStoreRates([destination], flags.maxRps ?? config.sync.maxRps);
-    await checkStores([destination], log);
+    await unlessStopped(checkStores([destination], log, stop.signal), stop.signal);
     // Under `all`, the folders of a table this version dropped (imports, v4.4) hold nothing any row owns.
     const tablelessJobs = all ? JOB_NAMES.filter((job) => !session.jobs.includes(job)) : [];
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // From here a signal stops prune after the requests in flight, with the summary of what was listed and deleted.
+    signals.startCopying();
     try {
       log.info({ jobs: session.jobs, tablelessJobs, destination: destination.description, delete: flags.delete, maxDelete: flags.limitText }, 'prune started');
       const tally = new ProgressTally([...session.jobs, ...tablelessJobs]);
@@ -129,8 +148,6 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
       return total.failed > 0 ? EXIT.failures : EXIT.ok;
     } finally {
       progress?.stop(false); // stopped already unless prune failed
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
   } finally {
     destination?.close();

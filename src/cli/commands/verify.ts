@@ -18,7 +18,7 @@ import { startMetrics, type MetricsFlags } from '../flags.js';
 import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { describeScope } from '../scope.js';
 import { sourceDoubt } from '../summary.js';
-import { openSession, parseJobs, readConfig, runPatienceMs } from '../setup.js';
+import { openSession, openSessionUnlessStopped, parseJobs, readConfig, runPatienceMs } from '../setup.js';
 import type { Config } from '../config.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import { AccessUnsupportedError } from '../../storage/errors.js';
@@ -27,6 +27,7 @@ import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
 import { formatCount } from '../summary.js';
+import { withSignals, unlessStopped, type RunSignals } from '../interrupt.js';
 
 interface VerifyFlags extends MetricsFlags {
   readonly jobs: string[];
@@ -55,14 +56,26 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
   const acl = flags.acl ? comparedAcl(config.destination) : undefined;
+  return withSignals(log, 'before anything was checked', (signals) => verifyWithSignals(flags, config, concurrency, acl, signals, log, out, progress));
+}
+
+async function verifyWithSignals(
+  flags: VerifyFlags,
+  config: Config,
+  concurrency: number,
+  acl: string | undefined,
+  signals: RunSignals,
+  log: Logger,
+  out: Output,
+  progress: ProgressDisplay | undefined,
+): Promise<number> {
+  const { stop } = signals;
   const metrics = await startMetrics('verify', flags.metrics, log);
-  const session = await openSession(config, flags.jobs, log).catch(async (error: unknown) => {
+  const session = await openSessionUnlessStopped(config, flags.jobs, log, stop.signal).catch(async (error: unknown) => {
     await metrics?.close();
     throw error;
   });
   const stores: ObjectStore[] = [];
-  // As run: a verify a signal ended holds no metrics (--metrics-hold) after its summary.
-  let signalled = false;
   try {
     const source = createStore(config.source, { role: 'source', concurrency, warn: warnTo(log) });
     stores.push(source);
@@ -70,7 +83,7 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
     stores.push(destination);
     // Every request counts against --max-rps, the bucket checks too.
     limitStoreRates(stores, flags.maxRps ?? config.sync.maxRps);
-    await checkStores([source, destination], log);
+    await unlessStopped(checkStores([source, destination], log, stop.signal), stop.signal);
     // A store without per-object ACLs is known before any object is checked: one line, not one per object.
     if (acl !== undefined) {
       await destination.access?.probe().catch((error: unknown) => {
@@ -91,16 +104,11 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
         }
       : undefined;
 
-    const method = await chooseMethod(flags, session, source, destination, config.database.batchSize);
+    const method = await unlessStopped(chooseMethod(flags, session, source, destination, config.database.batchSize), stop.signal);
     const samplePercent = flags.samplePercent ?? (method === 'listing' ? 0 : 100);
 
-    const stop = new AbortController();
-    const onSignal = () => {
-      signalled = true;
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // From here a signal stops verify after the checks in flight, with the summary of what was checked.
+    signals.startCopying();
     try {
       log.info(
         {
@@ -174,13 +182,12 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
       return total.missing + total.mismatched + total.errors > 0 ? EXIT.failures : EXIT.ok;
     } finally {
       progress?.stop(false); // stopped already unless the check failed
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
   } finally {
     for (const store of stores) store.close();
     await session.db.close();
-    await metrics?.close(signalled ? 0 : flags.metricsHoldMs);
+    // As run: a verify a signal ended holds no metrics (--metrics-hold) after its summary.
+    await metrics?.close(signals.received === undefined ? flags.metricsHoldMs : 0);
   }
 }
 
