@@ -529,7 +529,7 @@ function countRepair(summary: VerifyJobSummary, repair: RepairDone, options: Ver
   options.onRepair?.(repair);
 }
 
-function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<VerifyOptions, 'onProblem' | 'onSettled'>): void {
+function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verifying, 'onProblem' | 'onSettled' | 'streaks'>): void {
   // Checked by no one: a store gone stopped verify.
   if (outcome === 'unchecked') {
     summary.checked -= 1;
@@ -541,8 +541,13 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verify
     return;
   }
   const [first] = outcome;
-  if (first === undefined) summary.ok += 1;
-  else if (first.problem === 'missing') summary.missing += 1;
+  if (first === undefined) {
+    summary.ok += 1;
+    // An object found whole: the destination answers as it should. Only a clear run of failed repairs with none
+    // found whole between stops verify; the objects a destination refuses alone (a body over a proxy's limit) come
+    // among whole ones, and stopped every verify --repair before it checked the rest (review2).
+    options.streaks?.succeeded();
+  } else if (first.problem === 'missing') summary.missing += 1;
   else if (first.problem === 'error') summary.errors += 1;
   else summary.mismatched += 1;
   for (const problem of outcome) {

@@ -229,3 +229,43 @@ describe('verify --repair over objects a lost disk cannot serve, and readable mi
     }
   });
 });
+
+describe("verify --repair over objects the destination refuses alone (a proxy's body limit), among whole ones", () => {
+  test('checks every object and reports the refused ones unrepaired, exit 1, never a stop', async () => {
+    const db = await createDatabase('current');
+    cleanUp.push(() => db.drop());
+    await insertAvatarAccounts(db.client, `generate_series(1, ${ROWS}) AS g`);
+    // Last in this file: every third avatar of the shared source grows past the destination's proxy limit.
+    const large = new Set(
+      range(1, ROWS)
+        .filter((id) => id % 3 === 0)
+        .map(avatarKey),
+    );
+    for (const key of large) await source.put('alone-source', key, Buffer.alloc(300 * 1024, 7), { contentType: 'image/png' });
+    await destination.createBucket('alone-refused');
+    const front = await startProxy({ upstreamPort: destination.port, latencyMs: LATENCY_MS });
+    cleanUp.push(() => front.stop());
+    front.setFault((request) => (request.operation === 'PutObject' && large.has(request.key!) ? { kind: 'refuse-body' } : undefined));
+    const config = writeConfig({
+      databaseUrl: db.url,
+      source: { endpoint: source.endpoint, bucket: 'alone-source' },
+      destination: { endpoint: front.endpoint, bucket: 'alone-refused' },
+      concurrency: CONCURRENCY,
+      batchSize: 50,
+      retries: 1,
+    });
+    cleanUp.push(() => rmSync(config.dir, { recursive: true, force: true }));
+    const copied = await night(config.dir);
+    assert.equal(copied.code, 1, copied.stderr);
+    assert.equal(summaryOf(copied).total.failed, large.size);
+    const result = await runCli(['verify', 'accounts', '--repair', '--json', '--quiet', '--log-level', 'warn'], {
+      cwd: config.dir,
+      env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
+    });
+    assert.equal(result.code, 1, result.stderr.slice(0, 2000));
+    assert.deepEqual(stopLines(result), [], 'the refused objects come among whole ones');
+    const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: { ok: number; missing: number; unrepaired: number } };
+    assert.equal(summary.total.ok, ROWS - large.size, result.stdout.slice(-1500));
+    assert.equal(summary.total.unrepaired, large.size);
+  });
+});
