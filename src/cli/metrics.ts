@@ -53,7 +53,7 @@ export class Metrics {
     });
     this.requestFailures = new Counter({
       name: 'mastosync_request_failures_total',
-      help: 'Store requests that failed, by side, operation and kind as the store classifies them (retryable and throttled ones are retried; throttled ones also lower concurrency)',
+      help: 'Store requests that failed, by side, operation and kind as the store classifies them (retryable and throttled ones are retried; throttled ones also lower concurrency). An object missing at the source is an answer, not a failure: mastosync_objects_total{status="missing"}',
       labelNames: ['side', 'operation', 'kind'],
       registers: [registry],
     });

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
@@ -79,7 +79,7 @@ function sum(samples: readonly Sample[], name: string, labels: Record<string, st
 
 interface Summary {
   jobs: Array<{ job: string; rows: number; copied: number; relocated: number; missing: number; failed: number; skipped: number; bytes: number }>;
-  total: { copied: number; relocated: number; failed: number };
+  total: { copied: number; relocated: number; missing: number; failed: number };
 }
 
 describe('--metrics during a real run', () => {
@@ -169,6 +169,20 @@ describe('--metrics during a real run', () => {
         assert.equal(sum(final, 'mastosync_rows_read_total', { job: job.job }), job.rows, `${job.job} rows`);
       }
       assert.equal(summary.total.failed, 0);
+      // As docs/operations.md's table says: the statuses it lists, and an object missing at the source counted there,
+      // not as a failed request (the store answered: no such object).
+      const documented = (metric: string) => {
+        const row = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')
+          .split('\n')
+          .find((line) => line.startsWith(`| \`${metric}\``))!;
+        return row.split('|')[4]!;
+      };
+      const statuses = new Set(final.filter((sample) => sample.name === 'mastosync_objects_total').map((sample) => sample.labels.status!));
+      assert.match(documented('mastosync_objects_total'), new RegExp(`\`${[...statuses].join(' ')}\``), 'the statuses served, as documented');
+      assert.ok(summary.total.missing > 0, 'the world has objects missing at the source');
+      assert.equal(sum(final, 'mastosync_objects_total', { status: 'missing' }), summary.total.missing);
+      assert.equal(sum(final, 'mastosync_request_failures_total', { side: 'source', kind: 'notFound' }), 0);
+      assert.match(documented('mastosync_request_failures_total'), /missing at the source is an answer, not a failed request/);
       assert.equal(sum(final, 'mastosync_copies_in_flight'), 0);
       assert.ok(sum(final, 'mastosync_start_time_seconds', { command: 'run' }) > Date.now() / 1000 - 600);
       assert.ok(sum(final, 'mastosync_watermark_id') > 0, 'every job that read rows has a watermark');
