@@ -87,8 +87,13 @@ type RawConfig = Partial<Record<SectionName, RawSection>>;
 export interface Config {
   /** Where the settings came from, for messages: a file path or "the environment". */
   readonly origin: string;
-  /** Which variables overrode the file's values, and which empty ones it stood against: a line each at start. */
+  /** Which variables overrode the file's values: an info line each at start. */
   readonly notices: readonly string[];
+  /**
+   * Which empty variables the file's values stood against: a warning each at start (cron mails it), since an admin may
+   * have meant the empty variable to clear the file's value (a storage class, a key prefix), which it never does.
+   */
+  readonly warnings: readonly string[];
   readonly database: DatabaseConfig;
   readonly source: StoreConfig;
   readonly destination: StoreConfig & { readonly acl: string; readonly storageClass?: string };
@@ -154,7 +159,7 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
   };
   let resolved: ConfigParts;
   try {
-    resolved = resolve(raw, origin, setting, overlay.notices);
+    resolved = resolve(raw, origin, setting, overlay);
   } catch (error) {
     throw error instanceof UsageError ? namingEmptied(overlay, error) : error;
   }
@@ -231,6 +236,7 @@ const EMPTY_IS_A_VALUE = new Set(['MASTOSYNC_DESTINATION_ACL']);
 /** What the environment did to the file, for the command to say at start; and the empty variables taken as unset. */
 interface Overlay {
   readonly notices: string[];
+  readonly warnings: string[];
   readonly emptied: Array<{ name: string; section: SectionName }>;
   /** `section key` → the variable that set it, to name it in the line that refuses its value. */
   readonly set: Map<string, string>;
@@ -246,7 +252,7 @@ interface Overlay {
  * variable that overrides a value of the file, and each empty one the file's value stands against, is a notice.
  */
 function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): Overlay {
-  const overlay: Overlay = { notices: [], emptied: [], set: new Map() };
+  const overlay: Overlay = { notices: [], warnings: [], emptied: [], set: new Map() };
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
   for (const [name, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
     if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
@@ -260,7 +266,7 @@ function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string
     const inFile = file !== undefined && raw[section]?.[key] !== undefined;
     if (value.trim() === '') {
       if (inFile)
-        overlay.notices.push(`environment variable ${name} is empty: [${section}] ${key} from ${file} stands (an empty variable never overrides the file)`);
+        overlay.warnings.push(`environment variable ${name} is empty: [${section}] ${key} from ${file} stands (an empty variable never overrides the file)`);
       else if (EMPTY_IS_A_VALUE.has(name)) (raw[section] ??= {})[key] = '';
       else overlay.emptied.push({ name, section });
       continue;
@@ -290,7 +296,7 @@ function parseEnvValue(type: KeyType, value: string): unknown {
   return value;
 }
 
-function resolve(raw: RawConfig, origin: string, setting: Setting, notices: readonly string[]): ConfigParts {
+function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, warnings }: Pick<Overlay, 'notices' | 'warnings'>): ConfigParts {
   const database = raw.database ?? {};
   const sync = raw.sync ?? {};
   const batchSize = positive(setting('database', 'batch_size'), database.batch_size, 10_000);
@@ -305,6 +311,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, notices: read
   return {
     origin,
     notices,
+    warnings,
     database: {
       connectionString: database.url as string | undefined,
       host: database.host as string | undefined,

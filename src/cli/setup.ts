@@ -18,6 +18,7 @@ export interface CommonFlags {
 export function readConfig(flags: CommonFlags, log: Logger): Config {
   const config = loadConfig(locateConfig(flags.config, process.env), process.env);
   for (const notice of config.notices) log.info(notice);
+  for (const warning of config.warnings) log.warn(warning);
   return config;
 }
 

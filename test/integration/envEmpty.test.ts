@@ -125,6 +125,12 @@ test('an empty key prefix or storage class never overrides the file’s: nothing
     'environment variable MASTOSYNC_DESTINATION_KEY_PREFIX is empty: [destination] key_prefix from mastosync.toml stands (an empty variable never overrides the file)',
     'environment variable MASTOSYNC_DESTINATION_STORAGE_CLASS is empty: [destination] storage_class from mastosync.toml stands (an empty variable never overrides the file)',
   ]);
+  // Warnings, which cron mails: the admin may have meant the empty variable to clear the file's value.
+  const levels = result.stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes(' is empty: '))
+    .map((line) => (JSON.parse(line) as { level: number }).level);
+  assert.deepEqual(levels, [40, 40], result.stderr);
 });
 
 test('MASTOSYNC_DESTINATION_ACL= sends no ACL where the file sets none (S3_PERMISSION=), and leaves the file’s ACL in place where it sets one', async () => {

@@ -106,7 +106,8 @@ test('an empty variable counts as unset: the file’s value stands, with a notic
     },
     { bucket: 'new', prefix: 'mastodon-backup', acl: 'private', password: undefined, region: 'us-east-1', concurrency: 8 },
   );
-  assert.deepEqual(config.notices, [
+  assert.deepEqual(config.notices, []);
+  assert.deepEqual(config.warnings, [
     `environment variable MASTOSYNC_DESTINATION_ACL is empty: [destination] acl from ${path} stands (an empty variable never overrides the file)`,
     `environment variable MASTOSYNC_DESTINATION_BUCKET is empty: [destination] bucket from ${path} stands (an empty variable never overrides the file)`,
     `environment variable MASTOSYNC_DESTINATION_KEY_PREFIX is empty: [destination] key_prefix from ${path} stands (an empty variable never overrides the file)`,

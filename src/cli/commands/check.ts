@@ -42,6 +42,7 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
     // A store not configured yet (the destination, right after `init --from-env`) is that store's failure below.
     config = loadConfigParts(locateConfig(flags.config, process.env), process.env);
     for (const notice of config.notices) log.info(notice);
+    for (const warning of config.warnings) log.warn(warning);
     report({ check: 'config', ok: true, detail: config.origin });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
