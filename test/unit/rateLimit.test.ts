@@ -60,7 +60,8 @@ test('a request after a quiet spell goes at once', TIMEOUT, async () => {
   await new Promise((resolve) => setTimeout(resolve, 120));
   const asked = performance.now();
   await bucket.take();
-  assert.ok(performance.now() - asked < 50, 'the interval had passed: no wait');
+  // A wait would be the whole 100 ms interval; a loaded machine may take tens of ms to run the next turn anyway.
+  assert.ok(performance.now() - asked < 90, 'the interval had passed: no wait');
 });
 
 test('a request whose signal aborts leaves the queue at once; those behind it keep their order', TIMEOUT, async () => {
