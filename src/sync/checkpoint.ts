@@ -3,7 +3,8 @@
  * (`job, id, key, status, bytes, ms`, plus `from` or `error`), now and then a watermark line per job (the id up to
  * which every row is finished), and a `synced` line per job once every change below the watermark up to the run's
  * start has been copied. Each line is written with one write() as soon as its object is done, so a SIGKILL leaves
- * only true lines (at worst a torn last one, which loading skips).
+ * only true lines (at worst a torn last one, which loading skips). A line damaged anywhere else (at rest, by the disk or
+ * a hand) is said in one warning, and what it may have recorded is taken as not done (readCheckpoint).
  *
  * Resuming reads only what it needs: the watermark and sync time of each job (rows up to the watermark are read
  * again only when they changed since: src/sync/run.ts), the objects finished above the watermark or recently
@@ -135,6 +136,8 @@ export const EMPTY_RESUME_STATE: ResumeState = {
 export interface LoadOptions {
   /** How far before a sync time a change may carry a timestamp yet commit after it (docs/operations.md). */
   readonly changeMarginMs: number;
+  /** Told, in one line naming the file and the lines, of damage other than a torn last line (docs/integrity.md). */
+  readonly onDamage?: (message: string) => void;
 }
 
 const FINISHED: ReadonlySet<string> = new Set(['copied', 'relocated', 'present']);
@@ -166,6 +169,36 @@ interface LoadedCheckpoint {
   readonly destinationUnanswered: string | undefined;
   changesFrom(job: string): string | undefined;
   recentFrom(job: string): string | undefined;
+  /** Numbers of the damaged lines (not torn last lines), from 1. */
+  readonly damaged: readonly number[];
+}
+
+/**
+ * A line loading could not read (damaged at rest, a file system's block of zeros, a hand edit), and what could still
+ * be told from it: its job and row id, when its start is intact. What it recorded is taken as not done.
+ */
+interface Damage {
+  /** Its line number, from 1. */
+  readonly number: number;
+  readonly offset: number;
+  readonly job?: string;
+  readonly id?: string;
+  /** How many run headers come before it: a job's sync time written by a later run means its rows were all read since. */
+  readonly runsBefore: number;
+  /**
+   * The line before a run header, or the file's last: a line a kill cut short, which is expected, and neither said
+   * nor doubted (what it was writing was never recorded: the object was in flight, a watermark not yet moved).
+   */
+  torn: boolean;
+  /** Takes back what its damage did to the objects outstanding, once it turns out torn. */
+  undo?: () => void;
+  /** A run header's: handled as a fresh run's (see readCheckpoint). */
+  readonly header?: true;
+  /**
+   * Its object's key could be read (that object is outstanding), or it was a watermark, a sync time or compacted recent
+   * objects (lost, they say less than was done): nothing else needs doubting.
+   */
+  settled?: true;
 }
 
 /** A recently changed attachment's object, known as copied: its job, and its attachment's `*_updated_at` in ms. */
@@ -201,6 +234,7 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
   if (!existsSync(path)) return EMPTY_RESUME_STATE;
   const loaded = await readCheckpoint(path, options);
   const { header, watermarks, outstanding, done, recent, destinationUnanswered } = loaded;
+  if (loaded.damaged.length > 0) options.onDamage?.(describeDamage(path, loaded.damaged));
   if (header !== undefined && (header.source !== identity.source || header.destination !== identity.destination)) {
     throw new UsageError(
       `checkpoint ${path} belongs to a run from ${header.source} to ${header.destination}, not from ${identity.source} to ${identity.destination}: ` +
@@ -248,6 +282,12 @@ export async function loadCheckpoint(path: string, identity: CheckpointIdentity,
   };
 }
 
+/** A damaged line turns out to be one a kill cut short: what it was writing was never recorded, and nothing is doubted. */
+function tear(damage: Damage): void {
+  damage.torn = true;
+  damage.undo?.();
+}
+
 async function readCheckpoint(path: string, options: LoadOptions): Promise<LoadedCheckpoint> {
   // Pass 1: headers, watermarks, sync times and outstanding objects (few lines); everything else is skipped unparsed.
   let header: RunHeader | undefined;
@@ -255,47 +295,105 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   let startHeader: RunHeader | undefined;
   let startHeaderLine: string | undefined;
   let runStart = 0;
+  let runStartNumber = 1;
   const watermarks = new Map<string, bigint>();
   const synced = new Map<string, string>();
+  // The run (counted in headers) that last wrote each job's sync time: it read every row of the job from its watermark.
+  const syncedIn = new Map<string, number>();
   const outstanding = new Map<string, OutstandingObject & { line: string }>();
   const compactedRecent: Array<[string, RecentObject]> = [];
   let destinationUnanswered: string | undefined;
-  await forEachLine(path, 0, (line, offset) => {
+  const damages: Damage[] = [];
+  let runs = 0;
+  let last: { kind: string | undefined; damage?: Damage } = { kind: undefined };
+  const damaged = (line: string, offset: number, number: number, kind: Pick<Damage, 'header' | 'settled'> = {}): Damage => {
+    const job = /^\{"job":"([a-z_]+)"/.exec(line)?.[1];
+    const damage: Damage = { number, offset, job, id: job === undefined ? undefined : idOf(line), runsBefore: runs, torn: false, ...kind };
+    damages.push(damage);
+    // An object line whose start is whole up to its status names its object: that object is tried again.
+    const key = damage.id === undefined ? undefined : keyOf(line);
+    if (key !== undefined) {
+      damage.settled = true;
+      const before = outstanding.get(key);
+      damage.undo = () => (before === undefined ? outstanding.delete(key) : outstanding.set(key, before));
+      const lost = { job: job!, id: damage.id!, key, status: 'failed' as const };
+      outstanding.set(key, { ...lost, line: objectLine({ ...lost, bytes: 0, ms: 0, error: `line ${number} of the checkpoint was unreadable` }) });
+    }
+    return damage;
+  };
+  await forEachLine(path, 0, (line, offset, number) => {
     const kind = kindOf(line);
+    // A damaged line followed by a run header is one a kill cut short: the writer starts the next run on a new line.
+    if (last.damage !== undefined && kind === 'run') tear(last.damage);
+    last = { kind };
     if (kind === 'object') {
-      // Most lines: only failed, missing and retried ones matter here.
+      // Most lines: only failed, missing and retried ones matter here, and a status of none of the known kinds.
       const status = line.indexOf(STATUS, 8) + STATUS.length;
-      if (!line.startsWith('failed"', status) && !line.startsWith('missing"', status) && !line.includes('"retry":true', status)) return;
+      const known = statusAt(line, status);
+      if (known !== undefined && known !== 'failed' && known !== 'missing' && !line.includes('"retry":true', status)) return;
       const parsed = parseLine<ObjectLine>(line);
-      if (parsed === undefined) return;
+      if (parsed === undefined || known === undefined || !isId(parsed.id)) {
+        last.damage = damaged(line, offset, number);
+        return;
+      }
       if (parsed.status === 'failed' || parsed.status === 'missing')
         outstanding.set(parsed.key, { job: parsed.job, id: parsed.id, key: parsed.key, status: parsed.status, line });
       else outstanding.delete(parsed.key);
     } else if (kind === 'run') {
+      runs += 1;
       const parsed = parseLine<RunHeader>(line);
-      if (parsed === undefined) return;
+      if (parsed === undefined || !['fresh', 'resume', 'retry-failed'].includes(parsed.mode)) {
+        // Perhaps a fresh run's, after which nothing before counted: the watermarks and what is done before it are
+        // not trusted (rows read again, objects copied again), the objects outstanding before it are kept.
+        last.damage = damaged(line, offset, number, { header: true });
+        const before = { watermarks: new Map(watermarks), synced: new Map(synced), recent: [...compactedRecent], runStart, runStartNumber };
+        last.damage.undo = () => {
+          for (const [job, mark] of before.watermarks) watermarks.set(job, mark);
+          for (const [job, time] of before.synced) synced.set(job, time);
+          compactedRecent.push(...before.recent);
+          [runStart, runStartNumber] = [before.runStart, before.runStartNumber];
+        };
+        [runStart, runStartNumber] = [offset, number];
+        watermarks.clear();
+        synced.clear();
+        compactedRecent.length = 0;
+        return;
+      }
       header = parsed;
       if (startHeader === undefined) [startHeader, startHeaderLine] = [parsed, line];
       if (parsed.mode === 'fresh') {
-        [startHeader, startHeaderLine, runStart] = [parsed, line, offset];
+        [startHeader, startHeaderLine, runStart, runStartNumber] = [parsed, line, offset, number];
         watermarks.clear();
         synced.clear();
         outstanding.clear();
         compactedRecent.length = 0;
         destinationUnanswered = undefined;
+        damages.length = 0;
       }
     } else if (kind === 'watermark') {
       const parsed = parseLine<{ job: string; watermark: string }>(line);
-      if (parsed === undefined) return;
+      // A watermark lost says less than was done: the one before it holds, and rows are read again from there.
+      if (parsed === undefined || !isId(parsed.watermark)) {
+        last.damage = damaged(line, offset, number, { settled: true });
+        return;
+      }
       const id = BigInt(parsed.watermark);
       const previous = watermarks.get(parsed.job);
       if (previous === undefined || id >= previous) watermarks.set(parsed.job, id);
     } else if (kind === 'synced') {
       const parsed = parseLine<{ job: string; synced: string }>(line);
-      if (parsed !== undefined && parsed.synced > (synced.get(parsed.job) ?? '')) synced.set(parsed.job, parsed.synced);
+      if (parsed === undefined || Number.isNaN(Date.parse(parsed.synced))) {
+        last.damage = damaged(line, offset, number, { settled: true });
+        return;
+      }
+      if (parsed.synced > (synced.get(parsed.job) ?? '')) synced.set(parsed.job, parsed.synced);
+      syncedIn.set(parsed.job, runs);
     } else if (kind === 'recent') {
       const parsed = parseLine<{ job: string; recent: string }>(line);
-      if (parsed === undefined) return;
+      if (parsed === undefined) {
+        last.damage = damaged(line, offset, number, { settled: true });
+        return;
+      }
       for (const entry of parsed.recent.split(',')) {
         if (entry.length > KEY_HASH_LENGTH)
           compactedRecent.push([entry.slice(0, KEY_HASH_LENGTH), { job: parsed.job, updated: parseInt(entry.slice(KEY_HASH_LENGTH), 36) }]);
@@ -303,8 +401,29 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
     } else if (kind === 'destinationCheck') {
       const parsed = parseLine<{ destinationCheck: string; why?: string }>(line);
       if (parsed !== undefined) destinationUnanswered = parsed.destinationCheck === 'unanswered' ? (parsed.why ?? '') : undefined;
-    }
+      else last.damage = damaged(line, offset, number, { settled: true });
+    } else last.damage = damaged(line, offset, number);
   });
+  // The file's last line, damaged, is one a kill cut short.
+  if (last.damage !== undefined) tear(last.damage);
+
+  // A damaged line that may have said an object of a row was failed or missing, and that no later run has read past
+  // (a sync time written after it), holds its job's watermark below its row (below every row, when its row id or its
+  // job cannot be read): those rows are read again. What is done in its row before it is not trusted either.
+  const unread = damages.filter(
+    (damage) => damage.job === undefined || syncedIn.get(damage.job) === undefined || syncedIn.get(damage.job)! <= damage.runsBefore,
+  );
+  const doubtedRows = new Map<string, number>();
+  for (const damage of unread) {
+    if (damage.header || damage.settled || damage.torn) continue;
+    const jobs = damage.job === undefined ? [...watermarks.keys()].filter((job) => (syncedIn.get(job) ?? 0) <= damage.runsBefore) : [damage.job];
+    for (const job of jobs) {
+      const mark = watermarks.get(job);
+      if (damage.id === undefined) watermarks.delete(job);
+      else if (mark !== undefined && mark >= BigInt(damage.id)) watermarks.set(job, BigInt(damage.id) - 1n);
+    }
+    if (damage.job !== undefined && damage.id !== undefined) doubtedRows.set(`${damage.job} ${damage.id}`, damage.offset);
+  }
 
   // Until a job says it synced, every row below its watermark was read at or after the starting run's start.
   const freshStart = startHeader?.started ?? startHeader?.run;
@@ -323,33 +442,62 @@ async function readCheckpoint(path: string, options: LoadOptions): Promise<Loade
   for (const [hash, entry] of compactedRecent) if (stillRecent(entry.job, entry.updated)) recent.set(hash, entry);
   // The start of the run whose lines follow (its header's database time): what a line without `updated` copied.
   let runStarted = 0;
-  await forEachLine(path, runStart, (line) => {
-    const kind = kindOf(line);
-    if (kind === 'run') runStarted = startOf(parseLine<RunHeader>(line)?.started);
-    if (kind !== 'object') return;
-    const job = jobOf(line);
-    const mark = watermarks.get(job);
-    if (mark !== undefined && !line.includes('"updated":"')) {
-      const id = idOf(line);
-      if (id !== undefined && BigInt(id) <= mark) return;
-    }
-    const parsed = parseLine<ObjectLine>(line);
-    if (parsed === undefined) return;
-    if (mark === undefined || BigInt(parsed.id) > mark) {
-      if (FINISHED.has(parsed.status)) {
-        const updated = parsed.updated === undefined ? undefined : Date.parse(parsed.updated);
-        done.set(parsed.key, { line, updated, asOf: parsed.asOf === undefined ? runStarted : startOf(parsed.asOf) });
-      } else done.delete(parsed.key);
-    } else if (parsed.updated !== undefined && stillRecent(job, Date.parse(parsed.updated))) {
-      if (FINISHED.has(parsed.status)) recent.set(keyHash(parsed.key), { job, updated: Date.parse(parsed.updated) });
-      else recent.delete(keyHash(parsed.key));
-    }
-  });
+  const reported = new Set(damages.map((damage) => damage.number));
+  let lastDamage: Damage | undefined;
+  await forEachLine(
+    path,
+    runStart,
+    (line, offset, number) => {
+      const kind = kindOf(line);
+      if (lastDamage !== undefined && kind === 'run') lastDamage.torn = true;
+      lastDamage = undefined;
+      if (kind === 'run') runStarted = startOf(parseLine<RunHeader>(line)?.started);
+      if (kind !== 'object') return;
+      const job = jobOf(line);
+      const mark = watermarks.get(job);
+      if (mark !== undefined && !line.includes('"updated":"')) {
+        const id = idOf(line);
+        if (id !== undefined && BigInt(id) <= mark) return;
+      }
+      const parsed = parseLine<ObjectLine>(line);
+      // A finished object's line damaged: it is copied again.
+      if (parsed === undefined || !isId(parsed.id)) {
+        if (!reported.has(number)) damages.push((lastDamage = { number, offset, runsBefore: 0, torn: false }));
+        return;
+      }
+      if (doubtedRows.size > 0 && (doubtedRows.get(`${job} ${parsed.id}`) ?? -1) > offset) return;
+      if (mark === undefined || BigInt(parsed.id) > mark) {
+        if (FINISHED.has(parsed.status)) {
+          const updated = parsed.updated === undefined ? undefined : Date.parse(parsed.updated);
+          done.set(parsed.key, { line, updated, asOf: parsed.asOf === undefined ? runStarted : startOf(parsed.asOf) });
+        } else done.delete(parsed.key);
+      } else if (parsed.updated !== undefined && stillRecent(job, Date.parse(parsed.updated))) {
+        if (FINISHED.has(parsed.status)) recent.set(keyHash(parsed.key), { job, updated: Date.parse(parsed.updated) });
+        else recent.delete(keyHash(parsed.key));
+      }
+    },
+    runStartNumber,
+  );
+  if (lastDamage !== undefined) lastDamage.torn = true;
   for (const key of outstanding.keys()) {
     done.delete(key);
     if (recent.size > 0) recent.delete(keyHash(key));
   }
-  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, destinationUnanswered, changesFrom, recentFrom };
+  const damagedLines = damages
+    .filter((damage) => !damage.torn)
+    .map((damage) => damage.number)
+    .sort((a, b) => a - b);
+  return { header, startHeaderLine, watermarks, synced, outstanding, done, recent, destinationUnanswered, changesFrom, recentFrom, damaged: damagedLines };
+}
+
+/** The one line that says which lines of the checkpoint at `path` are damaged, and what resuming does about them. */
+function describeDamage(path: string, lines: readonly number[]): string {
+  const shown = lines.slice(0, 10).join(', ') + (lines.length > 10 ? ` and ${lines.length - 10} more` : '');
+  const [which, what] = lines.length === 1 ? [`line ${shown}`, 'it'] : [`lines ${shown}`, 'they'];
+  return (
+    `checkpoint ${path}: damaged ${which} (unreadable, and not a torn last line): what ${what} may have recorded is taken as not done ` +
+    '(objects tried again, rows read again, from the start of the job where no row id can be read); `verify all` checks the whole destination'
+  );
 }
 
 /** A run's start in ms, 0 (before any dated row) when unknown or unreadable. */
@@ -498,6 +646,25 @@ function idOf(line: string): string | undefined {
   return /^-?\d+$/.test(id) ? id : undefined;
 }
 
+function isId(id: unknown): id is string {
+  return typeof id === 'string' && /^-?\d+$/.test(id);
+}
+
+/** The statuses an object line may say, most frequent first, each with the quote that ends it. */
+const STATUSES = ['copied', 'relocated', 'present', 'missing', 'failed', 'disowned'].map((status) => `${status}"`);
+
+/** The status an object line says at `at`, read without parsing the line; undefined when it is none of them. */
+function statusAt(line: string, at: number): string | undefined {
+  for (const status of STATUSES) if (line.startsWith(status, at)) return status.slice(0, -1);
+  return undefined;
+}
+
+/** An object line's key, when the line is whole from its start up to its status's key (JSON.parse refuses a control character in it). */
+function keyOf(line: string): string | undefined {
+  const key = /^\{"job":"[a-z_]+","id":"-?\d+","key":("(?:[^"\\]|\\.)*"),"status":"/.exec(line)?.[1];
+  return key === undefined ? undefined : parseLine<string>(key);
+}
+
 function parseLine<T>(line: string): T | undefined {
   try {
     return JSON.parse(line) as T;
@@ -506,11 +673,13 @@ function parseLine<T>(line: string): T | undefined {
   }
 }
 
-/** Calls `visit` with each line and its byte offset, reading the file from `start` in large chunks. */
-async function forEachLine(path: string, start: number, visit: (line: string, offset: number) => void): Promise<void> {
+/** Calls `visit` with each line, its byte offset and its number (`firstNumber` for the line at `start`), reading the file from `start` in large chunks. */
+async function forEachLine(path: string, start: number, visit: (line: string, offset: number, number: number) => void, firstNumber = 1): Promise<void> {
   // The end of a line cut by a chunk's end; only it is copied, never the whole next chunk.
   let carry: Buffer = Buffer.alloc(0);
   let offset = start;
+  // Line numbers count empty lines too, as an editor does: the damage warning names lines by them.
+  let number = firstNumber;
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1 << 20 })) {
     const buffer = chunk as Buffer;
     let lineStart = 0;
@@ -521,13 +690,15 @@ async function forEachLine(path: string, start: number, visit: (line: string, of
         continue;
       }
       const line = Buffer.concat([carry, buffer.subarray(0, newline)]);
-      if (line.length > 0) visit(line.toString('utf8'), offset);
+      if (line.length > 0) visit(line.toString('utf8'), offset, number);
+      number += 1;
       offset += line.length + 1;
       lineStart = newline + 1;
     }
     const chunkStart = lineStart;
     for (let newline = buffer.indexOf(10, lineStart); newline !== -1; newline = buffer.indexOf(10, lineStart)) {
-      if (newline > lineStart) visit(buffer.toString('utf8', lineStart, newline), offset + lineStart - chunkStart);
+      if (newline > lineStart) visit(buffer.toString('utf8', lineStart, newline), offset + lineStart - chunkStart, number);
+      number += 1;
       lineStart = newline + 1;
     }
     offset += lineStart - chunkStart;
@@ -536,7 +707,7 @@ async function forEachLine(path: string, start: number, visit: (line: string, of
     // full collection: compacting a 1 M-line checkpoint peaked 35-40 MB above the listing before it.
     collectIfGrown();
   }
-  if (carry.length > 0) visit(carry.toString('utf8'), offset);
+  if (carry.length > 0) visit(carry.toString('utf8'), offset, number);
 }
 
 /** Appends checkpoint lines, one write() each, so what is on disk is always a prefix of whole lines. */

@@ -433,6 +433,114 @@ function answers(state: ResumeState) {
   };
 }
 
+describe('a damaged line before the last (not a torn last line)', () => {
+  /** Rewrites line `number` (from 1) of the checkpoint with `change`. */
+  function damage(number: number, change: (text: string) => string): void {
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[number - 1] = change(lines[number - 1]!);
+    writeFileSync(path, lines.join('\n'));
+  }
+  async function load(): Promise<{ state: ResumeState; warnings: string[] }> {
+    const warnings: string[] = [];
+    const state = await loadCheckpoint(path, IDENTITY, { ...MARGIN, onDamage: (message) => warnings.push(message) });
+    return { state, warnings };
+  }
+
+  test("a missing object's line: one warning naming the file and the line; the object is tried again, and compaction keeps it so", async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'missing'), line('3', 'a/3', 'copied'), { watermark: '3' }]);
+    damage(3, (text) => text.replace('"status":"missing"', '"status":"missing"\u0000\u0000'));
+    const { state, warnings } = await load();
+    assert.deepEqual(warnings, [
+      `checkpoint ${path}: damaged line 3 (unreadable, and not a torn last line): what it may have recorded is taken as not done (objects tried again, rows read again, from the start of the job where no row id can be read); \`verify all\` checks the whole destination`,
+    ]);
+    assert.deepEqual(state.outstandingBelowWatermark('accounts'), [{ job: 'accounts', id: '2', key: 'a/2', status: 'failed' }]);
+    assert.equal(state.watermark('accounts'), '3', 'its key is known: no row needs reading again');
+
+    await compactCheckpoint(path, MARGIN);
+    const after = await load();
+    assert.deepEqual(after.warnings, [], 'compaction wrote what the line said as a line of its own');
+    assert.deepEqual(after.state.outstandingBelowWatermark('accounts'), [{ job: 'accounts', id: '2', key: 'a/2', status: 'failed' }]);
+    assert.match(readFileSync(path, 'utf8'), /"key":"a\/2","status":"failed".*"error":"line 3 of the checkpoint was unreadable"/);
+
+    // Tried again and copied: the damage is history.
+    writeRun('resume', [line('2', 'a/2', 'copied', { retry: true }), { watermark: '3' }]);
+    assert.equal((await load()).state.wasOutstanding('a/2'), false);
+  });
+
+  test('a line whose key cannot be read: its row is read again (the watermark held below it), and what its row had done before is not trusted', async () => {
+    writeRun('fresh', [line('2', 'a/2', 'copied'), line('2', 'a/2s', 'failed'), line('3', 'a/3', 'copied'), line('5', 'a/5', 'copied'), { watermark: '5' }]);
+    damage(3, (text) => text.replace('"key":"a/2s"', '"k\u0001y":"a/2s'));
+    const { state, warnings } = await load();
+    assert.match(warnings.join('\n'), /damaged line 3 /);
+    assert.equal(state.watermark('accounts'), '1', 'rows from 2 on are read again');
+    assert.equal(state.isDone('a/2', undefined), false, "its row's other objects are copied again: the damaged line may have been a later word on one");
+    assert.equal(state.isDone('a/3', undefined), true);
+    assert.equal(state.isDone('a/5', undefined), true);
+
+    // An interrupted run (no sync time) leaves it as it was; compaction keeps the watermark held.
+    writeRun('resume', [line('2', 'a/2', 'copied'), { watermark: '6' }]);
+    assert.equal((await load()).state.watermark('accounts'), '1');
+    await compactCheckpoint(path, MARGIN);
+    assert.equal((await load()).state.watermark('accounts'), '1', 'compaction drops the line, not what it may have said');
+
+    // A run that read every row since (its sync time written after the line) settles it.
+    damage(1, (text) => text);
+    writeRun('fresh', [line('2', 'a/2', 'copied'), line('2', 'a/2s', 'failed'), { watermark: '5' }]);
+    damage(3, (text) => text.replace('"key":"a/2s"', '"k\u0001y":"a/2s'));
+    writeRun('resume', [line('2', 'a/2s', 'copied'), { watermark: '7' }, { synced: '2026-01-04T00:00:00.000Z' }]);
+    const settled = await load();
+    assert.equal(settled.state.watermark('accounts'), '7');
+  });
+
+  test('a garbled watermark: said; the one before it holds', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), { watermark: '1' }, line('4', 'a/4', 'copied'), { watermark: '4' }, line('5', 'a/5', 'copied')]);
+    damage(5, (text) => text.replace('"4"', '"4\u0000'));
+    const { state, warnings } = await load();
+    assert.match(warnings.join('\n'), /damaged line 5 /);
+    assert.equal(state.watermark('accounts'), '1');
+    assert.equal(state.isDone('a/4', undefined), true, 'what is done above the watermark still counts');
+  });
+
+  test("a line with nothing readable: every job's rows are read again from the start, nothing done is forgotten", async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'missing'), { watermark: '2' }, line('3', 'a/3', 'copied')]);
+    damage(3, (text) => '\u0000'.repeat(text.length));
+    const { state, warnings } = await load();
+    assert.match(warnings.join('\n'), /damaged line 3 /);
+    assert.equal(state.watermark('accounts'), undefined);
+    assert.equal(state.isDone('a/1', undefined), true);
+    assert.equal(state.isDone('a/3', undefined), true);
+  });
+
+  test('several damaged lines are named in one warning', async () => {
+    writeRun('fresh', [line('1', 'a/1', 'missing'), line('2', 'a/2', 'missing'), line('3', 'a/3', 'copied'), { watermark: '3' }]);
+    damage(2, (text) => `${text}x`);
+    damage(3, (text) => `${text}x`);
+    const { warnings } = await load();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /: damaged lines 2, 3 \(/);
+  });
+
+  test("a torn line a kill left before the next run's header is not damage: nothing is said", async () => {
+    writeRun('fresh', [line('1', 'a/1', 'copied'), line('2', 'a/2', 'failed')]);
+    // Cut inside the status, and after it: both torn, both kinds of line.
+    appendFileSync(path, JSON.stringify(line('3', 'a/3', 'missing')).slice(0, 45));
+    writeRun('resume', [line('3', 'a/3', 'copied')]);
+    appendFileSync(path, JSON.stringify(line('4', 'a/4', 'copied')).slice(0, 70));
+    writeRun('resume', [line('4', 'a/4', 'copied'), { watermark: '4' }]);
+    // A watermark cut before its kind can be told, and a run header cut short (a power loss as a run started).
+    appendFileSync(path, '{"job":"accounts","wat');
+    writeRun('resume', []);
+    appendFileSync(path, '{"run":"2026-01-');
+    writeRun('resume', []);
+    appendFileSync(path, '{"job":"accounts","water');
+    const { state, warnings } = await load();
+    assert.deepEqual(warnings, []);
+    assert.equal(state.watermark('accounts'), '4', 'nothing is doubted for a line a kill cut short');
+    assert.equal(state.wasOutstanding('a/3'), false, 'the object whose line was cut short is not taken as failed');
+    assert.equal(state.wasOutstanding('a/2'), true);
+  });
+});
+
 describe('the lines the writer builds', () => {
   test('keep the key order the loader reads without parsing, and values that look like keys fool it nowhere', async () => {
     // Each value imitates a key the loader looks for; only the escaping of quotes keeps them values.

@@ -167,7 +167,10 @@ async function runLocked(
         );
     }
     const changes = { changeMarginMs: config.sync.changeMarginMs };
-    const resume = flags.resume || flags.retryFailed ? await loadCheckpoint(checkpointPath, identity, changes) : EMPTY_RESUME_STATE;
+    const resume =
+      flags.resume || flags.retryFailed
+        ? await loadCheckpoint(checkpointPath, identity, { ...changes, onDamage: (message) => out.stderr(`mastosync: warning: ${message}`) })
+        : EMPTY_RESUME_STATE;
     // Resuming from nothing (cron's first night) starts a checkpoint as a plain run does.
     const mode = flags.retryFailed ? 'retry-failed' : flags.resume && hasCheckpoint ? 'resume' : 'fresh';
     // Before anything is written: does the destination still hold what the checkpoint says was copied?
