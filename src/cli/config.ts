@@ -10,6 +10,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_CONFIG_FILE } from './flags.js';
+import { DEFAULT_STOP_GRACE_MS } from './interrupt.js';
 import type { SshConfig } from '../ssh/config.js';
 import type { AzureCredentials, AzureStoreConfig, StoreConfig, SwiftStoreConfig } from '../storage/index.js';
 
@@ -77,6 +78,7 @@ const SECTIONS = {
     max_rps: 'integer',
     upload_cutoff: 'integer',
     change_margin: 'integer',
+    stop_grace: 'integer',
   },
 } as const satisfies Record<string, Record<string, KeyType>>;
 
@@ -107,6 +109,8 @@ export interface Config {
     readonly uploadCutoff: number;
     /** Milliseconds before a run's start from which its successor looks again for changed rows (docs/operations.md). */
     readonly changeMarginMs: number;
+    /** Milliseconds the copies in flight may take to finish after a signal before they are aborted (src/cli/interrupt.ts). */
+    readonly stopGraceMs: number;
   };
 }
 
@@ -336,6 +340,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
       maxRps: sync.max_rps === undefined ? undefined : positive(setting('sync', 'max_rps'), sync.max_rps, 1),
       uploadCutoff: uploadCutoffMib(setting('sync', 'upload_cutoff'), sync.upload_cutoff) * 1024 * 1024,
       changeMarginMs: nonNegative(setting('sync', 'change_margin'), sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
+      stopGraceMs: nonNegative(setting('sync', 'stop_grace'), sync.stop_grace, DEFAULT_STOP_GRACE_MS / 1000) * 1000,
     },
   };
 }

@@ -2,7 +2,10 @@
  * What SIGINT, SIGTERM and SIGHUP do to a run, from before it takes its checkpoint lock until it has released it:
  * without a handler Node dies of them at once (exit 143 for SIGTERM) and the lock stays, which a run on another host
  * (the next pod of a Kubernetes Job) cannot tell from a live one. During the start a signal ends it (exit 130,
- * nothing written); once copying, it stops new copies and lets those in flight finish, and a second one aborts them.
+ * nothing written); once copying, it stops new copies and lets those in flight finish for up to `graceMs`, then
+ * aborts them (so does a second signal): a pod's grace period (30 s by default) ends in SIGKILL, which leaves the lock
+ * behind, and every later pod of that shard then exits 75. An aborted copy is recorded as not done and copied again
+ * by --resume; its multipart upload is aborted, so no partial object is left.
  * verify and prune are handled the same way, from before their first wait on the database to their last.
  */
 import { setMaxListeners } from 'node:events';
@@ -10,6 +13,9 @@ import { InterruptedError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Well under Kubernetes' default grace period (30 s), which also has to cover the summary and the lock's release. */
+export const DEFAULT_STOP_GRACE_MS = 20_000;
 
 export class RunSignals {
   /** No new work: the start ends (its reason an InterruptedError), or no new copy starts. */
@@ -19,11 +25,16 @@ export class RunSignals {
   private copying = false;
   /** The first signal received, if any: a run it ended holds nothing afterwards (--metrics-hold). */
   private receivedSignal: NodeJS.Signals | undefined;
+  private grace: NodeJS.Timeout | undefined;
 
-  /** `before`: what the line of a signal during the start says had not begun (InterruptedError). */
+  /**
+   * `before`: what the line of a signal during the start says had not begun (InterruptedError). `graceMs`: how long
+   * the copies in flight may take to finish after the first signal ([sync] stop_grace).
+   */
   constructor(
     private readonly log: Logger,
     private readonly before?: string,
+    private readonly graceMs = DEFAULT_STOP_GRACE_MS,
   ) {
     // Every copy in flight listens to these (its requests, its backoff): more than Node's default of 10 is normal
     // here, and its warning would be a non-JSON line on stderr.
@@ -44,6 +55,7 @@ export class RunSignals {
 
   /** Back to Node's own handling: called once the lock is released, so a signal while the process winds down ends it. */
   remove(): void {
+    clearTimeout(this.grace);
     for (const signal of SIGNALS) process.off(signal, this.onSignal);
   }
 
@@ -58,8 +70,16 @@ export class RunSignals {
       this.abort.abort();
       return;
     }
-    this.log.warn({ signal }, 'stopping: no new copies; finishing those in flight (signal again to abort them)');
+    const seconds = Math.round(this.graceMs / 1000);
+    this.log.warn({ signal, graceSeconds: seconds }, `stopping: no new copies; finishing those in flight for up to ${seconds} s (signal again to abort them)`);
     this.stop.abort();
+    this.grace = setTimeout(() => {
+      if (this.abort.signal.aborted) return;
+      this.log.warn({ graceSeconds: seconds }, `copies still in flight after ${seconds} s: aborting them (--resume copies them again)`);
+      this.abort.abort();
+    }, this.graceMs);
+    // Copies that all finish in time end the run at once; the timer must not hold the process.
+    this.grace.unref();
   };
 }
 

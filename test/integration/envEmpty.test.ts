@@ -9,13 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import type { Fixture } from '../support/fixture.js';
+import type { TestDatabase } from '../support/postgres.js';
+import type { S3Server } from '../support/s3.js';
+import type { HttpProxy } from '../support/httpProxy.js';
+import { startFixtureWorld, type FixtureWorld } from '../support/fixtureWorld.js';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 
-let postgres: PostgresServer;
+let world: FixtureWorld;
 let s3: S3Server;
 let proxy: HttpProxy;
 let fixture: Fixture;
@@ -27,21 +28,13 @@ const SOURCE = 'env-source';
 const JOB = 'custom_emojis';
 
 before(async () => {
-  postgres = await startPostgres();
-  s3 = await startS3();
-  proxy = await startProxy({ upstreamPort: s3.port });
-  fixture = buildFixture('current');
-  db = await createDatabase('current');
-  await s3.createBucket(SOURCE);
-  await loadFixture(fixture, db.client, s3, SOURCE);
+  world = await startFixtureWorld(SOURCE);
+  ({ s3, proxy, fixture, db } = world);
 });
 
 after(async () => {
   for (const cleanup of cleanups) cleanup();
-  await proxy?.stop();
-  await db?.drop();
-  await s3?.stop();
-  await postgres?.stop();
+  await world?.stop();
 });
 
 /** Runs `run JOB` with a fresh destination bucket described by `destination` (lines after type, endpoint, bucket, credentials). */

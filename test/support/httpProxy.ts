@@ -91,7 +91,9 @@ export type Fault =
    */
   | { kind: 'refuse-body' }
   /** Answer nothing, and keep the connection open: a request the store takes and never answers. */
-  | { kind: 'silent' };
+  | { kind: 'silent' }
+  /** Forward the response head and its body's first n bytes, then nothing more, the connection open: a body too slow to wait for. */
+  | { kind: 'stall'; afterBytes: number };
 
 export type FaultKind = Fault['kind'];
 export type FaultFn = (req: Readonly<RecordedRequest>) => Fault | undefined;
@@ -483,7 +485,7 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
       }
       rec.status = ures.statusCode ?? 502;
       res.writeHead(rec.status, ures.statusMessage, resHeaders);
-      const truncate = fault?.kind === 'truncate' ? fault : undefined;
+      const truncate = fault?.kind === 'truncate' || fault?.kind === 'stall' ? fault : undefined;
       const flip = fault?.kind === 'flip' ? fault : undefined;
       if (truncate) res.flushHeaders();
       ures.on('error', () => res.destroy());
@@ -498,6 +500,12 @@ export async function startProxy(options: ProxyOptions): Promise<HttpProxy> {
           rec.responseBytes += n;
         },
         onCut: (part) => {
+          if (truncate?.kind === 'stall') {
+            count(rec, 'stall');
+            ures.destroy();
+            if (part.length > 0) res.write(part);
+            return;
+          }
           count(rec, 'truncate');
           ures.destroy();
           const kill = () => {

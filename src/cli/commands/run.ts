@@ -81,7 +81,7 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
   }
   // Before the lock is taken: a signal at any moment after it must release it (src/cli/interrupt.ts).
-  const signals = new RunSignals(log);
+  const signals = new RunSignals(log, undefined, config.sync.stopGraceMs);
   let lock: CheckpointLock | undefined;
   let metrics: Metrics | undefined;
   try {
