@@ -258,7 +258,7 @@ interface Overlay {
 function overlayEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv, file: string | undefined): Overlay {
   const overlay: Overlay = { notices: [], warnings: [], emptied: [], set: new Map() };
   const sections = (Object.keys(SECTIONS) as SectionName[]).sort((a, b) => b.length - a.length);
-  for (const [name, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [name, value] of Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!name.startsWith('MASTOSYNC_') || NOT_SETTINGS.has(name) || value === undefined) continue;
     const rest = name.slice('MASTOSYNC_'.length).toLowerCase();
     const section = sections.find((candidate) => rest.startsWith(`${candidate.replace('.', '_')}_`));
