@@ -217,6 +217,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     signal: options.abort,
     serverCopy: options.serverCopy,
   };
+  /** The checkpoint records `object` as copied, for the file `row` names now (a rewrite at the same key is not). */
+  const doneBefore = (row: Row, object: OwnedObject) => options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));
   const summaries: JobSummary[] = [];
   const trackers = new Map<JobName, RowTracker>();
   options.observe?.({
@@ -427,8 +429,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     };
 
     /** Every object the row owns was finished by an earlier run (resume). */
-    const finishedAlready = (row: Row) =>
-      ownedInScope(job, row, scope).every((object) => options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
+    const finishedAlready = (row: Row) => ownedInScope(job, row, scope).every((object) => doneBefore(row, object));
 
     /** When the object's attachment changed, if that is recent enough for the checkpoint line to say so. */
     const recentChange = (row: Row, object: OwnedObject): string | undefined => {
@@ -551,7 +552,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
               (object) => row[`${object.attachment}_changed`] === true && !retried.has(options.destination.locate(object.key)),
             );
             // A row changed just before the last run's start shows up again: its objects are copied already.
-            const pending = changed.filter((object) => !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
+            const pending = changed.filter((object) => !doneBefore(row, object));
             if (!retriedRows.has(String(row.id))) summary.rows += 1;
             options.onRevisited?.(job, changed.length);
             summary.objects += changed.length;
@@ -587,7 +588,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           watermark !== undefined &&
           BigInt(object.id) > BigInt(watermark) &&
           inTimeWindow(scope, stampOf(row, object)) &&
-          !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));
+          !doneBefore(row, object);
         const access = await reapplyAccess({ ...options, destination, job, ...accessSince, scope: whole, stop, copiedLater, streaks });
         summary.aclsReapplied += access.reapplied;
         summary.failed += access.failed;
@@ -619,7 +620,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             break reading;
           }
           const owned = ownedInScope(job, row, scope);
-          const pending = owned.filter((object) => !options.resume.isDone(options.destination.locate(object.key), stampOf(row, object)));
+          const pending = owned.filter((object) => !doneBefore(row, object));
           summary.objects += owned.length;
           summary.skipped += owned.length - pending.length;
           if (pending.length < owned.length) options.onSkipped?.(job, owned.length - pending.length);
