@@ -18,6 +18,10 @@ export interface ToolResult {
   readonly connections?: number;
   /** From spawn to the first object written at the destination. */
   readonly firstObjectMs?: number;
+  /** Instructions the run took, counted by callgrind (bench --callgrind). */
+  readonly instructions?: number;
+  /** Instructions of the same tool copying nothing. */
+  readonly fixedInstructions?: number;
 }
 
 export interface ScenarioResult {
@@ -73,6 +77,22 @@ function rows(scenario: ScenarioResult): string[][] {
     'wall × limit',
     'requests/object',
   ];
+  // Under callgrind: millions of instructions per object, in all and beyond start, and against the bare copier's.
+  const counted = scenario.results.some((result) => result.instructions !== undefined);
+  const floor = scenario.results.find((result) => result.tool.startsWith('node-floor') && result.instructions !== undefined);
+  const perObjectM = (result: ToolResult, fixed = 0) =>
+    result.instructions === undefined ? undefined : (result.instructions - fixed) / Math.max(1, result.objects) / 1e6;
+  const beyondStartM = (result: ToolResult) => (result.fixedInstructions === undefined ? undefined : perObjectM(result, result.fixedInstructions));
+  const instructionCells = (result: ToolResult): string[] => {
+    const [all, beyond] = [perObjectM(result), beyondStartM(result)];
+    const floorBeyond = floor && beyondStartM(floor);
+    return [
+      all === undefined ? '–' : all.toFixed(2),
+      beyond === undefined ? '–' : beyond.toFixed(2),
+      beyond !== undefined && floorBeyond ? (beyond / floorBeyond).toFixed(2) : '–',
+    ];
+  };
+  if (counted) header.push('M instr./object', 'beyond start', 'beyond start × node-floor');
   const body = scenario.results.map((result) => {
     const figures = perObject(result);
     return [
@@ -87,9 +107,10 @@ function rows(scenario: ScenarioResult): string[][] {
       rclone ? (result.cpuMs / rclone.cpuMs).toFixed(2) : '–',
       scenario.limitMs > 0 ? (result.wallMs / scenario.limitMs).toFixed(2) : '–',
       requestsText(result),
+      ...(counted ? instructionCells(result) : []),
     ];
   });
-  const limit = ['latency limit', (scenario.limitMs / 1000).toFixed(2), '', '', '', '', '', '', '', '1.00', ''];
+  const limit = ['latency limit', (scenario.limitMs / 1000).toFixed(2), '', '', '', '', '', '', '', '1.00', '', ...(counted ? ['', '', ''] : [])];
   return [header, ...body, ...(scenario.limitMs > 0 ? [limit] : [])];
 }
 

@@ -20,6 +20,8 @@ export interface Measurement {
   readonly peakRssBytes: number;
   readonly stderr: string;
   readonly stdout: string;
+  /** Instructions the process ran, counted by callgrind (bench --callgrind); absent otherwise. */
+  readonly instructions?: number;
 }
 
 /** Installs Debian packages the bench needs (rclone, GNU time) when missing. */
@@ -81,6 +83,23 @@ interface S3Place {
   readonly bucket: string;
 }
 
+/**
+ * Runs a Node program under valgrind's callgrind, which counts the instructions it runs: unlike CPU time on this shared
+ * machine, the same run counts the same within about 1% (docs/performance.md, the sixth pass). Node's JIT writes code
+ * into its own memory, so valgrind must check every write for code (--smc-check), or it would run stale code. Node is
+ * started directly, not through the launcher's `#!/usr/bin/env node`: valgrind would follow env, not its exec.
+ */
+async function measureNode(
+  nodeArgs: readonly string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string; timeoutMs: number; callgrind?: string },
+): Promise<Measurement> {
+  if (options.callgrind === undefined) return measure(process.execPath, [...nodeArgs], options);
+  const tool = ['--tool=callgrind', `--callgrind-out-file=${options.callgrind}`, '--smc-check=all-non-file', '--dump-instr=no'];
+  const measured = await measure('valgrind', [...tool, process.execPath, ...nodeArgs], options);
+  const totals = existsSync(options.callgrind) ? /^(?:summary|totals): (\d+)/m.exec(readFileSync(options.callgrind, 'utf8')) : null;
+  return { ...measured, instructions: totals ? Number(totals[1]) : undefined };
+}
+
 export interface MastosyncRun {
   readonly databaseUrl: string;
   readonly source: S3Place;
@@ -101,6 +120,8 @@ export interface MastosyncRun {
    * `node FLAGS bin/mastosync.js`, as its shebang runs it with the flags added.
    */
   readonly nodeFlags?: readonly string[];
+  /** Run under callgrind, its output written to this file (bench --callgrind). */
+  readonly callgrind?: string;
 }
 
 export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
@@ -135,8 +156,9 @@ export async function runMastosync(run: MastosyncRun): Promise<Measurement> {
   // The launcher is run as a command, as an admin runs it (npm's bin link), so the flags it starts Node with apply.
   const args = ['run', ...run.jobs, '--config', config, ...(run.json === false ? [] : ['--json']), ...(run.extraArgs ?? [])];
   const bin = run.bin ?? MASTOSYNC_BIN;
-  const [command, commandArgs] = run.nodeFlags === undefined ? [bin, args] : [process.execPath, [...run.nodeFlags, bin, ...args]];
-  return measure(command, commandArgs, { env, cwd: run.dir, timeoutMs: run.timeoutMs });
+  const options = { env, cwd: run.dir, timeoutMs: run.timeoutMs, callgrind: run.callgrind };
+  if (run.nodeFlags === undefined && run.callgrind === undefined) return measure(bin, args, options);
+  return measureNode([...(run.nodeFlags ?? []), bin, ...args], options);
 }
 
 export interface RcloneRun {
@@ -210,6 +232,8 @@ export interface FloorRun {
   readonly nothing?: boolean;
   /** More flags for Node (bench --cpu-prof). */
   readonly nodeFlags?: readonly string[];
+  /** Run under callgrind, its output written to this file (bench --callgrind). */
+  readonly callgrind?: string;
   readonly dir: string;
   readonly timeoutMs: number;
 }
@@ -235,8 +259,7 @@ export async function runFloor(run: FloorRun): Promise<Measurement> {
     floorScript = script;
   }
   const url = (place: S3Place) => `${place.endpoint}/${place.bucket}`;
-  return measure(
-    process.execPath,
+  return measureNode(
     [
       ...(run.nodeFlags ?? []),
       floorScript,
@@ -258,6 +281,7 @@ export async function runFloor(run: FloorRun): Promise<Measurement> {
       },
       cwd: run.dir,
       timeoutMs: run.timeoutMs,
+      callgrind: run.callgrind,
     },
   );
 }
