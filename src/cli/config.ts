@@ -12,7 +12,15 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_CONFIG_FILE } from './flags.js';
 import { DEFAULT_STOP_GRACE_MS } from './interrupt.js';
 import type { SshConfig } from '../ssh/config.js';
-import type { AzureCredentials, AzureStoreConfig, StoreConfig, SwiftStoreConfig } from '../storage/index.js';
+import {
+  authVersion,
+  isRegionName,
+  shownEndpoint,
+  type AzureCredentials,
+  type AzureStoreConfig,
+  type StoreConfig,
+  type SwiftStoreConfig,
+} from '../storage/index.js';
 
 type KeyType = 'string' | 'integer' | 'boolean' | readonly string[];
 
@@ -157,10 +165,19 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
   if (file === undefined && Object.keys(raw).length === 0) {
     throw new UsageError(`no configuration: pass --config FILE, set MASTOSYNC_CONFIG, or write ./${DEFAULT_CONFIG_FILE} with \`mastosync init\``);
   }
-  const setting: Setting = (section, key) => {
-    const variable = overlay.set.get(`${section} ${key}`);
-    return variable === undefined ? `${origin}: [${section}] ${key}` : `environment variable ${variable}`;
-  };
+  const variable = (section: string, key: string) => overlay.set.get(`${section} ${key}`);
+  const setting: Setting = Object.assign(
+    (section: string, key: string) => {
+      const name = variable(section, key);
+      return name === undefined ? `${origin}: [${section}] ${key}` : `environment variable ${name}`;
+    },
+    {
+      key: (section: string, key: string) => {
+        const name = variable(section, key);
+        return name === undefined ? key : `${key} (environment variable ${name})`;
+      },
+    },
+  );
   let resolved: ConfigParts;
   try {
     resolved = resolve(raw, origin, setting, overlay);
@@ -290,9 +307,13 @@ function namingEmptied(overlay: Overlay, error: UsageError): UsageError {
 
 /**
  * Names a setting in the line that refuses its value: the environment variable that set it (the file may not even
- * have the key), else the file's section and key.
+ * have the key), else the file's section and key. `key` names it inside a line that names its section already: the
+ * key, and the variable that set it if one did.
  */
-type Setting = (section: string, key: string) => string;
+interface Setting {
+  (section: string, key: string): string;
+  key: (section: string, key: string) => string;
+}
 
 function parseEnvValue(type: KeyType, value: string): unknown {
   if (type === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -387,14 +408,14 @@ function resolveStore(origin: string, setting: Setting, section: 'source' | 'des
   // `init --from-env` writes these examples commented out; uncommented as they are, they would reach the network.
   for (const [key, value] of Object.entries(store)) {
     if (typeof value === 'string' && (value === '...' || /<[a-z_ -]+>/i.test(value))) {
-      throw new UsageError(`${origin}: [${section}] ${key} is still the placeholder ${JSON.stringify(value)}: fill in your own`);
+      throw new UsageError(`${setting(section, key)} is still the placeholder ${JSON.stringify(value)}: fill in your own`);
     }
   }
   const type = (store.type as 's3' | 'fs' | 'swift' | 'azure' | undefined) ?? 's3';
   if (type === 'swift') return resolveSwift(origin, setting, section, store);
-  if (type === 'azure') return resolveAzure(`${origin}: [${section}]`, store);
+  if (type === 'azure') return resolveAzure(origin, setting, section, store);
   const foreign = SWIFT_ONLY.find((key) => store[key] !== undefined);
-  if (foreign !== undefined) throw new UsageError(`${origin}: [${section}] ${foreign} is a Swift setting: set type = "swift", or remove it`);
+  if (foreign !== undefined) throw new UsageError(`${setting(section, foreign)} is a Swift setting: set type = "swift", or remove it`);
   if (type === 'fs') {
     if (typeof store.path !== 'string' || store.path === '')
       throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
@@ -404,13 +425,23 @@ function resolveStore(origin: string, setting: Setting, section: 'source' | 'des
   const accessKeyId = store.access_key_id as string | undefined;
   const secretAccessKey = store.secret_access_key as string | undefined;
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
-    throw new UsageError(`${origin}: [${section}] needs both access_key_id and secret_access_key (or neither, to use the AWS default credentials)`);
+    const [given, lacking] = accessKeyId === undefined ? ['secret_access_key', 'access_key_id'] : ['access_key_id', 'secret_access_key'];
+    throw new UsageError(
+      `${origin}: [${section}] needs both access_key_id and secret_access_key (or neither, to use the AWS default credentials): ${setting.key(section, given)} is set, ${lacking} is not`,
+    );
   }
   const endpoint = nonEmpty(store.endpoint as string | undefined);
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+    throw new UsageError(`${setting(section, 'endpoint')} must be a URL like https://s3.example.com, not ${JSON.stringify(shownEndpoint(endpoint))}`);
+  }
+  const region = nonEmpty(store.region as string | undefined);
+  if (region !== undefined && !isRegionName(region)) {
+    throw new UsageError(`${setting(section, 'region')} must be a region's name like us-east-1, fr-par or auto, not ${JSON.stringify(region)}`);
+  }
   return {
     type,
     bucket: store.bucket,
-    region: nonEmpty(store.region as string | undefined) ?? 'us-east-1',
+    region: region ?? 'us-east-1',
     endpoint,
     // Like Mastodon: a custom endpoint means path-style unless told otherwise.
     forcePathStyle: (store.force_path_style as boolean | undefined) ?? endpoint !== undefined,
@@ -426,8 +457,8 @@ function resolveStore(origin: string, setting: Setting, section: 'source' | 'des
  * A store without per-object ACLs takes acl only as "": refused rather than ignored, so that an admin who asks for
  * "private" does not believe those objects are private.
  */
-function refuseAcl(where: string, store: RawSection, backend: string): void {
-  if (store.acl !== undefined && store.acl !== '') throw new UsageError(`${where} acl does not apply to ${backend}: remove it, or set acl = ""`);
+function refuseAcl(setting: Setting, section: string, store: RawSection, backend: string): void {
+  if (store.acl !== undefined && store.acl !== '') throw new UsageError(`${setting(section, 'acl')} does not apply to ${backend}: remove it, or set it to ""`);
 }
 
 /** [source] / [destination] type = "swift": Mastodon's SWIFT_* settings (README, OpenStack Swift). */
@@ -437,9 +468,14 @@ function resolveSwift(origin: string, setting: Setting, section: 'source' | 'des
     if (text(key) === undefined) throw new UsageError(`${origin}: [${section}] type = "swift" needs ${key}`);
   }
   for (const key of ['bucket', 'endpoint', 'access_key_id', 'secret_access_key', 'session_token', 'force_path_style', 'path', 'storage_class']) {
-    if (store[key] !== undefined) throw new UsageError(`${origin}: [${section}] ${key} is not a Swift setting (type = "swift"): remove it`);
+    if (store[key] !== undefined) throw new UsageError(`${setting(section, key)} is not a Swift setting (type = "swift"): remove it`);
   }
-  refuseAcl(`${origin}: [${section}]`, store, "Swift, which has no per-object ACL (who reads is the container's X-Container-Read)");
+  refuseAcl(setting, section, store, "Swift, which has no per-object ACL (who reads is the container's X-Container-Read)");
+  try {
+    authVersion(text('auth_url')!);
+  } catch (error) {
+    throw error instanceof UsageError ? new UsageError(`${setting(section, 'auth_url')}: ${error.message}`) : error;
+  }
   const segmentSizeMib = store.segment_size === undefined ? undefined : positive(setting(section, 'segment_size'), store.segment_size, 1);
   if (segmentSizeMib !== undefined && segmentSizeMib > 5120) {
     throw new UsageError(`${setting(section, 'segment_size')} is in MiB and at most 5120 (5 GiB, the most one Swift object may hold), not ${segmentSizeMib}`);
@@ -462,27 +498,28 @@ function resolveSwift(origin: string, setting: Setting, section: 'source' | 'des
 /** The keys type = "azure" takes; acl only as "" (Azure has no per-blob ACL: resolveAzure refuses any other). */
 const AZURE_STORE_KEYS = new Set(['type', 'endpoint', 'key_prefix', 'acl', 'container', ...Object.keys(AZURE_KEYS)]);
 
-function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
+function resolveAzure(origin: string, setting: Setting, section: 'source' | 'destination', store: RawSection): AzureStoreConfig {
+  const where = `${origin}: [${section}]`;
   const other = Object.keys(store).find((key) => !AZURE_STORE_KEYS.has(key));
   if (other !== undefined) {
     throw new UsageError(
-      `${where} ${other} is not an Azure setting: type = "azure" takes account, container, access_key (or sas_token, or connection_string), endpoint and key_prefix`,
+      `${setting(section, other)} is not an Azure setting: type = "azure" takes account, container, access_key (or sas_token, or connection_string), endpoint and key_prefix`,
     );
   }
-  refuseAcl(where, store, "Azure, which has no per-blob ACL (who reads is the container's public access level)");
+  refuseAcl(setting, section, store, "Azure, which has no per-blob ACL (who reads is the container's public access level)");
   const text = (key: string) => nonEmpty(store[key] as string | undefined);
   const container = text('container');
   if (container === undefined) throw new UsageError(`${where} type = "azure" needs container (Mastodon's AZURE_CONTAINER_NAME)`);
   // Azure answers any other name with 400 InvalidResourceName, which reads as a wrong account or endpoint.
   if (!/^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(container) && container !== '$root' && container !== '$web') {
     throw new UsageError(
-      `${where} container ${JSON.stringify(container)} is not an Azure container name: 3 to 63 lowercase letters, digits and hyphens, beginning and ending with a letter or digit, no two hyphens in a row`,
+      `${setting(section, 'container')} ${JSON.stringify(container)} is not an Azure container name: 3 to 63 lowercase letters, digits and hyphens, beginning and ending with a letter or digit, no two hyphens in a row`,
     );
   }
   const given = (['access_key', 'sas_token', 'connection_string'] as const).filter((key) => text(key) !== undefined);
   if (given.length !== 1) {
     throw new UsageError(
-      `${where} type = "azure" needs one of access_key (Mastodon's AZURE_STORAGE_ACCESS_KEY), sas_token or connection_string${given.length > 1 ? `, not ${given.join(' and ')}` : ''}`,
+      `${where} type = "azure" needs one of access_key (Mastodon's AZURE_STORAGE_ACCESS_KEY), sas_token or connection_string${given.length > 1 ? `, not ${given.map((key) => setting.key(section, key)).join(' and ')}` : ''}`,
     );
   }
   const account = text('account');
@@ -496,9 +533,15 @@ function resolveAzure(where: string, store: RawSection): AzureStoreConfig {
   if (credentials.kind !== 'connectionString' && account === undefined && endpoint === undefined) {
     throw new UsageError(`${where} type = "azure" needs account (Mastodon's AZURE_STORAGE_ACCOUNT), or endpoint`);
   }
-  if (credentials.kind === 'key' && account === undefined) throw new UsageError(`${where} access_key needs account (Mastodon's AZURE_STORAGE_ACCOUNT)`);
+  if (credentials.kind === 'key' && account === undefined)
+    throw new UsageError(`${where} ${setting.key(section, 'access_key')} needs account (Mastodon's AZURE_STORAGE_ACCOUNT)`);
   if (credentials.kind === 'connectionString' && endpoint !== undefined) {
-    throw new UsageError(`${where} endpoint and connection_string both name the service: leave out endpoint (the connection string's BlobEndpoint says it)`);
+    throw new UsageError(
+      `${where} ${setting.key(section, 'endpoint')} and ${setting.key(section, 'connection_string')} both name the service: leave out endpoint (the connection string's BlobEndpoint says it)`,
+    );
+  }
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+    throw new UsageError(`${setting(section, 'endpoint')} must be a URL like https://<account>.blob.core.windows.net, not ${JSON.stringify(endpoint)}`);
   }
   return { type: 'azure', container, account, credentials, endpoint, keyPrefix: store.key_prefix as string | undefined };
 }

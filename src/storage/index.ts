@@ -16,6 +16,9 @@ import type { ObjectStore, StoreWarning } from './types.js';
 export type StoreConfig = S3StoreConfig | FsStoreConfig | SwiftStoreConfig | AzureStoreConfig;
 export type { SwiftStoreConfig };
 export type { AzureCredentials, AzureStoreConfig } from './azureConfig.js';
+/** Checks src/cli makes as it loads the config, so that the line refusing a value names its variable or file key. */
+export { isRegionName, shownEndpoint } from './s3Endpoint.js';
+export { authVersion } from './swiftAuth.js';
 
 /**
  * The part size of a multipart upload, for objects above [sync] upload_cutoff (smaller ones go as one streamed

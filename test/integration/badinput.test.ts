@@ -133,6 +133,35 @@ const CASES: Case[] = [
     env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_SYNC_CONCURRENCY: '0' }),
     says: /^mastosync: environment variable MASTOSYNC_SYNC_CONCURRENCY must be at least 1, not 0$/,
   },
+  {
+    // Azure's and Swift's values from the environment were blamed on the file, which may not even set the key.
+    name: 'MASTOSYNC_DESTINATION_ACL=private on an Azure destination',
+    args: ['run', 'all'],
+    config: () => ({
+      destination: {
+        lines: [
+          'type = "azure"',
+          'account = "devstoreaccount1"',
+          'access_key = "a2V5"',
+          'container = "media"',
+          'endpoint = "http://127.0.0.1:10000/devstoreaccount1"',
+        ],
+      },
+    }),
+    env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_ACL: 'private' }),
+    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_ACL does not apply to Azure, which has no per-blob ACL .*: remove it, or set it to ""$/,
+  },
+  {
+    name: 'MASTOSYNC_DESTINATION_AUTH_URL that is no URL on a Swift destination',
+    args: ['run', 'all'],
+    config: () => ({
+      destination: {
+        lines: ['type = "swift"', 'auth_url = "http://127.0.0.1:1/v3"', 'username = "u"', 'password = "p"', 'tenant = "t"', 'container = "media"'],
+      },
+    }),
+    env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_AUTH_URL: 'keystone.example:5000/v3' }),
+    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_AUTH_URL: auth_url must be .*, not "keystone\.example:5000\/v3"$/,
+  },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },
   {

@@ -16,6 +16,12 @@ bucket = "old"
 bucket = "new"
 `;
 
+const AZURE = MINIMAL.replace('bucket = "new"', 'type = "azure"\naccount = "mastodon"\naccess_key = "a2V5"\ncontainer = "media"');
+const SWIFT = MINIMAL.replace(
+  'bucket = "new"',
+  'type = "swift"\nauth_url = "https://keystone.example:5000/v3"\nusername = "u"\npassword = "p"\ntenant = "t"\ncontainer = "media"',
+);
+
 function file(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'mastosync-config-')), 'mastosync.toml');
   writeFileSync(path, text);
@@ -184,6 +190,83 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ],
   ['a batch size variable of 0', MINIMAL, { MASTOSYNC_DATABASE_BATCH_SIZE: '0' }, /^environment variable MASTOSYNC_DATABASE_BATCH_SIZE must be at least 1/],
   ['the same out of range in the file', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /^\S*mastosync\.toml: \[sync\] concurrency must be at least 1, not 0$/],
+  // Azure's and Swift's values from the environment: the variable is named, as S3's are (the file may not set the key).
+  ['an Azure acl variable', AZURE, { MASTOSYNC_DESTINATION_ACL: 'private' }, /^environment variable MASTOSYNC_DESTINATION_ACL does not apply to Azure, /],
+  ['the same acl in the file', `${AZURE}\nacl = "private"`, {}, /^\S*mastosync\.toml: \[destination\] acl does not apply to Azure, /],
+  [
+    'an Azure container variable',
+    AZURE,
+    { MASTOSYNC_DESTINATION_CONTAINER: 'Media_2' },
+    /^environment variable MASTOSYNC_DESTINATION_CONTAINER "Media_2" is not an Azure container name/,
+  ],
+  [
+    'an S3 key for Azure from the environment',
+    AZURE,
+    { MASTOSYNC_DESTINATION_BUCKET: 'media' },
+    /^environment variable MASTOSYNC_DESTINATION_BUCKET is not an Azure setting/,
+  ],
+  [
+    'a second Azure credential from the environment',
+    AZURE,
+    { MASTOSYNC_DESTINATION_SAS_TOKEN: 'sv=2022' },
+    /needs one of access_key .*, not access_key and sas_token \(environment variable MASTOSYNC_DESTINATION_SAS_TOKEN\)$/,
+  ],
+  [
+    'an Azure endpoint variable that is no URL',
+    AZURE,
+    { MASTOSYNC_DESTINATION_ENDPOINT: 'mastodon.blob.core.windows.net' },
+    /^environment variable MASTOSYNC_DESTINATION_ENDPOINT must be a URL like https:\/\/<account>\.blob\.core\.windows\.net, not "mastodon\.blob\.core\.windows\.net"$/,
+  ],
+  [
+    'an Azure endpoint variable beside a connection string',
+    AZURE.replace('access_key = "a2V5"', 'connection_string = "AccountName=mastodon;AccountKey=a2V5"'),
+    { MASTOSYNC_DESTINATION_ENDPOINT: 'https://mastodon.blob.core.windows.net' },
+    /endpoint \(environment variable MASTOSYNC_DESTINATION_ENDPOINT\) and connection_string both name the service/,
+  ],
+  ['a Swift acl variable', SWIFT, { MASTOSYNC_DESTINATION_ACL: 'private' }, /^environment variable MASTOSYNC_DESTINATION_ACL does not apply to Swift, /],
+  [
+    'an S3 key for Swift from the environment',
+    SWIFT,
+    { MASTOSYNC_DESTINATION_BUCKET: 'media' },
+    /^environment variable MASTOSYNC_DESTINATION_BUCKET is not a Swift setting/,
+  ],
+  ['the same key in the file', `${SWIFT}\nbucket = "media"`, {}, /^\S*mastosync\.toml: \[destination\] bucket is not a Swift setting/],
+  [
+    'a Swift auth_url variable that is no URL',
+    SWIFT,
+    { MASTOSYNC_DESTINATION_AUTH_URL: 'keystone.example:5000' },
+    /^environment variable MASTOSYNC_DESTINATION_AUTH_URL: auth_url must be .*, not "keystone\.example:5000"$/,
+  ],
+  [
+    'a Swift key for S3 from the environment',
+    MINIMAL,
+    { MASTOSYNC_DESTINATION_CONTAINER: 'media' },
+    /^environment variable MASTOSYNC_DESTINATION_CONTAINER is a Swift setting/,
+  ],
+  [
+    'a placeholder from the environment',
+    MINIMAL,
+    { MASTOSYNC_SOURCE_SECRET_ACCESS_KEY: '<secret>', MASTOSYNC_SOURCE_ACCESS_KEY_ID: 'x' },
+    /^environment variable MASTOSYNC_SOURCE_SECRET_ACCESS_KEY is still the placeholder/,
+  ],
+  [
+    'half the credentials from the environment',
+    MINIMAL,
+    { MASTOSYNC_SOURCE_ACCESS_KEY_ID: 'x' },
+    /\[source\] needs both access_key_id and secret_access_key .*: access_key_id \(environment variable MASTOSYNC_SOURCE_ACCESS_KEY_ID\) is set, secret_access_key is not$/,
+  ],
+  [
+    'an S3 endpoint variable that is no URL',
+    MINIMAL,
+    { MASTOSYNC_SOURCE_ENDPOINT: 's3.example.org' },
+    /^environment variable MASTOSYNC_SOURCE_ENDPOINT must be a URL like https:\/\/s3\.example\.com, not "s3\.example\.org"$/,
+  ],
+  [
+    'an S3 region variable that is no region',
+    MINIMAL,
+    { MASTOSYNC_SOURCE_REGION: 'EU West' },
+    /^environment variable MASTOSYNC_SOURCE_REGION must be a region's name/,
+  ],
 ];
 
 for (const [name, text, env, message] of MISTAKES) {
