@@ -2,7 +2,9 @@
  * The storage layer's entry: the store configs src/cli maps TOML and the environment onto, and the one place that
  * builds a backend from its config. Everything else talks to an ObjectStore (types.ts).
  */
-import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { AzureStore } from './azure.js';
 import { azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { FsStore, type FsStoreConfig } from './fs.js';
@@ -56,15 +58,78 @@ export function createStore(config: StoreConfig, options: CreateStoreOptions): O
   });
 }
 
-/** Whether two store configs name the same place (copying onto itself would be a no-op at best). */
-export function samePlace(a: StoreConfig, b: StoreConfig): boolean {
-  if (a.type === 'fs' && b.type === 'fs') return resolve(a.path) === resolve(b.path);
+/**
+ * Where two store configs both lead, when they name the same place (copying onto itself would be a no-op at best,
+ * and a prune or a repair then works on the source): said for the admin, e.g. `folder /srv/media (/srv/new leads
+ * there too)`; undefined when they differ. Two spellings of one place count as one: a folder through a symlink (or
+ * `..`), an endpoint by `localhost` or `127.0.0.1` (any loopback name, this machine's own name), with or without its
+ * default port or a trailing slash. Other names are not resolved: two host names on one address are two services
+ * behind a proxy that routes by name (an old and a new MinIO behind one nginx), which a migration may rightly join.
+ */
+export function samePlace(a: StoreConfig, b: StoreConfig): string | undefined {
+  if (a.type === 'fs' && b.type === 'fs') {
+    const [here, there] = [realFolder(a.path), realFolder(b.path)];
+    if (here !== there) return undefined;
+    const through = [a.path, b.path].filter((path) => resolve(path) !== here);
+    return `folder ${here}${through.length > 0 ? ` (${through.join(' and ')} ${through.length > 1 ? 'lead' : 'leads'} there too)` : ''}`;
+  }
+  const where = (endpoints: string[]) => (endpoints[0] === endpoints[1] ? endpoints[0]! : `${endpoints[0]} and ${endpoints[1]}, one machine`);
   if (a.type === 'swift' && b.type === 'swift') {
-    return a.authUrl === b.authUrl && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '') && a.region === b.region;
+    const same =
+      urlPlace(a.authUrl) === urlPlace(b.authUrl) && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '') && a.region === b.region;
+    return same ? `container "${a.container}" at ${where([a.authUrl, b.authUrl])}` : undefined;
   }
   if (a.type === 'azure' && b.type === 'azure') {
-    return azureServiceUrl(a) === azureServiceUrl(b) && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
+    const urls = [azureServiceUrl(a), azureServiceUrl(b)];
+    const same = urlPlace(urls[0]!) === urlPlace(urls[1]!) && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
+    return same ? `container "${a.container}" at ${where(urls)}` : undefined;
   }
-  if (a.type !== 's3' || b.type !== 's3') return false;
-  return a.bucket === b.bucket && (a.endpoint ?? '') === (b.endpoint ?? '') && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
+  if (a.type !== 's3' || b.type !== 's3') return undefined;
+  const same = a.bucket === b.bucket && urlPlace(a.endpoint ?? '') === urlPlace(b.endpoint ?? '') && (a.keyPrefix ?? '') === (b.keyPrefix ?? '');
+  return same ? `bucket "${a.bucket}" at ${where([a.endpoint ?? 'AWS', b.endpoint ?? 'AWS'])}` : undefined;
+}
+
+/**
+ * The folder `path` is, symlinks resolved: realpath of its deepest part that exists (a destination may not exist
+ * yet), the rest appended.
+ */
+function realFolder(path: string): string {
+  const rest: string[] = [];
+  for (let existing = resolve(path); ;) {
+    try {
+      return join(realpathSync(existing), ...rest.reverse());
+    } catch {
+      const parent = dirname(existing);
+      if (parent === existing) return resolve(path);
+      rest.push(basename(existing));
+      existing = parent;
+    }
+  }
+}
+
+/** `url` with loopback names as one (`loopback`), the default port spelled out and no trailing slash; as is when no URL. */
+function urlPlace(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  const host = parsed.hostname.toLowerCase().replace(/\.$/, '');
+  const port = parsed.port || (parsed.protocol === 'https:' ? '443' : parsed.protocol === 'http:' ? '80' : '');
+  return `${parsed.protocol}//${isLoopback(host) ? 'loopback' : host}:${port}${parsed.pathname.replace(/\/+$/, '')}`;
+}
+
+/** Names of this machine as URL gives hostnames (IPv6 in brackets, IPv4 in dotted quad, IPv4-mapped in hex). */
+function isLoopback(host: string): boolean {
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    /^127\.\d+\.\d+\.\d+$/.test(host) ||
+    host === '0.0.0.0' ||
+    host === '[::1]' ||
+    host === '[::]' ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host) ||
+    host === hostname().toLowerCase()
+  );
 }

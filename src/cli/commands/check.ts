@@ -61,8 +61,13 @@ export async function checkCommand(flags: CheckFlags, log: Logger, out: Output):
       await session?.db.close();
     }
     await checkStore(config, 'destination', report);
-    if (!(config.source instanceof UsageError || config.destination instanceof UsageError) && samePlace(config.source, config.destination)) {
-      report({ check: 'destination', ok: false, detail: `[source] and [destination] are the same place: point [destination] at the new bucket or folder` });
+    const shared = config.source instanceof UsageError || config.destination instanceof UsageError ? undefined : samePlace(config.source, config.destination);
+    if (shared !== undefined) {
+      report({
+        check: 'destination',
+        ok: false,
+        detail: `[source] and [destination] are the same place, ${shared}: point [destination] at the new bucket or folder`,
+      });
     }
   }
 

@@ -77,8 +77,9 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
       `--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`,
     );
   }
-  if (samePlace(config.source, config.destination)) {
-    throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
+  const shared = samePlace(config.source, config.destination);
+  if (shared !== undefined) {
+    throw new UsageError(`[source] and [destination] are the same place, ${shared} (${config.origin}): point [destination] at the new bucket or folder`);
   }
   // Before the lock is taken: a signal at any moment after it must release it (src/cli/interrupt.ts).
   const signals = new RunSignals(log, undefined, config.sync.stopGraceMs);

@@ -52,8 +52,9 @@ export async function verifyCommand(flags: VerifyFlags, log: Logger, out: Output
   parseJobs(flags.jobs);
   const config = readConfig(flags, log);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
-  if (flags.repair && samePlace(config.source, config.destination)) {
-    throw new UsageError(`[source] and [destination] are the same place (${config.origin}): point [destination] at the new bucket or folder`);
+  const shared = flags.repair ? samePlace(config.source, config.destination) : undefined;
+  if (shared !== undefined) {
+    throw new UsageError(`[source] and [destination] are the same place, ${shared} (${config.origin}): point [destination] at the new bucket or folder`);
   }
   const acl = flags.acl ? comparedAcl(config.destination) : undefined;
   return withSignals(log, 'before anything was checked', (signals) => verifyWithSignals(flags, config, concurrency, acl, signals, log, out, progress));
