@@ -11,6 +11,18 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * The error bin/mastosync.js throws for a chunk of dist/bundle/ it cannot read or compile (missing, cut short), maybe
+ * as the cause of another: its message names the file and the fix (rebuild, reinstall). Code loaded when first needed
+ * (the S3 SDK, for the first large object a run uploads) meets it mid-run as much as at the start.
+ */
+export function brokenBundle(error: unknown): Error | undefined {
+  for (let seen = error, depth = 0; seen instanceof Error && depth < 10; seen = seen.cause, depth++) {
+    if ((seen as { code?: unknown }).code === 'MASTOSYNC_BROKEN_BUNDLE') return seen;
+  }
+  return undefined;
+}
+
 /** The most useful one-line description of any thrown value, including an AWS or pg error code. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) {

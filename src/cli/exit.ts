@@ -1,3 +1,5 @@
+import { brokenBundle } from '../errors.js';
+
 /** Exit codes (README "Exit codes") and where command output goes. */
 export const EXIT = {
   ok: 0,
@@ -15,6 +17,15 @@ export const EXIT = {
   /** SIGINT, SIGTERM or SIGHUP (src/cli/interrupt.ts): while copying, or during the start, with nothing written. */
   interrupted: 130,
 } as const;
+
+/**
+ * The exit code of a command that stopped for what no retry can fix (its one `stopped:` line): 1, as for failed
+ * objects, but 2 for a chunk of dist/bundle/ missing or damaged (mid-run: the S3 SDK loaded for the first large object),
+ * as when the chunk is missing at the start: the installation is to fix, not the stores.
+ */
+export function stoppedExit(cause: unknown): number {
+  return brokenBundle(cause) === undefined ? EXIT.failures : EXIT.usage;
+}
 
 export interface Output {
   stdout(line: string): void;

@@ -6,7 +6,7 @@
  * one line and exit 1. The commands' flags and help are in ./commandLine.ts; what each does is loaded when it runs.
  */
 import type { Argv } from 'yargs';
-import { InterruptedError, UnavailableError, UsageError, describeError } from '../errors.js';
+import { InterruptedError, UnavailableError, UsageError, brokenBundle, describeError } from '../errors.js';
 import { commandModules, fastCommand } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
 import { LOG_LEVELS } from './flags.js';
@@ -57,6 +57,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
       out.stderr(`mastosync: ${error.message}`);
       return EXIT.interrupted;
     }
+    // Nothing below can do without the chunk: the one line is the chunk's, not whatever failed for want of it.
     const broken = brokenBundle(error);
     if (broken !== undefined) {
       out.stderr(`mastosync: ${broken.message}`);
@@ -86,18 +87,6 @@ export async function main(argv: string[], out: Output = processOutput, version?
   } finally {
     settled?.();
   }
-}
-
-/**
- * The error bin/mastosync.js throws for a chunk of dist/bundle/ it cannot read or compile (missing, cut short), maybe
- * as the cause of another: its message names the file and the fix (rebuild, reinstall). Nothing below can do without
- * the chunk, so it is the one line, not whatever failed for want of it.
- */
-function brokenBundle(error: unknown): Error | undefined {
-  for (let seen = error, depth = 0; seen instanceof Error && depth < 10; seen = seen.cause, depth++) {
-    if ((seen as { code?: unknown }).code === 'MASTOSYNC_BROKEN_BUNDLE') return seen;
-  }
-  return undefined;
 }
 
 /** The whole command line through yargs: every command, --help, --version, completion, and its errors. */

@@ -3,14 +3,16 @@
  * retry can fix (a bucket gone, credentials refused, a full disk…). Every later request would fail the same way,
  * so the run stops at the first one instead of failing each remaining object separately.
  */
+import { brokenBundle } from '../errors.js';
 import type { FailureKind } from './types.js';
 
 export type StoreSide = 'source' | 'destination';
 
 export class FatalStoreError extends Error {
-  override readonly name = 'FatalStoreError';
+  override readonly name: string = 'FatalStoreError';
   constructor(
-    readonly side: StoreSide,
+    /** Undefined for what is neither store's (BrokenBundleError). */
+    readonly side: StoreSide | undefined,
     /** The key whose request showed it (the store's own key: with the key prefix, or the file's path). */
     readonly key: string,
     /** What is wrong, e.g. `[destination] folder /srv/system is full (ENOSPC)`. */
@@ -20,6 +22,24 @@ export class FatalStoreError extends Error {
     options: { cause: unknown },
   ) {
     super(`${problem}: ${fix}`, options);
+  }
+}
+
+/**
+ * A chunk of dist/bundle/ that a store loads when it first needs it (the S3 SDK, for the first object above
+ * upload_cutoff), missing or damaged mid-run: a checkout pulled and not rebuilt under a running cron, a package
+ * reinstalled half-way. Every object that needs it would fail the same way, each counted as the destination's
+ * failure after its retries; the run stops at the first, and the CLI says the launcher's line (rebuild, reinstall)
+ * with exit 2, as it does when the chunk is missing at the start.
+ */
+class BrokenBundleError extends FatalStoreError {
+  override readonly name = 'BrokenBundleError';
+  constructor(broken: Error) {
+    // The launcher's line is `<file> <problem>: <fix>`.
+    const at = broken.message.lastIndexOf(': ');
+    const [problem, fix] =
+      at < 0 ? [broken.message, 'run `npm run build`, or reinstall mastosync'] : [broken.message.slice(0, at), broken.message.slice(at + 2)];
+    super(undefined, '', problem, `${fix}, then run again with --resume`, { cause: broken });
   }
 }
 
@@ -134,6 +154,8 @@ const NO_ANSWER = { kind: 'retryable', noAnswer: true } as const;
  */
 export function classifyCommon(error: unknown): FailureKind | undefined {
   if (error instanceof FatalStoreError) return { kind: 'fatal', error };
+  const broken = brokenBundle(error);
+  if (broken !== undefined) return { kind: 'fatal', error: new BrokenBundleError(broken) };
   if (error instanceof IntegrityError) return { kind: 'retryable' };
   // Its store sends smaller bodies from now on: tried again, unless it could not (then no retry helps).
   if (error instanceof BodyRefusedError) return error.retryable ? { kind: 'retryable' } : { kind: 'permanent' };

@@ -34,7 +34,7 @@ import { countBeside, type ProgressDisplay } from '../progress.js';
 import { REMOTE_CACHE_WARNING, describeScope, scopeFlags } from '../scope.js';
 import { isoSeconds, reportJson, reportText, sourceDoubt } from '../summary.js';
 import { settleHeapForWork } from '../heap.js';
-import { EXIT, type Output } from '../exit.js';
+import { EXIT, stoppedExit, type Output } from '../exit.js';
 import type { Metrics } from '../metrics.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
 import { RunSignals, unlessStopped } from '../interrupt.js';
@@ -314,10 +314,11 @@ async function runLocked(
         ...(stopped !== undefined && { stopped }),
       };
       out.stdout(flags.json ? reportJson(report) : reportText(report));
-      // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it).
+      // What no retry could fix: one line naming it and the fix, as for any error, and exit 1 (cron mails it); 2 for
+      // a broken installation.
       if (stopped !== undefined) {
         out.stderr(`mastosync: stopped: ${stopped}`);
-        return EXIT.failures;
+        return stoppedExit(summary.stoppedBy);
       }
       // Most of what was looked for is not at the source: worth a cron mail, once (what is missing now is not
       // counted again by the next runs). An empty source stops the run at once (SourceLooksEmptyError).

@@ -13,7 +13,7 @@ import { limitStoreRates } from '../../sync/rateLimit.js';
 import type { CopyContext } from '../../sync/copy.js';
 import { countOwnedUpTo, emptySummary, verifyJobs, type Problem, type Repair, type VerifyJobSummary } from '../../sync/verify.js';
 import { settleHeapForWork } from '../heap.js';
-import { EXIT, type Output } from '../exit.js';
+import { EXIT, stoppedExit, type Output } from '../exit.js';
 import { startMetrics, type MetricsFlags } from '../flags.js';
 import { countBeside, stdoutBeside, type ProgressDisplay } from '../progress.js';
 import { describeScope } from '../scope.js';
@@ -169,7 +169,7 @@ async function verifyWithSignals(
       // As run says it: the summary of what was checked, then one line naming the cause and what to do, exit 1.
       if (stopped !== undefined) {
         out.stderr(`mastosync: stopped: ${stopped}`);
-        return EXIT.failures;
+        return stoppedExit(stoppedBy);
       }
       if (stop.signal.aborted) return EXIT.interrupted;
       // Nothing to compare is no match: most of the objects not at the source says the source is the wrong one.
