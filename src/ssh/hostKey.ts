@@ -47,14 +47,22 @@ export interface HostKeyPolicy {
   check(keyBlob: Buffer): Verdict;
 }
 
-function pinInstructions(offered: OfferedHostKey, ssh: SshConfig): string {
-  const target = ssh.port === 22 ? `${ssh.user}@${ssh.host}` : `-p ${ssh.port} ${ssh.user}@${ssh.host}`;
+/**
+ * The end of every host key refusal, on its one line: how to check the offered key, and the config line that pins
+ * it; `alternative` adds another way (known_hosts).
+ */
+function checkAndPin(offered: OfferedHostKey, alternative = ''): string {
   return (
-    `If ${offered.fingerprint} is the right key (compare with \`ssh-keygen -lf ${serverKeyFileHint(offered.type)}\` run on the server), pin it:\n` +
-    `    [database.ssh]\n` +
-    `    host_key = "${offered.fingerprint}"\n` +
-    `or add the key to known_hosts (e.g. check it, then accept it once with \`ssh ${target}\`).`
+    `check ${offered.fingerprint} with \`ssh-keygen -lf ${serverKeyFileHint(offered.type)}\` on the server, ` +
+    `then set [database.ssh] host_key = "${offered.fingerprint}"${alternative}`
   );
+}
+
+/** Why a key refused may not be the server's fault, and what it did not get. */
+const NOTHING_SENT = 'its key was replaced, or another server answers; nothing was sent to it';
+
+function sshTarget(ssh: SshConfig): string {
+  return ssh.port === 22 ? `${ssh.user}@${ssh.host}` : `-p ${ssh.port} ${ssh.user}@${ssh.host}`;
 }
 
 function describeOffered(offered: OfferedHostKey[]): string {
@@ -78,9 +86,7 @@ function pinnedPolicy(ssh: SshConfig, pinned: string): HostKeyPolicy {
             ssh.port,
             offered,
             `ssh: host key verification failed for ${where}: the server offered ${describeOffered(offered)}, ` +
-              `not the pinned host_key ${pinned}.\n` +
-              `Someone may be impersonating the server (man-in-the-middle), or its host key was replaced. Nothing was sent to it.\n` +
-              pinInstructions(offered[0]!, ssh),
+              `not the pinned host_key ${pinned} (${NOTHING_SENT}): ${checkAndPin(offered[0]!)}`,
           ),
       };
     },
@@ -118,7 +124,8 @@ async function knownHostsPolicy(ssh: SshConfig): Promise<HostKeyPolicy> {
             ssh.host,
             ssh.port,
             offered,
-            `ssh: host key verification failed for ${where}: the offered ${prettyType(k.type)} key ${k.fingerprint} is marked @revoked in ${file} line ${v.entry.line}. Refusing to connect.`,
+            `ssh: host key verification failed for ${where}: the offered ${prettyType(k.type)} key ${k.fingerprint} is marked @revoked in ${file} line ${v.entry.line} ` +
+              `(nothing was sent to it): give the server a new host key and set it as [database.ssh] host_key, or remove that line if the key was revoked by mistake`,
           );
         }
         if (v.status === 'changed') {
@@ -127,11 +134,9 @@ async function knownHostsPolicy(ssh: SshConfig): Promise<HostKeyPolicy> {
             ssh.host,
             ssh.port,
             offered,
-            `ssh: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for ${where}: the server offered ${prettyType(k.type)} key ${k.fingerprint}, ` +
-              `but ${file} line ${v.entry.line} holds a different ${prettyType(v.entry.keyType)} key for ${name}.\n` +
-              `Someone may be impersonating the server (man-in-the-middle), or its host key was replaced. Nothing was sent to it.\n` +
-              `If the change is expected, remove the old key with \`ssh-keygen -R '${name}' -f ${file}\`, then:\n` +
-              pinInstructions(k, ssh),
+            `ssh: REMOTE HOST IDENTIFICATION HAS CHANGED for ${where}: the server offered ${prettyType(k.type)} key ${k.fingerprint}, ` +
+              `but ${file} line ${v.entry.line} holds another ${prettyType(v.entry.keyType)} key for ${name} (${NOTHING_SENT}): ` +
+              `${checkAndPin(k)}, or remove the old entry with \`ssh-keygen -R '${name}' -f ${file}\` and add the new key`,
           );
         }
         const why = missing
@@ -146,9 +151,8 @@ async function knownHostsPolicy(ssh: SshConfig): Promise<HostKeyPolicy> {
           ssh.host,
           ssh.port,
           offered,
-          `ssh: the authenticity of host ${where} can't be established: ${why}.\n` +
-            `The server offered ${prettyType(k.type)} key ${k.fingerprint}. Nothing was sent to it.\n` +
-            pinInstructions(k, ssh),
+          `ssh: the authenticity of host ${where} can't be established (${why}; it offered ${prettyType(k.type)} key ${k.fingerprint}, ` +
+            `nothing was sent to it): ${checkAndPin(k, `, or add the key to ${file} (\`ssh ${sshTarget(ssh)}\` once)`)}`,
         );
       };
       return { ok: false, final: true, build };

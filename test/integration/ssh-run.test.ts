@@ -258,7 +258,10 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     proxy.reset();
     const result = await runCli(['run', 'all'], { cwd: config.dir });
     assert.equal(result.code, 2, result.stderr);
+    // One line (it took six): what was offered, what was pinned, how to check the key and the line that pins it.
+    assert.equal(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
     assert.ok(result.stderr.includes(`ED25519 key ${sshd.hostKeyFingerprint}`), result.stderr);
+    assert.ok(result.stderr.includes('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server'), result.stderr);
     assert.ok(result.stderr.includes(`not the pinned host_key ${wrong}`), result.stderr);
     assert.ok(result.stderr.includes(`host_key = "${sshd.hostKeyFingerprint}"`), `how to pin it: ${result.stderr}`);
     assert.deepEqual(await s3.listKeys(bucket), [], 'no destination object');
@@ -276,8 +279,15 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const config = configFor(bucket, { privateKey: sshd.clientKeyPath, knownHosts: '/nonexistent/known_hosts' });
     const result = await runCli(['run', 'all'], { cwd: config.dir });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /authenticity of host .* can't be established/);
-    assert.ok(result.stderr.includes(sshd.hostKeyFingerprint), result.stderr);
+    assert.equal(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^mastosync: ssh: the authenticity of host .* can't be established \(\/nonexistent\/known_hosts does not exist; it offered ED25519 key SHA256:\S+, nothing was sent to it\): /,
+    );
+    assert.ok(
+      result.stderr.includes(`then set [database.ssh] host_key = "${sshd.hostKeyFingerprint}", or add the key to /nonexistent/known_hosts`),
+      result.stderr,
+    );
     assert.deepEqual(await s3.listKeys(bucket), []);
     assert.equal(existsSync(config.checkpoint), false);
   });

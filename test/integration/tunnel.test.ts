@@ -257,6 +257,12 @@ describe('SSH tunnel through a real OpenSSH server', { skip }, () => {
     assert.match(missing.message, /does not exist/);
     assert.ok(missing.message.includes(sshd.hostKeyFingerprint), missing.message);
 
+    // Each is one line that names what to fix: the fingerprint to check and pin, or the known_hosts entry.
+    for (const error of [unknown, changed, revoked, missing] as Error[]) assert.doesNotMatch(error.message, /\n/, error.message);
+    assert.ok(changed.message.includes(`ssh-keygen -R '[127.0.0.1]:${sshd.port}' -f ${changedFile}`), changed.message);
+    assert.ok(changed.message.includes(`[database.ssh] host_key = "${sshd.hostKeyFingerprint}"`), changed.message);
+    assert.match(revoked.message, new RegExp(`@revoked in ${revokedFile} line 2 .*\\[database\\.ssh\\] host_key`));
+
     const log = sshd.log();
     assert.doesNotMatch(log, /Failed (publickey|password)/, 'no credentials were ever offered to an unverified server');
   });
