@@ -12,6 +12,7 @@ import type { CommandContext } from './exit.js';
 import {
   DEFAULT_CONFIG_FILE,
   LOG_LEVELS,
+  MAX_WAIT_SECONDS,
   asGiven,
   metricsFromArgs,
   wholeNumber,
@@ -210,6 +211,7 @@ export function fastRunArgs(argv: readonly string[]): RunArgs | undefined {
   // What the builder's checks refuse, yargs refuses, with its own wording.
   const below = (value: number | undefined, minimum: number) => value !== undefined && value < minimum;
   if (below(parsed.concurrency, 1) || below(parsed.maxRps, 1) || below(parsed.progressInterval, 1)) return undefined;
+  if (parsed.progressInterval !== undefined && parsed.progressInterval > MAX_WAIT_SECONDS) return undefined;
   if ((parsed.resume || parsed.skipExisting || parsed.fresh) && parsed.retryFailed) return undefined;
   if (parsed.fresh && parsed.resume) return undefined;
   if (parsed.skipExisting && parsed.limit !== undefined) return undefined;

@@ -9,7 +9,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
-import { DEFAULT_CONFIG_FILE } from './flags.js';
+import { DEFAULT_CONFIG_FILE, MAX_WAIT_SECONDS } from './flags.js';
 import { DEFAULT_STOP_GRACE_MS } from './interrupt.js';
 import type { SshConfig } from '../ssh/config.js';
 import {
@@ -361,7 +361,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
       maxRps: sync.max_rps === undefined ? undefined : positive(setting('sync', 'max_rps'), sync.max_rps, 1),
       uploadCutoff: uploadCutoffMib(setting('sync', 'upload_cutoff'), sync.upload_cutoff) * 1024 * 1024,
       changeMarginMs: nonNegative(setting('sync', 'change_margin'), sync.change_margin, DEFAULT_CHANGE_MARGIN_MINUTES) * 60_000,
-      stopGraceMs: nonNegative(setting('sync', 'stop_grace'), sync.stop_grace, DEFAULT_STOP_GRACE_MS / 1000) * 1000,
+      stopGraceMs: nonNegative(setting('sync', 'stop_grace'), sync.stop_grace, DEFAULT_STOP_GRACE_MS / 1000, MAX_WAIT_SECONDS) * 1000,
     },
   };
 }
@@ -578,9 +578,10 @@ function uploadCutoffMib(where: string, value: unknown): number {
   return mib;
 }
 
-function nonNegative(where: string, value: unknown, fallback: number): number {
+function nonNegative(where: string, value: unknown, fallback: number, maximum?: number): number {
   const number = (value as number | undefined) ?? fallback;
   if (number < 0) throw new UsageError(`${where} must be 0 or more, not ${number}`);
+  if (maximum !== undefined && number > maximum) throw new UsageError(`${where} must be at most ${maximum}, not ${number}`);
   return number;
 }
 

@@ -14,11 +14,18 @@ export const DEFAULT_CONFIG_FILE = 'mastosync.toml';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Flag values that must be whole numbers of at least `minimum` (yargs only checks they are numbers). */
-export function wholeNumber(flag: string, value: unknown, minimum: number): void {
-  if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum)) {
-    throw new UsageError(`${flag} must be a whole number of at least ${minimum}, not ${asGiven(value, flag)}`);
+export function wholeNumber(flag: string, value: unknown, minimum: number, maximum = Number.MAX_SAFE_INTEGER): void {
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) >= minimum && (value as number) <= maximum)) {
+    const range = maximum === Number.MAX_SAFE_INTEGER ? `of at least ${minimum}` : `from ${minimum} to ${maximum}`;
+    throw new UsageError(`${flag} must be a whole number ${range}, not ${asGiven(value, flag)}`);
   }
 }
+
+/**
+ * The most seconds a wait may be: Node's timers hold at most 2^31 - 1 ms (24.8 days) and fire at once for more, so a
+ * longer --progress-interval printed a line every millisecond and a longer stop_grace stopped copies at once.
+ */
+export const MAX_WAIT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 /**
  * A number flag's value for a message. yargs has turned a word into NaN, so the word is read from the command line
@@ -76,7 +83,7 @@ export function withMetricsOptions<T>(command: Argv<T>, name: 'run' | 'verify'):
       describe: `seconds to keep serving metrics after the ${name}, for a last scrape (a signal ends the wait)`,
     })
     .check((args) => {
-      wholeNumber('--metrics-hold', args.metricsHold, 0);
+      wholeNumber('--metrics-hold', args.metricsHold, 0, MAX_WAIT_SECONDS);
       if ((args.metricsHold as number) > 0 && args.metrics === undefined) {
         throw new UsageError('--metrics-hold keeps --metrics served: pass --metrics HOST:PORT too');
       }
@@ -104,7 +111,7 @@ export function withProgressOptions<T>(command: Argv<T>): Argv<T & ProgressArgs>
       describe: 'seconds between JSON progress lines when stderr is not a terminal',
     })
     .check((args) => {
-      wholeNumber('--progress-interval', args.progressInterval, 1);
+      wholeNumber('--progress-interval', args.progressInterval, 1, MAX_WAIT_SECONDS);
       return true;
     }) as Argv<T & ProgressArgs>;
 }

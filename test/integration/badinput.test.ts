@@ -116,6 +116,23 @@ const CASES: Case[] = [
   { name: '--config "" (an empty variable)', args: ['run', 'all', '--config', ''], says: /--config is given an empty value/ },
   { name: 'manifest --format with no value', args: ['manifest', 'all', '--format'], says: /--format needs a value/ },
   { name: 'run with no job', args: ['run'], says: /name the jobs \(media_attachments, .*\), or all/ },
+  // Node's timers hold at most 24.8 days and fire at once for more: a progress line every millisecond, copies cut at once.
+  {
+    name: '--progress-interval over 24 days',
+    args: ['run', 'all', '--progress-interval', '3000000'],
+    says: /--progress-interval must be a whole number from 1 to 2147483, not 3000000/,
+  },
+  {
+    name: '--metrics-hold over 24 days',
+    args: ['run', 'all', '--metrics', '127.0.0.1:0', '--metrics-hold', '3000000'],
+    says: /--metrics-hold must be a whole number from 0 to 2147483, not 3000000/,
+  },
+  {
+    name: 'a stop_grace over 24 days',
+    args: ['run', 'all'],
+    config: () => ({ extra: 'stop_grace = 3000000' }),
+    says: /\[sync\] stop_grace must be at most 2147483, not 3000000/,
+  },
   { name: 'a mistyped command', args: ['--log-level', 'warn', 'runn', 'all'], says: /unknown command "runn": choose from run, init, check/ },
   {
     // A compose file's `MASTOSYNC_DESTINATION_BUCKET: ${BUCKET}` with BUCKET unset, and no bucket in the file: an empty

@@ -87,6 +87,7 @@ const LEFT_TO_YARGS = [
   'run all --concurrency 0',
   'run all --max-rps 0',
   'run all --progress-interval 0',
+  'run all --progress-interval 3000000',
   'run all --resume --retry-failed',
   'run all --skip-existing --retry-failed',
   'run all --fresh --resume',
