@@ -400,6 +400,8 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     assert.ok(written < fixture.present.length - 20, `the kill must land mid-run (${written} of ${fixture.present.length} written)`);
     await waitFor(() => (stderr.match(/database still unreachable/g) ?? []).length >= 2, 'two failed reconnect attempts');
     hop.refuse(false);
+    // The kill landed mid-run: what is left of it needs no slow store.
+    slow.setLatency(0);
 
     const finished: CliResult = await result;
     assert.equal(finished.code, 0, finished.stderr);
@@ -593,23 +595,19 @@ describe('run all through a real OpenSSH server', { skip }, () => {
     const session = await connectDatabase(database, pino({ level: 'silent' }));
     try {
       const schema = await probeSchema(session);
-      const timings: number[] = [];
-      for (let round = 0; round < 3; round++) {
-        const started = performance.now();
-        let rows = 0;
-        let last = '';
-        for await (const page of readRowPages(session, schema, 'media_attachments', { batchSize: database.batchSize })) {
-          rows += page.length;
-          last = String(page.at(-1)!.id);
-        }
-        timings.push(performance.now() - started);
-        assert.equal(rows, 200_000);
-        assert.equal(last, '200000');
+      const started = performance.now();
+      let rows = 0;
+      let last = '';
+      for await (const page of readRowPages(session, schema, 'media_attachments', { batchSize: database.batchSize })) {
+        rows += page.length;
+        last = String(page.at(-1)!.id);
       }
-      const best = Math.min(...timings);
-      const message = `200000 media_attachments rows through the SSH tunnel, batch_size ${database.batchSize}: ${timings.map((ms) => `${ms.toFixed(0)} ms`).join(', ')} (best ${best.toFixed(0)} ms)`;
-      // Reported, not asserted: speed is measured by `npm run bench:tunnel` (BENCHMARKS.md), never by a test.
-      t.diagnostic(message);
+      const ms = performance.now() - started;
+      assert.equal(rows, 200_000);
+      assert.equal(last, '200000');
+      // Reported, not asserted, and read once (rounds to take the best of belong to a benchmark): speed is measured by
+      // `npm run bench:tunnel` (BENCHMARKS.md), never by a test.
+      t.diagnostic(`200000 media_attachments rows through the SSH tunnel, batch_size ${database.batchSize}: ${ms.toFixed(0)} ms`);
     } finally {
       await session.close();
     }

@@ -70,10 +70,13 @@ export class PgRelay {
   private frozen = false;
   private gone = false;
   private dropped = false;
+  private resetsLeft: number | undefined;
   private lose: { statement: RegExp; left: number } | undefined;
   private freezeOn: RegExp | undefined;
   /** Statements that reached the server. */
   readonly statements: string[] = [];
+  /** New connections reset while dropped. */
+  resets = 0;
 
   constructor(
     private readonly target: { host: string; port: number },
@@ -84,7 +87,11 @@ export class PgRelay {
       this.sockets.add(client);
       client.on('error', () => client.destroy());
       if (this.gone) return this.refuse(client);
-      if (this.dropped) return void client.resetAndDestroy();
+      if (this.dropped) {
+        this.resets += 1;
+        if (this.resetsLeft !== undefined && --this.resetsLeft === 0) this.restore();
+        return void client.resetAndDestroy();
+      }
       const start = () => this.forward(client);
       if (this.frozen) this.held.push(start);
       else start();
@@ -164,14 +171,19 @@ export class PgRelay {
     for (const start of this.held.splice(0)) start();
   }
 
-  /** Every connection cut, and every new one reset, until `restore()`. */
-  drop(): void {
+  /**
+   * Every connection cut, and every new one reset, until `restore()`; with `connections`, until that many new ones
+   * were reset (a restart as short as it can be: the client's next try finds the server up).
+   */
+  drop(options: { connections?: number } = {}): void {
     this.dropped = true;
+    this.resetsLeft = options.connections;
     for (const pair of [...this.live]) pair.end();
   }
 
   restore(): void {
     this.dropped = false;
+    this.resetsLeft = undefined;
   }
 
   /** The database goes away for good when the `occurrence`-th statement matching `statement` is sent. */
