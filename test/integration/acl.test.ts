@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExpectedObject, Fixture } from '../support/fixture.js';
 import type { TestDatabase } from '../support/postgres.js';
@@ -34,7 +34,6 @@ before(async () => {
 });
 
 after(async () => {
-  rmSync(config?.dir ?? '/nonexistent', { recursive: true, force: true });
   await world?.stop();
 });
 
@@ -212,13 +211,13 @@ test('one object refused its ACL after the pass set others: that object fails, t
   for (const object of ofSeven) assert.equal(aclOf(object), 'public-read', object.key);
 });
 
-test('a suspension while rows above the watermark wait to be copied: the pass leaves them to the copy, which writes them private', async () => {
-  // Account 7 public again (the test above), every object of it copied and done. As an interrupted run leaves it:
-  // the watermark below account 7's rows, which are not done yet.
-  const ofSeven = mediaOf('7');
-  for (const object of ofSeven) assert.equal(aclOf(object), 'public-read', object.key);
-  const ids = [...new Set(ofSeven.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
-  const keys = new Set(ofSeven.map((o) => o.key));
+/**
+ * The checkpoint as a run interrupted before `objects` leaves it: their lines gone and the media watermark below
+ * their rows. Returns their keys a second later, so that a row changed next is seen as changed after the checkpoint.
+ */
+async function undoneInCheckpoint(objects: readonly ExpectedObject[]): Promise<Set<string>> {
+  const ids = [...new Set(objects.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
+  const keys = new Set(objects.map((o) => o.key));
   const path = join(config.dir, 'mastosync-checkpoint.jsonl');
   const lines = readFileSync(path, 'utf8')
     .split('\n')
@@ -227,6 +226,15 @@ test('a suspension while rows above the watermark wait to be copied: the pass le
   lines.splice(1, 0, `{"job":"media_attachments","watermark":"${ids[0]! - 1n}"}`);
   writeFileSync(path, lines.join('\n'));
   await new Promise((r) => setTimeout(r, 1100));
+  return keys;
+}
+
+test('a suspension while rows above the watermark wait to be copied: the pass leaves them to the copy, which writes them private', async () => {
+  // Account 7 public again (the test above), every object of it copied and done. As an interrupted run leaves it:
+  // the watermark below account 7's rows, which are not done yet.
+  const ofSeven = mediaOf('7');
+  for (const object of ofSeven) assert.equal(aclOf(object), 'public-read', object.key);
+  const keys = await undoneInCheckpoint(ofSeven);
   await setSuspended('7', true);
   const run = await cronRun();
   for (const object of ofSeven) assert.equal(aclOf(object), 'private', `${object.key}: copied private`);
@@ -245,16 +253,7 @@ test('the same with --skip-existing: the objects the destination holds are not w
   // which are not done; then it is unsuspended.
   const ofSeven = mediaOf('7');
   for (const object of ofSeven) assert.equal(aclOf(object), 'private', object.key);
-  const ids = [...new Set(ofSeven.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
-  const keys = new Set(ofSeven.map((o) => o.key));
-  const path = join(config.dir, 'mastosync-checkpoint.jsonl');
-  const lines = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => !(line.includes('"watermark":') && line.includes('media_attachments')))
-    .filter((line) => line.trim() === '' || !keys.has((JSON.parse(line) as { key?: string }).key ?? ''));
-  lines.splice(1, 0, `{"job":"media_attachments","watermark":"${ids[0]! - 1n}"}`);
-  writeFileSync(path, lines.join('\n'));
-  await new Promise((r) => setTimeout(r, 1100));
+  const keys = await undoneInCheckpoint(ofSeven);
   await setSuspended('7', false);
   proxy.reset();
   const result = await runCli(['run', 'all', '--resume', '--skip-existing', '--quiet', '--log-level', 'warn', '--json'], { cwd: config.dir });

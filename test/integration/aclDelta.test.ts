@@ -6,7 +6,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import type { ExpectedObject } from '../support/fixture.js';
 import { startAclWorld, type AclWorld } from '../support/aclWorld.js';
 import { runCli, type writeConfig } from '../support/cli.js';
@@ -26,7 +25,6 @@ before(async () => {
 });
 
 after(async () => {
-  rmSync(config?.dir ?? '/nonexistent', { recursive: true, force: true });
   await world?.stop();
 });
 

@@ -98,13 +98,14 @@ function failGets(keys: readonly string[], fault: Fault): void {
 const ARCHIVED: Fault = { kind: 'status', status: 403, code: 'InvalidObjectState', message: "The operation is not valid for the object's storage class" };
 const LOST_DISK: Fault = { kind: 'status', status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
 
-/** One night's cron run. */
-function night(cwd: string): Promise<CliResult> {
-  return runCli(['run', 'all', '--resume', '--json', '--quiet', '--log-level', 'warn'], {
-    cwd,
-    env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
-  });
+/** `mastosync ARGS` in `cwd`, with the store's patience of this file. */
+function cli(cwd: string, ...args: string[]): Promise<CliResult> {
+  return runCli([...args, '--json', '--quiet', '--log-level', 'warn'], { cwd, env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) } });
 }
+
+/** One night's cron run. */
+const night = (cwd: string) => cli(cwd, 'run', 'all', '--resume');
+const verifyRepair = (cwd: string) => cli(cwd, 'verify', 'accounts', '--repair');
 
 function summaryOf(result: CliResult): { stopped?: string; total: Record<string, number> } {
   return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { stopped?: string; total: Record<string, number> };
@@ -206,10 +207,7 @@ describe('the oldest objects on a lost disk (500 for each of them, every time)',
 
       // --retry-failed tries only objects that failed before: there they count, or a store still failing every one of
       // them would be tried object by object to the end, with no stop.
-      const retried = await runCli(['run', 'all', '--retry-failed', '--json', '--quiet', '--log-level', 'warn'], {
-        cwd: config.dir,
-        env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
-      });
+      const retried = await cli(config.dir, 'run', 'all', '--retry-failed');
       assert.equal(retried.code, 1, retried.stderr);
       assert.match(
         stopLines(retried)[0] ?? '',
@@ -226,13 +224,8 @@ describe('verify --repair over objects a lost disk cannot serve, and readable mi
   test('repairs every readable object and reports the lost ones, exit 1, never a stop (refused.test.ts: a destination refusing every PUT still stops it)', async () => {
     const { config } = await instance('alone-verify');
     failGets(failingKeys, LOST_DISK);
-    const verify = () =>
-      runCli(['verify', 'accounts', '--repair', '--json', '--quiet', '--log-level', 'warn'], {
-        cwd: config.dir,
-        env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
-      });
     try {
-      const result = await verify();
+      const result = await verifyRepair(config.dir);
       assert.equal(result.code, 1, result.stderr.slice(0, 2000));
       assert.deepEqual(stopLines(result), [], 'the lost objects say nothing about the source');
       assert.deepEqual((await destination.listKeys('alone-verify')).sort(), [...readableKeys].sort(), 'every readable object repaired');
@@ -267,10 +260,7 @@ describe("verify --repair over objects the destination refuses alone (a proxy's 
     const copied = await night(config.dir);
     assert.equal(copied.code, 1, copied.stderr);
     assert.equal(summaryOf(copied).total.failed, large.size);
-    const result = await runCli(['verify', 'accounts', '--repair', '--json', '--quiet', '--log-level', 'warn'], {
-      cwd: config.dir,
-      env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: String(PATIENCE_MS) },
-    });
+    const result = await verifyRepair(config.dir);
     assert.equal(result.code, 1, result.stderr.slice(0, 2000));
     assert.deepEqual(stopLines(result), [], 'the refused objects come among whole ones');
     const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { total: { ok: number; missing: number; unrepaired: number } };

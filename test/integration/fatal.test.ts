@@ -12,40 +12,31 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type Fault, type HttpProxy } from '../support/httpProxy.js';
+import type { Fixture } from '../support/fixture.js';
+import type { TestDatabase } from '../support/postgres.js';
+import type { S3Server } from '../support/s3.js';
+import { startFixtureWorld, type FixtureWorld } from '../support/fixtureWorld.js';
+import type { Fault, HttpProxy } from '../support/httpProxy.js';
 import { filesBelow } from '../support/files.js';
-import { runCli, writeConfig, type CliResult, type ConfigSettings } from '../support/cli.js';
+import { runCli, type CliResult, type ConfigSettings } from '../support/cli.js';
 
 const CONCURRENCY = 3;
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 
-let postgres: PostgresServer;
+let world: FixtureWorld;
 let s3: S3Server;
 let proxy: HttpProxy;
 let fixture: Fixture;
 let db: TestDatabase;
-const cleanups: Array<() => void> = [];
 
 before(async () => {
-  postgres = await startPostgres();
-  s3 = await startS3();
   // Latency keeps the run going long enough for the bucket to vanish part-way.
-  proxy = await startProxy({ upstreamPort: s3.port, latencyMs: 15 });
-  fixture = buildFixture('current');
-  db = await createDatabase('current');
-  await s3.createBucket('fatal-source');
-  await loadFixture(fixture, db.client, s3, 'fatal-source');
+  world = await startFixtureWorld('fatal-source', { proxy: { latencyMs: 15 } });
+  ({ s3, proxy, fixture, db } = world);
 });
 
 after(async () => {
-  for (const cleanup of cleanups.reverse()) cleanup();
-  await db?.drop();
-  await proxy?.stop();
-  await s3?.stop();
-  await postgres?.stop();
+  await world?.stop();
 });
 
 interface Line {
@@ -109,7 +100,7 @@ function assertStoppedOnce(result: CliResult, checkpoint: string, cause: RegExp,
 describe('a fault no retry can fix stops the run', () => {
   test('folder destination on a full disk: exit 1, one line "is full … free space", then --resume after freeing space finishes exactly', async (t) => {
     const mountPoint = mkdtempSync(join(tmpdir(), 'mastosync-full-'));
-    cleanups.push(() => rmSync(mountPoint, { recursive: true, force: true }));
+    world.onStop(() => rmSync(mountPoint, { recursive: true, force: true }));
     try {
       // About a third of the fixture's small objects fit; its 6 MiB video never does.
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', mountPoint], { stdio: 'pipe' });
@@ -117,17 +108,16 @@ describe('a fault no retry can fix stops the run', () => {
       t.skip(`cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): ${String((error as Error).message).split('\n')[0]}`);
       return;
     }
-    cleanups.push(() => execFileSync('umount', [mountPoint]));
+    world.onStop(() => execFileSync('umount', [mountPoint]));
     const system = join(mountPoint, 'system');
     mkdirSync(system);
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { type: 'fs', path: system },
       concurrency: CONCURRENCY,
       batchSize: 5,
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
 
     // As cron runs it: then the cause is the only line on stderr, not one per copy that was in flight.
     const full = await runCli(['run', 'all', '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
@@ -148,14 +138,13 @@ describe('a fault no retry can fix stops the run', () => {
 
   test('destination bucket gone mid-run: exit 1, one line "does not exist (NoSuchBucket …)", then --resume once it is back finishes exactly', async () => {
     await s3.createBucket('fatal-gone');
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { endpoint: proxy.endpoint, bucket: 'fatal-gone' },
       concurrency: CONCURRENCY,
       batchSize: 5,
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     proxy.reset();
     // From the 10th object on, the provider answers every request to the bucket as S3 does for a deleted one.
     const vanish = () =>
@@ -188,8 +177,7 @@ describe('a fault no retry can fix stops the run', () => {
 describe('a destination setting every write refuses stops the run at the first write, naming the setting', () => {
   /** The admin fixes the config (`settings`), and `run --resume` then copies every object, those failed included. */
   async function resumeWith(config: { dir: string; file: string }, settings: ConfigSettings): Promise<void> {
-    const fixed = writeConfig(settings);
-    cleanups.push(() => rmSync(fixed.dir, { recursive: true, force: true }));
+    const fixed = world.writeConfig(settings);
     writeFileSync(config.file, readFileSync(fixed.file));
     const resumed = await runCli(['run', 'all', '--resume', '--json', '--quiet'], { cwd: config.dir });
     assert.equal(resumed.code, 0, resumed.stderr);
@@ -212,8 +200,7 @@ describe('a destination setting every write refuses stops the run at the first w
         batchSize: 5,
         copyMode,
       };
-      const config = writeConfig(settings);
-      cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+      const config = world.writeConfig(settings);
       if (copyMode === 'stream') {
         // check writes nothing, and says what it leaves untested rather than pass for a proof the run can write.
         const checked = await runCli(['check'], { cwd: config.dir });
@@ -272,8 +259,7 @@ describe('a destination setting every write refuses stops the run at the first w
         concurrency: CONCURRENCY,
         batchSize: 5,
       };
-      const config = writeConfig(settings);
-      cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
+      const config = world.writeConfig(settings);
       proxy.reset();
       // As such a provider answers: every write that carries x-amz-acl, and only those.
       proxy.setFault((request) => (request.bucket === bucket && request.method === 'PUT' && request.headers['x-amz-acl'] !== undefined ? fault : undefined));
@@ -295,14 +281,13 @@ describe('a destination setting every write refuses stops the run at the first w
   test('an InvalidArgument about one object (ArgumentName key), acl and storage_class set: that object fails, the run goes on', async () => {
     const bucket = 'fatal-one-argument';
     await s3.createBucket(bucket);
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { endpoint: proxy.endpoint, bucket, acl: 'public-read', storageClass: 'STANDARD_IA' },
       concurrency: CONCURRENCY,
       batchSize: 5,
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     const [refusedObject] = fixture.present;
     proxy.reset();
     proxy.setFault((request) =>
@@ -341,12 +326,11 @@ describe('prune meets a fault no retry can fix', () => {
     await s3.createBucket('fatal-prune');
     const orphans = ['media_attachments/files/999/999/998/original/x.jpg', 'media_attachments/files/999/999/999/original/y.jpg'];
     for (const key of orphans) await s3.put('fatal-prune', key, Buffer.from(key));
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { endpoint: proxy.endpoint, bucket: 'fatal-prune' },
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     proxy.setFault((request) =>
       request.operation === 'DeleteObjects' || request.operation === 'DeleteObject'
         ? { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' }
@@ -368,7 +352,7 @@ describe('prune meets a fault no retry can fix', () => {
 describe('a body the provider refuses for its size', () => {
   test('413 for bodies above 6 MiB (nginx client_max_body_size): named in the log, and the object is copied multipart in smaller parts', async () => {
     await s3.createBucket('fatal-limited');
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { endpoint: proxy.endpoint, bucket: 'fatal-limited' },
@@ -376,7 +360,6 @@ describe('a body the provider refuses for its size', () => {
       // The 6 MiB video goes as one PUT first, as it would under the default 512 MiB.
       uploadCutoffMib: 64,
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     const limit = 6 * 1024 * 1024;
     proxy.reset();
     proxy.setFault((request) => (request.method === 'PUT' && Number(request.headers['content-length']) > limit ? { kind: 'refuse-body' } : undefined));
@@ -411,13 +394,12 @@ describe('a body the provider refuses for its size', () => {
 
   test('a small body, sent whole in one write, whose PUT is reset unanswered: asked again with 100-continue, the 413 is read and named', async () => {
     await s3.createBucket('fatal-small-limit');
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fatal-source' },
       destination: { endpoint: proxy.endpoint, bucket: 'fatal-small-limit' },
       concurrency: CONCURRENCY,
     });
-    cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
     // Small objects are read whole and sent with their headers in one write: a server that refuses such a body
     // (here bodies above 85 kB) and closes before its 413 can be read leaves only a reset, after all was sent.
     const limit = 85_000;

@@ -13,45 +13,36 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BIG_OBJECT_SIZE, CACHE_CONTROL, buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { BIG_OBJECT_SIZE, CACHE_CONTROL, type Fixture } from '../support/fixture.js';
 import { expectedContentType } from '../support/contentTypes.js';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
+import type { TestDatabase } from '../support/postgres.js';
+import type { S3Server } from '../support/s3.js';
+import { startFixtureWorld, type FixtureWorld } from '../support/fixtureWorld.js';
+import type { HttpProxy } from '../support/httpProxy.js';
 import { filesBelow } from '../support/files.js';
-import { runCli, writeConfig } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 import { FsStore } from '../../src/storage/fs.js';
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 
-let postgres: PostgresServer;
+let world: FixtureWorld;
 let s3: S3Server;
 let proxy: HttpProxy;
 let fixture: Fixture;
 let db: TestDatabase;
-const folders: string[] = [];
 
 before(async () => {
-  postgres = await startPostgres();
-  s3 = await startS3();
-  proxy = await startProxy({ upstreamPort: s3.port });
-  fixture = buildFixture('current');
-  db = await createDatabase('current');
-  await s3.createBucket('fs-source');
-  await loadFixture(fixture, db.client, s3, 'fs-source');
+  world = await startFixtureWorld('fs-source');
+  ({ s3, proxy, fixture, db } = world);
 });
 
 after(async () => {
-  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
-  await db?.drop();
-  await proxy?.stop();
-  await s3?.stop();
-  await postgres?.stop();
+  await world?.stop();
 });
 
 function tempFolder(name: string): string {
   const folder = mkdtempSync(join(tmpdir(), `mastosync-${name}-`));
-  folders.push(folder);
+  world.onStop(() => rmSync(folder, { recursive: true, force: true }));
   return folder;
 }
 
@@ -64,8 +55,7 @@ async function folderToBucket(bucket: string) {
     writeFileSync(path, object.body);
   }
   await s3.createBucket(bucket);
-  const config = writeConfig({ databaseUrl: db.url, source: { type: 'fs', path: system }, destination: { endpoint: proxy.endpoint, bucket } });
-  folders.push(config.dir);
+  const config = world.writeConfig({ databaseUrl: db.url, source: { type: 'fs', path: system }, destination: { endpoint: proxy.endpoint, bucket } });
   return config;
 }
 
@@ -129,12 +119,11 @@ describe('filesystem backend', () => {
 
   test('bucket → folder: a file per owned object at its key, Mastodon modes, no temporary file left', async () => {
     const system = tempFolder('system');
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: s3.endpoint, bucket: 'fs-source' },
       destination: { type: 'fs', path: system },
     });
-    folders.push(config.dir);
 
     const result = await runCli(['run', 'all', '--quiet'], { cwd: config.dir });
     assert.equal(result.code, 0, result.stderr);
@@ -157,13 +146,12 @@ describe('filesystem backend', () => {
   test('a source body cut short on every attempt leaves no partial file and no temporary file', async () => {
     const big = fixture.present.find((object) => object.size === BIG_OBJECT_SIZE)!;
     const system = tempFolder('cut');
-    const config = writeConfig({
+    const config = world.writeConfig({
       databaseUrl: db.url,
       source: { endpoint: proxy.endpoint, bucket: 'fs-source' },
       destination: { type: 'fs', path: system },
       retries: 1,
     });
-    folders.push(config.dir);
     proxy.setFault((request) => (request.operation === 'GetObject' && request.key === big.key ? { kind: 'truncate', afterBytes: 3 * 1024 * 1024 } : undefined));
     try {
       const result = await runCli(['run', 'media_attachments', '--json', '--quiet'], { cwd: config.dir });

@@ -6,40 +6,31 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
-import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
-import { startProxy, type HttpProxy } from '../support/httpProxy.js';
-import { runCli, writeConfig } from '../support/cli.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Fixture } from '../support/fixture.js';
+import type { TestDatabase } from '../support/postgres.js';
+import type { S3Server } from '../support/s3.js';
+import type { HttpProxy } from '../support/httpProxy.js';
+import { startFixtureWorld, type FixtureWorld } from '../support/fixtureWorld.js';
+import { runCli } from '../support/cli.js';
 
 /** Objects the destination takes before it refuses every upload (AccessDenied: no retry can fix it). */
 const ACCEPTED = 6;
 
-let postgres: PostgresServer;
+let world: FixtureWorld;
 let s3: S3Server;
 let proxy: HttpProxy;
 let fixture: Fixture;
 let db: TestDatabase;
 let worlds = 0;
-const cleanups: Array<() => void> = [];
 
 before(async () => {
-  postgres = await startPostgres();
-  s3 = await startS3();
-  proxy = await startProxy({ upstreamPort: s3.port });
-  fixture = buildFixture('current');
-  db = await createDatabase('current');
-  await s3.createBucket('stop-source');
-  await loadFixture(fixture, db.client, s3, 'stop-source');
+  world = await startFixtureWorld('stop-source');
+  ({ s3, proxy, fixture, db } = world);
 });
 
 after(async () => {
-  for (const cleanup of cleanups.reverse()) cleanup();
-  await db?.drop();
-  await proxy?.stop();
-  await s3?.stop();
-  await postgres?.stop();
+  await world?.stop();
 });
 
 interface Line {
@@ -55,14 +46,13 @@ async function stoppedRun(json: boolean) {
   worlds += 1;
   const destination = `stop-destination-${worlds}`;
   await s3.createBucket(destination);
-  const config = writeConfig({
+  const config = world.writeConfig({
     databaseUrl: db.url,
     source: { endpoint: s3.endpoint, bucket: 'stop-source' },
     destination: { endpoint: proxy.endpoint, bucket: destination },
     concurrency: 1,
     batchSize: 1000,
   });
-  cleanups.push(() => rmSync(config.dir, { recursive: true, force: true }));
   let puts = 0;
   proxy.setFault((request) => {
     if (request.bucket !== destination || request.method !== 'PUT') return undefined;
