@@ -77,7 +77,7 @@ const SECTIONS = {
     known_hosts: 'string',
   },
   source: STORE_KEYS,
-  destination: { ...STORE_KEYS, acl: 'string', storage_class: 'string', segment_size: 'integer' },
+  destination: { ...STORE_KEYS, acl: 'string', storage_class: 'string', backup_only: 'boolean', segment_size: 'integer' },
   sync: {
     concurrency: 'integer',
     checkpoint: 'string',
@@ -331,7 +331,11 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
   const destinationRaw = raw.destination ?? {};
   const destination = resolveOrError(() => {
     const store = resolveStore(origin, setting, 'destination', raw.destination);
-    return { store, acl: destinationAcl(setting, store.type, destinationRaw.acl as string | undefined) };
+    return {
+      store,
+      acl: destinationAcl(setting, store.type, destinationRaw.acl as string | undefined),
+      storageClass: destinationStorageClass(setting, destinationRaw),
+    };
   });
   return {
     origin,
@@ -349,10 +353,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
       ssh: resolveSsh(origin, raw['database.ssh']),
     },
     source: resolveOrError(() => resolveStore(origin, setting, 'source', raw.source)),
-    destination:
-      destination instanceof UsageError
-        ? destination
-        : { ...destination.store, acl: destination.acl, storageClass: nonEmpty(destinationRaw.storage_class as string | undefined) },
+    destination: destination instanceof UsageError ? destination : { ...destination.store, acl: destination.acl, storageClass: destination.storageClass },
     sync: {
       concurrency: positive(setting('sync', 'concurrency'), sync.concurrency, 8),
       checkpoint: expandHome((sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl'),
@@ -383,6 +384,25 @@ function destinationAcl(setting: Setting, type: StoreConfig['type'], acl: string
   return acl;
 }
 
+/**
+ * S3's storage classes whose objects cannot be read until each is restored (hours, a request per object): Mastodon
+ * serving from such a bucket answers 403 InvalidObjectState for every medium. Glacier Instant Retrieval
+ * (GLACIER_IR) reads at once, and is not among them.
+ */
+const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+/**
+ * `[destination] storage_class`, "" as unset. An archive class is refused unless `backup_only = true` says the
+ * destination is a backup Mastodon never serves from: written silently, a migration's new bucket would serve nothing.
+ */
+function destinationStorageClass(setting: Setting, destination: RawSection): string | undefined {
+  const storageClass = nonEmpty(destination.storage_class as string | undefined);
+  if (storageClass === undefined || !ARCHIVE_CLASSES.has(storageClass.toUpperCase()) || destination.backup_only === true) return storageClass;
+  throw new UsageError(
+    `${setting('destination', 'storage_class')} is ${JSON.stringify(storageClass)}, an archive class: Mastodon cannot serve its objects (each must be restored before it can be read). For a bucket Mastodon serves from, set a class read at once (STANDARD, STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR) or "" for the bucket's default; for a backup Mastodon never serves from, add backup_only = true to [destination]`,
+  );
+}
+
 function resolveOrError<T>(resolveSection: () => T): T | UsageError {
   try {
     return resolveSection();
@@ -393,7 +413,7 @@ function resolveOrError<T>(resolveSection: () => T): T | UsageError {
 }
 
 /** Keys that say nothing of where a store is: `init --from-env` writes [destination] with only these. */
-const NOT_WHERE = new Set(['acl', 'storage_class', 'key_prefix', 'segment_size']);
+const NOT_WHERE = new Set(['acl', 'storage_class', 'backup_only', 'key_prefix', 'segment_size']);
 /** Keys only type = "swift" reads. */
 const SWIFT_ONLY = ['auth_url', 'username', 'password', 'tenant', 'project_id', 'domain', 'container', 'segment_size'];
 

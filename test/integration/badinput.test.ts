@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFixture, loadFixture } from '../support/fixture.js';
@@ -68,6 +68,19 @@ const CASES: Case[] = [
     args: ['run', 'all'],
     config: () => ({ destination: { endpoint: s3.endpoint, bucket: 'bad-destination', acl: 'public' } }),
     says: /\[destination\] acl must be one of "public-read", "private", .*"bucket-owner-full-control".*, or "" \(no ACL, as S3_PERMISSION=""\), not "public"$/,
+  },
+  {
+    // Mastodon cannot serve an archived object (403 InvalidObjectState until each is restored): written silently before.
+    name: 'a destination storage_class that archives (DEEP_ARCHIVE), with no backup_only',
+    args: ['run', 'all'],
+    config: () => ({ destination: { endpoint: s3.endpoint, bucket: 'bad-destination', storageClass: 'DEEP_ARCHIVE' } }),
+    says: /\[destination\] storage_class is "DEEP_ARCHIVE", an archive class: Mastodon cannot serve its objects .*STANDARD_IA.*; for a backup Mastodon never serves from, add backup_only = true to \[destination\]$/,
+  },
+  {
+    name: 'GLACIER from the environment, named as the variable',
+    args: ['run', 'all'],
+    env: () => ({ PATH: process.env.PATH, MASTOSYNC_DESTINATION_STORAGE_CLASS: 'GLACIER' }),
+    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_STORAGE_CLASS is "GLACIER", an archive class/,
   },
   { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
   { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
@@ -329,3 +342,14 @@ describe(
     }
   },
 );
+
+test('an archive storage_class with backup_only = true (a backup Mastodon never serves from) is written as asked', async () => {
+  await s3.createBucket('backup-archive');
+  const config = writeConfig(settings({ destination: { endpoint: s3.endpoint, bucket: 'backup-archive', storageClass: 'DEEP_ARCHIVE' }, extra: '' }));
+  dirs.push(config.dir);
+  writeFileSync(config.file, readFileSync(config.file, 'utf8').replace('storage_class = "DEEP_ARCHIVE"', 'storage_class = "DEEP_ARCHIVE"\nbackup_only = true'));
+  const result = await runCli(['run', 'all', '--quiet', '--log-level', 'warn'], { cwd: config.dir });
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /^mastosync:/m, 'no refusal');
+  assert.ok((await s3.listKeys('backup-archive')).length > 0, 'objects written');
+});

@@ -224,6 +224,36 @@ test('SIGHUP while copying stops as SIGINT does: the copies in flight finish, ex
   assert.equal(existsSync(lock), false);
 });
 
+test('verify: SIGHUP while checking stops as SIGTERM does: the checks in flight finish, its summary, exit 130', async () => {
+  const { dir } = config(db.url, {
+    source: { endpoint: proxy.endpoint, bucket: 'signal-source' },
+    destination: { endpoint: proxy.endpoint, bucket: 'signal-source' },
+    concurrency: 1,
+  });
+  const heads = () => proxy.requests.filter((request) => request.operation === 'HeadObject').length;
+  const before = heads();
+  let signalled = 0;
+  const result = await runCli(['verify', 'all', '--by-head', '--json'], {
+    cwd: dir,
+    onSpawn: (child) => {
+      const timer = setInterval(() => {
+        if (heads() < before + 3) return;
+        clearInterval(timer);
+        signalled = Date.now();
+        child.kill('SIGHUP');
+      }, 20);
+      child.once('close', () => clearInterval(timer));
+    },
+  });
+  assert.ok(signalled > 0, result.stderr);
+  assert.equal(result.signal, null, 'verify handled SIGHUP');
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /"signal":"SIGHUP".*"msg":"stopping: no new copies; finishing those in flight/);
+  const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { interrupted?: boolean; total: { checked: number } };
+  assert.equal(summary.interrupted, true, result.stdout);
+  assert.ok(Date.now() - signalled < 10_000, 'stopped within seconds of the signal');
+});
+
 describe('a checkpoint held by another run', () => {
   test('held from another host: exit 75, and the line says when and how to remove the lock by hand', async () => {
     const { dir, lock, checkpoint } = config(noDatabase());
