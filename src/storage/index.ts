@@ -10,6 +10,7 @@ import { azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { FsStore, type FsStoreConfig } from './fs.js';
 import { S3Store } from './s3.js';
 import type { S3StoreConfig } from './s3Config.js';
+import { shownEndpoint } from './s3Endpoint.js';
 import { SwiftStore } from './swift.js';
 import type { SwiftStoreConfig } from './swiftConfig.js';
 import type { StoreSide } from './errors.js';
@@ -73,10 +74,21 @@ export function samePlace(a: StoreConfig, b: StoreConfig): string | undefined {
     const through = [a.path, b.path].filter((path) => resolve(path) !== here);
     return `folder ${here}${through.length > 0 ? ` (${through.join(' and ')} ${through.length > 1 ? 'lead' : 'leads'} there too)` : ''}`;
   }
-  const where = (endpoints: string[]) => (endpoints[0] === endpoints[1] ? endpoints[0]! : `${endpoints[0]} and ${endpoints[1]}, one machine`);
+  // Shown as every other line shows an endpoint: a user and password in it masked.
+  const where = (endpoints: string[]) => {
+    const [here, there] = endpoints.map(shownEndpoint) as [string, string];
+    return here === there ? here : `${here} and ${there}, one machine`;
+  };
   if (a.type === 'swift' && b.type === 'swift') {
+    // Containers are an account's (a Keystone project; tempauth's "account:user"): two projects on one Keystone may
+    // each have a container "mastodon", and moving from one to the other is a migration.
+    const account = (config: SwiftStoreConfig) => [config.projectId ?? config.tenant ?? config.username.split(':')[0], config.domain ?? ''].join('\0');
     const same =
-      urlPlace(a.authUrl) === urlPlace(b.authUrl) && a.container === b.container && (a.keyPrefix ?? '') === (b.keyPrefix ?? '') && a.region === b.region;
+      urlPlace(a.authUrl) === urlPlace(b.authUrl) &&
+      account(a) === account(b) &&
+      a.container === b.container &&
+      (a.keyPrefix ?? '') === (b.keyPrefix ?? '') &&
+      a.region === b.region;
     return same ? `container "${a.container}" at ${where([a.authUrl, b.authUrl])}` : undefined;
   }
   if (a.type === 'azure' && b.type === 'azure') {
