@@ -20,6 +20,7 @@ const requireInChunk = (id) => (id.startsWith('./') ? loadChunk(id) : requireFro
 
 /** Marks what loadChunk throws when a chunk cannot be read or compiled; src/cli/main.ts looks for it too. */
 const BROKEN_BUNDLE = 'MASTOSYNC_BROKEN_BUNDLE';
+const TRANSIENT_READ_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EINTR']);
 
 let main;
 try {
@@ -85,6 +86,9 @@ function loadChunk(id) {
     try {
       source = readFileSync(file);
     } catch (error) {
+      // Out of file descriptors or memory (EMFILE, ENFILE, ENOMEM, EAGAIN) passes: not the installation's fault, and a
+      // chunk loaded mid-run (the S3 SDK's) is read again by the object's next try; the run must not stop for it.
+      if (TRANSIENT_READ_ERRORS.has(error.code)) throw error;
       throw brokenBundle(file, error.code === 'ENOENT' ? 'is missing' : `cannot be read (${error.code ?? error.message})`, error);
     }
     // Every chunk esbuild writes has code: an empty one was cut short (a full disk, an interrupted copy).

@@ -73,3 +73,24 @@ test('a chunk cut short, or emptied: damaged, in one line', async () => {
   writeFileSync(join(home, 'dist/bundle/main.js'), '');
   assertOneLine(await launch(home, ['--version']), `dist/bundle/main.js is empty (damaged): run \`npm run build\` in ${home}`);
 });
+
+test('a chunk that cannot be read for want of file descriptors is no broken installation: not the rebuild line', async () => {
+  const home = copyOfPackage('descriptors', false);
+  const commands = chunk(home, 'commands-');
+  // The process is out of descriptors when it reads the chunk (a run at high concurrency under a low ulimit -n).
+  const preload = join(scratch, 'emfile.cjs');
+  writeFileSync(
+    preload,
+    `const fs = require('node:fs'); const read = fs.readFileSync;
+fs.readFileSync = function (file, ...rest) {
+  if (file === ${JSON.stringify(commands)}) throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+  return read.call(this, file, ...rest);
+};`,
+  );
+  const result = await runProgram(process.execPath, ['--require', preload, join(home, 'bin/mastosync.js'), 'check', '--config', join(home, 'none.toml')], {
+    env: { MASTOSYNC_DEBUG: '' },
+  });
+  assert.notEqual(result.code, 2, result.stderr);
+  assert.doesNotMatch(result.stderr, /reinstall mastosync|is damaged|is missing/);
+  assert.match(result.stderr, /EMFILE/);
+});
