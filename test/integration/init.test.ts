@@ -358,7 +358,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
     );
     assert.equal(result.stderr, '');
     assert.deepEqual(await s3.listKeys('init-destination'), []);
-    assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
+    assert.equal(existsSync(join(dir, 'mastosync.checkpoint.jsonl')), false);
 
     const json = await runCli(['check', '--json'], { cwd: dir });
     assert.equal(json.code, 2);
@@ -375,7 +375,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^mastosync: mastosync\.toml: \[destination\] is not configured yet: fill in the placeholders/);
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
-    assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
+    assert.equal(existsSync(join(dir, 'mastosync.checkpoint.jsonl')), false);
   });
 
   test('a placeholder uncommented as init wrote it is named, not sent to the network', async () => {
@@ -384,7 +384,8 @@ describe('the written config works: init, then check and run --dry-run', () => {
     assert.match(result.stdout, /^ok {3}source: /m);
     assert.match(
       result.stdout,
-      /^FAIL destination: mastosync\.toml: \[destination\] endpoint is still the placeholder "https:\/\/<account>\.r2\.cloudflarestorage\.com": fill in your own$/m,
+      // Given by the variable: the line names it, not the file (which has the endpoint commented out).
+      /^FAIL destination: environment variable MASTOSYNC_DESTINATION_ENDPOINT is still the placeholder "https:\/\/<account>\.r2\.cloudflarestorage\.com": fill in your own$/m,
     );
   });
 
@@ -420,7 +421,7 @@ describe('the written config works: init, then check and run --dry-run', () => {
     // It writes nothing: the destination's line says so, rather than pass for a proof that the run can write.
     assert.match(result.stdout, /^ok {3}destination: s3:\/\/\S+ at http:\/\/127\.0\.0\.1:\d+ answers a listing; writing with acl "public-read" not checked$/m);
     assert.deepEqual(await s3.listKeys('init-destination'), []);
-    assert.equal(existsSync(join(dir, 'mastosync-checkpoint.jsonl')), false);
+    assert.equal(existsSync(join(dir, 'mastosync.checkpoint.jsonl')), false);
   });
 
   test('run --dry-run with the written config lists exactly the owned keys', async () => {
