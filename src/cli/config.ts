@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { basename, dirname, extname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
@@ -97,6 +97,10 @@ type RawConfig = Partial<Record<SectionName, RawSection>>;
 export interface Config {
   /** Where the settings came from, for messages: a file path or "the environment". */
   readonly origin: string;
+  /** The config file read, as an absolute path (undefined: the environment alone), for the commands mastosync tells the admin to run. */
+  readonly file?: string;
+  /** Whether a MASTOSYNC_* variable gave a setting: a command told to the admin then needs it set too. */
+  readonly fromEnvironment: boolean;
   /** Which variables overrode the file's values: an info line each at start. */
   readonly notices: readonly string[];
   /**
@@ -110,6 +114,11 @@ export interface Config {
   readonly sync: {
     readonly concurrency: number;
     readonly checkpoint: string;
+    /**
+     * The default checkpoint of earlier versions, `mastosync-checkpoint.jsonl` beside the config, when the checkpoint is
+     * the default (named after the config file now): a run takes it over when it finds it alone (src/cli/earlierCheckpoint.ts).
+     */
+    readonly earlierCheckpoint?: string;
     readonly retries: number;
     readonly copyMode: 'auto' | 'stream' | 'server';
     readonly maxRps?: number;
@@ -191,7 +200,28 @@ export function loadConfigParts(file: string | undefined, env: NodeJS.ProcessEnv
   };
   // A relative checkpoint sits beside the config file, wherever the run starts from (cron starts in $HOME).
   if (file === undefined) return config;
-  return { ...config, sync: { ...config.sync, checkpoint: resolvePath(dirname(file), config.sync.checkpoint) } };
+  const named = raw.sync?.checkpoint !== undefined;
+  return {
+    ...config,
+    file: resolvePath(file),
+    sync: {
+      ...config.sync,
+      checkpoint: resolvePath(dirname(file), named ? config.sync.checkpoint : checkpointNamedAfter(file)),
+      earlierCheckpoint: named ? undefined : resolvePath(dirname(file), EARLIER_CHECKPOINT),
+    },
+  };
+}
+
+/**
+ * The default checkpoint without a config file, and beside one before this version: shared by two configs in one
+ * folder, whose runs then refused each other's checkpoint.
+ */
+const EARLIER_CHECKPOINT = 'mastosync-checkpoint.jsonl';
+
+/** `mastosync.toml` → `mastosync.checkpoint.jsonl`: each config in a folder has its own default checkpoint. */
+function checkpointNamedAfter(file: string): string {
+  const stem = basename(file, extname(file));
+  return `${stem === '' ? 'mastosync' : stem}.checkpoint.jsonl`;
 }
 
 function readTomlFile(file: string): RawConfig {
@@ -321,7 +351,8 @@ function parseEnvValue(type: KeyType, value: string): unknown {
   return value;
 }
 
-function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, warnings }: Pick<Overlay, 'notices' | 'warnings'>): ConfigParts {
+function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, warnings, set }: Pick<Overlay, 'notices' | 'warnings' | 'set'>): ConfigParts {
+  const fromEnvironment = set.size > 0;
   const database = raw.database ?? {};
   const sync = raw.sync ?? {};
   const batchSize = positive(setting('database', 'batch_size'), database.batch_size, 10_000);
@@ -339,6 +370,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
   });
   return {
     origin,
+    fromEnvironment,
     notices,
     warnings,
     database: {
@@ -356,7 +388,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
     destination: destination instanceof UsageError ? destination : { ...destination.store, acl: destination.acl, storageClass: destination.storageClass },
     sync: {
       concurrency: positive(setting('sync', 'concurrency'), sync.concurrency, 8),
-      checkpoint: expandHome((sync.checkpoint as string | undefined) ?? 'mastosync-checkpoint.jsonl'),
+      checkpoint: expandHome((sync.checkpoint as string | undefined) ?? EARLIER_CHECKPOINT),
       retries: nonNegative(setting('sync', 'retries'), sync.retries, 5),
       copyMode: (sync.copy_mode as 'auto' | 'stream' | 'server' | undefined) ?? 'auto',
       maxRps: sync.max_rps === undefined ? undefined : positive(setting('sync', 'max_rps'), sync.max_rps, 1),

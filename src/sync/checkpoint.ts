@@ -615,6 +615,28 @@ export function assertIsCheckpoint(path: string): void {
   );
 }
 
+/**
+ * The source and destination the first run header of the checkpoint at `path` names; undefined for a file that holds
+ * none (empty, not a checkpoint, unreadable). Tells whose an earlier version's default checkpoint is.
+ */
+export function checkpointRoute(path: string): { readonly source: string; readonly destination: string } | undefined {
+  try {
+    const fd = openSync(path, 'r');
+    const start = Buffer.alloc(65_536);
+    let length: number;
+    try {
+      length = readSync(fd, start, 0, start.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const header = JSON.parse(start.toString('utf8', 0, length).split('\n')[0]!) as Partial<RunHeader>;
+    const { run, source, destination } = header;
+    return typeof run === 'string' && typeof source === 'string' && typeof destination === 'string' ? { source, destination } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const STATUS = '","status":"';
 
 /**

@@ -38,7 +38,7 @@ function checkedShard(index: number, count: number, what: string): Shard {
   return { index, count };
 }
 
-/** `mastosync-checkpoint.jsonl` → `mastosync-checkpoint.shard-1-of-3.jsonl`. */
+/** `mastosync.checkpoint.jsonl` → `mastosync.checkpoint.shard-1-of-3.jsonl`. */
 export function checkpointForShard(path: string, shard: Shard | undefined): string {
   if (shard === undefined) return path;
   const extension = extname(path);

@@ -152,7 +152,7 @@ test('a suspension after an interrupted run: the objects it finished above its w
   // As an interrupted run leaves it: rows above the watermark finished ("done"), the watermark lower.
   const ids = [...new Set(ofOne.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
   const low = String(ids[0]! - 1n);
-  const path = join(config.dir, 'mastosync-checkpoint.jsonl');
+  const path = join(config.dir, 'mastosync.checkpoint.jsonl');
   const lines = readFileSync(path, 'utf8')
     .split('\n')
     .filter((line) => !(line.includes('"watermark":') && line.includes('media_attachments')) && !line.includes('"synced":'));
@@ -218,7 +218,7 @@ test('one object refused its ACL after the pass set others: that object fails, t
 async function undoneInCheckpoint(objects: readonly ExpectedObject[]): Promise<Set<string>> {
   const ids = [...new Set(objects.map((o) => BigInt(o.rowId)))].sort((a, b) => (a < b ? -1 : 1));
   const keys = new Set(objects.map((o) => o.key));
-  const path = join(config.dir, 'mastosync-checkpoint.jsonl');
+  const path = join(config.dir, 'mastosync.checkpoint.jsonl');
   const lines = readFileSync(path, 'utf8')
     .split('\n')
     .filter((line) => !(line.includes('"watermark":') && line.includes('media_attachments')))

@@ -134,6 +134,6 @@ describe('the container image, exported and run under chroot', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal((JSON.parse(run.stdout) as { total: { failed: number } }).total.failed, 0);
     await assertDestinationExact(s3, 'container-destination', world);
-    assert.ok(existsSync(join(data, 'mastosync-checkpoint.jsonl')), 'the checkpoint is kept in the mounted folder');
+    assert.ok(existsSync(join(data, 'mastosync.checkpoint.jsonl')), 'the checkpoint is kept in the mounted folder');
   });
 });

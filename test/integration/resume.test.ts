@@ -182,7 +182,7 @@ test('run without --resume over a checkpoint that records progress: exit 2, one 
   assert.equal(again.code, 2, again.stdout + again.stderr);
   assert.match(
     again.stderr,
-    /^mastosync: checkpoint \S+mastosync-checkpoint\.jsonl records progress \(a run from s3:\/\/resume-source-\d+ at \S+ to s3:\/\/resume-destination-\d+ at \S+, the last started [\dT:.-]+Z\): media_attachments rows up to id \d+, accounts rows up to id \d+, .*\. Pass --resume to continue it, or --fresh to start over and replace it \(or --checkpoint with another file\); nothing was written\n$/,
+    /^mastosync: checkpoint \S+mastosync\.checkpoint\.jsonl records progress \(a run from s3:\/\/resume-source-\d+ at \S+ to s3:\/\/resume-destination-\d+ at \S+, the last started [\dT:.-]+Z\): media_attachments rows up to id \d+, accounts rows up to id \d+, .*\. Pass --resume to continue it, or --fresh to start over and replace it \(or --checkpoint with another file\); nothing was written\n$/,
   );
   assert.equal(again.stdout, '');
   assert.equal(readFileSync(world.checkpoint, 'utf8'), recorded, 'the checkpoint is untouched');

@@ -91,7 +91,7 @@ test('three shards at once: each key written exactly once, destination exact, on
   // Each object's result, as each shard logged it (a finished run keeps in its checkpoint only what --resume reads).
   const seen = new Set<string>();
   for (let index = 0; index < 3; index++) {
-    const checkpoint = join(config.dir, `mastosync-checkpoint.shard-${index}-of-3.jsonl`);
+    const checkpoint = join(config.dir, `mastosync.checkpoint.shard-${index}-of-3.jsonl`);
     assert.ok(existsSync(checkpoint), `shard ${index} keeps its own checkpoint`);
     const lines = readJsonLines<{ id?: string; key?: string }>(results[index]!.stderr).filter((line) => line.key && line.id);
     for (const line of lines) {

@@ -119,7 +119,7 @@ export function writeConfig(settings: ConfigSettings): { dir: string; file: stri
   ].join('\n');
   const file = join(dir, 'mastosync.toml');
   writeFileSync(file, text);
-  return { dir, file, checkpoint: join(dir, 'mastosync-checkpoint.jsonl') };
+  return { dir, file, checkpoint: join(dir, 'mastosync.checkpoint.jsonl') };
 }
 
 export function readJsonLines<T = Record<string, unknown>>(text: string): T[] {

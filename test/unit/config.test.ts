@@ -35,7 +35,7 @@ test('defaults: s3 stores, public-read ACL, concurrency 8, batch 10000, 5 retrie
   assert.equal(config.destination.acl, 'public-read');
   assert.equal(config.sync.concurrency, 8);
   assert.equal(config.sync.retries, 5);
-  assert.equal(config.sync.checkpoint, join(dirname(path), 'mastosync-checkpoint.jsonl'), 'beside the config, wherever the run starts (cron starts in $HOME)');
+  assert.equal(config.sync.checkpoint, join(dirname(path), 'mastosync.checkpoint.jsonl'), 'beside the config, wherever the run starts (cron starts in $HOME)');
   assert.equal(config.sync.changeMarginMs, 60 * 60_000);
   assert.equal(config.database.batchSize, 10_000);
   assert.equal(config.source.type === 's3' && config.source.region, 'us-east-1');

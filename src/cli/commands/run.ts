@@ -21,6 +21,7 @@ import { planJob } from '../../sync/plan.js';
 import { ProgressTally } from '../../sync/progress.js';
 import { ListingOrderError } from '../../sync/listingJoin.js';
 import { checkpointForShard } from '../../sync/shard.js';
+import { earlierCheckpointOf, moveEarlierCheckpoint } from '../earlierCheckpoint.js';
 import { coversEveryRow, type Scope } from '../../db/scope.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
@@ -69,10 +70,12 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
   const config = readConfig(flags, log);
   const concurrency = flags.concurrency ?? config.sync.concurrency;
   // Shards sharing a folder keep apart: each derives its own file from the configured name (--checkpoint is taken as is).
-  const checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
+  let checkpointPath = flags.checkpoint ?? checkpointForShard(config.sync.checkpoint, flags.scope.shard);
+  // A cron job set up before the default checkpoint was named after the config file goes on with the one it has.
+  const earlier = flags.checkpoint === undefined ? earlierCheckpointOf(config, checkpointPath, flags.scope.shard, log) : undefined;
   // First: a checkpoint this user cannot reach is no "no checkpoint", and a file that is not one is left untouched.
-  assertIsCheckpoint(checkpointPath);
-  if (flags.retryFailed && !existsSync(checkpointPath)) {
+  assertIsCheckpoint(earlier ?? checkpointPath);
+  if (flags.retryFailed && !existsSync(earlier ?? checkpointPath)) {
     throw new UsageError(
       `--retry-failed reruns what a checkpoint records as failed or missing, and there is no checkpoint at ${checkpointPath}: pass --checkpoint FILE`,
     );
@@ -89,6 +92,9 @@ export async function runCommand(flags: RunFlags, log: Logger, out: Output, prog
     // Before anything else is read or opened: an overlapping cron run leaves at once, saying so (rather than what the
     // checkpoint the other run writes records), and nothing it would write is written.
     lock = flags.dryRun ? undefined : CheckpointLock.acquire(checkpointPath);
+    // A dry run writes nothing: it reads the earlier file where it is.
+    if (earlier !== undefined && flags.dryRun) checkpointPath = earlier;
+    else if (earlier !== undefined) moveEarlierCheckpoint(earlier, checkpointPath, config, (line) => out.stderr(`mastosync: warning: ${line}`));
     // Starting over a checkpoint that records days of copying (a --resume forgotten once) would copy it all again.
     if (!flags.resume && !flags.retryFailed && !flags.fresh && !flags.dryRun) await refuseToStartOver(checkpointPath);
     metrics = await startMetrics('run', flags.metrics, log);
