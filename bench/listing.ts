@@ -83,8 +83,11 @@ async function child(args: string[]): Promise<{ port: number; stop: () => void }
   return { port: (JSON.parse(line) as { port: number }).port, stop: () => process_.kill('SIGTERM') };
 }
 
+/** The default checkpoint's names: this version's (after the config file) and an earlier build's, which a comparison may run. */
+const CHECKPOINTS = ['mastosync.checkpoint.jsonl', 'mastosync-checkpoint.jsonl'];
+
 async function cli(dir: string, args: string[], bin = MASTOSYNC_BIN): Promise<Measurement> {
-  rmSync(join(dir, 'mastosync-checkpoint.jsonl'), { force: true });
+  for (const name of CHECKPOINTS) rmSync(join(dir, name), { force: true });
   // The launcher execs `node` from PATH with the flags an admin's runs get: this Node, first on PATH.
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
   if (nodeOptions !== undefined) env.NODE_OPTIONS = nodeOptions;
@@ -105,7 +108,7 @@ async function eachBuild(
 ) {
   for (const build of builds) {
     // Each build starts without a checkpoint, as measured; a run refuses to start over one that records progress.
-    rmSync(join(dir, 'mastosync-checkpoint.jsonl'), { force: true });
+    for (const name of CHECKPOINTS) rmSync(join(dir, name), { force: true });
     const measured = await cli(dir, args, build.bin);
     const row = { server, build: build.name, keys, what, measured, requests: await requests() };
     rows.push(row);
