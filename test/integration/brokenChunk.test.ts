@@ -52,15 +52,19 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, at the first large object', async () => {
-  // A checkout (src/ beside bin/): the fix is to rebuild.
-  const home = join(scratch, 'checkout');
+/** A checkout (src/ beside bin/: the fix is to rebuild) whose S3 SDK chunk is gone; the chunk's file name. */
+function checkoutWithoutSdk(name: string): { home: string; sdk: string } {
+  const home = join(scratch, name);
   for (const part of ['bin', 'package.json', 'dist/bundle']) cpSync(join(root, part), join(home, part), { recursive: true });
   mkdirSync(join(home, 'src'));
   const sdk = readdirSync(join(home, 'dist/bundle')).find((name) => name.startsWith('s3Sdk-') && name.endsWith('.js'));
   assert.ok(sdk, 'the bundle has an s3Sdk chunk');
   rmSync(join(home, 'dist/bundle', sdk));
+  return { home, sdk };
+}
 
+test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, at the first large object', async () => {
+  const { home, sdk } = checkoutWithoutSdk('checkout');
   const config = writeConfig({
     databaseUrl: db.url,
     source: { endpoint: s3.endpoint, bucket: 'chunk-source' },
@@ -91,6 +95,38 @@ test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, 
     // The small objects before the first large one are copied; of the large ones, at most those in flight failed.
     assert.ok(summary.total.copied >= LARGE_FROM - 1, JSON.stringify(summary.total));
     assert.ok(summary.total.failed <= CONCURRENCY, `${summary.total.failed} large objects failed one by one`);
+  } finally {
+    rmSync(config.dir, { recursive: true, force: true });
+  }
+});
+
+test('verify --repair meets the missing chunk: the same line, and the fix says to run the verify again (it takes no --resume)', async () => {
+  const { home, sdk } = checkoutWithoutSdk('checkout-verify');
+  const config = writeConfig({
+    databaseUrl: db.url,
+    source: { endpoint: s3.endpoint, bucket: 'chunk-source' },
+    destination: { endpoint: s3.endpoint, bucket: 'chunk-verify-destination' },
+    concurrency: CONCURRENCY,
+    batchSize: 5,
+    retries: 2,
+    uploadCutoffMib: 1,
+  });
+  await s3.createBucket('chunk-verify-destination');
+  try {
+    const result = await runProgram(
+      process.execPath,
+      [join(home, 'bin/mastosync.js'), 'verify', 'all', '--repair', '--json', '--quiet', '--log-level', 'warn'],
+      {
+        cwd: config.dir,
+        env: { MASTOSYNC_DEBUG: '' },
+      },
+    );
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('mastosync:'));
+    assert.deepEqual(
+      { code: result.code, lines },
+      { code: 2, lines: [`mastosync: stopped: dist/bundle/${sdk} is missing: run \`npm run build\` in ${home}, then run the same verify again`] },
+      result.stderr.slice(0, 3000),
+    );
   } finally {
     rmSync(config.dir, { recursive: true, force: true });
   }

@@ -157,7 +157,7 @@ async function verifyWithSignals(
       });
       progress?.stop(!stop.signal.aborted && stoppedBy === undefined);
       const total = totals(jobs);
-      const stopped = stoppedBy?.message;
+      const stopped = stoppedBy === undefined ? undefined : asVerifyFix(stoppedBy.message);
       if (flags.json) out.stdout(JSON.stringify({ jobs, total, sample: samplePercent, method, interrupted: stop.signal.aborted, stopped }));
       else {
         // A folder keeps no MD5, so with one on either side a listing compares presence and size only.
@@ -359,4 +359,12 @@ function aclVerdict(total: Omit<VerifyJobSummary, 'job'>, repair: boolean): stri
   const wrongBefore = wrong.replace(/ (has|have) /, ' had ');
   if (total.unrepaired === 0) return `${wrongBefore}: all ${total.aclsSet} set`;
   return `${wrongBefore}: ${total.aclsSet} set, ${total.unrepaired} not (not repaired, above)`;
+}
+
+/**
+ * A store's stop says how to go on after a run ("…, then run again with --resume"); verify takes no --resume: the
+ * admin runs the same verify again (a review found `verify --repair --resume` refused, exit 2).
+ */
+function asVerifyFix(line: string): string {
+  return line.replaceAll('run again with --resume', 'run the same verify again');
 }
