@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import type { DatabaseConfig } from '../db/config.js';
+import { ANSWER_TIMEOUT_MS, type DatabaseConfig } from '../db/config.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_CONFIG_FILE, MAX_WAIT_SECONDS } from './flags.js';
 import { DEFAULT_STOP_GRACE_MS } from './interrupt.js';
@@ -64,6 +64,7 @@ const SECTIONS = {
     database: 'string',
     ssl: 'boolean',
     batch_size: 'integer',
+    answer_timeout: 'integer',
   },
   'database.ssh': {
     host: 'string',
@@ -381,6 +382,7 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
       password: database.password as string | undefined,
       database: database.database as string | undefined,
       ssl: (database.ssl as boolean | undefined) ?? false,
+      answerTimeoutMs: positive(setting('database', 'answer_timeout'), database.answer_timeout, ANSWER_TIMEOUT_MS / 1000) * 1000,
       batchSize,
       ssh: resolveSsh(origin, raw['database.ssh']),
     },

@@ -4,6 +4,12 @@
  */
 import type { SshConfig } from '../ssh/config.js';
 
+/**
+ * `[database] answer_timeout`'s default: how long a query waits in silence before the admin is told where, and the
+ * path is checked with a new connection (src/db/connection.ts, watchAnswers). A keyset page takes milliseconds.
+ */
+export const ANSWER_TIMEOUT_MS = 60_000;
+
 export interface DatabaseConfig {
   /** A postgres:// URL; the fields below override its parts. */
   readonly connectionString?: string;
@@ -15,6 +21,12 @@ export interface DatabaseConfig {
   readonly ssl: boolean;
   /** Rows per keyset page. */
   readonly batchSize: number;
+  /**
+   * How long a read may hear nothing from the database before it is told (a warning naming where it waits) and the
+   * path is checked with a new connection: none answering cuts the read, which is read again over a new connection.
+   * Default ANSWER_TIMEOUT_MS (src/db/connection.ts).
+   */
+  readonly answerTimeoutMs?: number;
   /** Reach the database through this SSH server; host and port above are then as the SSH server sees them. */
   readonly ssh?: SshConfig;
 }

@@ -13,15 +13,18 @@ import { UnavailableError, UsageError, describeError, patiently } from '../error
 // Types only: ssh2 (src/ssh/tunnel.ts) is loaded when a tunnel is configured, not at every start.
 import type { TunnelError } from '../ssh/errors.js';
 import type { Tunnel } from '../ssh/tunnel.js';
-import type { DatabaseConfig } from './config.js';
+import { ANSWER_TIMEOUT_MS, type DatabaseConfig } from './config.js';
 
 export interface Database {
   /** For messages: user@host:port/database (never the password). */
   readonly description: string;
   /** A short query; retried once over a fresh connection (and tunnel) when the connection was lost. */
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: readonly unknown[]): Promise<T[]>;
-  /** A dedicated client for streaming one query; release it when the stream ends (with the error, if `read` failed). */
-  connect(): Promise<pg.PoolClient>;
+  /**
+   * A dedicated client for streaming one query; release it when the stream ends (with the error, if `read` failed).
+   * `at` says what it reads (`accounts after row 1200`), for the line that tells a read waits on a silent database.
+   */
+  connect(at?: string): Promise<pg.PoolClient>;
   /**
    * Runs `read` (queries on `client`, from connect()) as every read must run: read-only, with a statement timeout
    * (SETTINGS); in one snapshot with `REPEATABLE READ`.
@@ -82,10 +85,16 @@ function refusesStartupOptions(error: unknown): boolean {
 }
 
 /**
- * How long a query may wait for the server's next word before its connection counts as lost: longer than any
- * statement may run (statement_timeout, READ_TRANSACTION), so only a dead path takes this long.
+ * How long a query may wait for the server's next word before its connection counts as lost whatever else is known:
+ * longer than any statement may run (statement_timeout, READ_TRANSACTION), so only a dead path takes this long.
  */
 const ANSWER_DEADLINE_MS = 5.5 * 60_000;
+
+/** How long a new connection, and the check of a silent path, may take: what a healthy path does in well under a second. */
+const CONNECT_TIMEOUT_MS = 20_000;
+
+/** What a client's current query reads, for the line that says where a read waits (Database.connect's `at`). */
+const waitingAt = new WeakMap<pg.Client, string>();
 
 export interface SessionOptions {
   /** Tests shorten the wait for an answer (ANSWER_DEADLINE_MS); nothing else should. */
@@ -104,6 +113,9 @@ const RECONNECT_MAX_DELAY_MS = 30_000;
 
 export async function connectDatabase(config: DatabaseConfig, log: Logger, options: SessionOptions = {}): Promise<Database> {
   const base = clientConfig(config);
+  const answerTimeoutMs = config.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+  // A check of the path never outlasts the wait it follows; a test's short answer_timeout shortens connecting too.
+  const connectTimeoutMs = Math.min(CONNECT_TIMEOUT_MS, answerTimeoutMs);
   const target = { host: base.host ?? '127.0.0.1', port: base.port ?? 5432 };
   const description = `${base.user ?? 'postgres'}@${target.host}:${target.port}/${base.database ?? ''}${config.ssh ? ` via ssh ${config.ssh.user}@${config.ssh.host}:${config.ssh.port}` : ''}`;
 
@@ -139,7 +151,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
       max: 3,
       idleTimeoutMillis: 30_000,
       // A silently dead path must fail (and be reconnected) rather than hang a run.
-      connectionTimeoutMillis: 20_000,
+      connectionTimeoutMillis: connectTimeoutMs,
       keepAlive: true,
     });
     // An idle client whose connection dies emits here; without a listener the process would crash. Errors are
@@ -148,7 +160,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
     // Every client, those the reconnect's own check takes too, so that no query waits on a frozen path for good.
     const opened = new Set<Socket>();
     next.on('connect', (client) => {
-      const socket = watchAnswers(client, options.answerDeadlineMs ?? ANSWER_DEADLINE_MS);
+      const socket = watchAnswers(client, { deadlineMs: options.answerDeadlineMs ?? ANSWER_DEADLINE_MS, answerTimeoutMs, probe, log, description });
       opened.add(socket);
       socket.once('close', () => opened.delete(socket));
     });
@@ -181,10 +193,33 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
 
   const works = async (): Promise<boolean> => {
     if (!pool || tunnel?.dropped) return false;
-    return pool.query('SELECT 1').then(
+    // Bounded: the pool's idle clients may sit on the same silent path as the read that was cut.
+    return withinTime(pool.query('SELECT 1'), connectTimeoutMs).then(
       () => true,
       () => false,
     );
+  };
+
+  /**
+   * Whether the database answers a new connection (not one of the pool's) within connectTimeoutMs: told apart, a
+   * query that is slow (it does) and a path gone silent (it does not). Closed after, whatever the answer.
+   */
+  const probe = async (): Promise<boolean> => {
+    if (!pool) return false;
+    const client = new pg.Client({ ...pool.options, connectionTimeoutMillis: connectTimeoutMs });
+    client.on('error', () => undefined);
+    try {
+      await withinTime(
+        client.connect().then(() => client.query('SELECT 1')),
+        connectTimeoutMs,
+      );
+      return true;
+    } catch {
+      return false;
+    } finally {
+      (client as unknown as Partial<ClientInternals>).connection?.stream.destroy();
+      void client.end().catch(() => undefined);
+    }
   };
 
   const restore = async (reason: unknown): Promise<void> => {
@@ -265,7 +300,7 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         });
       }
     },
-    async connect() {
+    async connect(at) {
       // While the pool is being replaced there is none to take a client from: wait for the new one.
       if (reconnecting) await reconnecting;
       if (closed || !pool) throw new Error('the database session is closed');
@@ -280,6 +315,8 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
         client.on('error', () => undefined);
         client.mastosyncHeard = true;
       }
+      if (at === undefined) waitingAt.delete(client);
+      else waitingAt.set(client, at);
       return client;
     },
     read(client, read, isolation) {
@@ -329,29 +366,88 @@ interface ClientInternals {
   readonly _queryQueue: readonly unknown[];
 }
 
+interface Watch {
+  /** Silence after which the connection is cut whatever the check of the path says (ANSWER_DEADLINE_MS). */
+  readonly deadlineMs: number;
+  /** Silence after which the admin is told and the path checked ([database] answer_timeout). */
+  readonly answerTimeoutMs: number;
+  /** Whether the database answers a new connection (see connectDatabase). */
+  readonly probe: () => Promise<boolean>;
+  readonly log: Logger;
+  readonly description: string;
+}
+
 /**
- * A frozen database host, proxy or NAT leaves the socket open and silent, and TCP may not notice for hours (its
- * keepalive waits two hours by default, and sees nothing wrong while a proxy's kernel still acknowledges): the
- * query waits forever, and so does the run, holding its checkpoint lock. When a query has waited longer than any
- * statement may run, the server is asked to cancel it and the socket is cut, so the query fails as a lost
- * connection, which is reconnected and read again. An idle client is left alone: there is nothing to wait for.
+ * A frozen database host, proxy, NAT or SSH forward leaves the socket open and silent, and TCP may not notice for
+ * hours (its keepalive waits two hours by default, and sees nothing wrong while a proxy's kernel still acknowledges):
+ * the query waits forever, and so does the run, holding its checkpoint lock. A query that has heard nothing for
+ * answer_timeout is told in a warning that names where it reads, and the path is checked with a new connection: if
+ * none answers either, the path is dead and the connection is cut at once; if one does, the query is slow rather
+ * than lost, and waits on, up to the deadline (longer than any statement may run). Cut, the server is asked to cancel
+ * the query and the query fails as a lost connection, which is reconnected and read again (a page is read whole in
+ * its own transaction, so reading it again is safe behind PgBouncer too). An idle client is left alone: there is
+ * nothing to wait for.
  */
-function watchAnswers(client: pg.Client, deadlineMs: number): Socket {
+function watchAnswers(client: pg.Client, watch: Watch): Socket {
   const internals = client as unknown as ClientInternals;
   const socket = internals.connection.stream;
-  socket.setTimeout(deadlineMs);
+  const step = Math.min(watch.answerTimeoutMs, watch.deadlineMs);
+  socket.setTimeout(step);
   let cutting = false;
-  socket.on('timeout', () => {
-    if (cutting || (internals._activeQuery == null && internals._queryQueue.length === 0)) return;
+  let silentMs = 0;
+  let checking = false;
+  socket.on('data', () => (silentMs = 0));
+  const cut = (message: string) => {
+    if (cutting) return;
     cutting = true;
-    const seconds = Math.round(deadlineMs / 1000);
-    const cut = Object.assign(new Error(`Connection terminated: the database sent nothing for ${seconds} s while a query waited`), { code: 'ETIMEDOUT' });
+    const error = Object.assign(new Error(`Connection terminated: ${message}`), { code: 'ETIMEDOUT' });
     // Nothing more is read, so that the query fails as cut (read again), not as cancelled (an error that stops).
     socket.pause();
     // Cut once the cancel went out: a pooler forgets a client's queries when the client goes (PgBouncer).
-    void cancelQuery(client, socket).then(() => socket.destroy(cut));
+    void cancelQuery(client, socket).then(() => socket.destroy(error));
+  };
+  socket.on('timeout', () => {
+    if (cutting || (internals._activeQuery == null && internals._queryQueue.length === 0)) {
+      silentMs = 0;
+      return;
+    }
+    silentMs += step;
+    const seconds = Math.round(silentMs / 1000);
+    if (silentMs >= watch.deadlineMs) return cut(`the database sent nothing for ${seconds} s while a query waited`);
+    if (checking) return;
+    const at = waitingAt.get(client) ?? readsFrom(internals);
+    const where = { database: watch.description, waitingSeconds: seconds };
+    watch.log.warn(where, `database not answering for ${seconds} s at ${at}; checking whether it answers a new connection`);
+    checking = true;
+    void watch.probe().then((answers) => {
+      checking = false;
+      if (cutting || silentMs === 0) return;
+      if (!answers) {
+        watch.log.warn(where, `database not answering at ${at}, nor a new connection: the path to it is dead; reconnecting and reading from ${at} again`);
+        return cut(`the database sent nothing for ${seconds} s at ${at} and answered no new connection`);
+      }
+      watch.log.warn(
+        where,
+        `database answers a new connection but not the read at ${at}: it may be slow; waiting up to ${Math.round(watch.deadlineMs / 1000)} s in all, then reconnecting`,
+      );
+    });
   });
   return socket;
+}
+
+/** The table a client's current query reads (its first FROM), for when the reader said nothing (connect's `at`). */
+function readsFrom(internals: ClientInternals): string {
+  const text = (internals._activeQuery as { text?: string } | null)?.text ?? '';
+  const table = /\bFROM\s+"?(\w+)"?/i.exec(text)?.[1];
+  return table ?? 'a query';
+}
+
+/** `promise`, or a rejection once `ms` passed. */
+function withinTime<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  promise.catch(() => undefined);
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** How long a cancel request may take to go out before the connection is cut anyway (on a frozen path it never goes). */

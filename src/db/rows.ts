@@ -55,7 +55,7 @@ export async function* readRowPages(db: Database, schema: Schema, job: JobName, 
   let remaining = options.limit ?? Number.POSITIVE_INFINITY;
   const fetch = (after: string) => {
     const size = Math.min(options.batchSize, remaining);
-    const page = withReconnect(db, () => fetchPage(db, queries, after, size));
+    const page = withReconnect(db, () => fetchPage(db, queries, after, size, after === BEFORE_ANY_ID ? `${job}, its first rows` : `${job} after row ${after}`));
     page.catch(() => undefined); // a prefetch the consumer never awaits must not crash the process
     return { page, size };
   };
@@ -365,9 +365,9 @@ export async function readMediaOwnedBy(
   return withReconnect(db, () => db.query(sql, [ids, options.maxId, options.beyond ?? null, options.limit, ...scoped.values]));
 }
 
-/** One window: its size and last id, then its rows that own a file, each query's result whole. */
-async function fetchPage(db: Database, queries: PageQueries, after: string, size: number): Promise<Page> {
-  const client = await db.connect();
+/** One window: its size and last id, then its rows that own a file, each query's result whole. `at` names it for messages. */
+async function fetchPage(db: Database, queries: PageQueries, after: string, size: number, at: string): Promise<Page> {
+  const client = await db.connect(at);
   try {
     const page = await db.read(client, async () => {
       const window = await client.query<{ end: string | null; read: number }>(queries.windowSql, [after, size, ...queries.values]);

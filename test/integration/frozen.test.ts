@@ -178,3 +178,58 @@ describe('a query cut at the answer deadline', () => {
     }
   });
 });
+
+describe('[database] answer_timeout: a read that hears nothing from the database', () => {
+  /** A session whose warnings are kept (their messages), with the answer_timeout of `answerTimeoutMs`. */
+  async function watchedSession(connectionString: string, answerTimeoutMs: number) {
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    // Half a second of reconnecting stands for the 5 minutes a run keeps trying.
+    const session = await connectDatabase({ connectionString, ssl: false, batchSize: 10, answerTimeoutMs }, log, { reconnectPatienceMs: 500 });
+    return { session, warnings };
+  }
+
+  test('on a path gone silent for good: told within the timeout where it waits, then the read stops, bounded (it took 11 min)', async () => {
+    const relay = new PgRelay(postgres);
+    const { session, warnings } = await watchedSession(await relay.listen(db.url), 1000);
+    try {
+      const schema = await probeSchema(session);
+      const pages = readRowPages(session, schema, 'accounts', { batchSize: 10 });
+      assert.equal((await pages.next()).done, false);
+      // A proxy (an SSH forward, a NAT) that stops forwarding without closing anything, and never comes back.
+      relay.freeze();
+      const started = Date.now();
+      const told = new Promise<number>((resolve) => {
+        const poll = setInterval(
+          () => warnings.some((line) => line.startsWith('database not answering')) && (clearInterval(poll), resolve(Date.now() - started)),
+          20,
+        );
+      });
+      const read = (async () => {
+        for (let page = await pages.next(); !page.done; page = await pages.next());
+      })();
+      await assert.rejects(read, DatabaseLostError);
+      const stoppedAfter = Date.now() - started;
+      // answer_timeout (1 s) + the check of the path (at most the timeout) + the cancel's patience (2 s) + reconnecting (0.5 s, 1 s a try).
+      assert.ok(stoppedAfter < 8000, `stopped after ${stoppedAfter} ms`);
+      assert.ok((await told) < 2000, 'told within about the timeout');
+      assert.match(warnings.join('\n'), /^database not answering for 1 s at accounts after row \d+; checking whether it answers a new connection$/m);
+      assert.match(warnings.join('\n'), /^database not answering at accounts after row \d+, nor a new connection: the path to it is dead; reconnecting/m);
+    } finally {
+      await session.close();
+      await relay.close();
+    }
+  });
+
+  test('that is slow on a database that answers: told, not cut; its answer is read', async () => {
+    const { session, warnings } = await watchedSession(db.url, 1000);
+    try {
+      assert.deepEqual(await session.query('SELECT 1 AS n FROM pg_sleep(2.5)'), [{ n: 1 }]);
+      assert.match(warnings.join('\n'), /^database not answering for 1 s at pg_sleep; checking/m);
+      assert.match(warnings.join('\n'), /^database answers a new connection but not the read at pg_sleep: it may be slow; waiting up to 330 s in all/m);
+      assert.doesNotMatch(warnings.join('\n'), /reconnecting and reading/);
+    } finally {
+      await session.close();
+    }
+  });
+});

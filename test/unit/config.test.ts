@@ -38,6 +38,7 @@ test('defaults: s3 stores, public-read ACL, concurrency 8, batch 10000, 5 retrie
   assert.equal(config.sync.checkpoint, join(dirname(path), 'mastosync.checkpoint.jsonl'), 'beside the config, wherever the run starts (cron starts in $HOME)');
   assert.equal(config.sync.changeMarginMs, 60 * 60_000);
   assert.equal(config.database.batchSize, 10_000);
+  assert.equal(config.database.answerTimeoutMs, 60_000, 'a read silent for a minute is told, and its path checked');
   assert.equal(config.source.type === 's3' && config.source.region, 'us-east-1');
   assert.equal(config.source.type === 's3' && config.source.keyPrefix, undefined);
 });
@@ -140,6 +141,7 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['wrong type', MINIMAL.replace('[source]', '[source]\nforce_path_style = "yes"'), {}, /\[source\] force_path_style must be a boolean/],
   ['bad choice', MINIMAL.replace('[source]', '[source]\ntype = "gcs"'), {}, /\[source\] type must be one of "s3", "fs"/],
   ['integer below 1', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /\[sync\] concurrency must be at least 1/],
+  ['an answer_timeout of 0', MINIMAL.replace('[source]', 'answer_timeout = 0\n[source]'), {}, /\[database\] answer_timeout must be at least 1, not 0$/],
   [
     'not a canned ACL',
     MINIMAL.replace('bucket = "new"', 'bucket = "new"\nacl = "publicread"'),
