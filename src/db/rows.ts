@@ -99,21 +99,31 @@ export async function readSampleRows(
   maxId: string,
   sample: { readonly newest: number; readonly fractions: readonly number[] },
   scope: Scope = WHOLE_DATABASE,
+  savedSince?: string,
 ): Promise<Row[]> {
-  // Parameters: $1 maxId, $2 the newest's count or the points, $3 the rows a probe reads, then the scope's.
+  // Parameters: $1 maxId, $2 the newest's count or the points, $3 the rows a probe reads, then the scope's, then savedSince.
   const scoped = scopeSql(schema, job, scope, 4);
   const where = [ownsAFile(schema, job), ...scoped.conditions].join(' AND ');
+  const values = [...scoped.values];
+  // `<attachment>_moved` on each row: the changed-rows pass looks at those again (pageQueries).
+  const windows = [...scoped.windows];
+  const moved = savedSince === undefined ? [] : movedWindows(schema, job, `$${values.length + 4}::timestamp`);
+  // A parameter PostgreSQL finds in no query is refused (08P01): given only where a window names it.
+  if (moved.length > 0) {
+    values.push(utcTimestamp(savedSince!));
+    windows.push(...moved);
+  }
   /** The SAMPLE_PROBE_ROWS rows at or below maxId next to a point, in `order`: one range of the primary key. */
   const probe = (order: 'ASC' | 'DESC', from: string) => `(SELECT * FROM "${job}" p WHERE p."id" <= $1::bigint AND ${from} ORDER BY p."id" ${order} LIMIT $3)`;
-  const newest = `${selectClause(schema, job, scoped.windows, probe('DESC', 'true'))} WHERE ${where} ORDER BY t."id" DESC LIMIT $2`;
+  const newest = `${selectClause(schema, job, windows, probe('DESC', 'true'))} WHERE ${where} ORDER BY t."id" DESC LIMIT $2`;
   const point = `p."id" >= lowest.id + floor(point.at * ($1::bigint - lowest.id)::float8)::bigint`;
   const spread =
     `WITH lowest AS (SELECT min(t."id") AS id FROM "${job}" t WHERE t."id" <= $1::bigint) ` +
-    `SELECT picked.* FROM unnest($2::float8[]) point(at) CROSS JOIN lowest, LATERAL (${selectClause(schema, job, scoped.windows, probe('ASC', point))} ` +
+    `SELECT picked.* FROM unnest($2::float8[]) point(at) CROSS JOIN lowest, LATERAL (${selectClause(schema, job, windows, probe('ASC', point))} ` +
     `WHERE ${where} ORDER BY t."id" LIMIT 1) picked`;
   return withReconnect(db, async () => [
-    ...(await db.query<Row>(newest, [maxId, sample.newest, SAMPLE_PROBE_ROWS, ...scoped.values])),
-    ...(sample.fractions.length === 0 ? [] : await db.query<Row>(spread, [maxId, sample.fractions, SAMPLE_PROBE_ROWS, ...scoped.values])),
+    ...(await db.query<Row>(newest, [maxId, sample.newest, SAMPLE_PROBE_ROWS, ...values])),
+    ...(sample.fractions.length === 0 ? [] : await db.query<Row>(spread, [maxId, sample.fractions, SAMPLE_PROBE_ROWS, ...values])),
   ]);
 }
 
@@ -222,8 +232,9 @@ function pageQueries(schema: Schema, job: JobName, scope: Scope, changedSince?: 
       column: `${attachment.name}_changed`,
       sql: `COALESCE(t."${attachment.name}_updated_at" >= ${since}, false)`,
     }));
-    windows.push(...changed);
-    rowConditions += ` AND (${changed.map((window) => window.sql).join(' OR ') || 'false'})`;
+    const moved = movedWindows(schema, job, since);
+    windows.push(...changed, ...moved);
+    rowConditions += ` AND (${[...changed, ...moved].map((window) => window.sql).join(' OR ') || 'false'})`;
   }
   return {
     windowSql: `SELECT max(w."id")::text AS "end", count(*)::int AS "read" FROM (SELECT t."id" FROM "${job}" t WHERE ${inScope} ORDER BY t."id" LIMIT $2) w`,
@@ -231,6 +242,29 @@ function pageQueries(schema: Schema, job: JobName, scope: Scope, changedSince?: 
     values: scoped.values,
     rowValues,
   };
+}
+
+/**
+ * `tootctl upgrade storage-schema` moves a remote file to `cache/` by setting `*_storage_schema_version` to 1 and saving
+ * the row (its `updated_at`), not `*_updated_at`. Not every row whose `updated_at` moved: a remote account is saved
+ * again on most refreshes (a day apart, its files unchanged), and below the watermark the checkpoint keeps no line
+ * that would tell its keys copied, so a copy of each would be a copy storm. Only rows whose version says `cache/` may
+ * apply, and the run asks the destination for those keys rather than copy them (src/sync/run.ts). `since`: the SQL
+ * of the change time.
+ */
+function movedWindows(schema: Schema, job: JobName, since: string): ScopeSql['windows'] {
+  if (!hasColumn(schema, job, 'updated_at')) return [];
+  return TABLES[job].attachments
+    .filter((attachment) => hasColumn(schema, job, `${attachment.name}_storage_schema_version`))
+    .map((attachment) => ({
+      column: movedColumn(attachment.name),
+      sql: `COALESCE(t."updated_at" >= ${since} AND t."${attachment.name}_storage_schema_version" >= 1, false)`,
+    }));
+}
+
+/** `<attachment>_moved`: the row was saved since the change time and its version puts a remote file under `cache/`. */
+export function movedColumn(attachment: string): string {
+  return `${attachment}_moved`;
 }
 
 /** The attachments whose `*_updated_at` this version has: the ones a change can be told by. */

@@ -129,7 +129,7 @@ async function sampleOfJob(job: JobName, options: DestinationCheckOptions): Prom
   const watermark = resume.watermark(job);
   if (watermark !== undefined) {
     const fractions = Array.from({ length: SPREAD }, () => Math.random());
-    take(await readSampleRows(db, schema, job, watermark, { newest: NEWEST, fractions }, scope));
+    take(await readSampleRows(db, schema, job, watermark, { newest: NEWEST, fractions }, scope, resume.changesFrom(job)));
   }
   return [...picked.values()];
 }

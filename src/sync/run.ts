@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
-import { readRowPages, readRowsById, stampOf as stampOfAttachment } from '../db/rows.js';
+import { movedColumn, readRowPages, readRowsById, stampOf as stampOfAttachment } from '../db/rows.js';
 import type { Schema } from '../db/schema.js';
 import { WHOLE_DATABASE, coversEveryRow, inTimeWindow, ownedInScope, type Scope } from '../db/scope.js';
 import type { OwnedObject } from '../mastodon/keys.js';
@@ -548,20 +548,33 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           if (stop.aborted) break;
           for (const row of rows) {
             // Objects tried again above are counted there.
-            const changed = ownedInScope(job, row, scope).filter(
-              (object) => row[`${object.attachment}_changed`] === true && !retried.has(options.destination.locate(object.key)),
+            const owned = ownedInScope(job, row, scope).filter((object) => !retried.has(options.destination.locate(object.key)));
+            const changed = owned.filter((object) => row[`${object.attachment}_changed`] === true);
+            // Saved since with a version that puts it under cache/ (src/db/rows.ts): perhaps moved there by `tootctl
+            // upgrade storage-schema`, perhaps only refreshed. The destination is asked; a key it holds is not copied.
+            const moved = owned.filter(
+              (object) =>
+                row[`${object.attachment}_changed`] !== true && row[movedColumn(object.attachment)] === true && object.underCache && !doneBefore(row, object),
             );
+            if (changed.length === 0 && moved.length === 0) continue;
             // A row changed just before the last run's start shows up again: its objects are copied already.
             const pending = changed.filter((object) => !doneBefore(row, object));
             if (!retriedRows.has(String(row.id))) summary.rows += 1;
-            options.onRevisited?.(job, changed.length);
-            summary.objects += changed.length;
+            options.onRevisited?.(job, changed.length + moved.length);
+            summary.objects += changed.length + moved.length;
             summary.skipped += changed.length - pending.length;
             if (pending.length < changed.length) options.onSkipped?.(job, changed.length - pending.length);
-            if (pending.length === 0) continue;
-            summary.changed += 1;
-            expect(String(row.id), pending.length);
+            if (pending.length + moved.length === 0) continue;
+            if (pending.length > 0) summary.changed += 1;
+            expect(String(row.id), pending.length + moved.length);
             for (const object of pending) await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), false);
+            for (const object of moved) {
+              await submit(row, object, options.resume.wasOutstanding(options.destination.locate(object.key)), false, async () =>
+                (await withRetries([destination], () => destination.head(object.key), { retries: options.retries, signal: options.abort })) === undefined
+                  ? undefined
+                  : PRESENT,
+              );
+            }
           }
         }
       }
@@ -695,6 +708,8 @@ export function copiedAsOf(resume: ResumeState, job: JobName, row: Row, object: 
   const watermark = resume.watermark(job);
   if (watermark === undefined || BigInt(object.id) > BigInt(watermark) || resume.wasOutstanding(key)) return false;
   const changesFrom = resume.changesFrom(job);
+  // Saved since with a cache/ version: perhaps moved by `tootctl upgrade storage-schema` (src/db/rows.ts).
+  if (object.underCache && row[movedColumn(object.attachment)] === true) return false;
   return changesFrom === undefined || updated === undefined || updated < changesFrom;
 }
 
