@@ -156,40 +156,82 @@ export function progressJson(snapshot: ProgressSnapshot, now: number): string {
 
 const BAR_WIDTH = 20;
 
-/** The live block: a line per job and a total, each cut to the terminal's width so none wraps. */
+/**
+ * The fields a line can do without, the first dropped first when the lines are wider than the terminal: each whole,
+ * so that a number never loses its unit ("12.3 MB", not "12.3 "). A job's name and its count always stay.
+ */
+const DROPPED_FIRST = ['bar', 'bytes/s', 'bytes', 'objects/s', 'percent', 'eta'] as const;
+type Optional = (typeof DROPPED_FIRST)[number];
+
+/** The live block: a line per job and a total, each fitted to the terminal's width by dropping fields, so none wraps. */
 export function renderLive(snapshot: ProgressSnapshot, columns: number, of: 'owned' | 'listed' = 'owned'): string[] {
+  const width = Math.max(20, columns - 1);
+  const nameWidth = Math.max(...[...snapshot.jobs, snapshot.total].map((line) => line.job.length));
+  // verify counts objects only: no bytes to show.
+  const withBytes = snapshot.total.bytes > 0;
+  const shown = new Set<Optional>(['objects/s', 'eta']);
+  if (of === 'owned') shown.add('percent');
+  if (withBytes) (['bytes', 'bytes/s'] as const).forEach((field) => shown.add(field));
+  // The bar only where it leaves room to spare.
+  if (of === 'owned' && width >= nameWidth + BAR_WIDTH + 60) shown.add('bar');
+  for (const field of DROPPED_FIRST) {
+    const lines = liveCells(snapshot, of, shown).map((cells) => cells.join('  ').trimEnd());
+    if (lines.every((line) => line.length <= width)) return lines;
+    shown.delete(field);
+  }
+  // Narrower still than a name and its count: each line keeps the whole fields that fit (a name cut at least shows its start).
+  // Aligned where the padding fits, else closer.
+  return liveCells(snapshot, of, shown).map((cells) => {
+    let text = cells[0]!;
+    for (const cell of cells.slice(1)) {
+      const longer = [`${text}  ${cell}`, `${text.trimEnd()}  ${cell.trimStart()}`].find((candidate) => candidate.length <= width);
+      if (longer === undefined) break;
+      text = longer;
+    }
+    text = text.trimEnd();
+    return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+  });
+}
+
+/** Each line's fields, those in `shown` (and the name and the count), padded to align in columns. */
+function liveCells(snapshot: ProgressSnapshot, of: 'owned' | 'listed', shown: ReadonlySet<Optional>): string[][] {
   const all = [...snapshot.jobs, snapshot.total];
   const nameWidth = Math.max(...all.map((line) => line.job.length));
   const counts = all.map((line) =>
     of === 'listed' ? `${number(line.done)} listed` : `${number(line.done)} / ${line.owned === undefined ? 'counting…' : number(line.owned)}`,
   );
   const countWidth = Math.max(...counts.map((text) => text.length));
-  const width = Math.max(20, columns - 1);
-  const withBar = of === 'owned' && width >= nameWidth + BAR_WIDTH + 60;
-  // verify counts objects only: no bytes to show.
-  const withBytes = snapshot.total.bytes > 0;
+  const rates = all.map((line) => rate(line, shown));
+  const rateWidth = shown.has('objects/s') && shown.has('bytes/s') ? 22 : Math.max(0, ...rates.map((text) => text?.length ?? 0));
   return all.map((line, index) => {
-    const cells = [
+    const state = stateText(line, snapshot.elapsedMs);
+    const eta = shown.has('eta') && line.etaSeconds !== undefined ? [`ETA ${clock(line.etaSeconds)}`] : [];
+    return [
       line.job.padEnd(nameWidth),
-      ...(withBar ? [bar(line)] : []),
-      ...(of === 'owned' ? [percent(line).padStart(4)] : []),
+      ...(shown.has('bar') ? [bar(line)] : []),
+      ...(shown.has('percent') ? [percent(line).padStart(4)] : []),
       counts[index]!.padStart(countWidth),
-      ...(withBytes ? [formatBytes(line.bytes).padStart(8)] : []),
-      status(line, snapshot.elapsedMs, withBytes),
+      ...(shown.has('bytes') ? [formatBytes(line.bytes).padStart(8)] : []),
+      ...(state !== undefined ? [state] : [...(rates[index] === undefined ? [] : [rates[index]!.padStart(rateWidth)]), ...eta]),
     ];
-    const text = cells.join('  ').trimEnd();
-    return text.length > width ? text.slice(0, width) : text;
   });
 }
 
-function status(line: ProgressLine, elapsedMs: number, withBytes: boolean): string {
+/** A line's state in words, in place of its rates: done, waiting. */
+function stateText(line: ProgressLine, elapsedMs: number): string | undefined {
   if (line.job === 'total' && line.state === 'done') return `done in ${formatDuration(elapsedMs)}`;
   if (line.state === 'done') return 'done';
   if (line.state === 'waiting') return 'waiting';
-  const objects = `${line.objectsPerSecond < 10 ? line.objectsPerSecond.toFixed(1) : Math.round(line.objectsPerSecond)} obj/s`;
-  const rate = withBytes ? `${objects}  ${formatBytes(line.bytesPerSecond)}/s` : objects;
-  const eta = line.etaSeconds === undefined ? '' : `  ETA ${clock(line.etaSeconds)}`;
-  return `${rate.padStart(22)}${eta}`;
+  return undefined;
+}
+
+/** The rates shown, objects and bytes per second, as one field (undefined: neither is shown). */
+function rate(line: ProgressLine, shown: ReadonlySet<Optional>): string | undefined {
+  const rates = [
+    ...(shown.has('objects/s') ? [`${line.objectsPerSecond < 10 ? line.objectsPerSecond.toFixed(1) : Math.round(line.objectsPerSecond)} obj/s`] : []),
+    ...(shown.has('bytes/s') ? [`${formatBytes(line.bytesPerSecond)}/s`] : []),
+  ];
+  return rates.length === 0 ? undefined : rates.join('  ');
 }
 
 /** A whole-second duration: 45 s, 3 min 05 s, 2 h 07 min. */
