@@ -41,10 +41,9 @@ try {
   failed(error);
 }
 if (main !== undefined) {
-  const { version } = JSON.parse(readFileSync(join(__dirname, '../package.json'), 'utf8'));
   // main() turns every error of a command into one line and an exit code; what escapes it (a chunk its error handling
   // loads, missing) must still be one line, not an unhandled rejection's stack.
-  main(process.argv.slice(2), undefined, version).then((code) => {
+  main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   }, failed);
 }

@@ -13,22 +13,22 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { buildInfo } from './buildInfo.mjs';
 import { lazyHelpText } from './lazyHelpText.mjs';
 
 // --no-code-cache and --out FILE are for bench/startup.ts, which compares the start with and without the cache.
 const { values: flags } = parseArgs({ options: { 'no-code-cache': { type: 'boolean', default: false }, out: { type: 'string' } } });
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const output = resolve(flags.out ?? join(root, 'dist', `mastosync-${process.platform}-${process.arch}`));
 const work = `${output}.sea`;
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
-// The entry does what bin/mastosync.js does, with the version fixed at build time (there is no package.json to read).
+// The entry does what bin/mastosync.js does.
 const entry = `
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { main } = require('./dist/cli/main.js');
-main(process.argv.slice(2), undefined, ${JSON.stringify(version)}).then((code) => { process.exitCode = code; });
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
 `;
 
 /**
@@ -62,7 +62,8 @@ const bundled = await build({
   // absentOptionalParts above.
   // As `npm run build` bundles (docs/performance.md, start-up): packages from their ES modules, tree-shaken, minified
   // with names kept (the SDK's errors and yargs read constructor names), and pg's probe for Cloudflare Workers
-  // (`new Response`, which loads Node's undici at start) compiled out. The SDK's ES modules import two of Node's
+  // (`new Response`, which loads Node's undici at start) compiled out, and the build's identity and the sample config
+  // embedded as in the bundle (src/cli/build.ts, src/cli/sampleConfig.ts). The SDK's ES modules import two of Node's
   // built-ins with import(), which a single executable cannot run (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild
   // turns those into require(), which loads built-ins there.
   mainFields: ['module', 'main'],
@@ -70,17 +71,23 @@ const bundled = await build({
   minify: true,
   keepNames: true,
   // ESM packages (yargs) read import.meta.url at load; in a CommonJS bundle it is the executable's own path.
-  define: { 'import.meta.url': 'importMetaUrl', Response: 'undefined' },
+  define: {
+    'import.meta.url': 'importMetaUrl',
+    Response: 'undefined',
+    MASTOSYNC_BUILD: JSON.stringify(buildInfo(root)),
+    MASTOSYNC_SAMPLE_CONFIG: JSON.stringify(readFileSync(join(root, 'config.sample.toml'), 'utf8')),
+  },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [lazyHelpText, absentOptionalParts],
   metafile: true,
 });
 // Anything else the bundle still leaves to require() must be built in (else the same warning, then a throw): a
-// dependency upgrade that adds one fails the build here rather than on an admin's cron.
+// dependency upgrade that adds one fails the build here rather than on an admin's cron. (`<define:…>`: a `define` of an
+// object, which esbuild makes a module of its own, inside the bundle.)
 const notBuiltIn = new Set(
   Object.values(bundled.metafile.inputs)
     .flatMap((input) => input.imports)
-    .filter((imported) => imported.external && imported.path !== '<runtime>' && !isBuiltin(imported.path))
+    .filter((imported) => imported.external && imported.path !== '<runtime>' && !imported.path.startsWith('<define:') && !isBuiltin(imported.path))
     .map((imported) => imported.path),
 );
 if (notBuiltIn.size > 0) throw new Error(`the single executable would require() from disk: ${[...notBuiltIn].join(', ')}`);

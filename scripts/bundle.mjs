@@ -13,14 +13,21 @@
 //    chunk again (bin/mastosync.js checks that the cache was made from the very same chunk).
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { build } from 'esbuild';
+import { buildInfo } from './buildInfo.mjs';
 import { lazyHelpText } from './lazyHelpText.mjs';
 
 const { codeCacheKey } = createRequire(import.meta.url)('../bin/codeCacheKey.js');
 
+// What --version prints and mastosync_build_info carries (src/cli/build.ts): the version, and the commit when built
+// in a git checkout; and config.sample.toml, which `init` writes (src/cli/sampleConfig.ts).
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const identity = buildInfo(root);
+const sample = readFileSync(join(root, 'config.sample.toml'), 'utf8');
 const modules = 'dist/bundle-esm';
 const out = 'dist/bundle';
 
@@ -34,11 +41,11 @@ await build({
   external: ['ssh2', 'pg-native'],
   // Packages from their ES modules, tree-shaken; minified with names kept (the SDK's errors and yargs read
   // constructor names); pg's probe for Cloudflare Workers (`new Response`, which loads Node's undici at start)
-  // compiled out.
+  // compiled out; the build's identity and the sample config embedded.
   mainFields: ['module', 'main'],
   minify: true,
   keepNames: true,
-  define: { Response: 'undefined' },
+  define: { Response: 'undefined', MASTOSYNC_BUILD: JSON.stringify(identity), MASTOSYNC_SAMPLE_CONFIG: JSON.stringify(sample) },
   sourcemap: true,
   logLevel: 'warning',
   outdir: modules,

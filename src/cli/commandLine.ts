@@ -250,14 +250,13 @@ export function fastCommand(argv: readonly string[], context: CommandContext): (
 function initCommandModule(context: CommandContext): Command {
   return {
     command: 'init',
-    describe: "write a config from Mastodon's .env.production (destination left to fill in)",
+    describe: "write a config from Mastodon's .env.production (destination left to fill in), or without it the sample to fill in",
     builder: (command) =>
       command
         .option('from-env', {
           type: 'string',
           requiresArg: true,
-          demandOption: true,
-          describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production",
+          describe: "Mastodon's .env.production, e.g. /home/mastodon/live/.env.production (without it: the sample config, every setting to fill in)",
         })
         .option('out', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG_FILE, describe: 'the config file to write (mode 0600)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' }),

@@ -9,12 +9,12 @@ import type { Argv } from 'yargs';
 import { InterruptedError, UnavailableError, UsageError, brokenBundle, describeError } from '../errors.js';
 import { commandModules, fastCommand } from './commandLine.js';
 import { EXIT, guardPipes, processOutput, type CommandContext, type Output } from './exit.js';
+import { versionText } from './build.js';
 import { LOG_LEVELS } from './flags.js';
 import { guardUnsettled } from './unsettled.js';
 import { JOB_NAMES } from '../mastodon/tables.js';
 
-/** `version` is what --version prints: bin/mastosync.js reads it from package.json (yargs cannot find it from a bundle). */
-export async function main(argv: string[], out: Output = processOutput, version?: string): Promise<number> {
+export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   if (out === processOutput) guardPipes();
   const context: CommandContext = { out, exitCode: EXIT.ok };
   // yargs reads `--limit=` or `--limit ""` as 0: an empty $N in a cron line would quietly change the run.
@@ -31,7 +31,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
       out.stderr(`mastosync: completion takes ${COMPLETION_SHELLS.join(' or ')} (or nothing: the shell in $SHELL)`);
       return EXIT.usage;
     }
-    if (shell !== undefined) return withShell(shell, () => main(['completion'], out, version));
+    if (shell !== undefined) return withShell(shell, () => main(['completion'], out));
   }
   const modules = commandModules(context);
   const commandNames = modules.map((module) => String(module.command).split(' ')[0]!);
@@ -42,7 +42,7 @@ export async function main(argv: string[], out: Output = processOutput, version?
     // `run` as cron types it skips yargs, which loads only for the rest (commandLine.ts, fastRunArgs).
     const fast = fastCommand(argv, context);
     if (fast !== undefined) await fast();
-    else await (await yargsParser(argv, modules, commandNames, version)).parseAsync();
+    else await (await yargsParser(argv, modules, commandNames, versionText())).parseAsync();
     return context.exitCode;
   } catch (error) {
     if (error instanceof UsageError) {
@@ -89,13 +89,11 @@ export async function main(argv: string[], out: Output = processOutput, version?
   }
 }
 
-/** The whole command line through yargs: every command, --help, --version, completion, and its errors. */
-export async function yargsParser(
-  argv: string[],
-  modules: ReturnType<typeof commandModules>,
-  commandNames: readonly string[],
-  version: string | undefined,
-): Promise<Argv> {
+/**
+ * The whole command line through yargs: every command, --help, --version (`version`: main gives the build's,
+ * src/cli/build.ts), completion, and its errors.
+ */
+export async function yargsParser(argv: string[], modules: ReturnType<typeof commandModules>, commandNames: readonly string[], version: string): Promise<Argv> {
   const { default: yargs } = await import('yargs');
   let parser: Argv = yargs(argv)
     .scriptName('mastosync')
@@ -109,7 +107,7 @@ export async function yargsParser(
     .demandCommand(1, 'name a command (mastosync --help lists them)')
     .strict()
     .help()
-    .version(version ?? 'unknown')
+    .version(version)
     .exitProcess(false)
     .fail((message, error) => {
       // yargs' own parse errors (YError: a flag given without its value…) are usage errors too: exit 2.

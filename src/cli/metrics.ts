@@ -14,6 +14,7 @@ import { observeStore, type StoreSide } from '../sync/observedStore.js';
 import type { ProgressTally } from '../sync/progress.js';
 import type { RunView } from '../sync/run.js';
 import type { VerifyJobSummary } from '../sync/verify.js';
+import { buildInfo } from './build.js';
 import type { MetricsAddress } from './flags.js';
 import { progressJson } from './progress.js';
 
@@ -44,6 +45,15 @@ export class Metrics {
       labelNames: ['command'],
       registers: [registry],
     }).set({ command }, Date.now() / 1000);
+    // As Prometheus' own *_build_info: always 1, the build in its labels (src/cli/build.ts), so that a dashboard can
+    // tell which build ran and alert on one left behind after an upgrade.
+    const build = buildInfo();
+    new Gauge({
+      name: 'mastosync_build_info',
+      help: 'Always 1; the build that runs: its package version, the git commit it was built from ("" when built outside git), and whether it had uncommitted changes',
+      labelNames: ['version', 'revision', 'dirty'],
+      registers: [registry],
+    }).set({ version: build.version, revision: build.commit ?? '', dirty: String(build.dirty ?? false) }, 1);
     this.requestDuration = new Histogram({
       name: 'mastosync_request_duration_seconds',
       help: 'Store requests by side and operation, until the answer (a read: until its headers; a listing: whole)',

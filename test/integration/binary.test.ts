@@ -9,16 +9,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readJsonLines, runProgram, writeConfig, type CliResult } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { isSshdAvailable, startSshd, type Sshd } from '../support/sshd.js';
-import { ensureExecutable } from '../support/binary.js';
-
-const root = resolve(import.meta.dirname, '../..');
-const ownVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+import { ROOT, ensureExecutable } from '../support/binary.js';
+import { OWN_VERSION } from '../support/build.js';
 
 describe('the single executable, alone in an empty folder, without node', () => {
   let folder: string;
@@ -62,8 +60,15 @@ describe('the single executable, alone in an empty folder, without node', () => 
   test('--version prints the package version', async () => {
     const result = await run(['--version']);
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout.trim(), ownVersion);
+    assert.match(result.stdout.trim(), OWN_VERSION);
     assert.equal(result.stderr, '', 'no experimental warning or other noise on stderr');
+  });
+
+  test('init without --from-env writes the sample config, as from a checkout (none beside the executable)', async () => {
+    const result = await run(['init', '--out', 'sample.toml']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readFileSync(join(folder, 'sample.toml'), 'utf8'), readFileSync(join(ROOT, 'config.sample.toml'), 'utf8'));
+    rmSync(join(folder, 'sample.toml'));
   });
 
   test('bad input is one line and exit 2, as with node', async () => {

@@ -20,11 +20,11 @@ import { runProgram, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
+import { OWN_VERSION } from '../support/build.js';
 
 const havePodman = spawnSync('podman', ['--version']).status === 0;
 if (!havePodman && process.env.CI) throw new Error('CI: podman is missing (.ci/run installs it: apt-get install -y podman)');
 const skip = havePodman ? false : 'podman is not installed (apt-get install -y podman): the container image is not tested';
-const ownVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The image's user, uid:gid, as Containerfile sets it. */
 const IMAGE_USER = '65532:65532';
@@ -112,7 +112,7 @@ describe('the container image, exported and run under chroot', { skip }, () => {
   test('--version, then check and an exact run with the database from MASTOSYNC_DATABASE_URL', async () => {
     const version = await runImage(['--version']);
     assert.equal(version.code, 0, version.stderr);
-    assert.equal(version.stdout.trim(), ownVersion);
+    assert.match(version.stdout.trim(), OWN_VERSION);
 
     // The mounted folder: the config (without the database's secret URL) and, beside it, the checkpoint.
     const config = writeConfig({
@@ -127,6 +127,11 @@ describe('the container image, exported and run under chroot', { skip }, () => {
     const [uid, gid] = IMAGE_USER.split(':').map(Number);
     chownSync(data, uid!, gid!);
     const env = { MASTOSYNC_DATABASE_URL: db.url };
+
+    // The sample config, which the image carries inside its executable.
+    const init = await runImage(['init', '--out', '/data/sample.toml']);
+    assert.equal(init.code, 0, init.stderr);
+    assert.equal(readFileSync(join(data, 'sample.toml'), 'utf8'), readFileSync(join(ROOT, 'config.sample.toml'), 'utf8'));
 
     const check = await runImage(['check'], env);
     assert.equal(check.code, 0, check.stdout + check.stderr);

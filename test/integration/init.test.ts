@@ -167,6 +167,23 @@ S3_KEY_PREFIX=ignored-on-swift
 });
 
 describe('init on the command line', () => {
+  test('without --from-env: the sample config, mode 0600, and what to do next; refused over a file without --force', async () => {
+    const dir = folder();
+    const result = await runCli(['init'], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    const file = join(dir, 'mastosync.toml');
+    assert.equal(readFileSync(file, 'utf8'), readFileSync(new URL('../../config.sample.toml', import.meta.url), 'utf8'));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(
+      result.stdout,
+      'wrote mastosync.toml from the sample config (readable by its owner only: it will hold secrets)\n' +
+        "  fill in [database], [source] and [destination] (or init --from-env with Mastodon's .env.production), then: mastosync check --config mastosync.toml\n",
+    );
+    const again = await runCli(['init'], { cwd: dir });
+    assert.equal(again.code, 2);
+    assert.equal(again.stderr.trim(), 'mastosync: mastosync.toml already exists: pass --force to replace it, or --out FILE to write another file');
+  });
+
   test('writes mode 0600; refuses to replace a file without --force (exit 2, file untouched); --force replaces it as 0600', async () => {
     const dir = folder();
     writeFileSync(join(dir, '.env.production'), 'S3_ENABLED=true\nS3_BUCKET=first\n');

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { gitHead } from '../support/build.js';
 import { runCli, writeConfig, type CliResult } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
 import { faultFirst, startProxy, type HttpProxy } from '../support/httpProxy.js';
@@ -185,6 +186,12 @@ describe('--metrics during a real run', () => {
       assert.match(documented('mastosync_request_failures_total'), /missing at the source is an answer, not a failed request/);
       assert.equal(sum(final, 'mastosync_copies_in_flight'), 0);
       assert.ok(sum(final, 'mastosync_start_time_seconds', { command: 'run' }) > Date.now() / 1000 - 600);
+      // The build, as --version names it.
+      const [build] = final.filter((sample) => sample.name === 'mastosync_build_info');
+      const version = (await runCli(['--version'])).stdout.trim();
+      assert.equal(build?.value, 1);
+      assert.equal(`${build.labels.version}+${build.labels.revision!.slice(0, 12)}${build.labels.dirty === 'true' ? '.dirty' : ''}`, version);
+      assert.equal(build.labels.revision, gitHead() ?? '', 'the commit this checkout is at');
       assert.ok(sum(final, 'mastosync_watermark_id') > 0, 'every job that read rows has a watermark');
 
       // The requests, by side and operation, as the proxy saw them.

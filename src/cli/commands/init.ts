@@ -1,9 +1,10 @@
 /**
- * `mastosync init --from-env FILE [--out mastosync.toml] [--force]`: writes a config from what the admin already
+ * `mastosync init [--from-env FILE] [--out mastosync.toml] [--force]`: writes a config from what the admin already
  * has, Mastodon's `.env.production`: the database from DATABASE_URL or DB_*, the source from S3_* / AWS_*, or
  * SWIFT_* or AZURE_* (or the public/system folder when none is on), the destination ACL from S3_PERMISSION, and the rest of the
  * destination as commented placeholders. The file holds secrets, so it is created readable by its owner only,
- * and an existing file is replaced only with --force.
+ * and an existing file is replaced only with --force. Without --from-env it writes config.sample.toml (every setting
+ * an example to fill in), the same text from the single executable and the image, which have no such file beside them.
  */
 import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -11,9 +12,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError, describeError } from '../../errors.js';
 import { parseEnvFile, type EnvFile } from '../envFile.js';
 import { EXIT, type Output } from '../exit.js';
+import { sampleConfig } from '../sampleConfig.js';
 
 interface InitFlags {
-  readonly fromEnv: string;
+  readonly fromEnv?: string;
   readonly out: string;
   readonly force: boolean;
   readonly json: boolean;
@@ -28,6 +30,7 @@ export interface DerivedConfig {
 }
 
 export async function initCommand(flags: InitFlags, out: Output): Promise<number> {
+  if (flags.fromEnv === undefined) return initFromSample(flags, out);
   const envPath = resolve(flags.fromEnv);
   let envText: string;
   try {
@@ -52,6 +55,16 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
     out.stdout(`  destination: fill in the [destination] placeholders, then: mastosync check --config ${flags.out}`);
     for (const note of notes) out.stdout(`note: ${note}`);
   }
+  return EXIT.ok;
+}
+
+/** `init` without --from-env: the sample, to fill in. */
+async function initFromSample(flags: InitFlags, out: Output): Promise<number> {
+  // Mode 0600 too: the admin is about to write the database's password and the stores' keys into it.
+  await writePrivateFile(flags.out, await sampleConfig(), flags.force);
+  const next = `fill in [database], [source] and [destination] (or init --from-env with Mastodon's .env.production), then: mastosync check --config ${flags.out}`;
+  if (flags.json) out.stdout(JSON.stringify({ config: flags.out, sample: true, notes: [] }));
+  else out.stdout(`wrote ${flags.out} from the sample config (readable by its owner only: it will hold secrets)\n  ${next}`);
   return EXIT.ok;
 }
 
