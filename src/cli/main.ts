@@ -17,8 +17,9 @@ import { JOB_NAMES } from '../mastodon/tables.js';
 export async function main(argv: string[], out: Output = processOutput): Promise<number> {
   if (out === processOutput) guardPipes();
   const context: CommandContext = { out, exitCode: EXIT.ok };
-  // yargs reads `--limit=` or `--limit ""` as 0: an empty $N in a cron line would quietly change the run.
-  const emptied = emptyValue(argv);
+  // yargs reads `--limit=` or `--limit ""` as 0: an empty $N in a cron line would quietly change the run. (Not when the
+  // shell asks for completions: the word being completed, after `--log-level `, is empty until typed.)
+  const emptied = argv[0] === COMPLETIONS_KEY ? undefined : emptyValue(argv);
   if (emptied !== undefined) {
     out.stderr(`mastosync: ${emptied} is given an empty value: give it one, or leave it out`);
     return EXIT.usage;
@@ -102,8 +103,18 @@ export async function yargsParser(argv: string[], modules: ReturnType<typeof com
     .option('log-level', { type: 'string', requiresArg: true, choices: LOG_LEVELS, default: 'info', describe: 'JSON log level on stderr', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout', global: true });
   for (const module of modules) parser = parser.command(module);
+  const jobCommands = modules.filter((module) => String(module.command).includes('<jobs..>')).map((module) => String(module.command).split(' ')[0]!);
   parser = parser
-    .completion('completion', 'print the completion script: mastosync completion bash (or zsh; by default the one of $SHELL)')
+    .completion(
+      'completion',
+      'print the completion script: mastosync completion bash (or zsh; by default the one of $SHELL)',
+      (current: string, _parsed: unknown, defaultCompletion: () => void, done: (completions: string[]) => void) => {
+        const words = argv.slice(argv.indexOf(COMPLETIONS_KEY) + 2);
+        const own = completions(words, (parser as unknown as { getOptions(): YargsOptions }).getOptions(), commandNames, jobCommands);
+        if (own === undefined) defaultCompletion();
+        else done(own.filter((word) => word.startsWith(current)));
+      },
+    )
     .demandCommand(1, 'name a command (mastosync --help lists them)')
     .strict()
     .help()
@@ -119,6 +130,41 @@ export async function yargsParser(argv: string[], modules: ReturnType<typeof com
 }
 
 const COMPLETION_SHELLS = ['bash', 'zsh'];
+
+/** The flag the completion scripts run the CLI with: `mastosync --get-yargs-completions mastosync WORD…`. */
+const COMPLETIONS_KEY = '--get-yargs-completions';
+
+/** What yargs knows of the options of the command being completed (its getOptions(), which its types leave out). */
+interface YargsOptions {
+  readonly key: Record<string, unknown>;
+  readonly boolean: readonly string[];
+  readonly choices: Record<string, readonly string[] | undefined>;
+}
+
+/**
+ * The words that may come where the shell's cursor is, the last of `words` (those after the program's name, the last
+ * maybe empty), where yargs' own completion gets them wrong: after a flag that takes a value, its choices (the log
+ * levels, the manifest formats), or nothing, so that the shell offers file names; the shells after `completion`;
+ * the jobs' names after a command that takes them (those not named yet; `all` only first). Undefined: yargs' own
+ * (commands, flags).
+ */
+function completions(words: readonly string[], options: YargsOptions, commandNames: readonly string[], jobCommands: readonly string[]): string[] | undefined {
+  const current = words.at(-1) ?? '';
+  const previous = words.at(-2);
+  if (previous !== undefined && /^--?[^-=][^=]*$/.test(previous)) {
+    const key = previous.replace(/^-+/, '');
+    const choices = options.choices[key];
+    if (choices !== undefined) return [...choices];
+    if (key in options.key && !options.boolean.includes(key)) return [];
+  }
+  if (current.startsWith('-')) return undefined;
+  const command = words.slice(0, -1).find((word) => word === 'completion' || commandNames.includes(word));
+  if (command === 'completion') return words.indexOf(command) === words.length - 2 ? [...COMPLETION_SHELLS] : [];
+  if (command === undefined || !jobCommands.includes(command)) return undefined;
+  const named = words.slice(words.indexOf(command) + 1, -1).filter((word) => word === 'all' || (JOB_NAMES as readonly string[]).includes(word));
+  if (named.includes('all')) return [];
+  return [...(named.length === 0 ? ['all'] : []), ...JOB_NAMES.filter((job) => !named.includes(job))];
+}
 
 /**
  * Right after it starts a command's handler, yargs renders the whole help text and keeps it, only to print it if

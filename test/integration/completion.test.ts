@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, runCli } from '../support/cli.js';
@@ -14,22 +14,8 @@ test('completion bash: sourced in bash, Tab completes commands and the options o
   const script = await runCli(['completion', 'bash'], { env: { SHELL: '/bin/zsh' } });
   assert.equal(script.code, 0, script.stderr);
   assert.match(script.stdout, /^complete .* mastosync$/m, 'the bash script, whatever $SHELL says');
-  const folder = mkdtempSync(join(tmpdir(), 'mastosync-completion-'));
+  const { complete, folder } = await bashCompletion();
   try {
-    writeFileSync(join(folder, 'mastosync'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} "$@"\n`);
-    chmodSync(join(folder, 'mastosync'), 0o755);
-    writeFileSync(join(folder, 'completion.bash'), script.stdout);
-    const complete = (...words: string[]) =>
-      execFileSync(
-        'bash',
-        [
-          '-c',
-          `source completion.bash; COMP_WORDS=(${words.map((word) => `'${word}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _mastosync_yargs_completions; printf '%s\\n' "\${COMPREPLY[@]}"`,
-        ],
-        { cwd: folder, env: { ...process.env, PATH: `${folder}:${process.env.PATH}` }, encoding: 'utf8' },
-      )
-        .split('\n')
-        .filter((line) => line !== '');
     assert.deepEqual(complete('mastosync', 've'), ['verify']);
     assert.deepEqual(complete('mastosync', 'run', '--metrics-h'), ['--metrics-hold']);
     assert.ok(complete('mastosync', '').includes('run'));
@@ -37,6 +23,53 @@ test('completion bash: sourced in bash, Tab completes commands and the options o
     rmSync(folder, { recursive: true, force: true });
   }
 });
+
+test("completion bash: the jobs after a command that takes them, a flag's choices, the shells; nothing but the completions", async () => {
+  const { complete, stderr, folder } = await bashCompletion();
+  try {
+    const jobs = ['media_attachments', 'accounts', 'custom_emojis', 'preview_cards', 'preview_card_providers', 'site_uploads', 'backups', 'imports'];
+    assert.deepEqual(complete('mastosync', 'run', '').sort(), ['all', ...jobs].sort());
+    assert.deepEqual(complete('mastosync', 'verify', 'me'), ['media_attachments']);
+    assert.deepEqual(complete('mastosync', 'plan', 'pre'), ['preview_cards', 'preview_card_providers']);
+    // Those named already are not offered again, nor `all` after a job.
+    assert.deepEqual(complete('mastosync', 'run', 'accounts', '--resume', '').sort(), jobs.filter((job) => job !== 'accounts').sort());
+    assert.deepEqual(complete('mastosync', 'prune', 'all', ''), []);
+    // A flag's choices, at the top level and after a command.
+    assert.deepEqual(complete('mastosync', 'run', 'all', '--log-level', ''), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+    assert.deepEqual(complete('mastosync', '--log-level', 'd'), ['debug']);
+    assert.deepEqual(complete('mastosync', 'manifest', 'all', '--format', '').sort(), ['keys', 'rclone', 's3-batch-csv']);
+    // A flag whose value is free (a file, a number): no word of ours, so that bash offers file names.
+    assert.deepEqual(complete('mastosync', 'run', 'all', '--config', ''), []);
+    assert.deepEqual(complete('mastosync', 'run', 'all', '--concurrency', ''), []);
+    assert.deepEqual(complete('mastosync', 'completion', ''), ['bash', 'zsh']);
+    assert.equal(stderr(), '', 'no error printed while completing');
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+/** The bash script, sourced in bash with `mastosync` on PATH; complete() asks it as Tab does; stderr() is what the CLI printed there. */
+async function bashCompletion() {
+  const script = await runCli(['completion', 'bash'], { env: { SHELL: '/bin/bash' } });
+  assert.equal(script.code, 0, script.stderr);
+  const folder = mkdtempSync(join(tmpdir(), 'mastosync-completion-'));
+  writeFileSync(join(folder, 'mastosync'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} "$@" 2>>stderr.txt\n`);
+  chmodSync(join(folder, 'mastosync'), 0o755);
+  writeFileSync(join(folder, 'completion.bash'), script.stdout);
+  writeFileSync(join(folder, 'stderr.txt'), '');
+  const complete = (...words: string[]) =>
+    execFileSync(
+      'bash',
+      [
+        '-c',
+        `source completion.bash; COMP_WORDS=(${words.map((word) => `'${word}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _mastosync_yargs_completions; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      ],
+      { cwd: folder, env: { ...process.env, PATH: `${folder}:${process.env.PATH}` }, encoding: 'utf8' },
+    )
+      .split('\n')
+      .filter((line) => line !== '');
+  return { complete, folder, stderr: () => readFileSync(join(folder, 'stderr.txt'), 'utf8') };
+}
 
 test('completion zsh: the zsh script, whatever $SHELL says', async () => {
   const script = await runCli(['completion', 'zsh'], { env: { SHELL: '/bin/bash' } });
