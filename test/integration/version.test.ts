@@ -16,7 +16,7 @@ const root = resolve(import.meta.dirname, '../..');
 test('--version: the package version outside git; in a checkout, + its commit, and .dirty with uncommitted changes', () => {
   const home = mkdtempSync(join(tmpdir(), 'mastosync-version-'));
   try {
-    for (const part of ['package.json', 'bin', 'scripts']) cpSync(join(root, part), join(home, part), { recursive: true });
+    for (const part of ['package.json', 'config.sample.toml', 'bin', 'scripts']) cpSync(join(root, part), join(home, part), { recursive: true });
     cpSync(join(root, 'dist'), join(home, 'dist'), { recursive: true, filter: (source) => !source.startsWith(join(root, 'dist', 'bundle')) });
     symlinkSync(join(root, 'node_modules'), join(home, 'node_modules'));
     const build = () => execFileSync(process.execPath, ['scripts/bundle.mjs'], { cwd: home, stdio: ['ignore', 'ignore', 'inherit'] });
