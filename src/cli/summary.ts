@@ -29,7 +29,7 @@ function totals(jobs: readonly JobSummary[]): Omit<JobSummary, 'job' | 'ms'> {
 }
 
 /** The table's count columns. */
-type Column = Exclude<keyof ReturnType<typeof noCounts>, 'unfinishedRows' | 'recopied' | 'copiedOnProvider' | 'bytes'>;
+type Column = Exclude<keyof ReturnType<typeof noCounts>, 'unfinishedRows' | 'presentMadePrivate' | 'recopied' | 'copiedOnProvider' | 'bytes'>;
 
 /** Columns whose header is not their field's name. */
 const HEADERS: Partial<Record<Column, string>> = { aclsReapplied: 'ACLs re-applied' };
@@ -89,6 +89,13 @@ export function reportText(report: Report): string {
             'discarded, since the last run, given the access Mastodon now gives them (not copied again)',
         ]
       : [];
+  const madePrivate =
+    total.presentMadePrivate > 0
+      ? [
+          `${total.presentMadePrivate} private objects found present: ACL set to private (backups, media of suspended accounts and ` +
+            'discarded statuses, as Mastodon writes them; whatever filled the destination may have left them public)',
+        ]
+      : [];
   const onProvider =
     total.copiedOnProvider > 0
       ? [
@@ -100,7 +107,16 @@ export function reportText(report: Report): string {
     total.recopied > 0
       ? [`${total.recopied} objects the checkpoint recorded as copied were not at the destination (or not as at the source): copied again`]
       : [];
-  return [...text, ...acls, ...recopied, ...onProvider, ...report.notes.map((note) => `note: ${note}`), times, ...(status ? [status] : [])].join('\n');
+  return [
+    ...text,
+    ...acls,
+    ...madePrivate,
+    ...recopied,
+    ...onProvider,
+    ...report.notes.map((note) => `note: ${note}`),
+    times,
+    ...(status ? [status] : []),
+  ].join('\n');
 }
 
 /** `12,345`: a count as the progress lines and tables print it. */

@@ -19,7 +19,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import { AccessRefusedError, AccessUnsupportedError, FatalStoreError } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/types.js';
-import { aclFor } from './copy.js';
+import { aclFor, type CopyResult } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import type { FailedAt, FailureStreaks } from './failureStreak.js';
@@ -214,4 +214,50 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   await pool.drain();
   if (result.reapplied > 0) log.info({ reapplied: result.reapplied }, 'ACLs re-applied');
   return result;
+}
+
+export interface PresentAccessContext {
+  readonly destination: ObjectStore;
+  /** The configured ACL ("" sends none: nothing to set). */
+  readonly acl: string;
+  readonly retries: number;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * --skip-existing: `object` is at the destination as at the source (`found`), put there by something else (a lost
+ * checkpoint's run, another machine, `aws s3 sync --acl public-read`). A private one (a backup, the media of a
+ * suspended account or a discarded status) gets the access Mastodon gives it: one PutObjectAcl, no read first, as an
+ * object left public is what this is for. A public one is left as it is, with no request: nearly every object is
+ * public, and one made public wrongly is only a broken image (verify --acl finds it).
+ * Resolves to `found` with `aclSet`, or `found` alone where the store keeps no per-object ACL; undefined when the
+ * object is gone since the listing (copy it); a failed result when the ACL could not be set, so that it is not
+ * recorded present and --resume tries it again.
+ */
+export async function givePresentAccess(object: OwnedObject, found: CopyResult, context: PresentAccessContext): Promise<CopyResult | undefined> {
+  const access = context.destination.access;
+  if (object.visibility !== 'private' || access === undefined) return found;
+  const acl = aclFor(object, context.acl);
+  if (acl === undefined) return found;
+  const started = performance.now();
+  try {
+    const set = await withRetries([context.destination], () => access.set(object.key, acl, context.signal), {
+      retries: context.retries,
+      signal: context.signal,
+    });
+    return set ? { ...found, aclSet: true } : undefined;
+  } catch (error) {
+    // A store whose access belongs to the container (no per-object ACL): nothing to set, as for Mastodon there. A
+    // refusal is an AccessUnsupportedError too, and fails: the object may be readable by anyone.
+    if (error instanceof AccessUnsupportedError && !(error instanceof AccessRefusedError)) return found;
+    return {
+      status: 'failed',
+      bytes: 0,
+      ms: Math.round(performance.now() - started),
+      attempts: 1,
+      error: `at the destination already, but its ACL could not be set to ${acl}: ${describeError(error)}`,
+      failedAt: ACL_REQUEST,
+      ...(error instanceof FatalStoreError && { fatal: error }),
+    };
+  }
 }

@@ -24,6 +24,8 @@ export interface CopyResult {
   readonly from?: string;
   /** Copied by the provider (serverCopy): no byte passed through the run, and `bytes` is 0. */
   readonly onProvider?: true;
+  /** `present` and private: its ACL was set to Mastodon's (it may have been public: another tool's copy). */
+  readonly aclSet?: true;
   readonly error?: string;
   /** Where a failed copy's last attempt failed (not for a fatal one, whose error names its store and request). */
   readonly failedAt?: FailedAt;

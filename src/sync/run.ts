@@ -15,7 +15,7 @@ import type { ListedObject, ObjectStore } from '../storage/types.js';
 import { md5FromEtag, type FatalStoreError } from '../storage/errors.js';
 import { joinWithBothStores } from './listingJoin.js';
 import { withRetries } from './retry.js';
-import { reapplyAccess } from './access.js';
+import { givePresentAccess, reapplyAccess } from './access.js';
 import { findAtSource, lookForNewest } from './source.js';
 import { describeError } from '../errors.js';
 import { lessMargin, type CheckpointWriter, type ObjectLine, type ResumeState } from './checkpoint.js';
@@ -110,6 +110,8 @@ export interface JobSummary {
    * rows is read at once): the next --resume copies the rest.
    */
   unfinishedRows: number;
+  /** Of `present`, the private ones (backups, media of suspended accounts) whose ACL was set to private (--skip-existing). */
+  presentMadePrivate: number;
   /** Objects copied before whose access was set again: their account was (un)suspended or their status discarded since. */
   aclsReapplied: number;
   /**
@@ -375,6 +377,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         writeCheckpoint((checkpoint) => checkpoint.record(line));
       }
       summary[result.status] += 1;
+      if (result.aclSet) summary.presentMadePrivate += 1;
       summary.bytes += result.bytes;
       if (gone.size > 0 && gone.delete(key) && (result.status === 'copied' || result.status === 'relocated')) summary.recopied += 1;
       if (result.onProvider) summary.copiedOnProvider += 1;
@@ -420,13 +423,23 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       settled(object.id);
     };
 
-    /** --skip-existing: an object both stores list alike is recorded present at once, with no copy to queue. */
+    /**
+     * --skip-existing: an object both stores list alike is recorded present at once, with no copy to queue; a private
+     * one once its ACL is set (givePresentAccess), in the pool.
+     */
     const recordPresent = (row: Row, object: OwnedObject, retry: boolean) => {
       if (options.dryRun) {
         summary.present += 1;
         settled(object.id);
-      } else record(object, retry, false, recentChange(row, object), PRESENT);
+      } else if (object.visibility === 'private' && destination.access !== undefined)
+        return submit(row, object, retry, false, () => withAccess(object, PRESENT));
+      else record(object, retry, false, recentChange(row, object), PRESENT);
+      return undefined;
     };
+    const withAccess = (object: OwnedObject, found: CopyResult) =>
+      options.dryRun
+        ? Promise.resolve(found)
+        : givePresentAccess(object, found, { destination, acl: options.acl, retries: options.retries, signal: options.abort });
 
     /** Every object the row owns was finished by an earlier run (resume). */
     const finishedAlready = (row: Row) => ownedInScope(job, row, scope).every((object) => doneBefore(row, object));
@@ -486,7 +499,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
           expect(object.id, 1);
           const retry = options.resume.wasOutstanding(key);
           if (atSource !== undefined) {
-            if (atDestinationNow !== undefined && sameListed(atSource, atDestinationNow)) recordPresent(row, object, retry);
+            if (atDestinationNow !== undefined && sameListed(atSource, atDestinationNow)) await recordPresent(row, object, retry);
             else await submit(row, object, retry, false);
             continue;
           }
@@ -497,7 +510,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             if (found === undefined) return MISSING;
             if (atDestinationNow === undefined || found.found.contentLength !== atDestinationNow.size) return undefined;
             const md5 = md5FromEtag(found.found.etag);
-            return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5 ? { ...PRESENT, from: found.from } : undefined;
+            return md5 === undefined || atDestinationNow.md5 === undefined || md5 === atDestinationNow.md5
+              ? withAccess(object, { ...PRESENT, from: found.from })
+              : undefined;
           });
         }
       }
@@ -677,6 +692,7 @@ export function noCounts(): Omit<JobSummary, 'job' | 'ms'> {
     failed: 0,
     skipped: 0,
     unfinishedRows: 0,
+    presentMadePrivate: 0,
     aclsReapplied: 0,
     recopied: 0,
     copiedOnProvider: 0,

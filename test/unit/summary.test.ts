@@ -15,6 +15,7 @@ const job = {
   missing: 1,
   failed: 0,
   skipped: 0,
+  presentMadePrivate: 0,
   aclsReapplied: 0,
   recopied: 0,
   copiedOnProvider: 0,
