@@ -146,6 +146,8 @@ const NO_ANSWER_CODES = new Set([
   'UND_ERR_SOCKET',
 ]);
 const NO_ANSWER = { kind: 'retryable', noAnswer: true } as const;
+/** This process out of file descriptors or memory for a moment (a burst of sockets under a low `ulimit -n`): it passes. */
+const OUT_OF_RESOURCES_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 
 /**
  * What every store judges alike: its own FatalStoreError, bytes that arrived wrong, a refused body (retried when
@@ -161,6 +163,7 @@ export function classifyCommon(error: unknown): FailureKind | undefined {
   if (error instanceof BodyRefusedError) return error.retryable ? { kind: 'retryable' } : { kind: 'permanent' };
   const codes = errorCodes(error);
   if (codes.some((code) => NO_ANSWER_CODES.has(code))) return NO_ANSWER;
+  if (codes.some((code) => OUT_OF_RESOURCES_CODES.has(code))) return { kind: 'retryable' };
   // A body cut short: the source's or the destination's, which the code cannot tell.
   if (codes.includes('ERR_STREAM_PREMATURE_CLOSE')) return { kind: 'retryable' };
   const message = error instanceof Error ? error.message : String(error);

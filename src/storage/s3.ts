@@ -136,6 +136,15 @@ export class S3Store implements ObjectStore {
    * The SDK's client on the store's agents, credentials and rate gate: loaded (its own chunk of the bundle, 17 MB of
    * RSS) by the first multipart upload, copy in parts or configuration our endpoint rules leave to the SDK's.
    */
+  /**
+   * A load that failed (the chunk unreadable for a moment: out of file descriptors) is not kept: the next object that
+   * needs the SDK loads it again, as its retry would otherwise meet the same rejected promise for the rest of the run.
+   */
+  private readonly forgetFailedSdkLoad = (error: unknown): never => {
+    this.sdk = undefined;
+    throw error;
+  };
+
   sdkClient(): Promise<S3Client> {
     this.sdk ??= import('./s3Sdk.js').then((module) => {
       const client = module.createSdkClient(this.config, {
@@ -148,7 +157,7 @@ export class S3Store implements ObjectStore {
       });
       this.loadedSdk = { client, module };
       return client;
-    });
+    }, this.forgetFailedSdkLoad);
     return this.sdk;
   }
 

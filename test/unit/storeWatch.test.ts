@@ -30,6 +30,11 @@ describe('what says the store did not answer', () => {
     assert.equal((classifyS3Error(new S3ResponseError(504, {}, 'GatewayTimeout', 'Gateway Timeout')) as { noAnswer?: true }).noAnswer, true);
   });
 
+  test('this process out of descriptors or memory for a moment is tried again, and is no silence of the store', () => {
+    for (const code of ['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN'])
+      assert.deepEqual(classifyCommon(Object.assign(new Error(`${code}: open dist/bundle/s3Sdk.js`), { code })), { kind: 'retryable' }, code);
+  });
+
   test('an answer is no silence: a 500, a 404, bytes that arrived wrong, a stream cut short', () => {
     assert.deepEqual(classifyS3Error(new S3ResponseError(500, {}, 'InternalError', 'boom')), { kind: 'retryable', afterMs: undefined });
     assert.deepEqual(classifyS3Error(new S3ResponseError(404, {}, 'NoSuchKey', 'no')), { kind: 'notFound' });
