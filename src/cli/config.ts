@@ -528,7 +528,8 @@ function resolveSwift(origin: string, setting: Setting, section: 'source' | 'des
   try {
     authVersion(text('auth_url')!);
   } catch (error) {
-    throw error instanceof UsageError ? new UsageError(`${setting(section, 'auth_url')}: ${error.message}`) : error;
+    // The store's message starts with the key's name; the line names where it was set instead.
+    throw error instanceof UsageError ? new UsageError(`${setting(section, 'auth_url')} ${error.message.replace(/^auth_url /, '')}`) : error;
   }
   const segmentSizeMib = store.segment_size === undefined ? undefined : positive(setting(section, 'segment_size'), store.segment_size, 1);
   if (segmentSizeMib !== undefined && segmentSizeMib > 5120) {

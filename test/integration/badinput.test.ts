@@ -190,7 +190,7 @@ const CASES: Case[] = [
       },
     }),
     env: () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MASTOSYNC_DESTINATION_AUTH_URL: 'keystone.example:5000/v3' }),
-    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_AUTH_URL: auth_url must be .*, not "keystone\.example:5000\/v3"$/,
+    says: /^mastosync: environment variable MASTOSYNC_DESTINATION_AUTH_URL must be .*, not "keystone\.example:5000\/v3"$/,
   },
   { name: '--retry-failed with no checkpoint', args: ['run', 'all', '--retry-failed'], says: /--retry-failed .* no checkpoint at/ },
   { name: 'verify --sample 0', args: ['verify', 'all', '--sample', '0'], says: /--sample must be a percentage above 0 and at most 100, not 0/ },

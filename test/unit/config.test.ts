@@ -237,7 +237,14 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
     'a Swift auth_url variable that is no URL',
     SWIFT,
     { MASTOSYNC_DESTINATION_AUTH_URL: 'keystone.example:5000' },
-    /^environment variable MASTOSYNC_DESTINATION_AUTH_URL: auth_url must be .*, not "keystone\.example:5000"$/,
+    /^environment variable MASTOSYNC_DESTINATION_AUTH_URL must be .*, not "keystone\.example:5000"$/,
+  ],
+  // Each names the key once: "[destination] auth_url: auth_url must be …" said it twice.
+  [
+    'the same auth_url in the file',
+    SWIFT.replace('https://keystone.example:5000/v3', 'keystone.example/v3'),
+    {},
+    /^\S*mastosync\.toml: \[destination\] auth_url must be a URL like https:\/\/keystone\.example\.com:5000\/v3, not "keystone\.example\/v3"$/,
   ],
   [
     'a Swift key for S3 from the environment',
