@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -209,6 +209,22 @@ describe('init on the command line', () => {
     const other = await runCli(['init', '--from-env', '.env.production', '--out', 'other.toml'], { cwd: dir });
     assert.equal(other.code, 0, other.stderr);
     assert.equal(statSync(join(dir, 'other.toml')).mode & 0o777, 0o600);
+  });
+
+  test('--out - writes the config to standard output, the lines about it to stderr, and no file named "-"', async () => {
+    const dir = folder();
+    writeFileSync(join(dir, '.env.production'), 'S3_ENABLED=true\nS3_BUCKET=piped\nAWS_SECRET_ACCESS_KEY=s3cret\n');
+    const piped = await runCli(['init', '--from-env', '.env.production', '--out', '-'], { cwd: dir });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.match(piped.stdout, /^\[database\]/m);
+    assert.match(piped.stdout, /bucket = "piped"/);
+    assert.doesNotMatch(piped.stdout, /wrote/);
+    assert.match(piped.stderr, /wrote the config to standard output/);
+    assert.deepEqual(readdirSync(dir).sort(), ['.env.production']);
+    const sample = await runCli(['init', '--out', '-'], { cwd: dir });
+    assert.equal(sample.code, 0, sample.stderr);
+    assert.match(sample.stdout, /^\[destination\]/m);
+    assert.deepEqual(readdirSync(dir).sort(), ['.env.production']);
   });
 
   test('a missing .env file, S3 without a bucket, or Swift without a container: exit 2 naming the fix, nothing written', async () => {

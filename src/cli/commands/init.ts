@@ -44,27 +44,46 @@ export async function initCommand(flags: InitFlags, out: Output): Promise<number
   refuseOtherFile(env, envText, flags.fromEnv);
   const derived = configFromEnv(env.values, envPath);
   const notes = [...env.ignoredLines.map((line) => `line ${line} of ${flags.fromEnv} is not KEY=value: ignored`), ...derived.notes];
-  await writePrivateFile(flags.out, derived.text, flags.force);
+  const report = await writeConfigText(flags, derived.text, out);
 
   if (flags.json) {
-    out.stdout(JSON.stringify({ config: flags.out, database: derived.database, source: derived.source, notes }));
+    report(JSON.stringify({ config: flags.out, database: derived.database, source: derived.source, notes }));
   } else {
-    out.stdout(`wrote ${flags.out} (readable by its owner only: it holds secrets)`);
-    out.stdout(`  database: ${derived.database}`);
-    out.stdout(`  source:   ${derived.source}`);
-    out.stdout(`  destination: fill in the [destination] placeholders, then: mastosync check --config ${flags.out}`);
-    for (const note of notes) out.stdout(`note: ${note}`);
+    report(
+      flags.out === STDOUT ? 'wrote the config to standard output (it holds secrets)' : `wrote ${flags.out} (readable by its owner only: it holds secrets)`,
+    );
+    report(`  database: ${derived.database}`);
+    report(`  source:   ${derived.source}`);
+    report(`  destination: fill in the [destination] placeholders, then: mastosync check --config ${flags.out === STDOUT ? 'FILE' : flags.out}`);
+    for (const note of notes) report(`note: ${note}`);
   }
   return EXIT.ok;
+}
+
+/** `--out -`: the config itself on standard output (to pipe into a secrets store, or `> file`), the rest on stderr. */
+const STDOUT = '-';
+
+/** Writes the config where --out says; returns where the lines about it go (stdout, or stderr when the config is there). */
+async function writeConfigText(flags: InitFlags, text: string, out: Output): Promise<(line: string) => void> {
+  if (flags.out !== STDOUT) {
+    await writePrivateFile(flags.out, text, flags.force);
+    return (line) => out.stdout(line);
+  }
+  out.stdout(text.replace(/\n$/, ''));
+  return (line) => out.stderr(line);
 }
 
 /** `init` without --from-env: the sample, to fill in. */
 async function initFromSample(flags: InitFlags, out: Output): Promise<number> {
   // Mode 0600 too: the admin is about to write the database's password and the stores' keys into it.
-  await writePrivateFile(flags.out, await sampleConfig(), flags.force);
-  const next = `fill in [database], [source] and [destination] (or init --from-env with Mastodon's .env.production), then: mastosync check --config ${flags.out}`;
-  if (flags.json) out.stdout(JSON.stringify({ config: flags.out, sample: true, notes: [] }));
-  else out.stdout(`wrote ${flags.out} from the sample config (readable by its owner only: it will hold secrets)\n  ${next}`);
+  const report = await writeConfigText(flags, await sampleConfig(), out);
+  const file = flags.out === STDOUT ? 'FILE' : flags.out;
+  const next = `fill in [database], [source] and [destination] (or init --from-env with Mastodon's .env.production), then: mastosync check --config ${file}`;
+  if (flags.json) report(JSON.stringify({ config: flags.out, sample: true, notes: [] }));
+  else
+    report(
+      `${flags.out === STDOUT ? 'wrote the sample config to standard output' : `wrote ${flags.out} from the sample config (readable by its owner only: it will hold secrets)`}\n  ${next}`,
+    );
   return EXIT.ok;
 }
 
