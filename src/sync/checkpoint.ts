@@ -508,8 +508,10 @@ function startOf(time: string | undefined): number {
 
 /** What a checkpoint records as finished: rows up to each job's watermark, and objects done above them. */
 export interface CheckpointProgress {
-  /** The last run's header. */
+  /** The earliest run header the checkpoint keeps: compaction keeps only the first run's. */
   readonly header?: RunHeader;
+  /** When the last run that finished a job started (database clock, ISO UTC): the latest of the jobs' sync times. */
+  readonly lastSynced?: string;
   readonly watermarks: ReadonlyMap<string, bigint>;
   readonly done: number;
 }
@@ -517,8 +519,10 @@ export interface CheckpointProgress {
 /** What the checkpoint at `path` records as finished; undefined when nothing (no file, or a run that finished nothing). */
 export async function checkpointProgress(path: string): Promise<CheckpointProgress | undefined> {
   if (!existsSync(path)) return undefined;
-  const { header, watermarks, done } = await readCheckpoint(path, { changeMarginMs: 0 });
-  return watermarks.size === 0 && done.size === 0 ? undefined : { header, watermarks, done: done.size };
+  const { header, watermarks, done, synced } = await readCheckpoint(path, { changeMarginMs: 0 });
+  // ISO UTC times of one format: the latest sorts last.
+  const lastSynced = [...synced.values()].sort().at(-1);
+  return watermarks.size === 0 && done.size === 0 ? undefined : { header, lastSynced, watermarks, done: done.size };
 }
 
 /**

@@ -174,7 +174,17 @@ test('run without --resume over a checkpoint that records progress: exit 2, one 
   const world = await setUp();
   const first = await runCli(['run', 'all', '--quiet'], { cwd: world.dir });
   assert.equal(first.code, 0, first.stderr);
+  // A later cron run: the refusal names when it began, not the first run (compaction keeps only the first's header).
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const nightly = await runCli(['run', 'all', '--resume', '--quiet'], { cwd: world.dir });
+  assert.equal(nightly.code, 0, nightly.stderr);
   const recorded = readFileSync(world.checkpoint, 'utf8');
+  const firstStarted = /^\{"run":"([^"]+)"/.exec(recorded)![1]!;
+  const lastSynced = [...recorded.matchAll(/"synced":"([^"]+)"/g)]
+    .map((match) => match[1]!)
+    .sort()
+    .at(-1)!;
+  assert.ok(lastSynced > firstStarted, `${lastSynced} after ${firstStarted}`);
 
   // The --resume forgotten once (shell history, after a reboot): it would have copied everything again.
   proxy.reset();
@@ -182,8 +192,9 @@ test('run without --resume over a checkpoint that records progress: exit 2, one 
   assert.equal(again.code, 2, again.stdout + again.stderr);
   assert.match(
     again.stderr,
-    /^mastosync: checkpoint \S+mastosync\.checkpoint\.jsonl records progress \(a run from s3:\/\/resume-source-\d+ at \S+ to s3:\/\/resume-destination-\d+ at \S+, the last started [\dT:.-]+Z\): media_attachments rows up to id \d+, accounts rows up to id \d+, .*\. Pass --resume to continue it, or --fresh to start over and replace it \(or --checkpoint with another file\); nothing was written\n$/,
+    /^mastosync: checkpoint \S+mastosync\.checkpoint\.jsonl records progress \(a run from s3:\/\/resume-source-\d+ at \S+ to s3:\/\/resume-destination-\d+ at \S+, the last run to finish a job started (\S+)\): media_attachments rows up to id \d+, accounts rows up to id \d+, .*\. Pass --resume to continue it, or --fresh to start over and replace it \(or --checkpoint with another file\); nothing was written\n$/,
   );
+  assert.equal(/the last run to finish a job started (\S+)\)/.exec(again.stderr)?.[1], lastSynced);
   assert.equal(again.stdout, '');
   assert.equal(readFileSync(world.checkpoint, 'utf8'), recorded, 'the checkpoint is untouched');
   assert.deepEqual(proxy.requests, [], 'no store was contacted');

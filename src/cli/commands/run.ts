@@ -441,12 +441,14 @@ const PROVIDER_COPY: Record<Config['destination']['type'], string> = { s3: 'Copy
 async function refuseToStartOver(checkpointPath: string): Promise<void> {
   const progress = await checkpointProgress(checkpointPath);
   if (progress === undefined) return;
-  const { header, watermarks, done } = progress;
+  const { header, lastSynced, watermarks, done } = progress;
   const finished = [
     ...[...watermarks].map(([job, mark]) => `${job} rows up to id ${mark}`),
     ...(done > 0 ? [`${done} objects ${watermarks.size > 0 ? 'above those' : 'done'}`] : []),
   ].join(', ');
-  const by = header === undefined ? '' : ` (a run from ${header.source} to ${header.destination}, the last started ${header.run})`;
+  // The header is the first run's (compaction keeps no other): the latest sync time says when the last run began.
+  const when = lastSynced !== undefined ? `, the last run to finish a job started ${lastSynced}` : header === undefined ? '' : `, started ${header.run}`;
+  const by = header === undefined ? '' : ` (a run from ${header.source} to ${header.destination}${when})`;
   throw new UsageError(
     `checkpoint ${checkpointPath} records progress${by}: ${finished}. Pass --resume to continue it, or --fresh to start over and replace it (or --checkpoint with another file); nothing was written`,
   );
