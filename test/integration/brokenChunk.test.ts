@@ -63,17 +63,22 @@ function checkoutWithoutSdk(name: string): { home: string; sdk: string } {
   return { home, sdk };
 }
 
-test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, at the first large object', async () => {
-  const { home, sdk } = checkoutWithoutSdk('checkout');
-  const config = writeConfig({
+/** A config copying from chunk-source into `destination`, every avatar from LARGE_FROM on above upload_cutoff. */
+function configInto(destination: string): ReturnType<typeof writeConfig> {
+  return writeConfig({
     databaseUrl: db.url,
     source: { endpoint: s3.endpoint, bucket: 'chunk-source' },
-    destination: { endpoint: s3.endpoint, bucket: 'chunk-destination' },
+    destination: { endpoint: s3.endpoint, bucket: destination },
     concurrency: CONCURRENCY,
     batchSize: 5,
     retries: 2,
     uploadCutoffMib: 1,
   });
+}
+
+test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, at the first large object', async () => {
+  const { home, sdk } = checkoutWithoutSdk('checkout');
+  const config = configInto('chunk-destination');
   try {
     const result = await runProgram(process.execPath, [join(home, 'bin/mastosync.js'), 'run', 'all', '--json', '--quiet', '--log-level', 'warn'], {
       cwd: config.dir,
@@ -102,15 +107,7 @@ test('the S3 SDK chunk missing mid-run: one line naming it and the fix, exit 2, 
 
 test('verify --repair meets the missing chunk: the same line, and the fix says to run the verify again (it takes no --resume)', async () => {
   const { home, sdk } = checkoutWithoutSdk('checkout-verify');
-  const config = writeConfig({
-    databaseUrl: db.url,
-    source: { endpoint: s3.endpoint, bucket: 'chunk-source' },
-    destination: { endpoint: s3.endpoint, bucket: 'chunk-verify-destination' },
-    concurrency: CONCURRENCY,
-    batchSize: 5,
-    retries: 2,
-    uploadCutoffMib: 1,
-  });
+  const config = configInto('chunk-verify-destination');
   await s3.createBucket('chunk-verify-destination');
   try {
     const result = await runProgram(
