@@ -202,20 +202,20 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
 
   /**
    * Whether the database answers a new connection (not one of the pool's) within connectTimeoutMs: told apart, a
-   * query that is slow (it does) and a path gone silent (it does not). Closed after, whatever the answer.
+   * query that is slow (it does) and a path gone silent (it does not). A server that completes the startup and then
+   * queues the check (a pooler whose pool is full) answers, and so does one that refuses the connection with an error
+   * of its own (53300 too many clients, 57P03 starting up): the path to it works, and a read waiting on it is slow,
+   * not lost. Closed after, whatever the answer.
    */
-  const probe = async (): Promise<boolean> => {
-    if (!pool) return false;
+  const probe = async (): Promise<PathCheck> => {
+    if (!pool) return { answers: false };
     const client = new pg.Client({ ...pool.options, connectionTimeoutMillis: connectTimeoutMs });
     client.on('error', () => undefined);
     try {
-      await withinTime(
-        client.connect().then(() => client.query('SELECT 1')),
-        connectTimeoutMs,
-      );
-      return true;
-    } catch {
-      return false;
+      await withinTime(client.connect(), connectTimeoutMs);
+      return { answers: true };
+    } catch (error) {
+      return error instanceof pg.DatabaseError ? { answers: true, refusal: `${error.code ?? '?'}: ${error.message}` } : { answers: false };
     } finally {
       (client as unknown as Partial<ClientInternals>).connection?.stream.destroy();
       void client.end().catch(() => undefined);
@@ -359,6 +359,12 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   return database;
 }
 
+/** What a new connection found: whether the database answers, and the error it refused the connection with, if so. */
+interface PathCheck {
+  readonly answers: boolean;
+  readonly refusal?: string;
+}
+
 /** pg's internals read by watchAnswers (pg 8; `activeQuery` without the underscore is deprecated and warns). */
 interface ClientInternals {
   readonly connection: { readonly stream: Socket };
@@ -372,7 +378,7 @@ interface Watch {
   /** Silence after which the admin is told and the path checked ([database] answer_timeout). */
   readonly answerTimeoutMs: number;
   /** Whether the database answers a new connection (see connectDatabase). */
-  readonly probe: () => Promise<boolean>;
+  readonly probe: () => Promise<PathCheck>;
   readonly log: Logger;
   readonly description: string;
 }
@@ -419,7 +425,7 @@ function watchAnswers(client: pg.Client, watch: Watch): Socket {
     const where = { database: watch.description, waitingSeconds: seconds };
     watch.log.warn(where, `database not answering for ${seconds} s at ${at}; checking whether it answers a new connection`);
     checking = true;
-    void watch.probe().then((answers) => {
+    void watch.probe().then(({ answers, refusal }) => {
       checking = false;
       if (cutting || silentMs === 0) return;
       if (!answers) {
@@ -428,7 +434,7 @@ function watchAnswers(client: pg.Client, watch: Watch): Socket {
       }
       watch.log.warn(
         where,
-        `database answers a new connection but not the read at ${at}: it may be slow; waiting up to ${Math.round(watch.deadlineMs / 1000)} s in all, then reconnecting`,
+        `database ${refusal ? `refuses a new connection (${refusal}), so it is there, but does not answer` : 'answers a new connection but not'} the read at ${at}: it may be slow; waiting up to ${Math.round(watch.deadlineMs / 1000)} s in all, then reconnecting`,
       );
     });
   });

@@ -221,6 +221,26 @@ describe('[database] answer_timeout: a read that hears nothing from the database
     }
   });
 
+  test('that is slow on a database refusing new connections (too many clients): told, not cut as a dead path; its answer is read', async () => {
+    const relay = new PgRelay(postgres);
+    const { session, warnings } = await watchedSession(await relay.listen(db.url), 1000);
+    try {
+      await session.query('SELECT 1');
+      // Mastodon's own burst (Sidekiq, Puma) took every connection the server allows.
+      relay.refuseNew();
+      assert.deepEqual(await session.query('SELECT 1 AS n FROM pg_sleep(2.5)'), [{ n: 1 }]);
+      assert.match(
+        warnings.join('\n'),
+        /^database refuses a new connection \(53300: sorry, too many clients already\), so it is there, but does not answer the read at pg_sleep: it may be slow/m,
+      );
+      assert.doesNotMatch(warnings.join('\n'), /reconnecting and reading|path to it is dead/);
+      assert.equal(relay.statements.filter((text) => /pg_sleep/.test(text)).length, 1, 'the slow read was sent once, not cut and sent again');
+    } finally {
+      await session.close();
+      await relay.close();
+    }
+  });
+
   test('that is slow on a database that answers: told, not cut; its answer is read', async () => {
     const { session, warnings } = await watchedSession(db.url, 1000);
     try {

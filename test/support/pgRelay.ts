@@ -9,6 +9,7 @@
  *   text matches, counted over every connection): that statement never reaches the server, every connection is cut,
  *   and every connection after is refused as a rotated password is (FATAL 28P01), which no reconnecting heals;
  *   `loseForGood()`: the same, at once;
+ * - `refuseNew()`: a server at max_connections: connections open go on, each new one is refused (FATAL 53300);
  * - `drop()` / `restore()`: a database restarting: every connection cut, and each new one reset, until restored;
  * - `swallowGoodbyes`: the path freezes as the client leaves: a client's Terminate is not forwarded, and its FIN
  *   is never answered (the connection stays half-open for good).
@@ -53,9 +54,9 @@ function statementText(message: { type: string; bytes: Buffer }): string | undef
   return undefined;
 }
 
-/** What PostgreSQL answers a startup whose password it refuses. */
-function refusal(): Buffer {
-  const fields = Buffer.from('SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user "postgres"\0\0', 'utf8');
+/** What PostgreSQL answers a startup it refuses: by default a refused password. */
+function refusal(code = '28P01', message = 'password authentication failed for user "postgres"'): Buffer {
+  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`, 'utf8');
   const header = Buffer.alloc(5);
   header.write('E', 0);
   header.writeInt32BE(fields.length + 4, 1);
@@ -69,6 +70,7 @@ export class PgRelay {
   private readonly sockets = new Set<Socket>();
   private frozen = false;
   private gone = false;
+  private full = false;
   private dropped = false;
   private resetsLeft: number | undefined;
   private lose: { statement: RegExp; left: number } | undefined;
@@ -87,6 +89,7 @@ export class PgRelay {
       this.sockets.add(client);
       client.on('error', () => client.destroy());
       if (this.gone) return this.refuse(client);
+      if (this.full) return void client.once('data', () => client.end(refusal('53300', 'sorry, too many clients already')));
       if (this.dropped) {
         this.resets += 1;
         if (this.resetsLeft !== undefined && --this.resetsLeft === 0) this.restore();
@@ -189,6 +192,11 @@ export class PgRelay {
   /** The database goes away for good when the `occurrence`-th statement matching `statement` is sent. */
   loseAt(statement: RegExp, occurrence = 1): void {
     this.lose = { statement, left: occurrence };
+  }
+
+  /** Every new connection refused as by a server at max_connections; those open go on. */
+  refuseNew(): void {
+    this.full = true;
   }
 
   /** The database goes away for good now: every connection is cut, and every one after refused. */
