@@ -30,3 +30,14 @@ export interface DatabaseConfig {
   /** Reach the database through this SSH server; host and port above are then as the SSH server sees them. */
   readonly ssh?: SshConfig;
 }
+
+/**
+ * pg reads a URL's `sslmode` prefer, require and verify-ca as verify-full (the server's certificate and host name
+ * checked, stricter than libpq, which Mastodon uses), warns so in ten lines at every command, and will give them
+ * libpq's weaker meaning in its next major version. Spelled verify-full here: the same check, said once in the
+ * README instead of at every cron run, and kept when pg changes. `uselibpqcompat=true` in the URL asks for libpq's.
+ */
+export function strictSslMode(url: string): string {
+  if (/[?&]uselibpqcompat=true(?=&|#|$)/i.test(url)) return url;
+  return url.replace(/([?&]sslmode=)(?:prefer|require|verify-ca)(?=&|#|$)/g, '$1verify-full');
+}

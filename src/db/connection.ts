@@ -13,7 +13,7 @@ import { UnavailableError, UsageError, describeError, patiently } from '../error
 // Types only: ssh2 (src/ssh/tunnel.ts) is loaded when a tunnel is configured, not at every start.
 import type { TunnelError } from '../ssh/errors.js';
 import type { Tunnel } from '../ssh/tunnel.js';
-import { ANSWER_TIMEOUT_MS, type DatabaseConfig } from './config.js';
+import { ANSWER_TIMEOUT_MS, strictSslMode, type DatabaseConfig } from './config.js';
 
 export interface Database {
   /** For messages: user@host:port/database (never the password). */
@@ -508,7 +508,7 @@ async function endPool(pool: pg.Pool): Promise<void> {
 }
 
 function clientConfig(config: DatabaseConfig): pg.ClientConfig {
-  const fromUrl = config.connectionString ? (parseIntoClientConfig(config.connectionString) as pg.ClientConfig) : {};
+  const fromUrl = config.connectionString ? (parseIntoClientConfig(strictSslMode(config.connectionString)) as pg.ClientConfig) : {};
   const merged: pg.ClientConfig = {
     ...fromUrl,
     ...(config.host !== undefined && { host: config.host }),
@@ -587,6 +587,28 @@ function connectionUnavailableError(error: unknown, description: string): Unavai
   });
 }
 
+/** The codes of Node's TLS errors for a server certificate it does not trust. */
+const UNTRUSTED_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** What to change when TLS to the database failed: the server offers none, or its certificate is not trusted. */
+function tlsHint(error: unknown): string | undefined {
+  const code = (error as { code?: string }).code ?? '';
+  if (/does not support SSL/i.test((error as Error).message ?? ''))
+    return 'the server offers no TLS: remove sslmode=… from [database] url or ssl = true from [database], or turn ssl on at the server';
+  if (!UNTRUSTED_CERTIFICATE_CODES.has(code)) return undefined;
+  return (
+    "the server's certificate is checked, its host name too, for every sslmode but disable and no-verify (stricter than libpq): " +
+    'add its CA as sslrootcert=/path/to/ca.pem to [database] url, or sslmode=no-verify to encrypt without checking it'
+  );
+}
+
 function connectionUsageError(error: unknown, description: string): UsageError {
   if (error instanceof UsageError) return error;
   const code = (error as { code?: string }).code;
@@ -600,6 +622,6 @@ function connectionUsageError(error: unknown, description: string): UsageError {
     '28000': 'connection refused by pg_hba.conf or role: check [database] user',
     '3D000': 'no such database: check [database] url or database',
   };
-  const hint = (code && hints[code]) ?? 'check [database]';
+  const hint = (code && hints[code]) ?? tlsHint(error) ?? 'check [database]';
   return new UsageError(`cannot connect to PostgreSQL ${description} (${describeError(error)}): ${hint}`, { cause: error });
 }

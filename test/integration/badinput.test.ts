@@ -82,6 +82,13 @@ const CASES: Case[] = [
     env: () => ({ PATH: process.env.PATH, MASTOSYNC_DESTINATION_STORAGE_CLASS: 'GLACIER' }),
     says: /^mastosync: environment variable MASTOSYNC_DESTINATION_STORAGE_CLASS is "GLACIER", an archive class/,
   },
+  {
+    // Mastodon's DATABASE_URL with sslmode=require, against a server without TLS: pg also printed a ten-line warning.
+    name: 'sslmode=require in [database] url, to a server that offers no TLS',
+    args: ['run', 'all'],
+    config: () => ({ databaseUrl: `${db.url}${db.url.includes('?') ? '&' : '?'}sslmode=require` }),
+    says: /\(The server does not support SSL connections\): the server offers no TLS: remove sslmode=… from \[database\] url/,
+  },
   { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
   { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
   { name: 'a wrong type', args: ['run', 'all'], config: () => ({ extra: 'retries = "five"' }), says: /\[sync\] retries must be an integer/ },
