@@ -167,7 +167,9 @@ export class IntegrityCheck extends Transform {
       sourceBodyFailures.add(error);
       this.fail(error);
     });
-    this.on('error', (error) => this.fail(error));
+    // An error the upload destroyed this body with (lib-storage aborts the body when a part fails: ABORT_ERR) is the
+    // upload's, not a failure of the bytes: only the source's errors and this check's own verdicts are `failure`.
+    this.on('error', () => undefined);
     source.pipe(this);
     return this;
   }
@@ -177,12 +179,18 @@ export class IntegrityCheck extends Transform {
     this.destroy(error);
   }
 
+  /** This check's own verdict on the bytes: it fails the body, and is the copy's failure whatever the upload makes of it. */
+  private refuse(error: IntegrityError, callback: TransformCallback): void {
+    this.failure ??= error;
+    callback(error);
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     streamed(chunk.length);
     const { length } = this.expected;
     if (length !== undefined && this.bytes > length) {
-      callback(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`));
+      this.refuse(new IntegrityError(`source sent more than its Content-Length of ${length} bytes`), callback);
       return;
     }
     this.digests.update(chunk);
@@ -194,13 +202,13 @@ export class IntegrityCheck extends Transform {
   override _flush(callback: TransformCallback): void {
     const { length } = this.expected;
     if (length !== undefined && this.bytes !== length) {
-      callback(new IntegrityError(`source body ended after ${this.bytes} of ${length} bytes`));
+      this.refuse(new IntegrityError(`source body ended after ${this.bytes} of ${length} bytes`), callback);
       return;
     }
     const { md5, failure } = this.digests.verdict();
     this.md5 = md5;
     if (failure !== undefined) {
-      callback(failure);
+      this.refuse(failure, callback);
       return;
     }
     callback(null, this.held);

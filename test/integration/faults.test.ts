@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
-import { startS3, type S3Server } from '../support/s3.js';
+import { S3RVER_CREDENTIALS, startS3, type S3Server } from '../support/s3.js';
+import { mediaOriginal } from '../support/objects.js';
+import { S3Store } from '../../src/storage/s3.js';
+import { copyOwnedObject } from '../../src/sync/copy.js';
 import { startProxy, type Fault, type HttpProxy, type RecordedRequest } from '../support/httpProxy.js';
 import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
 import { assertDestinationExact, buildIntegrityWorld, uploadsKept, type IntegrityWorld } from '../support/exact.js';
@@ -24,6 +27,7 @@ let destinationProxy: HttpProxy;
 let world: IntegrityWorld;
 let dir: string | undefined;
 
+const MiB = 1024 * 1024;
 const FAULT_RATE = 0.3;
 /**
  * Faults per object at most: with the default 5 retries every object can still make it, even the one whose
@@ -448,6 +452,38 @@ describe('a destination that answers PUTs without an ETag', () => {
       rmSync(config.dir, { recursive: true, force: true });
       await source.stop();
       await destination.stop();
+    }
+  });
+});
+
+describe('a part altered on the way to the destination, with no retry left', () => {
+  test('is recorded as the integrity failure it is, not as the abort of the upload it caused', async () => {
+    // lib-storage aborts the body of an upload whose part failed (ABORT_ERR); the copy's error, which the log line
+    // and the checkpoint carry, must be the part's failed check.
+    const key = 'media_attachments/files/000/000/001/original/altered-part.bin';
+    await s3.createBucket('altered-part-source');
+    await s3.createBucket('altered-part-destination');
+    await s3.put('altered-part-source', key, Buffer.alloc(12 * MiB, 7), { multipart: true });
+    const proxy = await startProxy({
+      upstreamPort: s3.port,
+      fault: (request) => (request.operation === 'UploadPart' && request.query.partNumber === '1' ? { kind: 'flip-request', atByte: 100 } : undefined),
+    });
+    const store = (bucket: string, endpoint: string, role: 'source' | 'destination') =>
+      new S3Store(
+        { type: 's3', bucket, region: 'us-east-1', endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS },
+        { role, maxSockets: 4, partSize: 5 * MiB, queueSize: 1, singlePutLimit: 5 * MiB },
+      );
+    const source = store('altered-part-source', s3.endpoint, 'source');
+    const destination = store('altered-part-destination', proxy.endpoint, 'destination');
+    try {
+      const result = await copyOwnedObject(mediaOriginal(key, { contentType: null, size: null }), { source, destination, acl: '', retries: 0 });
+      assert.equal(result.status, 'failed');
+      assert.match(result.error ?? '', /^IntegrityError: the destination stored part 1 with MD5 [0-9a-f]{32}, not the [0-9a-f]{32} sent$/);
+      assert.deepEqual(result.failedAt, { side: 'destination', operation: 'PUT' });
+    } finally {
+      source.close();
+      destination.close();
+      await proxy.stop();
     }
   });
 });
