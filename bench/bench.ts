@@ -93,6 +93,12 @@ const HELP = `npm run bench -- [options]
                         all and beyond start, and against the bare Node copier's: counts that repeat within about 1%
                         where CPU time on this shared machine does not. Valgrind slows them about 50 times, so their
                         wall time, CPU and RSS mean nothing and no target is judged; each runs once (no best of two)
+  --hold DIR            build the bucket scenario's world (the two providers behind proxies adding --bucket-latency,
+                        the bucket and its rows) and keep it up until Ctrl-C, described in DIR/world.json; nothing runs
+  --held DIR            run against the world --hold keeps described in DIR: this build, the --compare builds and
+                        (with --tools naming it) the bare copier, --repeat rounds alternating, at the first
+                        --concurrency, each whole and at --limit 0, into a fresh destination bucket with a fresh
+                        checkpoint; with --callgrind, counted. Prints a line a run, then each one's median
   --data-dir DIR        where s3rver keeps its buckets (default ${DEFAULT_DATA_DIR}); the tools' own files (config,
                         checkpoint, key list) stay in the system's temporary folder
   --out FILE            where to write the report (default BENCHMARKS.md; "-" writes none)
@@ -124,6 +130,8 @@ const { values: flags } = parseArgs({
     trace: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string', default: '' },
     callgrind: { type: 'string', default: '' },
+    hold: { type: 'string', default: '' },
+    held: { type: 'string', default: '' },
     'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
     out: { type: 'string', default: 'BENCHMARKS.md' },
     help: { type: 'boolean', default: false },
@@ -182,6 +190,7 @@ interface Provider {
   readonly child: ChildProcess;
   /** Straight to s3rver: loading and checking, never measured. */
   readonly direct: S3Client;
+  readonly directEndpoint: string;
   readonly proxy: HttpProxy;
 }
 
@@ -204,7 +213,9 @@ async function startProvider(data: string, name: string): Promise<Provider> {
     child.once('exit', (code) => fail(new Error(`s3rver exited with ${code}`)));
   });
   const { port } = JSON.parse(line) as { port: number };
-  return { name, directory, child, direct: makeS3Client(`http://127.0.0.1:${port}`), proxy: await startProxy({ upstreamPort: port, latencyMs }) };
+  const directEndpoint = `http://127.0.0.1:${port}`;
+  const proxy = await startProxy({ upstreamPort: port, latencyMs: flags.hold ? number('bucket-latency') : latencyMs });
+  return { name, directory, child, direct: makeS3Client(directEndpoint), directEndpoint, proxy };
 }
 
 async function stopProvider(provider: Provider): Promise<void> {
@@ -344,7 +355,7 @@ async function runTool(world: World, spec: RunSpec): Promise<ToolResult> {
       `bench: ${tool} at ${spec.latencyMs} ms, ${(measured.wallMs / 1000).toFixed(2)} s: ${describeTimeline(world.source.proxy.requests, world.destination.proxy.requests, measured.startedAt, measured.startedAt + measured.wallMs)}; CPU: the tool ${(measured.cpuMs / 1000).toFixed(2)} s, source s3rver ${spent('source')}, destination s3rver ${spent('destination')}, proxies and bench ${spent('bench')}`,
     );
   }
-  const problem = await checkDestination(to, destination, spec.nothing ? [] : data.objects, measured);
+  const problem = await checkDestination(to.direct, destination, spec.nothing ? [] : data.objects, measured);
   rmSync(join(to.directory, destination), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
   for (const provider of [world.source, world.destination]) provider.proxy.setLatency(latencyMs);
@@ -388,9 +399,14 @@ function runBest(world: World, specs: readonly RunSpec[]): Promise<ToolResult[]>
   return runAlternating(world, specs, flags.callgrind ? 1 : 2, (results) => results.reduce((best, result) => (result.wallMs < best.wallMs ? result : best)));
 }
 
-async function checkDestination(provider: Provider, bucket: string, expected: readonly PlannedObject[], measured: Measurement): Promise<string | undefined> {
+async function checkDestination(
+  client: S3Client,
+  bucket: string,
+  expected: readonly Pick<PlannedObject, 'key' | 'size'>[],
+  measured: Measurement,
+): Promise<string | undefined> {
   if (measured.exitCode !== 0) return `exit code ${measured.exitCode}: ${measured.stderr.trim().split('\n').slice(-3).join(' | ')}`;
-  const actual = await listSizes(provider.direct, bucket);
+  const actual = await listSizes(client, bucket);
   const wrong = expected.filter((object) => actual.get(object.key) !== object.size);
   if (wrong.length > 0 || actual.size !== expected.length) {
     return `destination not exact: ${wrong.length} of ${expected.length} objects missing or of the wrong size, ${actual.size} objects present`;
@@ -405,6 +421,7 @@ function describeSet(data: DataSet): string {
 }
 
 async function main(): Promise<void> {
+  if (flags.held) return runHeld(resolve(String(flags.held)));
   ensureDebianPackage('rclone', 'rclone');
   ensureDebianPackage('/usr/bin/time', 'time');
 
@@ -420,8 +437,11 @@ async function main(): Promise<void> {
   };
   // Ctrl-C skips the finally below: the servers must not outlive the bench, nor the data sets stay in memory-backed
   // /dev/shm until a reboot. (Scratch databases are left; test/support/postgres.ts names them mastosync_test_*.)
+  let stopHolding: (() => void) | undefined;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
+      // A held world is taken down as a finished bench's is, its databases dropped.
+      if (stopHolding) return stopHolding();
       for (const provider of providers) provider.child.kill('SIGTERM');
       removeFolders();
       process.exit(130);
@@ -435,8 +455,9 @@ async function main(): Promise<void> {
   let requestCost: RequestCost | undefined;
   const scriptResults: ScriptResult[] = [];
   try {
-    for (const name of Object.keys(SCRIPT_SCENARIOS) as ScriptScenario[]) if (scenarios.includes(name)) scriptResults.push(runScriptScenario(name));
-    if (scenarios.includes('requests')) requestCost = await measureRequestCost();
+    for (const name of Object.keys(SCRIPT_SCENARIOS) as ScriptScenario[])
+      if (scenarios.includes(name) && !flags.hold) scriptResults.push(runScriptScenario(name));
+    if (scenarios.includes('requests') && !flags.hold) requestCost = await measureRequestCost();
     providers.push(await startProvider(serverData, 'source'), await startProvider(serverData, 'destination'));
     const world: World = { work, source: providers[0]!, destination: providers[1]!, destinations: 0 };
     const mix: MixCounts = {
@@ -449,6 +470,22 @@ async function main(): Promise<void> {
       videoMaxMb: number('video-max-mb'),
     };
     const mixJobs = ['media_attachments', 'accounts', 'custom_emojis', 'preview_cards'];
+
+    if (flags.hold) {
+      const data = await makeBucketSet(world, mix, databases);
+      const held: HeldWorld = {
+        databaseUrl: data.db.url,
+        source: { endpoint: world.source.proxy.endpoint, bucket: data.bucket },
+        destination: { endpoint: world.destination.proxy.endpoint, direct: world.destination.directEndpoint, directory: world.destination.directory },
+        latencyMs: number('bucket-latency'),
+        objects: data.objects.map(({ key, size }) => ({ key, size })),
+      };
+      mkdirSync(String(flags.hold), { recursive: true });
+      writeFileSync(join(String(flags.hold), 'world.json'), JSON.stringify(held));
+      console.error(`bench: holding ${describeSet(data)} at ${held.latencyMs} ms until Ctrl-C; run builds against it with --held ${flags.hold}`);
+      await new Promise<void>((done) => (stopHolding = done));
+      return;
+    }
 
     if (scenarios.includes('bucket')) results.push(...(await runBucket(world, mix, databases, notes)));
 
@@ -695,7 +732,7 @@ async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
       ['--import', import.meta.resolve('tsx'), resolve(import.meta.dirname, 'partsChild.ts'), JSON.stringify(spec)],
       { env: process.env, cwd: world.work, timeoutMs: TIMEOUT_MS },
     );
-    const problem = await checkDestination(world.destination, destination, data.objects, measured);
+    const problem = await checkDestination(world.destination.direct, destination, data.objects, measured);
     rmSync(join(world.destination.directory, destination), { recursive: true, force: true });
     results.push(
       toolResult(`single PUT ≤ ${limit} MiB, parts of ${part} MiB × ${queue}`, data, measured, problem, [
@@ -722,16 +759,100 @@ async function runParts(world: World, data: DataSet): Promise<ScenarioResult> {
  * with rclone's key-list mode beside it; best of two runs each. Then the CPU-bound case (64 in flight, proxies at
  * 0 ms) and the memory case (a 200 MB video among images, 8 in flight).
  */
-async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[], notes: string[]): Promise<ScenarioResult[]> {
+/** The bucket of issue 15: mostly small objects (avatars, headers, emoji, cards) and one 1 MB video with its preview. */
+function makeBucketSet(world: World, mix: MixCounts, databases: TestDatabase[]): Promise<DataSet> {
   console.error('bench: building the bucket set');
-  const latency = number('bucket-latency');
-  // Mostly small objects (avatars, headers, emoji, cards) and one 1 MB video with its preview.
-  const data = await makeDataSet(world, 'bench-bucket', [], async (db) => {
+  return makeDataSet(world, 'bench-bucket', [], async (db) => {
     databases.push(db);
     const plan = planMix({ ...mix, accounts: 150, emojis: 100, cards: 150, images: 0, videos: 1, videoMinMb: 1, videoMaxMb: 1 }, 5);
     await insertRows(db.client, plan.rows);
     return [...plan.objects];
   });
+}
+
+/** What --hold writes to DIR/world.json for --held: the world's places and the objects a copy must leave. */
+interface HeldWorld {
+  readonly databaseUrl: string;
+  readonly source: { readonly endpoint: string; readonly bucket: string };
+  /** The proxy the copiers write through, s3rver behind it (to make and check buckets), and its data folder. */
+  readonly destination: { readonly endpoint: string; readonly direct: string; readonly directory: string };
+  readonly latencyMs: number;
+  readonly objects: readonly { readonly key: string; readonly size: number }[];
+}
+
+/**
+ * --held: builds run alternately against the world another bench keeps up (--hold), each whole and at --limit 0,
+ * each run into a fresh destination bucket with a fresh checkpoint, so two builds are compared in the same
+ * conditions without the world built again for every comparison.
+ */
+async function runHeld(folder: string): Promise<void> {
+  const held = JSON.parse(readFileSync(join(folder, 'world.json'), 'utf8')) as HeldWorld;
+  const client = makeS3Client(held.destination.direct);
+  const concurrency = concurrencies[0]!;
+  const builds = [
+    ...(tools.includes('mastosync') ? [{ name: 'mastosync', bin: undefined as string | undefined }] : []),
+    ...compared,
+    ...(tools.includes('node-floor') ? [{ name: 'node-floor', bin: undefined }] : []),
+  ];
+  const counts = new Map(builds.map(({ name }) => [name, [] as { whole: number; start: number }[]]));
+  const work = mkdtempSync(join(os.tmpdir(), 'mastosync-bench-held-'));
+  const stamp = process.hrtime.bigint();
+  let runs = 0;
+  const runOnce = async (build: (typeof builds)[number], nothing: boolean) => {
+    const bucket = `bench-held-${stamp}-${++runs}`;
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const dir = join(work, bucket);
+    mkdirSync(dir);
+    const destination = { endpoint: held.destination.endpoint, bucket };
+    const label = `${build.name}${nothing ? ' --limit 0' : ''}`;
+    const callgrind = flags.callgrind ? resolve(String(flags.callgrind), `callgrind.${bucket}-${label}.out`.replace(/[^\w.-]+/g, '_')) : undefined;
+    const common = { source: held.source, destination, concurrency, dir, timeoutMs: TIMEOUT_MS, callgrind };
+    const measured =
+      build.name === 'node-floor'
+        ? await runFloor({ ...common, nothing })
+        : await runMastosync({
+            ...common,
+            databaseUrl: held.databaseUrl,
+            copyMode: 'stream',
+            jobs: ['all'],
+            json: false,
+            extraArgs: nothing ? ['--limit', '0'] : [],
+            bin: build.bin,
+          });
+    const problem = await checkDestination(client, bucket, nothing ? [] : held.objects, measured);
+    rmSync(join(held.destination.directory, bucket), { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+    if (problem) throw new Error(`${label}: ${problem}`);
+    const counted = measured.instructions === undefined ? '' : `, ${(measured.instructions / 1e6).toFixed(1)} M instructions`;
+    console.log(
+      `${label}: ${(measured.wallMs / 1000).toFixed(2)} s, ${measured.cpuMs.toFixed(0)} ms CPU, peak RSS ${(measured.peakRssBytes / 1e6).toFixed(0)} MB${counted}`,
+    );
+    return measured.instructions ?? measured.cpuMs * 1e6;
+  };
+  try {
+    if (flags.callgrind) mkdirSync(String(flags.callgrind), { recursive: true });
+    for (let round = 0; round < repeat; round++) {
+      for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
+        const whole = await runOnce(build, false);
+        counts.get(build.name)!.push({ whole, start: await runOnce(build, true) });
+      }
+    }
+  } finally {
+    client.destroy();
+    rmSync(work, { recursive: true, force: true });
+  }
+  // Per object beyond the start: instructions under --callgrind, else CPU nanoseconds.
+  const unit = flags.callgrind ? 'M instructions' : 'ms CPU';
+  for (const [name, runsOf] of counts) {
+    const beyond = runsOf.map(({ whole, start }) => (whole - start) / held.objects.length / 1e6).sort((a, b) => a - b);
+    const median = beyond[Math.floor((beyond.length - 1) / 2)]!;
+    console.log(`${name}: beyond start, per object: median ${median.toFixed(4)} ${unit} (${beyond.map((value) => value.toFixed(4)).join(', ')})`);
+  }
+}
+
+async function runBucket(world: World, mix: MixCounts, databases: TestDatabase[], notes: string[]): Promise<ScenarioResult[]> {
+  const latency = number('bucket-latency');
+  const data = await makeBucketSet(world, mix, databases);
   notes.push(`bucket: ${describeSet(data)}`);
   const scenarios: ScenarioResult[] = [];
   const both = (concurrency: number, latencyMs: number, set: DataSet): RunSpec[] => [
