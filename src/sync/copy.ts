@@ -5,6 +5,7 @@
  * (one CopyObject per candidate key) and nothing is streamed. Never throws: every outcome is a CopyResult.
  */
 import type { OwnedObject } from '../mastodon/keys.js';
+import type { JobName } from '../mastodon/tables.js';
 import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
 import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
@@ -49,6 +50,8 @@ export interface CopyContext {
   readonly signal?: AbortSignal;
   /** Set when the destination can copy from the source on their provider ([sync] copy_mode): copy there, stream nothing. */
   readonly serverCopy?: ServerCopy;
+  /** Told of each body that streams (how much of it went through so far); the function it gives is called once it ended. */
+  readonly onStream?: (job: JobName, bytesSoFar: () => number) => () => void;
 }
 
 /**
@@ -186,6 +189,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   }
   const check = new IntegrityCheck(expected).from(source.body);
   attempts.at = DESTINATION_PUT;
+  const streamed = context.onStream?.(object.job, () => check.bytes);
   try {
     await context.destination.write(object.key, check, options);
   } catch (error) {
@@ -194,6 +198,8 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
     if (error instanceof FatalStoreError || error instanceof BodyRefusedError || check.failure === undefined) throw error;
     if (fromSourceBody(check.failure)) attempts.at = SOURCE_BODY;
     throw check.failure;
+  } finally {
+    streamed?.();
   }
   if (check.failure !== undefined) {
     attempts.at = SOURCE_BODY;

@@ -31,6 +31,8 @@ interface Counters {
   done: number;
   skipped: number;
   bytes: number;
+  /** Bodies streaming now (a large object's bytes read so far): shown while it streams, not only once it is done. */
+  readonly streaming: Set<() => number>;
   owned?: number;
   /** Objects below a resumed run's watermark taken on again, which the count (above it) leaves out. */
   revisited: number;
@@ -58,7 +60,7 @@ export class ProgressTally {
     jobs: readonly JobName[],
     private readonly clock: () => number = () => performance.now(),
   ) {
-    this.order = jobs.map((job) => (this.counters[job] = { job, done: 0, skipped: 0, bytes: 0, revisited: 0 }));
+    this.order = jobs.map((job) => (this.counters[job] = { job, done: 0, skipped: 0, bytes: 0, revisited: 0, streaming: new Set() }));
     this.started = clock();
     this.sample();
   }
@@ -69,6 +71,17 @@ export class ProgressTally {
     if (counters.done === 0) counters.startedAt = this.clock();
     counters.done += 1;
     counters.bytes += bytes;
+  }
+
+  /**
+   * A body of `job` streams now, `bytesSoFar` telling how much of it went through: counted in the bytes shown until
+   * the returned function is called (before its result comes), so that a 2 GB video does not leave them still for
+   * minutes. Only streamed bodies come here; a small one read whole is counted at its result alone.
+   */
+  streaming(job: JobName, bytesSoFar: () => number): () => void {
+    const streaming = this.counters[job]!.streaming;
+    streaming.add(bytesSoFar);
+    return () => void streaming.delete(bytesSoFar);
   }
 
   /** Objects an earlier run finished, not copied again. */
@@ -108,7 +121,7 @@ export class ProgressTally {
         counters.job,
         counters.done + counters.skipped,
         ownedOf(counters),
-        counters.bytes,
+        bytesOf(counters),
         perSecond(oldest.done[index]!, latest.done[index]!, counters.startedAt),
         perSecond(oldest.bytes[index]!, latest.bytes[index]!, counters.startedAt),
         this.stateOf(counters),
@@ -136,10 +149,17 @@ export class ProgressTally {
   }
 
   private sample(at = this.clock()): void {
-    this.samples.push({ at, done: this.order.map((counters) => counters.done), bytes: this.order.map((counters) => counters.bytes) });
+    this.samples.push({ at, done: this.order.map((counters) => counters.done), bytes: this.order.map(bytesOf) });
     // Keep one sample older than the window, so the rate always spans at least the window once it has passed.
     while (this.samples.length > 2 && at - this.samples[1]!.at >= RATE_WINDOW_MS) this.samples.shift();
   }
+}
+
+/** The bytes of the objects done, and of those streaming now so far. */
+function bytesOf(counters: Counters): number {
+  let bytes = counters.bytes;
+  for (const bytesSoFar of counters.streaming) bytes += bytesSoFar();
+  return bytes;
 }
 
 function ownedOf(counters: Counters): number | undefined {

@@ -62,6 +62,8 @@ export interface RunOptions {
   readonly onPlan?: (object: OwnedObject, sourceKey: string, destinationKey: string) => void;
   /** Each finished object (progress display). */
   readonly onResult?: (job: JobName, object: OwnedObject, result: CopyResult) => void;
+  /** Each body that streams, while it streams (progress display: see CopyContext.onStream). */
+  readonly onStream?: CopyContext['onStream'];
   /** Objects of a row that an earlier run finished (resume), so not copied again (progress display). */
   readonly onSkipped?: (job: JobName, objects: number) => void;
   /** Objects below the watermark a resumed run takes on again, outside the count above it (progress display). */
@@ -218,6 +220,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     onThrottle: () => throttle.slowDown(),
     signal: options.abort,
     serverCopy: options.serverCopy,
+    onStream: options.onStream,
   };
   /** The checkpoint records `object` as copied, for the file `row` names now (a rewrite at the same key is not). */
   const doneBefore = (row: Row, object: OwnedObject) => options.resume.isDone(options.destination.locate(object.key), stampOf(row, object));

@@ -46,6 +46,26 @@ test('done, owned, rate and ETA per job and in total; a waiting job has no rate'
   assert.equal(counted.total.etaSeconds, 11);
 });
 
+test('a large body counts while it streams, not only once done, and once: the bytes never stand still for minutes', () => {
+  const time = clock();
+  const tally = new ProgressTally(['media_attachments'], time.read);
+  let through = 0;
+  const ended = tally.streaming('media_attachments', () => through);
+  for (let second = 1; second <= 10; second++) {
+    through += 20_000_000;
+    time.advance(1000);
+    const line = tally.snapshot().jobs[0]!;
+    assert.equal(line.bytes, second * 20_000_000);
+    assert.equal(line.done, 0);
+  }
+  assert.equal(tally.snapshot().total.bytesPerSecond, 20_000_000);
+  ended();
+  tally.result('media_attachments', 200_000_000);
+  assert.equal(tally.snapshot().total.bytes, 200_000_000);
+  ended();
+  assert.equal(tally.snapshot().total.bytes, 200_000_000, 'ended twice: still counted once');
+});
+
 test('the rate follows the last 20 s, not the average since the start', () => {
   const time = clock();
   const tally = new ProgressTally(['media_attachments'], time.read);

@@ -264,6 +264,7 @@ async function runLocked(
           if (progress || metrics) tally.result(job, result.bytes);
           if (unrepaired.size > 0 && (result.status === 'copied' || result.status === 'relocated')) unrepaired.delete(destination.locate(object.key));
         },
+        onStream: progress || metrics ? (job, bytesSoFar) => tally.streaming(job, bytesSoFar) : undefined,
         onSkipped: (progress || metrics) && ((job, objects) => tally.skipped(job, objects)),
         onRevisited: (progress || metrics) && ((job, objects) => tally.revisited(job, objects)),
         observe: metrics && ((view) => metrics.observeRun(view, tally)),
