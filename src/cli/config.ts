@@ -407,10 +407,18 @@ function resolve(raw: RawConfig, origin: string, setting: Setting, { notices, wa
  */
 const CANNED_ACLS = ['public-read', 'private', 'public-read-write', 'authenticated-read', 'bucket-owner-read', 'bucket-owner-full-control', 'aws-exec-read'];
 
-/** `[destination] acl`: a canned ACL or "" (none sent); public-read by default. Swift and Azure have none (their resolvers refuse one). */
+/**
+ * `[destination] acl`: a canned ACL or "" (none sent); public-read by default. Swift and Azure have none (their
+ * resolvers refuse one). A folder has file modes, which only public-read (0644) and private (0600) name.
+ */
 function destinationAcl(setting: Setting, type: StoreConfig['type'], acl: string | undefined): string {
   if (type === 'swift' || type === 'azure') return acl ?? '';
   if (acl === undefined) return 'public-read';
+  if (type === 'fs' && acl !== '' && acl !== 'public-read' && acl !== 'private') {
+    throw new UsageError(
+      `${setting('destination', 'acl')} for a folder (type = "fs") must be "public-read" (files 0644, Mastodon's private objects 0600), "private" (every file 0600) or "" (the umask decides), not ${JSON.stringify(acl)}`,
+    );
+  }
   if (acl !== '' && !CANNED_ACLS.includes(acl)) {
     const allowed = CANNED_ACLS.map((name) => `"${name}"`).join(', ');
     throw new UsageError(`${setting('destination', 'acl')} must be one of ${allowed}, or "" (no ACL, as S3_PERMISSION=""), not ${JSON.stringify(acl)}`);

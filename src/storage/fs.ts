@@ -78,23 +78,25 @@ export class FsStore implements ObjectStore {
   }
 
   /**
-   * The file mode, as Mastodon's UpdateMediaAttachmentsPermissionsService sets it on a folder (chmod of 0666 or 0600
-   * less the umask). Modes match when both or neither let anyone but the owner read.
+   * The file mode, as Mastodon's UpdateMediaAttachmentsPermissionsService sets it on a folder (chmod of 0666 or 0600),
+   * here without the umask (modeFor). A public file matches when others may read it (nginx, another user, serves it);
+   * a private one when neither group nor others may.
    */
   readonly access: ObjectAccess = {
     // lstat: a link in the destination folder is no object of ours, and chmod would change what it points to.
     compare: async (key, acl) => {
       const info = await lstat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
       if (info === undefined || !info.isFile()) return undefined;
-      const shared = (info.mode & OTHERS_READ) !== 0;
-      const found = `${shared ? 'public-read' : 'private'} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`;
-      return { matches: shared === ((modeFor(acl) & ~process.umask() & OTHERS_READ) !== 0), found };
+      const readers = info.mode & (GROUP_READ | OTHERS_READ);
+      const seen = readers & OTHERS_READ ? 'public-read' : readers & GROUP_READ ? 'group-read' : 'private';
+      const found = `${seen} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`;
+      return { matches: acl === 'private' ? readers === 0 : (readers & OTHERS_READ) !== 0, found };
     },
     set: async (key, acl) => {
       const path = this.pathOf(key);
       try {
         if (!(await lstat(path)).isFile()) return false;
-        await chmod(path, modeFor(acl) & ~process.umask());
+        await chmod(path, modeFor(acl));
         return true;
       } catch (error) {
         if (isAbsent(error)) return false;
@@ -160,7 +162,7 @@ export class FsStore implements ObjectStore {
   ): Promise<void> {
     const path = this.pathOf(key);
     const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
-    // Mastodon's modes (§6): 0666 for public objects, 0600 for private ones, both under the umask.
+    // Mastodon's modes (§6), exactly: a umask would narrow them (a cron job's 027 hides every file from nginx).
     const mode = modeFor(options.acl);
     let fileFailed: unknown;
     try {
@@ -168,6 +170,7 @@ export class FsStore implements ObjectStore {
         throw (fileFailed = error);
       });
       await fill(temporary, mode, (error) => (fileFailed = error));
+      if (options.acl) await chmod(temporary, mode);
       await rename(temporary, path).catch((error: unknown) => {
         throw (fileFailed = error);
       });
@@ -349,13 +352,18 @@ function readable(folder: string): boolean {
   }
 }
 
-/** Mastodon's file modes before the umask: private objects 0600, every other 0666. */
+/**
+ * The mode of a file written with `acl` ([destination] acl, or "private" for Mastodon's private objects): private
+ * 0600, public 0644, as Mastodon's 0600 and 0666 give them under its usual umask of 022. Without an ACL ("" configured,
+ * as S3_PERMISSION="" sends none), 0666: the umask alone decides, as for any file a program creates.
+ */
 function modeFor(acl: string | undefined): number {
-  return acl === 'private' ? 0o600 : 0o666;
+  if (!acl) return 0o666;
+  return acl === 'private' ? 0o600 : 0o644;
 }
 
-/** Group and others may read. */
-const OTHERS_READ = 0o044;
+const GROUP_READ = 0o040;
+const OTHERS_READ = 0o004;
 
 function isAbsent(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;

@@ -3,8 +3,8 @@
  * - from a folder laid out as Mastodon's public/system to an S3 bucket: exactly the owned objects arrive (no
  *   orphan lying in the folder is copied), byte for byte, with the Content-Type Mastodon would have sent (the
  *   database's for `original`, the style's format for the other styles), Mastodon's Cache-Control and ACL;
- * - from a bucket to a folder: every owned object becomes a file at its key, with Mastodon's modes (0666 or
- *   0600 under the umask), and no temporary file is left behind;
+ * - from a bucket to a folder: every owned object becomes a file at its key, with Mastodon's modes (0644, or
+ *   0600 for a private object, whatever the umask), and no temporary file is left behind;
  * - a copy whose source body is cut short on every attempt leaves neither a partial file nor a temporary one.
  */
 import { after, before, describe, test } from 'node:test';
@@ -129,13 +129,11 @@ describe('filesystem backend', () => {
     assert.equal(result.code, 0, result.stderr);
 
     assert.deepEqual(filesBelow(system), fixture.present.map((object) => object.key).sort(), 'exactly the owned files, and no .tmp');
-    const umask = process.umask(0o022);
-    process.umask(umask);
     for (const expected of fixture.present) {
       const path = join(system, expected.key);
       assert.equal(sha256(readFileSync(path)), expected.sha256, `${expected.key}: bytes`);
       const mode = statSync(path).mode & 0o777;
-      assert.equal(mode, (expected.acl === 'private' ? 0o600 : 0o666) & ~umask, `${expected.key}: mode ${mode.toString(8)}`);
+      assert.equal(mode, expected.acl === 'private' ? 0o600 : 0o644, `${expected.key}: mode ${mode.toString(8)}`);
     }
     assert.ok(
       fixture.present.some((object) => object.acl === 'private'),

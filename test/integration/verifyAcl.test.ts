@@ -160,6 +160,42 @@ test('verify --acl on a folder: file modes, as Mastodon sets them (0600 private)
   assert.notEqual(statSync(hidden).mode & 0o044, 0);
 });
 
+test('a folder with acl = "private": every file 0600 whatever the umask, and verify --acl compares that; public files 0644 under a umask of 027 (nginx reads them)', async () => {
+  const hidden = mkdtempSync(join(tmpdir(), 'mastosync-private-folder-'));
+  const shown = mkdtempSync(join(tmpdir(), 'mastosync-public-folder-'));
+  const privateConfig = world.writeConfig({ destination: { type: 'fs', path: hidden, acl: 'private' } });
+  const publicConfig = world.writeConfig({ destination: { type: 'fs', path: shown } });
+  // A cron job's hardened umask: the child inherits it.
+  const umask = process.umask(0o027);
+  try {
+    for (const dir of [privateConfig.dir, publicConfig.dir]) {
+      const copy = await runCli(['run', 'all', '--quiet'], { cwd: dir });
+      assert.equal(copy.code, 0, copy.stderr + copy.stdout);
+    }
+  } finally {
+    process.umask(umask);
+  }
+  for (const object of world.fixture.present) {
+    assert.equal(statSync(join(hidden, object.key)).mode & 0o777, 0o600, `${object.key} in the private folder`);
+    assert.equal(statSync(join(shown, object.key)).mode & 0o777, object.acl === 'private' ? 0o600 : 0o644, `${object.key} in the public folder`);
+  }
+  const clean = await verify(privateConfig.dir, '--acl');
+  assert.equal(clean.code, 0, clean.stderr + clean.stdout);
+  // One file's mode changed, then verify --acl must name it alone.
+  const offAfter = async (dir: string, path: string, mode: number) => {
+    chmodSync(path, mode);
+    const off = await verify(dir, '--acl');
+    assert.equal(off.code, 1, off.stderr + off.stdout);
+    return off.problems.map((problem) => [problem.key, problem.problem, problem.expected, problem.actual]);
+  };
+  const exposed = join(hidden, publicObject().key);
+  assert.deepEqual(await offAfter(privateConfig.dir, exposed, 0o644), [[exposed, 'acl', 'private', 'public-read (mode 0644)']]);
+  // A public file only the group may read is one nginx (another user) cannot serve.
+  const grouped = join(shown, publicObject().key);
+  assert.deepEqual(await offAfter(publicConfig.dir, grouped, 0o640), [[grouped, 'acl', 'public-read', 'group-read (mode 0640)']]);
+  for (const dir of [hidden, shown]) rmSync(dir, { recursive: true, force: true });
+});
+
 test('verify --acl where no ACL is written: refused in one line, exit 2', async () => {
   const none = world.writeConfig({ destination: { endpoint: world.proxy.endpoint, bucket: DESTINATION, acl: '' } });
   try {

@@ -171,6 +171,12 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ],
   ['no database', MINIMAL.replace(/url = .*/, ''), {}, /\[database\] needs url/],
   ['fs without path', MINIMAL.replace('[destination]', '[destination]\ntype = "fs"'), {}, /type = "fs" needs path/],
+  [
+    'a canned ACL a folder has no mode for',
+    MINIMAL.replace('bucket = "new"', 'type = "fs"\npath = "/srv/media"\nacl = "authenticated-read"'),
+    {},
+    /^\S*mastosync\.toml: \[destination\] acl for a folder \(type = "fs"\) must be "public-read" \(files 0644, .*\), "private" \(every file 0600\) or "" \(the umask decides\), not "authenticated-read"$/,
+  ],
   ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
   ['unknown variable', MINIMAL, { MASTOSYNC_SOURCE_BUKET: 'x' }, /unknown environment variable MASTOSYNC_SOURCE_BUKET/],
   ['variable of the wrong type', MINIMAL, { MASTOSYNC_SYNC_CONCURRENCY: 'many' }, /MASTOSYNC_SYNC_CONCURRENCY must be an integer/],

@@ -241,7 +241,7 @@ async function runLocked(
         concurrency,
         limit: flags.limit,
         scope: flags.scope,
-        acl: config.destination.type === 's3' ? config.destination.acl : 'public-read',
+        acl: config.destination.acl,
         storageClass: config.destination.storageClass,
         serverCopy,
         retries: config.sync.retries,

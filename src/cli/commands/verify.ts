@@ -98,7 +98,7 @@ async function verifyWithSignals(
       ? {
           source: observedSource,
           destination: observedDestination,
-          acl: writtenAcl(config.destination),
+          acl: config.destination.acl,
           storageClass: config.destination.storageClass,
           retries: config.sync.retries,
           serverCopy: serverCopier(config.sync.copyMode, source, destination),
@@ -192,11 +192,6 @@ async function verifyWithSignals(
   }
 }
 
-/** The ACL a run writes to `destination` (a canned ACL; "" none): a folder maps `public-read` and `private` to modes. */
-function writtenAcl(destination: Config['destination']): string {
-  return destination.type === 's3' ? destination.acl : 'public-read';
-}
-
 /** `--acl`: the ACL to compare with, or a usage error where the destination keeps none (nothing written yet). */
 function comparedAcl(destination: Config['destination']): string {
   if (destination.type === 'azure' || destination.type === 'swift') {
@@ -204,7 +199,7 @@ function comparedAcl(destination: Config['destination']): string {
       `--acl: a ${destination.type === 'azure' ? 'Azure container' : 'Swift container'} has no per-object ACL (who may read belongs to the container): verify without --acl`,
     );
   }
-  const acl = writtenAcl(destination);
+  const { acl } = destination;
   if (acl === '') throw new UsageError('--acl: [destination] acl = "" sends no ACL, so there is none to compare: verify without --acl');
   return acl;
 }
