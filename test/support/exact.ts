@@ -29,13 +29,17 @@ export interface Wanted {
   readonly cacheControl: string;
 }
 
-export interface IntegrityWorld {
+/** A fixture loaded into a database and a source bucket, with what a complete copy must hold. */
+export interface CopyWorld {
   readonly fixture: Fixture;
   readonly sourceBucket: string;
-  /** Every owned object present at the source: the fixture's, plus the large multipart ones. */
+  /** Every owned object present at the source. */
   readonly wanted: Wanted[];
   readonly wantedByKey: Map<string, Wanted>;
   readonly sourceSizes: Map<string, number>;
+}
+
+export interface IntegrityWorld extends CopyWorld {
   /**
    * The objects with a multipart ETag at the source: the 6 MiB video (5 MiB parts; one PUT copies it), 17 MiB in
    * 5 MiB parts and 12 MiB in 7 MiB parts (both copied multipart, the last with an ETag no common size gives).
@@ -57,19 +61,7 @@ const LARGE_MEDIA = [
  * video re-uploaded multipart in 5 MiB parts (an object a single PUT copies, from a source with no MD5 ETag).
  */
 export async function buildIntegrityWorld(db: TestDatabase, s3: S3Server, sourceBucket: string): Promise<IntegrityWorld> {
-  const fixture = buildFixture('current');
-  await loadFixture(fixture, db.client, s3, sourceBucket);
-  const wanted: Wanted[] = fixture.present.map((object) => ({
-    key: object.key,
-    sourceKey: object.sourceKey!,
-    job: object.table,
-    rowId: object.rowId,
-    size: object.size,
-    sha256: object.sha256,
-    contentType: object.contentType!,
-    cacheControl: object.cacheControl!,
-  }));
-
+  const { fixture, wanted } = await buildCopyWorld(db, s3, sourceBucket);
   const video = fixture.present.find((object) => object.size === BIG_OBJECT_SIZE)!;
   await uploadMultipart(s3, sourceBucket, video.sourceKey!, video.body!, video.contentType!, 5 * MiB);
   const large = [wanted.find((object) => object.key === video.key)!];
@@ -97,14 +89,36 @@ export async function buildIntegrityWorld(db: TestDatabase, s3: S3Server, source
     large.push(object);
   }
 
-  const sourceSizes = new Map(wanted.map((object) => [object.sourceKey, object.size]));
+  return { ...copyWorld(fixture, sourceBucket, wanted), large: large as unknown as IntegrityWorld['large'] };
+}
+
+/**
+ * The 'current' fixture alone in `sourceBucket` (which must exist): for tests about something other than
+ * large or multipart objects, which copy it in a fraction of an integrity world's time.
+ */
+export async function buildCopyWorld(db: TestDatabase, s3: S3Server, sourceBucket: string): Promise<CopyWorld> {
+  const fixture = buildFixture('current');
+  await loadFixture(fixture, db.client, s3, sourceBucket);
+  const wanted: Wanted[] = fixture.present.map((object) => ({
+    key: object.key,
+    sourceKey: object.sourceKey!,
+    job: object.table,
+    rowId: object.rowId,
+    size: object.size,
+    sha256: object.sha256,
+    contentType: object.contentType!,
+    cacheControl: object.cacheControl!,
+  }));
+  return copyWorld(fixture, sourceBucket, wanted);
+}
+
+function copyWorld(fixture: Fixture, sourceBucket: string, wanted: Wanted[]): CopyWorld {
   return {
     fixture,
     sourceBucket,
     wanted,
     wantedByKey: new Map(wanted.map((object) => [object.key, object])),
-    sourceSizes,
-    large: large as unknown as IntegrityWorld['large'],
+    sourceSizes: new Map(wanted.map((object) => [object.sourceKey, object.size])),
   };
 }
 
@@ -133,7 +147,7 @@ async function uploadMultipart(s3: S3Server, bucket: string, key: string, body: 
 }
 
 /** The destination holds exactly `world.wanted` (no more keys), byte-exact, with Content-Type and Cache-Control. */
-export async function assertDestinationExact(s3: S3Server, bucket: string, world: IntegrityWorld): Promise<void> {
+export async function assertDestinationExact(s3: S3Server, bucket: string, world: CopyWorld): Promise<void> {
   const keys = (await s3.listKeys(bucket)).sort();
   assert.deepEqual(keys, world.wanted.map((object) => object.key).sort(), 'the destination must hold exactly the owned objects');
   for (const object of world.wanted) await assertObjectExact(s3, bucket, object);
