@@ -276,7 +276,13 @@ function checkType(where: string, type: KeyType, value: unknown): string | numbe
 }
 
 /** MASTOSYNC_ variables that are not settings: the config file's path, stack traces for bug reports, and the tests' patiences (./setup.ts). */
-const NOT_SETTINGS = new Set(['MASTOSYNC_CONFIG', 'MASTOSYNC_DEBUG', 'MASTOSYNC_TEST_START_PATIENCE_MS', 'MASTOSYNC_TEST_STORE_PATIENCE_MS']);
+const NOT_SETTINGS = new Set([
+  'MASTOSYNC_CONFIG',
+  'MASTOSYNC_DEBUG',
+  'MASTOSYNC_TEST_START_PATIENCE_MS',
+  'MASTOSYNC_TEST_STORE_PATIENCE_MS',
+  'MASTOSYNC_TEST_SECOND_LOOK_MS',
+]);
 
 /**
  * The one variable whose empty value is a setting of its own where the file sets none: `MASTOSYNC_DESTINATION_ACL=`

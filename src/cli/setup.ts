@@ -59,6 +59,14 @@ export function runPatienceMs(): number | undefined {
   return patienceForTests('MASTOSYNC_TEST_STORE_PATIENCE_MS');
 }
 
+/**
+ * How long a resumed run's look at the destination waits before asking again for objects it did not find
+ * (src/sync/destinationCheck.ts): undefined for the 2 s. The integration tests shorten it as the start's patience.
+ */
+export function secondLookMs(): number | undefined {
+  return patienceForTests('MASTOSYNC_TEST_SECOND_LOOK_MS');
+}
+
 function patienceForTests(variable: string): number | undefined {
   const value = process.env[variable];
   const ms = Number(value);

@@ -48,6 +48,8 @@ export interface DestinationCheckOptions {
   readonly retries: number;
   readonly signal?: AbortSignal;
   readonly log: Logger;
+  /** Default SECOND_LOOK_MS; the integration tests shorten it (src/cli/setup.ts). */
+  readonly secondLookMs?: number;
 }
 
 export interface DestinationCheck {
@@ -92,7 +94,7 @@ export async function checkDestination(options: DestinationCheckOptions): Promis
   };
   let missing = await absent(sample);
   if (missing.length > 0 && unanswered === undefined) {
-    await new Promise((resolve) => setTimeout(resolve, SECOND_LOOK_MS));
+    await new Promise((resolve) => setTimeout(resolve, options.secondLookMs ?? SECOND_LOOK_MS));
     missing = await absent(missing);
   }
   if (unanswered !== undefined) return { sampled: 0, missing: [], unanswered, headRefused: true };

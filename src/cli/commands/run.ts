@@ -26,7 +26,7 @@ import { coversEveryRow, type Scope } from '../../db/scope.js';
 import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
-import { openSession, parseJobs, readConfig, runPatienceMs } from '../setup.js';
+import { openSession, parseJobs, readConfig, runPatienceMs, secondLookMs } from '../setup.js';
 import { checkDestination } from '../../sync/destinationCheck.js';
 import type { Database } from '../../db/connection.js';
 import type { Schema } from '../../db/schema.js';
@@ -382,7 +382,7 @@ async function checkDestinationHolds(
   log: Logger,
   signal: AbortSignal,
 ): Promise<{ readonly lacking?: Lacking; readonly unanswered?: string }> {
-  const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log, signal });
+  const check = await checkDestination({ ...session, scope: flags.scope, resume, destination, retries, log, signal, secondLookMs: secondLookMs() });
   const { unanswered } = check;
   if (unanswered !== undefined) {
     const said = resume.destinationUnanswered !== undefined;
