@@ -24,7 +24,10 @@ export interface OwnedObject {
   readonly visibility: Visibility;
   /** The stored `<att>_content_type`, which is the original's content type. */
   readonly storedContentType: string | null;
-  /** `<att>_file_size`, the original's size (styles are not recorded in the database). */
+  /**
+   * The size the original must have: `<att>_file_size` where it is the stored file's (sizeOfOriginal); null for a
+   * style (the database records none), and where the row's size cannot be relied on.
+   */
   readonly storedSize: number | null;
   readonly underCache: boolean;
 }
@@ -48,7 +51,7 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
     // Paperclip before 6.1 padded ids to 9 digits (§1.2): a 10- or 11-digit id's object written then, never moved.
     const legacyFolder = legacyPartition === partition ? undefined : `${job}/${attachment.folder}/${legacyPartition}`;
     const storedContentType = stringOrNull(row[columns.contentType]);
-    const storedSize = numberOrNull(row[columns.fileSize]);
+    const originalSize = sizeOfOriginal(table, attachment, row, numberOrNull(row[columns.fileSize]));
     const styles = attachment.styles(row);
     for (let index = -1; index < styles.length; index++) {
       const style = index === -1 ? ORIGINAL : styles[index]!;
@@ -65,7 +68,7 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
         alternates,
         visibility,
         storedContentType,
-        storedSize,
+        storedSize: index === -1 ? originalSize : null,
         underCache,
       });
     }
@@ -74,6 +77,26 @@ export function ownedObjects(job: JobName, row: Row): OwnedObject[] {
 }
 
 const ORIGINAL: Style = { name: 'original' };
+
+/** MediaAttachment#processing: 0 queued, 1 in progress, 2 complete, 3 failed; NULL before delayed processing (v2.x). */
+const PROCESSING_COMPLETE = 2;
+
+/**
+ * `<att>_file_size` when it is the size of the stored original (docs/integrity.md, "The row's size"): Paperclip
+ * writes it on assignment and again after the original style is processed (reset_file_if_original_reprocessed, in
+ * every Paperclip Mastodon ran, kt-paperclip included), so re-encoded images, transcoded video and audio, and remote
+ * media downloaded then processed all record what was stored. Not so for a media file still queued or being
+ * processed in the background (its upload's size until the worker saves the row, after it rewrote the file), nor one
+ * whose processing failed (the worker may have written the file and not the row). NULL and 0 say nothing.
+ */
+function sizeOfOriginal(table: TableSpec, attachment: AttachmentSpec, row: Row, size: number | null): number | null {
+  if (size === null || !(size > 0)) return null;
+  if (table.table === 'media_attachments' && attachment.name === 'file') {
+    const processing = row.processing;
+    if (processing !== null && processing !== undefined && Number(processing) !== PROCESSING_COMPLETE) return null;
+  }
+  return size;
+}
 
 /** The columns an attachment's key and copy read. */
 interface AttachmentColumns {

@@ -107,7 +107,8 @@ export const TABLES: Readonly<Record<JobName, TableSpec>> = {
     ],
     // MediaAttachment#local? is remote_url.blank?; the account's domain is not consulted (§2).
     isLocal: (row) => isBlank(row.remote_url),
-    extraColumns: ['remote_url', 'account_id', 'status_id'],
+    // processing: whether file_file_size is the stored file's yet (keys.ts, sizeOfOriginal).
+    extraColumns: ['remote_url', 'account_id', 'status_id', 'processing'],
   },
   accounts: {
     table: 'accounts',

@@ -93,6 +93,30 @@ export class IntegrityError extends Error {
 }
 
 /**
+ * An original the source holds with fewer bytes than its row's `*_file_size`, a size that is the stored file's
+ * (docs/integrity.md, "The row's size"): a file still being written, or one cut short at the source. It is not
+ * copied. `settlingMs`, for a file written moments ago: it may still grow, so it is tried again after that long;
+ * otherwise the object fails alone, and `run --resume` tries it again.
+ */
+export class ShortSourceError extends Error {
+  override readonly name = 'ShortSourceError';
+  constructor(
+    readonly key: string,
+    readonly row: string,
+    readonly rowSize: number,
+    readonly sourceSize: number,
+    readonly settlingMs: number | undefined,
+  ) {
+    super(
+      `${key} is ${sourceSize} bytes at the source, but ${row} says ${rowSize}: ` +
+        (settlingMs === undefined
+          ? 'not copied (cut short at the source, or still being written); run --resume to try it again'
+          : 'written moments ago and maybe still being written: not copied yet'),
+    );
+  }
+}
+
+/**
  * The provider keeps no per-object access (S3 answers NotImplemented to GetObjectAcl, as Cloudflare R2 does): as
  * Mastodon, which logs it and goes on, there is nothing to re-apply.
  */
@@ -159,6 +183,9 @@ export function classifyCommon(error: unknown): FailureKind | undefined {
   const broken = brokenBundle(error);
   if (broken !== undefined) return { kind: 'fatal', error: new BrokenBundleError(broken) };
   if (error instanceof IntegrityError) return { kind: 'retryable' };
+  // Not the store's fault, nor any other object's: a file still being written is waited for, a short one fails alone.
+  if (error instanceof ShortSourceError)
+    return error.settlingMs === undefined ? { kind: 'permanent', ofObject: true } : { kind: 'retryable', afterMs: error.settlingMs };
   // Its store sends smaller bodies from now on: tried again, unless it could not (then no retry helps).
   if (error instanceof BodyRefusedError) return error.retryable ? { kind: 'retryable' } : { kind: 'permanent' };
   const codes = errorCodes(error);

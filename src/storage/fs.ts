@@ -121,7 +121,7 @@ export class FsStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const info = await stat(this.pathOf(key));
-      return info.isFile() ? { contentLength: info.size } : undefined;
+      return info.isFile() ? { contentLength: info.size, modifiedMs: info.mtimeMs } : undefined;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
       throw error;

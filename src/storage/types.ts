@@ -12,6 +12,8 @@ export interface ObjectInfo {
   readonly cacheControl?: string;
   /** The ETag without quotes; a plain MD5 of the bytes unless the object was uploaded multipart or encrypted. */
   readonly etag?: string;
+  /** When it was last written (ms since the epoch), where the store says so cheaply: a folder's mtime. */
+  readonly modifiedMs?: number;
 }
 
 export interface ReadObject extends ObjectInfo {

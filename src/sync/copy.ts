@@ -7,7 +7,7 @@
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
-import { BodyRefusedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
+import { BodyRefusedError, FatalStoreError, IntegrityError, ShortSourceError, md5FromEtag } from '../storage/errors.js';
 import { describeError } from '../errors.js';
 import type { FailedAt } from './failureStreak.js';
 import { IntegrityCheck, failedInSourceBody, readChecked } from './integrity.js';
@@ -122,12 +122,32 @@ async function copyOnce(object: OwnedObject, context: CopyContext, attempt: numb
     attempts.at = SOURCE_GET;
     found = await findAtSource(object, (key) => context.source.read(key, context.signal));
     if (found === undefined) return { status: 'missing', bytes: 0, ms: elapsedMs(attempts), attempts: attempts.count };
+    checkAgainstRow(object, found.found, found.from, context.source);
     return finished(object, context, found.from, await streamToDestination(object, found.found, context, attempts), attempts);
   } catch (error) {
     found?.found.body.destroy();
     if (error instanceof IntegrityError && error.md5 !== undefined) (attempts.earlierMd5s ??= new Set()).add(error.md5);
     throw error;
   }
+}
+
+/** A folder file written this recently may still be growing: one shorter than its row is waited for, not failed. */
+const SETTLING_MS = 10_000;
+
+/**
+ * Refuses an original shorter than the size its row records for it (OwnedObject.storedSize: only where that is the
+ * stored file's): copied, it would be recorded done and never looked at again. A larger one is copied: Mastodon
+ * writes a file before the row that names it, so that is a file written again since the row was read, and the row's
+ * change brings it back (docs/integrity.md, "The row's size").
+ */
+function checkAgainstRow(object: OwnedObject, found: ReadObject, from: string, source: ObjectStore): void {
+  const { storedSize: rowSize } = object;
+  const size = found.contentLength;
+  if (typeof rowSize !== 'number' || size === undefined || size >= rowSize) return;
+  const age = found.modifiedMs === undefined ? undefined : Date.now() - found.modifiedMs;
+  const settlingMs = age !== undefined && age < SETTLING_MS ? Math.max(1000, SETTLING_MS - Math.max(0, age)) : undefined;
+  const row = `${object.job} row ${object.id} (${object.attachment}_file_size)`;
+  throw new ShortSourceError(source.locate(from), row, rowSize, size, settlingMs);
 }
 
 function finished(object: OwnedObject, context: CopyContext, from: string, bytes: number, attempts: Attempts): CopyResult {

@@ -1123,3 +1123,46 @@ describe('§7 legacy alternates', () => {
     });
   }
 });
+
+describe("the row's size of an original (storedSize: what a copy refuses an original shorter than)", () => {
+  const media = (extra: Row) =>
+    ownedObjects('media_attachments', {
+      id: '5',
+      remote_url: '',
+      file_file_name: 'c0ffee0123456789.png',
+      file_content_type: 'image/png',
+      file_file_size: 4000,
+      thumbnail_file_name: 'a1b2c3d4e5f60718.jpeg',
+      thumbnail_content_type: 'image/jpeg',
+      thumbnail_file_size: 700,
+      ...extra,
+    }).map((object) => [object.attachment, object.style, object.storedSize]);
+
+  test("the original's *_file_size, which Paperclip sets to the stored file's after processing; none for a style", () => {
+    assert.deepEqual(media({ processing: 2 }), [
+      ['file', 'original', 4000],
+      ['file', 'small', null],
+      ['thumbnail', 'original', 700],
+    ]);
+    // Rows from before delayed processing have no processing value: processed inline, the size is the stored file's.
+    assert.deepEqual(media({ processing: null })[0], ['file', 'original', 4000]);
+  });
+
+  test("a media file queued, being processed or whose processing failed: its size is not the stored file's yet; the thumbnail's is", () => {
+    for (const processing of [0, 1, 3]) {
+      assert.deepEqual(media({ processing }), [
+        ['file', 'original', null],
+        ['file', 'small', null],
+        ['thumbnail', 'original', 700],
+      ]);
+    }
+  });
+
+  test('a NULL or 0 size says nothing', () => {
+    assert.deepEqual(media({ file_file_size: null, thumbnail_file_size: 0 }), [
+      ['file', 'original', null],
+      ['file', 'small', null],
+      ['thumbnail', 'original', null],
+    ]);
+  });
+});
