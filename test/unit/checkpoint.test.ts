@@ -685,47 +685,58 @@ describe('the checkpoint lock', () => {
 
   test('ten runs started at the same instant: exactly one holds the lock, also when a dead holder left one', async () => {
     const module = join(import.meta.dirname, '../../src/sync/lock.ts');
-    for (const stale of [false, true]) {
-      if (stale) writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
-      // Each child loads, says "ready", and tries the lock only when every child is ready (a byte on its stdin): a
-      // loaded machine may start them seconds apart, and a holder that released early would let a late one in. The
-      // holder keeps the lock until every outcome is in (a second byte).
-      const script = `import(${JSON.stringify(module)}).then((m) => {
-        let turn = 0;
-        let lock;
-        process.stdin.on('data', () => {
-          turn++;
-          if (turn === 1) {
+    // Each child loads, says "ready", and tries the lock only when every child is ready (a line "go" on its stdin): a
+    // loaded machine may start them seconds apart, and a holder that released early would let a late one in. The
+    // holder keeps the lock until every outcome is in ("release"). The same ten children race twice, from nothing and
+    // over a dead holder's lock: starting ten more cost most of this test's time.
+    const script = `import(${JSON.stringify(module)}).then((m) => {
+      let lock;
+      let pending = '';
+      process.stdin.setEncoding('utf8').on('data', (chunk) => {
+        pending += chunk;
+        for (let end = pending.indexOf('\\n'); end !== -1; end = pending.indexOf('\\n')) {
+          const command = pending.slice(0, end);
+          pending = pending.slice(end + 1);
+          if (command === 'go') {
             try { lock = m.CheckpointLock.acquire(${JSON.stringify(path)}); console.log('held'); } catch (error) { console.log(error.name); }
-          } else { lock?.release(); process.exit(0); }
-        });
-        console.log('ready');
-      })`;
-      const children = Array.from({ length: 10 }, () => {
-        const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-        const lines: string[] = [];
-        const waiters: Array<() => void> = [];
-        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-          lines.push(...chunk.split('\n').filter((line) => line !== ''));
-          for (const wake of waiters.splice(0)) wake();
-        });
-        const line = async (index: number) => {
-          while (lines.length <= index) await new Promise<void>((wake) => waiters.push(wake));
-          return lines[index]!;
-        };
-        return { child, line, closed: new Promise((done) => child.once('close', done)) };
+          } else if (command === 'release') { lock?.release(); lock = undefined; console.log('released'); }
+          else process.exit(0);
+        }
       });
+      console.log('ready');
+    })`;
+    const children = Array.from({ length: 10 }, () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines: string[] = [];
+      const waiters: Array<() => void> = [];
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        lines.push(...chunk.split('\n').filter((line) => line !== ''));
+        for (const wake of waiters.splice(0)) wake();
+      });
+      const line = async (index: number) => {
+        while (lines.length <= index) await new Promise<void>((wake) => waiters.push(wake));
+        return lines[index]!;
+      };
+      return { child, line, closed: new Promise((done) => child.once('close', done)) };
+    });
+    try {
       for (const { line } of children) assert.equal(await line(0), 'ready');
-      for (const { child } of children) child.stdin.write('go\n');
-      const outcomes = await Promise.all(children.map(({ line }) => line(1)));
-      for (const { child } of children) child.stdin.end('done\n');
+      for (const [round, stale] of [false, true].entries()) {
+        if (stale) writeFileSync(lockPath(path), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+        for (const { child } of children) child.stdin.write('go\n');
+        const outcomes = await Promise.all(children.map(({ line }) => line(1 + 2 * round)));
+        for (const { child } of children) child.stdin.write('release\n');
+        for (const { line } of children) assert.equal(await line(2 + 2 * round), 'released');
+        assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
+        assert.deepEqual(
+          readdirSync(dir).filter((name) => name.includes('.lock')),
+          [],
+          'no lock file left behind',
+        );
+      }
+    } finally {
+      for (const { child } of children) child.stdin.end('exit\n');
       await Promise.all(children.map(({ closed }) => closed));
-      assert.deepEqual(outcomes.sort(), [...Array(9).fill('CheckpointBusyError'), 'held'].sort(), stale ? 'with a dead holder first' : 'from nothing');
-      assert.deepEqual(
-        readdirSync(dir).filter((name) => name.includes('.lock')),
-        [],
-        'no lock file left behind',
-      );
     }
   });
 
