@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../log.js';
 import { connectDatabase, type Database } from '../db/connection.js';
-import { hasTable, probeSchema, type Schema } from '../db/schema.js';
+import { grantFor, hasTable, probeSchema, unreadableTables, type Schema } from '../db/schema.js';
 import { UsageError } from '../errors.js';
 import { JOB_NAMES, isJobName, type JobName } from '../mastodon/tables.js';
 import { loadConfig, locateConfig, type Config } from './config.js';
@@ -103,6 +103,12 @@ export async function openSession(config: Config, jobNames: readonly string[], l
       notes.push(`${job}: skipped, this Mastodon version has no ${job} table`);
       return false;
     });
+    const refused = unreadableTables(schema, present);
+    if (refused.length > 0) {
+      throw new UsageError(
+        `role ${schema.role} may not read ${refused.join(', ')} in ${db.description}: ${grantFor(schema, refused)} (docs/ssh.md lists what mastosync reads)`,
+      );
+    }
     return { db, schema, jobs: present, notes };
   } catch (error) {
     await db.close();

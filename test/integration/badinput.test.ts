@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { buildFixture, loadFixture } from '../support/fixture.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
+import { JOB_NAMES } from '../../src/mastodon/tables.js';
 import { BIN, runCli, runProgram, writeConfig, type ConfigSettings } from '../support/cli.js';
 
 let postgres: PostgresServer;
@@ -24,14 +25,44 @@ before(async () => {
   await s3.createBucket('bad-source');
   await s3.createBucket('bad-destination');
   await loadFixture(buildFixture('current'), db.client, s3, 'bad-source');
+  // docs/ssh.md's least-privilege role, each with one table of its GRANT left out.
+  for (const [role, missing] of Object.entries(LIMITED_ROLES)) {
+    await db.client.query(`CREATE ROLE ${role} LOGIN PASSWORD 'limited'`);
+    const tables = [...JOB_NAMES, 'statuses'];
+    const { rows } = await db.client.query<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY($1)`, [
+      tables,
+    ]);
+    await db.client.query(
+      `GRANT SELECT ON ${rows
+        .map((row) => row.name)
+        .filter((table) => table !== missing)
+        .join(', ')} TO ${role}`,
+    );
+  }
 });
 
 after(async () => {
+  for (const role of Object.keys(LIMITED_ROLES)) await db?.client.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => undefined);
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   await db?.drop();
   await s3?.stop();
   await postgres?.stop();
 });
+
+/** Database roles made for these cases (cluster-wide, so named per process), each with the table it may not read. */
+const LIMITED_ROLES: Record<string, string> = {
+  [`mastosync_nomedia_${process.pid}`]: 'media_attachments',
+  [`mastosync_nostatus_${process.pid}`]: 'statuses',
+  [`mastosync_nocards_${process.pid}`]: 'preview_cards',
+};
+
+/** The test database's URL as `role` (LIMITED_ROLES) logs in. */
+function urlAs(missing: string): string {
+  const url = new URL(db.url);
+  url.username = Object.keys(LIMITED_ROLES).find((role) => LIMITED_ROLES[role] === missing)!;
+  url.password = 'limited';
+  return url.toString();
+}
 
 function settings(overrides: Partial<ConfigSettings> = {}): ConfigSettings {
   return {
@@ -88,6 +119,27 @@ const CASES: Case[] = [
     args: ['run', 'all'],
     config: () => ({ databaseUrl: `${db.url}${db.url.includes('?') ? '&' : '?'}sslmode=require` }),
     says: /\(The server does not support SSL connections\): the server offers no TLS: remove sslmode=… from \[database\] url/,
+  },
+  {
+    // information_schema hid the table, which passed for a Mastodon version without it: run all exited 0 with no media.
+    name: 'a database role that may not read media_attachments (a GRANT left out)',
+    args: ['run', 'all'],
+    config: () => ({ databaseUrl: urlAs('media_attachments') }),
+    says: /role mastosync_nomedia_\d+ may not read media_attachments in .*: GRANT SELECT ON media_attachments TO mastosync_nomedia_\d+ \(docs\/ssh\.md/,
+  },
+  {
+    // Without statuses, discarded statuses' media were written public-read.
+    name: 'a database role that may not read statuses, which says which media stay private',
+    args: ['run', 'media_attachments'],
+    config: () => ({ databaseUrl: urlAs('statuses') }),
+    says: /role mastosync_nostatus_\d+ may not read statuses in .*: GRANT SELECT ON statuses TO/,
+  },
+  {
+    // prune --delete took every preview card at the destination for an orphan of "no such table", and deleted it.
+    name: 'prune --delete with a database role that may not read preview_cards',
+    args: ['prune', 'all', '--delete'],
+    config: () => ({ databaseUrl: urlAs('preview_cards') }),
+    says: /role mastosync_nocards_\d+ may not read preview_cards in .*: GRANT SELECT ON preview_cards TO/,
   },
   { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
   { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
@@ -295,6 +347,18 @@ test('check fails the destination on an acl that is not a canned ACL, naming the
   assert.equal(result.code, 2, result.stdout + result.stderr);
   assert.match(result.stdout, /^FAIL destination: .*\[destination\] acl must be one of "public-read", .*, not "public_read"$/m);
   assert.deepEqual(await s3.listKeys('bad-destination'), []);
+});
+
+test('check fails a table the role may not read, naming the GRANT (it said "absent (not in this Mastodon version)")', async () => {
+  const config = writeConfig(settings({ databaseUrl: urlAs('preview_cards') }));
+  dirs.push(config.dir);
+  const result = await runCli(['check'], { cwd: config.dir });
+  assert.equal(result.code, 2, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /^FAIL table preview_cards: role mastosync_nocards_\d+ may not read preview_cards: GRANT SELECT ON preview_cards TO mastosync_nocards_\d+$/m,
+  );
+  assert.match(result.stdout, /^ok {3}table media_attachments: /m);
 });
 
 /**

@@ -52,7 +52,11 @@ test('shards: I/N from 0, or the index from $JOB_COMPLETION_INDEX; each names it
 });
 
 test('the shard condition is a positive modulo, so negative ids (the instance actor) land in a shard', () => {
-  const schema = { columns: new Map([['accounts', new Set(['id', 'avatar_updated_at', 'header_updated_at'])]]) };
+  const schema = {
+    columns: new Map([['accounts', new Set(['id', 'avatar_updated_at', 'header_updated_at'])]]),
+    unreadable: new Set<string>(),
+    role: 'mastodon',
+  };
   const sql = scopeSql(schema, 'accounts', { shard: { index: 1, count: 3 }, since: '2024-05-01T00:00:00.000Z' }, 3);
   assert.deepEqual(sql.conditions[0], '((t."id" % $3::bigint) + $3::bigint) % $3::bigint = $4::bigint');
   assert.deepEqual(sql.values.slice(0, 2), [3, 1]);

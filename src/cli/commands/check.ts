@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../../log.js';
 import { connectDatabase, type Database } from '../../db/connection.js';
-import { hasTable, missingOptionalColumns, probeSchema, type Schema } from '../../db/schema.js';
+import { grantFor, hasTable, missingOptionalColumns, probeSchema, unreadableTables, type Schema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { PROBED_JOBS, lookForNewest } from '../../sync/source.js';
@@ -124,6 +124,11 @@ async function checkDatabase(
     for (const job of JOB_NAMES) {
       if (!present.includes(job)) {
         report({ check: `table ${job}`, ok: true, detail: 'absent (not in this Mastodon version): run all skips it' });
+        continue;
+      }
+      const refused = unreadableTables(schema, [job]);
+      if (refused.length > 0) {
+        report({ check: `table ${job}`, ok: false, detail: `role ${schema.role} may not read ${refused.join(', ')}: ${grantFor(schema, refused)}` });
         continue;
       }
       const versions = [...(schema.columns.get(job) ?? [])].filter((column) => column.endsWith('_storage_schema_version')).sort();
