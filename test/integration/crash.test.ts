@@ -96,7 +96,10 @@ function finishedKeys(checkpoint: string): Set<string> {
 
 describe('SIGKILL at random moments, then --resume', () => {
   const random = seededRandom(SEED);
-  const trials = Array.from({ length: 5 }, (_, index) => ({
+  // Four trials, each its own case: killed by the clock, copying on the provider, a torn last line, killed again
+  // while resuming. (A fifth, a plain kill at another random point, checked nothing the third and fourth do not,
+  // which are plain kills before their own step: it was a ninth of this file's time.)
+  const trials = Array.from({ length: 4 }, (_, index) => ({
     index,
     // Most trials stream the bytes; the second copies on the provider (CopyObject).
     copyMode: index === 1 ? ('auto' as const) : ('stream' as const),
