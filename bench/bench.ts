@@ -845,7 +845,8 @@ async function runHeld(folder: string): Promise<void> {
   const unit = flags.callgrind ? 'M instructions' : 'ms CPU';
   for (const [name, runsOf] of counts) {
     const beyond = runsOf.map(({ whole, start }) => (whole - start) / held.objects.length / 1e6).sort((a, b) => a - b);
-    const median = beyond[Math.floor((beyond.length - 1) / 2)]!;
+    const middle = (beyond.length - 1) / 2;
+    const median = (beyond[Math.floor(middle)]! + beyond[Math.ceil(middle)]!) / 2;
     console.log(`${name}: beyond start, per object: median ${median.toFixed(4)} ${unit} (${beyond.map((value) => value.toFixed(4)).join(', ')})`);
   }
 }
