@@ -117,6 +117,11 @@ export async function connectDatabase(config: DatabaseConfig, log: Logger, optio
   // A check of the path never outlasts the wait it follows; a test's short answer_timeout shortens connecting too.
   const connectTimeoutMs = Math.min(CONNECT_TIMEOUT_MS, answerTimeoutMs);
   const target = { host: base.host ?? '127.0.0.1', port: base.port ?? 5432 };
+  // Mastodon on one machine often names a socket folder (DB_HOST=/var/run/postgresql); an SSH forward reaches TCP only.
+  if (config.ssh && target.host.startsWith('/'))
+    throw new UsageError(
+      `[database] host is the Unix socket folder ${target.host}, which an SSH tunnel cannot reach: set host = "127.0.0.1" (PostgreSQL must listen on it, as it does by default), as the SSH server sees the database`,
+    );
   const description = `${base.user ?? 'postgres'}@${target.host}:${target.port}/${base.database ?? ''}${config.ssh ? ` via ssh ${config.ssh.user}@${config.ssh.host}:${config.ssh.port}` : ''}`;
 
   let tunnel: Tunnel | undefined;

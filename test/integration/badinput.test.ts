@@ -141,6 +141,17 @@ const CASES: Case[] = [
     config: () => ({ databaseUrl: urlAs('preview_cards') }),
     says: /role mastosync_nocards_\d+ may not read preview_cards in .*: GRANT SELECT ON preview_cards TO/,
   },
+  {
+    // Mastodon's DB_HOST on one machine, copied by init: the tunnel was asked to forward to a folder's name.
+    name: 'a Unix socket folder as the database host, through an SSH tunnel',
+    args: ['run', 'all'],
+    config: () => ({
+      databaseUrl: 'postgres://mastodon@/mastodon_production?host=/var/run/postgresql',
+      extra:
+        '[database.ssh]\nhost = "127.0.0.1"\nport = 1\nuser = "mastodon"\npassword = "unused"\nhost_key = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"',
+    }),
+    says: /\[database\] host is the Unix socket folder \/var\/run\/postgresql, which an SSH tunnel cannot reach: set host = "127\.0\.0\.1"/,
+  },
   { name: 'malformed TOML', args: ['run', 'all'], text: () => '[database\nurl = "postgres://x"\n', says: /mastosync\.toml:1:\d+: invalid TOML/ },
   { name: 'an unknown key (a typo)', args: ['run', 'all'], config: () => ({ extra: 'concurency = 4' }), says: /unknown key "concurency" in \[sync\]/ },
   { name: 'a wrong type', args: ['run', 'all'], config: () => ({ extra: 'retries = "five"' }), says: /\[sync\] retries must be an integer/ },

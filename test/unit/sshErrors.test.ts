@@ -219,15 +219,22 @@ describe('classifySshError: forwarding and a session under way', () => {
     assert.equal(new TunnelError(verdict.reason, verdict.message).retryable, false, 'waiting does not change sshd_config');
   });
 
-  test('the SSH server cannot reach the database (connect failed, reason 2)', () => {
+  test('the SSH server cannot reach the database (connect failed, reason 2): waited for, as a database restarting', () => {
     const verdict = forward(ssh2Error('(SSH) Channel open failure: Connection refused', { reason: 2 }));
+    assert.equal(new TunnelError(verdict.reason, verdict.message).retryable, true, 'direct, the same refusal is waited for (exit 75)');
     assert.deepEqual(verdict, {
       failure: 'forward-failed',
-      reason: 'forward',
+      reason: 'unreachable',
       message:
         'ssh: db.example.org could not connect to 10.0.0.5:5432 ((SSH) Channel open failure: Connection refused): ' +
         'check that [database].url names the database as the SSH server sees it, and that it is running',
     });
+  });
+
+  test('a database host name the SSH server cannot resolve is not waited for: it needs [database] url changed', () => {
+    const verdict = forward(ssh2Error('(SSH) Channel open failure: Name or service not known', { reason: 2 }));
+    assert.equal(verdict.reason, 'forward');
+    assert.equal(new TunnelError(verdict.reason, verdict.message).retryable, false);
   });
 
   test('the connection closed while a channel was opening (ssh2 source: "No response from server", no reason)', () => {
