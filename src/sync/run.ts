@@ -23,7 +23,7 @@ import { copyOwnedObject, type CopyContext, type CopyResult, type ServerCopy } f
 import { BoundedPool } from './pool.js';
 import { RowTracker } from './watermark.js';
 import { STORE_PATIENCE_MS, StoreUnreachableError, StoreWatch } from './storeWatch.js';
-import { FailureStreaks, describeFailedAt, describeFailure, streakObjects } from './failureStreak.js';
+import { FailureStreaks, checkStreakObjects, describeFailedAt, describeFailure, streakObjects, type StoreFailsEveryObjectError } from './failureStreak.js';
 
 export interface RunOptions {
   readonly jobs: readonly JobName[];
@@ -55,6 +55,11 @@ export interface RunOptions {
   readonly skipExisting?: boolean;
   /** Copy only the objects the checkpoint records as failed or missing (--retry-failed); read no other rows. */
   readonly retryFailedOnly?: boolean;
+  /**
+   * Objects an earlier run copied (src/sync/destinationCheck.ts copiedBefore): what a streak of failures is checked
+   * with (failureStreak.ts) before this run has copied one of its own. Asked for at the first such streak only.
+   */
+  readonly findKnownGood?: () => Promise<readonly OwnedObject[]>;
   /** Absent on a dry run: nothing is written. */
   readonly checkpoint?: CheckpointWriter;
   readonly dryRun: boolean;
@@ -205,12 +210,20 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   const watch = new StoreWatch('finished objects are in the checkpoint; once it answers again, run again with --resume', log, options.storePatienceMs);
   const source = watch.watch(options.source, 'source');
   const destination = watch.watch(options.destination, 'destination');
-  // A store that answers yet fails every object stops the run too, after as long.
+  // A store that answers yet fails every object stops the run too: once an object known good fails again as well, or
+  // with none to try, after as long as a silent one.
+  let knownGood: OwnedObject | undefined;
+  // Undefined until looked for; emptied as they turn out gone from the source.
+  let earlierGood: OwnedObject[] | undefined;
   const streaks = new FailureStreaks({
     objects: streakObjects(options.concurrency),
     ms: options.storePatienceMs ?? STORE_PATIENCE_MS,
     where: { source: options.source.description, destination: options.destination.description },
+    canCheck: () => knownGood !== undefined || (options.findKnownGood !== undefined && (earlierGood === undefined || earlierGood.length > 0)),
+    checkAfter: checkStreakObjects(options.concurrency),
   });
+  /** While a known-good object is copied again, no other copy starts: the verdict decides whether any does. */
+  let checking: Promise<void> | undefined;
   const context: CopyContext = {
     source,
     destination,
@@ -259,6 +272,39 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   }
   await Promise.all(finishing);
   return { jobs: summaries, interrupted: options.stop.aborted, ...(stoppedBy !== undefined && { stoppedBy }), firstLooks, failedAt };
+
+  /**
+   * A streak of failures (`streakStop`): copy again the last object this run copied, else one an earlier run did. If
+   * it copies, both stores work and the failures are the objects' own: the run goes on. If it fails too, it stops.
+   */
+  async function checkStreak(streakStop: StoreFailsEveryObjectError): Promise<void> {
+    if (knownGood === undefined && earlierGood === undefined) {
+      try {
+        earlierGood = [...((await options.findKnownGood?.()) ?? [])];
+      } catch (error) {
+        log.warn({ error: describeError(error) }, 'could not read objects copied before, to tell a store failing every object from objects failing alone');
+        earlierGood = [];
+      }
+    }
+    for (;;) {
+      const object = knownGood ?? earlierGood?.[0];
+      if (object === undefined || stop.aborted) return streaks.checked(false);
+      const result = await copyOwnedObject(object, context);
+      const key = options.destination.locate(object.key);
+      if (result.status === 'copied' || result.status === 'relocated') {
+        log.info(
+          { failedInARow: streakStop.problem, knownGood: key },
+          'copies failed in a row, and an object copied before copies again: they fail each for its own reason; going on',
+        );
+        return streaks.checked(true);
+      }
+      if (result.fatal !== undefined) return stopFor(result.fatal);
+      if (result.status === 'failed') return options.abort.aborted ? streaks.checked(false) : stopFor(streaks.checkFailed(key, result));
+      // No longer at the source: known good no more.
+      if (object === knownGood) knownGood = undefined;
+      else earlierGood?.shift();
+    }
+  }
 
   /** After EMPTY_SOURCE_LOOKS misses in a row: the run goes on only if the newest rows' objects are at the source. */
   async function lookAtNewest(): Promise<void> {
@@ -333,6 +379,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
     const copy = async (object: OwnedObject, retry: boolean, tracked: boolean, updated: string | undefined, known?: () => Promise<CopyResult | undefined>) => {
       try {
         const found = known === undefined ? undefined : await known();
+        if (found === undefined && checking !== undefined) await checking;
         // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
         if (stop.aborted) return;
         record(object, retry, tracked, updated, found ?? (await copyOwnedObject(object, context)));
@@ -356,9 +403,14 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       }
       if (result.status !== 'failed') throttle.succeeded();
       const key = options.destination.locate(object.key);
-      // Under --retry-failed every object failed before: exempted, they would leave that run no stop at all (review2).
+      // Under --retry-failed every object failed before: exempted, they would leave that run no stop at all (review2)
+      // when no object known good checks a streak.
       const failing = streaks.record(result, key, result.status === 'failed' && !options.retryFailedOnly && options.resume.wasFailed(key));
-      if (failing !== undefined) stopFor(failing);
+      if (failing?.check) {
+        checking = checkStreak(failing).finally(() => (checking = undefined));
+        finishing.push(checking);
+      } else if (failing !== undefined) stopFor(failing);
+      if (result.status === 'copied' || result.status === 'relocated') knownGood = object;
       // Which side failed, in the checkpoint and the log line alike.
       const where = result.failedAt === undefined ? result.fatal?.side : describeFailedAt(result.failedAt);
       if (where !== undefined) failedAt.set(where, (failedAt.get(where) ?? 0) + 1);
@@ -523,9 +575,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
 
     try {
       // Objects that failed or were missing in rows not read again (below the watermark; with --retry-failed, all):
-      // fetch those rows by id and try them again. Those failing again do not feed the failure stop
-      // (failureStreak.ts): tried first, a few hundred objects a lost disk or an archive tier refuses would stop every
-      // run here, before its first new row.
+      // fetch those rows by id and try them again. Those failing again feed the failure stop only where an object
+      // known good is copied again to check it (failureStreak.ts): tried first, a few hundred objects a lost disk or
+      // an archive tier refuses would otherwise stop every run here, before its first new row.
       const before = options.retryFailedOnly ? options.resume.outstanding(job) : options.resume.outstandingBelowWatermark(job);
       const retried = new Set<string>();
       for (let start = 0; start < before.length && !stop.aborted; start += options.batchSize) {

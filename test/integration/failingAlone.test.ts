@@ -71,8 +71,11 @@ async function putAvatars(ids: readonly number[], body = (id: number) => fixture
   await Promise.all(Array.from({ length: 8 }, putting));
 }
 
-/** A database of ROWS accounts, and a config reading the source through the proxy into a bucket of its own. */
-async function instance(bucket: string): Promise<{ db: TestDatabase; config: ReturnType<typeof writeConfig> }> {
+/**
+ * A database of ROWS accounts, and a config reading the source through the proxy into a bucket of its own (at
+ * `destinationEndpoint`: the destination's, or a proxy's in front of it).
+ */
+async function instance(bucket: string, destinationEndpoint = destination.endpoint): Promise<{ db: TestDatabase; config: ReturnType<typeof writeConfig> }> {
   const db = await createDatabase('current');
   cleanUp.push(() => db.drop());
   await insertAvatarAccounts(db.client, `generate_series(1, ${ROWS}) AS g`);
@@ -80,7 +83,7 @@ async function instance(bucket: string): Promise<{ db: TestDatabase; config: Ret
   const config = writeConfig({
     databaseUrl: db.url,
     source: { endpoint: proxy.endpoint, bucket: 'alone-source' },
-    destination: { endpoint: destination.endpoint, bucket },
+    destination: { endpoint: destinationEndpoint, bucket },
     concurrency: CONCURRENCY,
     batchSize: 50,
     retries: RETRIES,
@@ -153,8 +156,8 @@ describe('the oldest objects archived (403 InvalidObjectState), night after nigh
         assert.ok((await destination.getObject('alone-archived', key))?.body.equals(fixtureBytes(`avatar ${id}`, 1500 + id, 'image/png')), key);
       }
 
-      // New accounts, and a source that now fails every GET: the archived objects (failed before) are tried first
-      // and do not count, and the new ones stop the run as before.
+      // New accounts, and a source that now fails every GET: the archived objects, tried first, fail too, and an
+      // object copied before, read again, fails as well: the run stops there, within a few objects.
       await insertAvatarAccounts(db.client, `generate_series(${ROWS + 1}, ${ROWS + 200}) AS g`);
       await putAvatars(range(ROWS + 1, ROWS + 200));
       proxy.setFault((request) => (request.operation === 'GetObject' ? LOST_DISK : undefined));
@@ -164,10 +167,9 @@ describe('the oldest objects archived (403 InvalidObjectState), night after nigh
       assert.deepEqual(more, [], refused.stderr);
       assert.match(
         stopped ?? '',
-        /^mastosync: stopped: the source s3:\/\/alone-source at .* failed the GET of each of the last \d+ objects, .*\(the last: InternalError: /,
+        /^mastosync: stopped: the source s3:\/\/alone-source at .* failed the GET of accounts\/avatars\/\S+, an object copied before, tried again after \d+ objects failed in a row \(its error: InternalError: /,
       );
-      const newlyFailed = [...failedInCheckpoint(config.checkpoint)].filter((key) => !failingKeys.includes(key));
-      assert.ok(newlyFailed.length >= 100 && newlyFailed.length < 200, `stopped after ${newlyFailed.length} of the 200 new objects`);
+      assert.ok(loggedFailures(refused).size < 20, `stopped after ${loggedFailures(refused).size} objects failed`);
     } finally {
       proxy.setFault(undefined);
     }
@@ -205,15 +207,53 @@ describe('the oldest objects on a lost disk (500 for each of them, every time)',
       assert.deepEqual(stopLines(again), [], again.stderr);
       assert.equal(summaryOf(again).total.failed, FAILING);
 
-      // --retry-failed tries only objects that failed before: there they count, or a store still failing every one of
-      // them would be tried object by object to the end, with no stop.
+      // --retry-failed tries only objects that failed before: an object copied before copies again between them, so
+      // they fail each for its own reason, and it tries every one (it stopped at the 100th).
       const retried = await cli(config.dir, 'run', 'all', '--retry-failed');
       assert.equal(retried.code, 1, retried.stderr);
+      assert.deepEqual(stopLines(retried), [], retried.stderr);
+      assert.equal(summaryOf(retried).total.failed, FAILING);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+});
+
+describe('the newest 150 objects on a lost disk, then the destination dead', () => {
+  test('a run and --retry-failed try every one of them (exit 1, no stop); a dead destination then stops the retry pass within a few objects, without waiting out the patience', async () => {
+    const front = await startProxy({ upstreamPort: destination.port });
+    cleanUp.push(() => front.stop());
+    const { config } = await instance('alone-dead', front.endpoint);
+    const lost = range(ROWS - 149, ROWS).map(avatarKey);
+    // Ten minutes: a stop below comes from the object tried again, not from the patience.
+    const patient = (...args: string[]) =>
+      runCli([...args, '--json', '--quiet', '--log-level', 'warn'], { cwd: config.dir, env: { MASTOSYNC_TEST_STORE_PATIENCE_MS: '600000' } });
+    failGets(lost, LOST_DISK);
+    try {
+      for (const args of [
+        ['run', 'all', '--resume'],
+        ['run', 'all', '--retry-failed'],
+      ]) {
+        const result = await patient(...args);
+        const at = args.join(' ');
+        assert.equal(result.code, 1, `${at}\n${result.stderr.slice(0, 2000)}`);
+        assert.deepEqual(stopLines(result), [], at);
+        assert.equal(summaryOf(result).total.failed, lost.length, at);
+        assert.deepEqual([...loggedFailures(result)].sort(), [...lost].sort(), `${at}: each lost object tried and logged`);
+        assert.equal((await destination.listKeys('alone-dead')).length, ROWS - lost.length, at);
+      }
+
+      front.setFault((request) => (request.operation === 'PutObject' ? LOST_DISK : undefined));
+      const dead = await patient('run', 'all', '--resume');
+      console.error('DEBUG', dead.stderr.slice(0, 4000), dead.stdout.slice(-1500));
+      assert.equal(dead.code, 1, dead.stderr);
+      const [stopped, ...more] = stopLines(dead);
+      assert.deepEqual(more, [], dead.stderr);
       assert.match(
-        stopLines(retried)[0] ?? '',
-        /^mastosync: stopped: the source s3:\/\/alone-source at .* failed the GET of each of the last \d+ objects/,
-        retried.stderr,
+        stopped ?? '',
+        /^mastosync: stopped: the destination s3:\/\/alone-dead at .* failed the PUT of accounts\/avatars\/\S+, an object copied before, tried again after \d+ objects failed in a row \(its error: InternalError: .*; the last object's: source GET: InternalError: /,
       );
+      assert.ok(loggedFailures(dead).size < 20, `stopped after ${loggedFailures(dead).size} objects failed`);
     } finally {
       proxy.setFault(undefined);
     }

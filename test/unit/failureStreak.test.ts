@@ -12,7 +12,15 @@ import { pipeline } from 'node:stream/promises';
 import { FatalStoreError, classifyCommon } from '../../src/storage/errors.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { copyOwnedObject, type CopyResult } from '../../src/sync/copy.js';
-import { FailureStreaks, StoreFailsEveryObjectError, describeFailedAt, describeFailure, streakObjects, type FailedAt } from '../../src/sync/failureStreak.js';
+import {
+  FailureStreaks,
+  StoreFailsEveryObjectError,
+  describeFailedAt,
+  describeFailure,
+  streakObjects,
+  type FailedAt,
+  type StreakOptions,
+} from '../../src/sync/failureStreak.js';
 import { mediaOriginal } from '../support/objects.js';
 
 const MINUTE = 60_000;
@@ -24,20 +32,21 @@ const failed = (at: FailedAt, error = 'ECONNRESET: socket hang up'): CopyResult 
 const COPIED: CopyResult = { status: 'copied', bytes: 1, ms: 10, attempts: 1 };
 const MISSING: CopyResult = { status: 'missing', bytes: 0, ms: 10, attempts: 1 };
 
-/** Streaks of 100 objects and 5 minutes, on a clock the test moves. */
-function streaks() {
+/** Streaks of 100 objects and 5 minutes, on a clock the test moves (`checks`: the options of a run that checks them). */
+function streaks(checks: Pick<StreakOptions, 'canCheck' | 'checkAfter'> = {}) {
   const clock = { now: 0 };
   const counting = new FailureStreaks({
     objects: 100,
     ms: 5 * MINUTE,
     where: { source: 's3://old at https://old.example', destination: 's3://new at https://new.example' },
     clock: () => clock.now,
+    ...checks,
   });
-  /** `count` results, one every `everyMs`; the stop, if one came, and after how many. */
-  const feed = (result: CopyResult, count: number, everyMs: number) => {
+  /** `count` results, one every `everyMs` (failed before or not); the stop, if one came, and after how many. */
+  const feed = (result: CopyResult, count: number, everyMs: number, failedBefore = false) => {
     for (let index = 1; index <= count; index++) {
       clock.now += everyMs;
-      const stop = counting.record(result, `key-${index}`);
+      const stop = counting.record(result, `key-${index}`, failedBefore);
       if (stop !== undefined) return { stop, after: index };
     }
     return undefined;
@@ -201,6 +210,80 @@ describe('what never stops the run', () => {
     const { feed } = streaks();
     const fatal: CopyResult = { status: 'failed', bytes: 0, ms: 1, error: 'bucket gone', attempts: 1 };
     assert.equal(feed(fatal, 1000, 10_000), undefined);
+  });
+});
+
+/** Streaks of a run that can copy a known-good object again (`good` says whether it has one), checked after 8. */
+function checkedStreaks(good = { known: true }) {
+  const { counting, feed } = streaks({ canCheck: () => good.known, checkAfter: 8 });
+  /** `count` failures 10 ms apart (`failedBefore` as given): the stop returned, if any, and after how many. */
+  return { counting, feed: (result: CopyResult, count: number, failedBefore = false) => feed(result, count, 10, failedBefore) };
+}
+
+describe('with an object known good to copy again, a streak is checked before it stops anything', () => {
+  test('8 failures in a row, in a moment, failed before or not: the stop comes back to be checked first, naming the streak', () => {
+    for (const failedBefore of [false, true]) {
+      const tripped = checkedStreaks().feed(failed(PUT), 100, failedBefore);
+      assert.equal(tripped?.after, 8, `failed before: ${failedBefore}`);
+      assert.equal(tripped?.stop.check, true);
+      assert.match(tripped?.stop.message ?? '', /^the destination s3:\/\/new at https:\/\/new\.example failed the PUT of each of the last 8 objects/);
+    }
+  });
+
+  test('failures during the check ask for no other; a check passed lets the run go on, and asks again after twice as many', () => {
+    const { counting, feed } = checkedStreaks();
+    assert.equal(feed(failed(GET), 8)?.after, 8);
+    assert.equal(feed(failed(GET), 50), undefined, 'still checking');
+    counting.checked(true);
+    assert.equal(feed(failed(GET), 100)?.after, 16);
+    counting.checked(true);
+    assert.equal(feed(failed(GET), 100)?.after, 32);
+    counting.checked(true);
+    counting.checked(true);
+    counting.checked(true);
+    assert.equal(feed(failed(GET), 1000)?.after, 100, 'never more than the streak without a check');
+    counting.checked(true);
+    counting.record(COPIED, 'copied');
+    assert.equal(feed(failed(GET), 100)?.after, 8, 'a copy brings the first count back');
+  });
+
+  test('no object to copy after all (all gone from the source): the count starts again, to the stop without a check', () => {
+    const good = { known: true };
+    const { counting, feed } = checkedStreaks(good);
+    assert.equal(feed(failed(PUT), 8, true)?.after, 8);
+    good.known = false;
+    counting.checked(false);
+    assert.equal(feed(failed(PUT), 100_000, true), undefined, 'failed before: they count no more');
+    const tripped = feed(failed(PUT), 100_000);
+    assert.equal(tripped?.stop.check, false);
+    assert.equal(tripped?.after, 30_001, 'the 5 minutes from the first new failure');
+  });
+
+  test('the stop once the known-good object failed too: its side and request, the object and both errors', () => {
+    const { counting, feed } = checkedStreaks();
+    feed(failed(GET, 'InternalError: lost disk'), 8);
+    const stop = counting.checkFailed('media_attachments/files/000/000/001/original/a.png', failed(PUT, 'InternalError: disk gone'));
+    assert.ok(stop instanceof StoreFailsEveryObjectError);
+    assert.equal(stop.check, false);
+    assert.equal(stop.side, 'destination', "the known-good object's failure names the side");
+    assert.match(
+      stop.message,
+      /^the destination s3:\/\/new at https:\/\/new\.example failed the PUT of media_attachments\/files\/000\/000\/001\/original\/a\.png, an object copied before, tried again after 8 objects failed in a row \(its error: InternalError: disk gone; the last object's: source GET: InternalError: lost disk\): it answers, yet every PUT fails/,
+    );
+  });
+
+  test('with no object known good, the streak without checks: failures before do not count, the others after 100 and the patience', () => {
+    const good = { known: false };
+    const { feed } = checkedStreaks(good);
+    assert.equal(feed(failed(PUT), 1000, true), undefined);
+    const tripped = feed(failed(PUT), 100_000);
+    assert.equal(tripped?.stop.check, false);
+    assert.equal(tripped?.after, 30_001, 'the first at 10 ms: 5 min after it');
+  });
+
+  test('an ACL request streak is never checked by a copy', () => {
+    const tripped = checkedStreaks().feed(failed({ side: 'destination', operation: 'ACL' }), 100_000);
+    assert.equal(tripped?.stop.check, false);
   });
 });
 

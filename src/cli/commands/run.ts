@@ -27,7 +27,7 @@ import { PART_SIZE, createStore, samePlace } from '../../storage/index.js';
 import type { ObjectStore } from '../../storage/types.js';
 import { limitStoreRates } from '../../sync/rateLimit.js';
 import { openSession, parseJobs, readConfig, runPatienceMs, secondLookMs } from '../setup.js';
-import { checkDestination } from '../../sync/destinationCheck.js';
+import { checkDestination, copiedBefore } from '../../sync/destinationCheck.js';
 import type { Database } from '../../db/connection.js';
 import type { Schema } from '../../db/schema.js';
 import { checkStores, serverCopier, warnTo } from '../stores.js';
@@ -250,6 +250,8 @@ async function runLocked(
         changeMarginMs: config.sync.changeMarginMs,
         retryFailedOnly: flags.retryFailed,
         skipExisting: flags.skipExisting,
+        // A first run has none: its own copies are the known-good ones.
+        findKnownGood: mode === 'fresh' ? undefined : () => copiedBefore({ ...session, scope: flags.scope, resume, destination }),
         checkpoint,
         dryRun: flags.dryRun,
         onPlan: (object, from, to) => {
