@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runProgram, writeConfig } from '../support/cli.js';
-import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld } from '../support/exact.js';
+import { assertDestinationExact, buildCopyWorld, type CopyWorld } from '../support/exact.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { OWN_VERSION } from '../support/build.js';
@@ -28,7 +28,7 @@ describe('npm pack, then npm install -g of the tarball', () => {
   let postgres: PostgresServer;
   let db: TestDatabase;
   let s3: S3Server;
-  let world: IntegrityWorld;
+  let world: CopyWorld;
 
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'mastosync-package-'));
@@ -49,7 +49,7 @@ describe('npm pack, then npm install -g of the tarball', () => {
     s3 = await startS3();
     await s3.createBucket('package-source');
     await s3.createBucket('package-destination');
-    world = await buildIntegrityWorld(db, s3, 'package-source');
+    world = await buildCopyWorld(db, s3, 'package-source');
   });
 
   after(async () => {
