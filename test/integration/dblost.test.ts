@@ -10,12 +10,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createDatabase, insertAvatarAccounts, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { PgRelay } from '../support/pgRelay.js';
 import { runCli, writeConfig } from '../support/cli.js';
+import { manyFilesFolder } from '../support/files.js';
 import pino from 'pino';
 import { DatabaseLostError, connectDatabase, type Database } from '../../src/db/connection.js';
 import { probeSchema } from '../../src/db/schema.js';
@@ -44,7 +44,7 @@ before(async () => {
   postgres = await startPostgres();
   db = await createDatabase('current');
   await insertAvatarAccounts(db.client, `generate_series(1, ${ROWS}) AS g`);
-  folder = mkdtempSync(join(tmpdir(), 'mastosync-dblost-'));
+  folder = manyFilesFolder('mastosync-dblost-');
   for (let id = 1; id <= ROWS; id++) put(join(folder, 'source'), avatarKey(id));
 });
 
@@ -141,7 +141,7 @@ describe('a --skip-existing run that loses the database partway', () => {
     // ids are all read before most short ones are.
     skipDb = await createDatabase('current');
     await insertAvatarAccounts(skipDb.client, '(SELECT generate_series(1, 600) AS g UNION ALL SELECT generate_series(1000000001, 1000000005)) AS ids');
-    world = mkdtempSync(join(tmpdir(), 'mastosync-skiplost-'));
+    world = manyFilesFolder('mastosync-skiplost-');
   });
   after(async () => {
     await skipDb?.drop();
