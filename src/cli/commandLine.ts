@@ -350,7 +350,14 @@ function verifyCommandModule(context: CommandContext): Command {
           type: 'boolean',
           describe: 'list both stores and join with the database, about one request per 1000 objects (the default above 2000)',
         })
+        .option('checksum', {
+          // No default: yargs takes a default for given, and would find it in conflict with --by-listing.
+          type: 'boolean',
+          describe:
+            'read and hash both sides of each object whose bytes no MD5 compares (a folder on either side, a multipart ETag): reads every such byte twice; by HEAD',
+        })
         .conflicts('by-head', 'by-listing')
+        .conflicts('checksum', 'by-listing')
         .option('concurrency', { type: 'number', requiresArg: true, describe: 'objects checked at once (default: [sync] concurrency, 8)' })
         .option('max-rps', { type: 'number', requiresArg: true, describe: 'requests per second at most (default: [sync] max_rps, none)' })
         .option('repair', {
@@ -386,6 +393,7 @@ function verifyCommandModule(context: CommandContext): Command {
           scope: scopeFromArgs(args as ScopeArgs),
           repair: args.repair,
           acl: args.acl,
+          checksum: args.checksum,
           ...metricsFromArgs(args as MetricsArgs),
         },
         log,

@@ -12,6 +12,7 @@
  * With `repair`, each object found missing or different is copied again, by the copy a run uses; one whose ACL
  * alone differs gets its ACL set, as the ACL pass of a run sets it.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { readRowPages } from '../db/rows.js';
@@ -23,14 +24,14 @@ import type { AccessCompared, ListedObject, ObjectInfo, ObjectStore } from '../s
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
 import { FailureStreaks, describeFailure, streakObjects } from './failureStreak.js';
-import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, md5FromEtag } from '../storage/errors.js';
+import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import { findAtSource } from './source.js';
 import { joinWithBothStores } from './listingJoin.js';
 import { STORE_PATIENCE_MS, StoreUnreachableError, StoreWatch } from './storeWatch.js';
 
-type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'acl' | 'error';
+type ProblemKind = 'missing' | 'size' | 'content-type' | 'cache-control' | 'etag' | 'checksum' | 'acl' | 'error';
 
 export interface Problem {
   readonly job: JobName;
@@ -70,6 +71,13 @@ export interface VerifyJobSummary {
   missingAtSource: number;
   /** Could not be checked (the store kept failing). */
   errors: number;
+  /**
+   * At both with the same size, whose bytes nothing compared: no plain MD5 on one side or both (a folder keeps none; a
+   * multipart or encrypted object's ETag is none), and no --checksum. A same-size corruption of these goes unseen.
+   */
+  sizeOnly: number;
+  /** With --checksum: of those, the objects read and hashed on both sides (a difference counts in md5Differs). */
+  checksummed: number;
   /** With repair: objects missing or different that were copied again (or their ACL set), and those that could not be. */
   repaired: number;
   /** Of the repaired, those whose ACL alone differed, and was set. */
@@ -123,6 +131,11 @@ export interface VerifyOptions {
    * object, by listing too. Needs the destination's ObjectAccess.
    */
   readonly acl?: string;
+  /**
+   * Read and hash both sides of each object found the same size where no plain MD5 compares its bytes (a folder; a
+   * multipart ETag), as streams: no object is held in memory. By HEAD only.
+   */
+  readonly checksum?: boolean;
   /** `listing` needs both stores to list. Default: `head`. */
   readonly method?: 'head' | 'listing';
   readonly scope?: Scope;
@@ -228,7 +241,7 @@ async function verifyByHead(options: Verifying, summaries: VerifyJobSummary[]): 
             }
             summary.checked += 1;
             await pool.submit(async () => {
-              const outcome = await verifyObject(object, options);
+              const outcome = await verifyObject(object, options, summary);
               tally(summary, outcome, options);
               if (options.repair !== undefined && Array.isArray(outcome) && outcome.length > 0 && outcome[0]!.problem !== 'error') {
                 countRepair(summary, await repairObject(object, outcome, options.repair, options), options);
@@ -280,7 +293,7 @@ async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]
           summary.objects += 1;
           summary.checked += 1;
           if (listedAtSource !== undefined && random() * 100 >= options.samplePercent) {
-            const listed = compareListed(object, listedAtSource, object.key, listedAtDestination, options);
+            const listed = compareListed(object, listedAtSource, object.key, listedAtDestination, options, summary);
             // The ACL is no listing's: a request of its own, for each object the destination holds.
             if (options.acl !== undefined && listedAtDestination !== undefined) {
               await pool.submit(async () => settle(summary, object, await withAccess(object, listed, options)));
@@ -295,8 +308,8 @@ async function verifyByListing(options: Verifying, summaries: VerifyJobSummary[]
             // source may be under a legacy alternate there, which a HEAD finds as a run would.
             const outcome =
               listedAtSource !== undefined
-                ? await verifyObject(object, options)
-                : await verifyAtAlternate(object, listedAtDestination, options).catch((error: unknown) => failedCheck(object, error, options));
+                ? await verifyObject(object, options, summary)
+                : await verifyAtAlternate(object, listedAtDestination, options, summary).catch((error: unknown) => failedCheck(object, error, options));
             await settle(summary, object, outcome);
           });
         }
@@ -317,7 +330,12 @@ function failedCheck(object: OwnedObject, error: unknown, options: Verifying): O
   return 'unchecked';
 }
 
-async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObject | undefined, options: Verifying): Promise<Outcome> {
+async function verifyAtAlternate(
+  object: OwnedObject,
+  atDestination: ListedObject | undefined,
+  options: Verifying,
+  summary: VerifyJobSummary,
+): Promise<Outcome> {
   const found = await findAtSource(object, (key) => headWithRetries(options.source, key, options.retries));
   if (found === undefined) return 'missing-at-source';
   const md5 = md5FromEtag(found.found.etag);
@@ -327,6 +345,7 @@ async function verifyAtAlternate(object: OwnedObject, atDestination: ListedObjec
     found.from,
     atDestination,
     options,
+    summary,
   );
   return atDestination === undefined ? problems : withAccess(object, problems, options);
 }
@@ -397,11 +416,19 @@ function accessUnsupported(object: OwnedObject, error: unknown, doing: 'check' |
 }
 
 /** Presence, size and MD5 (where both listings carry one) of one object, from the listings alone. */
-function compareListed(object: OwnedObject, atSource: ListedObject, from: string, atDestination: ListedObject | undefined, options: VerifyOptions): Problem[] {
+function compareListed(
+  object: OwnedObject,
+  atSource: ListedObject,
+  from: string,
+  atDestination: ListedObject | undefined,
+  options: VerifyOptions,
+  summary: VerifyJobSummary,
+): Problem[] {
   const problem = (kind: ProblemKind, fields: Partial<Problem> = {}) => problemOf(object, options.destination, kind, fields);
   if (atDestination === undefined) return [problem('missing', { source: options.source.locate(from) })];
   const problems: Problem[] = [];
   if (atSource.size !== atDestination.size) problems.push(problem('size', { expected: atSource.size, actual: atDestination.size }));
+  else if (atSource.md5 === undefined || atDestination.md5 === undefined) summary.sizeOnly += 1;
   if (atSource.md5 !== undefined && atDestination.md5 !== undefined && atSource.md5 !== atDestination.md5) {
     problems.push(problem('etag', { expected: atSource.md5, actual: atDestination.md5 }));
   }
@@ -444,6 +471,8 @@ export function emptySummary(job: JobName): VerifyJobSummary {
     aclPrivateReadable: 0,
     missingAtSource: 0,
     errors: 0,
+    sizeOnly: 0,
+    checksummed: 0,
     repaired: 0,
     aclsSet: 0,
     unrepaired: 0,
@@ -458,6 +487,7 @@ const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' 
   'content-type': 'contentTypeDiffers',
   'cache-control': 'cacheControlDiffers',
   etag: 'md5Differs',
+  checksum: 'md5Differs',
   acl: 'aclDiffers',
 };
 
@@ -558,7 +588,7 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verify
   }
 }
 
-async function verifyObject(object: OwnedObject, options: Verifying): Promise<Outcome> {
+async function verifyObject(object: OwnedObject, options: Verifying, summary: VerifyJobSummary): Promise<Outcome> {
   const problem = (kind: ProblemKind, fields: Partial<Problem> = {}) => problemOf(object, options.destination, kind, fields);
   let atSource: { found: ObjectInfo; from: string } | undefined;
   let atDestination: ObjectInfo | undefined;
@@ -602,7 +632,48 @@ async function verifyObject(object: OwnedObject, options: Verifying): Promise<Ou
   if (sourceMd5 !== undefined && destinationMd5 !== undefined && sourceMd5 !== destinationMd5) {
     problems.push(problem('etag', { expected: sourceMd5, actual: destinationMd5 }));
   }
+  // The same size and no two MD5s: nothing compared the bytes. --checksum reads both sides and hashes them.
+  if (source.contentLength === atDestination.contentLength && (sourceMd5 === undefined || destinationMd5 === undefined)) {
+    if (options.checksum !== true) summary.sizeOnly += 1;
+    else {
+      let md5s: [string | undefined, string | undefined];
+      try {
+        md5s = await Promise.all([md5Of(options.source, atSource.from, options), md5Of(options.destination, object.key, options)]);
+      } catch (error) {
+        return failedCheck(object, error, options);
+      }
+      const [atSourceMd5, atDestinationMd5] = md5s;
+      // Gone from either side since the HEAD: what the next verify finds.
+      if (atSourceMd5 === undefined) return 'missing-at-source';
+      if (atDestinationMd5 === undefined) return [problem('missing', { source: options.source.locate(atSource.from) })];
+      summary.checksummed += 1;
+      if (atSourceMd5 !== atDestinationMd5) problems.push(problem('checksum', { expected: atSourceMd5, actual: atDestinationMd5 }));
+    }
+  }
   return withAccess(object, problems, options);
+}
+
+/** The MD5 of `key`'s bytes, read as they stream (a chunk at a time in memory); undefined when it is not there. */
+function md5Of(store: ObjectStore, key: string, options: Verifying): Promise<string | undefined> {
+  return withRetries(
+    [store],
+    async () => {
+      const read = await store.read(key, options.stop);
+      if (read === undefined) return undefined;
+      const hash = createHash('md5');
+      let bytes = 0;
+      for await (const chunk of read.body as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        bytes += chunk.length;
+      }
+      // A body that ended early without an error (a length it announced and did not send) is no digest of the object.
+      if (read.contentLength !== undefined && bytes !== read.contentLength) {
+        throw new IntegrityError(`read ${bytes} of the ${read.contentLength} bytes of ${store.locate(key)}`);
+      }
+      return hash.digest('hex');
+    },
+    { retries: options.retries, signal: options.stop },
+  );
 }
 
 function headWithRetries(store: ObjectStore, key: string, retries: number): Promise<ObjectInfo | undefined> {

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
@@ -362,6 +362,59 @@ describe('verify', () => {
         const result = await runCli(['verify', 'backups', '--by-listing'], { cwd: toFolder.dir });
         assert.equal(result.code, 0, result.stdout + result.stderr);
         assert.match(result.stdout, /^by listing: presence and size of every object \(a folder keeps no MD5\); Content-Type and Cache-Control not checked/m);
+      } finally {
+        rmSync(toFolder.dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('a folder destination with a byte changed, the size the same (tester F1)', () => {
+    test('verify says how many objects it compared by size only and why; --checksum reads both sides and finds it', async () => {
+      const folder = join(config.dir, 'system-f1');
+      mkdirSync(folder);
+      const toFolder = writeConfig({
+        databaseUrl: db.url,
+        source: { endpoint: proxy.endpoint, bucket: 'verify-source' },
+        destination: { type: 'fs', path: folder },
+        concurrency: 2,
+      });
+      try {
+        const copy = await runCli(['run', 'accounts'], { cwd: toFolder.dir });
+        assert.equal(copy.code, 0, copy.stderr);
+        // One the copy wrote (an earlier case removes one from the source).
+        const altered = world.wanted.find((object) => object.job === 'accounts' && existsSync(join(folder, object.key)))!;
+        const file = join(folder, altered.key);
+        const bytes = readFileSync(file);
+        bytes[bytes.length >> 1]! ^= 0x01;
+        writeFileSync(file, bytes);
+
+        const bySize = await runCli(['verify', 'accounts', '--by-head', '--json'], { cwd: toFolder.dir });
+        assert.equal(bySize.code, 0, 'by size the altered object matches: that is all a folder allows without --checksum');
+        const { total } = readJsonLines<Summary>(bySize.stdout).at(-1)!;
+        assert.equal(total.sizeOnly, total.checked - total.missingAtSource, 'every object found was compared by size only');
+        assert.equal(total.checksummed, 0);
+        const text = await runCli(['verify', 'accounts', '--by-head'], { cwd: toFolder.dir });
+        assert.match(
+          text.stdout,
+          new RegExp(
+            `^size only: ${total.sizeOnly} objects compared by presence and size, not their bytes: the destination is a folder, which keeps no MD5; verify --checksum reads and hashes both sides of those$`,
+            'm',
+          ),
+        );
+
+        const checked = await runCli(['verify', 'accounts', '--checksum', '--json'], { cwd: toFolder.dir });
+        assert.equal(checked.code, 1, checked.stdout + checked.stderr);
+        const lines = readJsonLines<ProblemLine & Summary>(checked.stdout);
+        const problems = lines.filter((line) => line.problem !== undefined);
+        assert.deepEqual(
+          problems.map((line) => [line.key, line.problem]),
+          [[join(folder, altered.key), 'checksum']],
+        );
+        assert.notEqual(problems[0]!.expected, problems[0]!.actual);
+        const checkedTotal = lines.at(-1)!.total;
+        assert.equal(checkedTotal.checksummed, total.sizeOnly, 'each object compared by size before is read and hashed now');
+        assert.equal(checkedTotal.sizeOnly, 0);
+        assert.equal(checkedTotal.md5Differs, 1);
       } finally {
         rmSync(toFolder.dir, { recursive: true, force: true });
       }

@@ -44,6 +44,8 @@ interface VerifyFlags extends MetricsFlags {
   readonly repair: boolean;
   /** Compare each object's ACL (who may read it) with what a run writes for it: a request per object. */
   readonly acl: boolean;
+  /** Read and hash both sides where no MD5 compares the bytes (by HEAD). */
+  readonly checksum?: boolean;
 }
 
 /** `progress`, when given, shows the objects checked (started once the jobs are known) and carries the log lines. */
@@ -121,6 +123,7 @@ async function verifyWithSignals(
           scope: describeScope(flags.scope),
           repair: flags.repair,
           acl: flags.acl,
+          checksum: flags.checksum === true,
         },
         'verify started',
       );
@@ -147,6 +150,7 @@ async function verifyWithSignals(
         onSettled: progress && ((job) => tally.result(job, 0)),
         repair,
         acl,
+        checksum: flags.checksum,
         onRepair: (done) => print(flags.json ? JSON.stringify(done) : describeRepair(done)),
         stop: stop.signal,
         storePatienceMs: runPatienceMs(),
@@ -164,7 +168,8 @@ async function verifyWithSignals(
         const md5Compared = config.source.type !== 'fs' && config.destination.type !== 'fs';
         const listing = method === 'listing' ? { attributesPercent: samplePercent, md5Compared } : undefined;
         const cutShort = stopped !== undefined ? 'stopped' : stop.signal.aborted ? 'interrupted' : undefined;
-        out.stdout(summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, cutShort, flags.acl));
+        const text = summaryText(jobs, total, method === 'listing' ? 100 : samplePercent, flags.repair, listing, cutShort, flags.acl);
+        out.stdout(withBytesCompared(text, total, whyNoMd5(config)));
       }
       // As run says it: the summary of what was checked, then one line naming the cause and what to do, exit 1.
       if (stopped !== undefined) {
@@ -224,6 +229,8 @@ async function chooseMethod(
   const lists = source.list !== undefined && destination.list !== undefined;
   if (flags.method === 'listing' && !lists) throw new UsageError('--by-listing: the source or the destination cannot be listed; use --by-head');
   if (flags.method !== undefined) return flags.method;
+  // Each object is read whole at both stores anyway: a HEAD first costs little beside it.
+  if (flags.checksum === true) return 'head';
   if (!lists || !coversEveryRow(flags.scope)) return 'head';
   const owned = await countOwnedUpTo({ db: session.db, schema: session.schema, jobs: session.jobs, scope: flags.scope, batchSize }, LISTING_ABOVE + 1);
   return owned > LISTING_ABOVE ? 'listing' : 'head';
@@ -321,6 +328,34 @@ function summaryText(
         ? [`by listing: ${compared}; Content-Type and Cache-Control not checked (--sample PERCENT checks them by HEAD)`]
         : [`by listing: ${compared}; Content-Type and Cache-Control by HEAD on a ${listing.attributesPercent}% sample`];
   return [...table, ...different, ...missingAtSource, ...attributes, verdict].join('\n');
+}
+
+/** Why some objects' bytes have no MD5 to compare, as the summary says it. */
+function whyNoMd5(config: Config): string {
+  const folder = config.source.type === 'fs' ? 'the source' : config.destination.type === 'fs' ? 'the destination' : undefined;
+  return folder === undefined ? 'their ETags are no MD5 of the bytes (multipart uploads, encrypted objects)' : `${folder} is a folder, which keeps no MD5`;
+}
+
+/**
+ * Before the verdict, a line on the objects whose bytes were compared by size only (so that "match" is not taken for
+ * more than it is), or read and hashed under --checksum.
+ */
+function withBytesCompared(text: string, total: Omit<VerifyJobSummary, 'job'>, why: string): string {
+  const lines = text.split('\n');
+  const said = [
+    ...(total.checksummed === 0 ? [] : [`checksum: ${total.checksummed} ${plural(total.checksummed)} read and hashed at both stores (no MD5 to compare)`]),
+    ...(total.sizeOnly === 0
+      ? []
+      : [
+          `size only: ${total.sizeOnly} ${plural(total.sizeOnly)} compared by presence and size, not their bytes: ${why}; ` +
+            'verify --checksum reads and hashes both sides of those',
+        ]),
+  ];
+  return [...lines.slice(0, -1), ...said, lines.at(-1)!].join('\n');
+}
+
+function plural(count: number): string {
+  return count === 1 ? 'object' : 'objects';
 }
 
 /** Without --repair: copy again what is missing or different; what could not be checked is checked again first. */
