@@ -96,6 +96,12 @@ interface Attempts {
   count: number;
   /** What earlier reads gave, for a multipart ETag that cannot be recomputed (src/sync/integrity.ts). */
   earlierMd5s: Set<string> | undefined;
+  /**
+   * A write the destination was to prove against the source's MD5 failed: the next attempts hash the body here, so
+   * that bytes rotten at the source are told as the source's (its body does not match its MD5), not as the
+   * destination refusing them every time.
+   */
+  hashHere?: boolean;
   /** The request the attempt is at, so a failure says which side failed (and the run counts it: failureStreak.ts). */
   at: FailedAt;
 }
@@ -185,7 +191,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   const length = source.contentLength;
   // A destination that proves what it stored against the source's MD5 needs no hashing here, which would only cost
   // CPU (most of it on large objects). The length is checked either way, before the body's last byte is sent.
-  const provedByDestination = md5 !== undefined && context.destination.provesWrites(length);
+  const provedByDestination = md5 !== undefined && !attempts.hashHere && context.destination.provesWrites(length);
   const expected = { length, etag: provedByDestination ? undefined : source.etag, earlierMd5s };
   const options: WriteOptions = {
     contentType: source.contentType ?? contentTypeFromRow(object),
@@ -204,7 +210,12 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
     attempts.at = SOURCE_BODY;
     const bytes = await readChecked(source.body, { length, etag: expected.etag, earlierMd5s });
     attempts.at = DESTINATION_PUT;
-    await context.destination.writeBytes(object.key, bytes, options);
+    try {
+      await context.destination.writeBytes(object.key, bytes, options);
+    } catch (error) {
+      if (provedByDestination) attempts.hashHere = true;
+      throw error;
+    }
     return length;
   }
   const check = new IntegrityCheck(expected).from(source.body);
@@ -213,6 +224,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   try {
     await context.destination.write(object.key, check, options);
   } catch (error) {
+    if (provedByDestination) attempts.hashHere = true;
     // A store's verdict on its own failure outranks the body's failure it caused (a full disk's error, a refused
     // body's reset, reach the body too).
     if (error instanceof FatalStoreError || error instanceof BodyRefusedError || check.failure === undefined) throw error;

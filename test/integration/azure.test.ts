@@ -25,7 +25,7 @@ import { startProxy, type HttpProxy, type RecordedRequest } from '../support/htt
 import { AZURITE_ACCOUNT, AZURITE_KEY, endpointAt, startAzurite, type Azurite } from '../support/azurite.js';
 import { createStore } from '../../src/storage/index.js';
 import type { ListedObject } from '../../src/storage/types.js';
-import { runCli, writeConfig, type CliResult } from '../support/cli.js';
+import { readJsonLines, runCli, writeConfig, type CliResult } from '../support/cli.js';
 
 /** Jobs of small objects only: a run of them is quick. */
 const SMALL_JOBS = ['accounts', 'custom_emojis', 'site_uploads'];
@@ -190,6 +190,29 @@ describe('Azure Blob backend (Azurite)', () => {
     assert.equal(manifest.code, 0, manifest.stderr);
     const media = world.wanted.filter((object) => object.job === 'media_attachments').map((object) => `media/${object.key}`);
     for (const key of media) assert.ok(manifest.stdout.split('\n').includes(key), `manifest lists ${key} with the key prefix`);
+  });
+
+  test('bytes rotten at the source are told as the source GET (its body), not as Azure refusing them on every attempt', async () => {
+    await azurite.createContainer('rotten-source');
+    await azurite.createContainer('rotten-destination');
+    const filled = await runCli(['run', 'accounts', '--quiet'], { cwd: config({ endpoint: s3.endpoint, bucket: 'azure-source' }, azure('rotten-source')).dir });
+    assert.equal(filled.code, 0, filled.stderr);
+    // Every read of the source gives the same wrong bytes, which its MD5 does not match: Azure is sent that MD5 and
+    // refuses them (the first attempt learns only that); the next attempts hash them here.
+    proxy.setFault((request) => (request.method === 'GET' && request.key?.startsWith('rotten-source/') ? { kind: 'flip', atByte: 10 } : undefined));
+    const copied = config(azure('rotten-source', { endpoint: viaProxy() }), azure('rotten-destination'), 2);
+    try {
+      const result = await runCli(['run', 'accounts', '--quiet'], { cwd: copied.dir });
+      assert.equal(result.code, 1, result.stderr);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    const failed = readJsonLines<{ key?: string; status?: string; error?: string }>(readFileSync(copied.checkpoint, 'utf8')).filter(
+      (line) => line.status === 'failed',
+    );
+    assert.ok(failed.length > 0, 'the rotten objects failed');
+    for (const line of failed) assert.match(line.error ?? '', /^source GET \(its body\): IntegrityError/, line.key);
+    assert.deepEqual(await azurite.listKeys('rotten-destination'), [], 'nothing rotten stored');
   });
 
   test('verify finds a blob changed at the destination, and --repair copies it again', async () => {
