@@ -231,11 +231,17 @@ for (const schema of ['current', 'v4.3', 'old'] as const) {
       // which looks up every id its folder names (557 lies beyond the 3-digit ids preview_cards had at the start).
       const late = schema === 'current' ? insertLateCardWhenListing(world, 'custom_emojis/images/') : undefined;
       proxy.reset();
-      const manifest = join(world.config.dir, 'deleted.jsonl');
-      const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--manifest', manifest, '--json'], { cwd: world.config.dir });
+      // From another folder, as cron runs it (from $HOME): the manifest goes beside the config, as the checkpoint does.
+      const elsewhere = mkdtempSync(join(tmpdir(), 'mastosync-prune-cwd-'));
+      const result = await runCli(['prune', 'all', '--delete', '--max-delete', '100%', '--config', world.config.file, '--json'], { cwd: elsewhere });
       proxy.setFault(undefined);
       assert.equal(result.code, 0, result.stderr);
       const { orphans, summary } = parse(result.stdout);
+      const manifest = summary.manifest ?? '';
+      assert.equal(dirname(manifest), world.config.dir, `the manifest ${manifest} is beside the config`);
+      assert.match(manifest, /\/mastosync-prune-[\dT-]+Z\.jsonl$/);
+      assert.deepEqual(filesBelow(elsewhere), [], 'nothing written where it was started');
+      rmSync(elsewhere, { recursive: true });
       const expected = expectedOrphans(world);
       assert.deepEqual(new Map(orphans.map((orphan) => [orphan.orphan, orphan.size])), expected, 'the orphans as listed');
       if (schema === 'current') {

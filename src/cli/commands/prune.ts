@@ -5,7 +5,7 @@
  * of what it listed): then it deletes nothing, says so and exits 2. Each key deleted is written to the manifest.
  */
 import { accessSync, constants, existsSync, statSync, type Stats } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from '../../log.js';
 import { UsageError } from '../../errors.js';
 import { DatabaseLostError } from '../../db/connection.js';
@@ -49,7 +49,9 @@ export async function pruneCommand(flags: PruneFlags, log: Logger, out: Output, 
   settleHeapForWork();
   const { all } = parseJobs(flags.jobs);
   const config = readConfig(flags, log);
-  const manifest = flags.delete ? resolve(flags.manifest ?? `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`) : undefined;
+  // By default beside the config, as the checkpoint is: cron starts in $HOME, a container in a folder it may not write.
+  const named = `mastosync-prune-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`;
+  const manifest = flags.delete ? resolve(flags.manifest ?? join(config.file === undefined ? '.' : dirname(config.file), named)) : undefined;
   if (manifest !== undefined) refuseUnwritableManifest(manifest);
   return withSignals(log, 'before anything was listed: nothing was deleted', (signals) =>
     pruneWithSignals(signals, { flags, all, config, manifest, log, out, progress }),
