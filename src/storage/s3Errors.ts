@@ -119,10 +119,14 @@ export function isNotFound(error: unknown): boolean {
 }
 
 /** What to grant, by the operation that was denied. */
-const ACCESS_FIX: Record<string, (side: StoreSide) => string> = {
+const ACCESS_FIX: Record<string, (side: StoreSide, sent: SentSettings) => string> = {
   GET: () =>
     'give the credentials s3:GetObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers 403 instead of 404 for a key that does not exist), then run again with --resume',
-  PUT: (side) => `give the credentials s3:PutObject on the bucket (and s3:PutObjectAcl, or set [${side}] acl = ""), then run again with --resume`,
+  // The ACL each PUT carries is what a bucket's Block Public Access refuses (AccessDenied, as for no s3:PutObject).
+  PUT: (side, sent) =>
+    sent.acl
+      ? `give the credentials s3:PutObject and s3:PutObjectAcl on the bucket, and let it take public ACLs (Block Public Access off): each PUT carries [${side}] acl = "${sent.acl}"; or change [${side}] acl to "" (as Mastodon's S3_PERMISSION="") and make the objects public with a bucket policy, then run again with --resume`
+      : `give the credentials s3:PutObject on the bucket, then run again with --resume`,
   LIST: () => 'give the credentials s3:ListBucket on the bucket (under its key prefix at least), then run again',
   DELETE: () => 'give the credentials s3:DeleteObject on the bucket, then run again',
   ACL: () => 'give the credentials s3:GetObjectAcl and s3:PutObjectAcl on the bucket (or set [destination] acl = ""), then run again with --resume',
@@ -174,7 +178,7 @@ export function fatalS3Error(
     return fatal('is over its storage quota', "raise the bucket's or the account's quota, or free space, then run again with --resume");
   }
   if ((status === 403 || status === 401) && !FORBIDDEN_FOR_ONE_REQUEST.has(code)) {
-    return fatal('denied access', ACCESS_FIX[operation]?.(side) ?? ACCESS_FIX.PUT!(side));
+    return fatal('denied access', (ACCESS_FIX[operation] ?? ACCESS_FIX.PUT!)(side, sent));
   }
   return undefined;
 }

@@ -163,10 +163,17 @@ describe('S3 answers no retry can fix', () => {
     assert.match(error.fix, /if the bucket was deleted, create it and run again with --fresh/);
   });
 
-  test('a PUT refused with 403 names the permissions a write needs (and the ACL)', async () => {
-    const error = await writeFailure('denied');
-    assert.ok(error instanceof FatalStoreError);
-    assert.match(error.fix, /s3:PutObject .*s3:PutObjectAcl, or set \[destination\] acl = ""/);
+  test('a PUT refused with 403 names the permissions a write needs and, when it sends one, the configured ACL and its key', async () => {
+    const withAcl = await writeFailure('denied', { acl: 'public-read' });
+    assert.ok(withAcl instanceof FatalStoreError);
+    assert.match(
+      withAcl.fix,
+      /^give the credentials s3:PutObject and s3:PutObjectAcl on the bucket, and let it take public ACLs \(Block Public Access off\): each PUT carries \[destination\] acl = "public-read"; or change \[destination\] acl to "" .*bucket policy/,
+    );
+    const without = await writeFailure('denied');
+    assert.ok(without instanceof FatalStoreError);
+    assert.match(without.fix, /^give the credentials s3:PutObject on the bucket, then/);
+    assert.doesNotMatch(without.fix, /acl/, 'no ACL was sent: none to blame');
   });
 
   const sent = { acl: 'public-read', storageClass: 'bogus' };
