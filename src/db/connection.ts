@@ -528,7 +528,24 @@ function clientConfig(config: DatabaseConfig): pg.ClientConfig {
 }
 
 // 53300: too many connections (Mastodon's own burst), which a later attempt may find free.
-const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '53300', '57P01', '57P02', '57P03', '08000', '08003', '08006']);
+// EHOSTUNREACH, ENETUNREACH and EAI_AGAIN (the resolver failing for a moment) pass as a network comes back: waited for,
+// as the same through an SSH tunnel is (src/ssh/errors.ts). ENOTFOUND, a name that does not exist, is not.
+const CONNECTION_LOST_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '53300',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+]);
 
 /** A connection refused for what no waiting heals: credentials or role (class 28), the database gone (3D000). */
 function refusedForGood(error: unknown): boolean {

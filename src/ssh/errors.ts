@@ -184,8 +184,9 @@ export function classifySshError(error: unknown, context: SshErrorContext): SshE
       return {
         failure: 'forward-failed',
         // Refused or unanswered at the SSH server's end, the database may be restarting: waited for, as when it is
-        // reached directly (exit 75 once the patience is out). A name the SSH server cannot resolve will not heal.
-        reason: /refused|timed out|no route|unreachable/i.test(message) ? 'unreachable' : 'forward',
+        // reached directly (exit 75 once the patience is out), and so is its resolver failing for a moment (EAI_AGAIN's
+        // "Temporary failure in name resolution"). A name the SSH server cannot resolve will not heal.
+        reason: /refused|timed out|no route|unreachable|temporary failure/i.test(message) ? 'unreachable' : 'forward',
         message:
           `ssh: ${host} could not connect to ${target.host}:${target.port} (${message}): ` +
           `check that [database].url names the database as the SSH server sees it, and that it is running`,

@@ -237,6 +237,12 @@ describe('classifySshError: forwarding and a session under way', () => {
     assert.equal(new TunnelError(verdict.reason, verdict.message).retryable, false);
   });
 
+  test("the SSH server's resolver failing for a moment (EAI_AGAIN) is waited for, as a database restarting", () => {
+    const verdict = forward(ssh2Error('(SSH) Channel open failure: Temporary failure in name resolution', { reason: 2 }));
+    assert.equal(verdict.reason, 'unreachable');
+    assert.equal(new TunnelError(verdict.reason, verdict.message).retryable, true);
+  });
+
   test('the connection closed while a channel was opening (ssh2 source: "No response from server", no reason)', () => {
     assert.equal(forward(new Error('No response from server')).failure, 'forward-failed');
   });
