@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../log.js';
 import { connectDatabase, type Database } from '../db/connection.js';
-import { grantFor, hasTable, probeSchema, unreadableTables, type Schema } from '../db/schema.js';
+import { grantFor, hasTable, newerSchemaWarning, probeSchema, unreadableTables, type Schema } from '../db/schema.js';
 import { UsageError } from '../errors.js';
 import { JOB_NAMES, isJobName, type JobName } from '../mastodon/tables.js';
 import { loadConfig, locateConfig, type Config } from './config.js';
@@ -74,8 +74,16 @@ function patienceForTests(variable: string): number | undefined {
 }
 
 /** openSession until `stop` aborts (a signal), then the stop's reason at once; a session that opens late is closed. */
-export function openSessionUnlessStopped(config: Config, jobNames: readonly string[], log: Logger, stop: AbortSignal): Promise<Session> {
-  return unlessStopped(openSession(config, jobNames, log, stop), stop, (late) => late.db.close());
+export function openSessionUnlessStopped(config: Config, jobNames: readonly string[], log: Logger, stop: AbortSignal, refusing?: Refusing): Promise<Session> {
+  return unlessStopped(openSession(config, jobNames, log, stop, refusing), stop, (late) => late.db.close());
+}
+
+/**
+ * A command that must not go on where the database has attachments mastosync does not know (`prune --delete`: their
+ * files look like orphans), named in the one line that refuses it.
+ */
+interface Refusing {
+  readonly unknownAttachments: string;
 }
 
 /**
@@ -83,7 +91,7 @@ export function openSessionUnlessStopped(config: Config, jobNames: readonly stri
  * signal came; aborted while the schema is probed, it closes the session, whose query may never be answered (a
  * database that hangs): open, its connection would keep the process alive long after its last line.
  */
-export async function openSession(config: Config, jobNames: readonly string[], log: Logger, signal?: AbortSignal): Promise<Session> {
+export async function openSession(config: Config, jobNames: readonly string[], log: Logger, signal?: AbortSignal, refusing?: Refusing): Promise<Session> {
   const { jobs, all } = parseJobs(jobNames);
   const db = await connectDatabase(config.database, log, { startPatienceMs: startPatienceMs(), startSignal: signal });
   const closeOnAbort = () => void db.close();
@@ -109,6 +117,14 @@ export async function openSession(config: Config, jobNames: readonly string[], l
         `role ${schema.role} may not read ${refused.join(', ')} in ${db.description}: ${grantFor(schema, refused)} (docs/ssh.md lists what mastosync reads)`,
       );
     }
+    if (refusing !== undefined && schema.unknownAttachments.length > 0) {
+      throw new UsageError(
+        `${refusing.unknownAttachments}: ${db.description} has attachment columns this version of mastosync does not know (${schema.unknownAttachments.join(', ')}), whose files it cannot tell from orphans; nothing deleted. Use a mastosync that knows them`,
+      );
+    }
+    // A newer Mastodon's database: one line each run (cron mails it), never a stop, as what mastosync knows still copies.
+    const newer = newerSchemaWarning(schema);
+    if (newer !== undefined) log.warn(newer);
     return { db, schema, jobs: present, notes };
   } catch (error) {
     await db.close();

@@ -314,7 +314,7 @@ describe('verify and prune: a signal while they wait on the database', () => {
       const { hostname, port } = new URL(db.url);
       const relay = new PgRelay({ host: hostname, port: Number(port) });
       // The schema probe's query is held back and the connection goes silent: a database that hangs.
-      relay.freezeAt(/information_schema\.columns/);
+      relay.freezeAt(/pg_catalog\.pg_attribute/);
       try {
         const { dir } = config(await relay.listen(db.url));
         let signalled = 0;

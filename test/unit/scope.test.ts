@@ -56,6 +56,7 @@ test('the shard condition is a positive modulo, so negative ids (the instance ac
     columns: new Map([['accounts', new Set(['id', 'avatar_updated_at', 'header_updated_at'])]]),
     unreadable: new Set<string>(),
     role: 'mastodon',
+    unknownAttachments: [],
   };
   const sql = scopeSql(schema, 'accounts', { shard: { index: 1, count: 3 }, since: '2024-05-01T00:00:00.000Z' }, 3);
   assert.deepEqual(sql.conditions[0], '((t."id" % $3::bigint) + $3::bigint) % $3::bigint = $4::bigint');

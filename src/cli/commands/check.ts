@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../../log.js';
 import { connectDatabase, type Database } from '../../db/connection.js';
-import { grantFor, hasTable, missingOptionalColumns, probeSchema, unreadableTables, type Schema } from '../../db/schema.js';
+import { grantFor, hasTable, missingOptionalColumns, newerSchemaWarning, probeSchema, unreadableTables, type Schema } from '../../db/schema.js';
 import { UnavailableError, UsageError, describeError } from '../../errors.js';
 import { JOB_NAMES } from '../../mastodon/tables.js';
 import { PROBED_JOBS, lookForNewest } from '../../sync/source.js';
@@ -28,6 +28,8 @@ interface CheckResult {
   readonly ok: boolean;
   /** What was found, or why it failed and what to fix. */
   readonly detail: string;
+  /** Passed, but the admin should know (a database newer than mastosync knows): `warn`, and exit 0. */
+  readonly warning?: boolean;
 }
 
 export async function checkCommand(flags: CheckFlags, log: Logger, out: Output): Promise<number> {
@@ -140,6 +142,8 @@ async function checkDatabase(
         detail: `version columns: ${versions.length > 0 ? versions.join(', ') : 'none'}${lacking.length > 0 ? `; older layout, lacks ${lacking.join(', ')}` : ''}`,
       });
     }
+    const newer = newerSchemaWarning(schema);
+    if (newer !== undefined) report({ check: 'schema', ok: true, warning: true, detail: newer });
     passed = true;
     return { db, schema };
   } catch (error) {
@@ -227,5 +231,5 @@ function reason(error: unknown): string {
 /** `ok   <check>: <detail>` or `FAIL <check>: <reason>`; a reason's further lines (pinning help) are indented. */
 function formatResult(result: CheckResult): string {
   const [first, ...rest] = result.detail.split('\n');
-  return [`${result.ok ? 'ok  ' : 'FAIL'} ${result.check}: ${first}`, ...rest.map((line) => `     ${line}`)].join('\n');
+  return [`${!result.ok ? 'FAIL' : result.warning ? 'warn' : 'ok  '} ${result.check}: ${first}`, ...rest.map((line) => `     ${line}`)].join('\n');
 }

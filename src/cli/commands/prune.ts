@@ -72,7 +72,9 @@ interface PruneRun {
 /** What prune does once its signals are handled (withSignals). */
 async function pruneWithSignals(signals: RunSignals, { flags, all, config, manifest, log, out, progress }: PruneRun): Promise<number> {
   const { stop } = signals;
-  const session = await openSessionUnlessStopped(config, flags.jobs, log, stop.signal);
+  // Files of attachments mastosync does not know would pass for orphans: a dry run lists (with the warning), --delete refuses.
+  const refusing = flags.delete ? { unknownAttachments: 'prune --delete refused' } : undefined;
+  const session = await openSessionUnlessStopped(config, flags.jobs, log, stop.signal, refusing);
   let destination: ObjectStore | undefined;
   try {
     const store = (destination = createStore(config.destination, { role: 'destination', concurrency: config.sync.concurrency, warn: warnTo(log) }));
