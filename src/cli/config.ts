@@ -256,6 +256,8 @@ function checkSection(file: string, section: SectionName, values: Record<string,
   for (const [key, value] of Object.entries(values)) {
     const type = declared[key];
     if (type === undefined) {
+      // A mistyped sub-table ([database.sh]) is a mistyped section to the admin, not a key.
+      if (isTable(value)) throw new UsageError(`${file}: unknown section [${section}.${key}]; known sections: ${knownSections()}`);
       throw new UsageError(`${file}: unknown key "${key}" in [${section}]; known keys: ${Object.keys(declared).join(', ')}`);
     }
     checked[key] = checkType(`${file}: [${section}] ${key}`, type, value);

@@ -198,11 +198,20 @@ function plainer(message: string, argv: readonly string[], commandNames: readonl
   if (unknown !== undefined && !argv.some((argument) => commandNames.includes(argument))) {
     return `unknown command "${unknown}": choose from ${commandNames.join(', ')}`;
   }
+  const unknownList = /^Unknown arguments?: (.+)$/.exec(message)?.[1];
+  if (unknownList !== undefined) {
+    // yargs names each unknown dashed flag twice, as typed and camelCased (log-format, logFormat): name it once.
+    const names = unknownList.split(', ');
+    const typed = names.filter((name) => !names.some((other) => other !== name && camelCase(other) === name));
+    return `unknown ${typed.length === 1 ? 'option' : 'options'} ${typed.map((name) => (name.length === 1 ? '-' : '--') + name).join(', ')}`;
+  }
   const flag = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
   if (flag !== undefined) return `${flag.length === 1 ? '-' : '--'}${flag} needs a value`;
   if (message.startsWith('Not enough non-option arguments')) return `name the jobs (${JOB_NAMES.join(', ')}), or all`;
   return message;
 }
+
+const camelCase = (name: string): string => name.replace(/-([a-z0-9])/g, (_dash, letter: string) => letter.toUpperCase());
 
 /** The first option given an empty value (`--name=`, or `--name ""`), as typed. */
 function emptyValue(argv: readonly string[]): string | undefined {

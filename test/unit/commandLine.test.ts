@@ -116,3 +116,11 @@ for (const line of LEFT_TO_YARGS) {
     assert.equal(fastRunArgs(line.split(' ')), undefined);
   });
 }
+
+test('an unknown flag is named once, as typed (yargs lists it twice: log-format, logFormat)', async () => {
+  const context: CommandContext = { out: { stdout: () => undefined, stderr: () => undefined }, exitCode: EXIT.ok };
+  const modules = commandModules(context);
+  const names = modules.map((module) => String(module.command).split(' ')[0]!);
+  const parser = await yargsParser(['check', '--log-format', 'json'], modules, names, 'test');
+  await assert.rejects(async () => parser.parseAsync(), { name: 'UsageError', message: 'unknown option --log-format' });
+});

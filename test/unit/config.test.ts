@@ -138,6 +138,7 @@ test('a variable that overrides the file is a notice naming both, never the valu
 const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['unknown key', MINIMAL.replace('bucket = "new"', 'bucket = "new"\nacces_key_id = "x"'), {}, /unknown key "acces_key_id" in \[destination\]/],
   ['unknown section', `${MINIMAL}\n[sink]\nx = 1`, {}, /unknown section \[sink\]/],
+  ['a mistyped sub-table', `${MINIMAL}\n[database.sh]\nhost = "db"`, {}, /unknown section \[database\.sh\]; known sections: .*database\.ssh/],
   ['wrong type', MINIMAL.replace('[source]', '[source]\nforce_path_style = "yes"'), {}, /\[source\] force_path_style must be a boolean/],
   ['bad choice', MINIMAL.replace('[source]', '[source]\ntype = "gcs"'), {}, /\[source\] type must be one of "s3", "fs"/],
   ['integer below 1', `${MINIMAL}\n[sync]\nconcurrency = 0`, {}, /\[sync\] concurrency must be at least 1/],
