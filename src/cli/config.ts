@@ -422,9 +422,12 @@ const CANNED_ACLS = ['public-read', 'private', 'public-read-write', 'authenticat
 function destinationAcl(setting: Setting, type: StoreConfig['type'], acl: string | undefined): string {
   if (type === 'swift' || type === 'azure') return acl ?? '';
   if (acl === undefined) return 'public-read';
-  if (type === 'fs' && acl !== '' && acl !== 'public-read' && acl !== 'private') {
+  // A folder always has modes: "" (S3_PERMISSION="", carried over from an S3 config) left Mastodon's private
+  // objects to the umask, world-readable under 022 (review); it keeps them 0600 as public-read does.
+  if (type === 'fs' && acl === '') return 'public-read';
+  if (type === 'fs' && acl !== 'public-read' && acl !== 'private') {
     throw new UsageError(
-      `${setting('destination', 'acl')} for a folder (type = "fs") must be "public-read" (files 0644, Mastodon's private objects 0600), "private" (every file 0600) or "" (the umask decides), not ${JSON.stringify(acl)}`,
+      `${setting('destination', 'acl')} for a folder (type = "fs") must be "public-read" (files 0644, Mastodon's private objects 0600; "" is taken as this) or "private" (every file 0600), not ${JSON.stringify(acl)}`,
     );
   }
   if (acl !== '' && !CANNED_ACLS.includes(acl)) {

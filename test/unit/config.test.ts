@@ -121,6 +121,10 @@ test('an empty variable counts as unset: the file’s value stands, with a notic
   ]);
 });
 
+test('a folder destination takes acl = "" as public-read: Mastodon\'s private objects never fall to the umask', () => {
+  assert.equal(loadConfig(file(MINIMAL.replace('bucket = "new"', 'type = "fs"\npath = "/srv/media"\nacl = ""')), {}).destination.acl, 'public-read');
+});
+
 test('MASTOSYNC_DESTINATION_ACL= where the file sets no acl sends none, as S3_PERMISSION= does', () => {
   assert.equal(loadConfig(file(MINIMAL), { MASTOSYNC_DESTINATION_ACL: '' }).destination.acl, '');
 });
@@ -176,7 +180,7 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
     'a canned ACL a folder has no mode for',
     MINIMAL.replace('bucket = "new"', 'type = "fs"\npath = "/srv/media"\nacl = "authenticated-read"'),
     {},
-    /^\S*mastosync\.toml: \[destination\] acl for a folder \(type = "fs"\) must be "public-read" \(files 0644, .*\), "private" \(every file 0600\) or "" \(the umask decides\), not "authenticated-read"$/,
+    /^\S*mastosync\.toml: \[destination\] acl for a folder \(type = "fs"\) must be "public-read" \(files 0644, .*; "" is taken as this\) or "private" \(every file 0600\), not "authenticated-read"$/,
   ],
   ['invalid TOML', 'this is = = not toml', {}, /invalid TOML/],
   ['unknown variable', MINIMAL, { MASTOSYNC_SOURCE_BUKET: 'x' }, /unknown environment variable MASTOSYNC_SOURCE_BUKET/],
