@@ -24,6 +24,7 @@ import { UnavailableError, UsageError, describeError } from '../errors.js';
 import { azureAccount, azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { azureErrorCode, azureStatus, classifyAzureError, fatalAzureError } from './azureErrors.js';
 import { IntegrityError, mayPassWithTime, type StoreSide } from './errors.js';
+import { typeToWrite } from './contentType.js';
 import { outgoingBody } from './outgoing.js';
 import type {
   FailureKind,
@@ -452,8 +453,9 @@ export class AzureStore implements ObjectStore {
   /**
    * Blobs of another container of the same account (one service URL) are copied here by the service (Copy Blob),
    * which keeps their Content-Type, Cache-Control and Content-MD5; a blob without Cache-Control (as Mastodon writes
-   * them to Azure) is given `options.cacheControl` after the copy, as a streamed copy would have written it. `forced` (copy_mode = "server") asks for any Azure
-   * source: the source is read through a SAS, which another account accepts too.
+   * them to Azure), or with a type that says nothing (contentType.ts), is given `options.cacheControl` and
+   * `options.contentType` after the copy, as a streamed copy would have written it. `forced` (copy_mode = "server")
+   * asks for any Azure source: the source is read through a SAS, which another account accepts too.
    */
   canCopyFrom(source: ObjectStore, options?: { readonly forced?: boolean }): boolean {
     return source instanceof AzureStore && (options?.forced === true || source.serviceUrl === this.serviceUrl);
@@ -469,7 +471,7 @@ export class AzureStore implements ObjectStore {
       const poller = await this.send(options.signal, (abortSignal) => to.beginCopyFromURL(url, { abortSignal, intervalInMs: 500 }));
       const result = await poller.pollUntilDone();
       if (result.copyStatus !== undefined && result.copyStatus !== 'success') throw new Error(`the service's copy ended ${result.copyStatus}`);
-      if (options.cacheControl !== undefined) await this.fillCacheControl(to, options.cacheControl, options.signal);
+      await this.fillHeaders(to, options);
       return 'copied';
     } catch (error) {
       const code = azureErrorCode(error);
@@ -483,21 +485,23 @@ export class AzureStore implements ObjectStore {
   }
 
   /**
-   * Copy Blob takes no headers: a copied blob without Cache-Control gets `cacheControl` by Set Blob Properties,
-   * which clears every header it is not given, so the others are given back as the copy has them.
+   * Copy Blob takes no headers: a copied blob without Cache-Control, or whose type says nothing, gets the copy's by Set
+   * Blob Properties, which clears every header it is not given, so the others are given back as the copy has them.
    */
-  private async fillCacheControl(blob: BlobClient, cacheControl: string, signal: AbortSignal | undefined): Promise<void> {
-    const copied = await this.send(signal, (abortSignal) => blob.getProperties({ abortSignal }));
-    if (copied.cacheControl !== undefined && copied.cacheControl !== '') return;
+  private async fillHeaders(blob: BlobClient, options: ServerCopyOptions): Promise<void> {
+    const copied = await this.send(options.signal, (abortSignal) => blob.getProperties({ abortSignal }));
+    const blobContentType = typeToWrite(copied.contentType, options.contentType);
+    const blobCacheControl = copied.cacheControl || options.cacheControl;
+    if (blobContentType === copied.contentType && blobCacheControl === copied.cacheControl) return;
     const headers = {
-      blobContentType: copied.contentType,
-      blobCacheControl: cacheControl,
+      blobContentType,
+      blobCacheControl,
       blobContentMD5: copied.contentMD5,
       blobContentEncoding: copied.contentEncoding,
       blobContentLanguage: copied.contentLanguage,
       blobContentDisposition: copied.contentDisposition,
     };
-    await this.send(signal, (abortSignal) => blob.setHTTPHeaders(headers, { abortSignal }));
+    await this.send(options.signal, (abortSignal) => blob.setHTTPHeaders(headers, { abortSignal }));
   }
 
   /** Every request waits for `gate` first: object requests, block stages, listing pages, deletes, copies. */

@@ -1,8 +1,11 @@
 /**
  * Server-side copy ([sync] copy_mode): CopyObject from a bucket to another on the same provider, so no object
- * bytes pass through mastosync, one request per object. MetadataDirective COPY keeps the source's Content-Type
- * and Cache-Control; a copy does not carry the ACL or the storage class, so both are sent. Objects above
- * CopyObject's 5 GiB limit are copied in parts (UploadPartCopy), through the SDK, loaded then.
+ * bytes pass through mastosync: a HEAD of the source, then one CopyObject. MetadataDirective COPY keeps the
+ * source's Content-Type and Cache-Control; where the source has no Cache-Control, or a type that says nothing
+ * (contentType.ts), REPLACE sends the headers a streamed copy writes instead (Mastodon's Cache-Control, the row's
+ * type), so an object's headers do not depend on how it was copied. A copy does not carry the ACL or the storage
+ * class, so both are sent. Objects above CopyObject's 5 GiB limit are copied in parts (UploadPartCopy), through the
+ * SDK, loaded then.
  *
  * Servers have been seen to decode a percent-encoded x-amz-copy-source wrongly (s3rver leaves %2B, a '+', as is),
  * answering NoSuchKey for an object that exists. So a NoSuchKey for a key that travels encoded is not trusted:
@@ -15,6 +18,7 @@ import type { S3Store } from './s3.js';
 import type { ObjectInfo, ServerCopyOptions, ServerCopyOutcome } from './types.js';
 import { fatalOfRequest, type FatalStoreError } from './errors.js';
 import { fatalS3Error, s3ErrorCode } from './s3Errors.js';
+import { typeToWrite } from './contentType.js';
 
 /** The largest object one CopyObject copies (AWS; most providers share the limit). */
 export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
@@ -43,7 +47,16 @@ export async function copyOnProvider(
   options: ServerCopyOptions,
 ): Promise<ServerCopyOutcome> {
   const from = source.locate(sourceKey);
-  const headers: Record<string, string> = { 'x-amz-metadata-directive': 'COPY' };
+  // The source's headers first: a key that travels encoded (s3rver's %2B) is answered right by a HEAD.
+  const found = await source.head(sourceKey);
+  if (found === undefined) return 'missing';
+  const head = { ...found, contentType: typeToWrite(found.contentType, options.contentType), cacheControl: found.cacheControl ?? options.cacheControl };
+  const kept = head.contentType === found.contentType && head.cacheControl === found.cacheControl;
+  const headers: Record<string, string> = { 'x-amz-metadata-directive': kept ? 'COPY' : 'REPLACE' };
+  if (!kept) {
+    if (head.contentType !== undefined) headers['content-type'] = head.contentType;
+    if (head.cacheControl !== undefined) headers['cache-control'] = head.cacheControl;
+  }
   if (options.acl) headers['x-amz-acl'] = options.acl;
   if (options.storageClass) headers['x-amz-storage-class'] = options.storageClass;
   try {
@@ -55,9 +68,7 @@ export async function copyOnProvider(
       fatalS3Error(error, 'destination', destination.where, destination.locate(key), 'CopyObject', options);
     if (fatal !== undefined) throw fatal;
     if (isNoSuchKey(error)) return needsEncoding(from) ? 'declined' : 'missing';
-    if (!isTooLarge(error)) throw error;
-    const head = await source.headLocated(from, options.signal);
-    if ((head.contentLength ?? 0) <= MAX_COPY_OBJECT) throw error;
+    if (!isTooLarge(error) || (head.contentLength ?? 0) <= MAX_COPY_OBJECT) throw error;
     await copyInParts(source, from, destination, destination.locate(key), head, options);
     return 'copied';
   }

@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import { UnavailableError, UsageError, describeError } from '../errors.js';
+import { typeToWrite } from './contentType.js';
 import { FatalStoreError, IntegrityError, mayPassWithTime, md5FromEtag } from './errors.js';
 import { SwiftAuthError, authRequest, authVersion, parseAuthAnswer, type SwiftSession } from './swiftAuth.js';
 import type { SwiftStoreConfig } from './swiftConfig.js';
@@ -467,11 +468,14 @@ export class SwiftStore implements ObjectStore {
     const fromAccount = accountOf(from.storageUrl);
     if (fromAccount !== accountOf(to.storageUrl)) headers['x-copy-from-account'] = fromAccount;
     // The cluster's copy keeps the source's headers, and a header sent here replaces one: Mastodon's Cache-Control
-    // goes only on an object whose source has none (as Mastodon writes them to Swift), as a streamed copy does.
-    if (options.cacheControl !== undefined) {
+    // goes only on an object whose source has none (as Mastodon writes them to Swift), and the row's type only on one
+    // whose type says nothing (contentType.ts), as a streamed copy does.
+    if (options.cacheControl !== undefined || options.contentType !== undefined) {
       const found = await source.head(sourceKey);
       if (found === undefined) return 'missing';
-      if (found.cacheControl === undefined) headers['cache-control'] = options.cacheControl;
+      if (found.cacheControl === undefined && options.cacheControl !== undefined) headers['cache-control'] = options.cacheControl;
+      const contentType = typeToWrite(found.contentType, options.contentType);
+      if (contentType !== found.contentType && contentType !== undefined) headers['content-type'] = contentType;
     }
     const response = await this.request('PUT', this.objectPath(name), headers, { signal: options.signal, key: name });
     if (ok(response)) {

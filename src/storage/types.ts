@@ -164,10 +164,14 @@ export interface ServerCopyOptions {
   readonly forced?: boolean;
   /**
    * The Cache-Control the copy carries when the source object has none (Mastodon's), as a streamed copy writes it:
-   * which headers an object ends up with must not depend on how it was copied. A provider whose copy keeps the
-   * source's headers (S3's CopyObject) still keeps none.
+   * which headers an object ends up with must not depend on how it was copied.
    */
   readonly cacheControl?: string;
+  /**
+   * The Content-Type the row names (contentTypeFromRow), which the copy carries when the source object's says nothing
+   * (contentType.ts: none, application/octet-stream), as a streamed copy writes it.
+   */
+  readonly contentType?: string;
   readonly signal?: AbortSignal;
 }
 

@@ -8,6 +8,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
 import { BodyRefusedError, FatalStoreError, IntegrityError, ShortSourceError, md5FromEtag } from '../storage/errors.js';
+import { typeToWrite } from '../storage/contentType.js';
 import { describeError } from '../errors.js';
 import type { FailedAt } from './failureStreak.js';
 import { IntegrityCheck, failedInSourceBody, readChecked } from './integrity.js';
@@ -172,6 +173,7 @@ async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context
     storageClass: context.storageClass,
     forced: serverCopy.forced,
     cacheControl: MASTODON_CACHE_CONTROL,
+    contentType: contentTypeFromRow(object),
     signal: context.signal,
   };
   let declined = false;
@@ -194,7 +196,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
   const provedByDestination = md5 !== undefined && !attempts.hashHere && context.destination.provesWrites(length);
   const expected = { length, etag: provedByDestination ? undefined : source.etag, earlierMd5s };
   const options: WriteOptions = {
-    contentType: source.contentType ?? contentTypeFromRow(object),
+    contentType: typeToWrite(source.contentType, contentTypeFromRow(object)),
     cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
     contentLength: length,
     acl: aclFor(object, context.acl),
@@ -272,8 +274,9 @@ const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
 };
 
 /**
- * For a source that keeps no Content-Type (a folder): the database's type for `original`, and the style's
- * format for the others (docs/storage-layout.md §6), as Mastodon detected them when it wrote the object.
+ * For a source that keeps no Content-Type (a folder), or whose type says nothing (application/octet-stream): the
+ * database's type for `original`, and the style's format for the others (docs/storage-layout.md §6), as Mastodon
+ * detected them when it wrote the object.
  */
 export function contentTypeFromRow(object: OwnedObject): string | undefined {
   if (object.style === 'original' && object.storedContentType) return object.storedContentType;

@@ -23,6 +23,7 @@ import type { JobName } from '../mastodon/tables.js';
 import type { AccessCompared, ListedObject, ObjectInfo, ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
 import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
+import { typeToWrite } from '../storage/contentType.js';
 import { FailureStreaks, describeFailure, streakObjects } from './failureStreak.js';
 import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
@@ -609,20 +610,17 @@ async function verifyObject(object: OwnedObject, options: Verifying, summary: Ve
   if (source.contentLength !== atDestination.contentLength) {
     problems.push(problem('size', { expected: source.contentLength, actual: atDestination.contentLength }));
   }
-  // A folder keeps no Content-Type: a run derives it from the row, and a folder destination stores none.
-  const contentType = source.contentType ?? contentTypeFromRow(object);
+  // A folder keeps no Content-Type, and a type that says nothing is no type: a run then writes the row's (a folder
+  // destination stores none).
+  const contentType = typeToWrite(source.contentType, contentTypeFromRow(object));
   if (contentType !== undefined && atDestination.contentType !== undefined && contentType !== atDestination.contentType) {
     problems.push(problem('content-type', { expected: contentType, actual: atDestination.contentType }));
   }
-  // A run writes the source's Cache-Control. Where the source keeps none (a folder), a streamed copy writes
-  // Mastodon's, and a copy on the provider (S3's CopyObject) may keep none: either is right only where the provider
-  // can copy from this source. A store that keeps no Content-Type (a folder) keeps no Cache-Control either: nothing
-  // to compare there.
+  // A run writes the source's Cache-Control, and Mastodon's where the source keeps none (a folder), streamed or copied
+  // on the provider alike. A store that keeps no Content-Type (a folder) keeps no Cache-Control either: nothing to
+  // compare there.
   const cacheControl = atDestination.cacheControl;
-  const cacheControlRight =
-    source.cacheControl !== undefined
-      ? cacheControl === source.cacheControl
-      : cacheControl === MASTODON_CACHE_CONTROL || (cacheControl === undefined && options.destination.canCopyFrom?.(options.source, { forced: true }) === true);
+  const cacheControlRight = cacheControl === (source.cacheControl ?? MASTODON_CACHE_CONTROL);
   if (atDestination.contentType !== undefined && !cacheControlRight) {
     problems.push(problem('cache-control', { expected: source.cacheControl ?? MASTODON_CACHE_CONTROL, actual: cacheControl ?? 'none' }));
   }

@@ -336,6 +336,45 @@ describe('Azure Blob backend (Azurite)', () => {
     }
   });
 
+  test('objects typed application/octet-stream at the source (a tool that knew no type wrote them) arrive with the type their row names: one Put Blob, staged blocks, and Copy Blob', async () => {
+    // The media whose row names a type (the database's for an original, the style's format): the fixture's and the large ones.
+    const rowTyped = world.wanted
+      .filter((object) => object.job === 'media_attachments')
+      .map((object) => {
+        const expected = world.fixture.present.find((candidate) => candidate.key === object.key);
+        return { object, type: expected === undefined ? object.contentType : expectedContentType(world.fixture, expected) };
+      })
+      .filter((typed): typed is { object: (typeof world.wanted)[number]; type: string } => typed.type !== undefined);
+    await s3.createBucket('typeless-source');
+    for (const name of ['typeless', 'typed', 'typed-copied']) await azurite.createContainer(name);
+    for (const { object } of rowTyped) {
+      const body = (await s3.getObject('azure-source', object.sourceKey))!.body;
+      await s3.put('typeless-source', object.sourceKey, body, { contentType: 'application/octet-stream', cacheControl: object.cacheControl });
+      await azurite.put('typeless', object.sourceKey, body, { contentType: 'application/octet-stream' });
+    }
+    const sizes = rowTyped.map(({ object }) => object.size);
+    assert.ok(
+      sizes.some((size) => size > 8 * 1024 * 1024) && sizes.some((size) => size <= 8 * 1024 * 1024),
+      'objects above the upload cutoff (staged blocks) and below it',
+    );
+    const streamed = config({ endpoint: s3.endpoint, bucket: 'typeless-source' }, azure('typed'));
+    const onCopy = config(azure('typeless', { endpoint: viaProxy() }), azure('typed-copied', { endpoint: viaProxy() }));
+    writeFileSync(onCopy.file, readFileSync(onCopy.file, 'utf8').replace('copy_mode = "stream"', 'copy_mode = "auto"'));
+    proxy.reset();
+    for (const written of [streamed, onCopy]) {
+      const result = await runCli(['run', 'media_attachments', '--quiet'], { cwd: written.dir });
+      assert.equal(result.code, 0, result.stderr);
+    }
+    assert.equal(blobRequests('typed-copied', (request) => request.headers['x-ms-copy-source'] !== undefined && request.status! < 300).length, rowTyped.length);
+    for (const container of ['typed', 'typed-copied'])
+      for (const { object, type } of rowTyped) {
+        const blob = (await azurite.getBlob(container, object.key))!;
+        assert.equal(sha256(blob.body), object.sha256, `${container}/${object.key}: bytes`);
+        assert.equal(blob.contentType, type, `${container}/${object.key}: Content-Type`);
+        assert.equal(blob.cacheControl, CACHE_CONTROL, `${container}/${object.key}: Cache-Control`);
+      }
+  });
+
   test("list and delete on the store: under the key prefix only, prefix removed, in the service's order, size and MD5, resumed after a key", async () => {
     await azurite.createContainer('listing');
     // Azure (and Azurite) list in UTF-16 code unit order: U+1F600 (a surrogate pair, D83D…) before U+FF5E, which

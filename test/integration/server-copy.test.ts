@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { CACHE_CONTROL, buildFixture, loadFixture, type Fixture } from '../support/fixture.js';
+import { expectedContentType } from '../support/contentTypes.js';
 import { createDatabase, startPostgres, type PostgresServer, type TestDatabase } from '../support/postgres.js';
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
@@ -116,6 +117,40 @@ for (const copyMode of ['server', 'auto'] as const) {
     });
   });
 }
+
+test("CopyObject from objects without Cache-Control, or typed application/octet-stream (another tool wrote them): each copy gets Mastodon's Cache-Control and the row's type, as a streamed copy writes them; a source's own values kept", async () => {
+  const world = await makeWorld();
+  const copied = world.fixture.present.filter((object) => !s3rverCannotCopy(object.sourceKey!));
+  const own = copied[0]!;
+  // Re-written at the source: one keeps its type and a Cache-Control of its own, the others lose their
+  // Cache-Control, and those whose row names a type are labelled as a tool that knew none labels them.
+  const untyped = new Set<string>();
+  for (const object of copied) {
+    const body = (await s3.getObject(world.source, object.sourceKey!))!.body;
+    const rowType = expectedContentType(world.fixture, object);
+    const generic = object !== own && rowType !== undefined && untyped.size % 2 === 0 ? 'application/octet-stream' : undefined;
+    if (rowType !== undefined && object !== own) untyped.add(object.key);
+    await s3.put(world.source, object.sourceKey!, body, {
+      contentType: object === own ? object.contentType : (generic ?? (untyped.has(object.key) ? 'binary/octet-stream' : object.contentType)),
+      cacheControl: object === own ? 'max-age=60' : undefined,
+    });
+  }
+  assert.ok(untyped.size >= 4, 'objects with a generic type at the source');
+  const config = configFor(world, { copyMode: 'server' });
+  proxy.reset();
+  const result = await runCli(['run', 'all', '--quiet'], { cwd: config.dir });
+  assert.equal(result.code, 0, result.stderr);
+  const uploads = proxy.uploadsByKey(world.destination);
+  for (const object of copied) {
+    assert.equal(uploads.get(object.key)?.operation, 'CopyObject', `${object.key}: copied on the provider`);
+    const stored = (await s3.getObject(world.destination, object.key))!;
+    assert.equal(sha256(stored.body), object.sha256, `${object.key}: bytes`);
+    assert.equal(stored.cacheControl, object === own ? 'max-age=60' : CACHE_CONTROL, `${object.key}: Cache-Control`);
+    const wanted = untyped.has(object.key) ? expectedContentType(world.fixture, object) : object.contentType;
+    assert.equal(stored.contentType, wanted, `${object.key}: Content-Type`);
+    assert.equal(uploads.get(object.key)?.acl, object.acl, `${object.key}: ACL`);
+  }
+});
 
 test('copy_mode = "stream" streams even on one endpoint: every object is read (GET) and written (PUT)', async () => {
   const world = await makeWorld();
