@@ -24,7 +24,6 @@ import { UnavailableError, UsageError, describeError } from '../errors.js';
 import { azureAccount, azureServiceUrl, type AzureStoreConfig } from './azureConfig.js';
 import { azureErrorCode, azureStatus, classifyAzureError, fatalAzureError } from './azureErrors.js';
 import { IntegrityError, mayPassWithTime, type StoreSide } from './errors.js';
-import { typeToWrite } from './contentType.js';
 import { outgoingBody } from './outgoing.js';
 import type {
   FailureKind,
@@ -38,6 +37,7 @@ import type {
   StoreWarning,
   WriteOptions,
 } from './types.js';
+import { typeToWrite } from './types.js';
 
 export interface AzureStoreOptions {
   readonly role: StoreSide;
@@ -453,7 +453,7 @@ export class AzureStore implements ObjectStore {
   /**
    * Blobs of another container of the same account (one service URL) are copied here by the service (Copy Blob),
    * which keeps their Content-Type, Cache-Control and Content-MD5; a blob without Cache-Control (as Mastodon writes
-   * them to Azure), or with a type that says nothing (contentType.ts), is given `options.cacheControl` and
+   * them to Azure), or with a type that says nothing (saysNothing in types.ts), is given `options.cacheControl` and
    * `options.contentType` after the copy, as a streamed copy would have written it. `forced` (copy_mode = "server")
    * asks for any Azure source: the source is read through a SAS, which another account accepts too.
    */

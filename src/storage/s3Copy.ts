@@ -2,7 +2,7 @@
  * Server-side copy ([sync] copy_mode): CopyObject from a bucket to another on the same provider, so no object
  * bytes pass through mastosync: a HEAD of the source, then one CopyObject. MetadataDirective COPY keeps the
  * source's Content-Type and Cache-Control; where the source has no Cache-Control, or a type that says nothing
- * (contentType.ts), REPLACE sends the headers a streamed copy writes instead (Mastodon's Cache-Control, the row's
+ * (saysNothing in types.ts), REPLACE sends the headers a streamed copy writes instead (Mastodon's Cache-Control, the row's
  * type), so an object's headers do not depend on how it was copied. A copy does not carry the ACL or the storage
  * class, so both are sent. Objects above CopyObject's 5 GiB limit are copied in parts (UploadPartCopy), through the
  * SDK, loaded then.
@@ -15,10 +15,9 @@ import type { ObjectCannedACL, StorageClass } from '@aws-sdk/client-s3';
 import type { S3StoreConfig } from './s3Config.js';
 import { encodeKey, needsEncoding } from './s3Direct.js';
 import type { S3Store } from './s3.js';
-import type { ObjectInfo, ServerCopyOptions, ServerCopyOutcome } from './types.js';
+import { typeToWrite, type ObjectInfo, type ServerCopyOptions, type ServerCopyOutcome } from './types.js';
 import { fatalOfRequest, type FatalStoreError } from './errors.js';
 import { fatalS3Error, s3ErrorCode } from './s3Errors.js';
-import { typeToWrite } from './contentType.js';
 
 /** The largest object one CopyObject copies (AWS; most providers share the limit). */
 export const MAX_COPY_OBJECT = 5 * 1024 ** 3;

@@ -10,7 +10,6 @@ import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { applyKeyPrefix } from '../mastodon/keys.js';
 import { UnavailableError, UsageError, describeError } from '../errors.js';
-import { typeToWrite } from './contentType.js';
 import { FatalStoreError, IntegrityError, mayPassWithTime, md5FromEtag } from './errors.js';
 import { SwiftAuthError, authRequest, authVersion, parseAuthAnswer, type SwiftSession } from './swiftAuth.js';
 import type { SwiftStoreConfig } from './swiftConfig.js';
@@ -29,6 +28,7 @@ import type {
   StoreOptions,
   WriteOptions,
 } from './types.js';
+import { typeToWrite } from './types.js';
 
 /** Keys per listing page (Swift's default container_listing_limit is 10,000). */
 const PAGE = 1000;
@@ -469,7 +469,7 @@ export class SwiftStore implements ObjectStore {
     if (fromAccount !== accountOf(to.storageUrl)) headers['x-copy-from-account'] = fromAccount;
     // The cluster's copy keeps the source's headers, and a header sent here replaces one: Mastodon's Cache-Control
     // goes only on an object whose source has none (as Mastodon writes them to Swift), and the row's type only on one
-    // whose type says nothing (contentType.ts), as a streamed copy does.
+    // whose type says nothing (saysNothing in types.ts), as a streamed copy does.
     if (options.cacheControl !== undefined || options.contentType !== undefined) {
       const found = await source.head(sourceKey);
       if (found === undefined) return 'missing';

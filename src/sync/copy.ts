@@ -6,9 +6,8 @@
  */
 import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
-import type { ObjectStore, ReadObject, WriteOptions } from '../storage/types.js';
+import { typeToWrite, type ObjectStore, type ReadObject, type WriteOptions } from '../storage/types.js';
 import { BodyRefusedError, FatalStoreError, IntegrityError, ShortSourceError, md5FromEtag } from '../storage/errors.js';
-import { typeToWrite } from '../storage/contentType.js';
 import { describeError } from '../errors.js';
 import type { FailedAt } from './failureStreak.js';
 import { IntegrityCheck, failedInSourceBody, readChecked } from './integrity.js';

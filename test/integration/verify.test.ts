@@ -14,6 +14,7 @@ import { createDatabase, startPostgres, type PostgresServer, type TestDatabase }
 import { startS3, type S3Server } from '../support/s3.js';
 import { startProxy, type HttpProxy } from '../support/httpProxy.js';
 import { readJsonLines, runCli, writeConfig } from '../support/cli.js';
+import { CACHE_CONTROL } from '../support/fixture.js';
 import { assertDestinationExact, buildIntegrityWorld, type IntegrityWorld, type Wanted } from '../support/exact.js';
 import type { VerifyJobSummary } from '../../src/sync/verify.js';
 import { mastodonPrefixes } from '../../src/mastodon/owners.js';
@@ -289,6 +290,11 @@ describe('verify', () => {
           const file = join(s3.directory, bucket, `${keyOf(id)}._S3rver_object`);
           mkdirSync(dirname(file), { recursive: true });
           writeFileSync(file, bodyOf(id));
+          // The headers Mastodon writes: without them s3rver answers binary/octet-stream, which a run replaces by the row's type.
+          writeFileSync(
+            join(s3.directory, bucket, `${keyOf(id)}._S3rver_metadata.json`),
+            JSON.stringify({ 'content-type': 'audio/mpeg', 'cache-control': CACHE_CONTROL }),
+          );
         }
       }
       [deleted, truncated, replaced] = [keyOf('700100'), keyOf('109349205816583400'), keyOf('109349205')];

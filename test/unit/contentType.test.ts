@@ -1,7 +1,7 @@
 /** Which Content-Type a copy writes: the source's, unless it says nothing and the row names one. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { typeToWrite } from '../../src/storage/contentType.js';
+import { typeToWrite } from '../../src/storage/types.js';
 
 test('a source type that says nothing yields to the row’s; any other source type stands', () => {
   for (const generic of [undefined, '', 'application/octet-stream', 'Binary/Octet-Stream', 'application/octet-stream; charset=binary']) {
