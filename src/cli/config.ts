@@ -467,6 +467,8 @@ function resolveOrError<T>(resolveSection: () => T): T | UsageError {
 
 /** Keys that say nothing of where a store is: `init --from-env` writes [destination] with only these. */
 const NOT_WHERE = new Set(['acl', 'storage_class', 'backup_only', 'key_prefix', 'segment_size']);
+/** The keys type = "fs" takes (acl only in [destination]: the sections' own keys say so). */
+const FOLDER_KEYS = new Set(['type', 'path', 'acl']);
 /** Keys only type = "swift" reads. */
 const SWIFT_ONLY = ['auth_url', 'username', 'password', 'tenant', 'project_id', 'domain', 'container', 'segment_size'];
 
@@ -492,6 +494,10 @@ function resolveStore(origin: string, setting: Setting, section: 'source' | 'des
   if (type === 'fs') {
     if (typeof store.path !== 'string' || store.path === '')
       throw new UsageError(`${origin}: [${section}] type = "fs" needs path (Mastodon's public/system folder)`);
+    // A bucket's keys in a folder's section are a mistake (a type changed, a section copied): refused, not ignored.
+    const other = Object.keys(store).find((key) => !FOLDER_KEYS.has(key));
+    if (other !== undefined)
+      throw new UsageError(`${setting(section, other)} is not a folder setting: type = "fs" takes path (and acl in [destination]); remove it`);
     return { type, path: expandHome(store.path) };
   }
   if (typeof store.bucket !== 'string' || store.bucket === '') throw new UsageError(`${origin}: [${section}] needs bucket`);

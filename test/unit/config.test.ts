@@ -177,6 +177,12 @@ const MISTAKES: ReadonlyArray<[string, string, NodeJS.ProcessEnv, RegExp]> = [
   ['no database', MINIMAL.replace(/url = .*/, ''), {}, /\[database\] needs url/],
   ['fs without path', MINIMAL.replace('[destination]', '[destination]\ntype = "fs"'), {}, /type = "fs" needs path/],
   [
+    'a bucket setting in a folder section',
+    MINIMAL.replace('bucket = "new"', 'type = "fs"\npath = "/srv/media"\nregion = "eu-west-1"'),
+    {},
+    /^\S*mastosync\.toml: \[destination\] region is not a folder setting: type = "fs" takes path \(and acl in \[destination\]\); remove it$/,
+  ],
+  [
     'a canned ACL a folder has no mode for',
     MINIMAL.replace('bucket = "new"', 'type = "fs"\npath = "/srv/media"\nacl = "authenticated-read"'),
     {},
