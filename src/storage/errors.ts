@@ -213,6 +213,14 @@ export function mayPassWithTime(error: unknown, status: number | undefined): boo
   return classifyCommon(error)?.kind === 'retryable';
 }
 
+/**
+ * A TLS handshake answered in plain HTTP (an https:// endpoint on an http-only server): OpenSSL's "wrong version
+ * number", whose raw text spans lines and names no endpoint.
+ */
+export function answeredPlainHttp(error: unknown): boolean {
+  return errorCodes(error).includes('ERR_SSL_WRONG_VERSION_NUMBER') || /wrong version number/.test(error instanceof Error ? error.message : '');
+}
+
 /** A gateway's answer that the store behind it is down or silent (502 Bad Gateway, 504 Gateway Timeout). */
 export function gatewayFoundNoStore(status: number | undefined): boolean {
   return status === 502 || status === 504;

@@ -37,6 +37,7 @@ import {
   IntegrityError,
   formatSize,
   mayPassWithTime,
+  answeredPlainHttp,
   md5FromEtag,
   type StoreSide,
 } from './errors.js';
@@ -213,6 +214,7 @@ export class S3Store implements ObjectStore {
           cause: error,
         });
       }
+      if (answeredPlainHttp(error)) throw new UsageError(`${where} answers plain HTTP, not HTTPS: use http:// in endpoint`, { cause: error });
       throw new UsageError(`${where} is unreachable (${describeError(error)}): check endpoint and network`, { cause: error });
     }
   }

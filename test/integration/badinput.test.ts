@@ -327,6 +327,13 @@ const CASES: Case[] = [
     says: /\[source\] bucket "bad-source" at http:\/\/\*\*\*@no-such-host\.invalid:9000 is unreachable \(.*ENOTFOUND/,
     hides: /hunter2/,
   },
+  {
+    // OpenSSL's "wrong version number" came as two raw lines; the admin needs to hear the endpoint speaks plain HTTP.
+    name: 'an https:// endpoint on a plain-HTTP server',
+    args: ['run', 'all'],
+    config: () => ({ source: { endpoint: s3.endpoint.replace(/^http:/, 'https:'), bucket: 'bad-source' } }),
+    says: () => new RegExp(`\\[source\\] bucket "bad-source" at ${s3.endpoint.replace(/^http:/, 'https:')} answers plain HTTP, not HTTPS: use http://`),
+  },
 ];
 
 describe('bad input: one clear line, exit 2, nothing written', () => {
