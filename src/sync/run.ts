@@ -286,6 +286,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         earlierGood = [];
       }
     }
+    const checkStarted = performance.now();
     for (;;) {
       const object = knownGood ?? earlierGood?.[0];
       if (object === undefined || stop.aborted) return streaks.checked(false);
@@ -299,7 +300,23 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         return streaks.checked(true);
       }
       if (result.fatal !== undefined) return stopFor(result.fatal);
-      if (result.status === 'failed') return options.abort.aborted ? streaks.checked(false) : stopFor(streaks.checkFailed(key, result));
+      if (result.status === 'failed') {
+        if (options.abort.aborted) return streaks.checked(false);
+        // A store restarting (MinIO, Ceph, a wave of SlowDown) fails for a minute or so: copies stay paused and the
+        // object is tried again until RECHECK_WINDOW_MS (at most the patience) has passed, and only then called broken.
+        const waited = performance.now() - checkStarted;
+        const window = Math.min(RECHECK_WINDOW_MS, options.storePatienceMs ?? STORE_PATIENCE_MS);
+        if (waited < window && !stop.aborted) {
+          const pause = Math.min(RECHECK_PAUSE_MS, window - waited);
+          log.warn(
+            { knownGood: key, error: result.error, retryInMs: Math.round(pause) },
+            'copies failed in a row, and an object copied before fails too: copies wait, and it is tried again before the run stops',
+          );
+          await abortableDelay(pause, stop);
+          continue;
+        }
+        return stopFor(streaks.checkFailed(key, result));
+      }
       // No longer at the source: known good no more.
       if (object === knownGood) knownGood = undefined;
       else earlierGood?.shift();
@@ -838,4 +855,22 @@ class Throttle {
     const back = this.pool.concurrency === this.ceiling;
     this.log.info({ concurrency: this.pool.concurrency }, back ? 'throttling over; back to full concurrency' : 'provider recovering; one more copy in flight');
   }
+}
+
+/** How long a failing known-good object is tried again before the run calls a store broken (at most the patience). */
+const RECHECK_WINDOW_MS = 60_000;
+const RECHECK_PAUSE_MS = 10_000;
+
+/** Resolves after `ms`, or at once when `signal` aborts (a signal ends the wait, not the run's bookkeeping). */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
