@@ -34,7 +34,8 @@ export interface CopyResult {
   readonly ofObject?: true;
   readonly attempts: number;
   /** Set when no retry can fix what failed (a bucket gone, a full disk): the run should stop. */
-  readonly fatal?: FatalStoreError;
+  readonly fatal?: FatalStoreError; /** Missing at the source, and the destination holds it: Mastodon stored it there since a switch (a --since pass). */
+  readonly atDestination?: true;
 }
 
 export interface CopyContext {

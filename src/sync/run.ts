@@ -142,7 +142,7 @@ export interface RunSummary {
    * The objects this run looked for at the source for the first time (not those missing before), and how many of
    * them it did not find: an empty or wrong source (an unmounted folder, another bucket) shows as most of them.
    */
-  readonly firstLooks: { readonly found: number; readonly missing: number };
+  readonly firstLooks: { readonly found: number; readonly missing: number; readonly atDestination: number };
   /** Copies failed, by where (`destination PUT`, `source GET`…; a fatal one by its side), for the summary's note. */
   readonly failedAt: ReadonlyMap<string, number>;
 }
@@ -251,7 +251,9 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
   });
   const scope = options.scope ?? WHOLE_DATABASE;
   const wholeScope = coversEveryRow(scope);
-  const firstLooks = { found: 0, missing: 0 };
+  // Of those missing, the ones a --since pass found at the destination: after a switch Mastodon stores new media there
+  // only, so they say nothing about the source (docs/migration.md step 4).
+  const firstLooks = { found: 0, missing: 0, atDestination: 0 };
   const failedAt = new Map<string, number>();
   const finishing: Promise<void>[] = [];
 
@@ -321,6 +323,15 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (object === knownGood) knownGood = undefined;
       else earlierGood?.shift();
     }
+  }
+
+  /** `missing`, marked atDestination when the destination holds the object; a HEAD that fails says nothing. */
+  async function heldAtDestination(object: OwnedObject, missing: CopyResult): Promise<CopyResult> {
+    const held = await destination.head(object.key).then(
+      (info) => info !== undefined,
+      () => false,
+    );
+    return held ? { ...missing, atDestination: true } : missing;
   }
 
   /** After EMPTY_SOURCE_LOOKS misses in a row: the run goes on only if the newest rows' objects are at the source. */
@@ -399,7 +410,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
         if (found === undefined && checking !== undefined) await checking;
         // Stopped while this copy waited in the queue: it never started, and stays to do (its row is not settled).
         if (stop.aborted) return;
-        record(object, retry, tracked, updated, found ?? (await copyOwnedObject(object, context)));
+        const result = found ?? (await copyOwnedObject(object, context));
+        record(object, retry, tracked, updated, result.status === 'missing' && scope.since !== undefined ? await heldAtDestination(object, result) : result);
       } catch (error) {
         // Only the bookkeeping can throw (a checkpoint write on a full disk): say so, and never leave the job waiting.
         log.error({ job, id: object.id, key: object.key, err: error }, 'could not record a copy');
@@ -454,7 +466,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (gone.size > 0 && gone.delete(key) && (result.status === 'copied' || result.status === 'relocated')) summary.recopied += 1;
       if (result.onProvider) summary.copiedOnProvider += 1;
       settled(object.id);
-      if (!retry && result.status !== 'failed') {
+      if (result.atDestination) firstLooks.atDestination += 1;
+      else if (!retry && result.status !== 'failed') {
         if (result.status === 'missing') firstLooks.missing += 1;
         else firstLooks.found += 1;
         if (firstLooks.found === 0 && firstLooks.missing === EMPTY_SOURCE_LOOKS) finishing.push(lookAtNewest());
@@ -818,6 +831,7 @@ function logResult(
 ): void {
   // A copy that met the run's fatal cause is said once, by the run's stop line, not once per copy in flight.
   if (result.status === 'failed') log[result.fatal ? 'info' : 'warn']({ job, id, key, error, attempts: result.attempts }, 'copy failed');
+  else if (result.status === 'missing' && result.atDestination) log.info({ job, id, key }, 'missing at the source, at the destination already');
   else if (result.status === 'missing')
     log[again || manyMissing ? 'info' : 'warn']({ job, id, key }, again ? 'still missing at the source' : 'missing at the source');
   else if (log.isLevelEnabled('debug')) log.debug({ job, id, key, status: result.status, bytes: result.bytes, ms: result.ms, from: result.from }, 'copied');

@@ -69,6 +69,8 @@ export interface VerifyJobSummary {
   aclPrivateReadable: number;
   /** Not at the source (whether the destination has it or not): nothing to compare, not a fault of the copy. */
   missingAtSource: number;
+  /** Of those, the ones the destination holds: Mastodon stored them there after a switch (expected in a --since check). */
+  missingAtSourceHeld: number;
   /** Could not be checked (the store kept failing). */
   errors: number;
   /**
@@ -337,7 +339,7 @@ async function verifyAtAlternate(
   summary: VerifyJobSummary,
 ): Promise<Outcome> {
   const found = await findAtSource(object, (key) => headWithRetries(options.source, key, options.retries));
-  if (found === undefined) return 'missing-at-source';
+  if (found === undefined) return atDestination === undefined ? 'missing-at-source' : 'held-at-destination';
   const md5 = md5FromEtag(found.found.etag);
   const problems = compareListed(
     object,
@@ -470,6 +472,7 @@ export function emptySummary(job: JobName): VerifyJobSummary {
     aclDiffers: 0,
     aclPrivateReadable: 0,
     missingAtSource: 0,
+    missingAtSourceHeld: 0,
     errors: 0,
     sizeOnly: 0,
     checksummed: 0,
@@ -480,7 +483,8 @@ export function emptySummary(job: JobName): VerifyJobSummary {
 }
 
 /** The problems of one object (none: it matches), or that the source lacks it, or that a store gone left it unchecked. */
-type Outcome = Problem[] | 'missing-at-source' | 'unchecked';
+/** `held-at-destination`: missing at the source, and the destination holds it. */
+type Outcome = Problem[] | 'missing-at-source' | 'held-at-destination' | 'unchecked';
 
 const DIFFERS: Partial<Record<ProblemKind, 'sizeDiffers' | 'contentTypeDiffers' | 'cacheControlDiffers' | 'md5Differs' | 'aclDiffers'>> = {
   size: 'sizeDiffers',
@@ -566,8 +570,9 @@ function tally(summary: VerifyJobSummary, outcome: Outcome, options: Pick<Verify
     return;
   }
   options.onSettled?.(summary.job);
-  if (outcome === 'missing-at-source') {
+  if (outcome === 'missing-at-source' || outcome === 'held-at-destination') {
     summary.missingAtSource += 1;
+    if (outcome === 'held-at-destination') summary.missingAtSourceHeld += 1;
     return;
   }
   const [first] = outcome;
@@ -601,7 +606,7 @@ async function verifyObject(object: OwnedObject, options: Verifying, summary: Ve
     return failedCheck(object, error, options);
   }
   // At the destination only, the source lost it since the copy: nothing to compare with, so no match either.
-  if (atSource === undefined) return 'missing-at-source';
+  if (atSource === undefined) return atDestination === undefined ? 'missing-at-source' : 'held-at-destination';
   if (atDestination === undefined) return [problem('missing', { source: options.source.locate(atSource.from) })];
 
   const problems: Problem[] = [];

@@ -140,6 +140,32 @@ describe('a source that is empty or not Mastodon’s', () => {
     assert.equal(summary.total.copied, 50, first.stdout);
   });
 
+  test('a migration delta pass (--since): objects missing at the source but at the destination are expected (MED-2)', async () => {
+    // After the switch Mastodon stores new media at the destination only: 145 of the 150 extra avatars, the source has
+    // the 5 newest (stored before the switch). Before, run and verify exited 1 calling the source the wrong one.
+    const source = join(root, 'delta-source');
+    const destination = join(root, 'delta-destination');
+    for (let id = 100001; id <= 100000 + EXTRA; id++) put(id > 100000 + EXTRA - 5 ? source : destination, extraKey(id), `avatar ${id}`);
+    const config = writeConfig({ databaseUrl: db.url, source: { type: 'fs', path: source }, destination: { type: 'fs', path: destination } });
+    const delta = ['accounts', '--since', '2000-01-01T00:00:00Z', '--min-id', '100001', '--config', config.file];
+    const run = await runCli(['run', ...delta, '--quiet', '--checkpoint', join(root, 'delta.jsonl')]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.doesNotMatch(run.stderr, /is it Mastodon's bucket/);
+    assert.equal(warnedMissing(run.stderr), 0, 'expected, not warned');
+    assert.match(run.stdout, /note: 145 objects missing at the source are at the destination already/);
+    const verify = await runCli(['verify', ...delta]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.doesNotMatch(verify.stderr, /is it Mastodon's bucket/);
+
+    // The same pass from an empty source, the destination lacking the objects: still the wrong source.
+    const empty = join(root, 'delta-empty');
+    mkdirSync(empty);
+    const wrong = writeConfig({ databaseUrl: db.url, source: { type: 'fs', path: empty }, destination: { type: 'fs', path: join(root, 'delta-nothing') } });
+    mkdirSync(join(root, 'delta-nothing'));
+    const wrongRun = await runCli(['run', 'accounts', '--since', '2000-01-01T00:00:00Z', '--min-id', '100001', '--quiet', '--config', wrong.file]);
+    assert.equal(wrongRun.code, 1, wrongRun.stdout + wrongRun.stderr);
+  });
+
   test('verify: most of what it checks missing at the source is exit 1, with a line saying why; the right source: exit 0', async () => {
     const empty = join(root, 'empty-verify');
     mkdirSync(empty);

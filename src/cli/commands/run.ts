@@ -307,6 +307,13 @@ async function runLocked(
               `${missing} objects were newly missing at the source: the first ${MISSING_WARNINGS} were logged at warn, the others at info; the checkpoint records them all`,
             ]
           : [];
+      const { atDestination } = summary.firstLooks;
+      const heldAlready =
+        atDestination > 0
+          ? [
+              `${atDestination} objects missing at the source are at the destination already (Mastodon stored them there after the switch: expected in a --since pass)`,
+            ]
+          : [];
       const doubt =
         stopped === undefined && !summary.interrupted
           ? sourceDoubt(summary.firstLooks.found, missing, source.description, 'run again with --resume (missing objects are looked for again)')
@@ -317,7 +324,14 @@ async function runLocked(
         dryRun: flags.dryRun,
         skipExisting: flags.skipExisting,
         ...(serverCopy && { providerCopy: PROVIDER_COPY[config.destination.type] }),
-        notes: [...(noCheckpoint === undefined ? [] : [noCheckpoint]), ...session.notes, ...resumed, ...unlogged, ...failedWhere(summary.failedAt)],
+        notes: [
+          ...(noCheckpoint === undefined ? [] : [noCheckpoint]),
+          ...session.notes,
+          ...resumed,
+          ...unlogged,
+          ...heldAlready,
+          ...failedWhere(summary.failedAt),
+        ],
         started: isoSeconds(started),
         finished: isoSeconds(new Date()),
         ...(stopped !== undefined && { stopped }),
