@@ -72,8 +72,9 @@ export function reportText(report: Report): string {
   const text = rows.map((row) => row.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  '));
   // A row is finished when each of its objects is recorded: a failed one too, which --resume tries again.
   const failedAmong = total.failed > 0 ? `, with ${total.failed} failed objects that --resume tries again` : '';
-  const unfinished = total.unfinishedRows === 0 ? 'none stays to do' : `the objects of the other ${total.unfinishedRows} stay to do`;
-  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished${failedAmong}; ${unfinished}`;
+  const unfinished = total.unfinishedRows === 0 ? 'none of them stays to do' : `the objects of the other ${total.unfinishedRows} stay to do`;
+  // Said of the rows read: a run cut short may not have reached the rest (a stop in the ACL pass reads no new row).
+  const rowsFinished = `of the ${total.rows} rows read, ${total.rows - total.unfinishedRows} are finished${failedAmong}; ${unfinished}; rows not reached are read by --resume`;
   const status = report.dryRun
     ? 'dry run: nothing was written'
     : report.stopped !== undefined

@@ -41,20 +41,26 @@ test('a finished run: a rows column, the start and end times in UTC, no status l
 test('an interrupted run: the column is "rows read", and the status line says they are not all finished', () => {
   const text = reportText(report(true));
   assert.match(text, /^job +rows read +changed +objects +copied/m);
-  assert.match(text, /^interrupted: run again with --resume to continue \(of the 10 rows read, 7 are finished; the objects of the other 3 stay to do\)$/m);
+  assert.match(
+    text,
+    /^interrupted: run again with --resume to continue \(of the 10 rows read, 7 are finished; the objects of the other 3 stay to do; rows not reached are read by --resume\)$/m,
+  );
 });
 
 test('a stopped run whose finished rows hold failed objects says so: they were tried, not copied', () => {
   const stopped = { ...report(false), jobs: [{ ...job, copied: 0, missing: 0, failed: 8, unfinishedRows: 2 }], stopped: 'the cause: the fix' };
   assert.match(
     reportText(stopped),
-    /^stopped: the cause: the fix \(of the 10 rows read, 8 are finished, with 8 failed objects that --resume tries again; the objects of the other 2 stay to do\)$/m,
+    /^stopped: the cause: the fix \(of the 10 rows read, 8 are finished, with 8 failed objects that --resume tries again; the objects of the other 2 stay to do; rows not reached are read by --resume\)$/m,
   );
 });
 
-test('a stopped run whose rows read are all finished says none stays to do, not "the other 0"', () => {
+test('a stopped run whose rows read are all finished says none of them stays to do, not "the other 0", nor that nothing is left', () => {
   const stopped = { ...report(false), jobs: [{ ...job, unfinishedRows: 0 }], stopped: 'the cause: the fix' };
-  assert.match(reportText(stopped), /^stopped: the cause: the fix \(of the 10 rows read, 10 are finished; none stays to do\)$/m);
+  assert.match(
+    reportText(stopped),
+    /^stopped: the cause: the fix \(of the 10 rows read, 10 are finished; none of them stays to do; rows not reached are read by --resume\)$/m,
+  );
 });
 
 test('an interrupted run --skip-existing is told to go on with --skip-existing, or a --resume copies again what it found present', () => {
