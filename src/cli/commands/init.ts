@@ -247,7 +247,9 @@ export function configFromEnv(env: ReadonlyMap<string, string>, envPath: string)
   lines.push('# ...or a folder (a new public/system):');
   lines.push('# type = "fs"');
   lines.push('# path = "/home/mastodon/live/public/system"');
-  lines.push(`acl = ${tomlString(acl)}   # S3_PERMISSION${get('S3_PERMISSION') === undefined ? " (unset: Mastodon's default)" : ''}; "" sends no ACL`);
+  // Mastodon's default is mastosync's too: left commented, so that a Swift or Azure destination (no ACL there) passes.
+  const aclNote = get('S3_PERMISSION') === undefined ? "S3_PERMISSION unset: Mastodon's default, and mastosync's" : 'S3_PERMISSION; remove for Swift or Azure';
+  lines.push(`${get('S3_PERMISSION') === undefined ? '# ' : ''}acl = ${tomlString(acl)}   # ${aclNote}; "" sends no ACL`);
   lines.push('');
   return { text: lines.join('\n'), database, source, notes };
 }
