@@ -9,8 +9,13 @@ import { TABLES, type AttachmentSpec, type JobName, type Row, type Style, type T
 
 const CACHE_PREFIX = 'cache/';
 
-/** Who may read an object at the destination: the configured ACL, or always private (§6). */
-type Visibility = 'default' | 'private';
+/**
+ * Who may read an object at the destination (§6): the configured ACL (`default`); no one but Mastodon (`private`: the
+ * media of a suspended account or a discarded status, which Mastodon takes from view); or its owner, by the link
+ * Mastodon hands out (`owner`: a backup, private where the store signs links, as readable as the configured ACL says
+ * where the web server serves it by a plain URL).
+ */
+type Visibility = 'default' | 'private' | 'owner';
 
 export interface OwnedObject {
   readonly job: JobName;
@@ -143,11 +148,11 @@ function legacyAlternates(relative: string, underCache: boolean, mayMove: boolea
 }
 
 /**
- * §6: backups are private; so are a media file and thumbnail of a suspended account, and those of a status
- * that was removed but preserved (discarded: `deleted_at` set), which Mastodon made private.
+ * §6: backups are their owner's; a media file and thumbnail of a suspended account, and those of a status that was
+ * removed but preserved (discarded: `deleted_at` set), are private, as Mastodon made them.
  */
 function visibilityOf(table: TableSpec, row: Row): Visibility {
-  if (table.alwaysPrivate) return 'private';
+  if (table.ownerOnly) return 'owner';
   if (table.table === 'media_attachments' && (row.account_suspended === true || row.status_discarded === true)) {
     return 'private';
   }

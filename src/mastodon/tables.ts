@@ -45,8 +45,8 @@ export interface TableSpec {
   readonly isLocal?: (row: Row) => boolean;
   /** Columns besides the attachments' own that key or ACL derivation reads. */
   readonly extraColumns: readonly string[];
-  /** Every object of this table is written `private` (§6: backup dumps). */
-  readonly alwaysPrivate?: boolean;
+  /** Every object of this table is its owner's, fetched by the link Mastodon hands out (§6: backup dumps). */
+  readonly ownerOnly?: boolean;
 }
 
 /** Ruby's `blank?` on a string column: nil, empty or only white space. */
@@ -147,7 +147,7 @@ export const TABLES: Readonly<Record<JobName, TableSpec>> = {
     table: 'backups',
     attachments: [{ name: 'dump', folder: 'dumps', styles: () => NO_STYLES }],
     extraColumns: [],
-    alwaysPrivate: true,
+    ownerOnly: true,
   },
   imports: {
     table: 'imports',

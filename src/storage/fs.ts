@@ -84,19 +84,21 @@ export class FsStore implements ObjectStore {
    */
   readonly access: ObjectAccess = {
     // lstat: a link in the destination folder is no object of ours, and chmod would change what it points to.
-    compare: async (key, acl) => {
+    compare: async (key, requested, _signal, ownerAcl) => {
+      const acl = aclOfFile(requested, ownerAcl);
       const info = await lstat(this.pathOf(key)).catch((error: unknown) => (isAbsent(error) ? undefined : Promise.reject(error)));
       if (info === undefined || !info.isFile()) return undefined;
       const readers = info.mode & (GROUP_READ | OTHERS_READ);
       const seen = readers & OTHERS_READ ? 'public-read' : readers & GROUP_READ ? 'group-read' : 'private';
       const found = `${seen} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`;
-      return { matches: acl === 'private' ? readers === 0 : (readers & OTHERS_READ) !== 0, found };
+      const matches = acl === 'private' ? readers === 0 : (readers & OTHERS_READ) !== 0;
+      return { matches, found, ...(acl !== requested && { expected: acl }) };
     },
-    set: async (key, acl) => {
+    set: async (key, acl, _signal, ownerAcl) => {
       const path = this.pathOf(key);
       try {
         if (!(await lstat(path)).isFile()) return false;
-        await chmod(path, modeFor(acl));
+        await chmod(path, modeFor(aclOfFile(acl, ownerAcl)));
         return true;
       } catch (error) {
         if (isAbsent(error)) return false;
@@ -163,14 +165,15 @@ export class FsStore implements ObjectStore {
     const path = this.pathOf(key);
     const temporary = join(dirname(path), `${TEMPORARY_PREFIX}${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     // Mastodon's modes (§6), exactly: a umask would narrow them (a cron job's 027 hides every file from nginx).
-    const mode = modeFor(options.acl);
+    const acl = aclOfFile(options.acl, options.ownerAcl);
+    const mode = modeFor(acl);
     let fileFailed: unknown;
     try {
       await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
         throw (fileFailed = error);
       });
       await fill(temporary, mode, (error) => (fileFailed = error));
-      if (options.acl) await chmod(temporary, mode);
+      if (acl) await chmod(temporary, mode);
       await rename(temporary, path).catch((error: unknown) => {
         throw (fileFailed = error);
       });
@@ -350,6 +353,15 @@ function readable(folder: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The ACL a file's mode follows: a backup's private ACL is for stores that sign its links; here Mastodon's download
+ * redirects to the plain URL the web server serves, and its file keeps the mode every file gets, so the configured
+ * ACL (`ownerAcl`) decides, as for any file (0644 under "public-read", 0600 under "private").
+ */
+function aclOfFile(acl: string | undefined, ownerAcl: string | undefined): string | undefined {
+  return ownerAcl ?? acl;
 }
 
 /**

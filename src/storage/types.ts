@@ -27,6 +27,12 @@ export interface WriteOptions {
   readonly contentLength?: number;
   /** A canned ACL; undefined or "" sends none. */
   readonly acl?: string;
+  /**
+   * For an object only its owner fetches, by a link Mastodon hands out (a backup; `acl` is then "private"): the
+   * configured ACL. A store that serves such links unsigned (a folder behind the web server, which Mastodon's download
+   * redirects to) gives the object this access instead of `acl`'s, as Mastodon's own file there has; the others ignore it.
+   */
+  readonly ownerAcl?: string;
   readonly storageClass?: string;
   /** Base64 MD5 of the body, sent as Content-MD5 on a single PUT so the server itself refuses wrong bytes. */
   readonly contentMd5?: string;
@@ -97,12 +103,15 @@ export interface ObjectStore {
 /** Per-object access, as `write` sets it from WriteOptions.acl (a canned ACL; "private" for Mastodon's private objects). */
 export interface ObjectAccess {
   /**
-   * Whether readers see `key` as a write with `acl` would have left it (public or not: grants that differ only in
+   * Whether readers see `key` as a write with `acl` (and `ownerAcl`, WriteOptions) would have left it (public or not: grants that differ only in
    * who owns the object count as the same), and who they are; undefined when there is no such object.
    */
-  compare(key: string, acl: string, signal?: AbortSignal): Promise<AccessCompared | undefined>;
-  /** Gives the existing object the access a write with `acl` gives; false when there is no such object. */
-  set(key: string, acl: string, signal?: AbortSignal): Promise<boolean>;
+  compare(key: string, acl: string, signal?: AbortSignal, ownerAcl?: string): Promise<AccessCompared | undefined>;
+  /**
+   * Gives the existing object the access a write with `acl` (and `ownerAcl`, WriteOptions) gives; false when there is
+   * no such object.
+   */
+  set(key: string, acl: string, signal?: AbortSignal, ownerAcl?: string): Promise<boolean>;
   /**
    * Asked once before a pass that reads access, writing nothing: throws an AccessUnsupportedError saying why when the
    * store shows it keeps no per-object access (a provider without ACLs answers the same for every key), and resolves
@@ -119,6 +128,8 @@ export interface AccessCompared {
    * with what shows it where that is not an ACL (a folder: "public-read (mode 0644)").
    */
   readonly found: string;
+  /** The canned ACL whose access it was compared with, where the store chose another than `acl` (ownerAcl). */
+  readonly expected?: string;
 }
 
 /**
@@ -156,6 +167,8 @@ export type FailureKind =
 
 export interface ServerCopyOptions {
   readonly acl?: string;
+  /** As WriteOptions.ownerAcl. */
+  readonly ownerAcl?: string;
   readonly storageClass?: string;
   /**
    * copy_mode = "server": the admin says the provider can copy between these stores (a grant across accounts, say),

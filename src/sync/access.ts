@@ -19,7 +19,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName, Row } from '../mastodon/tables.js';
 import { AccessRefusedError, AccessUnsupportedError, FatalStoreError } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/types.js';
-import { aclFor, type CopyResult } from './copy.js';
+import { aclFor, ownerAclFor, type CopyResult } from './copy.js';
 import { BoundedPool } from './pool.js';
 import { withRetries } from './retry.js';
 import type { FailedAt, FailureStreaks } from './failureStreak.js';
@@ -113,15 +113,16 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
   /** Sets `object`'s access (if it still differs, with `check`), in the pool. */
   const set = async (object: OwnedObject, check: boolean) => {
     const acl = aclFor(object, options.acl)!;
+    const ownerAcl = ownerAclFor(object, options.acl);
     await pool.submit(async () => {
       if (halted()) return;
       try {
         if (check) {
-          const compared = await retrying(() => access.compare(object.key, acl, stop));
+          const compared = await retrying(() => access.compare(object.key, acl, stop, ownerAcl));
           permitted = true;
           if (compared?.matches !== false) return options.streaks?.succeeded();
         }
-        if (await retrying(() => access.set(object.key, acl, stop))) result.reapplied += 1;
+        if (await retrying(() => access.set(object.key, acl, stop, ownerAcl))) result.reapplied += 1;
         permitted = true;
         options.streaks?.succeeded();
       } catch (error) {
@@ -150,7 +151,7 @@ export async function reapplyAccess(options: AccessPassOptions): Promise<AccessP
     }
     if (probe === undefined) return;
     try {
-      const compared = await retrying(() => access.compare(probe.key, aclFor(probe, options.acl)!, stop));
+      const compared = await retrying(() => access.compare(probe.key, aclFor(probe, options.acl)!, stop, ownerAclFor(probe, options.acl)));
       permitted = true;
       if (compared?.matches === true) return options.streaks?.succeeded();
     } catch (error) {
@@ -236,12 +237,12 @@ export interface PresentAccessContext {
  */
 export async function givePresentAccess(object: OwnedObject, found: CopyResult, context: PresentAccessContext): Promise<CopyResult | undefined> {
   const access = context.destination.access;
-  if (object.visibility !== 'private' || access === undefined) return found;
+  if (object.visibility === 'default' || access === undefined) return found;
   const acl = aclFor(object, context.acl);
   if (acl === undefined) return found;
   const started = performance.now();
   try {
-    const set = await withRetries([context.destination], () => access.set(object.key, acl, context.signal), {
+    const set = await withRetries([context.destination], () => access.set(object.key, acl, context.signal, ownerAclFor(object, context.acl)), {
       retries: context.retries,
       signal: context.signal,
     });

@@ -170,6 +170,7 @@ async function copyOnServer(object: OwnedObject, serverCopy: ServerCopy, context
   if (destination.copyFrom === undefined) return 'stream';
   const options = {
     acl: aclFor(object, context.acl),
+    ownerAcl: ownerAclFor(object, context.acl),
     storageClass: context.storageClass,
     forced: serverCopy.forced,
     cacheControl: MASTODON_CACHE_CONTROL,
@@ -200,6 +201,7 @@ async function streamToDestination(object: OwnedObject, source: ReadObject, cont
     cacheControl: source.cacheControl ?? MASTODON_CACHE_CONTROL,
     contentLength: length,
     acl: aclFor(object, context.acl),
+    ownerAcl: ownerAclFor(object, context.acl),
     storageClass: context.storageClass,
     contentMd5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
     proofRequired: provedByDestination,
@@ -253,7 +255,12 @@ function fromSourceBody(failure: unknown): boolean {
 /** The ACL Mastodon would have set on this object (docs/storage-layout.md §6). */
 export function aclFor(object: OwnedObject, configured: string): string | undefined {
   if (configured === '') return undefined;
-  return object.visibility === 'private' ? 'private' : configured;
+  return object.visibility === 'default' ? configured : 'private';
+}
+
+/** WriteOptions.ownerAcl: the configured ACL, for an object its owner fetches by link (a backup). */
+export function ownerAclFor(object: OwnedObject, configured: string | undefined): string | undefined {
+  return object.visibility === 'owner' && configured ? configured : undefined;
 }
 
 const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {

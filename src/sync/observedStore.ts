@@ -50,8 +50,8 @@ export function observeStore(store: ObjectStore, side: StoreSide, observe: Reque
     // tried account after account instead of waited for and stopped.
     ...(access !== undefined && {
       access: {
-        compare: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.compare(key, acl, signal)),
-        set: (key: string, acl: string, signal?: AbortSignal) => timed('acl', () => access.set(key, acl, signal)),
+        compare: (key: string, acl: string, signal?: AbortSignal, ownerAcl?: string) => timed('acl', () => access.compare(key, acl, signal, ownerAcl)),
+        set: (key: string, acl: string, signal?: AbortSignal, ownerAcl?: string) => timed('acl', () => access.set(key, acl, signal, ownerAcl)),
         probe: (signal?: AbortSignal) => timed('acl', () => access.probe(signal)),
       },
     }),

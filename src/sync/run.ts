@@ -516,7 +516,7 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
       if (options.dryRun) {
         summary.present += 1;
         settled(object.id);
-      } else if (object.visibility === 'private' && destination.access !== undefined)
+      } else if (object.visibility !== 'default' && destination.access !== undefined)
         return submit(row, object, retry, false, () => withAccess(object, PRESENT));
       else record(object, retry, false, recentChange(row, object), PRESENT);
       return undefined;

@@ -22,7 +22,7 @@ import type { OwnedObject } from '../mastodon/keys.js';
 import type { JobName } from '../mastodon/tables.js';
 import { typeToWrite, type AccessCompared, type ListedObject, type ObjectInfo, type ObjectStore } from '../storage/types.js';
 import { describeError } from '../errors.js';
-import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, copyOwnedObject, type CopyContext } from './copy.js';
+import { MASTODON_CACHE_CONTROL, aclFor, contentTypeFromRow, ownerAclFor, copyOwnedObject, type CopyContext } from './copy.js';
 import { FailureStreaks, describeFailure, streakObjects } from './failureStreak.js';
 import { AccessRefusedError, AccessUnsupportedError, FatalStoreError, IntegrityError, md5FromEtag } from '../storage/errors.js';
 import { BoundedPool } from './pool.js';
@@ -358,11 +358,11 @@ async function verifyAtAlternate(
  */
 async function withAccess(object: OwnedObject, problems: Problem[], options: Verifying): Promise<Outcome> {
   const access = options.destination.access;
-  const expected = options.acl === undefined ? undefined : aclFor(object, options.acl);
-  if (access === undefined || expected === undefined) return problems;
+  const acl = options.acl === undefined ? undefined : aclFor(object, options.acl);
+  if (access === undefined || acl === undefined) return problems;
   let compared: AccessCompared | undefined;
   try {
-    compared = await withRetries([options.destination], () => access.compare(object.key, expected, options.stop), {
+    compared = await withRetries([options.destination], () => access.compare(object.key, acl, options.stop, ownerAclFor(object, options.acl)), {
       retries: options.retries,
       signal: options.stop,
     });
@@ -374,6 +374,7 @@ async function withAccess(object: OwnedObject, problems: Problem[], options: Ver
   }
   options.aclPermitted = true;
   if (compared === undefined) return problems;
+  const expected = compared.expected ?? acl;
   noteAccess(object, expected, compared, options);
   if (compared.matches) return problems;
   return [...problems, problemOf(object, options.destination, 'acl', { expected, actual: compared.found })];
@@ -528,10 +529,14 @@ async function repairObject(object: OwnedObject, problems: readonly Problem[], c
 async function setAccess(object: OwnedObject, key: string, acl: string, context: CopyContext, options: Verifying): Promise<RepairDone> {
   const repair = { job: object.job, id: object.id, key };
   try {
-    const set = await withRetries([context.destination], () => context.destination.access!.set(object.key, acl, options.stop), {
-      retries: context.retries,
-      signal: options.stop,
-    });
+    const set = await withRetries(
+      [context.destination],
+      () => context.destination.access!.set(object.key, acl, options.stop, ownerAclFor(object, options.acl)),
+      {
+        retries: context.retries,
+        signal: options.stop,
+      },
+    );
     options.aclPermitted = true;
     options.streaks?.succeeded();
     return set ? { ...repair, repair: 'acl' } : { ...repair, repair: 'failed', error: 'no longer at the destination' };

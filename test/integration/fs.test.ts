@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BIG_OBJECT_SIZE, CACHE_CONTROL, type Fixture } from '../support/fixture.js';
+import { BIG_OBJECT_SIZE, CACHE_CONTROL, publicFolderMode, type Fixture } from '../support/fixture.js';
 import { expectedContentType } from '../support/contentTypes.js';
 import type { TestDatabase } from '../support/postgres.js';
 import type { S3Server } from '../support/s3.js';
@@ -133,12 +133,14 @@ describe('filesystem backend', () => {
       const path = join(system, expected.key);
       assert.equal(sha256(readFileSync(path)), expected.sha256, `${expected.key}: bytes`);
       const mode = statSync(path).mode & 0o777;
-      assert.equal(mode, expected.acl === 'private' ? 0o600 : 0o644, `${expected.key}: mode ${mode.toString(8)}`);
+      assert.equal(mode, publicFolderMode(expected), `${expected.key}: mode ${mode.toString(8)}`);
     }
-    assert.ok(
-      fixture.present.some((object) => object.acl === 'private'),
-      'the fixture has private objects (backups, suspended media)',
-    );
+    for (const table of ['backups', 'media_attachments'] as const) {
+      assert.ok(
+        fixture.present.some((object) => object.acl === 'private' && object.table === table),
+        `the fixture has private ${table} (backups, suspended media)`,
+      );
+    }
   });
 
   test('a source body cut short on every attempt leaves no partial file and no temporary file', async () => {

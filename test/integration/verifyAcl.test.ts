@@ -11,7 +11,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectAclCommand } from '@aws-sdk/client-s3';
-import type { ExpectedObject } from '../support/fixture.js';
+import { publicFolderMode, type ExpectedObject } from '../support/fixture.js';
 import { makeS3Client } from '../support/s3.js';
 import { startAclWorld, type AclWorld } from '../support/aclWorld.js';
 import { startProxy } from '../support/httpProxy.js';
@@ -177,7 +177,7 @@ test('a folder with acl = "private": every file 0600 whatever the umask, and ver
   }
   for (const object of world.fixture.present) {
     assert.equal(statSync(join(hidden, object.key)).mode & 0o777, 0o600, `${object.key} in the private folder`);
-    assert.equal(statSync(join(shown, object.key)).mode & 0o777, object.acl === 'private' ? 0o600 : 0o644, `${object.key} in the public folder`);
+    assert.equal(statSync(join(shown, object.key)).mode & 0o777, publicFolderMode(object), `${object.key} in the public folder`);
   }
   const clean = await verify(privateConfig.dir, '--acl');
   assert.equal(clean.code, 0, clean.stderr + clean.stdout);
@@ -193,6 +193,17 @@ test('a folder with acl = "private": every file 0600 whatever the umask, and ver
   // A public file only the group may read is one nginx (another user) cannot serve.
   const grouped = join(shown, publicObject().key);
   assert.deepEqual(await offAfter(publicConfig.dir, grouped, 0o640), [[grouped, 'acl', 'public-read', 'group-read (mode 0640)']]);
+  chmodSync(grouped, 0o644);
+  // A backup nginx cannot read is a download that fails (403): public-read expects it readable, private hides it.
+  const backup = world.fixture.present.find((object) => object.table === 'backups')!;
+  const hiddenBackup = join(shown, backup.key);
+  assert.deepEqual(await offAfter(publicConfig.dir, hiddenBackup, 0o600), [[hiddenBackup, 'acl', 'public-read', 'private (mode 0600)']]);
+  const repaired = await verify(publicConfig.dir, '--acl', '--repair');
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  assert.equal(statSync(hiddenBackup).mode & 0o777, 0o644, 'repaired readable by nginx');
+  const exposedBackup = join(hidden, backup.key);
+  chmodSync(exposed, 0o600);
+  assert.deepEqual(await offAfter(privateConfig.dir, exposedBackup, 0o644), [[exposedBackup, 'acl', 'private', 'public-read (mode 0644)']]);
   for (const dir of [hidden, shown]) rmSync(dir, { recursive: true, force: true });
 });
 

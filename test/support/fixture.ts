@@ -87,6 +87,14 @@ export interface ExpectedObject {
   label: string;
 }
 
+/**
+ * The mode of `object`'s file in a folder written with acl = "public-read": 0600 for the media Mastodon makes private,
+ * 0644 for the rest, backups included (Mastodon's download sends their owner to the plain URL nginx serves).
+ */
+export function publicFolderMode(object: ExpectedObject): number {
+  return object.acl === 'private' && object.table !== 'backups' ? 0o600 : 0o644;
+}
+
 export interface Fixture {
   schema: SchemaName;
   rows: FixtureRow[];

@@ -910,8 +910,13 @@ test('§2 every table that owns files has a job, and no other', () => {
 // ---------------------------------------------------------------------------------------------------------------
 // §6 ACL visibility
 // ---------------------------------------------------------------------------------------------------------------
-const VISIBILITY_CASES: ReadonlyArray<[name: string, job: JobName, row: Row, expected: 'default' | 'private']> = [
-  ['§6 ACL: backup dumps are private', 'backups', { id: '12', dump_file_name: 'archive-20240101120000-0123456789abcdef0123456789abcdef.zip' }, 'private'],
+const VISIBILITY_CASES: ReadonlyArray<[name: string, job: JobName, row: Row, expected: 'default' | 'private' | 'owner']> = [
+  [
+    "§6 ACL: backup dumps are their owner's (private ACL, served by link)",
+    'backups',
+    { id: '12', dump_file_name: 'archive-20240101120000-0123456789abcdef0123456789abcdef.zip' },
+    'owner',
+  ],
   [
     '§6 ACL: media (every style, file and thumbnail) of a suspended account is private',
     'media_attachments',
