@@ -4,6 +4,7 @@
  * result goes to the checkpoint and the job's tally. A graceful stop stops reading and lets in-flight copies
  * finish; the hard stop aborts them.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import { DatabaseLostError, type Database } from '../db/connection.js';
 import { movedColumn, readRowPages, readRowsById, stampOf as stampOfAttachment } from '../db/rows.js';
@@ -314,7 +315,8 @@ export async function runJobs(options: RunOptions): Promise<RunSummary> {
             { knownGood: key, error: result.error, retryInMs: Math.round(pause) },
             'copies failed in a row, and an object copied before fails too: copies wait, and it is tried again before the run stops',
           );
-          await abortableDelay(pause, stop);
+          // A signal ends the wait (not the run's bookkeeping), as retry.ts's backoff does.
+          await sleep(pause, undefined, { signal: stop }).catch(() => undefined);
           continue;
         }
         return stopFor(streaks.checkFailed(key, result));
@@ -874,17 +876,3 @@ class Throttle {
 /** How long a failing known-good object is tried again before the run calls a store broken (at most the patience). */
 const RECHECK_WINDOW_MS = 60_000;
 const RECHECK_PAUSE_MS = 10_000;
-
-/** Resolves after `ms`, or at once when `signal` aborts (a signal ends the wait, not the run's bookkeeping). */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
